@@ -1,0 +1,1 @@
+"""Skywarden client library (filled by the client issue)."""

@@ -1,0 +1,8 @@
+"""``skywarden-client`` command line."""
+
+import sys
+
+
+def main() -> int:
+    print("skywarden-client: not implemented yet", file=sys.stderr)
+    return 2

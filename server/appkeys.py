@@ -1,0 +1,26 @@
+"""Typed keys for what the app factory puts on the application and request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from skywarden.server.settings import Settings
+    from skywarden.server.tool_calls import ToolRunner
+    from skywarden.tools.registry import ToolRegistry
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+REGISTRY: web.AppKey[ToolRegistry] = web.AppKey("registry")
+RUNNER: web.AppKey[ToolRunner] = web.AppKey("runner")
+KEY_STORE: web.AppKey[Any] = web.AppKey("key_store")
+AUTHENTICATOR: web.AppKey[Any] = web.AppKey("authenticator")
+SESSIONS: web.AppKey[Any] = web.AppKey("sessions")
+LIMITER: web.AppKey[Any] = web.AppKey("limiter")
+METRICS: web.AppKey[Any] = web.AppKey("metrics")
+
+# request-scoped values (request[...])
+REQUEST_ID = "skywarden.request_id"
+PRINCIPAL = "skywarden.principal"
+AUDIT = "skywarden.audit"

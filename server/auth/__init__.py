@@ -1,0 +1,1 @@
+"""API keys and the admin credential: format, hashing, stores, middleware."""

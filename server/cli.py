@@ -1,0 +1,108 @@
+"""``skywarden``: run the server, list tools, manage keys on the store directly."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from skywarden.server import __version__
+from skywarden.server.settings import Settings, SettingsError, env_name, load_settings, setting_fields
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (flag > environment > config file > default)")
+    group.add_argument("--config", metavar="PATH", help="TOML config file (env SKYWARDEN_CONFIG)")
+    for f in setting_fields():
+        default = "" if f.metadata.get("secret") else f" (default: {_show_default(f.default)})"
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            default=None,
+            metavar=f.name.upper(),
+            help=f"{f.metadata['help']}; env {env_name(f.name)}{default}",
+        )
+
+
+def _show_default(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    return str(value) if value != "" else "unset"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skywarden", description="Skywarden MCP tool server")
+    parser.add_argument("--version", action="version", version=f"skywarden {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server")
+    _add_setting_flags(serve)
+
+    tools = sub.add_parser("tools", help="list the tools that load, and from which distribution")
+    tools.add_argument("--json", action="store_true", help="machine-readable output")
+
+    from skywarden.server.admin_cli import add_admin_commands
+
+    add_admin_commands(sub, _add_setting_flags)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    cli = {f.name: getattr(args, f.name, None) for f in setting_fields()}
+    return load_settings(cli=cli, config_path=getattr(args, "config", None))
+
+
+def _cmd_tools(args: argparse.Namespace) -> int:
+    import json
+
+    from skywarden.tools.registry import discover_tools
+
+    registry = discover_tools()
+    if args.json:
+        print(json.dumps([{"name": t.name, "title": t.title, "distribution": t.distribution} for t in registry]))
+    else:
+        for t in registry:
+            print(f"{t.name:<32} {t.distribution:<32} {t.title}")
+    return 0
+
+
+def _cmd_serve(settings: Settings) -> int:
+    from skywarden.server.serve import serve
+
+    return serve(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "tools":
+            return _cmd_tools(args)
+        settings = settings_from_args(args)
+        if args.command == "serve":
+            return _cmd_serve(settings)
+        return asyncio.run(args.handler(args, settings))
+    except SettingsError as exc:
+        print(f"skywarden: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # start-up failures: one clear line, no trace
+        from skywarden.tools.registry import DuplicateToolError
+
+        if isinstance(exc, (DuplicateToolError, OSError)):
+            print(f"skywarden: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def settings_summary(settings: Settings) -> dict[str, Any]:
+    return {
+        f.name: ("***" if f.metadata.get("secret") and getattr(settings, f.name) else getattr(settings, f.name))
+        for f in dataclasses.fields(settings)
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Reading a JSON request body: content type, size and nesting checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from skywarden.server.appkeys import SETTINGS
+from skywarden.server.jsonutil import BodyError, loads_guarded
+from skywarden.server.problems import ProblemError
+
+
+def is_json_content_type(request: web.Request) -> bool:
+    ctype = request.content_type
+    return ctype == "application/json" or (ctype.startswith("application/") and ctype.endswith("+json"))
+
+
+async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
+    """Return the parsed JSON body or raise a ProblemError (400/413/415)."""
+    if not request.body_exists:
+        if allow_empty:
+            return None
+        raise ProblemError(400, "Bad request", "A JSON body is required.", type="invalid-body")
+    if not is_json_content_type(request):
+        raise ProblemError(
+            415,
+            "Unsupported media type",
+            f"Send the body as application/json, not {request.content_type or 'no content type'}.",
+            type="unsupported-media-type",
+        )
+    body = await request.read()  # aiohttp answers 413 past client_max_size
+    if not body.strip() and allow_empty:
+        return None
+    try:
+        return loads_guarded(body, request.app[SETTINGS].max_json_depth)
+    except BodyError as exc:
+        raise ProblemError(400, "Bad request", exc.reason[:300], type="invalid-json") from None

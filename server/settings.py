@@ -1,0 +1,250 @@
+"""Settings: one dataclass, read from CLI flags > environment > config file > defaults.
+
+Every field carries its own parser and help text in ``metadata`` so the CLI,
+the environment reader and the config-file reader all share one definition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "SKYWARDEN_"
+
+
+class SettingsError(ValueError):
+    """An invalid setting; the message is one line naming the setting."""
+
+
+def _int_range(lo: int, hi: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"must be an integer from {lo} to {hi}")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be an integer from {lo} to {hi}") from None
+        if not lo <= number <= hi:
+            raise ValueError(f"must be an integer from {lo} to {hi}")
+        return number
+
+    return parse
+
+
+def _positive_float(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a positive number of seconds") from None
+    if not number > 0 or number != number or number == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _optional_path(value: Any) -> str:
+    return _text(value).strip()
+
+
+def _http_url(value: Any) -> str:
+    text = _text(value).strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("must be an http(s) URL such as https://api.weather.gov")
+    if parts.query or parts.fragment:
+        raise ValueError("must not contain a query or fragment")
+    return text
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _text(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        items = value
+    else:
+        items = _text(value).split(",")
+    result = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError("must be a list of strings")
+        if item.strip():
+            result.append(item.strip())
+    return tuple(result)
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    origins = _string_list(value)
+    for origin in origins:
+        if origin == "*":
+            raise ValueError("'*' is not allowed; list each origin (scheme://host[:port])")
+        parts = urlsplit(origin)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path:
+            raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
+    return origins
+
+
+def _rate(value: Any) -> str:
+    from limits import parse_many
+
+    text = _text(value).strip()
+    if not text:
+        return ""
+    try:
+        parse_many(text)
+    except ValueError:
+        raise ValueError("must be a rate such as '120/minute' or empty to disable") from None
+    return text
+
+
+def _database_url(value: Any) -> str:
+    text = _text(value).strip()
+    if text and not text.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ValueError("must start with sqlite:/// or postgresql://")
+    return text
+
+
+def _setting(default: Any, parse: Callable[[Any], Any], help: str, secret: bool = False) -> Any:
+    return field(default=default, metadata={"parse": parse, "help": help, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _setting("127.0.0.1", _text, "address to listen on")
+    port: int = _setting(8080, _int_range(0, 65535), "TCP port to listen on (0 = any free port)")
+    data_dir: str = _setting("./.skywarden", _text, "folder for the SQLite database and generated secrets")
+    database_url: str = _setting("", _database_url, "key store URL; empty = sqlite:///<data_dir>/skywarden.db")
+    nws_base_url: str = _setting("https://api.weather.gov", _http_url, "National Weather Service API base URL")
+    nws_user_agent: str = _setting(
+        "skywarden/0.1 (+https://github.com/skywarden/skywarden)",
+        _text,
+        "User-Agent sent to NWS (they ask for contact details)",
+    )
+    upstream_timeout: float = _setting(10.0, _positive_float, "total timeout of one upstream request, seconds")
+    upstream_max_connections: int = _setting(20, _int_range(1, 1000), "connection pool size for upstream calls")
+    upstream_max_bytes: int = _setting(
+        4 * 1024 * 1024, _int_range(1024, 256 * 1024 * 1024), "largest upstream answer accepted, bytes"
+    )
+    upstream_cache_entries: int = _setting(512, _int_range(0, 100_000), "upstream answers kept in the cache")
+    log_level: str = _setting("info", _choice("debug", "info", "warning", "error"), "log level")
+    log_format: str = _setting("json", _choice("json", "console"), "log format: json lines or console")
+    secret: str = _setting("", _text, "server secret for key hashing (prefer secret_file)", secret=True)
+    secret_file: str = _setting("", _optional_path, "file holding the server secret; generated in data_dir if unset")
+    admin_token: str = _setting("", _text, "admin credential (prefer admin_token_file)", secret=True)
+    admin_token_file: str = _setting("", _optional_path, "file holding the admin token")
+    key_environment: str = _setting("live", _choice("live", "test", "dev"), "environment part of new key prefixes")
+    key_cache_ttl: float = _setting(30.0, _positive_float, "seconds a verified key stays cached in memory")
+    cors_origins: tuple[str, ...] = _setting(
+        (), _origins, "comma-separated origins allowed for CORS and the /mcp Origin check"
+    )
+    max_body_bytes: int = _setting(1024 * 1024, _int_range(1024, 64 * 1024 * 1024), "largest request body, bytes")
+    max_json_depth: int = _setting(32, _int_range(2, 1000), "deepest JSON nesting accepted in a request body")
+    session_idle_timeout: float = _setting(1800.0, _positive_float, "seconds an idle MCP session lives")
+    max_sessions: int = _setting(10_000, _int_range(1, 10_000_000), "live MCP sessions at most")
+    shutdown_timeout: float = _setting(30.0, _positive_float, "seconds in-flight requests get on shutdown")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir).resolve() / 'skywarden.db'}"
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = "***"
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+
+def setting_fields() -> tuple[dataclasses.Field, ...]:
+    return dataclasses.fields(Settings)
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _parse_one(f: dataclasses.Field, value: Any, source: str) -> Any:
+    try:
+        return f.metadata["parse"](value)
+    except ValueError as exc:
+        shown = "***" if f.metadata.get("secret") else repr(value)
+        raise SettingsError(f"invalid setting {f.name} ({source}): {exc}; got {shown}") from None
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"invalid setting config: file {str(path)!r} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"invalid setting config: {str(path)!r} is not valid TOML: {exc}") from None
+    section = data.get("skywarden", data)
+    if not isinstance(section, dict):
+        raise SettingsError("invalid setting config: [skywarden] must be a table")
+    return section
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Build Settings; raises SettingsError naming the first bad setting."""
+    environ = os.environ if environ is None else environ
+    cli = cli or {}
+    known = {f.name: f for f in setting_fields()}
+    values: dict[str, Any] = {}
+
+    config_path = config_path or environ.get(ENV_PREFIX + "CONFIG") or None
+    if config_path:
+        for name, value in read_config_file(config_path).items():
+            if name not in known:
+                raise SettingsError(f"invalid setting {name} (config file): unknown setting")
+            values[name] = _parse_one(known[name], value, "config file")
+
+    for name, f in known.items():
+        if env_name(name) in environ:
+            values[name] = _parse_one(f, environ[env_name(name)], env_name(name))
+
+    for name, value in cli.items():
+        if value is None:
+            continue
+        if name not in known:
+            raise SettingsError(f"invalid setting {name}: unknown setting")
+        values[name] = _parse_one(known[name], value, "--" + name.replace("_", "-"))
+
+    return Settings(**values)

@@ -1,0 +1,68 @@
+"""What a tool is, what it receives and what it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import marshmallow
+
+ProgressReporter = Callable[[float, "float | None", "str | None"], Awaitable[None]]
+
+
+async def _no_progress(progress: float, total: float | None = None, message: str | None = None) -> None:
+    return None
+
+
+class ToolError(Exception):
+    """A failure the caller should see as a tool result with ``isError: true``.
+
+    The message is shown to the caller (and to the model), so it must be clear
+    and must not contain secrets.
+    """
+
+
+@dataclass
+class ToolResult:
+    content: list[dict[str, Any]]
+    structured: dict[str, Any] | None = None
+    is_error: bool = False
+
+
+@dataclass
+class ToolContext:
+    """Everything a tool call gets besides its arguments.
+
+    ``upstream`` is the shared HTTP client for outside APIs (timeouts, size
+    caps, caching); ``principal`` is the authenticated caller or None.
+    """
+
+    upstream: Any
+    settings: Any
+    log: Any
+    principal: Any = None
+    report_progress: ProgressReporter = _no_progress
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Tool(Protocol):
+    name: str
+    title: str
+    description: str
+    Arguments: type[marshmallow.Schema]
+
+    async def call(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult: ...
+
+
+def text_content(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def image_content(data_b64: str, mime_type: str) -> dict[str, Any]:
+    return {"type": "image", "data": data_b64, "mimeType": mime_type}
+
+
+def audio_content(data_b64: str, mime_type: str) -> dict[str, Any]:
+    return {"type": "audio", "data": data_b64, "mimeType": mime_type}

@@ -1,0 +1,169 @@
+"""Discover tools through the ``skywarden.tools`` entry-point group.
+
+A plugin that fails to import or breaks the contract is logged and skipped; a
+name offered by two distributions stops start-up naming both.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import marshmallow
+import structlog
+from skywarden.tools.schema import json_schema
+
+ENTRY_POINT_GROUP = "skywarden.tools"
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+
+log = structlog.get_logger("skywarden.tools")
+
+
+class DuplicateToolError(RuntimeError):
+    """Two plugins offer a tool with the same name."""
+
+
+class InvalidToolError(ValueError):
+    """A loaded object does not follow the tool contract."""
+
+
+@dataclass(frozen=True)
+class RegisteredTool:
+    """A validated tool with everything the hot path needs precomputed."""
+
+    name: str
+    title: str
+    description: str
+    tool: Any
+    arguments_schema: marshmallow.Schema
+    result_schema: marshmallow.Schema | None
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    distribution: str
+    cost: int = 1
+
+    def describe(self, with_output_schema: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "inputSchema": self.input_schema,
+        }
+        if with_output_schema and self.output_schema is not None:
+            data["outputSchema"] = self.output_schema
+        return data
+
+
+class ToolRegistry:
+    def __init__(self, tools: Iterable[RegisteredTool] = ()) -> None:
+        self._tools: dict[str, RegisteredTool] = {}
+        for tool in tools:
+            self.add(tool)
+
+    def add(self, tool: RegisteredTool) -> None:
+        existing = self._tools.get(tool.name)
+        if existing is not None:
+            raise DuplicateToolError(
+                f"tool name {tool.name!r} is offered by both {existing.distribution!r} and {tool.distribution!r}"
+            )
+        self._tools[tool.name] = tool
+
+    def get(self, name: str) -> RegisteredTool | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def __iter__(self) -> Iterator[RegisteredTool]:
+        return iter(self._tools[name] for name in sorted(self._tools))
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+
+def _schema_instance(value: Any, what: str) -> marshmallow.Schema:
+    if isinstance(value, type) and issubclass(value, marshmallow.Schema):
+        return value()
+    if isinstance(value, marshmallow.Schema):
+        return value
+    raise InvalidToolError(f"{what} must be a marshmallow Schema class")
+
+
+def register_tool(obj: Any, distribution: str) -> RegisteredTool:
+    """Check ``obj`` against the tool contract and precompute its schemas."""
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not TOOL_NAME.match(name):
+        raise InvalidToolError(f"name {name!r} must be 1-128 characters of A-Z a-z 0-9 _ - .")
+    description = getattr(obj, "description", None)
+    if not isinstance(description, str) or not description.strip():
+        raise InvalidToolError(f"tool {name!r} needs a non-empty description")
+    title = getattr(obj, "title", None) or name
+    if not isinstance(title, str):
+        raise InvalidToolError(f"tool {name!r}: title must be a string")
+    call = getattr(obj, "call", None)
+    if not inspect.iscoroutinefunction(call):
+        raise InvalidToolError(f"tool {name!r}: call must be an async function")
+    arguments = _schema_instance(getattr(obj, "Arguments", None), f"tool {name!r}: Arguments")
+    result_cls = getattr(obj, "Result", None)
+    result = _schema_instance(result_cls, f"tool {name!r}: Result") if result_cls is not None else None
+    cost = getattr(obj, "cost", 1)
+    if not isinstance(cost, int) or isinstance(cost, bool) or cost < 1:
+        raise InvalidToolError(f"tool {name!r}: cost must be a positive integer")
+    try:
+        input_schema = json_schema(arguments)
+        output_schema = json_schema(result) if result is not None else None
+    except Exception as exc:  # a schema apispec cannot convert is a plugin bug
+        raise InvalidToolError(f"tool {name!r}: schema cannot be converted to JSON Schema: {exc}") from None
+    return RegisteredTool(
+        name=name,
+        title=title,
+        description=description.strip(),
+        tool=obj,
+        arguments_schema=arguments,
+        result_schema=result,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        distribution=distribution,
+        cost=cost,
+    )
+
+
+def _entry_points(paths: list[str] | None) -> Iterator[tuple[metadata.EntryPoint, str]]:
+    seen: set[tuple[str, str, str]] = set()
+    for dist in metadata.distributions(**({"path": paths} if paths is not None else {})):
+        dist_name = f"{dist.metadata['Name']} {dist.version}"
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP:
+                continue
+            marker = (dist.metadata["Name"], ep.name, ep.value)
+            if marker in seen:  # the same distribution found twice on sys.path
+                continue
+            seen.add(marker)
+            yield ep, dist_name
+
+
+def discover_tools(paths: list[str] | None = None) -> ToolRegistry:
+    """Load every tool from the entry-point group; ``paths`` overrides sys.path."""
+    registry = ToolRegistry()
+    for ep, dist_name in _entry_points(paths):
+        try:
+            obj = ep.load()
+            tool = register_tool(obj, dist_name)
+        except DuplicateToolError:
+            raise
+        except Exception as exc:
+            log.error(
+                "plugin skipped",
+                entry_point=f"{ep.name} = {ep.value}",
+                distribution=dist_name,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            continue
+        if tool.name != ep.name:
+            log.warning("entry point name differs from tool name", entry_point=ep.name, tool=tool.name)
+        registry.add(tool)
+    return registry

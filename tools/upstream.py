@@ -1,0 +1,138 @@
+"""The shared client tools use for outside APIs.
+
+One aiohttp session (bounded pool, timeouts), a size cap on every answer, and
+a small cache that honours ``Cache-Control``. Failures become ``UpstreamError``
+(a ``ToolError``), so a tool never turns an upstream fault into an HTTP 500.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from skywarden.tools.contract import ToolError
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-maxage|max-age)\s*=\s*\"?(\d+)", re.IGNORECASE)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache|private)\b", re.IGNORECASE)
+
+
+class UpstreamError(ToolError):
+    """An upstream request failed; the message is safe to show."""
+
+    def __init__(self, message: str, status: int | None = None, problem: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problem = problem or {}
+
+
+def cache_ttl(cache_control: str | None) -> float:
+    """Seconds an answer may be reused, from its Cache-Control header (0 = not at all)."""
+    if not cache_control or _NO_CACHE.search(cache_control):
+        return 0.0
+    match = _MAX_AGE.search(cache_control)
+    return float(match.group(1)) if match else 0.0
+
+
+class TTLCache:
+    """A bounded LRU map whose entries expire; keyed by the full request URL."""
+
+    def __init__(self, max_entries: int, clock: Any = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> Any | None:
+        entry = self._data.get(key)
+        if entry is None or entry[0] <= self._clock():
+            if entry is not None:
+                del self._data[key]
+            self.misses += 1
+            return None
+        self._data.move_to_end(key)
+        self.hits += 1
+        return entry[1]
+
+    def put(self, key: str, value: Any, ttl: float) -> None:
+        if ttl <= 0 or self.max_entries <= 0:
+            return
+        self._data[key] = (self._clock() + ttl, value)
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@dataclass
+class Upstream:
+    session: aiohttp.ClientSession
+    user_agent: str
+    timeout: float
+    max_bytes: int
+    cache: TTLCache
+
+    async def get_json(self, url: str, *, service: str, accept: str = "application/json") -> Any:
+        """GET ``url`` and return its JSON; ``service`` names the upstream in error texts."""
+        key = f"{accept} {url}"
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        headers = {"User-Agent": self.user_agent, "Accept": accept}
+        try:
+            async with self.session.get(
+                url,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                allow_redirects=False,
+            ) as resp:
+                body = await self._read_capped(resp, service)
+                status = resp.status
+                cache_control = resp.headers.get("Cache-Control")
+                content_type = resp.content_type
+        except TimeoutError:
+            raise UpstreamError(f"{service} did not answer within {self.timeout:g} seconds; try again later.") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"{service} could not be reached ({type(exc).__name__}); try again later.") from None
+
+        data = _parse_json(body)
+        if status >= 400:
+            problem = data if isinstance(data, dict) else {}
+            detail = problem.get("detail") or problem.get("title") or ""
+            detail_text = f": {str(detail)[:300]}" if detail else ""
+            raise UpstreamError(f"{service} answered HTTP {status}{detail_text}", status=status, problem=problem)
+        if status != 200:
+            raise UpstreamError(f"{service} answered HTTP {status}, expected 200.", status=status)
+        if data is _INVALID or not content_type.endswith("json"):
+            raise UpstreamError(f"{service} answered with something that is not valid JSON.", status=status)
+        self.cache.put(key, data, cache_ttl(cache_control))
+        return data
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse, service: str) -> bytes:
+        if resp.content_length is not None and resp.content_length > self.max_bytes:
+            raise UpstreamError(f"{service} sent an answer larger than {self.max_bytes} bytes.")
+        chunks = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise UpstreamError(f"{service} sent an answer larger than {self.max_bytes} bytes.")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+_INVALID = object()
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _INVALID

@@ -1,0 +1,46 @@
+"""What both NWS tools share: the API's base URL, its link rule and its codes."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from skywarden.tools.contract import ToolContext, ToolError
+
+SERVICE = "The National Weather Service API"
+ACCEPT = "application/geo+json"
+
+# USPS codes of the states, DC, the territories and freely associated states NWS issues alerts for.
+STATE_CODES = frozenset(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY "
+    "NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY AS GU MP PR VI PW FM MH".split()
+)
+
+
+def base_url(context: ToolContext) -> str:
+    return context.settings.nws_base_url.rstrip("/")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def follow_link(context: ToolContext, url: Any) -> str:
+    """Return ``url`` if it is safe to fetch: it must stay on the configured NWS origin."""
+    if not isinstance(url, str) or not url:
+        raise ToolError(f"{SERVICE} answered without the expected link; try again later.")
+    if _origin(url) != _origin(base_url(context)):
+        raise ToolError(f"{SERVICE} answered with a link to another site, which is not followed.")
+    return url
+
+
+async def get(context: ToolContext, url: str) -> Any:
+    return await context.upstream.get_json(url, service=SERVICE, accept=ACCEPT)
+
+
+def format_coordinate(value: float) -> str:
+    """NWS takes at most four decimals and answers a longer form with a redirect."""
+    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    return "0" if text in {"-0", ""} else text
