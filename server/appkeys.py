@@ -21,6 +21,6 @@ LIMITER: web.AppKey[Any] = web.AppKey("limiter")
 METRICS: web.AppKey[Any] = web.AppKey("metrics")
 
 # request-scoped values (request[...])
-REQUEST_ID = "skywarden.request_id"
-PRINCIPAL = "skywarden.principal"
-AUDIT = "skywarden.audit"
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+PRINCIPAL: web.RequestKey[Any] = web.RequestKey("principal")
+AUDIT: web.RequestKey[Any] = web.RequestKey("audit")

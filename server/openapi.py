@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp_apigami import AiohttpApiSpec, OpenApiVersion
 from aiohttp_apigami.constants import SWAGGER_DICT
+from aiohttp_apigami.swagger_ui import SWAGGER_UI_STATIC_FILES
 from skywarden.server import __version__
 from skywarden.server.appkeys import REGISTRY
 
@@ -44,8 +45,7 @@ SECURITY_SCHEMES = {
 def setup_openapi(app: web.Application) -> AiohttpApiSpec:
     spec = AiohttpApiSpec(
         url=SPEC_URL,
-        swagger_path=UI_PATH,
-        static_path=STATIC_PATH,
+        swagger_path=None,
         title="Skywarden",
         version=__version__,
         openapi_version=OpenApiVersion.V303,
@@ -56,13 +56,59 @@ def setup_openapi(app: web.Application) -> AiohttpApiSpec:
     for name, scheme in SECURITY_SCHEMES.items():
         spec.spec.components.security_scheme(name, scheme)
     spec.register(app, in_place=False)
-    app.on_startup.append(_add_tool_paths)
+    app.on_startup.append(_finish_document)
+    app.router.add_get(UI_PATH, _ui_page)
+    app.router.add_get(UI_PATH + "/init.js", _ui_init)
+    app.router.add_static(STATIC_PATH, SWAGGER_UI_STATIC_FILES)
     return spec
 
 
-async def _add_tool_paths(app: web.Application) -> None:
-    """Document each registered tool as its own operation, with its real schemas."""
+# Our own page around the Swagger UI assets bundled with aiohttp-apigami: no inline script (so the
+# CSP needs no 'unsafe-inline' for scripts) and no online validator badge, so nothing leaves the machine.
+_UI_HTML = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8"><title>Skywarden API</title>
+<link rel="stylesheet" type="text/css" href="{STATIC_PATH}/swagger-ui.css">
+<link rel="icon" type="image/png" href="{STATIC_PATH}/favicon-32x32.png" sizes="32x32">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{STATIC_PATH}/swagger-ui-bundle.js"></script>
+<script src="{STATIC_PATH}/swagger-ui-standalone-preset.js"></script>
+<script src="{UI_PATH}/init.js"></script>
+</body>
+</html>
+"""
+
+_UI_INIT = f"""window.onload = function () {{
+  window.ui = SwaggerUIBundle({{
+    url: "{SPEC_URL}",
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    validatorUrl: null,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    layout: "StandaloneLayout"
+  }});
+}};
+"""
+
+
+async def _ui_page(request: web.Request) -> web.Response:
+    return web.Response(text=_UI_HTML, content_type="text/html")
+
+
+async def _ui_init(request: web.Request) -> web.Response:
+    return web.Response(text=_UI_INIT, content_type="application/javascript")
+
+
+async def _finish_document(app: web.Application) -> None:
+    """Drop Swagger-2-only keys apigami adds; document each tool as its own operation."""
     doc: dict[str, Any] = app[SWAGGER_DICT]
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            operation.pop("produces", None)
+            operation.pop("consumes", None)
     generic = doc["paths"].get("/api/mcp/tools/{toolName}", {}).get("post", {})
     for tool in app[REGISTRY]:
         operation = {

@@ -124,12 +124,8 @@ async def call_tool(request: web.Request) -> web.Response:
         validated = runner.validate(tool, arguments)
     except InvalidArguments as exc:
         raise validation_problem(exc.errors, f"The arguments for {tool.name} are not valid.") from None
-    request[AUDIT_TOOL] = tool.name
     result = await runner.invoke(tool, validated, principal)
     return json_bytes(result_body(result))
-
-
-AUDIT_TOOL = "skywarden.tool"
 
 
 def add_routes(app: web.Application) -> None:

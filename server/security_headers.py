@@ -8,7 +8,7 @@ from skywarden.server.openapi import UI_PATH
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # Swagger UI's page needs its own scripts, styles, images and the spec (same origin only).
 DOCS_CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'none'"
 )
@@ -28,7 +28,7 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     headers = response.headers
     for name, value in _STATIC.items():
         headers.setdefault(name, value)
-    is_docs_page = request.path == UI_PATH or request.path.startswith(UI_PATH + "/static")
+    is_docs_page = request.path == UI_PATH
     headers.setdefault("Content-Security-Policy", DOCS_CSP if is_docs_page else API_CSP)
     if not request.path.startswith(PUBLIC_PREFIXES):
         headers["Cache-Control"] = "no-store"

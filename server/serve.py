@@ -18,7 +18,11 @@ def serve(settings: Settings) -> int:
     async def announce(app: web.Application) -> None:
         log.info("skywarden started", version=__version__, host=settings.host, port=settings.port)
 
+    async def farewell(app: web.Application) -> None:
+        log.info("skywarden stopping", grace_seconds=settings.shutdown_timeout)
+
     app.on_startup.append(announce)
+    app.on_shutdown.append(farewell)
     web.run_app(
         app,
         host=settings.host,

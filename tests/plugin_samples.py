@@ -1,0 +1,60 @@
+"""Objects that fake third-party distributions point their entry points at."""
+
+from marshmallow import Schema, fields
+from skywarden.tools import ToolResult, text_content
+
+
+class EchoArgs(Schema):
+    text = fields.String(required=True)
+
+
+class Echo:
+    name = "echo"
+    title = "Echo"
+    description = "Returns its text"
+    Arguments = EchoArgs
+
+    async def call(self, arguments, context):
+        return ToolResult(content=[text_content(arguments["text"])])
+
+
+echo = Echo()
+
+
+class NotATool:
+    name = "bad name with spaces"
+    description = "x"
+    Arguments = EchoArgs
+
+    async def call(self, arguments, context):
+        return None
+
+
+not_a_tool = NotATool()
+
+
+class SyncCall(Echo):
+    name = "sync_call"
+
+    def call(self, arguments, context):  # not async: breaks the contract
+        return None
+
+
+sync_call = SyncCall()
+
+
+class Explodes(Echo):
+    name = "explodes"
+
+    async def call(self, arguments, context):
+        raise RuntimeError("boom: internal detail")
+
+
+explodes = Explodes()
+
+
+class FakeAlerts(Echo):
+    name = "get_alerts"
+
+
+fake_alerts = FakeAlerts()

@@ -1,0 +1,93 @@
+"""Run ``skywarden serve`` as a real subprocess and wait for it to be up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    proc: asyncio.subprocess.Process
+    port: int
+    lines: list[dict] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+    _reader: asyncio.Task | None = None
+    _terminated: bool = False
+    _waiters: dict[str, asyncio.Future] = field(default_factory=dict)
+
+    async def wait_for_event(self, name: str, timeout: float = 30) -> dict:
+        for event in self.lines:
+            if event.get("event") == name:
+                return event
+        future = self._waiters.setdefault(name, asyncio.get_running_loop().create_future())
+        return await asyncio.wait_for(future, timeout)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _read(self, started: asyncio.Future) -> None:
+        assert self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            text = line.decode(errors="replace").rstrip("\n")
+            self.raw.append(text)
+            try:
+                event = json.loads(text)
+            except ValueError:
+                continue
+            self.lines.append(event)
+            waiter = self._waiters.pop(event.get("event"), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event)
+            if event.get("event") == "skywarden started" and not started.done():
+                started.set_result(True)
+        if not started.done():
+            started.set_exception(RuntimeError("server exited before starting:\n" + "\n".join(self.raw[-20:])))
+
+    def terminate(self) -> None:
+        if not self._terminated and self.proc.returncode is None:
+            self._terminated = True
+            self.proc.terminate()
+
+    async def stop(self, timeout: float = 30) -> int:
+        self.terminate()
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        if self._reader:
+            await self._reader
+        return code
+
+
+async def start_server(env: dict[str, str], *args: str, timeout: float = 30) -> ServerProcess:
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SKYWARDEN_")}
+    full_env.update({"SKYWARDEN_PORT": str(port), "SKYWARDEN_LOG_FORMAT": "json"}, **env)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "skywarden.server.cli",
+        "serve",
+        *args,
+        env=full_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    server = ServerProcess(proc, port)
+    started: asyncio.Future = asyncio.get_running_loop().create_future()
+    server._reader = asyncio.create_task(server._read(started))
+    try:
+        await asyncio.wait_for(started, timeout)
+    except BaseException:
+        proc.kill()
+        raise
+    return server

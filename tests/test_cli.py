@@ -1,0 +1,75 @@
+"""``skywarden`` as a user runs it: a real process, real HTTP over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import aiohttp
+
+from tests.server_process import start_server
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "skywarden.server.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_serve_help_lists_every_environment_variable():
+    from skywarden.server.settings import env_name, setting_fields
+
+    out = run_cli("serve", "--help").stdout
+    for f in setting_fields():
+        assert env_name(f.name) in out
+
+
+def test_invalid_setting_fails_with_one_line(tmp_path):
+    result = run_cli("serve", "--port", "eighty", "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "--port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_flag_is_refused():
+    result = run_cli("serve", "--colour", "blue")
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr
+
+
+def test_tools_command_lists_distributions():
+    result = run_cli("tools")
+    assert result.returncode == 0
+    assert "get_forecast" in result.stdout and "skywarden 0.1.0" in result.stdout
+
+
+async def test_serve_answers_and_shuts_down_gracefully(tmp_path, fake_nws):
+    release, reached = asyncio.Event(), asyncio.Event()
+
+    async def hold(request):
+        if request.path.startswith("/points/"):
+            reached.set()
+            await release.wait()
+
+    fake_nws.hook = hold
+    server = await start_server({"SKYWARDEN_DATA_DIR": str(tmp_path), "SKYWARDEN_NWS_BASE_URL": fake_nws.url})
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.url + "/api/health") as resp:
+            assert resp.status == 200
+        in_flight = asyncio.create_task(
+            http.post(server.url + "/api/mcp/tools/get_forecast", json={"latitude": 39.7456, "longitude": -97.0892})
+        )
+        await reached.wait()
+        server.terminate()
+        await server.wait_for_event("skywarden stopping")  # no longer accepting, call still in flight
+        release.set()
+        resp = await in_flight
+        assert resp.status == 200
+        assert (await resp.json())["isError"] is False
+    code = await server.stop()
+    assert code == 0, "\n".join(server.raw)
+    assert any(e.get("event") == "skywarden stopped" for e in server.lines)

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+from skywarden.server.settings import SettingsError, load_settings
+
+
+def test_defaults():
+    s = load_settings(environ={})
+    assert (s.host, s.port, s.data_dir) == ("127.0.0.1", 8080, "./.skywarden")
+    assert s.nws_base_url == "https://api.weather.gov"
+    assert s.resolved_database_url.startswith("sqlite:///") and s.resolved_database_url.endswith("skywarden.db")
+
+
+def test_precedence_cli_over_env_over_file(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[skywarden]\nport = 9001\nhost = "0.0.0.0"\nlog_level = "debug"\n')
+    env = {"SKYWARDEN_PORT": "9002", "SKYWARDEN_HOST": "127.0.0.2"}
+    s = load_settings(cli={"port": "9003"}, environ=env, config_path=config)
+    assert s.port == 9003
+    assert s.host == "127.0.0.2"
+    assert s.log_level == "debug"
+
+
+def test_config_file_from_environment(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("port = 9100\ncors_origins = ['https://a.example']\n")
+    s = load_settings(environ={"SKYWARDEN_CONFIG": str(config)})
+    assert s.port == 9100 and s.cors_origins == ("https://a.example",)
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"SKYWARDEN_PORT": "eighty"}, "SKYWARDEN_PORT"),
+        ({"SKYWARDEN_PORT": "70000"}, "SKYWARDEN_PORT"),
+        ({"SKYWARDEN_NWS_BASE_URL": "ftp://x"}, "SKYWARDEN_NWS_BASE_URL"),
+        ({"SKYWARDEN_NWS_BASE_URL": "https://x/?q=1"}, "SKYWARDEN_NWS_BASE_URL"),
+        ({"SKYWARDEN_UPSTREAM_TIMEOUT": "-1"}, "SKYWARDEN_UPSTREAM_TIMEOUT"),
+        ({"SKYWARDEN_UPSTREAM_TIMEOUT": "nan"}, "SKYWARDEN_UPSTREAM_TIMEOUT"),
+        ({"SKYWARDEN_LOG_LEVEL": "loud"}, "SKYWARDEN_LOG_LEVEL"),
+        ({"SKYWARDEN_CORS_ORIGINS": "*"}, "SKYWARDEN_CORS_ORIGINS"),
+        ({"SKYWARDEN_CORS_ORIGINS": "example.com"}, "SKYWARDEN_CORS_ORIGINS"),
+        ({"SKYWARDEN_DATABASE_URL": "mysql://x"}, "SKYWARDEN_DATABASE_URL"),
+    ],
+)
+def test_invalid_values_name_the_setting(env, names):
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ=env)
+    message = str(info.value)
+    assert names in message and "\n" not in message
+
+
+def test_invalid_cli_flag_is_named():
+    with pytest.raises(SettingsError, match="--port"):
+        load_settings(cli={"port": "x"}, environ={})
+
+
+def test_bad_config_files(tmp_path):
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(environ={}, config_path=tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("port = = 1")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(environ={}, config_path=bad)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("colour = 'blue'")
+    with pytest.raises(SettingsError, match=r"colour.*unknown setting"):
+        load_settings(environ={}, config_path=unknown)
+    typed = tmp_path / "typed.toml"
+    typed.write_text("port = true")
+    with pytest.raises(SettingsError, match="port"):
+        load_settings(environ={}, config_path=typed)
+
+
+def test_secret_values_are_not_echoed():
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={}, cli={"admin_token": 12345})
+    assert "12345" not in str(info.value)
+    s = load_settings(environ={"SKYWARDEN_ADMIN_TOKEN": "super-secret-token"})
+    assert "super-secret-token" not in repr(s)
