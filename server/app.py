@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
-from skywarden.server import rest
-from skywarden.server.appkeys import REGISTRY, RUNNER, SETTINGS
+from skywarden.server import admin, rest
+from skywarden.server.appkeys import ADMIN, AUTHENTICATOR, KEY_STORE, REGISTRY, RUNNER, SECRET, SETTINGS
+from skywarden.server.auth.authenticator import Authenticator
+from skywarden.server.auth.credentials import Credentials, prepare_credentials
+from skywarden.server.auth.lifecycle import key_store_context
+from skywarden.server.auth.middleware import auth_middleware
+from skywarden.server.auth.store import KeyStore, open_store
 from skywarden.server.errors import error_middleware
 from skywarden.server.openapi import setup_openapi
 from skywarden.server.request_context import request_context_middleware
@@ -15,13 +20,22 @@ from skywarden.server.upstream_setup import upstream_context
 from skywarden.tools.registry import ToolRegistry, discover_tools
 
 
-def create_app(settings: Settings, *, registry: ToolRegistry | None = None) -> web.Application:
+def create_app(
+    settings: Settings,
+    *,
+    registry: ToolRegistry | None = None,
+    credentials: Credentials | None = None,
+    key_store: KeyStore | None = None,
+) -> web.Application:
     registry = registry if registry is not None else discover_tools()
+    credentials = credentials or prepare_credentials(settings)
+    key_store = key_store or open_store(settings.resolved_database_url)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
             request_context_middleware,
             error_middleware,
+            auth_middleware,
         ],
         handler_args={"max_field_size": 8190, "max_line_size": 8190},
     )
@@ -29,7 +43,13 @@ def create_app(settings: Settings, *, registry: ToolRegistry | None = None) -> w
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[RUNNER] = ToolRunner(registry=registry, upstream=None, settings=settings)
+    app[SECRET] = credentials.secret
+    app[ADMIN] = credentials.admin
+    app[KEY_STORE] = key_store
+    app[AUTHENTICATOR] = Authenticator(key_store, credentials.secret, cache_ttl=settings.key_cache_ttl)
+    app.cleanup_ctx.append(key_store_context)
     app.cleanup_ctx.append(upstream_context(app))
     rest.add_routes(app)
+    admin.add_routes(app)
     setup_openapi(app)
     return app

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from skywarden.server import __version__
+from skywarden.server.admin_cli import CliError
+from skywarden.server.auth.credentials import CredentialError
 from skywarden.server.settings import Settings, SettingsError, env_name, load_settings, setting_fields
 
 
@@ -84,8 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args)
         if args.command == "serve":
             return _cmd_serve(settings)
+        from skywarden.server.logging_setup import configure_logging
+
+        configure_logging(settings.log_level, settings.log_format, stream=sys.stderr)
         return asyncio.run(args.handler(args, settings))
-    except SettingsError as exc:
+    except (SettingsError, CliError, CredentialError) as exc:
         print(f"skywarden: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # start-up failures: one clear line, no trace

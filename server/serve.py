@@ -1,36 +1,67 @@
-"""Run the app: TLS or plain, graceful shutdown on SIGTERM/SIGINT."""
+"""Run the app: bind, announce the real address, shut down gracefully on SIGTERM/SIGINT.
+
+Shutdown order (aiohttp's runner): stop accepting, run on_shutdown, let in-flight
+requests finish within ``shutdown_timeout``, then clean up (upstream session, stores).
+"""
 
 from __future__ import annotations
+
+import asyncio
+import signal
+import sys
 
 import structlog
 from aiohttp import web
 from skywarden.server import __version__
 from skywarden.server.app import create_app
+from skywarden.server.auth.credentials import prepare_credentials
 from skywarden.server.logging_setup import configure_logging
 from skywarden.server.settings import Settings
 
 
-def serve(settings: Settings) -> int:
-    configure_logging(settings.log_level, settings.log_format)
+async def _run(settings: Settings) -> None:
     log = structlog.get_logger("skywarden.server")
-    app = create_app(settings)
-
-    async def announce(app: web.Application) -> None:
-        log.info("skywarden started", version=__version__, host=settings.host, port=settings.port)
+    credentials = prepare_credentials(settings)
+    if credentials.generated_admin_token:
+        print(
+            "\nGenerated an admin token (shown once; only its hash is kept):\n\n"
+            f"    {credentials.generated_admin_token}\n\n"
+            "Use it as 'Authorization: Bearer <token>' on /api/admin. Replace it with\n"
+            "'skywarden admin-token rotate', or set SKYWARDEN_ADMIN_TOKEN_FILE.\n",
+            file=sys.stderr,
+            flush=True,
+        )
+    app = create_app(settings, credentials=credentials)
 
     async def farewell(app: web.Application) -> None:
         log.info("skywarden stopping", grace_seconds=settings.shutdown_timeout)
 
-    app.on_startup.append(announce)
     app.on_shutdown.append(farewell)
-    web.run_app(
+    runner = web.AppRunner(
         app,
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=settings.shutdown_timeout,
-        handler_cancellation=True,
+        handle_signals=False,
         access_log=None,
-        print=None,
+        handler_cancellation=True,
+        shutdown_timeout=settings.shutdown_timeout,
     )
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=512)
+        await site.start()
+        addresses = [s.getsockname() for s in site._server.sockets] if site._server else []
+        port = addresses[0][1] if addresses else settings.port
+        log.info("skywarden started", version=__version__, host=settings.host, port=port, url=site.name)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
     log.info("skywarden stopped")
+
+
+def serve(settings: Settings) -> int:
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(_run(settings))
     return 0

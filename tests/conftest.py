@@ -20,11 +20,16 @@ async def fake_nws(aiohttp_server) -> FakeNWS:
     return fake
 
 
+ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijklmnop"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path, fake_nws: FakeNWS):
     def make(**overrides) -> Settings:
         values = {
             "data_dir": str(tmp_path / "data"),
+            "admin_token": ADMIN_TOKEN,
             "nws_base_url": fake_nws.url,
             "upstream_timeout": "5",
             "log_level": "debug",
@@ -41,10 +46,34 @@ def settings(make_settings) -> Settings:
 
 
 @pytest.fixture
-async def make_client(aiohttp_client, make_settings):
+async def make_server(aiohttp_server, make_settings):
     async def make(settings: Settings | None = None, **kwargs):
-        app = create_app(settings or make_settings(), **kwargs)
-        return await aiohttp_client(app)
+        return await aiohttp_server(create_app(settings or make_settings(), **kwargs))
+
+    return make
+
+
+async def create_key(admin_client, **fields) -> dict:
+    fields.setdefault("name", "test key")
+    resp = await admin_client.post("/api/admin/keys", json=fields)
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+@pytest.fixture
+async def make_client(aiohttp_client, make_server):
+    """A client whose requests carry a fresh API key (``client.api_key``); ``client.admin`` holds the admin token."""
+
+    async def make(settings: Settings | None = None, scopes: list[str] | None = None, **kwargs):
+        server = await make_server(settings, **kwargs)
+        admin = await aiohttp_client(server, headers=ADMIN_HEADERS)
+        key = await create_key(admin, scopes=scopes or ["*"])
+        client = await aiohttp_client(server, headers={"X-API-Key": key["key"]})
+        client.api_key = key["key"]
+        client.key_id = key["id"]
+        client.admin = admin
+        client.anonymous = await aiohttp_client(server)
+        return client
 
     return make
 

@@ -8,6 +8,7 @@ import sys
 
 import aiohttp
 
+from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN
 from tests.server_process import start_server
 
 
@@ -56,14 +57,26 @@ async def test_serve_answers_and_shuts_down_gracefully(tmp_path, fake_nws):
             await release.wait()
 
     fake_nws.hook = hold
-    server = await start_server({"SKYWARDEN_DATA_DIR": str(tmp_path), "SKYWARDEN_NWS_BASE_URL": fake_nws.url})
+    server = await start_server(
+        {
+            "SKYWARDEN_DATA_DIR": str(tmp_path),
+            "SKYWARDEN_NWS_BASE_URL": fake_nws.url,
+            "SKYWARDEN_ADMIN_TOKEN": ADMIN_TOKEN,
+        }
+    )
     async with aiohttp.ClientSession() as http:
         async with http.get(server.url + "/api/health") as resp:
             assert resp.status == 200
+        async with http.post(server.url + "/api/admin/keys", json={"name": "cli"}, headers=ADMIN_HEADERS) as resp:
+            key = (await resp.json())["key"]
         in_flight = asyncio.create_task(
-            http.post(server.url + "/api/mcp/tools/get_forecast", json={"latitude": 39.7456, "longitude": -97.0892})
+            http.post(
+                server.url + "/api/mcp/tools/get_forecast",
+                json={"latitude": 39.7456, "longitude": -97.0892},
+                headers={"X-API-Key": key},
+            )
         )
-        await reached.wait()
+        await asyncio.wait_for(reached.wait(), 30)
         server.terminate()
         await server.wait_for_event("skywarden stopping")  # no longer accepting, call still in flight
         release.set()

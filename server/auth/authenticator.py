@@ -1,0 +1,100 @@
+"""Verify a presented API key: format and checksum, then a cached hash lookup.
+
+A verified key is cached for ``cache_ttl`` seconds so the hot path makes no
+store round-trip; revocation or a change through this instance drops the
+entry at once. Use counts are gathered in memory and flushed in batches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from skywarden.server.auth import keys
+from skywarden.server.auth.principal import Principal
+from skywarden.server.auth.records import ACTIVE, HashMatch, KeyRecord, utcnow
+from skywarden.server.auth.store import KeyStore
+
+
+class AuthFailure(Exception):
+    """Authentication failed; ``reason`` is for the audit log only, never the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def principal_for(record: KeyRecord) -> Principal:
+    return Principal(
+        kind="key",
+        id=record.id,
+        name=record.name,
+        scopes=frozenset(record.scopes),
+        rate_limit=record.rate_limit,
+    )
+
+
+@dataclass
+class _Cached:
+    fresh_until: float
+    match: HashMatch
+    principal: Principal
+
+
+@dataclass
+class Authenticator:
+    store: KeyStore
+    secret: bytes
+    cache_ttl: float = 30.0
+    max_cached: int = 10_000
+    monotonic: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = utcnow
+    _cache: OrderedDict[str, _Cached] = field(default_factory=OrderedDict)
+    _usage: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+
+    async def authenticate(self, presented: str | None) -> Principal:
+        if not presented:
+            raise AuthFailure("missing")
+        if not keys.is_well_formed(presented):
+            raise AuthFailure("malformed")
+        if keys.key_environment(presented) == "admin":
+            raise AuthFailure("admin_token_as_key")
+        key_hash = keys.hash_key(presented, self.secret)
+        entry = self._cache.get(key_hash)
+        if entry is None or entry.fresh_until <= self.monotonic():
+            match = await self.store.find_by_hash(key_hash)
+            if match is None:
+                self._cache.pop(key_hash, None)
+                raise AuthFailure("unknown")
+            entry = _Cached(self.monotonic() + self.cache_ttl, match, principal_for(match.record))
+            self._cache[key_hash] = entry
+            self._cache.move_to_end(key_hash)
+            while len(self._cache) > self.max_cached:
+                self._cache.popitem(last=False)
+        now = self.now()
+        status = entry.match.record.status(now)
+        if status != ACTIVE:
+            raise AuthFailure(status)
+        if entry.match.valid_until is not None and entry.match.valid_until <= now:
+            raise AuthFailure("rotated")
+        count, _ = self._usage.get(entry.principal.id, (0, now))
+        self._usage[entry.principal.id] = (count + 1, now)
+        return entry.principal
+
+    def invalidate(self, key_id: str) -> None:
+        for key_hash in [h for h, e in self._cache.items() if e.match.record.id == key_id]:
+            del self._cache[key_hash]
+
+    async def flush_usage(self) -> None:
+        usage, self._usage = self._usage, {}
+        if usage:
+            try:
+                await self.store.record_usage(usage)
+            except Exception:
+                for key_id, (count, last) in usage.items():  # keep them for the next flush
+                    old_count, old_last = self._usage.get(key_id, (0, last))
+                    self._usage[key_id] = (old_count + count, max(old_last, last))
+                raise

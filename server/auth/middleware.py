@@ -1,0 +1,97 @@
+"""Step 3 of the request path: authenticate every non-public request.
+
+API keys open the tool routes and /mcp; only the admin token opens /api/admin.
+Every failure is the same 401, whatever the reason (kept for the audit log).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, PRINCIPAL, REQUEST_ID
+from skywarden.server.auth.authenticator import AuthFailure
+from skywarden.server.auth.keys import KEY_REGEX
+from skywarden.server.auth.principal import Principal
+from skywarden.server.jsonutil import dumps
+from skywarden.server.problems import ProblemError, problem_response
+
+PUBLIC_PATHS = frozenset({"/api/health", "/api/health/ready"})
+PUBLIC_PREFIXES = ("/api/docs",)
+ADMIN_PREFIX = "/api/admin"
+MCP_PATH = "/mcp"
+ADMIN_PRINCIPAL = Principal(kind="admin", id="admin", name="admin")
+_QUERY_SECRET_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "x-api-key"})
+WWW_AUTHENTICATE = 'Bearer realm="skywarden"'
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    value = request.headers.get("Authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
+
+
+def presented_key(request: web.Request) -> str | None:
+    return request.headers.get("X-API-Key") or bearer_token(request)
+
+
+def key_in_query(request: web.Request) -> bool:
+    query = request.rel_url.query
+    return any(name.lower() in _QUERY_SECRET_NAMES or KEY_REGEX.search(value) for name, value in query.items()) or bool(
+        KEY_REGEX.search(request.rel_url.raw_query_string)
+    )
+
+
+def jsonrpc_error_response(status: int, code: int, message: str, headers: dict[str, str]) -> web.Response:
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
+    return web.Response(status=status, body=dumps(body), content_type="application/json", headers=headers)
+
+
+def unauthorized(request: web.Request, presented: bool) -> web.Response:
+    challenge = WWW_AUTHENTICATE + (', error="invalid_token"' if presented else "")
+    headers = {"WWW-Authenticate": challenge}
+    if request.path == MCP_PATH:
+        return jsonrpc_error_response(401, -32001, "Unauthorized: a valid API key is required", headers)
+    error = ProblemError(
+        401,
+        "Unauthorized",
+        "A valid credential is required (X-API-Key or Authorization: Bearer)."
+        if not request.path.startswith(ADMIN_PREFIX)
+        else "The admin token is required (Authorization: Bearer).",
+        type="unauthorized",
+        headers=headers,
+    )
+    return problem_response(error, request.get(REQUEST_ID))
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    path = request.path
+    if is_public(path) or request.method == "OPTIONS":
+        return await handler(request)
+    if key_in_query(request):
+        request[AUTH_FAILURE] = "key_in_query"
+        raise ProblemError(
+            400,
+            "Bad request",
+            "Credentials are never accepted in the URL; send the key in the X-API-Key header.",
+            type="credential-in-url",
+        )
+    if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+        token = bearer_token(request)
+        if not token or not request.app[ADMIN].matches(token):
+            request[AUTH_FAILURE] = "missing" if not token else "bad_admin_token"
+            return unauthorized(request, bool(token))
+        request[PRINCIPAL] = ADMIN_PRINCIPAL
+        return await handler(request)
+    presented = presented_key(request)
+    try:
+        request[PRINCIPAL] = await request.app[AUTHENTICATOR].authenticate(presented)
+    except AuthFailure as failure:
+        request[AUTH_FAILURE] = failure.reason
+        return unauthorized(request, bool(presented))
+    return await handler(request)

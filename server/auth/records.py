@@ -1,0 +1,67 @@
+"""What the key store keeps about a key (never the key itself)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+ACTIVE, DISABLED, REVOKED, EXPIRED = "active", "disabled", "revoked", "expired"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class KeyRecord:
+    id: str
+    name: str
+    prefix: str
+    environment: str
+    scopes: list[str]
+    created_at: datetime
+    owner: str | None = None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    use_count: int = 0
+    disabled: bool = False
+    disabled_reason: str | None = None
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = None
+    rate_limit: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+    def status(self, now: datetime | None = None) -> str:
+        now = now or utcnow()
+        if self.revoked_at is not None:
+            return REVOKED
+        if self.disabled:
+            return DISABLED
+        if self.expires_at is not None and self.expires_at <= now:
+            return EXPIRED
+        return ACTIVE
+
+
+@dataclass(frozen=True)
+class HashMatch:
+    """A stored hash and the key it belongs to; ``valid_until`` is set for a rotated-out hash."""
+
+    record: KeyRecord
+    valid_until: datetime | None
+
+
+@dataclass(frozen=True)
+class KeyFilter:
+    name: str | None = None
+    owner: str | None = None
+    environment: str | None = None
+    status: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+UPDATABLE = frozenset(
+    {"name", "owner", "scopes", "expires_at", "rate_limit", "metadata", "disabled", "disabled_reason"}
+)

@@ -1,0 +1,289 @@
+"""Key store on SQLite (aiosqlite): embedded, zero set-up, WAL, versioned schema."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from skywarden.server.auth.records import UPDATABLE, HashMatch, KeyFilter, KeyRecord, utcnow
+from skywarden.server.auth.store import KeyNotFound
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner TEXT,
+        prefix TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT,
+        expires_at TEXT,
+        last_used_at TEXT,
+        use_count INTEGER NOT NULL DEFAULT 0,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        disabled_reason TEXT,
+        revoked_at TEXT,
+        revoked_reason TEXT,
+        rate_limit TEXT,
+        metadata TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE api_key_hashes (
+        key_hash TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+        valid_until TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX api_key_hashes_key_id ON api_key_hashes (key_id);
+    CREATE INDEX api_keys_owner ON api_keys (owner);
+    """,
+]
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_COLUMNS = (
+    "id, name, owner, prefix, environment, scopes, created_at, updated_at, expires_at, last_used_at, "
+    "use_count, disabled, disabled_reason, revoked_at, revoked_reason, rate_limit, metadata"
+)
+
+
+def _t(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime(_TIME_FORMAT) if value is not None else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=UTC) if value else None
+
+
+def _record(row: Any) -> KeyRecord:
+    return KeyRecord(
+        id=row[0],
+        name=row[1],
+        owner=row[2],
+        prefix=row[3],
+        environment=row[4],
+        scopes=json.loads(row[5]),
+        created_at=_dt(row[6]),
+        updated_at=_dt(row[7]),
+        expires_at=_dt(row[8]),
+        last_used_at=_dt(row[9]),
+        use_count=row[10],
+        disabled=bool(row[11]),
+        disabled_reason=row[12],
+        revoked_at=_dt(row[13]),
+        revoked_reason=row[14],
+        rate_limit=row[15],
+        metadata=json.loads(row[16]),
+    )
+
+
+def _column_value(name: str, value: Any) -> Any:
+    if name in ("scopes", "metadata"):
+        return json.dumps(value)
+    if name == "expires_at":
+        return _t(value)
+    if name == "disabled":
+        return int(bool(value))
+    return value
+
+
+class SQLiteKeyStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("key store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        created = not os.path.exists(self.path)
+        self._db = await aiosqlite.connect(self.path)
+        if created:
+            os.chmod(self.path, 0o600)
+        await self.db.execute("PRAGMA journal_mode=WAL")
+        await self.db.execute("PRAGMA foreign_keys=ON")
+        await self.db.execute("PRAGMA busy_timeout=5000")
+        await self.db.execute("PRAGMA synchronous=NORMAL")
+        await self._migrate()
+
+    async def _migrate(self) -> None:
+        await self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        async with self.db.execute("SELECT MAX(version) FROM schema_version") as cur:
+            row = await cur.fetchone()
+        current = row[0] or 0
+        if current > len(MIGRATIONS):
+            raise RuntimeError(f"database schema version {current} is newer than this Skywarden ({len(MIGRATIONS)})")
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            await self.db.executescript(
+                "BEGIN;" + MIGRATIONS[version - 1] + f"; INSERT INTO schema_version VALUES ({version}); COMMIT;"
+            )
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def ping(self) -> bool:
+        try:
+            async with self.db.execute("SELECT 1") as cur:
+                return (await cur.fetchone())[0] == 1
+        except Exception:
+            return False
+
+    async def create(self, record: KeyRecord, key_hash: str) -> None:
+        async with self._write_lock:
+            await self.db.execute(
+                f"INSERT INTO api_keys ({_COLUMNS}) VALUES ({', '.join('?' * 17)})",
+                (
+                    record.id,
+                    record.name,
+                    record.owner,
+                    record.prefix,
+                    record.environment,
+                    json.dumps(record.scopes),
+                    _t(record.created_at),
+                    _t(record.updated_at),
+                    _t(record.expires_at),
+                    _t(record.last_used_at),
+                    record.use_count,
+                    int(record.disabled),
+                    record.disabled_reason,
+                    _t(record.revoked_at),
+                    record.revoked_reason,
+                    record.rate_limit,
+                    json.dumps(record.metadata),
+                ),
+            )
+            await self.db.execute(
+                "INSERT INTO api_key_hashes (key_hash, key_id, valid_until, created_at) VALUES (?, ?, NULL, ?)",
+                (key_hash, record.id, _t(record.created_at)),
+            )
+            await self.db.commit()
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        async with self.db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)) as cur:
+            row = await cur.fetchone()
+        return _record(row) if row else None
+
+    async def find_by_hash(self, key_hash: str) -> HashMatch | None:
+        columns = ", ".join(f"k.{c.strip()}" for c in _COLUMNS.split(","))
+        async with self.db.execute(
+            f"SELECT {columns}, h.valid_until FROM api_key_hashes h JOIN api_keys k ON k.id = h.key_id "
+            "WHERE h.key_hash = ?",
+            (key_hash,),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return HashMatch(record=_record(row[:17]), valid_until=_dt(row[17]))
+
+    async def list(self, filters: KeyFilter) -> list[KeyRecord]:
+        where, params = [], []
+        for column in ("name", "owner", "environment"):
+            value = getattr(filters, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        now = _t(utcnow())
+        status_sql = {
+            "revoked": "revoked_at IS NOT NULL",
+            "disabled": "revoked_at IS NULL AND disabled = 1",
+            "expired": "revoked_at IS NULL AND disabled = 0 AND expires_at IS NOT NULL AND expires_at <= ?",
+            "active": "revoked_at IS NULL AND disabled = 0 AND (expires_at IS NULL OR expires_at > ?)",
+        }
+        if filters.status is not None:
+            where.append(status_sql[filters.status])
+            if filters.status in ("expired", "active"):
+                params.append(now)
+        sql = f"SELECT {_COLUMNS} FROM api_keys"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, id LIMIT ? OFFSET ?"
+        params += [filters.limit, filters.offset]
+        async with self.db.execute(sql, params) as cur:
+            return [_record(row) for row in await cur.fetchall()]
+
+    async def update(self, key_id: str, changes: dict[str, Any]) -> KeyRecord:
+        unknown = set(changes) - UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        async with self._write_lock:
+            if changes:
+                assignments = ", ".join(f"{name} = ?" for name in changes)
+                params = [_column_value(name, value) for name, value in changes.items()]
+                cur = await self.db.execute(
+                    f"UPDATE api_keys SET {assignments}, updated_at = ? WHERE id = ?",
+                    (*params, _t(utcnow()), key_id),
+                )
+                await self.db.commit()
+                if cur.rowcount == 0:
+                    raise KeyNotFound(key_id)
+        record = await self.get(key_id)
+        if record is None:
+            raise KeyNotFound(key_id)
+        return record
+
+    async def revoke(self, key_id: str, reason: str | None, when: datetime) -> KeyRecord:
+        async with self._write_lock:
+            await self.db.execute(
+                "UPDATE api_keys SET revoked_at = ?, revoked_reason = ?, updated_at = ? "
+                "WHERE id = ? AND revoked_at IS NULL",
+                (_t(when), reason, _t(when), key_id),
+            )
+            await self.db.commit()
+        record = await self.get(key_id)
+        if record is None:
+            raise KeyNotFound(key_id)
+        return record
+
+    async def rotate(
+        self, key_id: str, new_hash: str, new_prefix: str, old_valid_until: datetime, when: datetime
+    ) -> KeyRecord:
+        async with self._write_lock:
+            cur = await self.db.execute(
+                "UPDATE api_keys SET prefix = ?, updated_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (new_prefix, _t(when), key_id),
+            )
+            if cur.rowcount == 0:
+                await self.db.rollback()
+                raise KeyNotFound(key_id)
+            # Earlier rotated-out hashes end now at the latest; the current one gets the grace period.
+            await self.db.execute(
+                "UPDATE api_key_hashes SET valid_until = ? WHERE key_id = ? AND valid_until IS NOT NULL "
+                "AND valid_until > ?",
+                (_t(when), key_id, _t(when)),
+            )
+            await self.db.execute(
+                "UPDATE api_key_hashes SET valid_until = ? WHERE key_id = ? AND valid_until IS NULL",
+                (_t(old_valid_until), key_id),
+            )
+            await self.db.execute(
+                "INSERT INTO api_key_hashes (key_hash, key_id, valid_until, created_at) VALUES (?, ?, NULL, ?)",
+                (new_hash, key_id, _t(when)),
+            )
+            await self.db.commit()
+        record = await self.get(key_id)
+        assert record is not None
+        return record
+
+    async def record_usage(self, usage: dict[str, tuple[int, datetime]]) -> None:
+        if not usage:
+            return
+        async with self._write_lock:
+            await self.db.executemany(
+                "UPDATE api_keys SET use_count = use_count + ?, "
+                "last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END "
+                "WHERE id = ?",
+                [(count, _t(last), _t(last), key_id) for key_id, (count, last) in usage.items()],
+            )
+            await self.db.commit()

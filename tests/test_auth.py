@@ -1,0 +1,297 @@
+"""API keys on every route, under every credential state."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
+from skywarden.server.auth import keys
+from skywarden.server.auth.records import utcnow
+
+from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, create_key
+
+FORECAST = {"latitude": 39.7456, "longitude": -97.0892}
+TOOL_ROUTES = [("GET", "/api/mcp/tools", None), ("POST", "/api/mcp/tools/get_forecast", FORECAST)]
+ADMIN_ROUTES = [("GET", "/api/admin/keys", None), ("POST", "/api/admin/keys", {"name": "x"})]
+
+
+def tamper_checksum(key: str) -> str:
+    last = key[-1]
+    return key[:-1] + ("A" if last != "A" else "B")
+
+
+def unknown_key() -> str:
+    return keys.generate_key("live")
+
+
+async def request(client, method, path, body, headers):
+    return await client.anonymous.request(method, path, json=body, headers=headers)
+
+
+async def assert_uniform_401(resp, www_error: bool):
+    assert resp.status == 401
+    assert resp.content_type == "application/problem+json"
+    challenge = resp.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer realm=")
+    assert ('error="invalid_token"' in challenge) is www_error
+    body = await resp.json()
+    body.pop("request_id")
+    return body
+
+
+@pytest.fixture
+async def client(make_client):
+    return await make_client()
+
+
+@pytest.mark.parametrize(("method", "path", "body"), TOOL_ROUTES)
+async def test_every_bad_credential_gets_the_same_401(client, method, path, body):
+    store = client.server.app[KEY_STORE]
+    expired = await create_key(client.admin, name="expired")
+    await store.update(expired["id"], {"expires_at": utcnow() - timedelta(seconds=1)})
+    revoked = await create_key(client.admin, name="revoked")
+    assert (await client.admin.delete(f"/api/admin/keys/{revoked['id']}")).status == 204
+    disabled = await create_key(client.admin, name="disabled")
+    assert (await client.admin.patch(f"/api/admin/keys/{disabled['id']}", json={"disabled": True})).status == 200
+
+    bodies = []
+    resp = await request(client, method, path, body, {})
+    bodies.append(await assert_uniform_401(resp, www_error=False))
+    for presented in (
+        "not-a-key",
+        "skw_live_short",
+        tamper_checksum(client.api_key),
+        unknown_key(),
+        expired["key"],
+        revoked["key"],
+        disabled["key"],
+        ADMIN_TOKEN,
+    ):
+        for headers in ({"X-API-Key": presented}, {"Authorization": f"Bearer {presented}"}):
+            resp = await request(client, method, path, body, headers)
+            bodies.append(await assert_uniform_401(resp, www_error=True))
+    assert all(b == bodies[0] for b in bodies[1:]), "401 answers must not say why"
+
+
+@pytest.mark.parametrize(("method", "path", "body"), TOOL_ROUTES)
+async def test_valid_key_in_either_header(client, method, path, body):
+    for headers in ({"X-API-Key": client.api_key}, {"Authorization": f"Bearer {client.api_key}"}):
+        resp = await request(client, method, path, body, headers)
+        assert resp.status == 200
+
+
+async def test_bad_checksum_is_rejected_without_a_store_lookup(client, monkeypatch):
+    store = client.server.app[KEY_STORE]
+    calls = []
+    original = store.find_by_hash
+
+    async def spy(key_hash):
+        calls.append(key_hash)
+        return await original(key_hash)
+
+    monkeypatch.setattr(store, "find_by_hash", spy)
+    resp = await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": tamper_checksum(client.api_key)})
+    assert resp.status == 401 and calls == []
+    resp = await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": unknown_key()})
+    assert resp.status == 401 and len(calls) == 1
+
+
+async def test_verified_key_is_cached(client, monkeypatch):
+    store = client.server.app[KEY_STORE]
+    calls = []
+    original = store.find_by_hash
+
+    async def spy(key_hash):
+        calls.append(key_hash)
+        return await original(key_hash)
+
+    monkeypatch.setattr(store, "find_by_hash", spy)
+    for _ in range(5):
+        assert (await client.get("/api/mcp/tools")).status == 200
+    assert len(calls) <= 1
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ADMIN_ROUTES)
+async def test_api_key_never_opens_admin_routes(client, method, path, body):
+    for headers in ({"X-API-Key": client.api_key}, {"Authorization": f"Bearer {client.api_key}"}, {}):
+        resp = await request(client, method, path, body, headers)
+        assert resp.status == 401
+        assert resp.content_type == "application/problem+json"
+
+
+async def test_admin_token_on_admin_routes_only(client):
+    assert (await client.admin.get("/api/admin/keys")).status == 200
+    resp = await request(client, "GET", "/api/admin/keys", None, {"Authorization": "Bearer wrong-token-" + "x" * 30})
+    assert resp.status == 401 and 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
+    resp = await request(client, "GET", "/api/admin/keys", None, {"X-API-Key": ADMIN_TOKEN})
+    assert resp.status == 401  # the admin token goes in Authorization only
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["api_key=KEY", "apikey=KEY", "token=KEY", "access_token=KEY", "q=KEY", "key=anything"],
+)
+async def test_key_in_query_string_is_refused(client, query):
+    url = "/api/mcp/tools?" + query.replace("KEY", client.api_key)
+    resp = await client.anonymous.get(url)
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["type"].endswith("credential-in-url")
+    assert client.api_key not in str(body)
+
+
+async def test_public_routes_need_nothing(client):
+    for path in ("/api/health", "/api/health/ready", "/api/docs", "/api/docs/openapi.json"):
+        assert (await client.anonymous.get(path)).status == 200, path
+
+
+async def test_unknown_routes_are_denied_by_default(client):
+    assert (await client.anonymous.get("/api/anything")).status == 401
+    assert (await client.anonymous.get("/")).status == 401
+    assert (await client.get("/api/anything")).status == 404
+
+
+async def test_scopes_limit_list_and_call(make_client):
+    client = await make_client(scopes=["get_alerts"])
+    tools = (await (await client.get("/api/mcp/tools")).json())["tools"]
+    assert [t["name"] for t in tools] == ["get_alerts"]
+    resp = await client.post("/api/mcp/tools/get_forecast", json=FORECAST)
+    assert resp.status == 403
+    body = await resp.json()
+    assert body["type"].endswith("insufficient-scope")
+    assert (await client.post("/api/mcp/tools/get_alerts", json={"state": "KS"})).status == 200
+
+
+async def test_forbidden_tool_never_runs(make_client, fake_nws):
+    client = await make_client(scopes=["get_alerts"])
+    await client.post("/api/mcp/tools/get_forecast", json=FORECAST)
+    assert fake_nws.requests == []
+
+
+async def test_revocation_is_effective_on_the_next_request(client):
+    assert (await client.get("/api/mcp/tools")).status == 200  # now cached
+    assert (await client.admin.delete(f"/api/admin/keys/{client.key_id}")).status == 204
+    assert (await client.get("/api/mcp/tools")).status == 401
+    assert (await client.admin.delete(f"/api/admin/keys/{client.key_id}")).status == 204  # idempotent
+
+
+async def test_disable_and_enable(client):
+    await client.admin.patch(f"/api/admin/keys/{client.key_id}", json={"disabled": True, "disabled_reason": "audit"})
+    assert (await client.get("/api/mcp/tools")).status == 401
+    await client.admin.patch(f"/api/admin/keys/{client.key_id}", json={"disabled": False})
+    assert (await client.get("/api/mcp/tools")).status == 200
+
+
+async def test_expiry_is_checked_on_cached_keys(client):
+    authenticator = client.server.app[AUTHENTICATOR]
+    future = utcnow() + timedelta(hours=1)
+    resp = await client.admin.patch(f"/api/admin/keys/{client.key_id}", json={"expires_at": future.isoformat()})
+    assert resp.status == 200
+    assert (await client.get("/api/mcp/tools")).status == 200
+    authenticator.now = lambda: future + timedelta(seconds=1)
+    assert (await client.get("/api/mcp/tools")).status == 401
+
+
+async def test_rotation_grace_works_and_ends(client):
+    old = client.api_key
+    resp = await client.admin.post(f"/api/admin/keys/{client.key_id}/rotate", json={"grace_seconds": 3600})
+    assert resp.status == 200
+    rotated = await resp.json()
+    new = rotated["key"]
+    assert new != old and rotated["id"] == client.key_id and rotated["prefix"] == keys.display_prefix(new)
+    for key in (old, new):
+        assert (await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": key})).status == 200
+    authenticator = client.server.app[AUTHENTICATOR]
+    authenticator.now = lambda: utcnow() + timedelta(seconds=3601)
+    assert (await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": old})).status == 401
+    assert (await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": new})).status == 200
+
+
+async def test_rotation_without_grace_ends_the_old_key_at_once(client):
+    old = client.api_key
+    assert (await client.get("/api/mcp/tools")).status == 200
+    resp = await client.admin.post(f"/api/admin/keys/{client.key_id}/rotate", json={"grace_seconds": 0})
+    new = (await resp.json())["key"]
+    assert (await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": old})).status == 401
+    assert (await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": new})).status == 200
+
+
+async def test_second_rotation_ends_the_first_grace(client):
+    first = client.api_key
+    r1 = await (await client.admin.post(f"/api/admin/keys/{client.key_id}/rotate", json={"grace_seconds": 3600})).json()
+    await client.admin.post(f"/api/admin/keys/{client.key_id}/rotate", json={"grace_seconds": 0})
+    for key in (first, r1["key"]):
+        assert (await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": key})).status == 401
+
+
+async def test_keys_survive_a_restart_and_the_database_holds_no_key(make_settings, aiohttp_client, tmp_path):
+    from skywarden.server.app import create_app
+
+    settings = make_settings()
+    admin = await aiohttp_client(create_app(settings), headers=ADMIN_HEADERS)
+    created = [await create_key(admin, name=f"k{i}") for i in range(3)]
+    await admin.close()
+
+    client = await aiohttp_client(create_app(settings))
+    for key in created:
+        assert (await client.get("/api/mcp/tools", headers={"X-API-Key": key["key"]})).status == 200
+    await client.close()
+
+    data_dir = Path(settings.data_dir)
+    files = [p for p in data_dir.iterdir() if p.is_file()]
+    assert any(p.name == "skywarden.db" for p in files)
+    for path in files:
+        content = path.read_bytes()
+        for key in created:
+            assert key["key"].encode() not in content, path
+            assert key["key"][len(key["prefix"]) :].encode() not in content, path
+        assert ADMIN_TOKEN.encode() not in content
+
+
+async def test_database_and_secret_files_are_private(make_settings, aiohttp_client):
+    from skywarden.server.app import create_app
+
+    settings = make_settings()
+    await aiohttp_client(create_app(settings))
+    data_dir = Path(settings.data_dir)
+    assert (data_dir / "server-secret").stat().st_mode & 0o077 == 0
+    assert (data_dir / "skywarden.db").stat().st_mode & 0o077 == 0
+
+
+async def test_many_creations_and_revocations_at_once_lose_nothing(client):
+    created = await asyncio.gather(*(create_key(client.admin, name=f"bulk-{i}") for i in range(40)))
+    assert len({k["id"] for k in created}) == 40
+    revoke = created[::2]
+    statuses = await asyncio.gather(
+        *(client.admin.delete(f"/api/admin/keys/{k['id']}", json={"reason": "bulk"}) for k in revoke),
+        *(create_key(client.admin, name=f"more-{i}") for i in range(20)),
+    )
+    assert all(getattr(s, "status", 204) == 204 for s in statuses[: len(revoke)])
+    listing = (await (await client.admin.get("/api/admin/keys?limit=1000")).json())["keys"]
+    by_id = {k["id"]: k for k in listing}
+    assert len([k for k in listing if k["name"].startswith(("bulk-", "more-"))]) == 60
+    for k in created:
+        expected = "revoked" if k in revoke else "active"
+        assert by_id[k["id"]]["status"] == expected
+        assert by_id[k["id"]]["revoked_reason"] == ("bulk" if k in revoke else None)
+
+
+async def test_usage_is_tracked_without_a_write_per_request(client, monkeypatch):
+    store = client.server.app[KEY_STORE]
+    writes = []
+    original = store.record_usage
+
+    async def spy(usage):
+        writes.append(dict(usage))
+        return await original(usage)
+
+    monkeypatch.setattr(store, "record_usage", spy)
+    for _ in range(5):
+        assert (await client.get("/api/mcp/tools")).status == 200
+    assert writes == []
+    shown = await (await client.admin.get(f"/api/admin/keys/{client.key_id}")).json()
+    assert shown["use_count"] == 5 and shown["last_used_at"] is not None
+    assert len(writes) == 1
