@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 from skywarden.server import admin, rest
-from skywarden.server.appkeys import ADMIN, AUTHENTICATOR, KEY_STORE, REGISTRY, RUNNER, SECRET, SETTINGS
+from skywarden.server.appkeys import ADMIN, AUTHENTICATOR, KEY_STORE, REGISTRY, RUNNER, SECRET, SESSIONS, SETTINGS
 from skywarden.server.auth.authenticator import Authenticator
 from skywarden.server.auth.credentials import Credentials, prepare_credentials
 from skywarden.server.auth.lifecycle import key_store_context
 from skywarden.server.auth.middleware import auth_middleware
 from skywarden.server.auth.store import KeyStore, open_store
 from skywarden.server.errors import error_middleware
+from skywarden.server.mcp.methods import McpMethods
+from skywarden.server.mcp.sessions import MemorySessionStore, SessionStore
+from skywarden.server.mcp.transport import McpEndpoint
 from skywarden.server.openapi import setup_openapi
+from skywarden.server.origin import origin_middleware
 from skywarden.server.request_context import request_context_middleware
 from skywarden.server.security_headers import on_response_prepare
 from skywarden.server.settings import Settings
@@ -26,6 +30,7 @@ def create_app(
     registry: ToolRegistry | None = None,
     credentials: Credentials | None = None,
     key_store: KeyStore | None = None,
+    sessions: SessionStore | None = None,
 ) -> web.Application:
     registry = registry if registry is not None else discover_tools()
     credentials = credentials or prepare_credentials(settings)
@@ -35,6 +40,7 @@ def create_app(
         middlewares=[
             request_context_middleware,
             error_middleware,
+            origin_middleware,
             auth_middleware,
         ],
         handler_args={"max_field_size": 8190, "max_line_size": 8190},
@@ -49,6 +55,10 @@ def create_app(
     app[AUTHENTICATOR] = Authenticator(key_store, credentials.secret, cache_ttl=settings.key_cache_ttl)
     app.cleanup_ctx.append(key_store_context)
     app.cleanup_ctx.append(upstream_context(app))
+    sessions = sessions or MemorySessionStore(settings.session_idle_timeout, settings.max_sessions)
+    app[SESSIONS] = sessions
+    app.on_cleanup.append(lambda app: sessions.close())
+    McpEndpoint(McpMethods(app[RUNNER]), sessions).add_routes(app)
     rest.add_routes(app)
     admin.add_routes(app)
     setup_openapi(app)

@@ -6,7 +6,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from skywarden.server.appkeys import PRINCIPAL
+from skywarden.server.appkeys import AUDIT, PRINCIPAL
 
 audit_log = structlog.get_logger("skywarden.audit")
 
@@ -41,3 +41,10 @@ def audit_cli_action(action: str, key_id: str, *, before: dict[str, Any] | None,
         before=before,
         after=after,
     )
+
+
+def note(request: web.Request, **fields: Any) -> None:
+    """Add fields (MCP method, tool, revision, ...) to this request's audit event."""
+    event = request.get(AUDIT)
+    if event is not None:
+        event.update(fields)

@@ -11,7 +11,7 @@ from skywarden.server.jsonutil import dumps
 from skywarden.server.problems import ProblemError, validation_problem
 from skywarden.server.request_body import read_json
 from skywarden.server.tool_calls import InvalidArguments, ToolForbidden, UnknownTool
-from skywarden.tools.contract import ToolResult
+from skywarden.tools.contract import MissingClientCapability, ToolResult
 
 PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
@@ -124,7 +124,15 @@ async def call_tool(request: web.Request) -> web.Response:
         validated = runner.validate(tool, arguments)
     except InvalidArguments as exc:
         raise validation_problem(exc.errors, f"The arguments for {tool.name} are not valid.") from None
-    result = await runner.invoke(tool, validated, principal)
+    try:
+        result = await runner.invoke(tool, validated, principal)
+    except MissingClientCapability as exc:
+        raise ProblemError(
+            400,
+            "Client capability required",
+            f"{exc} Call this tool over MCP (POST /mcp) with a client that declares them.",
+            type="client-capability-required",
+        ) from None
     return json_bytes(result_body(result))
 
 

@@ -166,6 +166,9 @@ class Settings:
     cors_origins: tuple[str, ...] = _setting(
         (), _origins, "comma-separated origins allowed for CORS and the /mcp Origin check"
     )
+    allowed_hosts: tuple[str, ...] = _setting(
+        (), _string_list, "Host names to answer to (* = any); empty = loopback names when bound to loopback"
+    )
     max_body_bytes: int = _setting(1024 * 1024, _int_range(1024, 64 * 1024 * 1024), "largest request body, bytes")
     max_json_depth: int = _setting(32, _int_range(2, 1000), "deepest JSON nesting accepted in a request body")
     session_idle_timeout: float = _setting(1800.0, _positive_float, "seconds an idle MCP session lives")

@@ -15,7 +15,15 @@ import marshmallow
 import structlog
 from skywarden.server.auth.principal import Principal
 from skywarden.server.problems import describe_errors
-from skywarden.tools.contract import ProgressReporter, ToolContext, ToolError, ToolResult, _no_progress, text_content
+from skywarden.tools.contract import (
+    MissingClientCapability,
+    ProgressReporter,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    _no_progress,
+    text_content,
+)
 from skywarden.tools.registry import RegisteredTool, ToolRegistry
 
 log = structlog.get_logger("skywarden.tools")
@@ -74,8 +82,12 @@ class ToolRunner:
         arguments: dict[str, Any],
         principal: Principal | None,
         report_progress: ProgressReporter = _no_progress,
+        client_capabilities: Mapping[str, Any] | None = None,
     ) -> ToolResult:
-        """Run a validated call; a tool failure comes back as an ``is_error`` result."""
+        """Run a validated call; a tool failure comes back as an ``is_error`` result.
+
+        ``MissingClientCapability`` propagates: it is a protocol error, not a tool result.
+        """
         bound = log.bind(tool=tool.name)
         context = ToolContext(
             upstream=self.upstream,
@@ -83,12 +95,13 @@ class ToolRunner:
             log=bound,
             principal=principal,
             report_progress=report_progress,
+            client_capabilities=client_capabilities,
         )
         try:
             result = await tool.tool.call(arguments, context)
         except ToolError as exc:
             return ToolResult(content=[text_content(str(exc))], is_error=True)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, MissingClientCapability):
             raise
         except Exception:
             bound.exception("tool raised an unexpected error")

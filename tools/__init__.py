@@ -5,6 +5,7 @@ A plugin exposes one object per tool through the entry-point group
 """
 
 from skywarden.tools.contract import (
+    MissingClientCapability,
     Tool,
     ToolContext,
     ToolError,
@@ -15,6 +16,7 @@ from skywarden.tools.contract import (
 )
 
 __all__ = [
+    "MissingClientCapability",
     "Tool",
     "ToolContext",
     "ToolError",

@@ -23,6 +23,14 @@ class ToolError(Exception):
     """
 
 
+class MissingClientCapability(Exception):
+    """The tool needs a client capability (e.g. ``{"sampling": {}}``) the caller did not declare."""
+
+    def __init__(self, capabilities: dict[str, Any]) -> None:
+        super().__init__(f"This tool needs the client capabilities: {', '.join(sorted(capabilities))}")
+        self.capabilities = capabilities
+
+
 @dataclass
 class ToolResult:
     content: list[dict[str, Any]]
@@ -43,6 +51,7 @@ class ToolContext:
     log: Any
     principal: Any = None
     report_progress: ProgressReporter = _no_progress
+    client_capabilities: Mapping[str, Any] | None = None  # None when the door (REST) has no such notion
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

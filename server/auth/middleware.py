@@ -12,12 +12,12 @@ from skywarden.server.auth.authenticator import AuthFailure
 from skywarden.server.auth.keys import KEY_REGEX
 from skywarden.server.auth.principal import Principal
 from skywarden.server.jsonutil import dumps
+from skywarden.server.mcp.protocol import MCP_PATH
 from skywarden.server.problems import ProblemError, problem_response
 
 PUBLIC_PATHS = frozenset({"/api/health", "/api/health/ready"})
 PUBLIC_PREFIXES = ("/api/docs",)
 ADMIN_PREFIX = "/api/admin"
-MCP_PATH = "/mcp"
 ADMIN_PRINCIPAL = Principal(kind="admin", id="admin", name="admin")
 _QUERY_SECRET_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "x-api-key"})
 WWW_AUTHENTICATE = 'Bearer realm="skywarden"'

@@ -13,7 +13,15 @@ import zlib
 from typing import Any
 
 from marshmallow import RAISE, Schema
-from skywarden.tools import ToolContext, ToolError, ToolResult, audio_content, image_content, text_content
+from skywarden.tools import (
+    MissingClientCapability,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    audio_content,
+    image_content,
+    text_content,
+)
 
 
 class NoArguments(Schema):
@@ -123,3 +131,49 @@ class _WithProgress:
 
 error_handling_tool = _ErrorHandling()
 progress_tool = _WithProgress()
+
+
+class _MissingCapability:
+    """Needs the client's sampling capability: without it the server must answer -32021."""
+
+    name = "test_missing_capability"
+    title = name
+    description = "Requires the client capability 'sampling'"
+    Arguments = NoArguments
+
+    async def call(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        if "sampling" not in (context.client_capabilities or {}):
+            raise MissingClientCapability({"sampling": {}})
+        return ToolResult(content=[text_content("The client declared sampling.")])
+
+
+class _LoggingTool:
+    """Logs on the server side; Skywarden never sends notifications/message to clients."""
+
+    name = "test_logging_tool"
+    title = name
+    description = "Writes three server-side log lines"
+    Arguments = NoArguments
+
+    async def call(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        for step in range(3):
+            context.log.info("conformance logging tool", step=step)
+        return ToolResult(content=[text_content("Logged three lines on the server.")])
+
+
+class _StreamingElicitation:
+    """Streams progress only: a server on this transport never sends requests to the client."""
+
+    name = "test_streaming_elicitation"
+    title = name
+    description = "Reports progress; elicitation is not offered by this server"
+    Arguments = NoArguments
+
+    async def call(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        await context.report_progress(1, 2, "working")
+        return ToolResult(content=[text_content("Elicitation is not supported; finished without it.")])
+
+
+missing_capability_tool = _MissingCapability()
+logging_tool = _LoggingTool()
+streaming_elicitation_tool = _StreamingElicitation()

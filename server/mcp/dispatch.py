@@ -1,0 +1,79 @@
+"""Run one JSON-RPC request against the methods, for either era."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from skywarden.server.appkeys import PRINCIPAL
+from skywarden.server.audit import note
+from skywarden.server.mcp import protocol as p
+from skywarden.server.mcp.methods import McpMethods
+from skywarden.server.mcp.wire import EventStream, accepts, progress_token
+from skywarden.tools.contract import ProgressReporter, _no_progress
+
+INSUFFICIENT_SCOPE = 'Bearer realm="skywarden", error="insufficient_scope"'
+
+
+def session_fingerprint(session_id: str) -> str:
+    """What the audit log keeps of a session id: enough to correlate, useless to replay."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:16]
+
+
+async def answer(
+    request: web.Request,
+    methods: McpMethods,
+    message: dict[str, Any],
+    version: str,
+    handlers: dict[str, Callable[[Any], dict[str, Any]]],
+    report_progress: ProgressReporter = _no_progress,
+    client_capabilities: dict[str, Any] | None = None,
+) -> dict[str, Any] | bytes:
+    """The JSON-RPC answer to one request (a dict, or bytes for the cached tools/list); raises RpcError."""
+    request_id = message["id"]
+    method = message["method"]
+    params = message.get("params") or {}
+    principal = request[PRINCIPAL]
+    note(request, mcp_method=method, protocol_version=version)
+    if method == "tools/call":
+        note(request, tool=params.get("name") if isinstance(params.get("name"), str) else None)
+        result = await methods.tools_call(version, params, principal, report_progress, client_capabilities)
+        note(request, tool_error=result["isError"])
+        return p.result_message(request_id, result)
+    if method == "tools/list":
+        return p.result_bytes(request_id, methods.tools_list(version, principal))
+    handler = handlers.get(method)
+    if handler is None:
+        raise p.RpcError(p.METHOD_NOT_FOUND, f"Method not found: {method[:100]}")
+    return p.result_message(request_id, handler(params))
+
+
+def denial_headers(request: web.Request, error: p.RpcError) -> dict[str, str]:
+    note(request, rpc_error=error.code)
+    if error.code == p.FORBIDDEN:
+        note(request, denied="scope")
+        return {"WWW-Authenticate": INSUFFICIENT_SCOPE}
+    return {}
+
+
+async def run_request(
+    request: web.Request,
+    methods: McpMethods,
+    message: dict[str, Any],
+    version: str,
+    handlers: dict[str, Callable[[Any], dict[str, Any]]],
+    error_status: Callable[[p.RpcError], int],
+    client_capabilities: dict[str, Any] | None = None,
+) -> web.StreamResponse:
+    """Answer as JSON, or as SSE once a tool reports progress to a client that asked for it and accepts SSE."""
+    stream = EventStream(request, {})
+    token = progress_token(message.get("params"))
+    reporter = stream.progress_reporter(token) if token is not None and accepts(request)[1] else _no_progress
+    try:
+        reply = await answer(request, methods, message, version, handlers, reporter, client_capabilities)
+    except p.RpcError as error:
+        stream.headers.update(denial_headers(request, error))
+        return await stream.finish(p.error_message(message["id"], error), error.status or error_status(error))
+    return await stream.finish(reply, 200)

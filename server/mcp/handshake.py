@@ -1,0 +1,172 @@
+"""Handshake-era revisions (2025-03-26, 2025-06-18, 2025-11-25): initialize, sessions, batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from skywarden.server.appkeys import PRINCIPAL
+from skywarden.server.audit import note
+from skywarden.server.jsonutil import dumps
+from skywarden.server.mcp import protocol as p
+from skywarden.server.mcp.dispatch import answer, denial_headers, run_request, session_fingerprint
+from skywarden.server.mcp.methods import McpMethods, initialize_result
+from skywarden.server.mcp.sessions import Session, SessionStore, TooManySessions
+from skywarden.server.mcp.wire import BodyRejected, error_answer, json_answer, read_message
+
+
+def _handshake_status(error: p.RpcError) -> int:
+    return 200  # handshake-era JSON-RPC errors travel in a 200 answer
+
+
+def _ping(params: Any) -> dict[str, Any]:
+    return {}
+
+
+def _no_reinitialize(params: Any) -> dict[str, Any]:
+    raise p.RpcError(p.INVALID_REQUEST, "This session is already initialized")
+
+
+HANDLERS = {"ping": _ping, "initialize": _no_reinitialize}
+
+
+class HandshakeEra:
+    def __init__(self, methods: McpMethods, sessions: SessionStore) -> None:
+        self.methods = methods
+        self.sessions = sessions
+
+    async def handle(self, request: web.Request, version_header: str | None) -> web.StreamResponse:
+        if version_header is not None and version_header not in p.HANDSHAKE_VERSIONS:
+            return error_answer(
+                None,
+                p.RpcError(
+                    p.INVALID_REQUEST,
+                    f"Unsupported MCP-Protocol-Version {version_header[:40]!r}",
+                    data={"supported": [*p.HANDSHAKE_VERSIONS, *p.MODERN_VERSIONS]},
+                ),
+                400,
+            )
+        if request.method == "POST":
+            return await self._post(request)
+        if request.method == "DELETE":
+            return await self._delete(request)
+        # No server-initiated messages are ever sent, so there is no GET stream to open.
+        return web.Response(status=405, headers={"Allow": "POST, DELETE"})
+
+    async def _session(self, request: web.Request, session_id: str | None) -> Session | web.Response:
+        if not session_id:
+            return error_answer(None, p.RpcError(p.INVALID_REQUEST, "Mcp-Session-Id header is required"), 400)
+        session = await self.sessions.get(session_id)
+        if session is None or session.principal_id != request[PRINCIPAL].id:
+            note(request, session=session_fingerprint(session_id), denied="session")
+            return error_answer(None, p.RpcError(p.INVALID_REQUEST, "Session not found"), 404)
+        note(request, session=session_fingerprint(session_id))
+        return session
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        found = await self._session(request, request.headers.get(p.SESSION_HEADER))
+        if isinstance(found, web.Response):
+            return found
+        await self.sessions.delete(found.id)
+        note(request, mcp_method="session/delete")
+        return web.Response(status=204)
+
+    async def _post(self, request: web.Request) -> web.StreamResponse:
+        """One POST. A supported version header that differs from the negotiated revision is
+        accepted, as the official SDK does (the conformance suite relies on it); answers follow
+        the negotiated revision."""
+        try:
+            message = await read_message(request)
+        except BodyRejected as rejected:
+            return rejected.answer
+        session_id = request.headers.get(p.SESSION_HEADER)
+        if session_id is None and isinstance(message, dict) and message.get("method") == "initialize":
+            return await self._initialize(request, message)
+        found = await self._session(request, session_id)
+        if isinstance(found, web.Response):
+            return found
+        if isinstance(message, list):
+            return await self._batch(request, found, message)
+        return await self._single(request, found, message)
+
+    async def _initialize(self, request: web.Request, message: dict[str, Any]) -> web.StreamResponse:
+        if not p.is_request(message):
+            return error_answer(None, p.RpcError(p.INVALID_REQUEST, "initialize must be a JSON-RPC request"), 400)
+        params = message.get("params") or {}
+        if not isinstance(params.get("protocolVersion"), str):
+            return error_answer(
+                message["id"], p.RpcError(p.INVALID_PARAMS, "params.protocolVersion must be a string"), 400
+            )
+        result = initialize_result(params["protocolVersion"])
+        client_info = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
+        capabilities = params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {}
+        try:
+            session = await self.sessions.create(
+                request[PRINCIPAL].id, result["protocolVersion"], client_info, capabilities
+            )
+        except TooManySessions:
+            return error_answer(
+                message["id"], p.RpcError(p.INTERNAL_ERROR, "Too many open sessions; try again later"), 503
+            )
+        note(
+            request,
+            mcp_method="initialize",
+            protocol_version=result["protocolVersion"],
+            session=session_fingerprint(session.id),
+        )
+        return json_answer(p.result_message(message["id"], result), 200, {p.SESSION_HEADER: session.id})
+
+    async def _single(self, request: web.Request, session: Session, message: Any) -> web.StreamResponse:
+        if p.is_notification(message):
+            note(request, mcp_method=message["method"], protocol_version=session.protocol_version)
+            if message["method"] == "notifications/initialized" and not session.initialized:
+                session.initialized = True
+                await self.sessions.save(session)
+            return web.Response(status=202)
+        if p.is_response(message):
+            return web.Response(status=202)
+        if not p.is_request(message):
+            return error_answer(
+                p.echo_id(message), p.RpcError(p.INVALID_REQUEST, "Not a valid JSON-RPC 2.0 message"), 400
+            )
+        version = session.protocol_version
+        return await run_request(
+            request, self.methods, message, version, HANDLERS, _handshake_status, session.client_capabilities
+        )
+
+    async def _batch(self, request: web.Request, session: Session, batch: list[Any]) -> web.StreamResponse:
+        if session.protocol_version not in p.BATCH_VERSIONS:
+            return error_answer(
+                None,
+                p.RpcError(p.INVALID_REQUEST, f"JSON-RPC batches are not supported at {session.protocol_version}"),
+                400,
+            )
+        if not batch:
+            return error_answer(None, p.RpcError(p.INVALID_REQUEST, "Empty batch"), 400)
+        replies: list[bytes] = []
+        headers: dict[str, str] = {}
+        status = 200
+        for message in batch:
+            if p.is_notification(message) or p.is_response(message):
+                continue
+            if not p.is_request(message) or message.get("method") == "initialize":
+                error = p.RpcError(p.INVALID_REQUEST, "Invalid request in batch")
+                replies.append(dumps(p.error_message(None, error)))
+                continue
+            try:
+                reply = await answer(
+                    request,
+                    self.methods,
+                    message,
+                    session.protocol_version,
+                    HANDLERS,
+                    client_capabilities=session.client_capabilities,
+                )
+            except p.RpcError as error:
+                headers.update(denial_headers(request, error))
+                status = max(status, error.status or 200)
+                reply = p.error_message(message["id"], error)
+            replies.append(reply if isinstance(reply, bytes) else dumps(reply))
+        if not replies:
+            return web.Response(status=202)
+        return json_answer(b"[" + b",".join(replies) + b"]", status, headers)

@@ -1,0 +1,124 @@
+"""The MCP methods a tools server answers, shared by every revision.
+
+Results are shaped per revision: ``title``/``outputSchema``/``structuredContent``
+from 2025-06-18, and ``resultType``/``ttlMs``/``cacheScope``/serverInfo only on
+2026-07-28. The tools/list result is encoded once per (revision, scopes) and
+reused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skywarden.server import __version__
+from skywarden.server.auth.principal import Principal
+from skywarden.server.jsonutil import dumps
+from skywarden.server.mcp import protocol as p
+from skywarden.server.problems import flatten_errors
+from skywarden.server.tool_calls import InvalidArguments, ToolForbidden, ToolRunner, UnknownTool
+from skywarden.tools.contract import (
+    MissingClientCapability,
+    ProgressReporter,
+    ToolResult,
+    _no_progress,
+    text_content,
+)
+
+SERVER_INFO = {"name": "skywarden", "title": "Skywarden", "version": __version__}
+CAPABILITIES = {"tools": {"listChanged": False}}
+TOOLS_TTL_MS = 60_000
+DISCOVER_TTL_MS = 300_000
+MODERN_META = {p.META_SERVER_INFO: SERVER_INFO}
+
+
+def modern(result: dict[str, Any]) -> dict[str, Any]:
+    """Mark a 2026-07-28 result: ``resultType`` and the serverInfo stamp."""
+    result["resultType"] = "complete"
+    result["_meta"] = MODERN_META
+    return result
+
+
+def initialize_result(requested: Any) -> dict[str, Any]:
+    version = requested if requested in p.HANDSHAKE_VERSIONS else p.LATEST_HANDSHAKE
+    return {"protocolVersion": version, "capabilities": CAPABILITIES, "serverInfo": SERVER_INFO}
+
+
+def discover_result() -> dict[str, Any]:
+    return modern(
+        {
+            "supportedVersions": list(p.MODERN_VERSIONS),
+            "capabilities": CAPABILITIES,
+            "ttlMs": DISCOVER_TTL_MS,
+            "cacheScope": "public",
+        }
+    )
+
+
+class McpMethods:
+    def __init__(self, runner: ToolRunner) -> None:
+        self.runner = runner
+        self._tools_cache: dict[tuple[str, frozenset[str]], bytes] = {}
+
+    def tools_list(self, version: str, principal: Principal) -> bytes:
+        """The encoded tools/list result for this revision and this key's scopes."""
+        cache_key = (version, principal.scopes)
+        cached = self._tools_cache.get(cache_key)
+        if cached is not None:
+            return cached
+        structured = version in p.STRUCTURED_VERSIONS
+        tools = []
+        for tool in self.runner.visible_tools(principal):
+            entry = tool.describe(with_output_schema=structured)
+            if not structured:
+                entry.pop("title", None)
+            tools.append(entry)
+        result: dict[str, Any] = {"tools": tools}
+        if version in p.MODERN_VERSIONS:
+            result.update(ttlMs=TOOLS_TTL_MS, cacheScope="private")
+            modern(result)
+        encoded = dumps(result)
+        if len(self._tools_cache) > 1024:
+            self._tools_cache.clear()
+        self._tools_cache[cache_key] = encoded
+        return encoded
+
+    async def tools_call(
+        self,
+        version: str,
+        params: dict[str, Any],
+        principal: Principal,
+        report_progress: ProgressReporter = _no_progress,
+        client_capabilities: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise p.RpcError(p.INVALID_PARAMS, "params.name must be the name of a tool")
+        try:
+            tool = self.runner.resolve(name, principal)
+        except UnknownTool:
+            raise p.RpcError(p.INVALID_PARAMS, f"Unknown tool: {name[:128]}") from None
+        except ToolForbidden as exc:
+            raise p.RpcError(p.FORBIDDEN, str(exc), status=403) from None
+        try:
+            arguments = self.runner.validate(tool, params.get("arguments"))
+        except InvalidArguments as exc:
+            message = f"Invalid arguments for {tool.name}: {exc}"
+            if version in p.ARGUMENT_ERRORS_AS_RESULTS:
+                return self._result(version, ToolResult(content=[text_content(message)], is_error=True))
+            raise p.RpcError(p.INVALID_PARAMS, message, data={"errors": flatten_errors(exc.errors)}) from None
+        try:
+            result = await self.runner.invoke(tool, arguments, principal, report_progress, client_capabilities or {})
+        except MissingClientCapability as exc:
+            raise p.RpcError(
+                p.MISSING_CLIENT_CAPABILITY, str(exc), data={"requiredCapabilities": exc.capabilities}
+            ) from None
+        return self._result(version, result)
+
+    @staticmethod
+    def _result(version: str, result: ToolResult) -> dict[str, Any]:
+        body: dict[str, Any] = {"content": result.content, "isError": result.is_error}
+        if result.structured is not None and not result.is_error and version in p.STRUCTURED_VERSIONS:
+            body["structuredContent"] = result.structured
+        if version in p.MODERN_VERSIONS:
+            modern(body)
+        return body

@@ -1,0 +1,94 @@
+"""The stateless revision 2026-07-28: no initialize, no session, every POST self-contained.
+
+The checks run in the official SDK's order: envelope shape, duplicated routing
+headers, ``params._meta``, routing headers against the body, then the version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from skywarden.server.audit import note
+from skywarden.server.mcp import protocol as p
+from skywarden.server.mcp.dispatch import run_request
+from skywarden.server.mcp.methods import McpMethods, discover_result
+from skywarden.server.mcp.wire import BodyRejected, decode_header_value, error_answer, read_message
+
+NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+HANDLERS = {"server/discover": lambda params: discover_result()}
+
+
+def _status(error: p.RpcError) -> int:
+    return p.MODERN_ERROR_STATUS.get(error.code, 200)
+
+
+def _unsupported(requested: Any) -> p.RpcError:
+    return p.RpcError(
+        p.UNSUPPORTED_VERSION,
+        "Unsupported protocol version",
+        data={"supported": list(p.MODERN_VERSIONS), "requested": requested},
+    )
+
+
+def check_envelope(request: web.Request, message: dict[str, Any]) -> None:
+    """Raise the first RpcError the request's envelope and routing headers earn."""
+    for name in p.ROUTING_HEADERS:
+        if len(request.headers.getall(name, ())) > 1:
+            raise p.RpcError(p.HEADER_MISMATCH, f"{name} header appears more than once")
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(meta, dict):
+        raise p.RpcError(
+            p.INVALID_PARAMS,
+            f"params._meta must be an object carrying {p.META_PROTOCOL_VERSION!r} and {p.META_CLIENT_CAPABILITIES!r}",
+        )
+    missing = [k for k in (p.META_PROTOCOL_VERSION, p.META_CLIENT_CAPABILITIES) if k not in meta]
+    if missing:
+        raise p.RpcError(p.INVALID_PARAMS, f"params._meta is missing {', '.join(missing)}")
+    version = meta[p.META_PROTOCOL_VERSION]
+    if request.headers.get(p.VERSION_HEADER) != version:
+        raise p.RpcError(p.HEADER_MISMATCH, "MCP-Protocol-Version header does not match params._meta")
+    method = message["method"]
+    if decode_header_value(request.headers.get(p.METHOD_HEADER)) != method:
+        raise p.RpcError(p.HEADER_MISMATCH, "Mcp-Method header does not match the method")
+    name_key = NAME_PARAM.get(method)
+    if name_key is not None and params.get(name_key) is not None:
+        if decode_header_value(request.headers.get(p.NAME_HEADER)) != params[name_key]:
+            raise p.RpcError(p.HEADER_MISMATCH, f"Mcp-Name header does not match params.{name_key}")
+    if not isinstance(version, str):
+        raise p.RpcError(p.INVALID_PARAMS, "the protocol version in params._meta must be a string")
+    if version not in p.MODERN_VERSIONS:
+        raise _unsupported(version)
+
+
+class StatelessEra:
+    def __init__(self, methods: McpMethods) -> None:
+        self.methods = methods
+
+    async def handle(self, request: web.Request, version_header: str) -> web.StreamResponse:
+        note(request, protocol_version=version_header[:40])
+        if request.method != "POST":
+            return web.Response(status=405, headers={"Allow": "POST"})
+        try:
+            message = await read_message(request)
+        except BodyRejected as rejected:
+            return rejected.answer
+        if isinstance(message, dict) and "id" not in message:
+            if not p.is_notification(message):
+                return error_answer(None, p.RpcError(p.INVALID_REQUEST, "Not a valid JSON-RPC notification"), 400)
+            note(request, mcp_method=message["method"])
+            if version_header not in p.MODERN_VERSIONS:
+                return error_answer(None, _unsupported(version_header), 400)
+            return web.Response(status=202)
+        if not p.is_request(message):
+            reason = "Batches are not supported" if isinstance(message, list) else "Not a valid JSON-RPC request"
+            return error_answer(p.echo_id(message), p.RpcError(p.INVALID_REQUEST, reason), 400)
+        try:
+            check_envelope(request, message)
+        except p.RpcError as error:
+            note(request, mcp_method=message["method"], rpc_error=error.code)
+            return error_answer(message["id"], error, _status(error))
+        capabilities = message["params"]["_meta"][p.META_CLIENT_CAPABILITIES]
+        capabilities = capabilities if isinstance(capabilities, dict) else {}
+        return await run_request(request, self.methods, message, version_header, HANDLERS, _status, capabilities)

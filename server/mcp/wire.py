@@ -1,0 +1,124 @@
+"""HTTP framing shared by both eras: body checks, JSON answers and lazily committed SSE."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+from aiohttp import web
+from skywarden.server.appkeys import SETTINGS
+from skywarden.server.jsonutil import BodyError, dumps, loads_guarded
+from skywarden.server.mcp import protocol as p
+
+_B64 = re.compile(r"^=\?base64\?(.*)\?=$")
+
+
+def decode_header_value(value: str | None) -> str | None:
+    """Undo the ``=?base64?...?=`` form; a malformed one decodes to None (never matches)."""
+    if value is None:
+        return None
+    match = _B64.match(value)
+    if match is None:
+        return value
+    try:
+        raw = base64.b64decode(match.group(1), validate=True)
+        return raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def json_answer(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    body = payload if isinstance(payload, bytes) else dumps(payload)
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+def error_answer(
+    request_id: Any, error: p.RpcError, status: int, headers: dict[str, str] | None = None
+) -> web.Response:
+    return json_answer(p.error_message(request_id, error), error.status or status, headers)
+
+
+def accepts(request: web.Request) -> tuple[bool, bool]:
+    """(JSON acceptable, SSE acceptable) from the Accept header, wildcards included."""
+    types = {part.split(";")[0].strip().lower() for part in request.headers.get("Accept", "").split(",")}
+    wildcard = "*/*" in types
+    return (
+        wildcard or "application/json" in types or "application/*" in types,
+        wildcard or "text/event-stream" in types or "text/*" in types,
+    )
+
+
+class BodyRejected(Exception):
+    def __init__(self, answer: web.Response) -> None:
+        self.answer = answer
+
+
+async def read_message(request: web.Request) -> Any:
+    """Check Accept and Content-Type, then parse the body; raise BodyRejected with the answer."""
+    json_ok, _ = accepts(request)
+    if not json_ok:
+        raise BodyRejected(
+            error_answer(None, p.RpcError(p.INVALID_REQUEST, "Accept must include application/json"), 406)
+        )
+    ctype = request.content_type
+    if ctype != "application/json":
+        raise BodyRejected(
+            error_answer(None, p.RpcError(p.INVALID_REQUEST, "Content-Type must be application/json"), 415)
+        )
+    body = await request.read()
+    try:
+        return loads_guarded(body, request.app[SETTINGS].max_json_depth)
+    except BodyError as exc:
+        raise BodyRejected(error_answer(None, p.RpcError(p.PARSE_ERROR, f"Parse error: {exc.reason}"), 400)) from None
+
+
+def progress_token(params: Any) -> str | int | None:
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    token = meta.get("progressToken") if isinstance(meta, dict) else None
+    return token if isinstance(token, (str, int)) and not isinstance(token, bool) else None
+
+
+class EventStream:
+    """Answer as SSE only once there is something to stream; otherwise a plain JSON answer."""
+
+    def __init__(self, request: web.Request, headers: dict[str, str]) -> None:
+        self.request = request
+        self.headers = headers
+        self.response: web.StreamResponse | None = None
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.response is None:
+            self.response = web.StreamResponse(
+                status=200,
+                headers={
+                    **self.headers,
+                    "Content-Type": "text/event-stream",
+                    "Cache-Control": "no-cache, no-transform",
+                    "X-Accel-Buffering": "no",
+                },
+            )
+            await self.response.prepare(self.request)
+        await self.response.write(b"event: message\ndata: " + dumps(message) + b"\n\n")
+
+    def progress_reporter(self, token: str | int):
+        async def report(progress: float, total: float | None = None, message: str | None = None) -> None:
+            params: dict[str, Any] = {"progressToken": token, "progress": progress}
+            if total is not None:
+                params["total"] = total
+            if message is not None:
+                params["message"] = message
+            await self.send({"jsonrpc": "2.0", "method": "notifications/progress", "params": params})
+
+        return report
+
+    async def finish(self, message: dict[str, Any] | bytes, status: int) -> web.StreamResponse:
+        if self.response is None:
+            return json_answer(message, status, self.headers)
+        if isinstance(message, bytes):
+            await self.response.write(b"event: message\ndata: " + message + b"\n\n")
+        else:
+            await self.send(message)
+        await self.response.write_eof()
+        return self.response

@@ -1,0 +1,72 @@
+"""DNS-rebinding protection: check Host on every request and Origin on /mcp.
+
+A server bound to a loopback address answers only to loopback host names
+unless ``allowed_hosts`` says otherwise. A present Origin on /mcp must be in
+``cors_origins`` (the list CORS uses) or, on a loopback server, a loopback origin.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from skywarden.server.appkeys import REQUEST_ID, SETTINGS
+from skywarden.server.auth.middleware import jsonrpc_error_response
+from skywarden.server.mcp.protocol import MCP_PATH
+from skywarden.server.problems import ProblemError, problem_response
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _hostname(host_header: str) -> str:
+    parts = urlsplit("//" + host_header)
+    try:
+        return (parts.hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def host_allowed(host_header: str | None, bind_host: str, allowed: tuple[str, ...]) -> bool:
+    hostname = _hostname(host_header or "")
+    if allowed:
+        return "*" in allowed or hostname in allowed
+    if is_loopback(bind_host):
+        return bool(hostname) and is_loopback(hostname)
+    return True
+
+
+def origin_allowed(origin: str, bind_host: str, cors_origins: tuple[str, ...]) -> bool:
+    if origin in cors_origins:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and is_loopback(bind_host) and is_loopback(parts.hostname or "")
+
+
+def _refuse(request: web.Request, what: str) -> web.Response:
+    if request.path == MCP_PATH:
+        return jsonrpc_error_response(403, -32600, f"Forbidden: {what} is not allowed", {})
+    error = ProblemError(403, "Forbidden", f"This {what} is not allowed.", type="forbidden-origin")
+    return problem_response(error, request.get(REQUEST_ID))
+
+
+@web.middleware
+async def origin_middleware(request: web.Request, handler):
+    settings = request.app[SETTINGS]
+    if not host_allowed(request.headers.get("Host"), settings.host, settings.allowed_hosts):
+        return _refuse(request, "Host")
+    origin = request.headers.get("Origin")
+    if origin is not None and request.path == MCP_PATH:
+        if not origin_allowed(origin, settings.host, settings.cors_origins):
+            return _refuse(request, "Origin")
+    return await handler(request)

@@ -1,0 +1,85 @@
+"""The official MCP Python SDK client against Skywarden, in both of its modes."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.fake_nws import shared_available
+
+
+@asynccontextmanager
+async def sdk_client(client, mode: str):
+    async with httpx2.AsyncClient(headers={"X-API-Key": client.api_key}) as http:
+        transport = streamable_http_client(str(client.make_url("/mcp")), http_client=http)
+        async with Client(transport, mode=mode) as mcp:
+            yield mcp
+
+
+@pytest.mark.parametrize(("mode", "version"), [("auto", "2026-07-28"), ("legacy", "2025-11-25")])
+async def test_sdk_lists_and_calls_both_weather_tools(client, mode, version):
+    async with sdk_client(client, mode) as mcp:
+        assert mcp.protocol_version == version
+        names = {t.name for t in (await mcp.list_tools()).tools}
+        assert {"get_forecast", "get_alerts"} <= names
+        tools = {t.name: t for t in (await mcp.list_tools()).tools}
+        assert tools["get_forecast"].output_schema["properties"]["periods"]["type"] == "array"
+
+        forecast = await mcp.call_tool("get_forecast", {"latitude": 39.7456, "longitude": -97.0892})
+        assert forecast.is_error is False
+        assert forecast.structured_content["location"] == "Linn, KS"
+        assert [p["name"] for p in forecast.structured_content["periods"]][:2] == ["Tonight", "Friday"]
+        assert "Temperature: 31°F" in forecast.content[0].text
+
+        alerts = await mcp.call_tool("get_alerts", {"state": "KS"})
+        assert alerts.is_error is False
+        assert alerts.structured_content["alerts"][0]["event"] == "Winter Weather Advisory"
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_sdk_sees_invalid_arguments_as_tool_errors(client, mode, fake_nws):
+    async with sdk_client(client, mode) as mcp:
+        result = await mcp.call_tool("get_forecast", {"latitude": 200, "longitude": "east"})
+    assert result.is_error is True
+    text = result.content[0].text
+    assert "latitude: Must be between -90 and 90." in text and "longitude: Not a valid number." in text
+    assert fake_nws.requests == []
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_sdk_upstream_failure_is_a_tool_error(client, mode):
+    async with sdk_client(client, mode) as mcp:
+        result = await mcp.call_tool("get_forecast", {"latitude": 51.5074, "longitude": -0.1278})
+    assert result.is_error is True and "only the United States" in result.content[0].text
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_sdk_progress_notifications_arrive(client, mode):
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total))
+
+    async with sdk_client(client, mode) as mcp:
+        result = await mcp.call_tool("test_tool_with_progress", {}, progress_callback=on_progress)
+    assert result.content[0].text == "Progress tool completed"
+    assert seen == [(0, 100), (50, 100), (100, 100)]
+
+
+async def test_sdk_scoped_key_sees_only_its_tools(make_client):
+    client = await make_client(scopes=["get_alerts"])
+    async with sdk_client(client, "auto") as mcp:
+        assert [t.name for t in (await mcp.list_tools()).tools] == ["get_alerts"]
+
+
+@pytest.mark.skipif(not shared_available(), reason="shared recorded fixtures not present")
+async def test_sdk_on_recorded_answers(client):
+    async with sdk_client(client, "auto") as mcp:
+        result = await mcp.call_tool("get_forecast", {"latitude": 33.8, "longitude": -117.882})
+        assert result.structured_content["periods"][0]["name"] == "Today"
+        alerts = await mcp.call_tool("get_alerts", {"state": "TX"})
+        assert len(alerts.structured_content["alerts"]) == 7
