@@ -33,8 +33,8 @@ def create_app(
     sessions: SessionStore | None = None,
 ) -> web.Application:
     registry = registry if registry is not None else discover_tools()
-    credentials = credentials or prepare_credentials(settings)
-    key_store = key_store or open_store(settings.resolved_database_url)
+    credentials = credentials if credentials is not None else prepare_credentials(settings)
+    key_store = key_store if key_store is not None else open_store(settings.resolved_database_url)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
@@ -55,7 +55,8 @@ def create_app(
     app[AUTHENTICATOR] = Authenticator(key_store, credentials.secret, cache_ttl=settings.key_cache_ttl)
     app.cleanup_ctx.append(key_store_context)
     app.cleanup_ctx.append(upstream_context(app))
-    sessions = sessions or MemorySessionStore(settings.session_idle_timeout, settings.max_sessions)
+    if sessions is None:
+        sessions = MemorySessionStore(settings.session_idle_timeout, settings.max_sessions)
     app[SESSIONS] = sessions
     app.on_cleanup.append(lambda app: sessions.close())
     McpEndpoint(McpMethods(app[RUNNER]), sessions).add_routes(app)

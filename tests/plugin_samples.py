@@ -58,3 +58,25 @@ class FakeAlerts(Echo):
 
 
 fake_alerts = FakeAlerts()
+
+
+SIGNALS: dict = {}  # tests put asyncio.Events here: "started", "cancelled"
+
+
+class Waits(Echo):
+    """Waits until cancelled, reporting both moments through SIGNALS."""
+
+    name = "waits"
+
+    async def call(self, arguments, context):
+        import asyncio
+
+        SIGNALS["started"].set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            SIGNALS["cancelled"].set()
+            raise
+
+
+waits = Waits()
