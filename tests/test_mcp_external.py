@@ -1,0 +1,244 @@
+"""Clients no one here wrote: the official MCP conformance suite and the MCP Inspector CLI.
+
+Both run against a real ``skywarden serve`` process with auth on. The suite has
+no header option, so tests/conformance/add-headers.mjs (a Node preload) adds the
+API key to its requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN
+from tests.node_tools import bin_path, ensure_npm_packages, node_env
+from tests.server_process import free_port, start_server
+
+PRELOAD = Path(__file__).parent / "conformance" / "add-headers.mjs"
+RESULT = re.compile(r"Passed: (\d+)/(\d+), (\d+) failed")
+
+STABLE = "0.1.16"
+PRERELEASE = "0.2.0-alpha.12"
+INSPECTOR = "2.12.0"
+
+STABLE_SCENARIOS = [
+    "server-initialize",
+    "ping",
+    "tools-list",
+    "dns-rebinding-protection",
+    "server-sse-multiple-streams",
+    "tools-call-simple-text",
+    "tools-call-image",
+    "tools-call-audio",
+    "tools-call-embedded-resource",
+    "tools-call-mixed-content",
+    "tools-call-error",
+    "tools-call-with-progress",
+]
+PRERELEASE_SCENARIOS = [
+    ("server-stateless", "2026-07-28"),
+    ("http-header-validation", "2026-07-28"),
+    ("tools-list", "2026-07-28"),
+    ("tools-call-simple-text", "2026-07-28"),
+    ("tools-call-image", "2026-07-28"),
+    ("tools-call-audio", "2026-07-28"),
+    ("tools-call-embedded-resource", "2026-07-28"),
+    ("tools-call-mixed-content", "2026-07-28"),
+    ("tools-call-error", "2026-07-28"),
+    ("tools-call-with-progress", "2026-07-28"),
+    ("dns-rebinding-protection", "2026-07-28"),
+    ("server-sse-multiple-streams", "2026-07-28"),
+    ("server-session-lifecycle", "2025-11-25"),
+    ("server-initialize", "2025-11-25"),
+    ("ping", "2025-11-25"),
+]
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """A real server process on localhost with one API key."""
+    data_dir = tmp_path_factory.mktemp("conformance")
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skywarden.server.cli",
+            "keys",
+            "create",
+            "--name",
+            "conformance",
+            "--json",
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    key = json.loads(created.stdout)["key"]
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "skywarden.server.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--log-format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # blocks until the server says it listens (pytest-timeout guards a hang)
+        if '"skywarden started"' in line:
+            break
+    else:
+        pytest.fail("server exited before starting")
+    yield f"http://localhost:{port}/mcp", key
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def run_conformance(prefix: Path, url: str, key: str, scenario: str, *extra: str) -> str:
+    env = node_env(
+        prefix,
+        {
+            "SKYWARDEN_CONFORMANCE_HEADERS": json.dumps({"X-API-Key": key}),
+            "SKYWARDEN_CONFORMANCE_MODULES": str(prefix / "node_modules"),
+            "NODE_OPTIONS": f"--import {PRELOAD}",
+        },
+    )
+    result = subprocess.run(
+        [bin_path(prefix, "conformance"), "server", "--url", url, "--scenario", scenario, *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    return re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+
+
+def assert_all_passed(output: str) -> None:
+    match = RESULT.search(output)
+    assert match, output[-3000:]
+    passed, total, failed = map(int, match.groups())
+    assert total > 0 and failed == 0 and passed == total, output[-3000:]
+
+
+@pytest.fixture(scope="module")
+def stable_suite():
+    return ensure_npm_packages(f"conformance-{STABLE}", [f"@modelcontextprotocol/conformance@{STABLE}", "undici@7"])
+
+
+@pytest.fixture(scope="module")
+def prerelease_suite():
+    return ensure_npm_packages(
+        f"conformance-{PRERELEASE}", [f"@modelcontextprotocol/conformance@{PRERELEASE}", "undici@7"]
+    )
+
+
+@pytest.mark.parametrize("scenario", STABLE_SCENARIOS)
+def test_conformance_stable(stable_suite, live_server, scenario):
+    url, key = live_server
+    assert_all_passed(run_conformance(stable_suite, url, key, scenario))
+
+
+@pytest.mark.parametrize(("scenario", "version"), PRERELEASE_SCENARIOS)
+def test_conformance_prerelease(prerelease_suite, live_server, scenario, version):
+    url, key = live_server
+    assert_all_passed(run_conformance(prerelease_suite, url, key, scenario, "--spec-version", version))
+
+
+def test_conformance_rejects_a_request_without_the_key(stable_suite, live_server):
+    """The harness itself must not pass by accident: without the key nothing passes."""
+    url, _ = live_server
+    output = run_conformance(stable_suite, url, "skw_live_wrong", "tools-list")
+    match = RESULT.search(output)
+    assert match is None or int(match.group(3)) > 0
+
+
+@pytest.fixture(scope="module")
+def inspector():
+    return ensure_npm_packages(f"inspector-{INSPECTOR}", [f"@modelcontextprotocol/inspector@{INSPECTOR}"])
+
+
+async def run_inspector(prefix: Path, url: str, key: str, *args: str) -> tuple[int, str]:
+    """Exit code and stdout (the JSON answer); stderr goes into the assertion message only."""
+    proc = await asyncio.create_subprocess_exec(
+        bin_path(prefix, "mcp-inspector"),
+        "--cli",
+        url,
+        "--transport",
+        "http",
+        "--header",
+        f"X-API-Key: {key}",
+        *args,
+        env=node_env(prefix),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    if proc.returncode != 0:
+        return proc.returncode, out.decode() + err.decode()
+    return proc.returncode, out.decode()
+
+
+async def test_inspector_lists_tools_and_calls_get_forecast(inspector, fake_nws, tmp_path):
+    server = await start_server(
+        {
+            "SKYWARDEN_DATA_DIR": str(tmp_path),
+            "SKYWARDEN_NWS_BASE_URL": fake_nws.url,
+            "SKYWARDEN_ADMIN_TOKEN": ADMIN_TOKEN,
+        }
+    )
+    try:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            resp = await http.post(
+                server.url + "/api/admin/keys",
+                json={"name": "inspector"},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+            key = (await resp.json())["key"]
+        url = server.url + "/mcp"
+        code, output = await run_inspector(inspector, url, key, "--method", "tools/list")
+        assert code == 0, output
+        names = {t["name"] for t in json.loads(output[output.index("{") :])["tools"]}
+        assert {"get_forecast", "get_alerts"} <= names
+        code, output = await run_inspector(
+            inspector,
+            url,
+            key,
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "get_forecast",
+            "--tool-arg",
+            "latitude=39.7456",
+            "--tool-arg",
+            "longitude=-97.0892",
+        )
+        assert code == 0, output
+        result = json.loads(output[output.index("{") :])
+        assert result["isError"] is False
+        assert result["structuredContent"]["location"] == "Linn, KS"
+        code, output = await run_inspector(inspector, url, "skw_live_wrong", "--method", "tools/list")
+        assert code != 0
+    finally:
+        await server.stop()
