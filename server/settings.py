@@ -128,8 +128,8 @@ def _rate(value: Any) -> str:
 
 def _database_url(value: Any) -> str:
     text = _text(value).strip()
-    if text and not text.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise ValueError("must start with sqlite:/// or postgresql://")
+    if text and not text.startswith("sqlite:///"):
+        raise ValueError("must start with sqlite:/// (the PostgreSQL store is not available yet)")
     return text
 
 
@@ -142,7 +142,9 @@ class Settings:
     host: str = _setting("127.0.0.1", _text, "address to listen on")
     port: int = _setting(8080, _int_range(0, 65535), "TCP port to listen on (0 = any free port)")
     data_dir: str = _setting("./.skywarden", _text, "folder for the SQLite database and generated secrets")
-    database_url: str = _setting("", _database_url, "key store URL; empty = sqlite:///<data_dir>/skywarden.db")
+    database_url: str = _setting(
+        "", _database_url, "key store URL (sqlite:///path); empty = sqlite:///<data_dir>/skywarden.db"
+    )
     nws_base_url: str = _setting("https://api.weather.gov", _http_url, "National Weather Service API base URL")
     nws_user_agent: str = _setting(
         "skywarden/0.1 (+https://github.com/skywarden/skywarden)",

@@ -1,4 +1,4 @@
-"""The key store interface; SQLite is the default, PostgreSQL for several instances."""
+"""The key store interface and the factory that picks an implementation from ``database_url``."""
 
 from __future__ import annotations
 
@@ -34,8 +34,4 @@ def open_store(database_url: str) -> KeyStore:
         from skywarden.server.auth.sqlite_store import SQLiteKeyStore
 
         return SQLiteKeyStore(database_url.removeprefix("sqlite:///"))
-    if database_url.startswith(("postgresql://", "postgres://")):
-        from skywarden.server.auth.postgres_store import PostgresKeyStore
-
-        return PostgresKeyStore(database_url)
-    raise ValueError("database_url must start with sqlite:/// or postgresql://")
+    raise ValueError("database_url must start with sqlite:///")
