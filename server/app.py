@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 from skywarden.server import admin, rest
-from skywarden.server.appkeys import ADMIN, AUTHENTICATOR, KEY_STORE, REGISTRY, RUNNER, SECRET, SESSIONS, SETTINGS
+from skywarden.server.appkeys import (
+    ADMIN,
+    AUTHENTICATOR,
+    KEY_STORE,
+    METRICS_CREDENTIAL,
+    REGISTRY,
+    RUNNER,
+    SECRET,
+    SESSIONS,
+    SETTINGS,
+)
+from skywarden.server.audit import audit_middleware
 from skywarden.server.auth.authenticator import Authenticator
 from skywarden.server.auth.credentials import Credentials, prepare_credentials
 from skywarden.server.auth.lifecycle import key_store_context
@@ -14,6 +25,7 @@ from skywarden.server.errors import error_middleware
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.sessions import MemorySessionStore, SessionStore
 from skywarden.server.mcp.transport import McpEndpoint
+from skywarden.server.metrics import setup_metrics
 from skywarden.server.openapi import setup_openapi
 from skywarden.server.origin import origin_middleware
 from skywarden.server.request_context import request_context_middleware
@@ -39,6 +51,7 @@ def create_app(
         client_max_size=settings.max_body_bytes,
         middlewares=[
             request_context_middleware,
+            audit_middleware,
             error_middleware,
             origin_middleware,
             auth_middleware,
@@ -51,6 +64,9 @@ def create_app(
     app[RUNNER] = ToolRunner(registry=registry, upstream=None, settings=settings)
     app[SECRET] = credentials.secret
     app[ADMIN] = credentials.admin
+    app[METRICS_CREDENTIAL] = credentials.metrics
+    if settings.metrics_enabled:
+        setup_metrics(app)
     app[KEY_STORE] = key_store
     app[AUTHENTICATOR] = Authenticator(key_store, credentials.secret, cache_ttl=settings.key_cache_ttl)
     app.cleanup_ctx.append(key_store_context)

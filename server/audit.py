@@ -1,21 +1,109 @@
-"""Audit events: a dedicated ``skywarden.audit`` logger, one event per request and per admin action."""
+"""Audit trail: one event per request (written when the answer is done) and per admin action.
+
+Events go to the dedicated ``skywarden.audit`` logger. They name the key by id
+and name, never by value; the path is logged without its query string.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
 from aiohttp import web
-from skywarden.server.appkeys import AUDIT, PRINCIPAL
+from skywarden.server.appkeys import AUDIT, AUTH_FAILURE, METRICS, PRINCIPAL, REQUEST_ID
+from skywarden.server.logging_setup import AUDIT_LOGGER
 
-audit_log = structlog.get_logger("skywarden.audit")
+audit_log = structlog.get_logger(AUDIT_LOGGER)
+DENIED_STATUSES = frozenset({401, 403, 429})
+
+
+def note(request: web.Request, **fields: Any) -> None:
+    """Add fields (MCP method, tool, revision, denial reason, ...) to this request's audit event."""
+    event = request.get(AUDIT)
+    if event is not None:
+        event.update(fields)
+
+
+def client_ip(request: web.Request) -> str | None:
+    return request.remote
+
+
+def outcome_for(status: int) -> str:
+    if status in DENIED_STATUSES:
+        return "denied"
+    if status >= 400:
+        return "error"
+    return "allowed"
+
+
+def _principal_fields(request: web.Request) -> dict[str, Any]:
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        return {"principal": "anonymous"}
+    if principal.kind != "key":
+        return {"principal": principal.kind}
+    return {"principal": "key", "key_id": principal.id, "key_name": principal.name}
+
+
+def _body_bytes(response: web.StreamResponse | None) -> int | None:
+    if response is None:
+        return None
+    if response.prepared:
+        return response.body_length
+    body = getattr(response, "body", None)
+    return len(body) if isinstance(body, bytes) else None
+
+
+@web.middleware
+async def audit_middleware(request: web.Request, handler):
+    started = time.perf_counter()
+    event: dict[str, Any] = {}
+    request[AUDIT] = event
+    status = 500
+    response: web.StreamResponse | None = None
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        latency = time.perf_counter() - started
+        reason = request.get(AUTH_FAILURE) or event.pop("denied", None)
+        if reason is None and status == 429:
+            reason = "rate_limited"
+        fields = {
+            "request_id": request.get(REQUEST_ID),
+            "client_ip": client_ip(request),
+            "method": request.method,
+            "path": request.path,
+            **_principal_fields(request),
+            **event,
+            "status": status,
+            "outcome": outcome_for(status),
+            "latency_ms": round(latency * 1000, 3),
+            "bytes": _body_bytes(response),
+        }
+        if reason is not None:
+            fields["reason"] = reason
+        audit_log.info("request", audit=True, **fields)
+        metrics = request.app.get(METRICS)
+        if metrics is not None:
+            metrics.observe_request(request, status, latency, fields)
 
 
 def audit_admin_action(
-    request: web.Request, action: str, key_id: str, *, before: dict[str, Any] | None, after: dict[str, Any] | None
+    request: web.Request | None,
+    action: str,
+    key_id: str,
+    *,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
 ) -> None:
-    """Record what an admin changed; views never hold key material."""
-    principal = request.get(PRINCIPAL)
+    """Record what an admin changed (API or CLI); key views never hold key material."""
+    principal = request.get(PRINCIPAL) if request is not None else None
     changed = sorted(k for k in (after or {}) if (before or {}).get(k) != (after or {}).get(k))
     audit_log.info(
         "admin action",
@@ -23,6 +111,7 @@ def audit_admin_action(
         action=action,
         key_id=key_id,
         actor=principal.name if principal else "cli",
+        request_id=request.get(REQUEST_ID) if request is not None else None,
         changed=changed,
         before=before,
         after=after,
@@ -30,21 +119,4 @@ def audit_admin_action(
 
 
 def audit_cli_action(action: str, key_id: str, *, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
-    changed = sorted(k for k in (after or {}) if (before or {}).get(k) != (after or {}).get(k))
-    audit_log.info(
-        "admin action",
-        audit=True,
-        action=action,
-        key_id=key_id,
-        actor="cli",
-        changed=changed,
-        before=before,
-        after=after,
-    )
-
-
-def note(request: web.Request, **fields: Any) -> None:
-    """Add fields (MCP method, tool, revision, ...) to this request's audit event."""
-    event = request.get(AUDIT)
-    if event is not None:
-        event.update(fields)
+    audit_admin_action(None, action, key_id, before=before, after=after)

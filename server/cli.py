@@ -86,10 +86,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args)
         if args.command == "serve":
             return _cmd_serve(settings)
-        from skywarden.server.logging_setup import configure_logging
+        from skywarden.server.logging_setup import close_sinks, configure_logging
 
-        configure_logging(settings.log_level, settings.log_format, stream=sys.stderr)
-        return asyncio.run(args.handler(args, settings))
+        configure_logging(
+            settings.log_level,
+            settings.log_format,
+            stream=sys.stderr,
+            log_file=settings.log_file,
+            audit_log_file=settings.audit_log_file,
+        )
+        try:
+            return asyncio.run(args.handler(args, settings))
+        finally:
+            close_sinks()
     except (SettingsError, CliError, CredentialError) as exc:
         print(f"skywarden: {exc}", file=sys.stderr)
         return 2

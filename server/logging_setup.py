@@ -1,4 +1,9 @@
-"""structlog, configured once at start-up: JSON lines or a console format."""
+"""structlog, configured once at start-up: JSON lines or a console format.
+
+Application logs and audit events (logger ``skywarden.audit``) go to separate
+sinks when ``audit_log_file`` is set, else both to ``log_file`` / stdout. Every
+line is written by a background thread (``BackgroundSink``).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,35 @@ import sys
 from typing import Any, TextIO
 
 import structlog
+from skywarden.server.log_sink import BackgroundSink
 from skywarden.server.redaction import redact_processor
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+AUDIT_LOGGER = "skywarden.audit"
+_sinks: list[BackgroundSink] = []
 
 
-def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
-    stream = stream or sys.stdout
+class _Factory:
+    def __init__(self, main: BackgroundSink, audit: BackgroundSink) -> None:
+        self.main = main
+        self.audit = audit
+
+    def __call__(self, *args: Any) -> structlog.WriteLogger:
+        return structlog.WriteLogger(self.audit if args and args[0] == AUDIT_LOGGER else self.main)
+
+
+def configure_logging(
+    level: str = "info",
+    fmt: str = "json",
+    stream: TextIO | None = None,
+    log_file: str = "",
+    audit_log_file: str = "",
+    cache_loggers: bool = True,
+) -> list[BackgroundSink]:
+    close_sinks()
+    main = BackgroundSink(path=log_file or None, stream=stream or sys.stdout)
+    audit = BackgroundSink(path=audit_log_file) if audit_log_file else main
+    _sinks.extend({id(s): s for s in (main, audit)}.values())
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -28,7 +55,13 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.WriteLoggerFactory(file=stream),
-        cache_logger_on_first_use=True,
+        logger_factory=_Factory(main, audit),
+        cache_logger_on_first_use=cache_loggers,
     )
     logging.basicConfig(level=max(_LEVELS[level], logging.WARNING), stream=sys.stderr)
+    return list(_sinks)
+
+
+def close_sinks() -> None:
+    while _sinks:
+        _sinks.pop().close()

@@ -7,6 +7,7 @@ from aiohttp_apigami import docs, response_schema
 from marshmallow import Schema, fields
 from skywarden.server import __version__
 from skywarden.server.appkeys import KEY_STORE, PRINCIPAL, RUNNER
+from skywarden.server.audit import note
 from skywarden.server.jsonutil import dumps
 from skywarden.server.problems import ProblemError, validation_problem
 from skywarden.server.request_body import read_json
@@ -118,7 +119,9 @@ async def call_tool(request: web.Request) -> web.Response:
             404, "Unknown tool", f"There is no tool named {name[:128]!r}.", type="unknown-tool"
         ) from None
     except ToolForbidden as exc:
+        note(request, tool=name[:128], denied="scope")
         raise ProblemError(403, "Forbidden", str(exc), type="insufficient-scope") from None
+    note(request, tool=tool.name)
     arguments = await read_json(request)
     try:
         validated = runner.validate(tool, arguments)
@@ -133,6 +136,7 @@ async def call_tool(request: web.Request) -> web.Response:
             f"{exc} Call this tool over MCP (POST /mcp) with a client that declares them.",
             type="client-capability-required",
         ) from None
+    note(request, tool_error=result.is_error)
     return json_bytes(result_body(result))
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from skywarden.server import __version__
 from skywarden.server.app import create_app
 from skywarden.server.auth.credentials import prepare_credentials
-from skywarden.server.logging_setup import configure_logging
+from skywarden.server.logging_setup import close_sinks, configure_logging
 from skywarden.server.settings import Settings
 
 
@@ -62,6 +62,14 @@ async def _run(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> int:
-    configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(_run(settings))
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        log_file=settings.log_file,
+        audit_log_file=settings.audit_log_file,
+    )
+    try:
+        asyncio.run(_run(settings))
+    finally:
+        close_sinks()
     return 0

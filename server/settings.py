@@ -159,6 +159,11 @@ class Settings:
     upstream_cache_entries: int = _setting(512, _int_range(0, 100_000), "upstream answers kept in the cache")
     log_level: str = _setting("info", _choice("debug", "info", "warning", "error"), "log level")
     log_format: str = _setting("json", _choice("json", "console"), "log format: json lines or console")
+    log_file: str = _setting("", _optional_path, "append logs to this file (reopened if rotated away); empty = stdout")
+    audit_log_file: str = _setting("", _optional_path, "send audit events to this file instead of the main log")
+    metrics_enabled: bool = _setting(True, _bool, "serve Prometheus metrics at /metrics (admin or metrics token)")
+    metrics_token: str = _setting("", _text, "read-only token for /metrics (prefer metrics_token_file)", secret=True)
+    metrics_token_file: str = _setting("", _optional_path, "file holding the read-only metrics token")
     secret: str = _setting("", _text, "server secret for key hashing (prefer secret_file)", secret=True)
     secret_file: str = _setting("", _optional_path, "file holding the server secret; generated in data_dir if unset")
     admin_token: str = _setting("", _text, "admin credential (prefer admin_token_file)", secret=True)
@@ -253,3 +258,19 @@ def load_settings(
         values[name] = _parse_one(known[name], value, "--" + name.replace("_", "-"))
 
     return Settings(**values)
+
+
+def markdown_table() -> str:
+    """The settings table of the README (``python -m skywarden.server.settings`` prints it)."""
+    rows = ["| Setting | Environment | Default | Meaning |", "|---|---|---|---|"]
+    for f in setting_fields():
+        default = f.default
+        if isinstance(default, tuple):
+            default = ",".join(default) or "(empty)"
+        shown = "(unset)" if default == "" else default
+        rows.append(f"| `{f.name}` | `{env_name(f.name)}` | `{shown}` | {f.metadata['help']} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from skywarden.server.appkeys import RUNNER, SETTINGS
+from skywarden.server.appkeys import METRICS, RUNNER, SETTINGS
 from skywarden.tools.upstream import TTLCache, Upstream
 
 
@@ -26,6 +26,7 @@ def upstream_context(app: web.Application):
             timeout=settings.upstream_timeout,
             max_bytes=settings.upstream_max_bytes,
             cache=TTLCache(settings.upstream_cache_entries),
+            observer=app[METRICS].observe_upstream if METRICS in app else None,
         )
         try:
             yield

@@ -1,15 +1,70 @@
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 from skywarden.server.app import create_app
+from skywarden.server.logging_setup import close_sinks, configure_logging
 from skywarden.server.settings import Settings, load_settings
 
 from tests.fake_nws import FakeNWS
 
 REQUIRE_SERVICES = os.environ.get("SKYWARDEN_REQUIRE_SERVICES") == "1"
+
+# Every key and token the tests create; no log line of the whole run may contain one.
+SECRETS: set[str] = set()
+
+
+class CaptureStream:
+    """The log sink of the test session: keeps every line written."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.lines.extend(line for line in text.splitlines() if line)
+
+    def flush(self) -> None:
+        return None
+
+
+CAPTURED = CaptureStream()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log_line():
+    sinks = configure_logging("debug", "json", stream=CAPTURED, cache_loggers=False)
+    yield
+    for sink in sinks:
+        sink.drain()
+    from tests.server_process import SUBPROCESS_LINES
+
+    leaks = [
+        (secret[:12] + "…", line[:200])
+        for line in CAPTURED.lines + SUBPROCESS_LINES
+        for secret in SECRETS
+        if secret in line
+    ]
+    close_sinks()
+    assert not leaks, f"secrets found in logs: {leaks[:5]}"
+    assert CAPTURED.lines, "the log capture saw nothing: is logging wired?"
+
+
+def drain_logs() -> list[dict]:
+    """Every JSON log line so far, after the background sink wrote what it had."""
+    from skywarden.server.logging_setup import _sinks
+
+    for sink in _sinks:
+        sink.drain()
+    events = []
+    for line in CAPTURED.lines:
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
 
 
 @pytest.fixture
@@ -21,6 +76,7 @@ async def fake_nws(aiohttp_server) -> FakeNWS:
 
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijklmnop"
+SECRETS.add(ADMIN_TOKEN)
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
@@ -57,7 +113,9 @@ async def create_key(admin_client, **fields) -> dict:
     fields.setdefault("name", "test key")
     resp = await admin_client.post("/api/admin/keys", json=fields)
     assert resp.status == 201, await resp.text()
-    return await resp.json()
+    body = await resp.json()
+    SECRETS.add(body["key"])
+    return body
 
 
 @pytest.fixture

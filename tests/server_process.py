@@ -9,6 +9,8 @@ import socket
 import sys
 from dataclasses import dataclass, field
 
+SUBPROCESS_LINES: list[str] = []  # every line any server process printed, for the session-wide secret scan
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -42,6 +44,7 @@ class ServerProcess:
         async for line in self.proc.stdout:
             text = line.decode(errors="replace").rstrip("\n")
             self.raw.append(text)
+            SUBPROCESS_LINES.append(text)
             try:
                 event = json.loads(text)
             except ValueError:

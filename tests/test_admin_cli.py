@@ -10,6 +10,8 @@ import pytest
 from skywarden.server.app import create_app
 from skywarden.server.auth.keys import is_well_formed
 
+from tests.conftest import SECRETS
+
 
 def cli(tmp_path, *args):
     return subprocess.run(
@@ -24,6 +26,7 @@ def test_create_list_show_rotate_revoke(tmp_path):
     created = cli(tmp_path, "keys", "create", "--name", "bootstrap", "--scope", "get_alerts", "--json")
     assert created.returncode == 0, created.stderr
     key = json.loads(created.stdout)
+    SECRETS.add(key["key"])
     assert is_well_formed(key["key"]) and key["scopes"] == ["get_alerts"]
     assert key["key"] not in created.stderr  # the audit line never holds the key
 
@@ -33,6 +36,7 @@ def test_create_list_show_rotate_revoke(tmp_path):
     assert shown["name"] == "bootstrap"
 
     rotated = json.loads(cli(tmp_path, "keys", "rotate", key["id"], "--grace-seconds", "0", "--json").stdout)
+    SECRETS.add(rotated["key"])
     assert rotated["key"] != key["key"] and rotated["id"] == key["id"]
 
     revoked = json.loads(cli(tmp_path, "keys", "revoke", key["id"], "--reason", "done", "--json").stdout)
@@ -68,6 +72,7 @@ def test_cli_flags_that_do_not_parse(tmp_path):
 async def test_cli_key_works_on_the_server(tmp_path, aiohttp_client, make_settings):
     settings = make_settings(data_dir=str(tmp_path))
     key = json.loads(cli(tmp_path, "keys", "create", "--name", "b", "--json").stdout)["key"]
+    SECRETS.add(key)
     client = await aiohttp_client(create_app(settings))
     assert (await client.get("/api/mcp/tools", headers={"X-API-Key": key})).status == 200
 
@@ -84,6 +89,7 @@ async def test_admin_token_generated_once_and_rotated(tmp_path, aiohttp_client, 
     rotated = cli(tmp_path, "admin-token", "rotate")
     assert rotated.returncode == 0
     new_token = next(w for w in rotated.stdout.split() if w.startswith("skw_admin_"))
+    SECRETS.update({new_token, first.generated_admin_token})
     client = await aiohttp_client(create_app(settings))
     ok = await client.get("/api/admin/keys", headers={"Authorization": f"Bearer {new_token}"})
     old = await client.get("/api/admin/keys", headers={"Authorization": f"Bearer {first.generated_admin_token}"})

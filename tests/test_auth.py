@@ -11,7 +11,7 @@ from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
 from skywarden.server.auth import keys
 from skywarden.server.auth.records import utcnow
 
-from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, create_key
+from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS, create_key
 
 FORECAST = {"latitude": 39.7456, "longitude": -97.0892}
 TOOL_ROUTES = [("GET", "/api/mcp/tools", None), ("POST", "/api/mcp/tools/get_forecast", FORECAST)]
@@ -201,6 +201,7 @@ async def test_rotation_grace_works_and_ends(client):
     assert resp.status == 200
     rotated = await resp.json()
     new = rotated["key"]
+    SECRETS.add(new)
     assert new != old and rotated["id"] == client.key_id and rotated["prefix"] == keys.display_prefix(new)
     for key in (old, new):
         assert (await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": key})).status == 200
@@ -215,6 +216,7 @@ async def test_rotation_without_grace_ends_the_old_key_at_once(client):
     assert (await client.get("/api/mcp/tools")).status == 200
     resp = await client.admin.post(f"/api/admin/keys/{client.key_id}/rotate", json={"grace_seconds": 0})
     new = (await resp.json())["key"]
+    SECRETS.add(new)
     assert (await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": old})).status == 401
     assert (await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": new})).status == 200
 

@@ -8,7 +8,7 @@ import sys
 
 import aiohttp
 
-from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN
+from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS
 from tests.server_process import start_server
 
 
@@ -69,6 +69,7 @@ async def test_serve_answers_and_shuts_down_gracefully(tmp_path, fake_nws):
             assert resp.status == 200
         async with http.post(server.url + "/api/admin/keys", json={"name": "cli"}, headers=ADMIN_HEADERS) as resp:
             key = (await resp.json())["key"]
+            SECRETS.add(key)
         in_flight = asyncio.create_task(
             http.post(
                 server.url + "/api/mcp/tools/get_forecast",

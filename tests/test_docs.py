@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from skywarden.server.auth.keys import KEY_PATTERN, generate_key
-from skywarden.server.settings import env_name, setting_fields
+from skywarden.server.settings import env_name, markdown_table, setting_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -14,6 +14,7 @@ def test_readme_documents_every_setting():
     readme = (ROOT / "README.md").read_text()
     for f in setting_fields():
         assert f"`{env_name(f.name)}`" in readme, f.name
+    assert markdown_table() in readme, "regenerate the table: python -m skywarden.server.settings"
 
 
 def test_quick_start_commands_exist_and_ci_calls_the_test_command():

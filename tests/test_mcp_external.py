@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, SECRETS
 from tests.node_tools import bin_path, ensure_npm_packages, node_env
 from tests.server_process import free_port, start_server
 
@@ -83,6 +83,7 @@ def live_server(tmp_path_factory):
         check=True,
     )
     key = json.loads(created.stdout)["key"]
+    SECRETS.add(key)
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -216,6 +217,7 @@ async def test_inspector_lists_tools_and_calls_get_forecast(inspector, fake_nws,
                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             )
             key = (await resp.json())["key"]
+            SECRETS.add(key)
         url = server.url + "/mcp"
         code, output = await run_inspector(inspector, url, key, "--method", "tools/list")
         assert code == 0, output

@@ -11,6 +11,7 @@ import json
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,7 @@ class Upstream:
     timeout: float
     max_bytes: int
     cache: TTLCache
+    observer: Callable[[str, float, bool], None] | None = None  # (service, seconds, failed)
 
     async def get_json(self, url: str, *, service: str, accept: str = "application/json") -> Any:
         """GET ``url`` and return its JSON; ``service`` names the upstream in error texts."""
@@ -85,6 +87,21 @@ class Upstream:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        started = time.perf_counter()
+        try:
+            data = await self._fetch(url, service, accept)
+        except UpstreamError:
+            self._observe(service, started, failed=True)
+            raise
+        self._observe(service, started, failed=False)
+        return data
+
+    def _observe(self, service: str, started: float, failed: bool) -> None:
+        if self.observer is not None:
+            self.observer(service, time.perf_counter() - started, failed)
+
+    async def _fetch(self, url: str, service: str, accept: str) -> Any:
+        key = f"{accept} {url}"
         headers = {"User-Agent": self.user_agent, "Accept": accept}
         try:
             async with self.session.get(

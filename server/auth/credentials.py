@@ -98,9 +98,20 @@ class Credentials:
     secret: bytes
     admin: AdminCredential
     generated_admin_token: str | None = None
+    metrics: AdminCredential | None = None
+
+
+def load_metrics_credential(token: str, token_file: str) -> AdminCredential | None:
+    if not token and not token_file:
+        return None
+    value = token or _read_file(token_file, "metrics_token_file")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise CredentialError(f"invalid setting metrics_token: needs at least {MIN_SECRET_LENGTH} characters")
+    return AdminCredential(token_hash(value))
 
 
 def prepare_credentials(settings) -> Credentials:
     secret = load_server_secret(settings.secret, settings.secret_file, settings.data_dir)
     admin, generated = load_admin_credential(settings.admin_token, settings.admin_token_file, settings.data_dir)
-    return Credentials(secret, admin, generated)
+    metrics = load_metrics_credential(settings.metrics_token, settings.metrics_token_file)
+    return Credentials(secret, admin, generated, metrics)

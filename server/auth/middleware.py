@@ -7,7 +7,7 @@ Every failure is the same 401, whatever the reason (kept for the audit log).
 from __future__ import annotations
 
 from aiohttp import web
-from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, PRINCIPAL, REQUEST_ID
+from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, METRICS_CREDENTIAL, PRINCIPAL, REQUEST_ID
 from skywarden.server.auth.authenticator import AuthFailure
 from skywarden.server.auth.keys import KEY_REGEX
 from skywarden.server.auth.principal import Principal
@@ -19,6 +19,8 @@ PUBLIC_PATHS = frozenset({"/api/health", "/api/health/ready"})
 PUBLIC_PREFIXES = ("/api/docs",)
 ADMIN_PREFIX = "/api/admin"
 ADMIN_PRINCIPAL = Principal(kind="admin", id="admin", name="admin")
+METRICS_PRINCIPAL = Principal(kind="metrics", id="metrics", name="metrics")
+METRICS_PATH = "/metrics"
 _QUERY_SECRET_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "x-api-key"})
 WWW_AUTHENTICATE = 'Bearer realm="skywarden"'
 
@@ -81,6 +83,14 @@ async def auth_middleware(request: web.Request, handler):
             "Credentials are never accepted in the URL; send the key in the X-API-Key header.",
             type="credential-in-url",
         )
+    if path == METRICS_PATH:
+        token = bearer_token(request)
+        metrics = request.app.get(METRICS_CREDENTIAL)
+        if token and (request.app[ADMIN].matches(token) or (metrics is not None and metrics.matches(token))):
+            request[PRINCIPAL] = METRICS_PRINCIPAL
+            return await handler(request)
+        request[AUTH_FAILURE] = "missing" if not token else "bad_metrics_token"
+        return unauthorized(request, bool(token))
     if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
         token = bearer_token(request)
         if not token or not request.app[ADMIN].matches(token):

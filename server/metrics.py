@@ -1,0 +1,90 @@
+"""Prometheus metrics at /metrics (never public: admin token or the read-only metrics token).
+
+Each app has its own registry. Request counters are updated from the audit
+middleware, so one place sees every answer; cache and session figures are read
+at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from skywarden.server.appkeys import METRICS, RUNNER, SESSIONS
+
+METRICS_PATH = "/metrics"
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class _LiveFigures(Collector):
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Any]:
+        sessions = self.app.get(SESSIONS)
+        gauge = GaugeMetricFamily("skywarden_mcp_sessions", "Live MCP sessions")
+        gauge.add_metric([], len(sessions) if sessions is not None else 0)
+        yield gauge
+        upstream = self.app[RUNNER].upstream
+        cache = CounterMetricFamily("skywarden_upstream_cache", "Upstream cache lookups", labels=["result"])
+        cache.add_metric(["hit"], upstream.cache.hits if upstream else 0)
+        cache.add_metric(["miss"], upstream.cache.misses if upstream else 0)
+        yield cache
+
+
+class Metrics:
+    def __init__(self, app: web.Application) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "skywarden_http_requests", "HTTP requests answered", ["route", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "skywarden_http_request_duration_seconds", "Time to answer", ["route"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.tool_calls = Counter("skywarden_tool_calls", "Tool calls", ["tool", "outcome"], registry=r)
+        self.auth_failures = Counter("skywarden_auth_failures", "Failed authentications", ["reason"], registry=r)
+        self.rate_limited = Counter("skywarden_rate_limited", "Requests refused by a rate limit", ["limit"], registry=r)
+        self.upstream_latency = Histogram(
+            "skywarden_upstream_request_duration_seconds",
+            "Upstream request time",
+            ["service"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_errors = Counter("skywarden_upstream_errors", "Failed upstream requests", ["service"], registry=r)
+        r.register(_LiveFigures(app))
+
+    def observe_request(self, request: web.Request, status: int, latency: float, fields: dict[str, Any]) -> None:
+        route = request.match_info.route.resource
+        route_name = route.canonical if route is not None else "unmatched"
+        self.requests.labels(route_name, request.method, str(status)).inc()
+        self.latency.labels(route_name).observe(latency)
+        tool = fields.get("tool")
+        if tool and fields.get("outcome") == "allowed" and "rpc_error" not in fields:
+            self.tool_calls.labels(tool, "error" if fields.get("tool_error") else "ok").inc()
+        elif tool and fields.get("outcome") == "denied":
+            self.tool_calls.labels(tool, "denied").inc()
+        if status == 401 and fields.get("reason"):
+            self.auth_failures.labels(fields["reason"]).inc()
+        if status == 429:
+            self.rate_limited.labels(fields.get("limit", "unknown")).inc()
+
+    def observe_upstream(self, service: str, seconds: float, failed: bool) -> None:
+        self.upstream_latency.labels(service).observe(seconds)
+        if failed:
+            self.upstream_errors.labels(service).inc()
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def setup_metrics(app: web.Application) -> None:
+    app[METRICS] = Metrics(app)
+    app.router.add_get(METRICS_PATH, metrics_handler, allow_head=False)

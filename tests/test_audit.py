@@ -1,0 +1,239 @@
+"""The audit trail: exactly one event per request with the right fields, admin actions, redaction, sinks."""
+
+from __future__ import annotations
+
+import errno
+import threading
+
+import pytest
+import structlog
+from skywarden.server.log_sink import BackgroundSink
+from skywarden.server.redaction import REDACTED, redact_processor
+
+from tests.conftest import CAPTURED, create_key, drain_logs
+from tests.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
+
+
+def audit_events_for(request_id: str) -> list[dict]:
+    return [e for e in drain_logs() if e.get("audit") and e.get("request_id") == request_id and e["event"] == "request"]
+
+
+async def one_event(resp) -> dict:
+    events = audit_events_for(resp.headers["X-Request-ID"])
+    assert len(events) == 1, events
+    event = events[0]
+    assert event["path"].startswith("/") and "?" not in event["path"]
+    assert event["client_ip"] == "127.0.0.1"
+    assert isinstance(event["latency_ms"], float)
+    return event
+
+
+async def test_allowed_rest_tool_call(client):
+    resp = await client.post("/api/mcp/tools/get_alerts", json={"state": "KS"})
+    event = await one_event(resp)
+    assert event["outcome"] == "allowed" and event["status"] == 200
+    assert event["principal"] == "key" and event["key_id"] == client.key_id and event["key_name"] == "test key"
+    assert event["tool"] == "get_alerts" and event["tool_error"] is False
+    assert event["method"] == "POST" and event["path"] == "/api/mcp/tools/get_alerts"
+    assert event["bytes"] > 0
+
+
+async def test_allowed_mcp_call_names_method_tool_revision_and_session(client):
+    session = await open_session(client)
+    message = rpc("tools/call", {"name": "get_alerts", "arguments": {"state": "KS"}})
+    resp = await post(client, message, session_headers(session, "2025-11-25"))
+    event = await one_event(resp)
+    assert event["mcp_method"] == "tools/call" and event["tool"] == "get_alerts"
+    assert event["protocol_version"] == "2025-11-25"
+    assert len(event["session"]) == 16 and session not in str(event)
+
+
+async def test_stateless_mcp_call(client):
+    message = modern_rpc("tools/list")
+    resp = await post(client, message, modern_headers(message))
+    event = await one_event(resp)
+    assert event["mcp_method"] == "tools/list" and event["protocol_version"] == "2026-07-28"
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "missing"),
+        ({"X-API-Key": "nonsense"}, "malformed"),
+        ({"X-API-Key": "skw_live_" + "A" * 50}, "malformed"),
+    ],
+)
+async def test_denied_missing_or_malformed(client, headers, reason):
+    resp = await client.anonymous.get("/api/mcp/tools", headers=headers)
+    event = await one_event(resp)
+    assert event["outcome"] == "denied" and event["status"] == 401 and event["reason"] == reason
+    assert event["principal"] == "anonymous"
+
+
+async def test_denied_unknown_revoked_and_scope(client, make_client):
+    from skywarden.server.auth.keys import generate_key
+
+    resp = await client.anonymous.get("/api/mcp/tools", headers={"X-API-Key": generate_key()})
+    assert (await one_event(resp))["reason"] == "unknown"
+    revoked = await create_key(client.admin, name="gone")
+    await client.admin.delete(f"/api/admin/keys/{revoked['id']}")
+    resp = await client.anonymous.get("/api/mcp/tools", headers={"X-API-Key": revoked["key"]})
+    assert (await one_event(resp))["reason"] == "revoked"
+
+    scoped = await make_client(scopes=["get_alerts"])
+    resp = await scoped.post("/api/mcp/tools/get_forecast", json={"latitude": 1, "longitude": 1})
+    event = await one_event(resp)
+    assert event["outcome"] == "denied" and event["reason"] == "scope" and event["status"] == 403
+
+
+async def test_errors(client):
+    resp = await client.post("/api/mcp/tools/nope", json={})
+    event = await one_event(resp)
+    assert event["outcome"] == "error" and event["status"] == 404
+    resp = await client.post("/api/mcp/tools/get_alerts", json={"state": 1})
+    assert (await one_event(resp))["status"] == 422
+
+
+async def test_key_in_query_is_audited_without_the_query(client):
+    resp = await client.anonymous.get(f"/api/mcp/tools?api_key={client.api_key}")
+    event = await one_event(resp)
+    assert event["reason"] == "key_in_query" and event["path"] == "/api/mcp/tools"
+
+
+async def test_admin_actions_are_audited_with_before_and_after(client):
+    key = await create_key(client.admin, name="audited")
+    await client.admin.patch(f"/api/admin/keys/{key['id']}", json={"name": "renamed", "scopes": ["get_alerts"]})
+    await client.admin.delete(f"/api/admin/keys/{key['id']}", json={"reason": "done"})
+    actions = [e for e in drain_logs() if e.get("event") == "admin action" and e.get("key_id") == key["id"]]
+    assert [a["action"] for a in actions] == ["key.create", "key.update", "key.revoke"]
+    update = actions[1]
+    assert update["before"]["name"] == "audited" and update["after"]["name"] == "renamed"
+    assert {"name", "scopes"} <= set(update["changed"])
+    assert update["actor"] == "admin" and update["request_id"]
+    for action in actions:
+        assert key["key"] not in str(action)
+
+
+def test_redaction_removes_keys_tokens_and_authorization_everywhere():
+    key = "skw_live_" + "a" * 44 + "b" * 6
+    event = {
+        "event": f"upstream said {key}",
+        "headers": {"Authorization": "Bearer abc.def", "X-API-Key": key, "Accept": "x"},
+        "error": f"Traceback ... Authorization: Bearer sometoken {key}",
+        "admin_token": "whatever-it-is",
+        "nested": [{"text": key}],
+    }
+    out = redact_processor(None, "info", event)
+    text = str(out)
+    assert key not in text and "abc.def" not in text and "sometoken" not in text and "whatever-it-is" not in text
+    assert out["headers"]["Accept"] == "x" and out["headers"]["Authorization"] == REDACTED
+
+
+async def test_exception_text_with_a_key_is_redacted(client, monkeypatch):
+    from skywarden.server.tool_calls import ToolRunner
+
+    def explode(self, principal):
+        raise RuntimeError(f"boom {client.api_key}")
+
+    monkeypatch.setattr(ToolRunner, "visible_tools", explode)
+    resp = await client.get("/api/mcp/tools")
+    assert resp.status == 500
+    errors = [
+        e
+        for e in drain_logs()
+        if e.get("event") == "unhandled error" and e.get("request_id") == resp.headers["X-Request-ID"]
+    ]
+    assert errors and "boom" in errors[0]["exception"] and client.api_key not in errors[0]["exception"]
+
+
+class _FailingStream:
+    def __init__(self):
+        self.calls = 0
+
+    def write(self, text):
+        self.calls += 1
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self):
+        return None
+
+
+class _BlockingStream:
+    def __init__(self):
+        self.release = threading.Event()
+        self.lines = []
+
+    def write(self, text):
+        self.release.wait(30)
+        self.lines.append(text)
+
+    def flush(self):
+        return None
+
+
+def test_sink_failure_is_reported_once_and_writes_never_raise(capfd):
+    stream = _FailingStream()
+    sink = BackgroundSink(stream=stream)
+    for _ in range(5):
+        sink.write("line\n")
+    sink.drain()
+    sink.close()
+    assert stream.calls == 5 and sink.failures == 5
+    err = capfd.readouterr().err
+    assert err.count("log sink stream failed") == 1 and "No space left" in err
+
+
+def test_removed_log_file_is_recreated(tmp_path):
+    path = tmp_path / "audit.log"
+    sink = BackgroundSink(path=str(path))
+    sink.write("one\n")
+    sink.drain()
+    path.unlink()  # external rotation or an operator mistake
+    sink.write("two\n")
+    sink.drain()
+    sink.close()
+    assert path.read_text() == "two\n"
+
+
+def test_rotated_log_file_is_reopened(tmp_path):
+    path = tmp_path / "app.log"
+    sink = BackgroundSink(path=str(path))
+    sink.write("before\n")
+    sink.drain()
+    path.rename(tmp_path / "app.log.1")
+    sink.write("after\n")
+    sink.drain()
+    sink.close()
+    assert (tmp_path / "app.log.1").read_text() == "before\n" and path.read_text() == "after\n"
+
+
+async def test_requests_succeed_while_the_sink_is_stuck(client):
+    from skywarden.server import logging_setup
+
+    blocking = _BlockingStream()
+    stuck = BackgroundSink(stream=blocking)
+    saved = logging_setup._sinks[:]
+    structlog.configure(logger_factory=lambda *args: structlog.WriteLogger(stuck))
+    try:
+        for _ in range(20):
+            assert (await client.get("/api/mcp/tools")).status == 200
+    finally:
+        blocking.release.set()
+        stuck.drain()
+        stuck.close()
+        structlog.configure(logger_factory=logging_setup._Factory(saved[0], saved[-1]))
+    assert sum('"request"' in line for line in blocking.lines) == 20
+
+
+def test_full_queue_drops_and_counts():
+    blocking = _BlockingStream()
+    sink = BackgroundSink(stream=blocking, max_queued=3)
+    for _ in range(10):
+        sink.write("x\n")
+    assert sink.dropped >= 6
+    blocking.release.set()
+    sink.close()
+
+
+def test_capture_is_live():
+    assert CAPTURED.lines

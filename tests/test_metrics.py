@@ -1,0 +1,74 @@
+"""/metrics: not public, moves when requests happen."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import ADMIN_HEADERS
+
+METRICS_TOKEN = "metrics-reader-token-0123456789abcdefghij"
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def scrape(client) -> str:
+    resp = await client.anonymous.get("/metrics", headers=ADMIN_HEADERS)
+    assert resp.status == 200 and resp.content_type.startswith("text/plain")
+    return await resp.text()
+
+
+async def test_metrics_are_not_public(client):
+    assert (await client.anonymous.get("/metrics")).status == 401
+    assert (await client.get("/metrics")).status == 401  # an API key is not enough
+    assert (await client.anonymous.get("/metrics", headers={"Authorization": "Bearer " + "x" * 40})).status == 401
+
+
+async def test_metrics_token_reads_metrics_but_not_admin(make_client, make_settings):
+    client = await make_client(make_settings(metrics_token=METRICS_TOKEN))
+    headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    assert (await client.anonymous.get("/metrics", headers=headers)).status == 200
+    assert (await client.anonymous.get("/api/admin/keys", headers=headers)).status == 401
+
+
+async def test_counters_move(client, fake_nws):
+    before = await scrape(client)
+    await client.post("/api/mcp/tools/get_alerts", json={"state": "KS"})
+    await client.post("/api/mcp/tools/get_alerts", json={"state": "KS"})  # cached upstream answer
+    await client.post("/api/mcp/tools/get_forecast", json={"latitude": 51.5074, "longitude": -0.1278})
+    await client.anonymous.get("/api/mcp/tools", headers={"X-API-Key": "bad"})
+    after = await scrape(client)
+
+    route = "/api/mcp/tools/{toolName}"
+    assert (
+        value(after, "skywarden_http_requests_total", route=route, status="200")
+        - value(before, "skywarden_http_requests_total", route=route, status="200")
+        == 3
+    )
+    assert value(after, "skywarden_tool_calls_total", tool="get_alerts", outcome="ok") == 2
+    assert value(after, "skywarden_tool_calls_total", tool="get_forecast", outcome="error") == 1
+    assert value(after, "skywarden_auth_failures_total", reason="malformed") == 1
+    assert value(after, "skywarden_upstream_cache_total", result="hit") >= 1
+    assert value(after, "skywarden_upstream_request_duration_seconds_count") >= 2
+    assert value(after, "skywarden_upstream_errors_total") >= 1
+    assert re.search(
+        r'skywarden_http_request_duration_seconds_bucket\{le="0.005",route="/api/mcp/tools/\{toolName\}"\}', after
+    )
+
+
+async def test_live_sessions_gauge(client):
+    from tests.mcp_helpers import open_session
+
+    await open_session(client)
+    assert value(await scrape(client), "skywarden_mcp_sessions") == 1
+
+
+async def test_metrics_can_be_switched_off(make_client, make_settings):
+    client = await make_client(make_settings(metrics_enabled="false"))
+    assert (await client.anonymous.get("/metrics", headers=ADMIN_HEADERS)).status == 404
