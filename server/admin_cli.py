@@ -17,9 +17,7 @@ from marshmallow import ValidationError
 from skywarden.server.settings import Settings
 
 
-def add_admin_commands(
-    sub: argparse._SubParsersAction, add_setting_flags: Callable[[argparse.ArgumentParser], None]
-) -> None:
+def add_admin_commands(sub: argparse._SubParsersAction, add_setting_flags: Callable[..., None]) -> None:
     keys = sub.add_parser("keys", help="manage API keys on the store directly")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
 
@@ -54,13 +52,29 @@ def add_admin_commands(
 
     for parser in (create, listing, show, revoke, rotate):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
-        add_setting_flags(parser)
+        add_setting_flags(parser, STORE_SETTINGS)
 
     token = sub.add_parser("admin-token", help="manage the admin token")
     token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     rotate_token = token_sub.add_parser("rotate", help="generate a new admin token, print it once")
-    add_setting_flags(rotate_token)
+    add_setting_flags(rotate_token, STORE_SETTINGS)
     rotate_token.set_defaults(handler=_rotate_admin_token)
+
+
+# The settings these commands read (the rest are the server's business).
+STORE_SETTINGS = (
+    "data_dir",
+    "database_url",
+    "secret",
+    "secret_file",
+    "admin_token",
+    "admin_token_file",
+    "key_environment",
+    "log_level",
+    "log_format",
+    "log_file",
+    "audit_log_file",
+)
 
 
 class CliError(Exception):

@@ -28,3 +28,6 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 PRINCIPAL: web.RequestKey[Any] = web.RequestKey("principal")
 AUDIT: web.RequestKey[Any] = web.RequestKey("audit")
 AUTH_FAILURE: web.RequestKey[str] = web.RequestKey("auth_failure")
+# The scheme a trusted proxy vouched for; set on the original request too, which aiohttp
+# hands to on_response_prepare.
+FORWARDED_HTTPS: web.RequestKey[bool] = web.RequestKey("forwarded_https")

@@ -13,12 +13,15 @@ from skywarden.server import __version__
 from skywarden.server.admin_cli import CliError
 from skywarden.server.auth.credentials import CredentialError
 from skywarden.server.settings import Settings, SettingsError, env_name, load_settings, setting_fields
+from skywarden.server.tls import TLSConfigError
 
 
-def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+def _add_setting_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
     group = parser.add_argument_group("settings (flag > environment > config file > default)")
     group.add_argument("--config", metavar="PATH", help="TOML config file (env SKYWARDEN_CONFIG)")
     for f in setting_fields():
+        if only is not None and f.name not in only:
+            continue
         default = "" if f.metadata.get("secret") else f" (default: {_show_default(f.default)})"
         group.add_argument(
             "--" + f.name.replace("_", "-"),
@@ -99,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(args.handler(args, settings))
         finally:
             close_sinks()
-    except (SettingsError, CliError, CredentialError) as exc:
+    except (SettingsError, CliError, CredentialError, TLSConfigError) as exc:
         print(f"skywarden: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # start-up failures: one clear line, no trace

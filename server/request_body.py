@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 from skywarden.server.appkeys import SETTINGS
 from skywarden.server.jsonutil import BodyError, loads_guarded
 from skywarden.server.problems import ProblemError
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body, within ``body_timeout`` (slow senders get 408) and ``max_body_bytes`` (413)."""
+    try:
+        return await asyncio.wait_for(request.read(), request.app[SETTINGS].body_timeout)
+    except TimeoutError:
+        raise ProblemError(
+            408,
+            "Request timeout",
+            "The request body arrived too slowly.",
+            type="request-timeout",
+            headers={"Connection": "close"},
+        ) from None
 
 
 def is_json_content_type(request: web.Request) -> bool:
@@ -28,7 +43,7 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
             f"Send the body as application/json, not {request.content_type or 'no content type'}.",
             type="unsupported-media-type",
         )
-    body = await request.read()  # aiohttp answers 413 past client_max_size
+    body = await read_body(request)
     if not body.strip() and allow_empty:
         return None
     try:

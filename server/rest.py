@@ -11,7 +11,7 @@ from skywarden.server.audit import note
 from skywarden.server.jsonutil import dumps
 from skywarden.server.problems import ProblemError, validation_problem
 from skywarden.server.request_body import read_json
-from skywarden.server.tool_calls import InvalidArguments, ToolForbidden, UnknownTool
+from skywarden.server.tool_calls import CallRefused, InvalidArguments, ToolForbidden, UnknownTool
 from skywarden.tools.contract import MissingClientCapability, ToolResult
 
 PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
@@ -129,6 +129,9 @@ async def call_tool(request: web.Request) -> web.Response:
         raise validation_problem(exc.errors, f"The arguments for {tool.name} are not valid.") from None
     try:
         result = await runner.invoke(tool, validated, principal)
+    except CallRefused as exc:
+        note(request, denied="rate_limited", limit=exc.policy)
+        raise ProblemError(429, "Too many requests", str(exc), type="rate-limited", headers=exc.headers()) from None
     except MissingClientCapability as exc:
         raise ProblemError(
             400,

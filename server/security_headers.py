@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from skywarden.server.appkeys import FORWARDED_HTTPS
 from skywarden.server.openapi import UI_PATH
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -32,6 +33,6 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     headers.setdefault("Content-Security-Policy", DOCS_CSP if is_docs_page else API_CSP)
     if not request.path.startswith(PUBLIC_PREFIXES):
         headers["Cache-Control"] = "no-store"
-    if request.secure:
+    if request.get(FORWARDED_HTTPS, request.secure):
         headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
     headers["Server"] = "skywarden"  # no version banner

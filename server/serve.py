@@ -17,6 +17,7 @@ from skywarden.server.app import create_app
 from skywarden.server.auth.credentials import prepare_credentials
 from skywarden.server.logging_setup import close_sinks, configure_logging
 from skywarden.server.settings import Settings
+from skywarden.server.tls import server_ssl_context
 
 
 async def _run(settings: Settings) -> None:
@@ -31,6 +32,7 @@ async def _run(settings: Settings) -> None:
             file=sys.stderr,
             flush=True,
         )
+    ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
     app = create_app(settings, credentials=credentials)
 
     async def farewell(app: web.Application) -> None:
@@ -50,7 +52,7 @@ async def _run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=512)
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=512, ssl_context=ssl_context)
         await site.start()
         addresses = [s.getsockname() for s in site._server.sockets] if site._server else []
         port = addresses[0][1] if addresses else settings.port

@@ -126,6 +126,18 @@ def _rate(value: Any) -> str:
     return text
 
 
+def _networks(value: Any) -> tuple[str, ...]:
+    import ipaddress
+
+    items = _string_list(value)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.0/8)") from None
+    return items
+
+
 def _database_url(value: Any) -> str:
     text = _text(value).strip()
     if text and not text.startswith("sqlite:///"):
@@ -176,6 +188,18 @@ class Settings:
     allowed_hosts: tuple[str, ...] = _setting(
         (), _string_list, "Host names to answer to (* = any); empty = loopback names when bound to loopback"
     )
+    tls_cert: str = _setting("", _optional_path, "PEM certificate (chain) to serve HTTPS directly")
+    tls_key: str = _setting("", _optional_path, "PEM private key for tls_cert")
+    require_https: bool = _setting(False, _bool, "refuse plain HTTP (GET/HEAD are redirected to https)")
+    trusted_proxies: tuple[str, ...] = _setting(
+        (), _networks, "proxy addresses/networks whose X-Forwarded-For/-Proto are believed"
+    )
+    rate_limit: str = _setting("120/minute", _rate, "default per-key limit (limits notation); empty = none")
+    auth_failure_limit: str = _setting(
+        "20/minute", _rate, "failed authentications allowed per client IP before 429; empty = none"
+    )
+    max_concurrent_calls: int = _setting(8, _int_range(1, 10_000), "tool calls one key may run at once")
+    body_timeout: float = _setting(30.0, _positive_float, "seconds a client may take to send a request body")
     max_body_bytes: int = _setting(1024 * 1024, _int_range(1024, 64 * 1024 * 1024), "largest request body, bytes")
     max_json_depth: int = _setting(32, _int_range(2, 1000), "deepest JSON nesting accepted in a request body")
     session_idle_timeout: float = _setting(1800.0, _positive_float, "seconds an idle MCP session lives")

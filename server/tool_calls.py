@@ -7,8 +7,8 @@ layers map the exceptions here to their own error shapes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import marshmallow
@@ -41,6 +41,22 @@ class ToolForbidden(PermissionError):
         self.name = name
 
 
+class CallRefused(Exception):
+    """The call may not run now (rate limit, too many at once): HTTP 429 at either door."""
+
+    policy = "refused"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class TooManyConcurrentCalls(CallRefused):
+    policy = "concurrency"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"This key already has {limit} tool calls running; retry when one finishes.")
+
+
 class InvalidArguments(ValueError):
     def __init__(self, errors: Mapping[str, Any]) -> None:
         super().__init__(describe_errors(errors))
@@ -52,6 +68,9 @@ class ToolRunner:
     registry: ToolRegistry
     upstream: Any
     settings: Any
+    charge: Callable[[Principal | None, int], Awaitable[None]] | None = None
+    max_concurrent: int = 8
+    _running: dict[str, int] = field(default_factory=dict)
 
     def visible_tools(self, principal: Principal | None) -> list[RegisteredTool]:
         return [t for t in self.registry if principal is None or principal.allows(t.name)]
@@ -86,8 +105,33 @@ class ToolRunner:
     ) -> ToolResult:
         """Run a validated call; a tool failure comes back as an ``is_error`` result.
 
-        ``MissingClientCapability`` propagates: it is a protocol error, not a tool result.
+        ``MissingClientCapability`` and ``CallRefused`` propagate: they are protocol
+        answers, not tool results.
         """
+        if self.charge is not None and tool.cost > 1:
+            await self.charge(principal, tool.cost)
+        key_id = principal.id if principal is not None else ""
+        running = self._running.get(key_id, 0)
+        if running >= self.max_concurrent:
+            raise TooManyConcurrentCalls(self.max_concurrent)
+        self._running[key_id] = running + 1
+        try:
+            return await self._run(tool, arguments, principal, report_progress, client_capabilities)
+        finally:
+            left = self._running[key_id] - 1
+            if left:
+                self._running[key_id] = left
+            else:
+                del self._running[key_id]
+
+    async def _run(
+        self,
+        tool: RegisteredTool,
+        arguments: dict[str, Any],
+        principal: Principal | None,
+        report_progress: ProgressReporter,
+        client_capabilities: Mapping[str, Any] | None,
+    ) -> ToolResult:
         bound = log.bind(tool=tool.name)
         context = ToolContext(
             upstream=self.upstream,

@@ -80,3 +80,11 @@ class Waits(Echo):
 
 
 waits = Waits()
+
+
+class Costly(Echo):
+    name = "costly"
+    cost = 3
+
+
+costly = Costly()

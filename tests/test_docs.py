@@ -14,7 +14,7 @@ def test_readme_documents_every_setting():
     readme = (ROOT / "README.md").read_text()
     for f in setting_fields():
         assert f"`{env_name(f.name)}`" in readme, f.name
-    assert markdown_table() in readme, "regenerate the table: python -m skywarden.server.settings"
+    assert markdown_table() in readme, "regenerate the table: ./scripts/update-readme-settings"
 
 
 def test_quick_start_commands_exist_and_ci_calls_the_test_command():

@@ -55,7 +55,9 @@ def denial_headers(request: web.Request, error: p.RpcError) -> dict[str, str]:
     if error.code == p.FORBIDDEN:
         note(request, denied="scope")
         return {"WWW-Authenticate": INSUFFICIENT_SCOPE}
-    return {}
+    if error.code == p.RATE_LIMITED:
+        note(request, denied="rate_limited", limit=error.data["policy"])
+    return error.headers
 
 
 async def run_request(

@@ -15,7 +15,7 @@ from skywarden.server.auth.principal import Principal
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
 from skywarden.server.problems import flatten_errors
-from skywarden.server.tool_calls import InvalidArguments, ToolForbidden, ToolRunner, UnknownTool
+from skywarden.server.tool_calls import CallRefused, InvalidArguments, ToolForbidden, ToolRunner, UnknownTool
 from skywarden.tools.contract import (
     MissingClientCapability,
     ProgressReporter,
@@ -108,6 +108,10 @@ class McpMethods:
             raise p.RpcError(p.INVALID_PARAMS, message, data={"errors": flatten_errors(exc.errors)}) from None
         try:
             result = await self.runner.invoke(tool, arguments, principal, report_progress, client_capabilities or {})
+        except CallRefused as exc:
+            raise p.RpcError(
+                p.RATE_LIMITED, str(exc), data={"policy": exc.policy}, status=429, headers=exc.headers()
+            ) from None
         except MissingClientCapability as exc:
             raise p.RpcError(
                 p.MISSING_CLIENT_CAPABILITY, str(exc), data={"requiredCapabilities": exc.capabilities}

@@ -24,4 +24,7 @@ class McpEndpoint:
         return await self.stateless.handle(request, version)
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_route("*", MCP_PATH, self.handle)
+        # Every method goes to ``handle``, which answers 405 with the era's Allow header.
+        # (Explicit methods, not "*": aiohttp-cors adds its own OPTIONS route.)
+        for method in ("POST", "GET", "DELETE", "PUT", "PATCH"):
+            app.router.add_route(method, MCP_PATH, self.handle)

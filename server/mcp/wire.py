@@ -11,6 +11,8 @@ from aiohttp import web
 from skywarden.server.appkeys import SETTINGS
 from skywarden.server.jsonutil import BodyError, dumps, loads_guarded
 from skywarden.server.mcp import protocol as p
+from skywarden.server.problems import ProblemError
+from skywarden.server.request_body import read_body
 
 _B64 = re.compile(r"^=\?base64\?(.*)\?=$")
 
@@ -67,7 +69,12 @@ async def read_message(request: web.Request) -> Any:
         raise BodyRejected(
             error_answer(None, p.RpcError(p.INVALID_REQUEST, "Content-Type must be application/json"), 415)
         )
-    body = await request.read()
+    try:
+        body = await read_body(request)
+    except ProblemError as exc:
+        raise BodyRejected(
+            error_answer(None, p.RpcError(p.INVALID_REQUEST, exc.detail or exc.title), exc.status)
+        ) from None
     try:
         return loads_guarded(body, request.app[SETTINGS].max_json_depth)
     except BodyError as exc:

@@ -1,0 +1,159 @@
+"""Rate limits with the ``limits`` library (sliding-window counters, in-memory storage).
+
+- Per client IP, failed or missing authentication (``auth_failure_limit``): checked
+  before the key is looked up, so guessing keys gets 429 quickly.
+- Per key (``rate_limit``, or the key's own ``rate_limit``), on tool routes and /mcp.
+- A tool's ``cost`` charges its extra units when it is called.
+
+Answers carry the IETF ``RateLimit-Policy`` / ``RateLimit`` fields; a 429 also
+``Retry-After``. A sliding-window counter keeps two integers per key and
+expires them, so memory stays flat however many distinct keys or IPs appear.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from skywarden.server.appkeys import LIMITER, PRINCIPAL, REQUEST_ID
+from skywarden.server.audit import note
+from skywarden.server.auth.middleware import is_public, jsonrpc_error_response
+from skywarden.server.auth.principal import Principal
+from skywarden.server.mcp.protocol import MCP_PATH
+from skywarden.server.problems import ProblemError, problem_response
+from skywarden.server.tool_calls import CallRefused
+
+RATE_LIMITED_CODE = -32029
+
+
+class RateLimited(CallRefused):
+    def __init__(self, policy: str, item: RateLimitItem, reset_time: float) -> None:
+        super().__init__(f"Rate limit {item} exceeded")
+        self.policy = policy
+        self.item = item
+        self.reset_time = reset_time
+
+    def headers(self) -> dict[str, str]:
+        retry = max(1, math.ceil(self.reset_time - time.time()))
+        return {
+            "Retry-After": str(retry),
+            "RateLimit-Policy": policy_field(self.policy, self.item),
+            "RateLimit": f'"{self.policy}";r=0;t={retry}',
+        }
+
+
+def policy_field(name: str, item: RateLimitItem) -> str:
+    return f'"{name}";q={item.amount};w={item.get_expiry()}'
+
+
+def _first(rate: str) -> RateLimitItem | None:
+    return parse_many(rate)[0] if rate else None
+
+
+@dataclass
+class RateLimits:
+    default: RateLimitItem | None
+    auth_failures: RateLimitItem | None
+    storage: MemoryStorage = field(default_factory=MemoryStorage)
+    _per_key: dict[str, RateLimitItem] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
+
+    @classmethod
+    def from_settings(cls, settings) -> RateLimits:
+        return cls(default=_first(settings.rate_limit), auth_failures=_first(settings.auth_failure_limit))
+
+    def item_for(self, principal: Principal) -> RateLimitItem | None:
+        if not principal.rate_limit:
+            return self.default
+        item = self._per_key.get(principal.rate_limit)
+        if item is None:
+            if len(self._per_key) > 10_000:
+                self._per_key.clear()
+            item = self._per_key[principal.rate_limit] = parse_many(principal.rate_limit)[0]
+        return item
+
+    async def check_ip(self, ip: str) -> None:
+        if self.auth_failures is not None and not await self.limiter.test(self.auth_failures, "authfail", ip):
+            stats = await self.limiter.get_window_stats(self.auth_failures, "authfail", ip)
+            raise RateLimited("auth", self.auth_failures, stats.reset_time)
+
+    async def record_failure(self, ip: str) -> None:
+        if self.auth_failures is not None:
+            await self.limiter.hit(self.auth_failures, "authfail", ip)
+
+    async def charge(self, principal: Principal, cost: int = 1) -> dict[str, str]:
+        """Take ``cost`` units from the key's limit; return the RateLimit fields or raise RateLimited."""
+        item = self.item_for(principal)
+        if item is None:
+            return {}
+        allowed = await self.limiter.hit(item, "key", principal.id, cost=cost)
+        stats = await self.limiter.get_window_stats(item, "key", principal.id)
+        if not allowed:
+            raise RateLimited("key", item, stats.reset_time)
+        reset = max(0, math.ceil(stats.reset_time - time.time()))
+        return {"RateLimit-Policy": policy_field("key", item), "RateLimit": f'"key";r={stats.remaining};t={reset}'}
+
+
+def limited_response(request: web.Request, exc: CallRefused) -> web.Response:
+    note(request, limit=exc.policy)
+    headers = exc.headers()
+    if request.path == MCP_PATH:
+        return jsonrpc_error_response(429, RATE_LIMITED_CODE, f"{exc}; retry later", headers)
+    error = ProblemError(
+        429,
+        "Too many requests",
+        f"{exc} Retry after {headers['Retry-After']} seconds.",
+        type="rate-limited",
+        headers=headers,
+    )
+    return problem_response(error, request.get(REQUEST_ID))
+
+
+@web.middleware
+async def auth_failure_limit_middleware(request: web.Request, handler):
+    """Wraps authentication: a client IP with too many failures is refused before any key lookup."""
+    limits: RateLimits = request.app[LIMITER]
+    if limits.auth_failures is None or is_public(request.path) or request.method == "OPTIONS":
+        return await handler(request)
+    ip = request.remote or "unknown"
+    try:
+        await limits.check_ip(ip)
+    except RateLimited as exc:
+        return limited_response(request, exc)
+    response = await handler(request)
+    if response.status == 401:
+        await limits.record_failure(ip)
+    return response
+
+
+@web.middleware
+async def key_limit_middleware(request: web.Request, handler):
+    """After authentication: the key's own limit on tool routes and /mcp."""
+    principal = request.get(PRINCIPAL)
+    if principal is None or principal.kind != "key" or request.method == "OPTIONS":
+        return await handler(request)
+    try:
+        fields = await request.app[LIMITER].charge(principal)
+    except RateLimited as exc:
+        return limited_response(request, exc)
+    response = await handler(request)
+    if not response.prepared:
+        response.headers.update(fields)
+    return response
+
+
+def extra_cost_charger(limits: RateLimits):
+    """For ToolRunner: charge a tool's units beyond the one its request already paid."""
+
+    async def charge(principal: Principal | None, cost: int) -> None:
+        if principal is not None and principal.kind == "key" and cost > 1:
+            await limits.charge(principal, cost - 1)
+
+    return charge

@@ -1,0 +1,325 @@
+"""Security headers, CORS, HTTPS, forwarded headers, request limits and rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import aiohttp
+import pytest
+import trustme
+from skywarden.server.appkeys import AUTHENTICATOR, LIMITER
+from skywarden.server.auth.authenticator import AuthFailure
+from skywarden.server.auth.keys import generate_key
+from skywarden.tools.registry import discover_tools
+
+from tests import plugin_samples
+from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS, create_key
+from tests.server_process import start_server
+from tests.test_plugins import fake_distribution
+
+COMMON = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-XSS-Protection": "0",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "no_store"),
+    [
+        ("anonymous", "GET", "/api/health", False),
+        ("anonymous", "GET", "/api/docs", False),
+        ("anonymous", "GET", "/api/docs/openapi.json", False),
+        ("client", "GET", "/api/mcp/tools", True),
+        ("client", "POST", "/mcp", True),
+        ("admin", "GET", "/api/admin/keys", True),
+        ("anonymous", "GET", "/api/mcp/tools", True),  # 401
+        ("client", "GET", "/api/nope", True),  # 404
+        ("admin", "GET", "/metrics", True),
+    ],
+)
+async def test_security_header_matrix(client, who, method, path, no_store):
+    http = {"anonymous": client.anonymous, "client": client, "admin": client.admin}[who]
+    resp = await http.request(method, path, json={} if method == "POST" else None)
+    for name, value in COMMON.items():
+        assert resp.headers[name] == value, (path, name)
+    assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["Server"] == "skywarden"  # no version banner
+    assert (resp.headers.get("Cache-Control") == "no-store") is no_store
+    assert "Strict-Transport-Security" not in resp.headers  # plain HTTP
+
+
+@pytest.fixture
+async def cors_client(make_client, make_settings):
+    return await make_client(make_settings(cors_origins="https://app.example"))
+
+
+async def test_preflight_for_an_allowed_origin(cors_client, fake_nws):
+    resp = await cors_client.anonymous.options(
+        "/api/mcp/tools/get_alerts",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key, content-type",
+        },
+    )
+    assert resp.status == 200
+    assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "X-API-KEY" in resp.headers["Access-Control-Allow-Headers"].upper()
+    assert "Access-Control-Allow-Credentials" not in resp.headers
+    assert fake_nws.requests == []
+
+
+async def test_preflight_for_mcp_allows_mcp_headers(cors_client):
+    resp = await cors_client.anonymous.options(
+        "/mcp",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": (
+                "mcp-protocol-version, mcp-session-id, mcp-method, mcp-name, authorization"
+            ),
+        },
+    )
+    assert resp.status == 200
+    allowed = resp.headers["Access-Control-Allow-Headers"].upper()
+    for header in ("MCP-PROTOCOL-VERSION", "MCP-SESSION-ID", "MCP-METHOD", "MCP-NAME", "AUTHORIZATION"):
+        assert header in allowed
+
+
+async def test_preflight_for_an_unknown_origin_is_refused(cors_client):
+    resp = await cors_client.anonymous.options(
+        "/api/mcp/tools", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert resp.status == 403
+    assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_actual_cors_requests(cors_client):
+    resp = await cors_client.get("/api/mcp/tools", headers={"Origin": "https://app.example"})
+    assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "RATELIMIT" in resp.headers["Access-Control-Expose-Headers"].upper()
+    assert "Access-Control-Allow-Credentials" not in resp.headers
+    resp = await cors_client.get("/api/mcp/tools", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_cors_is_denied_by_default(client):
+    resp = await client.get("/api/mcp/tools", headers={"Origin": "https://app.example"})
+    assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path_factory.mktemp("tls")
+    cert.cert_chain_pems[0].write_to_path(folder / "cert.pem")
+    cert.private_key_pem.write_to_path(folder / "key.pem")
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return folder, client_ctx
+
+
+async def test_https_served_directly_with_hsts(tls_files, tmp_path):
+    folder, client_ctx = tls_files
+    server = await start_server(
+        {
+            "SKYWARDEN_DATA_DIR": str(tmp_path),
+            "SKYWARDEN_ADMIN_TOKEN": ADMIN_TOKEN,
+            "SKYWARDEN_TLS_CERT": str(folder / "cert.pem"),
+            "SKYWARDEN_TLS_KEY": str(folder / "key.pem"),
+        }
+    )
+    try:
+        url = f"https://127.0.0.1:{server.port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/api/health", ssl=client_ctx) as resp:
+                assert resp.status == 200
+                assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
+            with pytest.raises(aiohttp.ClientError):
+                await http.get(f"http://127.0.0.1:{server.port}/api/health")
+    finally:
+        await server.stop()
+
+
+def test_tls_context_refuses_old_protocols(tls_files):
+    from skywarden.server.tls import server_ssl_context
+
+    folder, _ = tls_files
+    context = server_ssl_context(str(folder / "cert.pem"), str(folder / "key.pem"))
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_tls_settings_must_come_in_pairs(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "skywarden.server.cli", "serve", "--tls-cert", "/nope.pem", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "tls_cert/tls_key" in result.stderr
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skywarden.server.cli",
+            "serve",
+            "--tls-cert",
+            "/nope.pem",
+            "--tls-key",
+            "/nope.key",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "cannot load" in result.stderr
+
+
+async def test_require_https_redirects_get_and_refuses_the_rest(make_server, make_settings, aiohttp_client):
+    client = await aiohttp_client(await make_server(make_settings(require_https="true")))
+    resp = await client.get("/api/mcp/tools?page=2", allow_redirects=False)
+    assert resp.status == 308 and resp.headers["Location"].startswith("https://")
+    assert resp.headers["Location"].endswith("/api/mcp/tools?page=2")
+    resp = await client.post("/api/mcp/tools/get_alerts", json={"state": "KS"})
+    assert resp.status == 403 and (await resp.json())["type"].endswith("https-required")
+
+
+async def test_forwarded_proto_is_believed_only_from_a_trusted_proxy(make_server, make_settings, aiohttp_client):
+    https = {"X-Forwarded-Proto": "https"}
+    trusting = await aiohttp_client(
+        await make_server(make_settings(require_https="true", trusted_proxies="127.0.0.1/32"))
+    )
+    resp = await trusting.post("/api/admin/keys", json={"name": "p"}, headers={**ADMIN_HEADERS, **https})
+    assert resp.status == 201
+    key = (await resp.json())["key"]
+    SECRETS.add(key)
+    resp = await trusting.get("/api/mcp/tools", headers={**https, "X-API-Key": key}, allow_redirects=False)
+    assert resp.status == 200 and "Strict-Transport-Security" in resp.headers
+    untrusting = await aiohttp_client(
+        await make_server(make_settings(require_https="true", trusted_proxies="10.0.0.0/8"))
+    )
+    resp = await untrusting.get("/api/mcp/tools", headers=https, allow_redirects=False)
+    assert resp.status == 308
+
+
+async def test_forwarded_for_sets_the_client_ip_only_from_a_trusted_proxy(make_client, make_settings):
+    from tests.conftest import drain_logs
+
+    trusting = await make_client(make_settings(trusted_proxies="127.0.0.1"))
+    resp = await trusting.get("/api/mcp/tools", headers={"X-Forwarded-For": "203.0.113.9, 127.0.0.1"})
+    events = [e for e in drain_logs() if e.get("request_id") == resp.headers["X-Request-ID"] and e.get("audit")]
+    assert events[0]["client_ip"] == "203.0.113.9"
+    plain = await make_client()
+    resp = await plain.get("/api/mcp/tools", headers={"X-Forwarded-For": "203.0.113.9"})
+    events = [e for e in drain_logs() if e.get("request_id") == resp.headers["X-Request-ID"] and e.get("audit")]
+    assert events[0]["client_ip"] == "127.0.0.1"
+
+
+async def test_slow_body_is_cut_off(make_client, make_settings):
+    client = await make_client(make_settings(body_timeout="0.3"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    writer.write(
+        b"POST /api/mcp/tools/get_alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"X-API-Key: {client.api_key}\r\nContent-Length: 100\r\n\r\n".encode()
+        + b'{"state":'
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+    assert head.startswith(b"HTTP/1.1 408")
+    writer.close()
+
+
+async def test_rate_limit_exact_count_then_429(make_client, make_settings):
+    client = await make_client(make_settings(rate_limit="3/minute"))
+    for remaining in (2, 1, 0):
+        resp = await client.get("/api/mcp/tools")
+        assert resp.status == 200
+        assert resp.headers["RateLimit-Policy"] == '"key";q=3;w=60'
+        assert resp.headers["RateLimit"].startswith(f'"key";r={remaining};t=')
+    resp = await client.get("/api/mcp/tools")
+    assert resp.status == 429
+    assert int(resp.headers["Retry-After"]) >= 1
+    assert resp.headers["RateLimit"].startswith('"key";r=0;t=')
+    assert (await resp.json())["type"].endswith("rate-limited")
+    from tests.mcp_helpers import modern_headers, modern_rpc, post
+
+    message = modern_rpc("tools/list")
+    resp = await post(client, message, modern_headers(message))
+    assert resp.status == 429 and (await resp.json())["error"]["code"] == -32029
+
+
+async def test_per_key_override(make_client, make_settings):
+    client = await make_client(make_settings(rate_limit="100/minute"))
+    slow = await create_key(client.admin, name="slow", rate_limit="1/minute")
+    headers = {"X-API-Key": slow["key"]}
+    assert (await client.anonymous.get("/api/mcp/tools", headers=headers)).status == 200
+    assert (await client.anonymous.get("/api/mcp/tools", headers=headers)).status == 429
+    assert (await client.get("/api/mcp/tools")).status == 200  # other keys are not affected
+
+
+async def test_failed_auth_flood_is_throttled_per_ip(make_client, make_settings):
+    client = await make_client(make_settings(auth_failure_limit="5/minute", trusted_proxies="127.0.0.1"))
+    attacker = {"X-Forwarded-For": "198.51.100.7"}
+    for _ in range(5):
+        resp = await client.anonymous.get("/api/mcp/tools", headers={**attacker, "X-API-Key": generate_key()})
+        assert resp.status == 401
+    resp = await client.anonymous.get("/api/mcp/tools", headers={**attacker, "X-API-Key": client.api_key})
+    assert resp.status == 429 and "Retry-After" in resp.headers
+    assert resp.headers["RateLimit-Policy"] == '"auth";q=5;w=60'
+    other = {"X-Forwarded-For": "192.0.2.55", "X-API-Key": client.api_key}
+    assert (await client.anonymous.get("/api/mcp/tools", headers=other)).status == 200
+
+
+async def test_limiter_memory_stays_flat_under_100k_bogus_keys(make_client, make_settings):
+    client = await make_client(make_settings(auth_failure_limit="1000000/minute"))
+    limits = client.server.app[LIMITER]
+    authenticator = client.server.app[AUTHENTICATOR]
+    for i in range(100_000):
+        try:
+            await authenticator.authenticate(f"skw_live_{i:050d}")
+        except AuthFailure:
+            await limits.record_failure("198.51.100.7")
+    assert len(authenticator._cache) == 0
+    assert len(limits.storage.storage) <= 2 and len(limits.storage.events) == 0
+
+
+async def test_concurrent_calls_per_key_are_capped(make_client, make_settings, tmp_path):
+    fake_distribution(tmp_path, "acme-waits", {"waits": "tests.plugin_samples:waits"})
+    plugin_samples.SIGNALS.update(started=asyncio.Event(), cancelled=asyncio.Event())
+    client = await make_client(make_settings(max_concurrent_calls="1"), registry=discover_tools(paths=[str(tmp_path)]))
+    first = asyncio.create_task(client.post("/api/mcp/tools/waits", json={"text": "x"}))
+    await asyncio.wait_for(plugin_samples.SIGNALS["started"].wait(), 10)
+    resp = await client.post("/api/mcp/tools/waits", json={"text": "y"})
+    assert resp.status == 429 and (await resp.json())["type"].endswith("rate-limited")
+    first.cancel()
+    await asyncio.wait_for(plugin_samples.SIGNALS["cancelled"].wait(), 10)
+
+
+async def test_tool_cost_is_charged(make_client, make_settings, tmp_path):
+    fake_distribution(tmp_path, "acme-costly", {"costly": "tests.plugin_samples:costly"})
+    client = await make_client(make_settings(rate_limit="5/minute"), registry=discover_tools(paths=[str(tmp_path)]))
+    assert (await client.post("/api/mcp/tools/costly", json={"text": "a"})).status == 200  # 1 + 2 units
+    resp = await client.post("/api/mcp/tools/costly", json={"text": "b"})  # 1 more + 2 > 5
+    assert resp.status == 429
+
+
+async def test_admin_and_health_are_not_key_limited(make_client, make_settings):
+    client = await make_client(make_settings(rate_limit="1/minute"))
+    for _ in range(3):
+        assert (await client.anonymous.get("/api/health")).status == 200
+        assert (await client.admin.get("/api/admin/keys")).status == 200
+
+
+def test_secret_set_is_used():
+    assert ADMIN_TOKEN in SECRETS and ADMIN_HEADERS
