@@ -72,7 +72,7 @@ class ServerProcess:
 
 
 async def start_server(env: dict[str, str], *args: str, timeout: float = 30) -> ServerProcess:
-    port = free_port()
+    port = int(env.get("SKYWARDEN_PORT") or free_port())
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SKYWARDEN_")}
     full_env.update({"SKYWARDEN_PORT": str(port), "SKYWARDEN_LOG_FORMAT": "json"}, **env)
     proc = await asyncio.create_subprocess_exec(
