@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from skywarden.clients.client import DEFAULT_URL, masked
+from skywarden.clients.client import masked, resolve_url
 from skywarden.clients.http import Answer, HttpCore, RetryPolicy, Timeouts
 from skywarden.clients.mapping import decode, problem_error
 
@@ -26,7 +26,7 @@ class AdminClient:
         verify_tls: bool = True,
         ca_file: str | None = None,
     ) -> None:
-        self.base_url = (base_url or os.environ.get("SKYWARDEN_URL") or DEFAULT_URL).rstrip("/")
+        self.base_url = resolve_url(base_url)
         self._token = admin_token if admin_token is not None else os.environ.get("SKYWARDEN_ADMIN_TOKEN")
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         self._core = HttpCore(

@@ -16,6 +16,10 @@ from skywarden.clients.results import ToolCallResult, ToolInfo
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
+def resolve_url(base_url: str | None) -> str:
+    return (base_url or os.environ.get("SKYWARDEN_URL") or DEFAULT_URL).rstrip("/")
+
+
 def masked(secret: str | None) -> str:
     if not secret:
         return "none"
@@ -43,7 +47,7 @@ class SkywardenClient:
         ca_file: str | None = None,
         max_connections: int = 20,
     ) -> None:
-        self.base_url = (base_url or os.environ.get("SKYWARDEN_URL") or DEFAULT_URL).rstrip("/")
+        self.base_url = resolve_url(base_url)
         self._api_key = api_key if api_key is not None else os.environ.get("SKYWARDEN_API_KEY")
         headers = {"X-API-Key": self._api_key} if self._api_key else {}
         self._core = HttpCore(

@@ -11,10 +11,10 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from skywarden.server.appkeys import REQUEST_ID, SETTINGS
-from skywarden.server.auth.middleware import jsonrpc_error_response
+from skywarden.server.appkeys import SETTINGS
 from skywarden.server.mcp.protocol import MCP_PATH
-from skywarden.server.problems import ProblemError, problem_response
+from skywarden.server.problems import ProblemError
+from skywarden.server.refusals import refuse
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -54,10 +54,8 @@ def origin_allowed(origin: str, bind_host: str, cors_origins: tuple[str, ...]) -
 
 
 def _refuse(request: web.Request, what: str) -> web.Response:
-    if request.path == MCP_PATH:
-        return jsonrpc_error_response(403, -32600, f"Forbidden: {what} is not allowed", {})
     error = ProblemError(403, "Forbidden", f"This {what} is not allowed.", type="forbidden-origin")
-    return problem_response(error, request.get(REQUEST_ID))
+    return refuse(request, error, -32600, f"Forbidden: {what} is not allowed")
 
 
 @web.middleware

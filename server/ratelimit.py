@@ -20,15 +20,14 @@ from aiohttp import web
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from skywarden.server.appkeys import LIMITER, PRINCIPAL, REQUEST_ID
+from skywarden.server.appkeys import LIMITER, PRINCIPAL
 from skywarden.server.audit import note
-from skywarden.server.auth.middleware import is_public, jsonrpc_error_response
+from skywarden.server.auth.middleware import is_public
 from skywarden.server.auth.principal import Principal
-from skywarden.server.mcp.protocol import MCP_PATH
-from skywarden.server.problems import ProblemError, problem_response
+from skywarden.server.mcp.protocol import RATE_LIMITED
+from skywarden.server.problems import ProblemError
+from skywarden.server.refusals import refuse
 from skywarden.server.tool_calls import CallRefused
-
-RATE_LIMITED_CODE = -32029
 
 
 class RateLimited(CallRefused):
@@ -104,8 +103,6 @@ class RateLimits:
 def limited_response(request: web.Request, exc: CallRefused) -> web.Response:
     note(request, limit=exc.policy)
     headers = exc.headers()
-    if request.path == MCP_PATH:
-        return jsonrpc_error_response(429, RATE_LIMITED_CODE, f"{exc}; retry later", headers)
     error = ProblemError(
         429,
         "Too many requests",
@@ -113,7 +110,7 @@ def limited_response(request: web.Request, exc: CallRefused) -> web.Response:
         type="rate-limited",
         headers=headers,
     )
-    return problem_response(error, request.get(REQUEST_ID))
+    return refuse(request, error, RATE_LIMITED, f"{exc}; retry later")
 
 
 @web.middleware

@@ -83,9 +83,11 @@ async def test_valid_key_in_either_header(client, method, path, body):
         assert resp.status == 200
 
 
-async def test_bad_checksum_is_rejected_without_a_store_lookup(client, monkeypatch):
+@pytest.fixture
+def store_lookups(client, monkeypatch) -> list[str]:
+    """Every hash the key store is asked for during the test."""
     store = client.server.app[KEY_STORE]
-    calls = []
+    calls: list[str] = []
     original = store.find_by_hash
 
     async def spy(key_hash):
@@ -93,25 +95,21 @@ async def test_bad_checksum_is_rejected_without_a_store_lookup(client, monkeypat
         return await original(key_hash)
 
     monkeypatch.setattr(store, "find_by_hash", spy)
+    return calls
+
+
+async def test_bad_checksum_is_rejected_without_a_store_lookup(client, store_lookups):
+    calls = store_lookups
     resp = await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": tamper_checksum(client.api_key)})
     assert resp.status == 401 and calls == []
     resp = await request(client, "GET", "/api/mcp/tools", None, {"X-API-Key": unknown_key()})
     assert resp.status == 401 and len(calls) == 1
 
 
-async def test_verified_key_is_cached(client, monkeypatch):
-    store = client.server.app[KEY_STORE]
-    calls = []
-    original = store.find_by_hash
-
-    async def spy(key_hash):
-        calls.append(key_hash)
-        return await original(key_hash)
-
-    monkeypatch.setattr(store, "find_by_hash", spy)
+async def test_verified_key_is_cached(client, store_lookups):
     for _ in range(5):
         assert (await client.get("/api/mcp/tools")).status == 200
-    assert len(calls) <= 1
+    assert len(store_lookups) <= 1
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ADMIN_ROUTES)

@@ -7,13 +7,12 @@ Every failure is the same 401, whatever the reason (kept for the audit log).
 from __future__ import annotations
 
 from aiohttp import web
-from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, METRICS_CREDENTIAL, PRINCIPAL, REQUEST_ID
+from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, METRICS_CREDENTIAL, PRINCIPAL
 from skywarden.server.auth.authenticator import AuthFailure
 from skywarden.server.auth.keys import KEY_REGEX
 from skywarden.server.auth.principal import Principal
-from skywarden.server.jsonutil import dumps
-from skywarden.server.mcp.protocol import MCP_PATH
-from skywarden.server.problems import ProblemError, problem_response
+from skywarden.server.problems import ProblemError
+from skywarden.server.refusals import refuse
 
 PUBLIC_PATHS = frozenset({"/api/health", "/api/health/ready"})
 PUBLIC_PREFIXES = ("/api/docs",)
@@ -48,16 +47,8 @@ def key_in_query(request: web.Request) -> bool:
     )
 
 
-def jsonrpc_error_response(status: int, code: int, message: str, headers: dict[str, str]) -> web.Response:
-    body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
-    return web.Response(status=status, body=dumps(body), content_type="application/json", headers=headers)
-
-
 def unauthorized(request: web.Request, presented: bool) -> web.Response:
     challenge = WWW_AUTHENTICATE + (', error="invalid_token"' if presented else "")
-    headers = {"WWW-Authenticate": challenge}
-    if request.path == MCP_PATH:
-        return jsonrpc_error_response(401, -32001, "Unauthorized: a valid API key is required", headers)
     error = ProblemError(
         401,
         "Unauthorized",
@@ -65,9 +56,9 @@ def unauthorized(request: web.Request, presented: bool) -> web.Response:
         if not request.path.startswith(ADMIN_PREFIX)
         else "The admin token is required (Authorization: Bearer).",
         type="unauthorized",
-        headers=headers,
+        headers={"WWW-Authenticate": challenge},
     )
-    return problem_response(error, request.get(REQUEST_ID))
+    return refuse(request, error, -32001, "Unauthorized: a valid API key is required")
 
 
 @web.middleware
