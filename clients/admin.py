@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+
 from skywarden.clients.client import masked, resolve_url
 from skywarden.clients.http import Answer, HttpCore, RetryPolicy, Timeouts
 from skywarden.clients.mapping import decode, problem_error

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import aiohttp
+
 from skywarden.clients import errors as e
 from skywarden.clients.http import HttpCore, RetryPolicy, Timeouts
 from skywarden.clients.mapping import decode, problem_error

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
+
 from skywarden.clients.errors import TransportError
 
 T = TypeVar("T")

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+
 from skywarden.clients import errors as e
 from skywarden.clients.http import Answer, HttpCore
 from skywarden.clients.mapping import rpc_error

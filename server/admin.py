@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
+
 from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE, REGISTRY, SECRET, SETTINGS
 from skywarden.server.audit import audit_admin_action
 from skywarden.server.auth import keys

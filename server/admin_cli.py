@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from marshmallow import ValidationError
+
 from skywarden.server.settings import Settings
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+
 from skywarden.server import admin, rest
 from skywarden.server.appkeys import (
     ADMIN,
@@ -65,15 +66,19 @@ def create_app(
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
-            proxy_middleware_for(parse_networks(settings.trusted_proxies)),  # who is the client, which scheme
-            request_context_middleware,  # 1. request id + log context
-            audit_middleware,  # 6. one audit event when the answer is done
-            https_middleware,  # 2. HTTPS policy
-            error_middleware,  #    every failure as problem+json
-            origin_middleware,  # 2. Host / Origin
-            auth_failure_limit_middleware,  # 4. per-IP limit on failed authentication
-            auth_middleware,  # 3. API key or admin token -> Principal
-            key_limit_middleware,  # 4. per-key limit
+            m
+            for m, wanted in (
+                (proxy_middleware_for(parse_networks(settings.trusted_proxies)), bool(settings.trusted_proxies)),
+                (request_context_middleware, True),  # 1. request id + log context
+                (audit_middleware, True),  # 6. one audit event when the answer is done
+                (https_middleware, settings.require_https),  # 2. HTTPS policy
+                (error_middleware, True),  # every failure as problem+json
+                (origin_middleware, True),  # 2. Host / Origin
+                (auth_failure_limit_middleware, limits.auth_failures is not None),  # 4. per-IP failures
+                (auth_middleware, True),  # 3. API key or admin token -> Principal
+                (key_limit_middleware, True),  # 4. per-key limit
+            )
+            if wanted
         ],
         handler_args={"max_field_size": 8190, "max_line_size": 8190},
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+
 from skywarden.server.appkeys import AUDIT, AUTH_FAILURE, METRICS, PRINCIPAL, REQUEST_ID
 from skywarden.server.logging_setup import AUDIT_LOGGER
 

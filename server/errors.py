@@ -6,6 +6,7 @@ import asyncio
 
 import structlog
 from aiohttp import web
+
 from skywarden.server.appkeys import REQUEST_ID
 from skywarden.server.problems import ProblemError, problem_response
 

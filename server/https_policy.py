@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from aiohttp import web
-from skywarden.server.appkeys import REQUEST_ID, SETTINGS
+
+from skywarden.server.appkeys import REQUEST_ID
 from skywarden.server.problems import ProblemError, problem_response
 
 
 @web.middleware
 async def https_middleware(request: web.Request, handler):
-    if request.secure or not request.app[SETTINGS].require_https:
+    if request.secure:
         return await handler(request)
     if request.method in ("GET", "HEAD"):
         raise web.HTTPPermanentRedirect(str(request.url.with_scheme("https")))

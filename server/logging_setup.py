@@ -12,6 +12,7 @@ import sys
 from typing import Any, TextIO
 
 import structlog
+
 from skywarden.server.log_sink import BackgroundSink
 from skywarden.server.redaction import redact_processor
 

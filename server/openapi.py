@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp_apigami import AiohttpApiSpec, OpenApiVersion
 from aiohttp_apigami.constants import SWAGGER_DICT
 from aiohttp_apigami.swagger_ui import SWAGGER_UI_STATIC_FILES
+
 from skywarden.server import __version__
 from skywarden.server.appkeys import REGISTRY
 

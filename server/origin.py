@@ -11,6 +11,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
 from skywarden.server.appkeys import SETTINGS
 from skywarden.server.mcp.protocol import MCP_PATH
 from skywarden.server.problems import ProblemError

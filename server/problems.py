@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+
 from skywarden.server.jsonutil import dumps
 
 PROBLEM_TYPE_BASE = "https://skywarden.dev/problems/"

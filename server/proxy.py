@@ -14,6 +14,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from aiohttp import web
+
 from skywarden.server.appkeys import FORWARDED_HTTPS
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

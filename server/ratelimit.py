@@ -20,6 +20,7 @@ from aiohttp import web
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
 from skywarden.server.appkeys import LIMITER, PRINCIPAL
 from skywarden.server.audit import note
 from skywarden.server.auth.middleware import is_public
@@ -60,6 +61,8 @@ class RateLimits:
     auth_failures: RateLimitItem | None
     storage: MemoryStorage = field(default_factory=MemoryStorage)
     _per_key: dict[str, RateLimitItem] = field(default_factory=dict)
+    # Addresses with a failure inside the current window: the common case (no failures) skips the store.
+    _failed_recently: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
@@ -79,13 +82,24 @@ class RateLimits:
         return item
 
     async def check_ip(self, ip: str) -> None:
-        if self.auth_failures is not None and not await self.limiter.test(self.auth_failures, "authfail", ip):
+        if self.auth_failures is None or ip not in self._failed_recently:
+            return
+        if self._failed_recently[ip] < time.monotonic() - self.auth_failures.get_expiry():
+            del self._failed_recently[ip]
+            return
+        if not await self.limiter.test(self.auth_failures, "authfail", ip):
             stats = await self.limiter.get_window_stats(self.auth_failures, "authfail", ip)
             raise RateLimited("auth", self.auth_failures, stats.reset_time)
 
     async def record_failure(self, ip: str) -> None:
-        if self.auth_failures is not None:
-            await self.limiter.hit(self.auth_failures, "authfail", ip)
+        if self.auth_failures is None:
+            return
+        now = time.monotonic()
+        if len(self._failed_recently) > 10_000:  # drop the ones whose window has passed
+            cutoff = now - self.auth_failures.get_expiry()
+            self._failed_recently = {k: v for k, v in self._failed_recently.items() if v >= cutoff}
+        self._failed_recently[ip] = now
+        await self.limiter.hit(self.auth_failures, "authfail", ip)
 
     async def charge(self, principal: Principal, cost: int = 1) -> dict[str, str]:
         """Take ``cost`` units from the key's limit; return the RateLimit fields or raise RateLimited."""
@@ -117,7 +131,7 @@ def limited_response(request: web.Request, exc: CallRefused) -> web.Response:
 async def auth_failure_limit_middleware(request: web.Request, handler):
     """Wraps authentication: a client IP with too many failures is refused before any key lookup."""
     limits: RateLimits = request.app[LIMITER]
-    if limits.auth_failures is None or is_public(request.path) or request.method == "OPTIONS":
+    if is_public(request.path) or request.method == "OPTIONS":
         return await handler(request)
     ip = request.remote or "unknown"
     try:

@@ -1,17 +1,26 @@
-"""A structlog processor that keeps secrets out of every log line."""
+"""A structlog processor that keeps secrets out of every log line.
+
+It runs on every event, so the common case is cheap: a field name is checked
+against the secret-name pattern once and remembered, and a string is only
+searched with the regexes when a plain substring test says it might hold a key
+(``skw_``) or a bearer token.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from skywarden.server.auth.keys import KEY_REGEX
+from skywarden.server.auth.keys import KEY_REGEX, PRODUCT
 
 REDACTED = "[REDACTED]"
 _SECRET_NAMES = re.compile(r"(authorization|api[_-]?key|token|secret|password|cookie)", re.IGNORECASE)
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
+_KEY_MARK = PRODUCT + "_"
+_SAFE_FIELDS = frozenset({"key_id", "key_name", "token_kind"})
 
 extra_secrets: set[str] = set()
+_name_is_secret: dict[str, bool] = {}
 
 
 def register_secret(value: str) -> None:
@@ -20,9 +29,20 @@ def register_secret(value: str) -> None:
         extra_secrets.add(value)
 
 
+def _secret_name(name: str) -> bool:
+    known = _name_is_secret.get(name)
+    if known is None:
+        known = bool(_SECRET_NAMES.search(name)) and name not in _SAFE_FIELDS
+        if len(_name_is_secret) < 10_000:
+            _name_is_secret[name] = known
+    return known
+
+
 def redact_text(text: str) -> str:
-    text = KEY_REGEX.sub(REDACTED, text)
-    text = _BEARER.sub(r"\1 " + REDACTED, text)
+    if _KEY_MARK in text:
+        text = KEY_REGEX.sub(REDACTED, text)
+    if "earer" in text or "EARER" in text:
+        text = _BEARER.sub(r"\1 " + REDACTED, text)
     for secret in extra_secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
@@ -32,11 +52,11 @@ def redact_text(text: str) -> str:
 def _redact(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return redact_text(value)
-    if depth > 8:
+    if value is None or isinstance(value, (int, float)) or depth > 8:
         return value
     if isinstance(value, dict):
         return {
-            k: (REDACTED if isinstance(k, str) and _SECRET_NAMES.search(k) and v else _redact(v, depth + 1))
+            k: (REDACTED if isinstance(k, str) and v and _secret_name(k) else _redact(v, depth + 1))
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
@@ -45,12 +65,11 @@ def _redact(value: Any, depth: int = 0) -> Any:
 
 
 def redact_processor(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    for key, value in list(event_dict.items()):
-        if _SECRET_NAMES.search(key) and value and key not in _SAFE_FIELDS:
+    for key, value in event_dict.items():
+        if value is None or isinstance(value, (int, float)):
+            continue
+        if value and _secret_name(key):
             event_dict[key] = REDACTED
         else:
             event_dict[key] = _redact(value)
     return event_dict
-
-
-_SAFE_FIELDS = frozenset({"key_id", "key_name", "token_kind"})

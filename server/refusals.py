@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+
 from skywarden.server.appkeys import REQUEST_ID
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp.protocol import MCP_PATH

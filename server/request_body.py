@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from aiohttp import web
+
 from skywarden.server.appkeys import SETTINGS
 from skywarden.server.jsonutil import BodyError, loads_guarded
 from skywarden.server.problems import ProblemError
@@ -14,7 +15,8 @@ from skywarden.server.problems import ProblemError
 async def read_body(request: web.Request) -> bytes:
     """The raw body, within ``body_timeout`` (slow senders get 408) and ``max_body_bytes`` (413)."""
     try:
-        return await asyncio.wait_for(request.read(), request.app[SETTINGS].body_timeout)
+        async with asyncio.timeout(request.app[SETTINGS].body_timeout):  # no extra task, unlike wait_for
+            return await request.read()
     except TimeoutError:
         raise ProblemError(
             408,

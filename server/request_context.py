@@ -7,6 +7,7 @@ import uuid
 
 import structlog
 from aiohttp import web
+
 from skywarden.server.appkeys import REQUEST_ID
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 from marshmallow import Schema, fields
+
 from skywarden.server import __version__
 from skywarden.server.appkeys import KEY_STORE, PRINCIPAL, RUNNER
 from skywarden.server.audit import note

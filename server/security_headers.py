@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+
 from skywarden.server.appkeys import FORWARDED_HTTPS
 from skywarden.server.openapi import UI_PATH
 

@@ -12,6 +12,7 @@ import sys
 
 import structlog
 from aiohttp import web
+
 from skywarden.server import __version__
 from skywarden.server.app import create_app
 from skywarden.server.auth.credentials import prepare_credentials

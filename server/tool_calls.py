@@ -13,6 +13,7 @@ from typing import Any
 
 import marshmallow
 import structlog
+
 from skywarden.server.auth.principal import Principal
 from skywarden.server.problems import describe_errors
 from skywarden.tools.contract import (

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+
 from skywarden.server.appkeys import METRICS, RUNNER, SETTINGS
 from skywarden.tools.upstream import TTLCache, Upstream
 

@@ -5,10 +5,10 @@ import os
 from pathlib import Path
 
 import pytest
+
 from skywarden.server.app import create_app
 from skywarden.server.logging_setup import close_sinks, configure_logging
 from skywarden.server.settings import Settings, load_settings
-
 from tests.fake_nws import FakeNWS
 
 REQUIRE_SERVICES = os.environ.get("SKYWARDEN_REQUIRE_SERVICES") == "1"

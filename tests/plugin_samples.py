@@ -1,6 +1,7 @@
 """Objects that fake third-party distributions point their entry points at."""
 
 from marshmallow import Schema, fields
+
 from skywarden.tools import ToolResult, text_content
 
 

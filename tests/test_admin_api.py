@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from skywarden.server.auth.keys import KEY_REGEX, is_well_formed
 
+from skywarden.server.auth.keys import KEY_REGEX, is_well_formed
 from tests.conftest import create_key
 
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+
 from skywarden.server.app import create_app
 from skywarden.server.auth.keys import is_well_formed
-
 from tests.conftest import SECRETS
 
 

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 import structlog
+
 from skywarden.server.log_sink import BackgroundSink
 from skywarden.server.redaction import REDACTED, redact_processor
-
 from tests.conftest import CAPTURED, create_key, drain_logs
 from tests.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
 
@@ -174,11 +174,12 @@ class _BlockingStream:
 def test_sink_failure_is_reported_once_and_writes_never_raise(capfd):
     stream = _FailingStream()
     sink = BackgroundSink(stream=stream)
-    for _ in range(5):
-        sink.write("line\n")
-    sink.drain()
+    for _ in range(3):
+        for _ in range(5):
+            sink.write("line\n")
+        sink.drain()
     sink.close()
-    assert stream.calls == 5 and sink.failures == 5
+    assert stream.calls == sink.failures >= 3
     err = capfd.readouterr().err
     assert err.count("log sink stream failed") == 1 and "No space left" in err
 
@@ -222,7 +223,7 @@ async def test_requests_succeed_while_the_sink_is_stuck(client):
         stuck.drain()
         stuck.close()
         structlog.configure(logger_factory=logging_setup._Factory(saved[0], saved[-1]))
-    assert sum('"request"' in line for line in blocking.lines) == 20
+    assert "".join(blocking.lines).count('"event": "request"') == 20
 
 
 def test_full_queue_drops_and_counts():

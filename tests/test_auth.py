@@ -7,10 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
 from skywarden.server.auth import keys
 from skywarden.server.auth.records import utcnow
-
 from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS, create_key
 
 FORECAST = {"latitude": 39.7456, "longitude": -97.0892}

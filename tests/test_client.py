@@ -7,6 +7,7 @@ import sys
 
 import aiohttp
 import pytest
+
 from skywarden.clients import (
     AdminClient,
     AuthenticationError,
@@ -21,7 +22,6 @@ from skywarden.clients import (
     ToolNotFound,
     TransportError,
 )
-
 from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
 from tests.fake_nws import Answer
 from tests.server_process import free_port, start_server

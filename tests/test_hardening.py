@@ -8,11 +8,11 @@ import ssl
 import aiohttp
 import pytest
 import trustme
+
 from skywarden.server.appkeys import AUTHENTICATOR, LIMITER
 from skywarden.server.auth.authenticator import AuthFailure
 from skywarden.server.auth.keys import generate_key
 from skywarden.tools.registry import discover_tools
-
 from tests import plugin_samples
 from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS, create_key
 from tests.server_process import start_server

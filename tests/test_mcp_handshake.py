@@ -6,9 +6,9 @@ import asyncio
 import re
 
 import pytest
+
 from skywarden.server.mcp.sessions import MemorySessionStore
 from skywarden.tools.registry import discover_tools
-
 from tests import plugin_samples
 from tests.mcp_helpers import open_session, post, rpc, session_headers
 from tests.test_plugins import fake_distribution

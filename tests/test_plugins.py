@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from skywarden.tools.registry import DuplicateToolError, discover_tools
 from structlog.testing import capture_logs
+
+from skywarden.tools.registry import DuplicateToolError, discover_tools
 
 
 def fake_distribution(root, name: str, entry_points: dict[str, str]) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from skywarden.server.settings import SettingsError, load_settings
 
 

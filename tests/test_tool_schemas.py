@@ -5,6 +5,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 from marshmallow import Schema, fields, validate
+
 from skywarden.tools.registry import discover_tools
 from skywarden.tools.schema import json_schema
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import marshmallow
 import structlog
+
 from skywarden.tools.schema import json_schema
 
 ENTRY_POINT_GROUP = "skywarden.tools"

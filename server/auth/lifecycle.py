@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
+
 from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
 
 log = structlog.get_logger("skywarden.server")

@@ -7,6 +7,7 @@ Every failure is the same 401, whatever the reason (kept for the audit log).
 from __future__ import annotations
 
 from aiohttp import web
+
 from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, METRICS_CREDENTIAL, PRINCIPAL
 from skywarden.server.auth.authenticator import AuthFailure
 from skywarden.server.auth.keys import KEY_REGEX

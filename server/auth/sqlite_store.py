@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
 from skywarden.server.auth.records import UPDATABLE, HashMatch, KeyFilter, KeyRecord, utcnow
 from skywarden.server.auth.store import KeyNotFound
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+
 from skywarden.server.appkeys import PRINCIPAL
 from skywarden.server.audit import note
 from skywarden.server.mcp import protocol as p

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+
 from skywarden.server.appkeys import PRINCIPAL
 from skywarden.server.audit import note
 from skywarden.server.jsonutil import dumps

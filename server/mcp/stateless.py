@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+
 from skywarden.server.audit import note
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.dispatch import run_request

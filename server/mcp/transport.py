@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.handshake import HandshakeEra
 from skywarden.server.mcp.methods import McpMethods

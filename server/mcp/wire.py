@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from aiohttp import web
+
 from skywarden.server.appkeys import SETTINGS
 from skywarden.server.jsonutil import BodyError, dumps, loads_guarded
 from skywarden.server.mcp import protocol as p

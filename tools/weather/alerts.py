@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
+
 from skywarden.tools.contract import ToolContext, ToolError, ToolResult, text_content
 from skywarden.tools.weather import nws
 

@@ -13,6 +13,7 @@ import zlib
 from typing import Any
 
 from marshmallow import RAISE, Schema
+
 from skywarden.tools import (
     MissingClientCapability,
     ToolContext,
