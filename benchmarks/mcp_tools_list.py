@@ -131,7 +131,7 @@ def main() -> int:
                 "--admin-token",
                 "b" * 40,
                 "--rate-limit",
-                "",
+                "1000000000/minute",
                 "--log-file",
                 str(workdir / "skywarden.log"),
             ],

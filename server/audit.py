@@ -9,13 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import structlog
 from aiohttp import web
 
+from skywarden.server import logging_setup
 from skywarden.server.appkeys import AUDIT, AUTH_FAILURE, METRICS, PRINCIPAL, REQUEST_ID
-from skywarden.server.logging_setup import AUDIT_LOGGER
 
-audit_log = structlog.get_logger(AUDIT_LOGGER)
 DENIED_STATUSES = frozenset({401, 403, 429})
 
 
@@ -89,7 +87,7 @@ async def audit_middleware(request: web.Request, handler):
         }
         if reason is not None:
             fields["reason"] = reason
-        audit_log.info("request", audit=True, **fields)
+        logging_setup.audit_logger().info("request", audit=True, **fields)
         metrics = request.app.get(METRICS)
         if metrics is not None:
             metrics.observe_request(request, status, latency, fields)
@@ -106,7 +104,7 @@ def audit_admin_action(
     """Record what an admin changed (API or CLI); key views never hold key material."""
     principal = request.get(PRINCIPAL) if request is not None else None
     changed = sorted(k for k in (after or {}) if (before or {}).get(k) != (after or {}).get(k))
-    audit_log.info(
+    logging_setup.audit_logger().info(
         "admin action",
         audit=True,
         action=action,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any, TextIO
 
 import structlog
@@ -19,6 +20,23 @@ from skywarden.server.redaction import redact_processor
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 AUDIT_LOGGER = "skywarden.audit"
 _sinks: list[BackgroundSink] = []
+_audit_logger: Any = structlog.get_logger(AUDIT_LOGGER)
+_second: list[Any] = [0, ""]
+
+
+def utc_timestamp(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """ISO 8601 UTC with microseconds, like TimeStamper(fmt="iso", utc=True), at a fraction of its cost."""
+    now = time.time()
+    second = int(now)
+    if second != _second[0]:
+        _second[0], _second[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    event_dict["timestamp"] = f"{_second[1]}.{int((now - second) * 1_000_000):06d}Z"
+    return event_dict
+
+
+def audit_logger() -> Any:
+    """The ``skywarden.audit`` logger: its own short processor chain, one per configuration."""
+    return _audit_logger
 
 
 class _Factory:
@@ -42,17 +60,26 @@ def configure_logging(
     main = BackgroundSink(path=log_file or None, stream=stream or sys.stdout)
     audit = BackgroundSink(path=audit_log_file) if audit_log_file else main
     _sinks.extend({id(s): s for s in (main, audit)}.values())
+    renderer = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(sort_keys=False)
+    )
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        utc_timestamp,
         structlog.processors.format_exc_info,
         redact_processor,
+        renderer,
     ]
-    if fmt == "console":
-        processors.append(structlog.dev.ConsoleRenderer(colors=False))
-    else:
-        processors.append(structlog.processors.JSONRenderer(sort_keys=False))
+    global _audit_logger
+    # Audit events carry their request id themselves and never an exception: a shorter chain.
+    _audit_logger = structlog.wrap_logger(
+        structlog.WriteLogger(audit),
+        processors=[structlog.processors.add_log_level, utc_timestamp, redact_processor, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+    )
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),

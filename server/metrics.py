@@ -59,12 +59,24 @@ class Metrics:
         )
         self.upstream_errors = Counter("skywarden_upstream_errors", "Failed upstream requests", ["service"], registry=r)
         r.register(_LiveFigures(app))
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _request_children(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        """labels() takes a lock and builds keys; remember the children per (route, method, status)."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(route, method, str(status)), self.latency.labels(route))
+            if len(self._children) < 10_000:
+                self._children[key] = children
+        return children
 
     def observe_request(self, request: web.Request, status: int, latency: float, fields: dict[str, Any]) -> None:
         route = request.match_info.route.resource
         route_name = route.canonical if route is not None else "unmatched"
-        self.requests.labels(route_name, request.method, str(status)).inc()
-        self.latency.labels(route_name).observe(latency)
+        counter, histogram = self._request_children(route_name, request.method, status)
+        counter.inc()
+        histogram.observe(latency)
         tool = fields.get("tool")
         if tool and fields.get("outcome") == "allowed" and "rpc_error" not in fields:
             self.tool_calls.labels(tool, "error" if fields.get("tool_error") else "ok").inc()

@@ -14,6 +14,8 @@ from skywarden.server.problems import ProblemError
 
 async def read_body(request: web.Request) -> bytes:
     """The raw body, within ``body_timeout`` (slow senders get 408) and ``max_body_bytes`` (413)."""
+    if request.content.is_eof():  # the whole body is already here: nothing to wait for
+        return await request.read()
     try:
         async with asyncio.timeout(request.app[SETTINGS].body_timeout):  # no extra task, unlike wait_for
             return await request.read()

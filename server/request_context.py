@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 import structlog
 from aiohttp import web
@@ -15,7 +15,7 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 def request_id_for(request: web.Request) -> str:
     given = request.headers.get("X-Request-ID", "")
-    return given if _VALID_ID.match(given) else uuid.uuid4().hex
+    return given if given and _VALID_ID.match(given) else os.urandom(16).hex()
 
 
 @web.middleware

@@ -208,13 +208,16 @@ def test_rotated_log_file_is_reopened(tmp_path):
     assert (tmp_path / "app.log.1").read_text() == "before\n" and path.read_text() == "after\n"
 
 
-async def test_requests_succeed_while_the_sink_is_stuck(client):
+async def test_requests_succeed_while_the_sink_is_stuck(client, monkeypatch):
     from skywarden.server import logging_setup
 
     blocking = _BlockingStream()
     stuck = BackgroundSink(stream=blocking)
-    saved = logging_setup._sinks[:]
-    structlog.configure(logger_factory=lambda *args: structlog.WriteLogger(stuck))
+    monkeypatch.setattr(
+        logging_setup,
+        "_audit_logger",
+        structlog.wrap_logger(structlog.WriteLogger(stuck), processors=[structlog.processors.JSONRenderer()]),
+    )
     try:
         for _ in range(20):
             assert (await client.get("/api/mcp/tools")).status == 200
@@ -222,7 +225,6 @@ async def test_requests_succeed_while_the_sink_is_stuck(client):
         blocking.release.set()
         stuck.drain()
         stuck.close()
-        structlog.configure(logger_factory=logging_setup._Factory(saved[0], saved[-1]))
     assert "".join(blocking.lines).count('"event": "request"') == 20
 
 
