@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp_apigami import docs
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -93,6 +94,12 @@ class Metrics:
             self.upstream_errors.labels(service).inc()
 
 
+@docs(
+    tags=["monitoring"],
+    summary="Prometheus metrics (text exposition format)",
+    security=[{"AdminToken": []}, {"MetricsToken": []}],
+    responses={200: {"description": "Metrics"}, 401: {"description": "Admin or metrics token required"}},
+)
 async def metrics_handler(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -40,6 +40,7 @@ SECURITY_SCHEMES = {
     "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
     "ApiKeyBearer": {"type": "http", "scheme": "bearer", "description": "An API key as a Bearer token"},
     "AdminToken": {"type": "http", "scheme": "bearer", "description": "The admin token (admin routes only)"},
+    "MetricsToken": {"type": "http", "scheme": "bearer", "description": "The read-only metrics token (/metrics)"},
 }
 
 

@@ -15,7 +15,17 @@ async def test_openapi_document_is_valid(client):
     validate(doc)
     assert doc["openapi"].startswith("3.")
     paths = doc["paths"]
-    for path in ("/api/health", "/api/health/ready", "/api/mcp/tools", "/api/mcp/tools/{toolName}"):
+    for path in (
+        "/api/health",
+        "/api/health/ready",
+        "/api/mcp/tools",
+        "/api/mcp/tools/{toolName}",
+        "/mcp",
+        "/metrics",
+        "/api/admin/keys",
+        "/api/admin/keys/{key_id}",
+        "/api/admin/keys/{key_id}/rotate",
+    ):
         assert path in paths
     call = paths["/api/mcp/tools/{toolName}"]["post"]
     assert {"200", "400", "401", "403", "404", "413", "415", "422", "429"} <= set(call["responses"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp_apigami import docs
 
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.handshake import HandshakeEra
@@ -18,6 +19,28 @@ class McpEndpoint:
         self.handshake = HandshakeEra(methods, sessions)
         self.stateless = StatelessEra(methods)
 
+    @docs(
+        tags=["mcp"],
+        summary="MCP Streamable HTTP (2025-03-26 to 2026-07-28)",
+        description=(
+            "JSON-RPC 2.0 over HTTP as the MCP transport specifies; see docs/mcp.md. The revision is "
+            "chosen by the MCP-Protocol-Version header. Answers are application/json, or text/event-stream "
+            "when a tool call streams progress. Errors are JSON-RPC error objects."
+        ),
+        responses={
+            200: {"description": "JSON-RPC result or error (or an SSE stream)"},
+            202: {"description": "Notification or response accepted"},
+            204: {"description": "Session ended (DELETE)"},
+            400: {"description": "Parse error, invalid request, header mismatch, bad _meta, missing session"},
+            401: {"description": "Missing or invalid API key"},
+            403: {"description": "Tool outside the key's scopes, or Host/Origin not allowed"},
+            404: {"description": "Unknown session (handshake era) or unknown method (2026-07-28)"},
+            405: {"description": "Method not allowed (see Allow)"},
+            406: {"description": "Accept does not include application/json"},
+            415: {"description": "Content-Type is not application/json"},
+            429: {"description": "Rate limited"},
+        },
+    )
     async def handle(self, request: web.Request) -> web.StreamResponse:
         version = request.headers.get(p.VERSION_HEADER)
         if version is None or version in p.HANDSHAKE_ERA_NAMES:

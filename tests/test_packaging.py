@@ -1,0 +1,29 @@
+"""The wheel holds only the skywarden namespace and registers the built-in tools as entry points."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_contents(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    [wheel] = tmp_path.glob("skywarden-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names}
+    assert top == {"skywarden", "skywarden-0.1.0.dist-info"}
+    for package in ("server", "server/auth", "server/mcp", "tools", "tools/weather", "clients"):
+        assert f"skywarden/{package}/__init__.py" in names, package
+    assert not any(name.startswith(("server/", "tools/", "clients/", "tests/")) for name in names)
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "get_forecast = skywarden.tools.weather.forecast:tool" in entry_points
+    assert "skywarden-client = skywarden.clients.cli:main" in entry_points
