@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -112,13 +111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"skywarden: {exc}", file=sys.stderr)
             return 1
         raise
-
-
-def settings_summary(settings: Settings) -> dict[str, Any]:
-    return {
-        f.name: ("***" if f.metadata.get("secret") and getattr(settings, f.name) else getattr(settings, f.name))
-        for f in dataclasses.fields(settings)
-    }
 
 
 if __name__ == "__main__":

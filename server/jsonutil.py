@@ -12,10 +12,6 @@ def dumps(value: Any) -> bytes:
     return _encoder.encode(value).encode("utf-8")
 
 
-def dumps_text(value: Any) -> str:
-    return _encoder.encode(value)
-
-
 class BodyError(ValueError):
     """The body is not acceptable JSON; ``reason`` is safe to show."""
 

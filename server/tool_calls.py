@@ -22,7 +22,7 @@ from skywarden.tools.contract import (
     ToolContext,
     ToolError,
     ToolResult,
-    _no_progress,
+    no_progress,
     text_content,
 )
 from skywarden.tools.registry import RegisteredTool, ToolRegistry
@@ -101,7 +101,7 @@ class ToolRunner:
         tool: RegisteredTool,
         arguments: dict[str, Any],
         principal: Principal | None,
-        report_progress: ProgressReporter = _no_progress,
+        report_progress: ProgressReporter = no_progress,
         client_capabilities: Mapping[str, Any] | None = None,
     ) -> ToolResult:
         """Run a validated call; a tool failure comes back as an ``is_error`` result.
@@ -168,7 +168,7 @@ class ToolRunner:
         name: str,
         arguments: Any,
         principal: Principal | None,
-        report_progress: ProgressReporter = _no_progress,
+        report_progress: ProgressReporter = no_progress,
     ) -> ToolResult:
         tool = self.resolve(name, principal)
         return await self.invoke(tool, self.validate(tool, arguments), principal, report_progress)

@@ -240,3 +240,12 @@ def test_full_queue_drops_and_counts():
 
 def test_capture_is_live():
     assert CAPTURED.lines
+
+
+def test_configured_admin_token_is_redacted_even_when_it_is_not_key_shaped(make_settings):
+    from skywarden.server.auth.credentials import prepare_credentials
+    from skywarden.server.redaction import redact_text
+
+    token = "plain-admin-token-that-looks-like-nothing-0123456789"
+    prepare_credentials(make_settings(admin_token=token))
+    assert token not in redact_text(f"oops {token} leaked")

@@ -11,7 +11,7 @@ import marshmallow
 ProgressReporter = Callable[[float, "float | None", "str | None"], Awaitable[None]]
 
 
-async def _no_progress(progress: float, total: float | None = None, message: str | None = None) -> None:
+async def no_progress(progress: float, total: float | None = None, message: str | None = None) -> None:
     return None
 
 
@@ -50,7 +50,7 @@ class ToolContext:
     settings: Any
     log: Any
     principal: Any = None
-    report_progress: ProgressReporter = _no_progress
+    report_progress: ProgressReporter = no_progress
     client_capabilities: Mapping[str, Any] | None = None  # None when the door (REST) has no such notion
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skywarden.server.auth.keys import generate_key
+from skywarden.server.redaction import register_secret
 
 SECRET_FILE_NAME = "server-secret"
 ADMIN_HASH_FILE_NAME = "admin-token.sha256"
@@ -111,6 +112,8 @@ def load_metrics_credential(token: str, token_file: str) -> AdminCredential | No
 
 
 def prepare_credentials(settings) -> Credentials:
+    for configured in (settings.admin_token, settings.metrics_token):
+        register_secret(configured)  # arbitrary strings: the key regex would not find them in a log line
     secret = load_server_secret(settings.secret, settings.secret_file, settings.data_dir)
     admin, generated = load_admin_credential(settings.admin_token, settings.admin_token_file, settings.data_dir)
     metrics = load_metrics_credential(settings.metrics_token, settings.metrics_token_file)

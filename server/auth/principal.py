@@ -21,6 +21,3 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.kind == "admin"
-
-
-ANONYMOUS_LOCAL = Principal(kind="key", id="anonymous", name="anonymous", scopes=frozenset({ALL_TOOLS}))

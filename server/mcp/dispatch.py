@@ -13,7 +13,7 @@ from skywarden.server.audit import note
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.wire import EventStream, accepts, progress_token
-from skywarden.tools.contract import ProgressReporter, _no_progress
+from skywarden.tools.contract import ProgressReporter, no_progress
 
 INSUFFICIENT_SCOPE = 'Bearer realm="skywarden", error="insufficient_scope"'
 
@@ -29,7 +29,7 @@ async def answer(
     message: dict[str, Any],
     version: str,
     handlers: dict[str, Callable[[Any], dict[str, Any]]],
-    report_progress: ProgressReporter = _no_progress,
+    report_progress: ProgressReporter = no_progress,
     client_capabilities: dict[str, Any] | None = None,
 ) -> dict[str, Any] | bytes:
     """The JSON-RPC answer to one request (a dict, or bytes for the cached tools/list); raises RpcError."""
@@ -73,7 +73,7 @@ async def run_request(
     """Answer as JSON, or as SSE once a tool reports progress to a client that asked for it and accepts SSE."""
     stream = EventStream(request, {})
     token = progress_token(message.get("params"))
-    reporter = stream.progress_reporter(token) if token is not None and accepts(request)[1] else _no_progress
+    reporter = stream.progress_reporter(token) if token is not None and accepts(request)[1] else no_progress
     try:
         reply = await answer(request, methods, message, version, handlers, reporter, client_capabilities)
     except p.RpcError as error:

@@ -20,7 +20,7 @@ from skywarden.tools.contract import (
     MissingClientCapability,
     ProgressReporter,
     ToolResult,
-    _no_progress,
+    no_progress,
     text_content,
 )
 
@@ -87,7 +87,7 @@ class McpMethods:
         version: str,
         params: dict[str, Any],
         principal: Principal,
-        report_progress: ProgressReporter = _no_progress,
+        report_progress: ProgressReporter = no_progress,
         client_capabilities: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         name = params.get("name")
