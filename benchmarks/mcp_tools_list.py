@@ -84,6 +84,24 @@ def wrk(port: int, key: str, seconds: int, connections: int, workdir: Path) -> t
     return rps, p99_ms
 
 
+def tools_list(port: int, key: str) -> dict:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/mcp",
+        data=json.dumps(BODY).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-API-Key": key,
+            "MCP-Protocol-Version": "2026-07-28",
+            "Mcp-Method": "tools/list",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())["result"]
+
+
 def pinned(command: list[str]) -> list[str]:
     return ["taskset", "-c", "0", *command] if shutil.which("taskset") else command
 
@@ -117,8 +135,8 @@ def main() -> int:
         )
         key = json.loads(created.stdout)["key"]
         results = {}
+        result_file = workdir / "tools-list.json"
         servers = {
-            "bare aiohttp": [sys.executable, str(HERE / "bare_server.py"), "{port}", key],
             "skywarden": [
                 sys.executable,
                 "-m",
@@ -135,6 +153,7 @@ def main() -> int:
                 "--log-file",
                 str(workdir / "skywarden.log"),
             ],
+            "bare aiohttp": [sys.executable, str(HERE / "bare_server.py"), "{port}", key, str(result_file)],
         }
         for name, template in servers.items():
             port = free_port()
@@ -146,12 +165,16 @@ def main() -> int:
             )
             try:
                 wait_listening(port)
+                if name == "skywarden":  # the bare handler will answer with exactly these bytes
+                    result_file.write_text(json.dumps(tools_list(port, key)))
+                    result_size = result_file.stat().st_size
                 wrk(port, key, 2, args.connections, workdir)  # warm-up
                 results[name] = wrk(port, key, args.seconds, args.connections, workdir)
             finally:
                 proc.terminate()
                 proc.wait(30)
     (bare_rps, bare_p99), (sky_rps, sky_p99) = results["bare aiohttp"], results["skywarden"]
+    print(f"tools/list result: {result_size} bytes, the same from both")
     for name, (rps, p99) in results.items():
         print(f"{name:<14} {rps:>10.0f} req/s   p99 {p99:>7.2f} ms")
     print(

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import structlog
 
 from skywarden.server.log_sink import BackgroundSink
-from skywarden.server.redaction import redact_processor
+from skywarden.server.redaction import redacting_renderer
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 AUDIT_LOGGER = "skywarden.audit"
@@ -65,19 +65,19 @@ def configure_logging(
         if fmt == "console"
         else structlog.processors.JSONRenderer(sort_keys=False)
     )
+    render = redacting_renderer(renderer)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         utc_timestamp,
         structlog.processors.format_exc_info,
-        redact_processor,
-        renderer,
+        render,
     ]
     global _audit_logger
     # Audit events carry their request id themselves and never an exception: a shorter chain.
     _audit_logger = structlog.wrap_logger(
         structlog.WriteLogger(audit),
-        processors=[structlog.processors.add_log_level, utc_timestamp, redact_processor, renderer],
+        processors=[structlog.processors.add_log_level, utc_timestamp, render],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
     )
     structlog.configure(

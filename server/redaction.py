@@ -73,3 +73,42 @@ def redact_processor(logger: Any, method_name: str, event_dict: dict[str, Any]) 
         else:
             event_dict[key] = _redact(value)
     return event_dict
+
+
+# Lower-case words whose presence sends a line through full redaction (substring tests are far
+# cheaper than one case-insensitive regex over the line).
+_SUSPICIOUS_WORDS = (
+    _KEY_MARK,
+    "bearer",
+    "authorization",
+    "apikey",
+    "api_key",
+    "api-key",
+    "token",
+    "secret",
+    "password",
+    "cookie",
+)
+
+
+def _looks_secret(text: str) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in _SUSPICIOUS_WORDS) or any(s in text for s in extra_secrets)
+
+
+def redacting_renderer(render: Any) -> Any:
+    """Wrap a structlog renderer: render first, and redact only when the line looks like it needs it.
+
+    Nearly every line holds nothing secret-like, so one scan of the rendered text replaces a walk
+    over every field; a line that matches (or any registered secret) is redacted field by field
+    and rendered again.
+    """
+
+    def processor(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
+        line = render(logger, method_name, dict(event_dict))
+        text = line if isinstance(line, str) else str(line)
+        if _looks_secret(text):
+            return render(logger, method_name, redact_processor(logger, method_name, event_dict))
+        return line
+
+    return processor
