@@ -192,20 +192,31 @@ def _load(schema: Schema, data: Any) -> dict[str, Any]:
         raise validation_problem(exc.messages) from None
 
 
+def unknown_scopes(registry: Any, scopes: list[str] | None) -> list[str]:
+    """Scope names that are neither ``*`` nor a loaded tool (shared by the admin API and CLI)."""
+    return [s for s in scopes or [] if s != "*" and registry.get(s) is None]
+
+
 def _check_scopes(request: web.Request, scopes: list[str] | None) -> None:
-    if scopes is None:
-        return
-    registry = request.app[REGISTRY]
-    unknown = [s for s in scopes if s != "*" and registry.get(s) is None]
+    unknown = unknown_scopes(request.app[REGISTRY], scopes)
     if unknown:
         raise validation_problem({"scopes": [f"Unknown tool: {name}" for name in unknown]})
+
+
+def _key_not_found() -> ProblemError:
+    return ProblemError(404, "Not found", "There is no key with this id.", type="key-not-found")
+
+
+def _refuse_if_revoked(record: KeyRecord, verb: str) -> None:
+    if record.revoked_at is not None:
+        raise ProblemError(409, "Conflict", f"A revoked key cannot be {verb}.", type="key-revoked")
 
 
 async def _record_or_404(request: web.Request) -> KeyRecord:
     key_id = request.match_info["key_id"]
     record = await request.app[KEY_STORE].get(key_id) if len(key_id) <= 64 else None
     if record is None:
-        raise ProblemError(404, "Not found", "There is no key with this id.", type="key-not-found")
+        raise _key_not_found()
     return record
 
 
@@ -308,13 +319,12 @@ async def update_key(request: web.Request) -> web.Response:
     record = await _record_or_404(request)
     data = _load(UpdateKeySchema(), await read_json(request))
     _check_scopes(request, data.get("scopes"))
-    if record.revoked_at is not None:
-        raise ProblemError(409, "Conflict", "A revoked key cannot be changed.", type="key-revoked")
+    _refuse_if_revoked(record, "changed")
     before = key_view(record)
     try:
         updated = await request.app[KEY_STORE].update(record.id, data)
     except KeyNotFound:
-        raise ProblemError(404, "Not found", "There is no key with this id.", type="key-not-found") from None
+        raise _key_not_found() from None
     request.app[AUTHENTICATOR].invalidate(record.id)
     after = key_view(updated)
     audit_admin_action(request, "key.update", record.id, before=before, after=after)
@@ -331,8 +341,7 @@ async def update_key(request: web.Request) -> web.Response:
 async def rotate_key(request: web.Request) -> web.Response:
     record = await _record_or_404(request)
     data = _load(RotateSchema(), await read_json(request, allow_empty=True))
-    if record.revoked_at is not None:
-        raise ProblemError(409, "Conflict", "A revoked key cannot be rotated.", type="key-revoked")
+    _refuse_if_revoked(record, "rotated")
     try:
         updated, key = await rotate_key_record(
             request.app[KEY_STORE], request.app[SECRET], record, data["grace_seconds"]

@@ -127,13 +127,12 @@ def _parse_create(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _create(args: argparse.Namespace, settings: Settings) -> int:
-    from skywarden.server.admin import create_key_record, key_view
+    from skywarden.server.admin import create_key_record, key_view, unknown_scopes
     from skywarden.server.audit import audit_cli_action
     from skywarden.tools.registry import discover_tools
 
     data = _parse_create(args)
-    registry = discover_tools()
-    unknown = [s for s in data.get("scopes", []) if s != "*" and registry.get(s) is None]
+    unknown = unknown_scopes(discover_tools(), data.get("scopes"))
     if unknown:
         raise CliError(f"--scope: unknown tool {', '.join(unknown)}")
     environment = data.pop("environment", None) or settings.key_environment

@@ -24,10 +24,6 @@ def note(request: web.Request, **fields: Any) -> None:
         event.update(fields)
 
 
-def client_ip(request: web.Request) -> str | None:
-    return request.remote
-
-
 def outcome_for(status: int) -> str:
     if status in DENIED_STATUSES:
         return "denied"
@@ -75,7 +71,7 @@ async def audit_middleware(request: web.Request, handler):
             reason = "rate_limited"
         fields = {
             "request_id": request.get(REQUEST_ID),
-            "client_ip": client_ip(request),
+            "client_ip": request.remote,
             "method": request.method,
             "path": request.path,
             **_principal_fields(request),

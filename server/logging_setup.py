@@ -39,15 +39,6 @@ def audit_logger() -> Any:
     return _audit_logger
 
 
-class _Factory:
-    def __init__(self, main: BackgroundSink, audit: BackgroundSink) -> None:
-        self.main = main
-        self.audit = audit
-
-    def __call__(self, *args: Any) -> structlog.WriteLogger:
-        return structlog.WriteLogger(self.audit if args and args[0] == AUDIT_LOGGER else self.main)
-
-
 def configure_logging(
     level: str = "info",
     fmt: str = "json",
@@ -83,7 +74,7 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=_Factory(main, audit),
+        logger_factory=structlog.WriteLoggerFactory(file=main),
         cache_logger_on_first_use=cache_loggers,
     )
     logging.basicConfig(level=max(_LEVELS[level], logging.WARNING), stream=sys.stderr)

@@ -161,10 +161,10 @@ async def key_limit_middleware(request: web.Request, handler):
 
 
 def extra_cost_charger(limits: RateLimits):
-    """For ToolRunner: charge a tool's units beyond the one its request already paid."""
+    """For ToolRunner: charge a key the extra units of a tool that costs more than one."""
 
-    async def charge(principal: Principal | None, cost: int) -> None:
-        if principal is not None and principal.kind == "key" and cost > 1:
-            await limits.charge(principal, cost - 1)
+    async def charge(principal: Principal | None, units: int) -> None:
+        if principal is not None and principal.kind == "key":
+            await limits.charge(principal, units)
 
     return charge

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from skywarden.server.appkeys import FORWARDED_HTTPS
+from skywarden.server.auth.middleware import is_public
 from skywarden.server.openapi import UI_PATH
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -14,7 +15,6 @@ DOCS_CSP = (
     "img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'none'"
 )
-PUBLIC_PREFIXES = ("/api/health", UI_PATH)
 
 _STATIC = {
     "X-Content-Type-Options": "nosniff",
@@ -32,7 +32,7 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
         headers.setdefault(name, value)
     is_docs_page = request.path == UI_PATH
     headers.setdefault("Content-Security-Policy", DOCS_CSP if is_docs_page else API_CSP)
-    if not request.path.startswith(PUBLIC_PREFIXES):
+    if not is_public(request.path):
         headers["Cache-Control"] = "no-store"
     if request.get(FORWARDED_HTTPS, request.secure):
         headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")

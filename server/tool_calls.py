@@ -110,7 +110,7 @@ class ToolRunner:
         answers, not tool results.
         """
         if self.charge is not None and tool.cost > 1:
-            await self.charge(principal, tool.cost)
+            await self.charge(principal, tool.cost - 1)  # the request itself already paid one unit
         key_id = principal.id if principal is not None else ""
         running = self._running.get(key_id, 0)
         if running >= self.max_concurrent:

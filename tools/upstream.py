@@ -90,7 +90,7 @@ class Upstream:
             return cached
         started = time.perf_counter()
         try:
-            data = await self._fetch(url, service, accept)
+            data = await self._fetch(key, url, service, accept)
         except UpstreamError:
             self._observe(service, started, failed=True)
             raise
@@ -101,8 +101,7 @@ class Upstream:
         if self.observer is not None:
             self.observer(service, time.perf_counter() - started, failed)
 
-    async def _fetch(self, url: str, service: str, accept: str) -> Any:
-        key = f"{accept} {url}"
+    async def _fetch(self, key: str, url: str, service: str, accept: str) -> Any:
         headers = {"User-Agent": self.user_agent, "Accept": accept}
         try:
             async with self.session.get(
