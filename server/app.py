@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from skywarden.server import admin, rest
+from skywarden.server.api import admin, rest
+from skywarden.server.api.openapi import setup_openapi
 from skywarden.server.appkeys import (
     ADMIN,
     AUTHENTICATOR,
@@ -17,33 +18,32 @@ from skywarden.server.appkeys import (
     SESSIONS,
     SETTINGS,
 )
-from skywarden.server.audit import audit_middleware
 from skywarden.server.auth.authenticator import Authenticator
 from skywarden.server.auth.credentials import Credentials, prepare_credentials
 from skywarden.server.auth.lifecycle import key_store_context
 from skywarden.server.auth.middleware import auth_middleware
 from skywarden.server.auth.store import KeyStore, open_store
-from skywarden.server.cors import setup_cors
-from skywarden.server.errors import error_middleware
-from skywarden.server.https_policy import https_middleware
-from skywarden.server.mcp.methods import McpMethods
-from skywarden.server.mcp.sessions import MemorySessionStore, SessionStore
-from skywarden.server.mcp.transport import McpEndpoint
-from skywarden.server.metrics import setup_metrics
-from skywarden.server.openapi import setup_openapi
-from skywarden.server.origin import origin_middleware
-from skywarden.server.proxy import parse_networks, proxy_middleware_for
-from skywarden.server.ratelimit import (
+from skywarden.server.calls.pipeline import ToolRunner
+from skywarden.server.calls.ratelimit import (
     RateLimits,
     auth_failure_limit_middleware,
     extra_cost_charger,
     key_limit_middleware,
 )
-from skywarden.server.request_context import request_context_middleware
-from skywarden.server.security_headers import on_response_prepare
+from skywarden.server.calls.upstream import upstream_context
+from skywarden.server.http.context import request_context_middleware
+from skywarden.server.http.cors import setup_cors
+from skywarden.server.http.errors import error_middleware
+from skywarden.server.http.host_origin import origin_middleware
+from skywarden.server.http.https_policy import https_middleware
+from skywarden.server.http.proxy import parse_networks, proxy_middleware_for
+from skywarden.server.http.security_headers import on_response_prepare
+from skywarden.server.mcp.methods import McpMethods
+from skywarden.server.mcp.sessions import MemorySessionStore, SessionStore
+from skywarden.server.mcp.transport import McpEndpoint
+from skywarden.server.observability.audit import audit_middleware
+from skywarden.server.observability.metrics import setup_metrics
 from skywarden.server.settings import Settings
-from skywarden.server.tool_calls import ToolRunner
-from skywarden.server.upstream_setup import upstream_context
 from skywarden.tools.registry import ToolRegistry, discover_tools
 
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from skywarden.server.calls.pipeline import ToolRunner
     from skywarden.server.settings import Settings
-    from skywarden.server.tool_calls import ToolRunner
     from skywarden.tools.registry import ToolRegistry
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from skywarden.server.app import create_app
-from skywarden.server.logging_setup import close_sinks, configure_logging
+from skywarden.server.observability.logging_setup import close_sinks, configure_logging
 from skywarden.server.settings import Settings, load_settings
 from tests.fake_nws import FakeNWS
 
@@ -53,7 +53,7 @@ def no_secret_in_any_log_line():
 
 def drain_logs() -> list[dict]:
     """Every JSON log line so far, after the background sink wrote what it had."""
-    from skywarden.server.logging_setup import _sinks
+    from skywarden.server.observability.logging_setup import _sinks
 
     for sink in _sinks:
         sink.drain()

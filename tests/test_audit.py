@@ -8,8 +8,8 @@ import threading
 import pytest
 import structlog
 
-from skywarden.server.log_sink import BackgroundSink
-from skywarden.server.redaction import REDACTED, redact_processor
+from skywarden.server.observability.log_sink import BackgroundSink
+from skywarden.server.observability.redaction import REDACTED, redact_processor
 from tests.conftest import CAPTURED, create_key, drain_logs
 from tests.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
 
@@ -130,7 +130,7 @@ def test_redaction_removes_keys_tokens_and_authorization_everywhere():
 
 
 async def test_exception_text_with_a_key_is_redacted(client, monkeypatch):
-    from skywarden.server.tool_calls import ToolRunner
+    from skywarden.server.calls.pipeline import ToolRunner
 
     def explode(self, principal):
         raise RuntimeError(f"boom {client.api_key}")
@@ -209,7 +209,7 @@ def test_rotated_log_file_is_reopened(tmp_path):
 
 
 async def test_requests_succeed_while_the_sink_is_stuck(client, monkeypatch):
-    from skywarden.server import logging_setup
+    from skywarden.server.observability import logging_setup
 
     blocking = _BlockingStream()
     stuck = BackgroundSink(stream=blocking)
@@ -244,7 +244,7 @@ def test_capture_is_live():
 
 def test_configured_admin_token_is_redacted_even_when_it_is_not_key_shaped(make_settings):
     from skywarden.server.auth.credentials import prepare_credentials
-    from skywarden.server.redaction import redact_text
+    from skywarden.server.observability.redaction import redact_text
 
     token = "plain-admin-token-that-looks-like-nothing-0123456789"
     prepare_credentials(make_settings(admin_token=token))

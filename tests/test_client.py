@@ -105,7 +105,7 @@ async def test_tool_error_on_request(client, transport, mode):
 
 @pytest.mark.parametrize(("transport", "mode"), TRANSPORTS)
 async def test_server_error(client, transport, mode, monkeypatch):
-    from skywarden.server.tool_calls import ToolRunner
+    from skywarden.server.calls.pipeline import ToolRunner
 
     async with make(client, transport, mode, retry=RetryPolicy(max_retries=1, backoff_base=0)) as sky:
         if transport == "mcp":

@@ -148,7 +148,7 @@ async def test_https_served_directly_with_hsts(tls_files, tmp_path):
 
 
 def test_tls_context_refuses_old_protocols(tls_files):
-    from skywarden.server.tls import server_ssl_context
+    from skywarden.server.cli.tls import server_ssl_context
 
     folder, _ = tls_files
     context = server_ssl_context(str(folder / "cert.pem"), str(folder / "key.pem"))

@@ -79,7 +79,7 @@ async def test_plugin_that_raises_gives_tool_error_not_500(make_client, tmp_path
 
 
 def test_cli_duplicate_fails_startup(tmp_path, monkeypatch, capsys):
-    from skywarden.server import cli
+    from skywarden.server.cli import main as cli
 
     fake_distribution(tmp_path, "acme-one", {"get_alerts": "tests.plugin_samples:fake_alerts"})
     monkeypatch.syspath_prepend(str(tmp_path))

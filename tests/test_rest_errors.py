@@ -83,7 +83,7 @@ async def test_request_id_is_echoed_or_generated(client):
 
 
 async def test_unexpected_error_is_500_problem_without_detail(client, monkeypatch):
-    from skywarden.server.tool_calls import ToolRunner
+    from skywarden.server.calls.pipeline import ToolRunner
 
     def explode(self, principal):
         raise RuntimeError("secret internal detail")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skywarden.server.auth.keys import generate_key
-from skywarden.server.redaction import register_secret
+from skywarden.server.observability.redaction import register_secret
 
 SECRET_FILE_NAME = "server-secret"
 ADMIN_HASH_FILE_NAME = "admin-token.sha256"

@@ -12,8 +12,8 @@ from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, METRICS
 from skywarden.server.auth.authenticator import AuthFailure
 from skywarden.server.auth.keys import KEY_REGEX
 from skywarden.server.auth.principal import Principal
-from skywarden.server.problems import ProblemError
-from skywarden.server.refusals import refuse
+from skywarden.server.http.problems import ProblemError
+from skywarden.server.http.refusals import refuse
 
 PUBLIC_PATHS = frozenset({"/api/health", "/api/health/ready"})
 PUBLIC_PREFIXES = ("/api/docs",)

@@ -9,10 +9,10 @@ from typing import Any
 from aiohttp import web
 
 from skywarden.server.appkeys import PRINCIPAL
-from skywarden.server.audit import note
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.wire import EventStream, accepts, progress_token
+from skywarden.server.observability.audit import note
 from skywarden.tools.contract import ProgressReporter, no_progress
 
 INSUFFICIENT_SCOPE = 'Bearer realm="skywarden", error="insufficient_scope"'

@@ -7,13 +7,13 @@ from typing import Any
 from aiohttp import web
 
 from skywarden.server.appkeys import PRINCIPAL
-from skywarden.server.audit import note
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.dispatch import answer, denial_headers, run_request, session_fingerprint
 from skywarden.server.mcp.methods import McpMethods, initialize_result
 from skywarden.server.mcp.sessions import Session, SessionStore, TooManySessions
 from skywarden.server.mcp.wire import BodyRejected, error_answer, json_answer, read_message
+from skywarden.server.observability.audit import note
 
 
 def _handshake_status(error: p.RpcError) -> int:

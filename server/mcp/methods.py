@@ -12,10 +12,10 @@ from typing import Any
 
 from skywarden.server import __version__
 from skywarden.server.auth.principal import Principal
+from skywarden.server.calls.pipeline import CallRefused, InvalidArguments, ToolForbidden, ToolRunner, UnknownTool
+from skywarden.server.http.problems import flatten_errors
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
-from skywarden.server.problems import flatten_errors
-from skywarden.server.tool_calls import CallRefused, InvalidArguments, ToolForbidden, ToolRunner, UnknownTool
 from skywarden.tools.contract import (
     MissingClientCapability,
     ProgressReporter,

@@ -10,11 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from skywarden.server.audit import note
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.dispatch import run_request
 from skywarden.server.mcp.methods import McpMethods, discover_result
 from skywarden.server.mcp.wire import BodyRejected, decode_header_value, error_answer, read_message
+from skywarden.server.observability.audit import note
 
 NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 HANDLERS = {"server/discover": lambda params: discover_result()}

@@ -10,10 +10,10 @@ from typing import Any
 from aiohttp import web
 
 from skywarden.server.appkeys import SETTINGS
+from skywarden.server.http.body import read_body
+from skywarden.server.http.problems import ProblemError
 from skywarden.server.jsonutil import BodyError, dumps, loads_guarded
 from skywarden.server.mcp import protocol as p
-from skywarden.server.problems import ProblemError
-from skywarden.server.request_body import read_body
 
 _B64 = re.compile(r"^=\?base64\?(.*)\?=$")
 

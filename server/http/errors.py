@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 
 from skywarden.server.appkeys import REQUEST_ID
-from skywarden.server.problems import ProblemError, problem_response
+from skywarden.server.http.problems import ProblemError, problem_response
 
 log = structlog.get_logger("skywarden.server")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from skywarden.server.api.openapi import UI_PATH
 from skywarden.server.appkeys import FORWARDED_HTTPS
 from skywarden.server.auth.middleware import is_public
-from skywarden.server.openapi import UI_PATH
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # Swagger UI's page needs its own scripts, styles, images and the spec (same origin only).

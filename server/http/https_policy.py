@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from skywarden.server.appkeys import REQUEST_ID
-from skywarden.server.problems import ProblemError, problem_response
+from skywarden.server.http.problems import ProblemError, problem_response
 
 
 @web.middleware

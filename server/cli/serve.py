@@ -16,9 +16,9 @@ from aiohttp import web
 from skywarden.server import __version__
 from skywarden.server.app import create_app
 from skywarden.server.auth.credentials import prepare_credentials
-from skywarden.server.logging_setup import close_sinks, configure_logging
+from skywarden.server.cli.tls import server_ssl_context
+from skywarden.server.observability.logging_setup import close_sinks, configure_logging
 from skywarden.server.settings import Settings
-from skywarden.server.tls import server_ssl_context
 
 
 async def _run(settings: Settings) -> None:

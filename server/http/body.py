@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from skywarden.server.appkeys import SETTINGS
+from skywarden.server.http.problems import ProblemError
 from skywarden.server.jsonutil import BodyError, loads_guarded
-from skywarden.server.problems import ProblemError
 
 
 async def read_body(request: web.Request) -> bytes:

@@ -14,8 +14,8 @@ from typing import Any, TextIO
 
 import structlog
 
-from skywarden.server.log_sink import BackgroundSink
-from skywarden.server.redaction import redacting_renderer
+from skywarden.server.observability.log_sink import BackgroundSink
+from skywarden.server.observability.redaction import redacting_renderer
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 AUDIT_LOGGER = "skywarden.audit"

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from skywarden.server.appkeys import SETTINGS
+from skywarden.server.http.problems import ProblemError
+from skywarden.server.http.refusals import refuse
 from skywarden.server.mcp.protocol import MCP_PATH
-from skywarden.server.problems import ProblemError
-from skywarden.server.refusals import refuse
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 

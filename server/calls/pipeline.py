@@ -15,7 +15,7 @@ import marshmallow
 import structlog
 
 from skywarden.server.auth.principal import Principal
-from skywarden.server.problems import describe_errors
+from skywarden.server.http.problems import describe_errors
 from skywarden.tools.contract import (
     MissingClientCapability,
     ProgressReporter,

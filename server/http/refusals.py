@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from skywarden.server.appkeys import REQUEST_ID
+from skywarden.server.http.problems import ProblemError, problem_response
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp.protocol import MCP_PATH
-from skywarden.server.problems import ProblemError, problem_response
 
 
 def jsonrpc_error_response(status: int, code: int, message: str, headers: dict[str, str]) -> web.Response:

@@ -8,11 +8,11 @@ from marshmallow import Schema, fields
 
 from skywarden.server import __version__
 from skywarden.server.appkeys import KEY_STORE, PRINCIPAL, RUNNER
-from skywarden.server.audit import note
+from skywarden.server.calls.pipeline import CallRefused, InvalidArguments, ToolForbidden, UnknownTool
+from skywarden.server.http.body import read_json
+from skywarden.server.http.problems import ProblemError, validation_problem
 from skywarden.server.jsonutil import dumps
-from skywarden.server.problems import ProblemError, validation_problem
-from skywarden.server.request_body import read_json
-from skywarden.server.tool_calls import CallRefused, InvalidArguments, ToolForbidden, UnknownTool
+from skywarden.server.observability.audit import note
 from skywarden.tools.contract import MissingClientCapability, ToolResult
 
 PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from skywarden.server import __version__
-from skywarden.server.admin_cli import CliError
 from skywarden.server.auth.credentials import CredentialError
+from skywarden.server.cli.keys import CliError
+from skywarden.server.cli.tls import TLSConfigError
 from skywarden.server.settings import Settings, SettingsError, env_name, load_settings, setting_fields
-from skywarden.server.tls import TLSConfigError
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     tools = sub.add_parser("tools", help="list the tools that load, and from which distribution")
     tools.add_argument("--json", action="store_true", help="machine-readable output")
 
-    from skywarden.server.admin_cli import add_admin_commands
+    from skywarden.server.cli.keys import add_admin_commands
 
     add_admin_commands(sub, _add_setting_flags)
     return parser
@@ -74,7 +74,7 @@ def _cmd_tools(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(settings: Settings) -> int:
-    from skywarden.server.serve import serve
+    from skywarden.server.cli.serve import serve
 
     return serve(settings)
 
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args)
         if args.command == "serve":
             return _cmd_serve(settings)
-        from skywarden.server.logging_setup import close_sinks, configure_logging
+        from skywarden.server.observability.logging_setup import close_sinks, configure_logging
 
         configure_logging(
             settings.log_level,

@@ -11,8 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from skywarden.server import logging_setup
 from skywarden.server.appkeys import AUDIT, AUTH_FAILURE, METRICS, PRINCIPAL, REQUEST_ID
+from skywarden.server.observability import logging_setup
 
 DENIED_STATUSES = frozenset({401, 403, 429})
 

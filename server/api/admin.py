@@ -11,15 +11,15 @@ from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
+from skywarden.server.api.rest import problem_responses
 from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE, REGISTRY, SECRET, SETTINGS
-from skywarden.server.audit import audit_admin_action
 from skywarden.server.auth import keys
 from skywarden.server.auth.records import KeyFilter, KeyRecord, utcnow
 from skywarden.server.auth.store import KeyNotFound
+from skywarden.server.http.body import read_json
+from skywarden.server.http.problems import ProblemError, validation_problem
 from skywarden.server.jsonutil import dumps
-from skywarden.server.problems import ProblemError, validation_problem
-from skywarden.server.request_body import read_json
-from skywarden.server.rest import problem_responses
+from skywarden.server.observability.audit import audit_admin_action
 
 MAX_METADATA_BYTES = 4096
 MAX_GRACE = timedelta(days=30)

@@ -107,7 +107,7 @@ def _print_key(view: dict[str, Any], as_json: bool) -> None:
 
 
 def _parse_create(args: argparse.Namespace) -> dict[str, Any]:
-    from skywarden.server.admin import CreateKeySchema
+    from skywarden.server.api.admin import CreateKeySchema
 
     data: dict[str, Any] = {"name": args.name}
     for name in ("owner", "scopes", "environment", "expires_at", "rate_limit"):
@@ -121,14 +121,14 @@ def _parse_create(args: argparse.Namespace) -> dict[str, Any]:
     try:
         return CreateKeySchema().load(data)
     except ValidationError as exc:
-        from skywarden.server.problems import describe_errors
+        from skywarden.server.http.problems import describe_errors
 
         raise CliError(describe_errors(exc.messages)) from None
 
 
 async def _create(args: argparse.Namespace, settings: Settings) -> int:
-    from skywarden.server.admin import create_key_record, key_view, unknown_scopes
-    from skywarden.server.audit import audit_cli_action
+    from skywarden.server.api.admin import create_key_record, key_view, unknown_scopes
+    from skywarden.server.observability.audit import audit_cli_action
     from skywarden.tools.registry import discover_tools
 
     data = _parse_create(args)
@@ -148,7 +148,7 @@ async def _create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from skywarden.server.admin import key_view
+    from skywarden.server.api.admin import key_view
     from skywarden.server.auth.records import KeyFilter
 
     async def action(store, secret):
@@ -175,16 +175,16 @@ async def _get(settings: Settings, key_id: str):
 
 
 async def _show(args: argparse.Namespace, settings: Settings) -> int:
-    from skywarden.server.admin import key_view
+    from skywarden.server.api.admin import key_view
 
     _print_key(key_view(await _get(settings, args.key_id)), args.json)
     return 0
 
 
 async def _revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from skywarden.server.admin import key_view
-    from skywarden.server.audit import audit_cli_action
+    from skywarden.server.api.admin import key_view
     from skywarden.server.auth.records import utcnow
+    from skywarden.server.observability.audit import audit_cli_action
 
     record = await _get(settings, args.key_id)
 
@@ -199,8 +199,8 @@ async def _revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _rotate(args: argparse.Namespace, settings: Settings) -> int:
-    from skywarden.server.admin import MAX_GRACE, key_view, rotate_key_record
-    from skywarden.server.audit import audit_cli_action
+    from skywarden.server.api.admin import MAX_GRACE, key_view, rotate_key_record
+    from skywarden.server.observability.audit import audit_cli_action
 
     if not 0 <= args.grace_seconds <= MAX_GRACE.total_seconds():
         raise CliError(f"--grace-seconds: must be from 0 to {int(MAX_GRACE.total_seconds())}")

@@ -22,13 +22,13 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from skywarden.server.appkeys import LIMITER, PRINCIPAL
-from skywarden.server.audit import note
 from skywarden.server.auth.middleware import is_public
 from skywarden.server.auth.principal import Principal
+from skywarden.server.calls.pipeline import CallRefused
+from skywarden.server.http.problems import ProblemError
+from skywarden.server.http.refusals import refuse
 from skywarden.server.mcp.protocol import RATE_LIMITED
-from skywarden.server.problems import ProblemError
-from skywarden.server.refusals import refuse
-from skywarden.server.tool_calls import CallRefused
+from skywarden.server.observability.audit import note
 
 
 class RateLimited(CallRefused):

@@ -1,0 +1,5 @@
+import sys
+
+from skywarden.server.cli.main import main
+
+sys.exit(main())
