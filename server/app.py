@@ -1,4 +1,4 @@
-"""The app factory: the one place that wires the parts together."""
+"""The app factory: the one place that wires the parts together (see docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -9,28 +9,25 @@ from skywarden.server.api.openapi import setup_openapi
 from skywarden.server.appkeys import (
     ADMIN,
     AUTHENTICATOR,
+    KEY_OPERATIONS,
     KEY_STORE,
     LIMITER,
     METRICS_CREDENTIAL,
+    PIPELINE,
     REGISTRY,
-    RUNNER,
-    SECRET,
     SESSIONS,
     SETTINGS,
 )
 from skywarden.server.auth.authenticator import Authenticator
+from skywarden.server.auth.backends import open_store
 from skywarden.server.auth.credentials import Credentials, prepare_credentials
+from skywarden.server.auth.key_operations import KeyOperations
 from skywarden.server.auth.lifecycle import key_store_context
 from skywarden.server.auth.middleware import auth_middleware
-from skywarden.server.auth.store import KeyStore, open_store
-from skywarden.server.calls.pipeline import ToolRunner
-from skywarden.server.calls.ratelimit import (
-    RateLimits,
-    auth_failure_limit_middleware,
-    extra_cost_charger,
-    key_limit_middleware,
-)
-from skywarden.server.calls.upstream import upstream_context
+from skywarden.server.auth.store import KeyStore
+from skywarden.server.calls.pipeline import ToolPipeline
+from skywarden.server.calls.ratelimit import RateLimits, auth_failure_limit_middleware, key_limit_middleware
+from skywarden.server.calls.upstream import build_upstream, upstream_context
 from skywarden.server.http.context import request_context_middleware
 from skywarden.server.http.cors import setup_cors
 from skywarden.server.http.errors import error_middleware
@@ -42,9 +39,14 @@ from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.sessions import MemorySessionStore, SessionStore
 from skywarden.server.mcp.transport import McpEndpoint
 from skywarden.server.observability.audit import audit_middleware
-from skywarden.server.observability.metrics import setup_metrics
+from skywarden.server.observability.metrics import Metrics, setup_metrics
 from skywarden.server.settings import Settings
 from skywarden.tools.registry import ToolRegistry, discover_tools
+from skywarden.tools.upstream import TTLCache
+
+# aiohttp's limits on one header line and the request line, in bytes (its defaults).
+MAX_HEADER_FIELD_BYTES = 8190
+MAX_REQUEST_LINE_BYTES = 8190
 
 
 def create_app(
@@ -55,13 +57,32 @@ def create_app(
     key_store: KeyStore | None = None,
     sessions: SessionStore | None = None,
 ) -> web.Application:
-    """Build the application. Middlewares run in the request-path order of DESIGN.md."""
+    """Build the application. Middlewares run in the order of the request path (docs/architecture.md)."""
     registry = registry if registry is not None else discover_tools()
     credentials = credentials if credentials is not None else prepare_credentials(settings)
     key_store = key_store if key_store is not None else open_store(settings.resolved_database_url)
     if sessions is None:
         sessions = MemorySessionStore(settings.session_idle_timeout, settings.max_sessions)
     limits = RateLimits.from_settings(settings)
+    upstream_cache = TTLCache(settings.upstream_cache_entries)
+    metrics = Metrics(sessions, upstream_cache) if settings.metrics_enabled else None
+    upstream = build_upstream(settings, upstream_cache, metrics.observe_upstream if metrics else None)
+    authenticator = Authenticator(key_store, credentials.secret, cache_ttl=settings.key_cache_ttl)
+    pipeline = ToolPipeline(
+        registry=registry,
+        upstream=upstream,
+        tool_settings={t.name: settings.group(t.settings_group) for t in registry if t.settings_group},
+        charge=limits.charge,
+        max_concurrent=settings.max_concurrent_calls,
+    )
+    operations = KeyOperations(
+        store=key_store,
+        secret=credentials.secret,
+        tool_names=registry.names,
+        default_environment=settings.key_environment,
+        changed=authenticator.invalidate,
+        flush_usage=authenticator.flush_usage,
+    )
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -71,8 +92,8 @@ def create_app(
                 (proxy_middleware_for(parse_networks(settings.trusted_proxies)), bool(settings.trusted_proxies)),
                 (request_context_middleware, True),  # 1. request id + log context
                 (audit_middleware, True),  # 6. one audit event when the answer is done
+                (error_middleware, True),  # every error in the door's format (JSON-RPC or problem+json)
                 (https_middleware, settings.require_https),  # 2. HTTPS policy
-                (error_middleware, True),  # every failure as problem+json
                 (origin_middleware, True),  # 2. Host / Origin
                 (auth_failure_limit_middleware, limits.auth_failures is not None),  # 4. per-IP failures
                 (auth_middleware, True),  # 3. API key or admin token -> Principal
@@ -80,35 +101,29 @@ def create_app(
             )
             if wanted
         ],
-        handler_args={"max_field_size": 8190, "max_line_size": 8190},
+        handler_args={"max_field_size": MAX_HEADER_FIELD_BYTES, "max_line_size": MAX_REQUEST_LINE_BYTES},
     )
     app.on_response_prepare.append(on_response_prepare)
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[LIMITER] = limits
-    app[RUNNER] = ToolRunner(
-        registry=registry,
-        upstream=None,
-        settings=settings,
-        charge=extra_cost_charger(limits),
-        max_concurrent=settings.max_concurrent_calls,
-    )
-    app[SECRET] = credentials.secret
+    app[PIPELINE] = pipeline
     app[ADMIN] = credentials.admin
     app[METRICS_CREDENTIAL] = credentials.metrics
     app[KEY_STORE] = key_store
-    app[AUTHENTICATOR] = Authenticator(key_store, credentials.secret, cache_ttl=settings.key_cache_ttl)
+    app[AUTHENTICATOR] = authenticator
+    app[KEY_OPERATIONS] = operations
     app[SESSIONS] = sessions
 
     app.cleanup_ctx.append(key_store_context)
-    app.cleanup_ctx.append(upstream_context(app))
+    app.cleanup_ctx.append(upstream_context(upstream))
     app.on_cleanup.append(lambda app: sessions.close())
 
-    McpEndpoint(McpMethods(app[RUNNER]), sessions).add_routes(app)
+    McpEndpoint(McpMethods(pipeline), sessions).add_routes(app)
     rest.add_routes(app)
     admin.add_routes(app)
-    if settings.metrics_enabled:
-        setup_metrics(app)
+    if metrics is not None:
+        setup_metrics(app, metrics)
     setup_openapi(app)
     setup_cors(app, settings.cors_origins)
     return app

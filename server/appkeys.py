@@ -1,4 +1,4 @@
-"""Typed keys for what the app factory puts on the application and request."""
+"""Typed keys for what the app factory puts on the application and the middlewares on a request."""
 
 from __future__ import annotations
 
@@ -7,27 +7,38 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from skywarden.server.calls.pipeline import ToolRunner
+    from skywarden.server.auth.authenticator import Authenticator
+    from skywarden.server.auth.credentials import AdminCredential
+    from skywarden.server.auth.key_operations import KeyOperations
+    from skywarden.server.auth.principal import Principal
+    from skywarden.server.auth.store import KeyStore
+    from skywarden.server.calls.pipeline import Prepaid, ToolPipeline
+    from skywarden.server.calls.ratelimit import RateLimits
+    from skywarden.server.mcp.sessions import SessionStore
+    from skywarden.server.observability.metrics import Metrics
     from skywarden.server.settings import Settings
     from skywarden.tools.registry import ToolRegistry
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 REGISTRY: web.AppKey[ToolRegistry] = web.AppKey("registry")
-RUNNER: web.AppKey[ToolRunner] = web.AppKey("runner")
-KEY_STORE: web.AppKey[Any] = web.AppKey("key_store")
-AUTHENTICATOR: web.AppKey[Any] = web.AppKey("authenticator")
-ADMIN: web.AppKey[Any] = web.AppKey("admin_credential")
-SECRET: web.AppKey[bytes] = web.AppKey("server_secret")
-METRICS_CREDENTIAL: web.AppKey[Any] = web.AppKey("metrics_credential")
-SESSIONS: web.AppKey[Any] = web.AppKey("sessions")
-LIMITER: web.AppKey[Any] = web.AppKey("limiter")
-METRICS: web.AppKey[Any] = web.AppKey("metrics")
+PIPELINE: web.AppKey[ToolPipeline] = web.AppKey("pipeline")
+KEY_STORE: web.AppKey[KeyStore] = web.AppKey("key_store")
+KEY_OPERATIONS: web.AppKey[KeyOperations] = web.AppKey("key_operations")
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+ADMIN: web.AppKey[AdminCredential] = web.AppKey("admin_credential")
+METRICS_CREDENTIAL: web.AppKey[AdminCredential | None] = web.AppKey("metrics_credential")
+SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
+LIMITER: web.AppKey[RateLimits] = web.AppKey("limiter")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 # request-scoped values (request[...])
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
-PRINCIPAL: web.RequestKey[Any] = web.RequestKey("principal")
-AUDIT: web.RequestKey[Any] = web.RequestKey("audit")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+AUDIT: web.RequestKey[dict[str, Any]] = web.RequestKey("audit")
 AUTH_FAILURE: web.RequestKey[str] = web.RequestKey("auth_failure")
+PREPAID: web.RequestKey[Prepaid] = web.RequestKey("prepaid")
+# The id of the JSON-RPC message on /mcp once its body was read, echoed in every later error.
+RPC_ID: web.RequestKey[str | int | None] = web.RequestKey("rpc_id")
 # The scheme a trusted proxy vouched for; set on the original request too, which aiohttp
 # hands to on_response_prepare.
 FORWARDED_HTTPS: web.RequestKey[bool] = web.RequestKey("forwarded_https")

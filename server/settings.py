@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -145,6 +146,28 @@ def _database_url(value: Any) -> str:
     return text
 
 
+def _tool_settings(value: Any) -> Mapping[str, Mapping[str, Any]]:
+    """``[skywarden.tool_settings.<group>]`` tables in TOML, or the same as a JSON object in the environment."""
+    import json
+    import re
+
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise ValueError('must be a JSON object such as {"mytool": {"base_url": "..."}}') from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a table of tables (one per settings group)")
+    groups: dict[str, Mapping[str, Any]] = {}
+    for group, entries in value.items():
+        if not isinstance(group, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", group):
+            raise ValueError(f"group {str(group)[:40]!r} must be lower-case letters, digits and _")
+        if not isinstance(entries, dict) or not all(isinstance(v, (str, int, float, bool)) for v in entries.values()):
+            raise ValueError(f"group {group!r} must be a table of strings, numbers or booleans")
+        groups[group] = MappingProxyType(dict(entries))
+    return MappingProxyType(groups)
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], help: str, secret: bool = False) -> Any:
     return field(default=default, metadata={"parse": parse, "help": help, "secret": secret})
 
@@ -205,12 +228,28 @@ class Settings:
     session_idle_timeout: float = _setting(1800.0, _positive_float, "seconds an idle MCP session lives")
     max_sessions: int = _setting(10_000, _int_range(1, 10_000_000), "live MCP sessions at most")
     shutdown_timeout: float = _setting(30.0, _positive_float, "seconds in-flight requests get on shutdown")
+    tool_settings: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: MappingProxyType({}),
+        metadata={
+            "parse": _tool_settings,
+            "help": "settings of third-party tool plugins, by group (TOML tables or JSON)",
+            "secret": False,
+        },
+    )
 
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{Path(self.data_dir).resolve() / 'skywarden.db'}"
+
+    def group(self, name: str) -> Mapping[str, Any]:
+        """A tool plugin's own settings: the ``<name>_*`` fields without the prefix, then
+        ``tool_settings[name]``. A plugin sees these and nothing else of the server's settings."""
+        prefix = name + "_"
+        values = {f.name[len(prefix) :]: getattr(self, f.name) for f in setting_fields() if f.name.startswith(prefix)}
+        values.update(self.tool_settings.get(name, {}))
+        return MappingProxyType(values)
 
     def __repr__(self) -> str:
         shown = []
@@ -224,6 +263,10 @@ class Settings:
 
 def setting_fields() -> tuple[dataclasses.Field, ...]:
     return dataclasses.fields(Settings)
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
 
 def env_name(name: str) -> str:
@@ -288,7 +331,7 @@ def markdown_table() -> str:
     """The settings table of the README (``python -m skywarden.server.settings`` prints it)."""
     rows = ["| Setting | Environment | Default | Meaning |", "|---|---|---|---|"]
     for f in setting_fields():
-        default = f.default
+        default = default_of(f)
         if isinstance(default, tuple):
             default = ",".join(default) or "(empty)"
         shown = "(unset)" if default == "" else default

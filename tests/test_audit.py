@@ -130,12 +130,12 @@ def test_redaction_removes_keys_tokens_and_authorization_everywhere():
 
 
 async def test_exception_text_with_a_key_is_redacted(client, monkeypatch):
-    from skywarden.server.calls.pipeline import ToolRunner
+    from skywarden.server.calls.pipeline import ToolPipeline
 
     def explode(self, principal):
         raise RuntimeError(f"boom {client.api_key}")
 
-    monkeypatch.setattr(ToolRunner, "visible_tools", explode)
+    monkeypatch.setattr(ToolPipeline, "visible_tools", explode)
     resp = await client.get("/api/mcp/tools")
     assert resp.status == 500
     errors = [

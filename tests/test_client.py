@@ -105,12 +105,12 @@ async def test_tool_error_on_request(client, transport, mode):
 
 @pytest.mark.parametrize(("transport", "mode"), TRANSPORTS)
 async def test_server_error(client, transport, mode, monkeypatch):
-    from skywarden.server.calls.pipeline import ToolRunner
+    from skywarden.server.calls.pipeline import ToolPipeline
 
     async with make(client, transport, mode, retry=RetryPolicy(max_retries=1, backoff_base=0)) as sky:
         if transport == "mcp":
             await sky.list_tools()  # connect first; then the server starts failing
-        monkeypatch.setattr(ToolRunner, "visible_tools", lambda self, principal: 1 / 0)
+        monkeypatch.setattr(ToolPipeline, "visible_tools", lambda self, principal: 1 / 0)
         monkeypatch.setattr("skywarden.server.mcp.methods.McpMethods.tools_list", lambda *a: 1 / 0)
         with pytest.raises(ServerError) as info:
             await sky.list_tools()

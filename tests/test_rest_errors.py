@@ -83,12 +83,12 @@ async def test_request_id_is_echoed_or_generated(client):
 
 
 async def test_unexpected_error_is_500_problem_without_detail(client, monkeypatch):
-    from skywarden.server.calls.pipeline import ToolRunner
+    from skywarden.server.calls.pipeline import ToolPipeline
 
     def explode(self, principal):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(ToolRunner, "visible_tools", explode)
+    monkeypatch.setattr(ToolPipeline, "visible_tools", explode)
     body = await problem(await client.get("/api/mcp/tools"), 500)
     assert "secret internal detail" not in str(body)
     assert body["request_id"]

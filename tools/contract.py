@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import marshmallow
+
+if TYPE_CHECKING:
+    from skywarden.tools.upstream import Upstream
 
 ProgressReporter = Callable[[float, "float | None", "str | None"], Awaitable[None]]
 
@@ -40,19 +43,21 @@ class ToolResult:
 
 @dataclass
 class ToolContext:
-    """Everything a tool call gets besides its arguments.
+    """Everything a tool call gets besides its arguments, and nothing more of the server.
 
     ``upstream`` is the shared HTTP client for outside APIs (timeouts, size
-    caps, caching); ``principal`` is the authenticated caller or None.
+    caps, caching); ``settings`` holds the tool's own settings only (its
+    ``settings_group``: the server's ``<group>_*`` settings without the prefix,
+    plus ``tool_settings.<group>``); ``log`` is bound to the request;
+    ``principal`` is the authenticated caller.
     """
 
-    upstream: Any
-    settings: Any
+    upstream: Upstream
+    settings: Mapping[str, Any]
     log: Any
     principal: Any = None
     report_progress: ProgressReporter = no_progress
     client_capabilities: Mapping[str, Any] | None = None  # None when the door (REST) has no such notion
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -20,6 +20,7 @@ from skywarden.tools.schema import json_schema
 
 ENTRY_POINT_GROUP = "skywarden.tools"
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+SETTINGS_GROUP = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 log = structlog.get_logger("skywarden.tools")
 
@@ -46,6 +47,7 @@ class RegisteredTool:
     output_schema: dict[str, Any] | None
     distribution: str
     cost: int = 1
+    settings_group: str | None = None  # the tool gets the server's ``<group>_*`` settings
 
     def describe(self, with_output_schema: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -114,6 +116,9 @@ def register_tool(obj: Any, distribution: str) -> RegisteredTool:
     cost = getattr(obj, "cost", 1)
     if not isinstance(cost, int) or isinstance(cost, bool) or cost < 1:
         raise InvalidToolError(f"tool {name!r}: cost must be a positive integer")
+    settings_group = getattr(obj, "settings_group", None)
+    if settings_group is not None and (not isinstance(settings_group, str) or not SETTINGS_GROUP.match(settings_group)):
+        raise InvalidToolError(f"tool {name!r}: settings_group must be lower-case letters, digits and _")
     try:
         input_schema = json_schema(arguments)
         output_schema = json_schema(result) if result is not None else None
@@ -130,6 +135,7 @@ def register_tool(obj: Any, distribution: str) -> RegisteredTool:
         output_schema=output_schema,
         distribution=distribution,
         cost=cost,
+        settings_group=settings_group,
     )
 
 

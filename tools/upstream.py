@@ -73,17 +73,49 @@ class TTLCache:
         return len(self._data)
 
 
+_LABEL_CHARS = re.compile(r"[^a-z0-9]+")
+MAX_LABEL_LENGTH = 40
+CONNECT_TIMEOUT_SECONDS = 5.0
+DNS_CACHE_SECONDS = 300
+READ_CHUNK_BYTES = 64 * 1024
+
+
+def service_label(service: str) -> str:
+    """A short metric label from a service's name ("The NWS API" -> "the_nws_api")."""
+    return _LABEL_CHARS.sub("_", service.lower()).strip("_")[:MAX_LABEL_LENGTH] or "upstream"
+
+
 @dataclass
 class Upstream:
-    session: aiohttp.ClientSession
+    """Complete when built; its connection pool opens with ``open()`` inside the event loop."""
+
     user_agent: str
     timeout: float
     max_bytes: int
     cache: TTLCache
-    observer: Callable[[str, float, bool], None] | None = None  # (service, seconds, failed)
+    max_connections: int = 20
+    observer: Callable[[str, float, bool], None] | None = None  # (service label, seconds, failed)
+    _session: aiohttp.ClientSession | None = None
 
-    async def get_json(self, url: str, *, service: str, accept: str = "application/json") -> Any:
-        """GET ``url`` and return its JSON; ``service`` names the upstream in error texts."""
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, ttl_dns_cache=DNS_CACHE_SECONDS)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(CONNECT_TIMEOUT_SECONDS, self.timeout)),
+            raise_for_status=False,
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get_json(
+        self, url: str, *, service: str, accept: str = "application/json", label: str | None = None
+    ) -> Any:
+        """GET ``url`` and return its JSON; ``service`` names the upstream in error texts, ``label``
+        (a short identifier, derived from ``service`` when not given) in metrics."""
         key = f"{accept} {url}"
         cached = self.cache.get(key)
         if cached is not None:
@@ -92,9 +124,9 @@ class Upstream:
         try:
             data = await self._fetch(key, url, service, accept)
         except UpstreamError:
-            self._observe(service, started, failed=True)
+            self._observe(label or service_label(service), started, failed=True)
             raise
-        self._observe(service, started, failed=False)
+        self._observe(label or service_label(service), started, failed=False)
         return data
 
     def _observe(self, service: str, started: float, failed: bool) -> None:
@@ -102,9 +134,11 @@ class Upstream:
             self.observer(service, time.perf_counter() - started, failed)
 
     async def _fetch(self, key: str, url: str, service: str, accept: str) -> Any:
+        if self._session is None:
+            raise UpstreamError(f"{service} cannot be reached: the server is not started.")
         headers = {"User-Agent": self.user_agent, "Accept": accept}
         try:
-            async with self.session.get(
+            async with self._session.get(
                 url,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
@@ -137,7 +171,7 @@ class Upstream:
             raise UpstreamError(f"{service} sent an answer larger than {self.max_bytes} bytes.")
         chunks = []
         size = 0
-        async for chunk in resp.content.iter_chunked(64 * 1024):
+        async for chunk in resp.content.iter_chunked(READ_CHUNK_BYTES):
             size += len(chunk)
             if size > self.max_bytes:
                 raise UpstreamError(f"{service} sent an answer larger than {self.max_bytes} bytes.")

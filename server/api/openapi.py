@@ -11,10 +11,11 @@ from aiohttp_apigami.swagger_ui import SWAGGER_UI_STATIC_FILES
 
 from skywarden.server import __version__
 from skywarden.server.appkeys import REGISTRY
+from skywarden.server.http.paths import DOCS_PATH, DOCS_STATIC_PATH, SPEC_PATH
 
-SPEC_URL = "/api/docs/openapi.json"
-UI_PATH = "/api/docs"
-STATIC_PATH = "/api/docs/static"
+SPEC_URL = SPEC_PATH
+UI_PATH = DOCS_PATH
+STATIC_PATH = DOCS_STATIC_PATH
 
 PROBLEM_SCHEMA = {
     "type": "object",

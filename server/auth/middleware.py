@@ -12,21 +12,13 @@ from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, METRICS
 from skywarden.server.auth.authenticator import AuthFailure
 from skywarden.server.auth.keys import KEY_REGEX
 from skywarden.server.auth.principal import Principal
-from skywarden.server.http.problems import ProblemError
-from skywarden.server.http.refusals import refuse
+from skywarden.server.errors import CREDENTIAL_IN_URL, UNAUTHORIZED, ApiError
+from skywarden.server.http.paths import METRICS_PATH, is_admin, is_mcp, is_public
 
-PUBLIC_PATHS = frozenset({"/api/health", "/api/health/ready"})
-PUBLIC_PREFIXES = ("/api/docs",)
-ADMIN_PREFIX = "/api/admin"
 ADMIN_PRINCIPAL = Principal(kind="admin", id="admin", name="admin")
 METRICS_PRINCIPAL = Principal(kind="metrics", id="metrics", name="metrics")
-METRICS_PATH = "/metrics"
 _QUERY_SECRET_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "x-api-key"})
 WWW_AUTHENTICATE = 'Bearer realm="skywarden"'
-
-
-def is_public(path: str) -> bool:
-    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -48,18 +40,17 @@ def key_in_query(request: web.Request) -> bool:
     )
 
 
-def unauthorized(request: web.Request, presented: bool) -> web.Response:
+def unauthorized(request: web.Request, reason: str, presented: bool) -> ApiError:
+    """The one 401: the same answer whatever the reason, which only the audit log keeps."""
+    request[AUTH_FAILURE] = reason
     challenge = WWW_AUTHENTICATE + (', error="invalid_token"' if presented else "")
-    error = ProblemError(
-        401,
-        "Unauthorized",
-        "A valid credential is required (X-API-Key or Authorization: Bearer)."
-        if not request.path.startswith(ADMIN_PREFIX)
-        else "The admin token is required (Authorization: Bearer).",
-        type="unauthorized",
-        headers={"WWW-Authenticate": challenge},
-    )
-    return refuse(request, error, -32001, "Unauthorized: a valid API key is required")
+    if is_admin(request.path):
+        detail = "The admin token is required (Authorization: Bearer)."
+    elif is_mcp(request.path):
+        detail = "Unauthorized: a valid API key is required (X-API-Key or Authorization: Bearer)."
+    else:
+        detail = "A valid credential is required (X-API-Key or Authorization: Bearer)."
+    return ApiError(UNAUTHORIZED, detail, headers={"WWW-Authenticate": challenge})
 
 
 @web.middleware
@@ -68,32 +59,25 @@ async def auth_middleware(request: web.Request, handler):
     if is_public(path) or request.method == "OPTIONS":
         return await handler(request)
     if key_in_query(request):
-        request[AUTH_FAILURE] = "key_in_query"
-        raise ProblemError(
-            400,
-            "Bad request",
-            "Credentials are never accepted in the URL; send the key in the X-API-Key header.",
-            type="credential-in-url",
+        raise ApiError(
+            CREDENTIAL_IN_URL, "Credentials are never accepted in the URL; send the key in the X-API-Key header."
         )
     if path == METRICS_PATH:
         token = bearer_token(request)
-        metrics = request.app.get(METRICS_CREDENTIAL)
+        metrics = request.app[METRICS_CREDENTIAL]
         if token and (request.app[ADMIN].matches(token) or (metrics is not None and metrics.matches(token))):
             request[PRINCIPAL] = METRICS_PRINCIPAL
             return await handler(request)
-        request[AUTH_FAILURE] = "missing" if not token else "bad_metrics_token"
-        return unauthorized(request, bool(token))
-    if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+        raise unauthorized(request, "missing" if not token else "bad_metrics_token", bool(token))
+    if is_admin(path):
         token = bearer_token(request)
         if not token or not request.app[ADMIN].matches(token):
-            request[AUTH_FAILURE] = "missing" if not token else "bad_admin_token"
-            return unauthorized(request, bool(token))
+            raise unauthorized(request, "missing" if not token else "bad_admin_token", bool(token))
         request[PRINCIPAL] = ADMIN_PRINCIPAL
         return await handler(request)
     presented = presented_key(request)
     try:
         request[PRINCIPAL] = await request.app[AUTHENTICATOR].authenticate(presented)
     except AuthFailure as failure:
-        request[AUTH_FAILURE] = failure.reason
-        return unauthorized(request, bool(presented))
+        raise unauthorized(request, failure.reason, bool(presented)) from None
     return await handler(request)

@@ -9,6 +9,10 @@ from typing import Any
 ACTIVE, DISABLED, REVOKED, EXPIRED = "active", "disabled", "revoked", "expired"
 
 
+class KeyNotFound(LookupError):
+    """No key with this id (raised by stores)."""
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -11,8 +11,7 @@ from typing import Any
 
 import aiosqlite
 
-from skywarden.server.auth.records import UPDATABLE, HashMatch, KeyFilter, KeyRecord, utcnow
-from skywarden.server.auth.store import KeyNotFound
+from skywarden.server.auth.records import UPDATABLE, HashMatch, KeyFilter, KeyNotFound, KeyRecord, utcnow
 
 MIGRATIONS: list[str] = [
     """

@@ -1,15 +1,13 @@
-"""The key store interface and the factory that picks an implementation from ``database_url``."""
+"""The key store interface; ``auth.backends.open_store`` picks an implementation."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Protocol
 
-from skywarden.server.auth.records import HashMatch, KeyFilter, KeyRecord
+from skywarden.server.auth.records import HashMatch, KeyFilter, KeyNotFound, KeyRecord
 
-
-class KeyNotFound(LookupError):
-    pass
+__all__ = ["KeyNotFound", "KeyStore"]
 
 
 class KeyStore(Protocol):
@@ -27,11 +25,3 @@ class KeyStore(Protocol):
         self, key_id: str, new_hash: str, new_prefix: str, old_valid_until: datetime, when: datetime
     ) -> KeyRecord: ...
     async def record_usage(self, usage: dict[str, tuple[int, datetime]]) -> None: ...
-
-
-def open_store(database_url: str) -> KeyStore:
-    if database_url.startswith("sqlite:///"):
-        from skywarden.server.auth.sqlite_store import SQLiteKeyStore
-
-        return SQLiteKeyStore(database_url.removeprefix("sqlite:///"))
-    raise ValueError("database_url must start with sqlite:///")

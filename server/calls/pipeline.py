@@ -1,7 +1,9 @@
 """The one path a tool call takes, whichever door (REST or MCP) it came through.
 
-lookup -> authorization -> argument validation -> call -> result. Protocol
-layers map the exceptions here to their own error shapes.
+lookup -> authorization -> charging (rate limit and tool cost) -> argument
+validation -> a concurrency slot -> invocation -> result. Each refusal is an
+``ApiError`` from the server's error table; the doors only translate in and
+out. A tool's own failure is a result with ``is_error`` set, never an error.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ import marshmallow
 import structlog
 
 from skywarden.server.auth.principal import Principal
-from skywarden.server.http.problems import describe_errors
+from skywarden.server.errors import (
+    CAPABILITY_REQUIRED,
+    INSUFFICIENT_SCOPE,
+    RATE_LIMITED,
+    UNKNOWN_TOOL,
+    ApiError,
+    ValidationFailed,
+    describe_errors,
+)
 from skywarden.tools.contract import (
     MissingClientCapability,
     ProgressReporter,
@@ -26,117 +36,148 @@ from skywarden.tools.contract import (
     text_content,
 )
 from skywarden.tools.registry import RegisteredTool, ToolRegistry
+from skywarden.tools.upstream import Upstream
 
 log = structlog.get_logger("skywarden.tools")
 
+INSUFFICIENT_SCOPE_CHALLENGE = 'Bearer realm="skywarden", error="insufficient_scope"'
+MAX_NAME_SHOWN = 128  # the longest tool name MCP allows; longer input is cut in error texts
+CONCURRENCY_RETRY_SECONDS = 1
 
-class UnknownTool(LookupError):
+Charger = Callable[[Principal, int], Awaitable[object]]
+
+
+class UnknownTool(ApiError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"Unknown tool: {name}")
+        super().__init__(UNKNOWN_TOOL, f"Unknown tool: {name[:MAX_NAME_SHOWN]}")
         self.name = name
 
 
-class ToolForbidden(PermissionError):
+class ToolForbidden(ApiError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"This API key may not use the tool {name!r}.")
+        super().__init__(
+            INSUFFICIENT_SCOPE,
+            f"This API key may not use the tool {name!r}.",
+            headers={"WWW-Authenticate": INSUFFICIENT_SCOPE_CHALLENGE},
+        )
         self.name = name
 
 
-class CallRefused(Exception):
-    """The call may not run now (rate limit, too many at once): HTTP 429 at either door."""
-
-    policy = "refused"
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": "1"}
+class InvalidArguments(ValidationFailed):
+    def __init__(self, tool: str, errors: Mapping[str, Any]) -> None:
+        super().__init__(errors, f"Invalid arguments for {tool}: {describe_errors(errors)}")
+        self.tool = tool
 
 
-class TooManyConcurrentCalls(CallRefused):
-    policy = "concurrency"
+class CapabilityRequired(ApiError):
+    def __init__(self, capabilities: Mapping[str, Any]) -> None:
+        super().__init__(
+            CAPABILITY_REQUIRED,
+            f"This tool needs the client capabilities: {', '.join(sorted(capabilities))}. "
+            "Call it over MCP (POST /mcp) with a client that declares them.",
+            data={"requiredCapabilities": dict(capabilities)},
+        )
 
+
+class TooManyConcurrentCalls(ApiError):
     def __init__(self, limit: int) -> None:
-        super().__init__(f"This key already has {limit} tool calls running; retry when one finishes.")
-
-
-class InvalidArguments(ValueError):
-    def __init__(self, errors: Mapping[str, Any]) -> None:
-        super().__init__(describe_errors(errors))
-        self.errors = errors
+        super().__init__(
+            RATE_LIMITED,
+            f"This key already has {limit} tool calls running; retry when one finishes.",
+            headers={"Retry-After": str(CONCURRENCY_RETRY_SECONDS)},
+            data={"policy": "concurrency"},
+            audit={"limit": "concurrency"},
+        )
 
 
 @dataclass
-class ToolRunner:
+class Prepaid:
+    """Units a request already paid at the door (the per-request charge); the first call uses them."""
+
+    units: int = 0
+
+    def take(self, wanted: int) -> int:
+        used = min(self.units, wanted)
+        self.units -= used
+        return used
+
+
+@dataclass
+class CallOutcome:
+    tool: RegisteredTool
+    result: ToolResult
+
+
+@dataclass
+class ToolPipeline:
     registry: ToolRegistry
-    upstream: Any
-    settings: Any
-    charge: Callable[[Principal | None, int], Awaitable[None]] | None = None
+    upstream: Upstream
+    tool_settings: Mapping[str, Mapping[str, Any]]  # a tool's own settings, by tool name
+    charge: Charger | None = None
     max_concurrent: int = 8
     _running: dict[str, int] = field(default_factory=dict)
 
-    def visible_tools(self, principal: Principal | None) -> list[RegisteredTool]:
-        return [t for t in self.registry if principal is None or principal.allows(t.name)]
+    def visible_tools(self, principal: Principal) -> list[RegisteredTool]:
+        return [t for t in self.registry if principal.allows(t.name)]
 
-    def resolve(self, name: str, principal: Principal | None) -> RegisteredTool:
+    def authorize(self, name: Any, principal: Principal) -> RegisteredTool:
+        """Steps 1-2: the tool exists and this principal may use it."""
         tool = self.registry.get(name) if isinstance(name, str) else None
         if tool is None:
             raise UnknownTool(str(name))
-        if principal is not None and not principal.allows(tool.name):
+        if not principal.allows(tool.name):
             raise ToolForbidden(tool.name)
         return tool
 
+    async def call(
+        self,
+        name: Any,
+        arguments: Any,
+        principal: Principal,
+        *,
+        prepaid: Prepaid | None = None,
+        report_progress: ProgressReporter = no_progress,
+        client_capabilities: Mapping[str, Any] | None = None,
+    ) -> CallOutcome:
+        tool = self.authorize(name, principal)
+        await self._charge(tool, principal, prepaid)
+        validated = self._validate(tool, arguments)
+        async with self._slot(principal):
+            result = await self._invoke(tool, validated, principal, report_progress, client_capabilities)
+        return CallOutcome(tool, result)
+
+    async def _charge(self, tool: RegisteredTool, principal: Principal, prepaid: Prepaid | None) -> None:
+        units = tool.cost - (prepaid.take(tool.cost) if prepaid is not None else 0)
+        if units > 0 and self.charge is not None and principal.kind == "key":
+            await self.charge(principal, units)
+
     @staticmethod
-    def validate(tool: RegisteredTool, arguments: Any) -> dict[str, Any]:
+    def _validate(tool: RegisteredTool, arguments: Any) -> dict[str, Any]:
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
-            raise InvalidArguments({"_schema": ["Arguments must be a JSON object."]})
+            raise InvalidArguments(tool.name, {"_schema": ["Arguments must be a JSON object."]})
         try:
             return tool.arguments_schema.load(arguments)
         except marshmallow.ValidationError as exc:
             errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-            raise InvalidArguments(errors) from None
+            raise InvalidArguments(tool.name, errors) from None
 
-    async def invoke(
+    def _slot(self, principal: Principal) -> _Slot:
+        return _Slot(self._running, principal.id, self.max_concurrent)
+
+    async def _invoke(
         self,
         tool: RegisteredTool,
         arguments: dict[str, Any],
-        principal: Principal | None,
-        report_progress: ProgressReporter = no_progress,
-        client_capabilities: Mapping[str, Any] | None = None,
-    ) -> ToolResult:
-        """Run a validated call; a tool failure comes back as an ``is_error`` result.
-
-        ``MissingClientCapability`` and ``CallRefused`` propagate: they are protocol
-        answers, not tool results.
-        """
-        if self.charge is not None and tool.cost > 1:
-            await self.charge(principal, tool.cost - 1)  # the request itself already paid one unit
-        key_id = principal.id if principal is not None else ""
-        running = self._running.get(key_id, 0)
-        if running >= self.max_concurrent:
-            raise TooManyConcurrentCalls(self.max_concurrent)
-        self._running[key_id] = running + 1
-        try:
-            return await self._run(tool, arguments, principal, report_progress, client_capabilities)
-        finally:
-            left = self._running[key_id] - 1
-            if left:
-                self._running[key_id] = left
-            else:
-                del self._running[key_id]
-
-    async def _run(
-        self,
-        tool: RegisteredTool,
-        arguments: dict[str, Any],
-        principal: Principal | None,
+        principal: Principal,
         report_progress: ProgressReporter,
         client_capabilities: Mapping[str, Any] | None,
     ) -> ToolResult:
         bound = log.bind(tool=tool.name)
         context = ToolContext(
             upstream=self.upstream,
-            settings=self.settings,
+            settings=self.tool_settings.get(tool.name, {}),
             log=bound,
             principal=principal,
             report_progress=report_progress,
@@ -146,7 +187,9 @@ class ToolRunner:
             result = await tool.tool.call(arguments, context)
         except ToolError as exc:
             return ToolResult(content=[text_content(str(exc))], is_error=True)
-        except (asyncio.CancelledError, MissingClientCapability):
+        except MissingClientCapability as exc:
+            raise CapabilityRequired(exc.capabilities) from None
+        except asyncio.CancelledError:
             raise
         except Exception:
             bound.exception("tool raised an unexpected error")
@@ -163,12 +206,24 @@ class ToolRunner:
             )
         return result
 
-    async def call(
-        self,
-        name: str,
-        arguments: Any,
-        principal: Principal | None,
-        report_progress: ProgressReporter = no_progress,
-    ) -> ToolResult:
-        tool = self.resolve(name, principal)
-        return await self.invoke(tool, self.validate(tool, arguments), principal, report_progress)
+
+@dataclass
+class _Slot:
+    """One of a key's ``max_concurrent`` running calls, held for the length of the call."""
+
+    running: dict[str, int]
+    key_id: str
+    limit: int
+
+    async def __aenter__(self) -> None:
+        count = self.running.get(self.key_id, 0)
+        if count >= self.limit:
+            raise TooManyConcurrentCalls(self.limit)
+        self.running[self.key_id] = count + 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        left = self.running[self.key_id] - 1
+        if left:
+            self.running[self.key_id] = left
+        else:
+            del self.running[self.key_id]

@@ -21,30 +21,31 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from skywarden.server.appkeys import LIMITER, PRINCIPAL
-from skywarden.server.auth.middleware import is_public
+from skywarden.server.appkeys import LIMITER, PREPAID, PRINCIPAL
 from skywarden.server.auth.principal import Principal
-from skywarden.server.calls.pipeline import CallRefused
-from skywarden.server.http.problems import ProblemError
-from skywarden.server.http.refusals import refuse
-from skywarden.server.mcp.protocol import RATE_LIMITED
-from skywarden.server.observability.audit import note
+from skywarden.server.calls.pipeline import Prepaid
+from skywarden.server.errors import RATE_LIMITED, UNAUTHORIZED, ApiError
+from skywarden.server.http.paths import is_public
+
+MAX_PARSED_RATES = 10_000  # distinct per-key rate strings kept parsed; cleared when exceeded
+MAX_TRACKED_FAILING_IPS = 10_000  # addresses with recent failures; expired ones dropped when exceeded
 
 
-class RateLimited(CallRefused):
+class RateLimited(ApiError):
     def __init__(self, policy: str, item: RateLimitItem, reset_time: float) -> None:
-        super().__init__(f"Rate limit {item} exceeded")
+        retry = max(1, math.ceil(reset_time - time.time()))
+        super().__init__(
+            RATE_LIMITED,
+            f"Rate limit {item} exceeded. Retry after {retry} seconds.",
+            headers={
+                "Retry-After": str(retry),
+                "RateLimit-Policy": policy_field(policy, item),
+                "RateLimit": f'"{policy}";r=0;t={retry}',
+            },
+            data={"policy": policy},
+            audit={"limit": policy},
+        )
         self.policy = policy
-        self.item = item
-        self.reset_time = reset_time
-
-    def headers(self) -> dict[str, str]:
-        retry = max(1, math.ceil(self.reset_time - time.time()))
-        return {
-            "Retry-After": str(retry),
-            "RateLimit-Policy": policy_field(self.policy, self.item),
-            "RateLimit": f'"{self.policy}";r=0;t={retry}',
-        }
 
 
 def policy_field(name: str, item: RateLimitItem) -> str:
@@ -76,7 +77,7 @@ class RateLimits:
             return self.default
         item = self._per_key.get(principal.rate_limit)
         if item is None:
-            if len(self._per_key) > 10_000:
+            if len(self._per_key) > MAX_PARSED_RATES:
                 self._per_key.clear()
             item = self._per_key[principal.rate_limit] = parse_many(principal.rate_limit)[0]
         return item
@@ -95,7 +96,7 @@ class RateLimits:
         if self.auth_failures is None:
             return
         now = time.monotonic()
-        if len(self._failed_recently) > 10_000:  # drop the ones whose window has passed
+        if len(self._failed_recently) > MAX_TRACKED_FAILING_IPS:
             cutoff = now - self.auth_failures.get_expiry()
             self._failed_recently = {k: v for k, v in self._failed_recently.items() if v >= cutoff}
         self._failed_recently[ip] = now
@@ -114,19 +115,6 @@ class RateLimits:
         return {"RateLimit-Policy": policy_field("key", item), "RateLimit": f'"key";r={stats.remaining};t={reset}'}
 
 
-def limited_response(request: web.Request, exc: CallRefused) -> web.Response:
-    note(request, limit=exc.policy)
-    headers = exc.headers()
-    error = ProblemError(
-        429,
-        "Too many requests",
-        f"{exc} Retry after {headers['Retry-After']} seconds.",
-        type="rate-limited",
-        headers=headers,
-    )
-    return refuse(request, error, RATE_LIMITED, f"{exc}; retry later")
-
-
 @web.middleware
 async def auth_failure_limit_middleware(request: web.Request, handler):
     """Wraps authentication: a client IP with too many failures is refused before any key lookup."""
@@ -134,37 +122,25 @@ async def auth_failure_limit_middleware(request: web.Request, handler):
     if is_public(request.path) or request.method == "OPTIONS":
         return await handler(request)
     ip = request.remote or "unknown"
+    await limits.check_ip(ip)
     try:
-        await limits.check_ip(ip)
-    except RateLimited as exc:
-        return limited_response(request, exc)
-    response = await handler(request)
-    if response.status == 401:
-        await limits.record_failure(ip)
-    return response
+        return await handler(request)
+    except ApiError as exc:
+        if exc.kind is UNAUTHORIZED:
+            await limits.record_failure(ip)
+        raise
 
 
 @web.middleware
 async def key_limit_middleware(request: web.Request, handler):
-    """After authentication: the key's own limit on tool routes and /mcp."""
+    """After authentication: one unit of the key's own limit per request; a tool call's cost is
+    charged by the pipeline, which uses this unit for the first call of the request."""
     principal = request.get(PRINCIPAL)
     if principal is None or principal.kind != "key" or request.method == "OPTIONS":
         return await handler(request)
-    try:
-        fields = await request.app[LIMITER].charge(principal)
-    except RateLimited as exc:
-        return limited_response(request, exc)
+    fields = await request.app[LIMITER].charge(principal)
+    request[PREPAID] = Prepaid(1)
     response = await handler(request)
     if not response.prepared:
         response.headers.update(fields)
     return response
-
-
-def extra_cost_charger(limits: RateLimits):
-    """For ToolRunner: charge a key the extra units of a tool that costs more than one."""
-
-    async def charge(principal: Principal | None, units: int) -> None:
-        if principal is not None and principal.kind == "key":
-            await limits.charge(principal, units)
-
-    return charge

@@ -1,37 +1,34 @@
-"""The shared upstream HTTP session: created on start-up, closed on clean-up."""
+"""The shared upstream client tools use: built from settings, its pool opened on start-up."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-import aiohttp
 from aiohttp import web
 
-from skywarden.server.appkeys import METRICS, RUNNER, SETTINGS
+from skywarden.server.settings import Settings
 from skywarden.tools.upstream import TTLCache, Upstream
 
 
-def upstream_context(app: web.Application):
+def build_upstream(
+    settings: Settings, cache: TTLCache, observer: Callable[[str, float, bool], None] | None
+) -> Upstream:
+    return Upstream(
+        user_agent=settings.nws_user_agent,
+        timeout=settings.upstream_timeout,
+        max_bytes=settings.upstream_max_bytes,
+        cache=cache,
+        max_connections=settings.upstream_max_connections,
+        observer=observer,
+    )
+
+
+def upstream_context(upstream: Upstream) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        settings = app[SETTINGS]
-        connector = aiohttp.TCPConnector(limit=settings.upstream_max_connections, limit_per_host=0, ttl_dns_cache=300)
-        session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout, connect=min(5.0, settings.upstream_timeout)),
-            raise_for_status=False,
-            trust_env=False,
-        )
-        app[RUNNER].upstream = Upstream(
-            session=session,
-            user_agent=settings.nws_user_agent,
-            timeout=settings.upstream_timeout,
-            max_bytes=settings.upstream_max_bytes,
-            cache=TTLCache(settings.upstream_cache_entries),
-            observer=app[METRICS].observe_upstream if METRICS in app else None,
-        )
+        await upstream.open()
         try:
             yield
         finally:
-            await session.close()
+            await upstream.close()
 
     return ctx

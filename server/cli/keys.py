@@ -10,12 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-from marshmallow import ValidationError
-
+from skywarden.server.auth.backends import SQLITE_SCHEME, open_store
+from skywarden.server.auth.credentials import load_server_secret, rotate_admin_token
+from skywarden.server.auth.key_operations import CLI_ACTOR, KeyOperations, key_view
+from skywarden.server.auth.key_schemas import DEFAULT_GRACE_SECONDS, KEY_ENVIRONMENTS, MAX_LIST_LIMIT, STATUSES
+from skywarden.server.errors import ApiError, ValidationFailed, flatten_errors
 from skywarden.server.settings import Settings
+from skywarden.tools.registry import discover_tools
 
 
 def add_admin_commands(sub: argparse._SubParsersAction, add_setting_flags: Callable[..., None]) -> None:
@@ -26,7 +31,7 @@ def add_admin_commands(sub: argparse._SubParsersAction, add_setting_flags: Calla
     create.add_argument("--name", required=True)
     create.add_argument("--owner")
     create.add_argument("--scope", action="append", dest="scopes", help="tool name or * (repeatable; default *)")
-    create.add_argument("--environment", choices=("live", "test", "dev"))
+    create.add_argument("--environment", choices=KEY_ENVIRONMENTS)
     create.add_argument("--expires-at", help="ISO 8601 time with zone, e.g. 2027-01-01T00:00:00Z")
     create.add_argument("--rate-limit", help="e.g. 120/minute")
     create.add_argument("--metadata", help="JSON object")
@@ -34,7 +39,7 @@ def add_admin_commands(sub: argparse._SubParsersAction, add_setting_flags: Calla
 
     listing = keys_sub.add_parser("list", help="list keys (never the key itself)")
     listing.add_argument("--owner")
-    listing.add_argument("--status", choices=("active", "disabled", "revoked", "expired"))
+    listing.add_argument("--status", choices=STATUSES)
     listing.set_defaults(handler=_list)
 
     show = keys_sub.add_parser("show", help="show one key")
@@ -48,7 +53,7 @@ def add_admin_commands(sub: argparse._SubParsersAction, add_setting_flags: Calla
 
     rotate = keys_sub.add_parser("rotate", help="issue a new key; the old one works for --grace-seconds")
     rotate.add_argument("key_id")
-    rotate.add_argument("--grace-seconds", type=int, default=3600)
+    rotate.add_argument("--grace-seconds", type=int, default=DEFAULT_GRACE_SECONDS)
     rotate.set_defaults(handler=_rotate)
 
     for parser in (create, listing, show, revoke, rotate):
@@ -82,17 +87,60 @@ class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
-async def _with_store(settings: Settings, action: Callable[[Any, bytes], Any]) -> Any:
-    from skywarden.server.auth.credentials import load_server_secret
-    from skywarden.server.auth.store import open_store
+def store_path(settings: Settings) -> Path | None:
+    """The SQLite file behind ``database_url``, or None for a server database."""
+    url = settings.resolved_database_url
+    return Path(url.removeprefix(SQLITE_SCHEME)) if url.startswith(SQLITE_SCHEME) else None
 
-    secret = load_server_secret(settings.secret, settings.secret_file, settings.data_dir)
+
+def _describe_store(settings: Settings) -> str:
+    path = store_path(settings)
+    where = str(path) if path is not None else settings.resolved_database_url.split("@")[-1]
+    return f"key store {where} (data_dir {Path(settings.data_dir).resolve()})"
+
+
+async def _with_operations(
+    settings: Settings, action: Callable[[KeyOperations], Awaitable[Any]], *, writes: bool
+) -> Any:
+    """Run ``action`` on the store; a read-only command never creates a store (or a secret)."""
+    path = store_path(settings)
+    if not writes and path is not None and not path.exists():
+        raise CliError(
+            f"no {_describe_store(settings)}; run the command where the server keeps its data, "
+            "or pass --data-dir / --database-url"
+        )
+    print(f"skywarden: using {_describe_store(settings)}", file=sys.stderr)
+    secret = load_server_secret(settings.secret, settings.secret_file, settings.data_dir) if writes else b""
     store = open_store(settings.resolved_database_url)
     await store.open()
+    operations = KeyOperations(
+        store=store,
+        secret=secret,
+        tool_names=lambda: discover_tools().names(),
+        default_environment=settings.key_environment,
+    )
     try:
-        return await action(store, secret)
+        return await action(operations)
+    except ApiError as exc:
+        raise CliError(_one_line(exc)) from None
     finally:
         await store.close()
+
+
+FLAG_NAMES = {
+    "expires_at": "--expires-at",
+    "rate_limit": "--rate-limit",
+    "scopes": "--scope",
+    "grace_seconds": "--grace-seconds",
+}
+
+
+def _one_line(error: ApiError) -> str:
+    if isinstance(error, ValidationFailed):
+        return "; ".join(
+            f"{FLAG_NAMES.get(e['field'], e['field'])}: {' '.join(e['messages'])}" for e in flatten_errors(error.errors)
+        )
+    return error.detail
 
 
 def _print_key(view: dict[str, Any], as_json: bool) -> None:
@@ -106,9 +154,7 @@ def _print_key(view: dict[str, Any], as_json: bool) -> None:
         print(f"\n{'key':>16}: {view['key']}\n\nStore it now: the key is shown once and cannot be recovered.")
 
 
-def _parse_create(args: argparse.Namespace) -> dict[str, Any]:
-    from skywarden.server.api.admin import CreateKeySchema
-
+def _create_fields(args: argparse.Namespace) -> dict[str, Any]:
     data: dict[str, Any] = {"name": args.name}
     for name in ("owner", "scopes", "environment", "expires_at", "rate_limit"):
         if getattr(args, name, None) is not None:
@@ -118,43 +164,19 @@ def _parse_create(args: argparse.Namespace) -> dict[str, Any]:
             data["metadata"] = json.loads(args.metadata)
         except ValueError:
             raise CliError("--metadata: not valid JSON") from None
-    try:
-        return CreateKeySchema().load(data)
-    except ValidationError as exc:
-        from skywarden.server.http.problems import describe_errors
-
-        raise CliError(describe_errors(exc.messages)) from None
+    return data
 
 
 async def _create(args: argparse.Namespace, settings: Settings) -> int:
-    from skywarden.server.api.admin import create_key_record, key_view, unknown_scopes
-    from skywarden.server.observability.audit import audit_cli_action
-    from skywarden.tools.registry import discover_tools
-
-    data = _parse_create(args)
-    unknown = unknown_scopes(discover_tools(), data.get("scopes"))
-    if unknown:
-        raise CliError(f"--scope: unknown tool {', '.join(unknown)}")
-    environment = data.pop("environment", None) or settings.key_environment
-
-    async def action(store, secret):
-        return await create_key_record(store, secret, environment=environment, **data)
-
-    record, key = await _with_store(settings, action)
-    view = key_view(record)
-    audit_cli_action("key.create", record.id, before=None, after=view)
-    _print_key({**view, "key": key}, args.json)
+    data = _create_fields(args)
+    record, key = await _with_operations(settings, lambda ops: ops.create(data, CLI_ACTOR), writes=True)
+    _print_key({**key_view(record), "key": key}, args.json)
     return 0
 
 
 async def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from skywarden.server.api.admin import key_view
-    from skywarden.server.auth.records import KeyFilter
-
-    async def action(store, secret):
-        return await store.list(KeyFilter(owner=args.owner, status=args.status, limit=1000))
-
-    records = await _with_store(settings, action)
+    query = {k: v for k, v in (("owner", args.owner), ("status", args.status)) if v is not None}
+    records = await _with_operations(settings, lambda ops: ops.list({**query, "limit": MAX_LIST_LIMIT}), writes=False)
     views = [key_view(r) for r in records]
     if args.json:
         print(json.dumps(views))
@@ -164,62 +186,27 @@ async def _list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _get(settings: Settings, key_id: str):
-    async def action(store, secret):
-        return await store.get(key_id)
-
-    record = await _with_store(settings, action)
-    if record is None:
-        raise CliError(f"no key with id {key_id!r}")
-    return record
-
-
 async def _show(args: argparse.Namespace, settings: Settings) -> int:
-    from skywarden.server.api.admin import key_view
-
-    _print_key(key_view(await _get(settings, args.key_id)), args.json)
+    record = await _with_operations(settings, lambda ops: ops.get(args.key_id), writes=False)
+    _print_key(key_view(record), args.json)
     return 0
 
 
 async def _revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from skywarden.server.api.admin import key_view
-    from skywarden.server.auth.records import utcnow
-    from skywarden.server.observability.audit import audit_cli_action
-
-    record = await _get(settings, args.key_id)
-
-    async def action(store, secret):
-        return await store.revoke(record.id, args.reason, utcnow())
-
-    updated = await _with_store(settings, action)
-    if record.revoked_at is None:
-        audit_cli_action("key.revoke", record.id, before=key_view(record), after=key_view(updated))
+    body = {"reason": args.reason} if args.reason is not None else {}
+    updated = await _with_operations(settings, lambda ops: ops.revoke(args.key_id, body, CLI_ACTOR), writes=True)
     _print_key(key_view(updated), args.json)
     return 0
 
 
 async def _rotate(args: argparse.Namespace, settings: Settings) -> int:
-    from skywarden.server.api.admin import MAX_GRACE, key_view, rotate_key_record
-    from skywarden.server.observability.audit import audit_cli_action
-
-    if not 0 <= args.grace_seconds <= MAX_GRACE.total_seconds():
-        raise CliError(f"--grace-seconds: must be from 0 to {int(MAX_GRACE.total_seconds())}")
-    record = await _get(settings, args.key_id)
-    if record.revoked_at is not None:
-        raise CliError("a revoked key cannot be rotated")
-
-    async def action(store, secret):
-        return await rotate_key_record(store, secret, record, args.grace_seconds)
-
-    updated, key = await _with_store(settings, action)
-    audit_cli_action("key.rotate", record.id, before=key_view(record), after=key_view(updated))
+    body = {"grace_seconds": args.grace_seconds}
+    updated, key = await _with_operations(settings, lambda ops: ops.rotate(args.key_id, body, CLI_ACTOR), writes=True)
     _print_key({**key_view(updated), "key": key}, args.json)
     return 0
 
 
 async def _rotate_admin_token(args: argparse.Namespace, settings: Settings) -> int:
-    from skywarden.server.auth.credentials import rotate_admin_token
-
     if settings.admin_token or settings.admin_token_file:
         raise CliError("the admin token comes from admin_token/admin_token_file; change it there")
     token = rotate_admin_token(settings.data_dir)

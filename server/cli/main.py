@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from skywarden.server import __version__
 from skywarden.server.auth.credentials import CredentialError
 from skywarden.server.cli.keys import CliError
 from skywarden.server.cli.tls import TLSConfigError
-from skywarden.server.settings import Settings, SettingsError, env_name, load_settings, setting_fields
+from skywarden.server.settings import Settings, SettingsError, default_of, env_name, load_settings, setting_fields
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
@@ -21,7 +22,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | 
     for f in setting_fields():
         if only is not None and f.name not in only:
             continue
-        default = "" if f.metadata.get("secret") else f" (default: {_show_default(f.default)})"
+        default = "" if f.metadata.get("secret") else f" (default: {_show_default(default_of(f))})"
         group.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
@@ -34,6 +35,8 @@ def _add_setting_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | 
 def _show_default(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(value) or "none"
+    if isinstance(value, Mapping):
+        return "none" if not value else str(dict(value))
     return str(value) if value != "" else "unset"
 
 
@@ -57,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     cli = {f.name: getattr(args, f.name, None) for f in setting_fields()}
     return load_settings(cli=cli, config_path=getattr(args, "config", None))
+
+
+CLI_AUDIT_FILE = "audit.log"
+
+
+def cli_audit_file(settings: Settings) -> str:
+    """Where the CLI's admin actions are audited: the configured audit or log file, else
+    ``<data_dir>/audit.log`` (never the terminal, where the command's own output goes)."""
+    return settings.audit_log_file or settings.log_file or str(Path(settings.data_dir) / CLI_AUDIT_FILE)
 
 
 def _cmd_tools(args: argparse.Namespace) -> int:
@@ -95,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.log_format,
             stream=sys.stderr,
             log_file=settings.log_file,
-            audit_log_file=settings.audit_log_file,
+            audit_log_file=cli_audit_file(settings),
         )
         try:
             return asyncio.run(args.handler(args, settings))

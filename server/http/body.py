@@ -8,8 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from skywarden.server.appkeys import SETTINGS
-from skywarden.server.http.problems import ProblemError
+from skywarden.server.errors import INVALID_BODY, INVALID_JSON, REQUEST_TIMEOUT, UNSUPPORTED_MEDIA_TYPE, ApiError
 from skywarden.server.jsonutil import BodyError, loads_guarded
+
+MAX_REASON_SHOWN = 300  # parser messages quote the input; keep them short
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -20,12 +22,8 @@ async def read_body(request: web.Request) -> bytes:
         async with asyncio.timeout(request.app[SETTINGS].body_timeout):  # no extra task, unlike wait_for
             return await request.read()
     except TimeoutError:
-        raise ProblemError(
-            408,
-            "Request timeout",
-            "The request body arrived too slowly.",
-            type="request-timeout",
-            headers={"Connection": "close"},
+        raise ApiError(
+            REQUEST_TIMEOUT, "The request body arrived too slowly.", headers={"Connection": "close"}
         ) from None
 
 
@@ -35,17 +33,15 @@ def is_json_content_type(request: web.Request) -> bool:
 
 
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
-    """Return the parsed JSON body or raise a ProblemError (400/413/415)."""
+    """Return the parsed JSON body or raise an ApiError (400/408/413/415)."""
     if not request.body_exists:
         if allow_empty:
             return None
-        raise ProblemError(400, "Bad request", "A JSON body is required.", type="invalid-body")
+        raise ApiError(INVALID_BODY, "A JSON body is required.")
     if not is_json_content_type(request):
-        raise ProblemError(
-            415,
-            "Unsupported media type",
+        raise ApiError(
+            UNSUPPORTED_MEDIA_TYPE,
             f"Send the body as application/json, not {request.content_type or 'no content type'}.",
-            type="unsupported-media-type",
         )
     body = await read_body(request)
     if not body.strip() and allow_empty:
@@ -53,4 +49,4 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
     try:
         return loads_guarded(body, request.app[SETTINGS].max_json_depth)
     except BodyError as exc:
-        raise ProblemError(400, "Bad request", exc.reason[:300], type="invalid-json") from None
+        raise ApiError(INVALID_JSON, exc.reason[:MAX_REASON_SHOWN]) from None

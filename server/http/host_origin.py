@@ -13,9 +13,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from skywarden.server.appkeys import SETTINGS
-from skywarden.server.http.problems import ProblemError
-from skywarden.server.http.refusals import refuse
-from skywarden.server.mcp.protocol import MCP_PATH
+from skywarden.server.errors import FORBIDDEN_HOST, FORBIDDEN_ORIGIN, ApiError
+from skywarden.server.http.paths import is_mcp
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -54,18 +53,13 @@ def origin_allowed(origin: str, bind_host: str, cors_origins: tuple[str, ...]) -
     return parts.scheme in ("http", "https") and is_loopback(bind_host) and is_loopback(parts.hostname or "")
 
 
-def _refuse(request: web.Request, what: str) -> web.Response:
-    error = ProblemError(403, "Forbidden", f"This {what} is not allowed.", type="forbidden-origin")
-    return refuse(request, error, -32600, f"Forbidden: {what} is not allowed")
-
-
 @web.middleware
 async def origin_middleware(request: web.Request, handler):
     settings = request.app[SETTINGS]
     if not host_allowed(request.headers.get("Host"), settings.host, settings.allowed_hosts):
-        return _refuse(request, "Host")
+        raise ApiError(FORBIDDEN_HOST, "This Host is not allowed.")
     origin = request.headers.get("Origin")
-    if origin is not None and request.path == MCP_PATH:
+    if origin is not None and is_mcp(request.path):
         if not origin_allowed(origin, settings.host, settings.cors_origins):
-            return _refuse(request, "Origin")
+            raise ApiError(FORBIDDEN_ORIGIN, "This Origin is not allowed.")
     return await handler(request)

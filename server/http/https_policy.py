@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from skywarden.server.appkeys import REQUEST_ID
-from skywarden.server.http.problems import ProblemError, problem_response
+from skywarden.server.errors import HTTPS_REQUIRED, ApiError
 
 
 @web.middleware
@@ -14,10 +13,4 @@ async def https_middleware(request: web.Request, handler):
         return await handler(request)
     if request.method in ("GET", "HEAD"):
         raise web.HTTPPermanentRedirect(str(request.url.with_scheme("https")))
-    error = ProblemError(
-        403,
-        "HTTPS required",
-        "This server only accepts HTTPS; send the request to the https:// URL.",
-        type="https-required",
-    )
-    return problem_response(error, request.get(REQUEST_ID))
+    raise ApiError(HTTPS_REQUIRED, "This server only accepts HTTPS; send the request to the https:// URL.")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from skywarden.server.api.openapi import UI_PATH
 from skywarden.server.appkeys import FORWARDED_HTTPS
-from skywarden.server.auth.middleware import is_public
+from skywarden.server.http.paths import DOCS_PATH, is_public
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # Swagger UI's page needs its own scripts, styles, images and the spec (same origin only).
@@ -30,7 +29,7 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     headers = response.headers
     for name, value in _STATIC.items():
         headers.setdefault(name, value)
-    is_docs_page = request.path == UI_PATH
+    is_docs_page = request.path == DOCS_PATH
     headers.setdefault("Content-Security-Policy", DOCS_CSP if is_docs_page else API_CSP)
     if not is_public(request.path):
         headers["Cache-Control"] = "no-store"

@@ -8,14 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
-from skywarden.server.appkeys import PRINCIPAL
+from skywarden.server.appkeys import PREPAID, PRINCIPAL
+from skywarden.server.errors import ApiError
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.wire import EventStream, accepts, progress_token
-from skywarden.server.observability.audit import note
+from skywarden.server.observability.audit import note, note_refusal
 from skywarden.tools.contract import ProgressReporter, no_progress
 
-INSUFFICIENT_SCOPE = 'Bearer realm="skywarden", error="insufficient_scope"'
+Handlers = dict[str, Callable[[Any], dict[str, Any]]]
 
 
 def session_fingerprint(session_id: str) -> str:
@@ -28,19 +29,33 @@ async def answer(
     methods: McpMethods,
     message: dict[str, Any],
     version: str,
-    handlers: dict[str, Callable[[Any], dict[str, Any]]],
+    handlers: Handlers,
     report_progress: ProgressReporter = no_progress,
     client_capabilities: dict[str, Any] | None = None,
 ) -> dict[str, Any] | bytes:
-    """The JSON-RPC answer to one request (a dict, or bytes for the cached tools/list); raises RpcError."""
+    """The JSON-RPC answer to one request (a dict, or bytes for the cached tools/list).
+
+    Raises ``RpcError``; a refusal from the tool-call pipeline is translated here, the one
+    place where an ``ApiError`` becomes a JSON-RPC error inside a request."""
     request_id = message["id"]
     method = message["method"]
     params = message.get("params") or {}
     principal = request[PRINCIPAL]
     note(request, mcp_method=method, protocol_version=version)
     if method == "tools/call":
-        note(request, tool=params.get("name") if isinstance(params.get("name"), str) else None)
-        result = await methods.tools_call(version, params, principal, report_progress, client_capabilities)
+        note(request, tool=params.get("name")[:128] if isinstance(params.get("name"), str) else None)
+        try:
+            result = await methods.tools_call(
+                version,
+                params,
+                principal,
+                prepaid=request.get(PREPAID),
+                report_progress=report_progress,
+                client_capabilities=client_capabilities,
+            )
+        except ApiError as exc:
+            note_refusal(request, exc)
+            raise p.rpc_error_from(exc) from None
         note(request, tool_error=result["isError"])
         return p.result_message(request_id, result)
     if method == "tools/list":
@@ -51,22 +66,12 @@ async def answer(
     return p.result_message(request_id, handler(params))
 
 
-def denial_headers(request: web.Request, error: p.RpcError) -> dict[str, str]:
-    note(request, rpc_error=error.code)
-    if error.code == p.FORBIDDEN:
-        note(request, denied="scope")
-        return {"WWW-Authenticate": INSUFFICIENT_SCOPE}
-    if error.code == p.RATE_LIMITED:
-        note(request, denied="rate_limited", limit=error.data["policy"])
-    return error.headers
-
-
 async def run_request(
     request: web.Request,
     methods: McpMethods,
     message: dict[str, Any],
     version: str,
-    handlers: dict[str, Callable[[Any], dict[str, Any]]],
+    handlers: Handlers,
     error_status: Callable[[p.RpcError], int],
     client_capabilities: dict[str, Any] | None = None,
 ) -> web.StreamResponse:
@@ -77,6 +82,7 @@ async def run_request(
     try:
         reply = await answer(request, methods, message, version, handlers, reporter, client_capabilities)
     except p.RpcError as error:
-        stream.headers.update(denial_headers(request, error))
+        note(request, rpc_error=error.code)
+        stream.headers.update(error.headers)
         return await stream.finish(p.error_message(message["id"], error), error.status or error_status(error))
     return await stream.finish(reply, 200)

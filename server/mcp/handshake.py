@@ -1,4 +1,8 @@
-"""Handshake-era revisions (2025-03-26, 2025-06-18, 2025-11-25): initialize, sessions, batches."""
+"""Handshake-era revisions (2025-03-26, 2025-06-18, 2025-11-25): initialize, sessions, batches.
+
+Errors before a request is dispatched are raised as ``RpcError`` with their HTTP
+status; the endpoint answers them with the id of the message once it was read.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ from aiohttp import web
 from skywarden.server.appkeys import PRINCIPAL
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
-from skywarden.server.mcp.dispatch import answer, denial_headers, run_request, session_fingerprint
+from skywarden.server.mcp.dispatch import answer, run_request, session_fingerprint
 from skywarden.server.mcp.methods import McpMethods, initialize_result
 from skywarden.server.mcp.sessions import Session, SessionStore, TooManySessions
-from skywarden.server.mcp.wire import BodyRejected, error_answer, json_answer, read_message
+from skywarden.server.mcp.wire import json_answer, read_message
 from skywarden.server.observability.audit import note
+
+SUPPORTED = [*p.HANDSHAKE_VERSIONS, *p.MODERN_VERSIONS]
 
 
 def _handshake_status(error: p.RpcError) -> int:
@@ -31,73 +37,66 @@ def _no_reinitialize(params: Any) -> dict[str, Any]:
 HANDLERS = {"ping": _ping, "initialize": _no_reinitialize}
 
 
+def _check_version(version_header: str | None) -> None:
+    if version_header is not None and version_header not in p.HANDSHAKE_VERSIONS:
+        raise p.RpcError(
+            p.UNSUPPORTED_VERSION,
+            f"Unsupported MCP-Protocol-Version {version_header[:40]!r}",
+            data={"supported": SUPPORTED, "requested": version_header[:40]},
+            status=400,
+        )
+
+
 class HandshakeEra:
     def __init__(self, methods: McpMethods, sessions: SessionStore) -> None:
         self.methods = methods
         self.sessions = sessions
 
     async def handle(self, request: web.Request, version_header: str | None) -> web.StreamResponse:
-        if version_header is not None and version_header not in p.HANDSHAKE_VERSIONS:
-            return error_answer(
-                None,
-                p.RpcError(
-                    p.INVALID_REQUEST,
-                    f"Unsupported MCP-Protocol-Version {version_header[:40]!r}",
-                    data={"supported": [*p.HANDSHAKE_VERSIONS, *p.MODERN_VERSIONS]},
-                ),
-                400,
-            )
         if request.method == "POST":
-            return await self._post(request)
+            return await self._post(request, version_header)
+        _check_version(version_header)
         if request.method == "DELETE":
             return await self._delete(request)
         # No server-initiated messages are ever sent, so there is no GET stream to open.
         return web.Response(status=405, headers={"Allow": "POST, DELETE"})
 
-    async def _session(self, request: web.Request, session_id: str | None) -> Session | web.Response:
+    async def _session(self, request: web.Request, session_id: str | None) -> Session:
         if not session_id:
-            return error_answer(None, p.RpcError(p.INVALID_REQUEST, "Mcp-Session-Id header is required"), 400)
+            raise p.RpcError(p.INVALID_REQUEST, "Mcp-Session-Id header is required", status=400)
         session = await self.sessions.get(session_id)
         if session is None or session.principal_id != request[PRINCIPAL].id:
             note(request, session=session_fingerprint(session_id), denied="session")
-            return error_answer(None, p.RpcError(p.INVALID_REQUEST, "Session not found"), 404)
+            raise p.RpcError(p.INVALID_REQUEST, "Session not found", status=404)
         note(request, session=session_fingerprint(session_id))
         return session
 
     async def _delete(self, request: web.Request) -> web.Response:
-        found = await self._session(request, request.headers.get(p.SESSION_HEADER))
-        if isinstance(found, web.Response):
-            return found
-        await self.sessions.delete(found.id)
+        session = await self._session(request, request.headers.get(p.SESSION_HEADER))
+        await self.sessions.delete(session.id)
         note(request, mcp_method="session/delete")
         return web.Response(status=204)
 
-    async def _post(self, request: web.Request) -> web.StreamResponse:
+    async def _post(self, request: web.Request, version_header: str | None) -> web.StreamResponse:
         """One POST. A supported version header that differs from the negotiated revision is
         accepted, as the official SDK does (the conformance suite relies on it); answers follow
         the negotiated revision."""
-        try:
-            message = await read_message(request)
-        except BodyRejected as rejected:
-            return rejected.answer
+        message = await read_message(request)
+        _check_version(version_header)
         session_id = request.headers.get(p.SESSION_HEADER)
         if session_id is None and isinstance(message, dict) and message.get("method") == "initialize":
             return await self._initialize(request, message)
-        found = await self._session(request, session_id)
-        if isinstance(found, web.Response):
-            return found
+        session = await self._session(request, session_id)
         if isinstance(message, list):
-            return await self._batch(request, found, message)
-        return await self._single(request, found, message)
+            return await self._batch(request, session, message)
+        return await self._single(request, session, message)
 
     async def _initialize(self, request: web.Request, message: dict[str, Any]) -> web.StreamResponse:
         if not p.is_request(message):
-            return error_answer(None, p.RpcError(p.INVALID_REQUEST, "initialize must be a JSON-RPC request"), 400)
+            raise p.RpcError(p.INVALID_REQUEST, "initialize must be a JSON-RPC request", status=400)
         params = message.get("params") or {}
         if not isinstance(params.get("protocolVersion"), str):
-            return error_answer(
-                message["id"], p.RpcError(p.INVALID_PARAMS, "params.protocolVersion must be a string"), 400
-            )
+            raise p.RpcError(p.INVALID_PARAMS, "params.protocolVersion must be a string", status=400)
         result = initialize_result(params["protocolVersion"])
         client_info = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
         capabilities = params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {}
@@ -106,9 +105,7 @@ class HandshakeEra:
                 request[PRINCIPAL].id, result["protocolVersion"], client_info, capabilities
             )
         except TooManySessions:
-            return error_answer(
-                message["id"], p.RpcError(p.INTERNAL_ERROR, "Too many open sessions; try again later"), 503
-            )
+            raise p.RpcError(p.INTERNAL_ERROR, "Too many open sessions; try again later", status=503) from None
         note(
             request,
             mcp_method="initialize",
@@ -127,9 +124,7 @@ class HandshakeEra:
         if p.is_response(message):
             return web.Response(status=202)
         if not p.is_request(message):
-            return error_answer(
-                p.echo_id(message), p.RpcError(p.INVALID_REQUEST, "Not a valid JSON-RPC 2.0 message"), 400
-            )
+            raise p.RpcError(p.INVALID_REQUEST, "Not a valid JSON-RPC 2.0 message", status=400)
         version = session.protocol_version
         return await run_request(
             request, self.methods, message, version, HANDLERS, _handshake_status, session.client_capabilities
@@ -137,13 +132,11 @@ class HandshakeEra:
 
     async def _batch(self, request: web.Request, session: Session, batch: list[Any]) -> web.StreamResponse:
         if session.protocol_version not in p.BATCH_VERSIONS:
-            return error_answer(
-                None,
-                p.RpcError(p.INVALID_REQUEST, f"JSON-RPC batches are not supported at {session.protocol_version}"),
-                400,
+            raise p.RpcError(
+                p.INVALID_REQUEST, f"JSON-RPC batches are not supported at {session.protocol_version}", status=400
             )
         if not batch:
-            return error_answer(None, p.RpcError(p.INVALID_REQUEST, "Empty batch"), 400)
+            raise p.RpcError(p.INVALID_REQUEST, "Empty batch", status=400)
         replies: list[bytes] = []
         headers: dict[str, str] = {}
         status = 200
@@ -152,7 +145,7 @@ class HandshakeEra:
                 continue
             if not p.is_request(message) or message.get("method") == "initialize":
                 error = p.RpcError(p.INVALID_REQUEST, "Invalid request in batch")
-                replies.append(dumps(p.error_message(None, error)))
+                replies.append(dumps(p.error_message(p.echo_id(message), error)))
                 continue
             try:
                 reply = await answer(
@@ -164,7 +157,8 @@ class HandshakeEra:
                     client_capabilities=session.client_capabilities,
                 )
             except p.RpcError as error:
-                headers.update(denial_headers(request, error))
+                note(request, rpc_error=error.code)
+                headers.update(error.headers)
                 status = max(status, error.status or 200)
                 reply = p.error_message(message["id"], error)
             replies.append(reply if isinstance(reply, bytes) else dumps(reply))

@@ -12,17 +12,10 @@ from typing import Any
 
 from skywarden.server import __version__
 from skywarden.server.auth.principal import Principal
-from skywarden.server.calls.pipeline import CallRefused, InvalidArguments, ToolForbidden, ToolRunner, UnknownTool
-from skywarden.server.http.problems import flatten_errors
+from skywarden.server.calls.pipeline import InvalidArguments, Prepaid, ToolPipeline
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
-from skywarden.tools.contract import (
-    MissingClientCapability,
-    ProgressReporter,
-    ToolResult,
-    no_progress,
-    text_content,
-)
+from skywarden.tools.contract import ProgressReporter, ToolResult, no_progress, text_content
 
 SERVER_INFO = {"name": "skywarden", "title": "Skywarden", "version": __version__}
 CAPABILITIES = {"tools": {"listChanged": False}}
@@ -54,9 +47,12 @@ def discover_result() -> dict[str, Any]:
     )
 
 
+MAX_CACHED_TOOL_LISTS = 1024  # distinct (revision, scopes) pairs; cleared when exceeded
+
+
 class McpMethods:
-    def __init__(self, runner: ToolRunner) -> None:
-        self.runner = runner
+    def __init__(self, pipeline: ToolPipeline) -> None:
+        self.pipeline = pipeline
         self._tools_cache: dict[tuple[str, frozenset[str]], bytes] = {}
 
     def tools_list(self, version: str, principal: Principal) -> bytes:
@@ -67,7 +63,7 @@ class McpMethods:
             return cached
         structured = version in p.STRUCTURED_VERSIONS
         tools = []
-        for tool in self.runner.visible_tools(principal):
+        for tool in self.pipeline.visible_tools(principal):
             entry = tool.describe(with_output_schema=structured)
             if not structured:
                 entry.pop("title", None)
@@ -77,7 +73,7 @@ class McpMethods:
             result.update(ttlMs=TOOLS_TTL_MS, cacheScope="private")
             modern(result)
         encoded = dumps(result)
-        if len(self._tools_cache) > 1024:
+        if len(self._tools_cache) >= MAX_CACHED_TOOL_LISTS:
             self._tools_cache.clear()
         self._tools_cache[cache_key] = encoded
         return encoded
@@ -87,36 +83,30 @@ class McpMethods:
         version: str,
         params: dict[str, Any],
         principal: Principal,
+        *,
+        prepaid: Prepaid | None = None,
         report_progress: ProgressReporter = no_progress,
         client_capabilities: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Run the call through the pipeline; refusals propagate as ``ApiError`` except argument
+        errors, which are an ``isError`` result from 2025-11-25 on (SEP-1303)."""
         name = params.get("name")
         if not isinstance(name, str):
             raise p.RpcError(p.INVALID_PARAMS, "params.name must be the name of a tool")
         try:
-            tool = self.runner.resolve(name, principal)
-        except UnknownTool:
-            raise p.RpcError(p.INVALID_PARAMS, f"Unknown tool: {name[:128]}") from None
-        except ToolForbidden as exc:
-            raise p.RpcError(p.FORBIDDEN, str(exc), status=403) from None
-        try:
-            arguments = self.runner.validate(tool, params.get("arguments"))
+            outcome = await self.pipeline.call(
+                name,
+                params.get("arguments"),
+                principal,
+                prepaid=prepaid,
+                report_progress=report_progress,
+                client_capabilities=client_capabilities or {},
+            )
         except InvalidArguments as exc:
-            message = f"Invalid arguments for {tool.name}: {exc}"
-            if version in p.ARGUMENT_ERRORS_AS_RESULTS:
-                return self._result(version, ToolResult(content=[text_content(message)], is_error=True))
-            raise p.RpcError(p.INVALID_PARAMS, message, data={"errors": flatten_errors(exc.errors)}) from None
-        try:
-            result = await self.runner.invoke(tool, arguments, principal, report_progress, client_capabilities or {})
-        except CallRefused as exc:
-            raise p.RpcError(
-                p.RATE_LIMITED, str(exc), data={"policy": exc.policy}, status=429, headers=exc.headers()
-            ) from None
-        except MissingClientCapability as exc:
-            raise p.RpcError(
-                p.MISSING_CLIENT_CAPABILITY, str(exc), data={"requiredCapabilities": exc.capabilities}
-            ) from None
-        return self._result(version, result)
+            if version not in p.ARGUMENT_ERRORS_AS_RESULTS:
+                raise
+            return self._result(version, ToolResult(content=[text_content(exc.detail)], is_error=True))
+        return self._result(version, outcome.result)
 
     @staticmethod
     def _result(version: str, result: ToolResult) -> dict[str, Any]:

@@ -1,12 +1,51 @@
-"""Protocol facts: revisions, header names, error codes, and JSON-RPC framing."""
+"""Protocol facts: revisions, header names, error codes, and JSON-RPC framing.
+
+The error codes live in the server's one error table (``skywarden.server.errors``)
+and are re-exported here, so MCP code reads ``p.INVALID_PARAMS``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from skywarden.server.errors import (
+    FORBIDDEN_CODE as FORBIDDEN_CODE,
+)
+from skywarden.server.errors import (
+    HEADER_MISMATCH as HEADER_MISMATCH,
+)
+from skywarden.server.errors import (
+    INTERNAL_ERROR as INTERNAL_ERROR,
+)
+from skywarden.server.errors import (
+    INVALID_PARAMS as INVALID_PARAMS,
+)
+from skywarden.server.errors import (
+    INVALID_REQUEST as INVALID_REQUEST,
+)
+from skywarden.server.errors import (
+    METHOD_NOT_FOUND as METHOD_NOT_FOUND,
+)
+from skywarden.server.errors import (
+    MISSING_CLIENT_CAPABILITY as MISSING_CLIENT_CAPABILITY,
+)
+from skywarden.server.errors import (
+    PARSE_ERROR as PARSE_ERROR,
+)
+from skywarden.server.errors import (
+    RATE_LIMITED_CODE as RATE_LIMITED_CODE,
+)
+from skywarden.server.errors import (
+    UNAUTHORIZED_CODE as UNAUTHORIZED_CODE,
+)
+from skywarden.server.errors import (
+    UNSUPPORTED_VERSION as UNSUPPORTED_VERSION,
+)
+from skywarden.server.errors import (
+    ApiError,
+)
 from skywarden.server.jsonutil import dumps
 
-MCP_PATH = "/mcp"
 HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
 LATEST_HANDSHAKE = HANDSHAKE_VERSIONS[-1]
 # Versions a client may name in the header that still mean "handshake era" (we then refuse the old ones).
@@ -27,18 +66,6 @@ META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
 META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
 META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-UNAUTHORIZED = -32001
-FORBIDDEN = -32003
-RATE_LIMITED = -32029
-HEADER_MISMATCH = -32020
-MISSING_CLIENT_CAPABILITY = -32021
-UNSUPPORTED_VERSION = -32022
-
 MODERN_ERROR_STATUS = {
     PARSE_ERROR: 400,
     INVALID_REQUEST: 400,
@@ -47,7 +74,7 @@ MODERN_ERROR_STATUS = {
     MISSING_CLIENT_CAPABILITY: 400,
     UNSUPPORTED_VERSION: 400,
     METHOD_NOT_FOUND: 404,
-    FORBIDDEN: 403,
+    FORBIDDEN_CODE: 403,
 }
 
 
@@ -74,6 +101,17 @@ class RpcError(Exception):
         if self.data is not None:
             error["data"] = self.data
         return error
+
+
+# A JSON-RPC error answered inside a session keeps HTTP 200 at the handshake revisions, except
+# these statuses, which clients and proxies act on at the HTTP level.
+TRANSPORT_STATUSES = frozenset({401, 403, 429, 503})
+
+
+def rpc_error_from(error: ApiError) -> RpcError:
+    """The JSON-RPC rendering of an ``ApiError``: its kind's code, its detail, data and headers."""
+    status = error.kind.status if error.kind.status in TRANSPORT_STATUSES else None
+    return RpcError(error.kind.rpc_code, error.detail, data=error.data, status=status, headers=error.headers)
 
 
 def error_message(request_id: Any, error: RpcError) -> dict[str, Any]:
@@ -127,5 +165,5 @@ def is_response(message: Any) -> bool:
 def echo_id(message: Any) -> Any:
     """The request id to echo in an error, when the message has a usable one."""
     if isinstance(message, dict) and valid_request_id(message.get("id")):
-        return message["id"]
+        return message.get("id")
     return None

@@ -13,7 +13,7 @@ from aiohttp import web
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.dispatch import run_request
 from skywarden.server.mcp.methods import McpMethods, discover_result
-from skywarden.server.mcp.wire import BodyRejected, decode_header_value, error_answer, read_message
+from skywarden.server.mcp.wire import decode_header_value, error_answer, read_message
 from skywarden.server.observability.audit import note
 
 NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
@@ -24,11 +24,12 @@ def _status(error: p.RpcError) -> int:
     return p.MODERN_ERROR_STATUS.get(error.code, 200)
 
 
-def _unsupported(requested: Any) -> p.RpcError:
+def _unsupported(requested: Any, status: int | None = None) -> p.RpcError:
     return p.RpcError(
         p.UNSUPPORTED_VERSION,
         "Unsupported protocol version",
         data={"supported": list(p.MODERN_VERSIONS), "requested": requested},
+        status=status,
     )
 
 
@@ -71,20 +72,17 @@ class StatelessEra:
         note(request, protocol_version=version_header[:40])
         if request.method != "POST":
             return web.Response(status=405, headers={"Allow": "POST"})
-        try:
-            message = await read_message(request)
-        except BodyRejected as rejected:
-            return rejected.answer
+        message = await read_message(request)
         if isinstance(message, dict) and "id" not in message:
             if not p.is_notification(message):
-                return error_answer(None, p.RpcError(p.INVALID_REQUEST, "Not a valid JSON-RPC notification"), 400)
+                raise p.RpcError(p.INVALID_REQUEST, "Not a valid JSON-RPC notification", status=400)
             note(request, mcp_method=message["method"])
             if version_header not in p.MODERN_VERSIONS:
-                return error_answer(None, _unsupported(version_header), 400)
+                raise _unsupported(version_header[:40], status=400)
             return web.Response(status=202)
         if not p.is_request(message):
             reason = "Batches are not supported" if isinstance(message, list) else "Not a valid JSON-RPC request"
-            return error_answer(p.echo_id(message), p.RpcError(p.INVALID_REQUEST, reason), 400)
+            raise p.RpcError(p.INVALID_REQUEST, reason, status=400)
         try:
             check_envelope(request, message)
         except p.RpcError as error:

@@ -1,17 +1,23 @@
-"""The /mcp endpoint: Host/Origin checks, then routing to an era by MCP-Protocol-Version alone."""
+"""The /mcp endpoint: routing to an era by MCP-Protocol-Version alone, and the era's own errors.
+
+Host/Origin, authentication and rate limits ran before (middlewares); an ``RpcError`` an era
+raises outside a dispatched request is answered here, with the id of the message once read.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 from aiohttp_apigami import docs
 
+from skywarden.server.appkeys import RPC_ID
+from skywarden.server.http.paths import MCP_PATH
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.handshake import HandshakeEra
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.sessions import SessionStore
 from skywarden.server.mcp.stateless import StatelessEra
-
-MCP_PATH = p.MCP_PATH
+from skywarden.server.mcp.wire import error_answer
+from skywarden.server.observability.audit import note
 
 
 class McpEndpoint:
@@ -37,15 +43,23 @@ class McpEndpoint:
             404: {"description": "Unknown session (handshake era) or unknown method (2026-07-28)"},
             405: {"description": "Method not allowed (see Allow)"},
             406: {"description": "Accept does not include application/json"},
+            408: {"description": "The body arrived too slowly"},
+            413: {"description": "Body too large"},
             415: {"description": "Content-Type is not application/json"},
             429: {"description": "Rate limited"},
+            500: {"description": "Unexpected server error (a JSON-RPC -32603 error; logged with the request id)"},
+            503: {"description": "Too many open sessions"},
         },
     )
     async def handle(self, request: web.Request) -> web.StreamResponse:
         version = request.headers.get(p.VERSION_HEADER)
-        if version is None or version in p.HANDSHAKE_ERA_NAMES:
-            return await self.handshake.handle(request, version)
-        return await self.stateless.handle(request, version)
+        try:
+            if version is None or version in p.HANDSHAKE_ERA_NAMES:
+                return await self.handshake.handle(request, version)
+            return await self.stateless.handle(request, version)
+        except p.RpcError as error:
+            note(request, rpc_error=error.code)
+            return error_answer(request.get(RPC_ID), error, error.status or 400)
 
     def add_routes(self, app: web.Application) -> None:
         # Every method goes to ``handle``, which answers 405 with the era's Allow header.

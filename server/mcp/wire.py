@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from skywarden.server.appkeys import SETTINGS
+from skywarden.server.appkeys import RPC_ID, SETTINGS
+from skywarden.server.errors import INVALID_JSON, NOT_ACCEPTABLE, UNSUPPORTED_MEDIA_TYPE, ApiError
 from skywarden.server.http.body import read_body
-from skywarden.server.http.problems import ProblemError
 from skywarden.server.jsonutil import BodyError, dumps, loads_guarded
 from skywarden.server.mcp import protocol as p
 
@@ -53,33 +53,21 @@ def accepts(request: web.Request) -> tuple[bool, bool]:
     )
 
 
-class BodyRejected(Exception):
-    def __init__(self, answer: web.Response) -> None:
-        self.answer = answer
-
-
 async def read_message(request: web.Request) -> Any:
-    """Check Accept and Content-Type, then parse the body; raise BodyRejected with the answer."""
+    """Check Accept and Content-Type, then parse the body (raising ``ApiError``s the error
+    middleware renders as JSON-RPC). Once parsed, the message's id is kept for every later error."""
     json_ok, _ = accepts(request)
     if not json_ok:
-        raise BodyRejected(
-            error_answer(None, p.RpcError(p.INVALID_REQUEST, "Accept must include application/json"), 406)
-        )
-    ctype = request.content_type
-    if ctype != "application/json":
-        raise BodyRejected(
-            error_answer(None, p.RpcError(p.INVALID_REQUEST, "Content-Type must be application/json"), 415)
-        )
+        raise ApiError(NOT_ACCEPTABLE, "Accept must include application/json")
+    if request.content_type != "application/json":
+        raise ApiError(UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json")
+    body = await read_body(request)
     try:
-        body = await read_body(request)
-    except ProblemError as exc:
-        raise BodyRejected(
-            error_answer(None, p.RpcError(p.INVALID_REQUEST, exc.detail or exc.title), exc.status)
-        ) from None
-    try:
-        return loads_guarded(body, request.app[SETTINGS].max_json_depth)
+        message = loads_guarded(body, request.app[SETTINGS].max_json_depth)
     except BodyError as exc:
-        raise BodyRejected(error_answer(None, p.RpcError(p.PARSE_ERROR, f"Parse error: {exc.reason}"), 400)) from None
+        raise ApiError(INVALID_JSON, f"Parse error: {exc.reason}") from None
+    request[RPC_ID] = p.echo_id(message)
+    return message
 
 
 def progress_token(params: Any) -> str | int | None:

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from skywarden.server.appkeys import AUDIT, AUTH_FAILURE, METRICS, PRINCIPAL, REQUEST_ID
+from skywarden.server.errors import ApiError
 from skywarden.server.observability import logging_setup
 
 DENIED_STATUSES = frozenset({401, 403, 429})
@@ -22,6 +23,13 @@ def note(request: web.Request, **fields: Any) -> None:
     event = request.get(AUDIT)
     if event is not None:
         event.update(fields)
+
+
+def note_refusal(request: web.Request, error: ApiError) -> None:
+    """Record why a request was refused (the kind's audit reason and the error's own fields)."""
+    if error.kind.audit_reason is not None:
+        note(request, denied=error.kind.audit_reason)
+    note(request, **error.audit)
 
 
 def outcome_for(status: int) -> str:
@@ -90,7 +98,8 @@ async def audit_middleware(request: web.Request, handler):
 
 
 def audit_admin_action(
-    request: web.Request | None,
+    actor: str,
+    request_id: str | None,
     action: str,
     key_id: str,
     *,
@@ -98,20 +107,15 @@ def audit_admin_action(
     after: dict[str, Any] | None,
 ) -> None:
     """Record what an admin changed (API or CLI); key views never hold key material."""
-    principal = request.get(PRINCIPAL) if request is not None else None
     changed = sorted(k for k in (after or {}) if (before or {}).get(k) != (after or {}).get(k))
     logging_setup.audit_logger().info(
         "admin action",
         audit=True,
         action=action,
         key_id=key_id,
-        actor=principal.name if principal else "cli",
-        request_id=request.get(REQUEST_ID) if request is not None else None,
+        actor=actor,
+        request_id=request_id,
         changed=changed,
         before=before,
         after=after,
     )
-
-
-def audit_cli_action(action: str, key_id: str, *, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
-    audit_admin_action(None, action, key_id, before=before, after=after)

@@ -7,7 +7,7 @@ at scrape time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from typing import Any
 
 from aiohttp import web
@@ -16,30 +16,33 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from skywarden.server.appkeys import METRICS, RUNNER, SESSIONS
+from skywarden.server.appkeys import METRICS
+from skywarden.server.http.paths import METRICS_PATH
+from skywarden.tools.upstream import TTLCache
 
-METRICS_PATH = "/metrics"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
+MAX_CACHED_CHILDREN = 10_000  # (route, method, status) triples whose metric children are remembered
+
+
 class _LiveFigures(Collector):
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
+    def __init__(self, sessions: Sized, upstream_cache: TTLCache) -> None:
+        self.sessions = sessions
+        self.upstream_cache = upstream_cache
 
     def collect(self) -> Iterator[Any]:
-        sessions = self.app.get(SESSIONS)
         gauge = GaugeMetricFamily("skywarden_mcp_sessions", "Live MCP sessions")
-        gauge.add_metric([], len(sessions) if sessions is not None else 0)
+        gauge.add_metric([], len(self.sessions))
         yield gauge
-        upstream = self.app[RUNNER].upstream
         cache = CounterMetricFamily("skywarden_upstream_cache", "Upstream cache lookups", labels=["result"])
-        cache.add_metric(["hit"], upstream.cache.hits if upstream else 0)
-        cache.add_metric(["miss"], upstream.cache.misses if upstream else 0)
+        cache.add_metric(["hit"], self.upstream_cache.hits)
+        cache.add_metric(["miss"], self.upstream_cache.misses)
         yield cache
 
 
 class Metrics:
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, sessions: Sized, upstream_cache: TTLCache) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -59,7 +62,7 @@ class Metrics:
             registry=r,
         )
         self.upstream_errors = Counter("skywarden_upstream_errors", "Failed upstream requests", ["service"], registry=r)
-        r.register(_LiveFigures(app))
+        r.register(_LiveFigures(sessions, upstream_cache))
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def _request_children(self, route: str, method: str, status: int) -> tuple[Any, Any]:
@@ -68,7 +71,7 @@ class Metrics:
         children = self._children.get(key)
         if children is None:
             children = (self.requests.labels(route, method, str(status)), self.latency.labels(route))
-            if len(self._children) < 10_000:
+            if len(self._children) < MAX_CACHED_CHILDREN:
                 self._children[key] = children
         return children
 
@@ -105,6 +108,6 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def setup_metrics(app: web.Application) -> None:
-    app[METRICS] = Metrics(app)
+def setup_metrics(app: web.Application, metrics: Metrics) -> None:
+    app[METRICS] = metrics
     app.router.add_get(METRICS_PATH, metrics_handler, allow_head=False)

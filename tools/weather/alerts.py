@@ -78,6 +78,7 @@ def _format(alert: dict[str, Any]) -> str:
 
 class GetAlerts:
     name = "get_alerts"
+    settings_group = nws.SETTINGS_GROUP
     title = "Active weather alerts"
     description = (
         "Get active weather alerts (watches, warnings, advisories) for a US state or territory "

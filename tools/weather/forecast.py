@@ -92,6 +92,7 @@ def _format(period: dict[str, Any]) -> str:
 
 class GetForecast:
     name = "get_forecast"
+    settings_group = nws.SETTINGS_GROUP
     title = "Weather forecast"
     description = (
         "Get the weather forecast for a location in the United States from the National Weather "

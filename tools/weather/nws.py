@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from skywarden.tools.contract import ToolContext, ToolError
 
 SERVICE = "The National Weather Service API"
+LABEL = "nws"  # the metric label
 ACCEPT = "application/geo+json"
 
 # USPS codes of the states, DC, the territories and freely associated states NWS issues alerts for.
@@ -17,8 +18,11 @@ STATE_CODES = frozenset(
 )
 
 
+SETTINGS_GROUP = "nws"  # the server's nws_* settings reach these tools as context.settings
+
+
 def base_url(context: ToolContext) -> str:
-    return context.settings.nws_base_url.rstrip("/")
+    return str(context.settings["base_url"]).rstrip("/")
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -37,7 +41,7 @@ def follow_link(context: ToolContext, url: Any) -> str:
 
 
 async def get(context: ToolContext, url: str) -> Any:
-    return await context.upstream.get_json(url, service=SERVICE, accept=ACCEPT)
+    return await context.upstream.get_json(url, service=SERVICE, accept=ACCEPT, label=LABEL)
 
 
 def format_coordinate(value: float) -> str:

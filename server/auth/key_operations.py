@@ -1,0 +1,208 @@
+"""What an admin can do to keys, shared by the admin API and the ``skywarden keys`` CLI.
+
+Input is validated with the schemas in ``auth.key_schemas``; refusals are
+``ApiError``s (404 unknown key, 409 revoked, 422 bad field) that the API
+renders as problem+json and the CLI prints as one line. Each change is audited
+with the actor that made it, and the verified-key cache hears of it at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from skywarden.server.auth import keys
+from skywarden.server.auth.key_schemas import (
+    CreateKeySchema,
+    ListQuerySchema,
+    RevokeSchema,
+    RotateSchema,
+    UpdateKeySchema,
+)
+from skywarden.server.auth.records import KeyFilter, KeyNotFound, KeyRecord, utcnow
+from skywarden.server.auth.store import KeyStore
+from skywarden.server.errors import KEY_NOT_FOUND, KEY_REVOKED, ApiError, ValidationFailed
+from skywarden.server.observability.audit import audit_admin_action
+
+KEY_ID_PREFIX = "key_"
+KEY_ID_RANDOM_BYTES = 10
+MAX_KEY_ID_LENGTH = 64
+
+
+def new_key_id() -> str:
+    return KEY_ID_PREFIX + secrets.token_hex(KEY_ID_RANDOM_BYTES)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def key_view(record: KeyRecord) -> dict[str, Any]:
+    """A key as admins see it: everything but the key and its hash."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "owner": record.owner,
+        "prefix": record.prefix,
+        "environment": record.environment,
+        "scopes": record.scopes,
+        "status": record.status(),
+        "created_at": _iso(record.created_at),
+        "updated_at": _iso(record.updated_at),
+        "expires_at": _iso(record.expires_at),
+        "last_used_at": _iso(record.last_used_at),
+        "use_count": record.use_count,
+        "disabled": record.disabled,
+        "disabled_reason": record.disabled_reason,
+        "revoked_at": _iso(record.revoked_at),
+        "revoked_reason": record.revoked_reason,
+        "rate_limit": record.rate_limit,
+        "metadata": record.metadata,
+    }
+
+
+def load(schema: Schema, data: Any, detail: str = "Some fields are not valid.") -> dict[str, Any]:
+    """Validate admin input; a 422 ``ValidationFailed`` names each bad field."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValidationFailed({"_schema": ["The body must be a JSON object."]})
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise ValidationFailed(exc.messages, detail) from None
+
+
+def _key_not_found(key_id: str) -> ApiError:
+    return ApiError(KEY_NOT_FOUND, f"There is no key with id {key_id[:MAX_KEY_ID_LENGTH]!r}.")
+
+
+def _refuse_if_revoked(record: KeyRecord, verb: str) -> None:
+    if record.revoked_at is not None:
+        raise ApiError(KEY_REVOKED, f"A revoked key cannot be {verb}.")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made an admin change, for the audit log."""
+
+    name: str
+    request_id: str | None = None
+
+
+CLI_ACTOR = Actor("cli")
+
+
+@dataclass
+class KeyOperations:
+    store: KeyStore
+    secret: bytes
+    tool_names: Callable[[], Iterable[str]]
+    default_environment: str
+    changed: Callable[[str], None] = lambda key_id: None  # e.g. drop the key from the verified-key cache
+    flush_usage: Callable[[], Any] | None = None  # make use counts current before a read
+
+    def _check_scopes(self, scopes: list[str] | None) -> None:
+        known = set(self.tool_names())
+        unknown = [s for s in scopes or [] if s != "*" and s not in known]
+        if unknown:
+            raise ValidationFailed({"scopes": [f"Unknown tool: {name}" for name in unknown]})
+
+    async def _current_usage(self) -> None:
+        if self.flush_usage is not None:
+            await self.flush_usage()
+
+    async def get(self, key_id: str) -> KeyRecord:
+        await self._current_usage()
+        record = await self.store.get(key_id) if len(key_id) <= MAX_KEY_ID_LENGTH else None
+        if record is None:
+            raise _key_not_found(key_id)
+        return record
+
+    async def list(self, query: dict[str, Any]) -> list[KeyRecord]:
+        filters = load(ListQuerySchema(), query, "Some query parameters are not valid.")
+        await self._current_usage()
+        return await self.store.list(KeyFilter(**filters))
+
+    async def create(self, data: Any, actor: Actor) -> tuple[KeyRecord, str]:
+        """Create a key; the one place a full key exists. Returns the record and the key."""
+        fields = load(CreateKeySchema(), data)
+        self._check_scopes(fields.get("scopes"))
+        environment = fields.pop("environment", None) or self.default_environment
+        key = keys.generate_key(environment)
+        record = KeyRecord(
+            id=new_key_id(),
+            name=fields["name"],
+            prefix=keys.display_prefix(key),
+            environment=environment,
+            scopes=list(fields.get("scopes") or ["*"]),
+            created_at=utcnow(),
+            owner=fields.get("owner"),
+            expires_at=fields.get("expires_at"),
+            rate_limit=fields.get("rate_limit"),
+            metadata=fields.get("metadata") or {},
+        )
+        await self.store.create(record, keys.hash_key(key, self.secret))
+        audit_admin_action(actor.name, actor.request_id, "key.create", record.id, before=None, after=key_view(record))
+        return record, key
+
+    async def update(self, key_id: str, data: Any, actor: Actor) -> KeyRecord:
+        changes = load(UpdateKeySchema(), data)
+        self._check_scopes(changes.get("scopes"))
+        record = await self.get(key_id)
+        _refuse_if_revoked(record, "changed")
+        try:
+            updated = await self.store.update(record.id, changes)
+        except KeyNotFound:
+            raise _key_not_found(key_id) from None
+        self.changed(record.id)
+        audit_admin_action(
+            actor.name, actor.request_id, "key.update", record.id, before=key_view(record), after=key_view(updated)
+        )
+        return updated
+
+    async def rotate(self, key_id: str, data: Any, actor: Actor) -> tuple[KeyRecord, str]:
+        """A new key for the same record; the old one keeps working for ``grace_seconds``."""
+        grace = load(RotateSchema(), data)["grace_seconds"]
+        record = await self.get(key_id)
+        _refuse_if_revoked(record, "rotated")
+        key = keys.generate_key(record.environment)
+        now = utcnow()
+        try:
+            updated = await self.store.rotate(
+                record.id,
+                keys.hash_key(key, self.secret),
+                keys.display_prefix(key),
+                now + timedelta(seconds=grace),
+                now,
+            )
+        except KeyNotFound:
+            raise ApiError(KEY_REVOKED, "The key was revoked meanwhile.") from None
+        self.changed(record.id)
+        audit_admin_action(
+            actor.name,
+            actor.request_id,
+            "key.rotate",
+            record.id,
+            before=key_view(record),
+            after={**key_view(updated), "grace_seconds": grace},
+        )
+        return updated, key
+
+    async def revoke(self, key_id: str, data: Any, actor: Actor) -> KeyRecord:
+        """Revoke (idempotent: revoking a revoked key changes and audits nothing)."""
+        reason = load(RevokeSchema(), data).get("reason")
+        record = await self.get(key_id)
+        if record.revoked_at is not None:
+            return record
+        updated = await self.store.revoke(record.id, reason, utcnow())
+        self.changed(record.id)
+        audit_admin_action(
+            actor.name, actor.request_id, "key.revoke", record.id, before=key_view(record), after=key_view(updated)
+        )
+        return updated

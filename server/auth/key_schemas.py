@@ -1,0 +1,111 @@
+"""The fields an admin may set on a key, validated the same way for the admin API and the CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from limits import parse_many
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
+
+from skywarden.server.auth.records import ACTIVE, DISABLED, EXPIRED, REVOKED, utcnow
+
+MAX_METADATA_BYTES = 4096
+MAX_GRACE = timedelta(days=30)
+KEY_ENVIRONMENTS = ("live", "test", "dev")
+STATUSES = (ACTIVE, DISABLED, REVOKED, EXPIRED)
+DEFAULT_GRACE_SECONDS = 3600
+MAX_LIST_LIMIT = 1000
+DEFAULT_LIST_LIMIT = 100
+
+
+def _rate_limit(value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ValidationError(
+            "Must be a rate in the limits notation, e.g. '120/minute' or '10/second;1000/day'."
+        ) from None
+
+
+def _metadata(value: dict) -> None:
+    if len(json.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValidationError(f"Must be at most {MAX_METADATA_BYTES} bytes as JSON.")
+
+
+def _future(value: datetime | None) -> None:
+    if value is not None and value <= utcnow():
+        raise ValidationError("Must be in the future.")
+
+
+class _KeyFields(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(validate=validate.Length(min=1, max=100))
+    owner = fields.String(allow_none=True, validate=validate.Length(max=200))
+    scopes = fields.List(
+        fields.String(validate=validate.Length(min=1, max=128)),
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": 'Tool names this key may list and call; "*" for all tools'},
+    )
+    expires_at = fields.AwareDateTime(
+        allow_none=True, validate=_future, metadata={"description": "ISO 8601 with a time zone"}
+    )
+    rate_limit = fields.String(
+        allow_none=True, validate=_rate_limit, metadata={"description": "e.g. 120/minute; null for the default"}
+    )
+    metadata = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), validate=_metadata)
+
+
+class CreateKeySchema(_KeyFields):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    environment = fields.String(validate=validate.OneOf(KEY_ENVIRONMENTS))
+
+
+class UpdateKeySchema(_KeyFields):
+    disabled = fields.Boolean()
+    disabled_reason = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+    @validates_schema
+    def _not_empty(self, data: dict, **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Give at least one field to change.")
+
+
+class RotateSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    grace_seconds = fields.Integer(
+        load_default=DEFAULT_GRACE_SECONDS,
+        validate=validate.Range(0, int(MAX_GRACE.total_seconds())),
+        metadata={"description": "How long the old key keeps working (0-2592000 s)"},
+    )
+
+
+class RevokeSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    reason = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class ListQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String()
+    owner = fields.String()
+    environment = fields.String(validate=validate.OneOf(KEY_ENVIRONMENTS))
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    limit = fields.Integer(load_default=DEFAULT_LIST_LIMIT, validate=validate.Range(1, MAX_LIST_LIMIT))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0))
+
+    @validates("name")
+    def _name(self, value: str, **kwargs: Any) -> None:
+        if not value:
+            raise ValidationError("Must not be empty.")

@@ -1,0 +1,37 @@
+"""Every route fact in one place: the paths, which are public, and which door answers them.
+
+Two doors: /mcp answers in JSON-RPC, everything else (REST, admin, docs,
+metrics) in problem+json. Middlewares and handlers ask here instead of
+comparing strings of their own.
+"""
+
+from __future__ import annotations
+
+MCP_PATH = "/mcp"
+HEALTH_PATH = "/api/health"
+READY_PATH = "/api/health/ready"
+TOOLS_PATH = "/api/mcp/tools"
+TOOL_CALL_PATH = "/api/mcp/tools/{toolName}"
+ADMIN_PREFIX = "/api/admin"
+ADMIN_KEYS_PATH = "/api/admin/keys"
+METRICS_PATH = "/metrics"
+DOCS_PATH = "/api/docs"
+SPEC_PATH = "/api/docs/openapi.json"
+DOCS_STATIC_PATH = "/api/docs/static"
+
+PUBLIC_PATHS = frozenset({HEALTH_PATH, READY_PATH})
+PUBLIC_PREFIXES = (DOCS_PATH,)
+
+
+def is_public(path: str) -> bool:
+    """Answered without any credential: health, readiness, the OpenAPI document and Swagger UI."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def is_admin(path: str) -> bool:
+    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+
+
+def is_mcp(path: str) -> bool:
+    """The JSON-RPC door; every other path is the problem+json door."""
+    return path == MCP_PATH
