@@ -89,3 +89,26 @@ class Costly(Echo):
 
 
 costly = Costly()
+
+
+class LookupArgs(Schema):
+    id = fields.Integer(required=True)
+
+
+class Lookup:
+    """A plugin that reads its own settings group and calls its upstream, as third-party tools do."""
+
+    name = "lookup"
+    title = "Lookup"
+    description = "Looks a thing up at the configured upstream"
+    settings_group = "lookup"
+    Arguments = LookupArgs
+
+    async def call(self, arguments, context):
+        data = await context.upstream.get_json(
+            f"{context.settings['base_url']}/things/{arguments['id']}", service="Things API"
+        )
+        return ToolResult(content=[text_content(data["name"])], structured=data)
+
+
+lookup = Lookup()

@@ -17,15 +17,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, SECRETS
-from tests.node_tools import bin_path, ensure_npm_packages, node_env
+from tests.node_tools import ensure_tools, node_env, tool_command
 from tests.server_process import free_port, start_server
 
 PRELOAD = Path(__file__).parent / "conformance" / "add-headers.mjs"
 RESULT = re.compile(r"Passed: (\d+)/(\d+), (\d+) failed")
 
-STABLE = "0.1.16"
-PRERELEASE = "0.2.0-alpha.12"
-INSPECTOR = "2.12.0"
 
 STABLE_SCENARIOS = [
     "server-initialize",
@@ -115,7 +112,7 @@ def live_server(tmp_path_factory):
     proc.wait(timeout=30)
 
 
-def run_conformance(prefix: Path, url: str, key: str, scenario: str, *extra: str) -> str:
+def run_conformance(prefix: Path, alias: str, url: str, key: str, scenario: str, *extra: str) -> str:
     env = node_env(
         prefix,
         {
@@ -125,7 +122,7 @@ def run_conformance(prefix: Path, url: str, key: str, scenario: str, *extra: str
         },
     )
     result = subprocess.run(
-        [bin_path(prefix, "conformance"), "server", "--url", url, "--scenario", scenario, *extra],
+        [*tool_command(prefix, alias), "server", "--url", url, "--scenario", scenario, *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -142,46 +139,35 @@ def assert_all_passed(output: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def stable_suite():
-    return ensure_npm_packages(f"conformance-{STABLE}", [f"@modelcontextprotocol/conformance@{STABLE}", "undici@7"])
-
-
-@pytest.fixture(scope="module")
-def prerelease_suite():
-    return ensure_npm_packages(
-        f"conformance-{PRERELEASE}", [f"@modelcontextprotocol/conformance@{PRERELEASE}", "undici@7"]
-    )
+def node_tools() -> Path:
+    return ensure_tools()
 
 
 @pytest.mark.parametrize("scenario", STABLE_SCENARIOS)
-def test_conformance_stable(stable_suite, live_server, scenario):
+def test_conformance_stable(node_tools, live_server, scenario):
     url, key = live_server
-    assert_all_passed(run_conformance(stable_suite, url, key, scenario))
+    assert_all_passed(run_conformance(node_tools, "conformance-stable", url, key, scenario))
 
 
 @pytest.mark.parametrize(("scenario", "version"), PRERELEASE_SCENARIOS)
-def test_conformance_prerelease(prerelease_suite, live_server, scenario, version):
+def test_conformance_prerelease(node_tools, live_server, scenario, version):
     url, key = live_server
-    assert_all_passed(run_conformance(prerelease_suite, url, key, scenario, "--spec-version", version))
+    output = run_conformance(node_tools, "conformance-prerelease", url, key, scenario, "--spec-version", version)
+    assert_all_passed(output)
 
 
-def test_conformance_rejects_a_request_without_the_key(stable_suite, live_server):
+def test_conformance_rejects_a_request_without_the_key(node_tools, live_server):
     """The harness itself must not pass by accident: without the key nothing passes."""
     url, _ = live_server
-    output = run_conformance(stable_suite, url, "skw_live_wrong", "tools-list")
+    output = run_conformance(node_tools, "conformance-stable", url, "skw_live_wrong", "tools-list")
     match = RESULT.search(output)
     assert match is None or int(match.group(3)) > 0
-
-
-@pytest.fixture(scope="module")
-def inspector():
-    return ensure_npm_packages(f"inspector-{INSPECTOR}", [f"@modelcontextprotocol/inspector@{INSPECTOR}"])
 
 
 async def run_inspector(prefix: Path, url: str, key: str, *args: str) -> tuple[int, str]:
     """Exit code and stdout (the JSON answer); stderr goes into the assertion message only."""
     proc = await asyncio.create_subprocess_exec(
-        bin_path(prefix, "mcp-inspector"),
+        *tool_command(prefix, "inspector", "mcp-inspector"),
         "--cli",
         url,
         "--transport",
@@ -199,7 +185,7 @@ async def run_inspector(prefix: Path, url: str, key: str, *args: str) -> tuple[i
     return proc.returncode, out.decode()
 
 
-async def test_inspector_lists_tools_and_calls_get_forecast(inspector, fake_nws, tmp_path):
+async def test_inspector_lists_tools_and_calls_get_forecast(node_tools, fake_nws, tmp_path):
     server = await start_server(
         {
             "SKYWARDEN_DATA_DIR": str(tmp_path),
@@ -219,12 +205,12 @@ async def test_inspector_lists_tools_and_calls_get_forecast(inspector, fake_nws,
             key = (await resp.json())["key"]
             SECRETS.add(key)
         url = server.url + "/mcp"
-        code, output = await run_inspector(inspector, url, key, "--method", "tools/list")
+        code, output = await run_inspector(node_tools, url, key, "--method", "tools/list")
         assert code == 0, output
         names = {t["name"] for t in json.loads(output[output.index("{") :])["tools"]}
         assert {"get_forecast", "get_alerts"} <= names
         code, output = await run_inspector(
-            inspector,
+            node_tools,
             url,
             key,
             "--method",
@@ -240,7 +226,7 @@ async def test_inspector_lists_tools_and_calls_get_forecast(inspector, fake_nws,
         result = json.loads(output[output.index("{") :])
         assert result["isError"] is False
         assert result["structuredContent"]["location"] == "Linn, KS"
-        code, output = await run_inspector(inspector, url, "skw_live_wrong", "--method", "tools/list")
+        code, output = await run_inspector(node_tools, url, "skw_live_wrong", "--method", "tools/list")
         assert code != 0
     finally:
         await server.stop()

@@ -1,0 +1,164 @@
+"""Test helpers for tool-plugin authors: run Skywarden in-process with your tools and a fake upstream.
+
+    from skywarden.server.testing import fake_upstream, running_app
+
+    async def test_my_tool():
+        async with fake_upstream({"/things/1": {"name": "one"}}) as upstream:
+            async with running_app(tools=[MyTool()], tool_settings={"mytool": {"base_url": upstream.url}}) as app:
+                key = await app.create_key(scopes=["my_tool"])
+                status, body = await app.call_tool("my_tool", {"id": 1}, key)
+                assert status == 200 and not body["isError"]
+
+Everything is real: the app factory, the SQLite key store (in a temporary
+folder), authentication, rate limits, both doors (REST and MCP) over loopback
+HTTP. Only the outside API is played by ``fake_upstream``. See docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from skywarden.server.app import create_app
+from skywarden.server.http.paths import ADMIN_KEYS_PATH, MCP_PATH, TOOLS_PATH
+from skywarden.server.settings import Settings, load_settings
+from skywarden.tools.registry import ToolRegistry, discover_tools, register_tool
+
+MODERN_VERSION = "2026-07-28"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A canned upstream answer; a bare dict or list in the routes means 200 with that JSON."""
+
+    body: Any
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+@dataclass
+class FakeUpstream:
+    url: str
+    routes: dict[str, Any]
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (path with query, headers)
+
+
+@asynccontextmanager
+async def fake_upstream(routes: Mapping[str, Any]) -> AsyncIterator[FakeUpstream]:
+    """A local HTTP server answering GET ``path`` (query included, when given) from ``routes``; 404 else."""
+    fake = FakeUpstream(url="", routes=dict(routes))
+
+    async def answer(request: web.Request) -> web.Response:
+        fake.requests.append((request.path_qs, dict(request.headers)))
+        found = fake.routes.get(request.path_qs, fake.routes.get(request.path))
+        if found is None:
+            return web.json_response({"title": "Not Found", "status": 404}, status=404)
+        canned = found if isinstance(found, Answer) else Answer(found)
+        return web.Response(
+            body=json.dumps(canned.body).encode(),
+            status=canned.status,
+            headers=dict(canned.headers),
+            content_type=canned.content_type,
+        )
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    fake.url = str(server.make_url("")).rstrip("/")
+    try:
+        yield fake
+    finally:
+        await server.close()
+
+
+@dataclass
+class RunningApp:
+    url: str
+    admin_token: str
+    settings: Settings
+    session: aiohttp.ClientSession
+
+    async def create_key(self, scopes: Iterable[str] = ("*",), **fields: Any) -> str:
+        """Create a key through the admin API and return it (the only time it is shown)."""
+        body = {"name": fields.pop("name", "test key"), "scopes": list(scopes), **fields}
+        async with self.session.post(
+            self.url + ADMIN_KEYS_PATH, json=body, headers={"Authorization": f"Bearer {self.admin_token}"}
+        ) as resp:
+            answer = await resp.json()
+            if resp.status != 201:
+                raise AssertionError(f"creating a key failed with {resp.status}: {answer}")
+            return answer["key"]
+
+    async def list_tools(self, key: str) -> tuple[int, Any]:
+        async with self.session.get(self.url + TOOLS_PATH, headers={"X-API-Key": key}) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def call_tool(self, name: str, arguments: Mapping[str, Any], key: str) -> tuple[int, Any]:
+        """Call over REST: (HTTP status, the result or problem+json body)."""
+        async with self.session.post(
+            f"{self.url}{TOOLS_PATH}/{name}", json=dict(arguments), headers={"X-API-Key": key}
+        ) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def call_tool_mcp(self, name: str, arguments: Mapping[str, Any], key: str) -> tuple[int, Any]:
+        """Call over MCP (stateless revision 2026-07-28): (HTTP status, the JSON-RPC answer)."""
+        message = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {
+                "name": name,
+                "arguments": dict(arguments),
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        }
+        headers = {
+            "X-API-Key": key,
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": MODERN_VERSION,
+            "Mcp-Method": "tools/call",
+            "Mcp-Name": name,
+        }
+        async with self.session.post(self.url + MCP_PATH, json=message, headers=headers) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+
+@asynccontextmanager
+async def running_app(
+    *,
+    tools: Iterable[Any] | None = None,
+    data_dir: str | None = None,
+    **settings: Any,
+) -> AsyncIterator[RunningApp]:
+    """Serve Skywarden on a free loopback port with ``tools`` (default: every installed plugin).
+
+    ``settings`` are Skywarden settings by name (e.g. ``nws_base_url=upstream.url``,
+    ``tool_settings={"mygroup": {...}}``, ``rate_limit="5/minute"``)."""
+    registry = (
+        ToolRegistry(register_tool(tool, "under test") for tool in tools) if tools is not None else discover_tools()
+    )
+    admin_token = "skw_test_admin_" + secrets.token_urlsafe(32)
+    with tempfile.TemporaryDirectory(prefix="skywarden-test-") as temporary:
+        values = {"data_dir": data_dir or temporary, "admin_token": admin_token, **settings}
+        resolved = load_settings(cli=values, environ={})
+        server = TestServer(create_app(resolved, registry=registry), host="127.0.0.1")
+        await server.start_server()
+        try:
+            async with aiohttp.ClientSession() as session:
+                yield RunningApp(str(server.make_url("")).rstrip("/"), admin_token, resolved, session)
+        finally:
+            await server.close()
