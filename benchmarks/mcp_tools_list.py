@@ -4,7 +4,7 @@ versus a bare aiohttp handler. Needs wrk (Debian package) and two cores; prints 
 Run from the repository root with the project installed:
     python benchmarks/mcp_tools_list.py [--seconds 10] [--connections 32]
 
-The budget (DESIGN.md): Skywarden >= 60% of the bare handler's req/s, p99 <= 2x its p99.
+The budget (docs/architecture.md): Skywarden >= 70% of the bare handler's req/s, p99 <= 1.5x its p99.
 Never run by the test suite: speed is measured here, not asserted in tests.
 """
 

@@ -12,6 +12,8 @@ from skywarden.server.app import create_app
 from skywarden.server.auth.keys import is_well_formed
 from tests.conftest import SECRETS
 
+pytestmark = pytest.mark.slow  # subprocesses or Node tools: run by CI and ./scripts/test, not -m 'not slow'
+
 
 def cli(tmp_path, *args):
     return subprocess.run(

@@ -7,9 +7,12 @@ import subprocess
 import sys
 
 import aiohttp
+import pytest
 
 from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS
 from tests.server_process import start_server
+
+pytestmark = pytest.mark.slow  # subprocesses or Node tools: run by CI and ./scripts/test, not -m 'not slow'
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

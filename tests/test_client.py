@@ -223,6 +223,7 @@ async def test_admin_client(client):
             await wrong.list_keys()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("transport", "mode"), [("rest", "auto"), ("mcp", "auto"), ("mcp", "legacy")])
 async def test_server_restart_is_recovered_on_the_next_call(tmp_path, fake_nws, transport, mode):
     port = free_port()
@@ -246,6 +247,7 @@ async def test_server_restart_is_recovered_on_the_next_call(tmp_path, fake_nws, 
             await server.stop()
 
 
+@pytest.mark.slow
 async def test_mcp_transport_talks_to_the_official_sdk_server():
     port = free_port()
     proc = await asyncio.create_subprocess_exec(

@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, SECRETS
 
+pytestmark = pytest.mark.slow  # subprocesses or Node tools: run by CI and ./scripts/test, not -m 'not slow'
+
 
 async def cli(client, *args: str, key: str | None = None, admin: bool = False) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKYWARDEN_")}

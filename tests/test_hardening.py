@@ -125,6 +125,7 @@ def tls_files(tmp_path_factory):
     return folder, client_ctx
 
 
+@pytest.mark.slow
 async def test_https_served_directly_with_hsts(tls_files, tmp_path):
     folder, client_ctx = tls_files
     server = await start_server(
@@ -155,6 +156,7 @@ def test_tls_context_refuses_old_protocols(tls_files):
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
 
 
+@pytest.mark.slow
 def test_tls_settings_must_come_in_pairs(tmp_path):
     import subprocess
     import sys
@@ -281,6 +283,7 @@ async def test_failed_auth_flood_is_throttled_per_ip(make_client, make_settings)
     assert (await client.anonymous.get("/api/mcp/tools", headers=other)).status == 200
 
 
+@pytest.mark.slow
 async def test_limiter_memory_stays_flat_under_100k_bogus_keys(make_client, make_settings):
     client = await make_client(make_settings(auth_failure_limit="1000000/minute"))
     limits = client.server.app[LIMITER]

@@ -20,6 +20,8 @@ from tests.conftest import ADMIN_TOKEN, SECRETS
 from tests.node_tools import ensure_tools, node_env, tool_command
 from tests.server_process import free_port, start_server
 
+pytestmark = pytest.mark.slow  # subprocesses or Node tools: run by CI and ./scripts/test, not -m 'not slow'
+
 PRELOAD = Path(__file__).parent / "conformance" / "add-headers.mjs"
 RESULT = re.compile(r"Passed: (\d+)/(\d+), (\d+) failed")
 

@@ -51,9 +51,7 @@ async def test_the_built_in_weather_tools_against_a_fake_nws():
     forecast = json.loads((FIXTURES / "forecast_TOP_32_81.json").read_text())
     async with fake_upstream({}) as nws:
         points["properties"]["forecast"] = f"{nws.url}/gridpoints/TOP/32,81/forecast"
-        nws.routes.update(
-            {"/points/39.7456,-97.0892": points, "/gridpoints/TOP/32,81/forecast": Answer(forecast)}
-        )
+        nws.routes.update({"/points/39.7456,-97.0892": points, "/gridpoints/TOP/32,81/forecast": Answer(forecast)})
         async with running_app(nws_base_url=nws.url) as app:
             key = await app.create_key(scopes=["get_forecast"])
             SECRETS.add(key)
