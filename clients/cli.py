@@ -126,6 +126,8 @@ def emit(data: Any, as_json: bool, human: str) -> None:
 
 
 async def run_tools_commands(args: argparse.Namespace) -> int:
+    if args.command != "health" and not (args.api_key or os.environ.get("SKYWARDEN_API_KEY")):
+        raise UsageError("no API key is set: set SKYWARDEN_API_KEY (or pass --api-key)")
     client = SkywardenClient(
         args.url, args.api_key, transport=args.transport, timeouts=Timeouts(total=args.timeout), ca_file=args.ca_file
     )
@@ -152,6 +154,8 @@ async def run_tools_commands(args: argparse.Namespace) -> int:
 
 
 async def run_keys_commands(args: argparse.Namespace) -> int:
+    if not (args.admin_token or os.environ.get("SKYWARDEN_ADMIN_TOKEN")):
+        raise UsageError("no admin token is set: set SKYWARDEN_ADMIN_TOKEN (or pass --admin-token)")
     async with AdminClient(
         args.url, args.admin_token, timeouts=Timeouts(total=args.timeout), ca_file=args.ca_file
     ) as admin:

@@ -65,6 +65,17 @@ def _text(value: Any) -> str:
     return value
 
 
+MIN_SECRET_LENGTH = 32
+
+
+def _secret_text(value: Any) -> str:
+    """A secret given inline: empty (not set) or at least MIN_SECRET_LENGTH characters."""
+    text = _text(value).strip()
+    if text and len(text) < MIN_SECRET_LENGTH:
+        raise ValueError(f"needs at least {MIN_SECRET_LENGTH} characters")
+    return text
+
+
 def _optional_path(value: Any) -> str:
     return _text(value).strip()
 
@@ -197,11 +208,13 @@ class Settings:
     log_file: str = _setting("", _optional_path, "append logs to this file (reopened if rotated away); empty = stdout")
     audit_log_file: str = _setting("", _optional_path, "send audit events to this file instead of the main log")
     metrics_enabled: bool = _setting(True, _bool, "serve Prometheus metrics at /metrics (admin or metrics token)")
-    metrics_token: str = _setting("", _text, "read-only token for /metrics (prefer metrics_token_file)", secret=True)
+    metrics_token: str = _setting(
+        "", _secret_text, "read-only token for /metrics (prefer metrics_token_file)", secret=True
+    )
     metrics_token_file: str = _setting("", _optional_path, "file holding the read-only metrics token")
-    secret: str = _setting("", _text, "server secret for key hashing (prefer secret_file)", secret=True)
+    secret: str = _setting("", _secret_text, "server secret for key hashing (prefer secret_file)", secret=True)
     secret_file: str = _setting("", _optional_path, "file holding the server secret; generated in data_dir if unset")
-    admin_token: str = _setting("", _text, "admin credential (prefer admin_token_file)", secret=True)
+    admin_token: str = _setting("", _secret_text, "admin credential (prefer admin_token_file)", secret=True)
     admin_token_file: str = _setting("", _optional_path, "file holding the admin token")
     key_environment: str = _setting("live", _choice("live", "test", "dev"), "environment part of new key prefixes")
     key_cache_ttl: float = _setting(30.0, _positive_float, "seconds a verified key stays cached in memory")

@@ -85,6 +85,8 @@ async def test_admin_token_generated_once_and_rotated(tmp_path, aiohttp_client, 
     settings = make_settings(data_dir=str(tmp_path), admin_token="")
     first = prepare_credentials(settings)
     assert first.generated_admin_token is not None
+    assert prepare_credentials(settings).generated_admin_token is not None  # nothing kept before a start
+    assert first.keep_generated_admin_token() == first.generated_admin_token  # the server started
     assert prepare_credentials(settings).generated_admin_token is None  # printed once only
     assert first.generated_admin_token not in (tmp_path / "admin-token.sha256").read_text()
 
@@ -113,3 +115,22 @@ def test_short_admin_token_is_refused_at_start(tmp_path):
     result = cli(tmp_path, "serve", "--admin-token", "short")
     assert result.returncode == 2
     assert "admin_token" in result.stderr and "at least 32" in result.stderr and "short" not in result.stderr
+
+
+def test_a_read_only_command_never_creates_a_store(tmp_path):
+    empty = tmp_path / "elsewhere"
+    result = cli(empty, "keys", "list")
+    assert result.returncode == 2 and "no key store" in result.stderr and str(empty) in result.stderr
+    assert not empty.exists()
+
+
+def test_create_prints_no_audit_line_and_audits_to_the_data_dir(tmp_path):
+    result = cli(tmp_path, "keys", "create", "--name", "quiet")
+    assert result.returncode == 0, result.stderr
+    key = next(line.split()[-1] for line in result.stdout.splitlines() if line.strip().startswith("key:"))
+    SECRETS.add(key)
+    assert "{" not in result.stderr  # one human line naming the store, no JSON
+    assert f"using key store {tmp_path}" in result.stderr
+    audit = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+    assert [e["action"] for e in audit] == ["key.create"] and audit[0]["actor"] == "cli"
+    assert key not in (tmp_path / "audit.log").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 
@@ -90,3 +91,64 @@ async def test_serve_answers_and_shuts_down_gracefully(tmp_path, fake_nws):
     code = await server.stop()
     assert code == 0, "\n".join(server.raw)
     assert any(e.get("event") == "skywarden stopped" for e in server.lines)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYWARDEN_")}
+    env.update(extra)
+    return env
+
+
+async def test_a_failed_start_keeps_no_admin_token_and_the_next_start_prints_one(tmp_path):
+    import re
+    import socket
+
+    data = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--data-dir", str(data), "--port", str(port), env=_clean_env())
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+    assert "skw_admin_" not in result.stdout + result.stderr  # no token shown for a server that never ran
+    assert not (data / "admin-token.sha256").exists()
+
+    server = await start_server({"SKYWARDEN_DATA_DIR": str(data), "SKYWARDEN_ADMIN_TOKEN": ""})
+    try:
+        tokens = re.findall(r"skw_admin_\w+", "\n".join(server.raw))
+        assert len(tokens) == 1  # the deliberate one-time display on stderr; never in a log line:
+        assert not [event for event in server.lines if tokens[0] in json.dumps(event)]
+        async with aiohttp.ClientSession() as http:
+            resp = await http.get(server.url + "/api/admin/keys", headers={"Authorization": f"Bearer {tokens[0]}"})
+            assert resp.status == 200
+    finally:
+        await server.stop()
+    assert (data / "admin-token.sha256").exists()
+
+
+@pytest.mark.parametrize("make_bad", ["file", "read-only"])
+def test_an_unusable_data_dir_names_the_setting(tmp_path, make_bad):
+    import os
+
+    bad = tmp_path / "data"
+    if make_bad == "file":
+        bad.write_text("not a folder")
+    else:
+        bad.mkdir(mode=0o500)
+        if os.geteuid() == 0:  # root writes anywhere: make the parent a file instead
+            bad.rmdir()
+            bad.write_text("x")
+            bad = bad / "sub"
+    result = run_cli("serve", "--data-dir", str(bad), env=_clean_env())
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "invalid setting data_dir" in result.stderr and "SKYWARDEN_DATA_DIR" in result.stderr
+    assert "[Errno" not in result.stderr
+
+
+def test_a_short_admin_token_names_its_source(tmp_path):
+    result = run_cli("serve", "--data-dir", str(tmp_path), env=_clean_env(SKYWARDEN_ADMIN_TOKEN="short"))
+    assert result.returncode == 2 and "SKYWARDEN_ADMIN_TOKEN" in result.stderr and "at least 32" in result.stderr
+    assert "short" not in result.stderr.replace("SKYWARDEN", "")

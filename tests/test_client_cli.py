@@ -89,6 +89,13 @@ async def test_usage_errors_exit_2(client):
     assert (await cli(client, "--transport", "carrier-pigeon", "tools"))[0] == 2
 
 
+async def test_an_empty_api_key_is_refused_before_any_request(client):
+    code, _, err = await cli(client, "tools", key="")
+    assert code == 2 and "no API key is set" in err
+    code, out, _ = await cli(client, "health", key="")  # health needs no key
+    assert code == 0 and "ok" in out
+
+
 async def test_transport_error_exit_9(client):
     from tests.server_process import free_port
 
@@ -124,6 +131,7 @@ async def test_keys_commands(client):
     code, out, _ = await cli(client, "keys", "revoke", created["id"], "--reason", "done", admin=True)
     assert code == 0
     assert (await cli(client, "keys", "show", "key_missing", admin=True))[0] == 5
-    assert (await cli(client, "keys", "list"))[0] == 3  # no admin token
+    code, _, err = await cli(client, "keys", "list")  # no admin token: refused before any request
+    assert code == 2 and "no admin token is set" in err
     code, out, _ = await cli(client, "--json", "keys", "create", "--name", "x", "--scope", "nope", admin=True)
     assert code == 6

@@ -32,3 +32,16 @@ def test_published_key_regex_matches_real_keys():
     for env in ("live", "test", "dev", "admin"):
         assert re.fullmatch(published, generate_key(env))
     assert published == rf"\b{KEY_PATTERN}\b"
+
+
+def test_every_readme_command_runs_as_written():
+    """Commands live in the virtualenvs the Quick start makes; none is assumed on PATH."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    bare = re.findall(r"(?:`|^|\n)(?:\$ )?(skywarden-client|skywarden|ruff)\s", readme)
+    assert bare == [], "prefix with .venv/bin/ or .venv-test/bin/"
+
+
+def test_the_upstream_metric_label_is_documented_as_an_identifier():
+    assert "`nws`" in (ROOT / "docs" / "operations.md").read_text()

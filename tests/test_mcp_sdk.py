@@ -83,3 +83,13 @@ async def test_sdk_on_recorded_answers(client):
         assert result.structured_content["periods"][0]["name"] == "Today"
         alerts = await mcp.call_tool("get_alerts", {"state": "TX"})
         assert len(alerts.structured_content["alerts"]) == 7
+
+
+async def test_the_readme_example_runs_as_written(client, capsys):
+    import runpy
+    from pathlib import Path
+
+    example = runpy.run_path(str(Path(__file__).parent.parent / "examples" / "mcp_client.py"))
+    await example["main"](str(client.make_url("/mcp")), client.api_key)
+    out = capsys.readouterr().out
+    assert "protocol 2026-07-28" in out and "tool get_alerts" in out and "Winter Weather Advisory" in out

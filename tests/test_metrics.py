@@ -55,8 +55,10 @@ async def test_counters_move(client, fake_nws):
     assert value(after, "skywarden_tool_calls_total", tool="get_forecast", outcome="error") == 1
     assert value(after, "skywarden_auth_failures_total", reason="malformed") == 1
     assert value(after, "skywarden_upstream_cache_total", result="hit") >= 1
-    assert value(after, "skywarden_upstream_request_duration_seconds_count") >= 2
-    assert value(after, "skywarden_upstream_errors_total") >= 1
+    assert value(after, "skywarden_upstream_request_duration_seconds_count", service="nws") >= 2
+    assert value(after, "skywarden_upstream_errors_total", service="nws") >= 1
+    label_values = re.findall(r'="([^"]*)"', after)
+    assert label_values and not [v for v in label_values if " " in v]  # short identifiers, never sentences
     assert re.search(
         r'skywarden_http_request_duration_seconds_bucket\{le="0.005",route="/api/mcp/tools/\{toolName\}"\}', after
     )

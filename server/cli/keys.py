@@ -112,7 +112,10 @@ async def _with_operations(
     print(f"skywarden: using {_describe_store(settings)}", file=sys.stderr)
     secret = load_server_secret(settings.secret, settings.secret_file, settings.data_dir) if writes else b""
     store = open_store(settings.resolved_database_url)
-    await store.open()
+    try:
+        await store.open()
+    except Exception as exc:
+        raise CliError(f"cannot open the {_describe_store(settings)}: {exc}") from None
     operations = KeyOperations(
         store=store,
         secret=secret,

@@ -117,9 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skywarden: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # start-up failures: one clear line, no trace
+        from skywarden.server.cli.serve import StartError
         from skywarden.tools.registry import DuplicateToolError
 
-        if isinstance(exc, (DuplicateToolError, OSError)):
+        if isinstance(exc, (DuplicateToolError, StartError, OSError)):
             print(f"skywarden: {exc}", file=sys.stderr)
             return 1
         raise

@@ -21,18 +21,13 @@ from skywarden.server.observability.logging_setup import close_sinks, configure_
 from skywarden.server.settings import Settings
 
 
+class StartError(RuntimeError):
+    """The server could not start (e.g. the port is taken); the message says what to change."""
+
+
 async def _run(settings: Settings) -> None:
     log = structlog.get_logger("skywarden.server")
     credentials = prepare_credentials(settings)
-    if credentials.generated_admin_token:
-        print(
-            "\nGenerated an admin token (shown once; only its hash is kept):\n\n"
-            f"    {credentials.generated_admin_token}\n\n"
-            "Use it as 'Authorization: Bearer <token>' on /api/admin. Replace it with\n"
-            "'skywarden admin-token rotate', or set SKYWARDEN_ADMIN_TOKEN_FILE.\n",
-            file=sys.stderr,
-            flush=True,
-        )
     ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
     app = create_app(settings, credentials=credentials)
 
@@ -54,7 +49,14 @@ async def _run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         site = web.TCPSite(runner, settings.host, settings.port, backlog=512, ssl_context=ssl_context)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; choose another "
+                "address (--host/--port, SKYWARDEN_HOST/SKYWARDEN_PORT) or stop what is using it"
+            ) from None
+        _announce_admin_token(credentials.keep_generated_admin_token())
         addresses = [s.getsockname() for s in site._server.sockets] if site._server else []
         port = addresses[0][1] if addresses else settings.port
         log.info("skywarden started", version=__version__, host=settings.host, port=port, url=site.name)
@@ -62,6 +64,20 @@ async def _run(settings: Settings) -> None:
     finally:
         await runner.cleanup()
     log.info("skywarden stopped")
+
+
+def _announce_admin_token(token: str | None) -> None:
+    """Shown once, after the server is listening: only then is its hash kept."""
+    if token is None:
+        return
+    print(
+        "\nGenerated an admin token (shown once; only its hash is kept):\n\n"
+        f"    {token}\n\n"
+        "Use it as 'Authorization: Bearer <token>' on /api/admin. Replace it with\n"
+        "'skywarden admin-token rotate', or set SKYWARDEN_ADMIN_TOKEN_FILE.\n",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def serve(settings: Settings) -> int:
