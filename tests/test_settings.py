@@ -78,5 +78,14 @@ def test_secret_values_are_not_echoed():
     with pytest.raises(SettingsError) as info:
         load_settings(environ={}, cli={"admin_token": 12345})
     assert "12345" not in str(info.value)
-    s = load_settings(environ={"SKYWARDEN_ADMIN_TOKEN": "super-secret-token"})
-    assert "super-secret-token" not in repr(s)
+    token = "super-secret-token-" + "x" * 20
+    s = load_settings(environ={"SKYWARDEN_ADMIN_TOKEN": token})
+    assert token not in repr(s)
+
+
+@pytest.mark.parametrize("name", ["admin_token", "metrics_token", "secret"])
+def test_a_short_inline_secret_is_refused_naming_its_source(name):
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={f"SKYWARDEN_{name.upper()}": "short-one"})
+    message = str(info.value)
+    assert f"SKYWARDEN_{name.upper()}" in message and "at least 32" in message and "short-one" not in message
