@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from skywarden.server.appkeys import PRINCIPAL
+from skywarden.server.errors import TOO_MANY_SESSIONS, ApiError
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.dispatch import answer, run_request, session_fingerprint
@@ -105,7 +106,7 @@ class HandshakeEra:
                 request[PRINCIPAL].id, result["protocolVersion"], client_info, capabilities
             )
         except TooManySessions:
-            raise p.RpcError(p.INTERNAL_ERROR, "Too many open sessions; try again later", status=503) from None
+            raise ApiError(TOO_MANY_SESSIONS, "Too many open sessions; try again later.") from None
         note(
             request,
             mcp_method="initialize",

@@ -15,6 +15,8 @@ import threading
 from collections import deque
 from typing import TextIO
 
+WAKE_AT_LINES = 1000  # wake the writer early when this many lines wait
+
 
 class BackgroundSink:
     """File-like: ``write`` appends to an in-memory buffer; a thread writes batches.
@@ -52,7 +54,7 @@ class BackgroundSink:
             return
         self._buffer.append(text)
         self._appended += 1
-        if len(self._buffer) > 1000:
+        if len(self._buffer) > WAKE_AT_LINES:
             self._wakeup.set()
 
     def flush(self) -> None:

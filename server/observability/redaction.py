@@ -21,11 +21,13 @@ _SAFE_FIELDS = frozenset({"key_id", "key_name", "token_kind"})
 
 extra_secrets: set[str] = set()
 _name_is_secret: dict[str, bool] = {}
+MAX_REMEMBERED_FIELD_NAMES = 10_000
+MIN_REGISTERED_SECRET_LENGTH = 8
 
 
 def register_secret(value: str) -> None:
     """Redact this exact string too (e.g. an admin token not in key format)."""
-    if value and len(value) >= 8:
+    if value and len(value) >= MIN_REGISTERED_SECRET_LENGTH:
         extra_secrets.add(value)
 
 
@@ -33,7 +35,7 @@ def _secret_name(name: str) -> bool:
     known = _name_is_secret.get(name)
     if known is None:
         known = bool(_SECRET_NAMES.search(name)) and name not in _SAFE_FIELDS
-        if len(_name_is_secret) < 10_000:
+        if len(_name_is_secret) < MAX_REMEMBERED_FIELD_NAMES:
             _name_is_secret[name] = known
     return known
 
