@@ -148,53 +148,44 @@ def _rest_request(case: Case) -> tuple[bytes, dict[str, str]]:
     return body, {"Content-Type": "application/json", **case.headers}
 
 
-def _no_trace(text: str) -> None:
+async def _provoke(make_server, make_settings, aiohttp_client, monkeypatch, case: Case, door: str):
+    """Send the case's request through ``door``; return the answer's status, headers and text."""
+    client = await _client(make_server, make_settings, aiohttp_client, case)
+    if case.before is not None:
+        await case.before(client)
+    if case.patch is not None:
+        case.patch(monkeypatch)
+    path, (body, headers) = (
+        ("/mcp", _mcp_request(case)) if door == "mcp" else (f"/api/mcp/tools/{case.tool}", _rest_request(case))
+    )
+    resp = await client.request(case.method, path + case.query, data=body, headers=headers)
+    text = await resp.text()
+    if getattr(client, "held", None):
+        client.held.cancel()
+    assert resp.status == case.status, text
     assert "Traceback" not in text and "secret internal detail" not in text
+    if case.status == 429:
+        assert int(resp.headers["Retry-After"]) >= 1
+    return resp, text
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 async def test_rest_door_answers_problem_json(make_server, make_settings, aiohttp_client, monkeypatch, case):
-    client = await _client(make_server, make_settings, aiohttp_client, case)
-    if case.before is not None:
-        await case.before(client)
-    if case.patch is not None:
-        case.patch(monkeypatch)
-    body, headers = _rest_request(case)
-    resp = await client.request(case.method, f"/api/mcp/tools/{case.tool}{case.query}", data=body, headers=headers)
-    text = await resp.text()
-    assert resp.status == case.status, text
+    resp, text = await _provoke(make_server, make_settings, aiohttp_client, monkeypatch, case, "rest")
     assert resp.content_type == "application/problem+json", text
     problem = json.loads(text)
     assert problem["type"].endswith("/" + case.slug) and problem["status"] == case.status and problem["detail"]
     assert problem["request_id"] == resp.headers["X-Request-ID"]
-    _no_trace(text)
-    if case.status == 429:
-        assert int(resp.headers["Retry-After"]) >= 1
-    if getattr(client, "held", None):
-        client.held.cancel()
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 async def test_mcp_door_answers_json_rpc(make_server, make_settings, aiohttp_client, monkeypatch, case):
-    client = await _client(make_server, make_settings, aiohttp_client, case)
-    if case.before is not None:
-        await case.before(client)
-    if case.patch is not None:
-        case.patch(monkeypatch)
-    body, headers = _mcp_request(case)
-    resp = await client.request(case.method, "/mcp" + case.query, data=body, headers=headers)
-    text = await resp.text()
-    assert resp.status == case.status, text
+    resp, text = await _provoke(make_server, make_settings, aiohttp_client, monkeypatch, case, "mcp")
     assert resp.content_type == "application/json", text
     answer = json.loads(text)
     assert answer["jsonrpc"] == "2.0" and "result" not in answer
     assert answer["error"]["code"] == case.rpc_code and answer["error"]["message"]
     assert answer["id"] == (REQUEST_ID if case.id_echoed else None)
-    _no_trace(text)
-    if case.status == 429:
-        assert int(resp.headers["Retry-After"]) >= 1
-    if getattr(client, "held", None):
-        client.held.cancel()
 
 
 async def test_admin_door_answers_problem_json_for_aiohttp_refusals(client):
