@@ -26,7 +26,7 @@ from skywarden.server.auth.lifecycle import key_store_context
 from skywarden.server.auth.middleware import auth_middleware
 from skywarden.server.auth.store import KeyStore
 from skywarden.server.calls.pipeline import ToolPipeline
-from skywarden.server.calls.ratelimit import RateLimits, auth_failure_limit_middleware, key_limit_middleware
+from skywarden.server.calls.ratelimit import RateLimits, client_ip_limit_middleware, key_limit_middleware
 from skywarden.server.calls.upstream import build_upstream, upstream_context
 from skywarden.server.http.context import request_context_middleware
 from skywarden.server.http.cors import setup_cors
@@ -93,9 +93,12 @@ def create_app(
                 (request_context_middleware, True),  # 1. request id + log context
                 (audit_middleware, True),  # 6. one audit event when the answer is done
                 (error_middleware, True),  # every error in the door's format (JSON-RPC or problem+json)
-                (https_middleware, settings.require_https),  # 2. HTTPS policy
                 (origin_middleware, True),  # 2. Host / Origin
-                (auth_failure_limit_middleware, limits.auth_failures is not None),  # 4. per-IP failures
+                (
+                    https_middleware,
+                    settings.require_https,
+                ),  # 2. HTTPS policy (after Host: never redirect to a foreign one)
+                (client_ip_limit_middleware, bool(limits.auth_failures or limits.unauthenticated)),  # 4. per IP
                 (auth_middleware, True),  # 3. API key or admin token -> Principal
                 (key_limit_middleware, True),  # 4. per-key limit
             )

@@ -41,6 +41,7 @@ class ErrorKind:
 BAD_REQUEST = ErrorKind(400, "Bad request", "bad-request", INVALID_REQUEST)
 INVALID_JSON = ErrorKind(400, "Bad request", "invalid-json", PARSE_ERROR)
 INVALID_BODY = ErrorKind(400, "Bad request", "invalid-body", INVALID_REQUEST)
+AMBIGUOUS_CREDENTIALS = ErrorKind(400, "Bad request", "ambiguous-credentials", INVALID_REQUEST, "ambiguous_credentials")
 CREDENTIAL_IN_URL = ErrorKind(400, "Bad request", "credential-in-url", INVALID_REQUEST, "key_in_query")
 CAPABILITY_REQUIRED = ErrorKind(
     400, "Client capability required", "client-capability-required", MISSING_CLIENT_CAPABILITY

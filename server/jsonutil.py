@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_ascii_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+# A JSON escape of a UTF-16 surrogate (D800-DFFF). Valid pairs are common (emoji); they are
+# checked in the parsed value, where a pair has become one character and a lone half has not.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def dumps(value: Any) -> bytes:
-    return _encoder.encode(value).encode("utf-8")
+    """Compact UTF-8 JSON. Total: a string that cannot be UTF-8 (a lone surrogate from older
+    data) is written as its JSON escape instead of failing the answer."""
+    try:
+        return _encoder.encode(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return _ascii_encoder.encode(value).encode("ascii")
 
 
 class BodyError(ValueError):
     """The body is not acceptable JSON; ``reason`` is safe to show."""
 
-    def __init__(self, reason: str, kind: str = "invalid") -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.kind = kind  # "invalid" or "depth"
 
 
 def _reject_constant(name: str) -> Any:
@@ -26,7 +35,8 @@ def _reject_constant(name: str) -> Any:
 
 
 def loads_guarded(body: bytes, max_depth: int) -> Any:
-    """Parse JSON, refusing NaN/Infinity and nesting deeper than ``max_depth``."""
+    """Parse JSON, refusing NaN/Infinity, nesting deeper than ``max_depth`` and strings that are
+    not text (lone UTF-16 surrogates, which json accepts but nothing can encode later)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -34,12 +44,37 @@ def loads_guarded(body: bytes, max_depth: int) -> Any:
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
-        raise BodyError(f"JSON nesting deeper than {max_depth} levels", kind="depth") from None
+        raise BodyError(f"JSON nesting deeper than {max_depth} levels") from None
     except ValueError as exc:
         raise BodyError(f"the body is not valid JSON: {exc}") from None
     if _depth_exceeds(value, max_depth):
-        raise BodyError(f"JSON nesting deeper than {max_depth} levels", kind="depth")
+        raise BodyError(f"JSON nesting deeper than {max_depth} levels")
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        raise BodyError("the body has a string with a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
     return value
+
+
+def has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if has_surrogate(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _depth_exceeds(value: Any, max_depth: int) -> bool:

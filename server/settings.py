@@ -90,6 +90,16 @@ def _http_url(value: Any) -> str:
     return text
 
 
+def _public_url(value: Any) -> str:
+    text = _text(value).strip().rstrip("/")
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment or parts.path:
+        raise ValueError("must be an https URL with a host and nothing after it, such as https://mcp.example.com")
+    return text
+
+
 def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _text(value).strip().lower()
@@ -134,7 +144,7 @@ def _rate(value: Any) -> str:
     try:
         parse_many(text)
     except ValueError:
-        raise ValueError("must be a rate such as '120/minute' or empty to disable") from None
+        raise ValueError("must be a rate such as '120/minute' or '100/minute;1000/day', or empty to disable") from None
     return text
 
 
@@ -226,16 +236,27 @@ class Settings:
     )
     tls_cert: str = _setting("", _optional_path, "PEM certificate (chain) to serve HTTPS directly")
     tls_key: str = _setting("", _optional_path, "PEM private key for tls_cert")
-    require_https: bool = _setting(False, _bool, "refuse plain HTTP (GET/HEAD are redirected to https)")
+    require_https: bool = _setting(
+        False, _bool, "refuse plain HTTP (GET/HEAD are redirected to public_url, or to an allowed https host)"
+    )
+    public_url: str = _setting(
+        "", _public_url, "the server's public https URL (e.g. https://mcp.example.com): where plain HTTP is redirected"
+    )
     trusted_proxies: tuple[str, ...] = _setting(
         (), _networks, "proxy addresses/networks whose X-Forwarded-For/-Proto are believed"
     )
     rate_limit: str = _setting("120/minute", _rate, "default per-key limit (limits notation); empty = none")
     auth_failure_limit: str = _setting(
-        "20/minute", _rate, "failed authentications allowed per client IP before 429; empty = none"
+        "20/minute", _rate, "wrong credentials allowed per client IP before 429 (valid keys always pass); empty = none"
+    )
+    unauthenticated_limit: str = _setting(
+        "300/minute", _rate, "requests without any credential allowed per client IP before 429; empty = none"
     )
     max_concurrent_calls: int = _setting(8, _int_range(1, 10_000), "tool calls one key may run at once")
     body_timeout: float = _setting(30.0, _positive_float, "seconds a client may take to send a request body")
+    idle_timeout: float = _setting(
+        15.0, _positive_float, "seconds a connection may stay open without completing a request head, then closed"
+    )
     max_body_bytes: int = _setting(1024 * 1024, _int_range(1024, 64 * 1024 * 1024), "largest request body, bytes")
     max_json_depth: int = _setting(32, _int_range(2, 1000), "deepest JSON nesting accepted in a request body")
     session_idle_timeout: float = _setting(1800.0, _positive_float, "seconds an idle MCP session lives")

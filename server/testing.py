@@ -29,7 +29,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from skywarden.server.app import create_app
+from skywarden.server.appkeys import SETTINGS
+from skywarden.server.http.connections import GuardedAppRunner
 from skywarden.server.http.paths import ADMIN_KEYS_PATH, MCP_PATH, TOOLS_PATH
+from skywarden.server.observability.audit import audit_connection
 from skywarden.server.settings import Settings, load_settings
 from skywarden.tools.registry import ToolRegistry, discover_tools, register_tool
 
@@ -80,6 +83,22 @@ async def fake_upstream(routes: Mapping[str, Any]) -> AsyncIterator[FakeUpstream
         yield fake
     finally:
         await server.close()
+
+
+class SkywardenTestServer(TestServer):
+    """aiohttp's TestServer, served the way ``skywarden serve`` serves: guarded connections
+    (idle and slow-header timeout, parser refusals audited) and handler cancellation."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        settings = self.app[SETTINGS]
+        kwargs.setdefault("handler_cancellation", True)
+        return GuardedAppRunner(
+            self.app,
+            idle_timeout=settings.idle_timeout,
+            auditor=audit_connection,
+            keepalive_timeout=settings.idle_timeout,
+            **kwargs,
+        )
 
 
 @dataclass
@@ -155,7 +174,7 @@ async def running_app(
     with tempfile.TemporaryDirectory(prefix="skywarden-test-") as temporary:
         values = {"data_dir": data_dir or temporary, "admin_token": admin_token, **settings}
         resolved = load_settings(cli=values, environ={})
-        server = TestServer(create_app(resolved, registry=registry), host="127.0.0.1")
+        server = SkywardenTestServer(create_app(resolved, registry=registry), host="127.0.0.1")
         await server.start_server()
         try:
             async with aiohttp.ClientSession() as session:

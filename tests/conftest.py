@@ -9,6 +9,7 @@ import pytest
 from skywarden.server.app import create_app
 from skywarden.server.observability.logging_setup import close_sinks, configure_logging
 from skywarden.server.settings import Settings, load_settings
+from skywarden.server.testing import SkywardenTestServer
 from tests.fake_nws import FakeNWS
 
 REQUIRE_SERVICES = os.environ.get("SKYWARDEN_REQUIRE_SERVICES") == "1"
@@ -101,11 +102,19 @@ def settings(make_settings) -> Settings:
 
 
 @pytest.fixture
-async def make_server(aiohttp_server, make_settings):
-    async def make(settings: Settings | None = None, **kwargs):
-        return await aiohttp_server(create_app(settings or make_settings(), **kwargs))
+async def make_server(make_settings):
+    """Real servers on loopback, served as ``skywarden serve`` serves (guarded connections)."""
+    servers: list[SkywardenTestServer] = []
 
-    return make
+    async def make(settings: Settings | None = None, **kwargs):
+        server = SkywardenTestServer(create_app(settings or make_settings(), **kwargs), host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        await server.close()
 
 
 async def create_key(admin_client, **fields) -> dict:

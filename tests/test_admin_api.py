@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from skywarden.server.appkeys import KEY_STORE
 from skywarden.server.auth.keys import KEY_REGEX, is_well_formed
 from tests.conftest import create_key
 
@@ -61,6 +62,9 @@ async def test_defaults(admin):
         ({"name": "a", "expires_at": "tomorrow"}, "expires_at"),
         ({"name": "a", "expires_at": "2999-01-01T00:00:00"}, "expires_at"),
         ({"name": "a", "expires_at": "2000-01-01T00:00:00Z"}, "expires_at"),
+        ({"name": "a", "expires_at": "9999-12-31T23:59:59-05:00"}, "expires_at"),  # past year 9999 in UTC
+        ({"name": "a", "expires_at": "9999-12-31T23:59:59+14:00"}, "expires_at"),
+        ({"name": "a", "expires_at": "0001-01-01T00:00:00+14:00"}, "expires_at"),
         ({"name": "a", "rate_limit": "lots"}, "rate_limit"),
         ({"name": "a", "metadata": []}, "metadata"),
         ({"name": "a", "metadata": {"big": "x" * 5000}}, "metadata"),
@@ -153,7 +157,20 @@ async def test_list_filters(admin):
     assert len(await ids("limit=1")) == 1
 
 
-@pytest.mark.parametrize("query", ["status=weird", "limit=0", "limit=x", "offset=-1", "colour=red", "environment=prod"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "status=weird",
+        "limit=0",
+        "limit=x",
+        "offset=-1",
+        "offset=9223372036854775808",  # beyond every store's integers
+        "offset=99999999999999999999999",
+        "limit=1e3",
+        "colour=red",
+        "environment=prod",
+    ],
+)
 async def test_list_query_validation(admin, query):
     resp = await admin.get("/api/admin/keys?" + query)
     assert resp.status == 422
@@ -166,3 +183,32 @@ async def test_revoke_reason_is_kept(admin):
     assert body["status"] == "revoked" and body["revoked_reason"] == "leaked" and body["revoked_at"]
     resp = await admin.delete(f"/api/admin/keys/{key['id']}", json={"reason": 5})
     assert resp.status == 422
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": "\\ud800"}',
+        b'{"name": "a", "owner": "\\udfff"}',
+        b'{"name": "a", "metadata": {"\\ud800": 1}}',
+        b'{"name": "a", "metadata": {"k": ["\\udbff"]}}',
+    ],
+)
+async def test_a_create_that_is_refused_stores_nothing(admin, raw):
+    before = (await (await admin.get("/api/admin/keys")).json())["keys"]
+    resp = await admin.post("/api/admin/keys", data=raw, headers={"Content-Type": "application/json"})
+    assert resp.status == 400 and resp.content_type == "application/problem+json"
+    assert "surrogate" in (await resp.json())["detail"]
+    listing = await admin.get("/api/admin/keys")
+    assert listing.status == 200 and (await listing.json())["keys"] == before
+
+
+async def test_a_stored_record_that_is_not_text_never_breaks_a_read(make_client):
+    """Records written before the door refused lone surrogates still list (escaped, not a 500)."""
+    client = await make_client()
+    admin = client.admin
+    key = await create_key(admin)
+    await client.server.app[KEY_STORE].update(key["id"], {"metadata": {"note": "\ud800"}})
+    resp = await admin.get("/api/admin/keys/" + key["id"])
+    assert resp.status == 200 and (await resp.json())["metadata"] == {"note": "\ud800"}
+    assert (await admin.get("/api/admin/keys")).status == 200

@@ -12,6 +12,7 @@ import trustme
 from skywarden.server.appkeys import AUTHENTICATOR, LIMITER
 from skywarden.server.auth.authenticator import AuthFailure
 from skywarden.server.auth.keys import generate_key
+from skywarden.server.auth.principal import Principal
 from skywarden.tools.registry import discover_tools
 from tests import plugin_samples
 from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS, create_key
@@ -247,12 +248,12 @@ async def test_rate_limit_exact_count_then_429(make_client, make_settings):
     for remaining in (2, 1, 0):
         resp = await client.get("/api/mcp/tools")
         assert resp.status == 200
-        assert resp.headers["RateLimit-Policy"] == '"key";q=3;w=60'
-        assert resp.headers["RateLimit"].startswith(f'"key";r={remaining};t=')
+        assert resp.headers["RateLimit-Policy"] == '"key-minute";q=3;w=60'
+        assert resp.headers["RateLimit"].startswith(f'"key-minute";r={remaining};t=')
     resp = await client.get("/api/mcp/tools")
     assert resp.status == 429
     assert int(resp.headers["Retry-After"]) >= 1
-    assert resp.headers["RateLimit"].startswith('"key";r=0;t=')
+    assert resp.headers["RateLimit"].startswith('"key-minute";r=0;t=')
     assert (await resp.json())["type"].endswith("rate-limited")
     from tests.mcp_helpers import modern_headers, modern_rpc, post
 
@@ -276,11 +277,56 @@ async def test_failed_auth_flood_is_throttled_per_ip(make_client, make_settings)
     for _ in range(5):
         resp = await client.anonymous.get("/api/mcp/tools", headers={**attacker, "X-API-Key": generate_key()})
         assert resp.status == 401
-    resp = await client.anonymous.get("/api/mcp/tools", headers={**attacker, "X-API-Key": client.api_key})
+    resp = await client.anonymous.get("/api/mcp/tools", headers={**attacker, "X-API-Key": generate_key()})
     assert resp.status == 429 and "Retry-After" in resp.headers
-    assert resp.headers["RateLimit-Policy"] == '"auth";q=5;w=60'
-    other = {"X-Forwarded-For": "192.0.2.55", "X-API-Key": client.api_key}
-    assert (await client.anonymous.get("/api/mcp/tools", headers=other)).status == 200
+    assert resp.headers["RateLimit-Policy"] == '"auth-minute";q=5;w=60'
+    # a valid key is never refused because of other requests from its address
+    resp = await client.anonymous.get("/api/mcp/tools", headers={**attacker, "X-API-Key": client.api_key})
+    assert resp.status == 200
+    other = {"X-Forwarded-For": "192.0.2.55", "X-API-Key": generate_key()}
+    assert (await client.anonymous.get("/api/mcp/tools", headers=other)).status == 401
+
+
+async def test_the_failure_limit_is_exact_under_concurrency(make_client, make_settings):
+    client = await make_client(make_settings(auth_failure_limit="20/minute"))
+    answers = await asyncio.gather(
+        *(client.anonymous.get("/api/mcp/tools", headers={"X-API-Key": generate_key()}) for _ in range(64))
+    )
+    statuses = sorted(r.status for r in answers)
+    assert statuses.count(401) == 20 and statuses.count(429) == 44
+    assert (await client.get("/api/mcp/tools")).status == 200
+
+
+async def test_requests_without_a_credential_have_their_own_limit(make_client, make_settings):
+    client = await make_client(make_settings(auth_failure_limit="2/minute", unauthenticated_limit="4/minute"))
+    statuses = [(await client.anonymous.get("/api/mcp/tools")).status for _ in range(6)]
+    assert statuses == [401, 401, 401, 401, 429, 429]
+    # keyless requests fed nothing into the wrong-credential budget
+    assert (await client.anonymous.get("/api/mcp/tools", headers={"X-API-Key": generate_key()})).status == 401
+    assert (await client.get("/api/mcp/tools")).status == 200
+
+
+async def test_every_window_of_a_multi_window_limit_is_enforced_and_advertised(make_client, make_settings):
+    client = await make_client(make_settings(rate_limit="100/minute;3/hour"))
+    for remaining in (2, 1, 0):
+        resp = await client.get("/api/mcp/tools")
+        assert resp.status == 200
+        assert resp.headers["RateLimit-Policy"] == '"key-minute";q=100;w=60, "key-hour";q=3;w=3600'
+        assert f'"key-hour";r={remaining};' in resp.headers["RateLimit"]
+    resp = await client.get("/api/mcp/tools")
+    assert resp.status == 429 and resp.headers["RateLimit"].startswith('"key-hour";r=0;')
+    assert int(resp.headers["Retry-After"]) > 60  # the hour window decides
+
+
+async def test_a_refused_request_does_not_spend_the_other_windows(make_client, make_settings):
+    client = await make_client(make_settings(rate_limit="2/minute;5/hour"))
+    assert [(await client.get("/api/mcp/tools")).status for _ in range(4)] == [200, 200, 429, 429]
+    resp = await client.admin.get(f"/api/admin/keys/{client.key_id}")
+    assert resp.status == 200
+    limits = client.server.app[LIMITER]
+    hour = limits.windows_for(Principal("key", client.key_id, "k"))[1]
+    stats = await limits.limiter.get_window_stats(hour, "key", client.key_id)
+    assert stats.remaining == 3  # only the two admitted requests were charged
 
 
 @pytest.mark.slow

@@ -72,6 +72,14 @@ CASES = [
     Case("HTTPS required", 403, "https-required", -32600, False, settings={"require_https": "true"}),
     Case("key in the URL", 400, "credential-in-url", -32600, False, query="?api_key=x"),
     Case("no key", 401, "unauthorized", -32001, False, headers={"X-API-Key": ""}),
+    Case(
+        "X-API-Key and Authorization both",
+        400,
+        "ambiguous-credentials",
+        -32600,
+        False,
+        headers={"Authorization": "Bearer skw_live_other"},
+    ),
     Case("wrong key", 401, "unauthorized", -32001, False, headers={"X-API-Key": "skw_live_wrong"}),
     Case(
         "too many failed authentications",
@@ -80,6 +88,7 @@ CASES = [
         -32029,
         False,
         settings={"auth_failure_limit": "2/minute"},
+        headers={"X-API-Key": "skw_live_wrong"},
         before=_fail_auth_twice,
     ),
     Case(

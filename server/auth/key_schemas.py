@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from limits import parse_many
@@ -18,6 +18,8 @@ STATUSES = (ACTIVE, DISABLED, REVOKED, EXPIRED)
 DEFAULT_GRACE_SECONDS = 3600
 MAX_LIST_LIMIT = 1000
 DEFAULT_LIST_LIMIT = 100
+MAX_LIST_OFFSET = 2**31 - 1  # within every store's integer range
+LATEST_EXPIRY = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def _rate_limit(value: str | None) -> None:
@@ -37,7 +39,16 @@ def _metadata(value: dict) -> None:
 
 
 def _future(value: datetime | None) -> None:
-    if value is not None and value <= utcnow():
+    """In the future and within what every store can hold once converted to UTC."""
+    if value is None:
+        return
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or in_utc >= LATEST_EXPIRY:
+        raise ValidationError(f"Must be before {LATEST_EXPIRY.isoformat().replace('+00:00', 'Z')}.")
+    if in_utc <= utcnow():
         raise ValidationError("Must be in the future.")
 
 
@@ -103,7 +114,7 @@ class ListQuerySchema(Schema):
     environment = fields.String(validate=validate.OneOf(KEY_ENVIRONMENTS))
     status = fields.String(validate=validate.OneOf(STATUSES))
     limit = fields.Integer(load_default=DEFAULT_LIST_LIMIT, validate=validate.Range(1, MAX_LIST_LIMIT))
-    offset = fields.Integer(load_default=0, validate=validate.Range(0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_LIST_OFFSET))
 
     @validates("name")
     def _name(self, value: str, **kwargs: Any) -> None:

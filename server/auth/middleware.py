@@ -12,7 +12,7 @@ from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, METRICS
 from skywarden.server.auth.authenticator import AuthFailure
 from skywarden.server.auth.keys import KEY_REGEX
 from skywarden.server.auth.principal import Principal
-from skywarden.server.errors import CREDENTIAL_IN_URL, UNAUTHORIZED, ApiError
+from skywarden.server.errors import AMBIGUOUS_CREDENTIALS, CREDENTIAL_IN_URL, UNAUTHORIZED, ApiError
 from skywarden.server.http.paths import METRICS_PATH, is_admin, is_mcp, is_public
 
 ADMIN_PRINCIPAL = Principal(kind="admin", id="admin", name="admin")
@@ -21,16 +21,35 @@ _QUERY_SECRET_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token",
 WWW_AUTHENTICATE = 'Bearer realm="skywarden"'
 
 
+def _one(request: web.Request, header: str) -> str | None:
+    values = request.headers.getall(header, ())
+    if len(values) > 1:
+        raise ApiError(AMBIGUOUS_CREDENTIALS, f"The {header} header appears {len(values)} times; send it once.")
+    return values[0] if values else None
+
+
 def bearer_token(request: web.Request) -> str | None:
-    value = request.headers.get("Authorization")
+    """The token of ``Authorization: Bearer``; "" for another scheme or an empty token; None if absent."""
+    value = _one(request, "Authorization")
     if value is None:
         return None
     scheme, _, token = value.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
 
 
-def presented_key(request: web.Request) -> str | None:
-    return request.headers.get("X-API-Key") or bearer_token(request)
+def presented_credential(request: web.Request) -> str | None:
+    """The one credential of the request: ``X-API-Key`` or ``Authorization: Bearer``.
+
+    Ambiguity is refused rather than resolved: a header given twice, or both headers given
+    (even one of them empty), is a 400 that says so."""
+    api_key = _one(request, "X-API-Key")
+    bearer = bearer_token(request)
+    if api_key is not None and bearer is not None:
+        raise ApiError(
+            AMBIGUOUS_CREDENTIALS,
+            "Both X-API-Key and Authorization are present; send the credential in one of them.",
+        )
+    return api_key.strip() if api_key is not None else bearer
 
 
 def key_in_query(request: web.Request) -> bool:
@@ -62,22 +81,22 @@ async def auth_middleware(request: web.Request, handler):
         raise ApiError(
             CREDENTIAL_IN_URL, "Credentials are never accepted in the URL; send the key in the X-API-Key header."
         )
+    credential = presented_credential(request)
     if path == METRICS_PATH:
         token = bearer_token(request)
         metrics = request.app[METRICS_CREDENTIAL]
         if token and (request.app[ADMIN].matches(token) or (metrics is not None and metrics.matches(token))):
             request[PRINCIPAL] = METRICS_PRINCIPAL
             return await handler(request)
-        raise unauthorized(request, "missing" if not token else "bad_metrics_token", bool(token))
+        raise unauthorized(request, "missing" if not credential else "bad_metrics_token", bool(credential))
     if is_admin(path):
         token = bearer_token(request)
         if not token or not request.app[ADMIN].matches(token):
-            raise unauthorized(request, "missing" if not token else "bad_admin_token", bool(token))
+            raise unauthorized(request, "missing" if not credential else "bad_admin_token", bool(credential))
         request[PRINCIPAL] = ADMIN_PRINCIPAL
         return await handler(request)
-    presented = presented_key(request)
     try:
-        request[PRINCIPAL] = await request.app[AUTHENTICATOR].authenticate(presented)
+        request[PRINCIPAL] = await request.app[AUTHENTICATOR].authenticate(credential)
     except AuthFailure as failure:
-        raise unauthorized(request, failure.reason, bool(presented)) from None
+        raise unauthorized(request, failure.reason, bool(credential)) from None
     return await handler(request)

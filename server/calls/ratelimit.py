@@ -1,12 +1,16 @@
 """Rate limits with the ``limits`` library (sliding-window counters, in-memory storage).
 
-- Per client IP, failed or missing authentication (``auth_failure_limit``): checked
-  before the key is looked up, so guessing keys gets 429 quickly.
-- Per key (``rate_limit``, or the key's own ``rate_limit``), on tool routes and /mcp.
-- A tool's ``cost`` charges its extra units when it is called.
+- Per key (``rate_limit``, or the key's own ``rate_limit``): one unit per request on tool
+  routes and /mcp; a tool call costs its tool's ``cost`` in all (the pipeline charges the rest).
+- Per client IP, wrong credentials (``auth_failure_limit``): counted after the store said no,
+  atomically, so exactly that many wrong attempts get 401 and the rest 429. A valid key is
+  never refused because of other requests from its address.
+- Per client IP, requests without any credential (``unauthenticated_limit``): a separate,
+  higher budget; they never feed the failure limit.
 
-Answers carry the IETF ``RateLimit-Policy`` / ``RateLimit`` fields; a 429 also
-``Retry-After``. A sliding-window counter keeps two integers per key and
+A rate may have several windows (``"100/minute;1000/day"``): each is enforced and each is
+advertised. Answers carry the IETF ``RateLimit-Policy`` / ``RateLimit`` fields; a 429 also
+``Retry-After``. A sliding-window counter keeps two integers per window and identity and
 expires them, so memory stays flat however many distinct keys or IPs appear.
 """
 
@@ -21,113 +25,134 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from skywarden.server.appkeys import LIMITER, PREPAID, PRINCIPAL
+from skywarden.server.appkeys import AUTH_FAILURE, LIMITER, PREPAID, PRINCIPAL
 from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.pipeline import Prepaid
 from skywarden.server.errors import RATE_LIMITED, UNAUTHORIZED, ApiError
-from skywarden.server.http.paths import is_public
+from skywarden.server.settings import Settings
 
 MAX_PARSED_RATES = 10_000  # distinct per-key rate strings kept parsed; cleared when exceeded
-MAX_TRACKED_FAILING_IPS = 10_000  # addresses with recent failures; expired ones dropped when exceeded
+
+
+Windows = tuple[RateLimitItem, ...]
+
+
+def window_name(scope: str, item: RateLimitItem) -> str:
+    """A policy name per window: ``key-minute``, ``key-5minute``, ``auth-hour``."""
+    multiple = item.multiples if item.multiples != 1 else ""
+    return f"{scope}-{multiple}{item.GRANULARITY.name}"
+
+
+def policy_field(scope: str, windows: Windows) -> str:
+    return ", ".join(f'"{window_name(scope, w)}";q={w.amount};w={w.get_expiry()}' for w in windows)
+
+
+def parse_windows(rate: str) -> Windows:
+    return tuple(parse_many(rate)) if rate else ()
 
 
 class RateLimited(ApiError):
-    def __init__(self, policy: str, item: RateLimitItem, reset_time: float) -> None:
+    def __init__(self, scope: str, windows: Windows, refused: RateLimitItem, reset_time: float) -> None:
         retry = max(1, math.ceil(reset_time - time.time()))
         super().__init__(
             RATE_LIMITED,
-            f"Rate limit {item} exceeded. Retry after {retry} seconds.",
+            f"Rate limit {refused} exceeded. Retry after {retry} seconds.",
             headers={
                 "Retry-After": str(retry),
-                "RateLimit-Policy": policy_field(policy, item),
-                "RateLimit": f'"{policy}";r=0;t={retry}',
+                "RateLimit-Policy": policy_field(scope, windows),
+                "RateLimit": f'"{window_name(scope, refused)}";r=0;t={retry}',
             },
-            data={"policy": policy},
-            audit={"limit": policy},
+            data={"policy": scope},
+            audit={"limit": scope},
         )
-        self.policy = policy
-
-
-def policy_field(name: str, item: RateLimitItem) -> str:
-    return f'"{name}";q={item.amount};w={item.get_expiry()}'
-
-
-def _first(rate: str) -> RateLimitItem | None:
-    return parse_many(rate)[0] if rate else None
+        self.policy = scope
 
 
 @dataclass
 class RateLimits:
-    default: RateLimitItem | None
-    auth_failures: RateLimitItem | None
+    default: Windows
+    auth_failures: Windows
+    unauthenticated: Windows
     storage: MemoryStorage = field(default_factory=MemoryStorage)
-    _per_key: dict[str, RateLimitItem] = field(default_factory=dict)
-    # Addresses with a failure inside the current window: the common case (no failures) skips the store.
-    _failed_recently: dict[str, float] = field(default_factory=dict)
+    _per_key: dict[str, Windows] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
 
     @classmethod
-    def from_settings(cls, settings) -> RateLimits:
-        return cls(default=_first(settings.rate_limit), auth_failures=_first(settings.auth_failure_limit))
+    def from_settings(cls, settings: Settings) -> RateLimits:
+        return cls(
+            default=parse_windows(settings.rate_limit),
+            auth_failures=parse_windows(settings.auth_failure_limit),
+            unauthenticated=parse_windows(settings.unauthenticated_limit),
+        )
 
-    def item_for(self, principal: Principal) -> RateLimitItem | None:
+    def windows_for(self, principal: Principal) -> Windows:
         if not principal.rate_limit:
             return self.default
-        item = self._per_key.get(principal.rate_limit)
-        if item is None:
+        windows = self._per_key.get(principal.rate_limit)
+        if windows is None:
             if len(self._per_key) > MAX_PARSED_RATES:
                 self._per_key.clear()
-            item = self._per_key[principal.rate_limit] = parse_many(principal.rate_limit)[0]
-        return item
+            windows = self._per_key[principal.rate_limit] = parse_windows(principal.rate_limit)
+        return windows
 
-    async def check_ip(self, ip: str) -> None:
-        if self.auth_failures is None or ip not in self._failed_recently:
-            return
-        if self._failed_recently[ip] < time.monotonic() - self.auth_failures.get_expiry():
-            del self._failed_recently[ip]
-            return
-        if not await self.limiter.test(self.auth_failures, "authfail", ip):
-            stats = await self.limiter.get_window_stats(self.auth_failures, "authfail", ip)
-            raise RateLimited("auth", self.auth_failures, stats.reset_time)
+    async def _take(self, scope: str, windows: Windows, identity: str, cost: int) -> None:
+        """Take ``cost`` from every window or from none: test them all, then hit them all.
 
-    async def record_failure(self, ip: str) -> None:
-        if self.auth_failures is None:
-            return
-        now = time.monotonic()
-        if len(self._failed_recently) > MAX_TRACKED_FAILING_IPS:
-            cutoff = now - self.auth_failures.get_expiry()
-            self._failed_recently = {k: v for k, v in self._failed_recently.items() if v >= cutoff}
-        self._failed_recently[ip] = now
-        await self.limiter.hit(self.auth_failures, "authfail", ip)
+        A hit is atomic per window, so no window ever admits more than its amount; a race
+        between the test and the hit can only charge an earlier window for a refused request."""
+        for window in windows:
+            if not await self.limiter.test(window, scope, identity, cost=cost):
+                await self._refuse(scope, windows, window, identity)
+        for window in windows:
+            if not await self.limiter.hit(window, scope, identity, cost=cost):
+                await self._refuse(scope, windows, window, identity)
+
+    async def _refuse(self, scope: str, windows: Windows, window: RateLimitItem, identity: str) -> None:
+        stats = await self.limiter.get_window_stats(window, scope, identity)
+        raise RateLimited(scope, windows, window, stats.reset_time)
 
     async def charge(self, principal: Principal, cost: int = 1) -> dict[str, str]:
-        """Take ``cost`` units from the key's limit; return the RateLimit fields or raise RateLimited."""
-        item = self.item_for(principal)
-        if item is None:
+        """Take ``cost`` units from each of the key's windows; return the RateLimit fields or raise."""
+        windows = self.windows_for(principal)
+        if not windows:
             return {}
-        allowed = await self.limiter.hit(item, "key", principal.id, cost=cost)
-        stats = await self.limiter.get_window_stats(item, "key", principal.id)
-        if not allowed:
-            raise RateLimited("key", item, stats.reset_time)
-        reset = max(0, math.ceil(stats.reset_time - time.time()))
-        return {"RateLimit-Policy": policy_field("key", item), "RateLimit": f'"key";r={stats.remaining};t={reset}'}
+        await self._take("key", windows, principal.id, cost)
+        now = time.time()
+        remaining = []
+        for window in windows:
+            stats = await self.limiter.get_window_stats(window, "key", principal.id)
+            reset = max(0, math.ceil(stats.reset_time - now))
+            remaining.append(f'"{window_name("key", window)}";r={stats.remaining};t={reset}')
+        return {"RateLimit-Policy": policy_field("key", windows), "RateLimit": ", ".join(remaining)}
+
+    async def count_failure(self, ip: str) -> None:
+        """Count one wrong credential from ``ip``; raise RateLimited once it is over its budget."""
+        await self._take("auth", self.auth_failures, ip, 1)
+
+    async def count_unauthenticated(self, ip: str) -> None:
+        await self._take("anonymous", self.unauthenticated, ip, 1)
 
 
 @web.middleware
-async def auth_failure_limit_middleware(request: web.Request, handler):
-    """Wraps authentication: a client IP with too many failures is refused before any key lookup."""
-    limits: RateLimits = request.app[LIMITER]
-    if is_public(request.path) or request.method == "OPTIONS":
-        return await handler(request)
-    ip = request.remote or "unknown"
-    await limits.check_ip(ip)
+async def client_ip_limit_middleware(request: web.Request, handler):
+    """Wraps authentication and decides, for a refused credential only, between 401 and 429.
+
+    Nothing is counted before authentication: a request with a valid credential passes
+    whatever else came from its address. A wrong credential counts toward ``auth_failure_limit``
+    and a missing one toward ``unauthenticated_limit``; over either, the 401 becomes a 429."""
     try:
         return await handler(request)
     except ApiError as exc:
-        if exc.kind is UNAUTHORIZED:
-            await limits.record_failure(ip)
+        if exc.kind is not UNAUTHORIZED:
+            raise
+        limits = request.app[LIMITER]
+        ip = request.remote or "unknown"
+        if request.get(AUTH_FAILURE) == "missing":
+            await limits.count_unauthenticated(ip)
+        else:
+            await limits.count_failure(ip)
         raise
 
 

@@ -17,6 +17,8 @@ from skywarden.server import __version__
 from skywarden.server.app import create_app
 from skywarden.server.auth.credentials import prepare_credentials
 from skywarden.server.cli.tls import server_ssl_context
+from skywarden.server.http.connections import GuardedAppRunner
+from skywarden.server.observability.audit import audit_connection
 from skywarden.server.observability.logging_setup import close_sinks, configure_logging
 from skywarden.server.settings import Settings
 
@@ -35,8 +37,11 @@ async def _run(settings: Settings) -> None:
         log.info("skywarden stopping", grace_seconds=settings.shutdown_timeout)
 
     app.on_shutdown.append(farewell)
-    runner = web.AppRunner(
+    runner = GuardedAppRunner(
         app,
+        idle_timeout=settings.idle_timeout,
+        auditor=audit_connection,
+        keepalive_timeout=settings.idle_timeout,
         handle_signals=False,
         access_log=None,
         handler_cancellation=True,

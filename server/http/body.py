@@ -8,7 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from skywarden.server.appkeys import SETTINGS
-from skywarden.server.errors import INVALID_BODY, INVALID_JSON, REQUEST_TIMEOUT, UNSUPPORTED_MEDIA_TYPE, ApiError
+from skywarden.server.errors import (
+    INVALID_BODY,
+    INVALID_JSON,
+    PAYLOAD_TOO_LARGE,
+    REQUEST_TIMEOUT,
+    UNSUPPORTED_MEDIA_TYPE,
+    ApiError,
+)
 from skywarden.server.jsonutil import BodyError, loads_guarded
 
 MAX_REASON_SHOWN = 300  # parser messages quote the input; keep them short
@@ -25,6 +32,21 @@ async def read_body(request: web.Request) -> bytes:
         raise ApiError(
             REQUEST_TIMEOUT, "The request body arrived too slowly.", headers={"Connection": "close"}
         ) from None
+
+
+@web.middleware
+async def body_size_middleware(request: web.Request, handler):
+    """Refuse an announced body over ``max_body_bytes`` at once, before authentication and before
+    a byte of it is read (a body without Content-Length is cut off at the same size as it is read)."""
+    length = request.content_length
+    if length is not None and length > request.app[SETTINGS].max_body_bytes:
+        raise ApiError(PAYLOAD_TOO_LARGE, f"The body may be at most {request.app[SETTINGS].max_body_bytes} bytes.")
+    return await handler(request)
+
+
+def unread_body(request: web.Request) -> bool:
+    """A body the handler never read: answering and keeping the connection would mean reading it."""
+    return request.body_exists and not request.content.is_eof()
 
 
 def is_json_content_type(request: web.Request) -> bool:

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from skywarden.server.appkeys import REQUEST_ID, RPC_ID
 from skywarden.server.errors import INTERNAL, KIND_BY_STATUS, ApiError, ErrorKind
+from skywarden.server.http.body import unread_body
 from skywarden.server.http.paths import is_mcp
 from skywarden.server.http.problems import problem_response
 from skywarden.server.jsonutil import dumps
@@ -42,14 +43,19 @@ def from_http_exception(exc: web.HTTPException) -> ApiError:
 
 
 def error_answer(request: web.Request, error: ApiError) -> web.Response:
-    """Render ``error`` for the door of ``request`` and note its audit reason."""
+    """Render ``error`` for the door of ``request`` and note its audit reason. A refused request
+    whose body was never read closes its connection instead of draining an upload nobody wants."""
     note_refusal(request, error)
     if is_mcp(request.path):
         body = p.error_message(request.get(RPC_ID), p.rpc_error_from(error))
-        return web.Response(
+        response = web.Response(
             status=error.kind.status, body=dumps(body), content_type="application/json", headers=error.headers
         )
-    return problem_response(error, request.get(REQUEST_ID))
+    else:
+        response = problem_response(error, request.get(REQUEST_ID))
+    if unread_body(request):
+        response.force_close()
+    return response
 
 
 INTERNAL_DETAIL = "The server failed to answer; the error was logged with this request id."

@@ -29,16 +29,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _hostname(host_header: str) -> str:
-    parts = urlsplit("//" + host_header)
+def _split(url: str) -> tuple[str, str]:
+    """(scheme, host name) of a URL or ``//authority``; ("", "") for anything that does not parse.
+
+    Total on purpose: header values are attacker input (unbalanced brackets, bad ports,
+    control characters), and every one of them must end in a clean 403, never an exception."""
     try:
-        return (parts.hostname or "").lower()
+        parts = urlsplit(url)
+        return parts.scheme, (parts.hostname or "").lower()
     except ValueError:
-        return ""
+        return "", ""
+
+
+def hostname_of(host_header: str | None) -> str:
+    """The host name of a Host header value, lower-cased; "" when it is absent or malformed."""
+    return _split("//" + (host_header or ""))[1]
 
 
 def host_allowed(host_header: str | None, bind_host: str, allowed: tuple[str, ...]) -> bool:
-    hostname = _hostname(host_header or "")
+    hostname = hostname_of(host_header)
     if allowed:
         return "*" in allowed or hostname in allowed
     if is_loopback(bind_host):
@@ -49,8 +58,8 @@ def host_allowed(host_header: str | None, bind_host: str, allowed: tuple[str, ..
 def origin_allowed(origin: str, bind_host: str, cors_origins: tuple[str, ...]) -> bool:
     if origin in cors_origins:
         return True
-    parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and is_loopback(bind_host) and is_loopback(parts.hostname or "")
+    scheme, hostname = _split(origin)
+    return scheme in ("http", "https") and is_loopback(bind_host) and bool(hostname) and is_loopback(hostname)
 
 
 @web.middleware

@@ -1,10 +1,29 @@
-"""``require_https``: refuse plain HTTP, redirecting GET/HEAD to the https URL."""
+"""``require_https``: refuse plain HTTP; redirect GET/HEAD only to a host we vouch for.
+
+The redirect goes to ``public_url`` when it is set, else to the request's own Host only if
+that host is named in ``allowed_hosts`` (a wildcard does not count) or is a loopback name. A
+Host that was merely let through is never echoed into a Location: everything else gets 403.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from skywarden.server.appkeys import SETTINGS
 from skywarden.server.errors import HTTPS_REQUIRED, ApiError
+from skywarden.server.http.host_origin import hostname_of, is_loopback
+from skywarden.server.settings import Settings
+
+REFUSAL = "This server only accepts HTTPS; send the request to the https:// URL."
+
+
+def redirect_target(request: web.Request, settings: Settings) -> str | None:
+    if settings.public_url:
+        return settings.public_url + request.rel_url.path_qs
+    host = hostname_of(request.headers.get("Host"))
+    if host and (host in settings.allowed_hosts or is_loopback(host)):
+        return str(request.url.with_scheme("https"))
+    return None
 
 
 @web.middleware
@@ -12,5 +31,7 @@ async def https_middleware(request: web.Request, handler):
     if request.secure:
         return await handler(request)
     if request.method in ("GET", "HEAD"):
-        raise web.HTTPPermanentRedirect(str(request.url.with_scheme("https")))
-    raise ApiError(HTTPS_REQUIRED, "This server only accepts HTTPS; send the request to the https:// URL.")
+        target = redirect_target(request, request.app[SETTINGS])
+        if target is not None:
+            raise web.HTTPPermanentRedirect(target)
+    raise ApiError(HTTPS_REQUIRED, REFUSAL)

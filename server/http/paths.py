@@ -19,12 +19,32 @@ DOCS_PATH = "/api/docs"
 SPEC_PATH = "/api/docs/openapi.json"
 DOCS_STATIC_PATH = "/api/docs/static"
 
-PUBLIC_PATHS = frozenset({HEALTH_PATH, READY_PATH})
+# Addresses clients probe before they use a key: OAuth discovery (RFC 9728, RFC 8414, OpenID),
+# dynamic client registration, and a browser's icon. Without OAuth configured they answer a
+# public 404 problem: no credential asked, nothing counted, no challenge that would start a
+# browser sign-in in MCP clients.
+PROBE_PATHS = frozenset(
+    {
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource" + MCP_PATH,
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-authorization-server" + MCP_PATH,
+        "/.well-known/openid-configuration",
+        "/.well-known/openid-configuration" + MCP_PATH,
+        MCP_PATH + "/.well-known/openid-configuration",
+        "/register",
+        "/authorize",
+        "/token",
+        "/favicon.ico",
+    }
+)
+PUBLIC_PATHS = frozenset({HEALTH_PATH, READY_PATH}) | PROBE_PATHS
 PUBLIC_PREFIXES = (DOCS_PATH,)
 
 
 def is_public(path: str) -> bool:
-    """Answered without any credential: health, readiness, the OpenAPI document and Swagger UI."""
+    """Answered without any credential: health, readiness, the OpenAPI document and Swagger UI,
+    and the probe addresses (404 while OAuth is not configured)."""
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 

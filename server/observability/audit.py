@@ -6,6 +6,7 @@ and name, never by value; the path is logged without its query string.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from skywarden.server.errors import ApiError
 from skywarden.server.observability import logging_setup
 
 DENIED_STATUSES = frozenset({401, 403, 429})
+CLIENT_CLOSED_REQUEST = 499  # nginx's convention for "the client closed the connection first"
 
 
 def note(request: web.Request, **fields: Any) -> None:
@@ -33,6 +35,8 @@ def note_refusal(request: web.Request, error: ApiError) -> None:
 
 
 def outcome_for(status: int) -> str:
+    if status == CLIENT_CLOSED_REQUEST:
+        return "cancelled"
     if status in DENIED_STATUSES:
         return "denied"
     if status >= 400:
@@ -71,6 +75,10 @@ async def audit_middleware(request: web.Request, handler):
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        status = CLIENT_CLOSED_REQUEST  # the client went away: not a server fault
+        event["cancelled"] = True
         raise
     finally:
         latency = time.perf_counter() - started
@@ -118,4 +126,16 @@ def audit_admin_action(
         changed=changed,
         before=before,
         after=after,
+    )
+
+
+def audit_connection(reason: str, client_ip: str | None, status: int) -> None:
+    """A connection refused or closed below the request path (parser refusal, idle timeout)."""
+    logging_setup.audit_logger().info(
+        "connection",
+        audit=True,
+        client_ip=client_ip,
+        status=status,
+        outcome=outcome_for(status),
+        reason=reason,
     )

@@ -77,8 +77,30 @@ def configure_logging(
         logger_factory=structlog.WriteLoggerFactory(file=main),
         cache_logger_on_first_use=cache_loggers,
     )
-    logging.basicConfig(level=max(_LEVELS[level], logging.WARNING), stream=sys.stderr)
+    _route_stdlib_logging(max(_LEVELS[level], logging.WARNING))
     return list(_sinks)
+
+
+class _ToStructlog(logging.Handler):
+    """Standard-library records (aiohttp's own loggers, asyncio, libraries) into the structlog
+    pipeline, so they are redacted and land in the same sink as everything else."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {"logger": record.name}
+            if record.exc_info:
+                fields["exc_info"] = record.exc_info
+            structlog.get_logger(record.name).log(record.levelno, record.getMessage(), **fields)
+        except Exception:
+            self.handleError(record)
+
+
+def _route_stdlib_logging(level: int) -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _ToStructlog)]:
+        root.removeHandler(handler)
+    root.addHandler(_ToStructlog())
+    root.setLevel(level)
 
 
 def close_sinks() -> None:
