@@ -28,6 +28,7 @@ from skywarden.server.auth.store import KeyStore
 from skywarden.server.calls.pipeline import ToolPipeline
 from skywarden.server.calls.ratelimit import RateLimits, client_ip_limit_middleware, key_limit_middleware
 from skywarden.server.calls.upstream import build_upstream, upstream_context
+from skywarden.server.http.body import body_size_middleware
 from skywarden.server.http.context import request_context_middleware
 from skywarden.server.http.cors import setup_cors
 from skywarden.server.http.errors import error_middleware
@@ -62,7 +63,9 @@ def create_app(
     credentials = credentials if credentials is not None else prepare_credentials(settings)
     key_store = key_store if key_store is not None else open_store(settings.resolved_database_url)
     if sessions is None:
-        sessions = MemorySessionStore(settings.session_idle_timeout, settings.max_sessions)
+        sessions = MemorySessionStore(
+            settings.session_idle_timeout, settings.max_sessions, max_per_key=settings.max_sessions_per_key
+        )
     limits = RateLimits.from_settings(settings)
     upstream_cache = TTLCache(settings.upstream_cache_entries)
     metrics = Metrics(sessions, upstream_cache) if settings.metrics_enabled else None
@@ -94,10 +97,8 @@ def create_app(
                 (audit_middleware, True),  # 6. one audit event when the answer is done
                 (error_middleware, True),  # every error in the door's format (JSON-RPC or problem+json)
                 (origin_middleware, True),  # 2. Host / Origin
-                (
-                    https_middleware,
-                    settings.require_https,
-                ),  # 2. HTTPS policy (after Host: never redirect to a foreign one)
+                (https_middleware, settings.require_https),  # 2. HTTPS policy, after the Host check
+                (body_size_middleware, True),  # 2. an announced body over the limit: 413 before reading
                 (client_ip_limit_middleware, bool(limits.auth_failures or limits.unauthenticated)),  # 4. per IP
                 (auth_middleware, True),  # 3. API key or admin token -> Principal
                 (key_limit_middleware, True),  # 4. per-key limit

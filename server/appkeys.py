@@ -37,6 +37,8 @@ PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 AUDIT: web.RequestKey[dict[str, Any]] = web.RequestKey("audit")
 AUTH_FAILURE: web.RequestKey[str] = web.RequestKey("auth_failure")
 PREPAID: web.RequestKey[Prepaid] = web.RequestKey("prepaid")
+# The RateLimit fields of the key's latest charge, sent on the answer.
+RATE_LIMIT_FIELDS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_fields")
 # The id of the JSON-RPC message on /mcp once its body was read, echoed in every later error.
 RPC_ID: web.RequestKey[str | int | None] = web.RequestKey("rpc_id")
 # The scheme a trusted proxy vouched for; set on the original request too, which aiohttp

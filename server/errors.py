@@ -65,7 +65,8 @@ RATE_LIMITED = ErrorKind(429, "Too many requests", "rate-limited", RATE_LIMITED_
 HEADERS_TOO_LARGE = ErrorKind(431, "Request header fields too large", "headers-too-large", INVALID_REQUEST)
 INTERNAL = ErrorKind(500, "Internal server error", "internal-error", INTERNAL_ERROR)
 NOT_READY = ErrorKind(503, "Not ready", "not-ready", INTERNAL_ERROR)
-TOO_MANY_SESSIONS = ErrorKind(503, "Too many sessions", "too-many-sessions", INTERNAL_ERROR, "sessions")
+TOO_MANY_SESSIONS = ErrorKind(429, "Too many sessions", "too-many-sessions", RATE_LIMITED_CODE, "sessions")
+BATCH_TOO_LARGE = ErrorKind(400, "Batch too large", "batch-too-large", INVALID_REQUEST)
 
 KINDS: tuple[ErrorKind, ...] = tuple(v for v in list(globals().values()) if isinstance(v, ErrorKind))
 # Statuses aiohttp raises by itself (router, body size), mapped onto the table.

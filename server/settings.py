@@ -260,7 +260,11 @@ class Settings:
     max_body_bytes: int = _setting(1024 * 1024, _int_range(1024, 64 * 1024 * 1024), "largest request body, bytes")
     max_json_depth: int = _setting(32, _int_range(2, 1000), "deepest JSON nesting accepted in a request body")
     session_idle_timeout: float = _setting(1800.0, _positive_float, "seconds an idle MCP session lives")
-    max_sessions: int = _setting(10_000, _int_range(1, 10_000_000), "live MCP sessions at most")
+    max_sessions: int = _setting(10_000, _int_range(1, 10_000_000), "live MCP sessions at most (about 2 KB each)")
+    max_sessions_per_key: int = _setting(100, _int_range(1, 10_000_000), "live MCP sessions one key may hold")
+    max_batch_size: int = _setting(
+        50, _int_range(1, 10_000), "JSON-RPC messages in one batch (2025-03-26); a larger batch is refused whole"
+    )
     shutdown_timeout: float = _setting(30.0, _positive_float, "seconds in-flight requests get on shutdown")
     tool_settings: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: MappingProxyType({}),

@@ -96,7 +96,6 @@ class SkywardenTestServer(TestServer):
             self.app,
             idle_timeout=settings.idle_timeout,
             auditor=audit_connection,
-            keepalive_timeout=settings.idle_timeout,
             **kwargs,
         )
 

@@ -25,7 +25,7 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from skywarden.server.appkeys import AUTH_FAILURE, LIMITER, PREPAID, PRINCIPAL
+from skywarden.server.appkeys import AUTH_FAILURE, LIMITER, PREPAID, PRINCIPAL, RATE_LIMIT_FIELDS
 from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.pipeline import Prepaid
 from skywarden.server.errors import RATE_LIMITED, UNAUTHORIZED, ApiError
@@ -163,9 +163,9 @@ async def key_limit_middleware(request: web.Request, handler):
     principal = request.get(PRINCIPAL)
     if principal is None or principal.kind != "key" or request.method == "OPTIONS":
         return await handler(request)
-    fields = await request.app[LIMITER].charge(principal)
+    request[RATE_LIMIT_FIELDS] = await request.app[LIMITER].charge(principal)
     request[PREPAID] = Prepaid(1)
     response = await handler(request)
     if not response.prepared:
-        response.headers.update(fields)
+        response.headers.update(request[RATE_LIMIT_FIELDS])
     return response

@@ -41,7 +41,6 @@ async def _run(settings: Settings) -> None:
         app,
         idle_timeout=settings.idle_timeout,
         auditor=audit_connection,
-        keepalive_timeout=settings.idle_timeout,
         handle_signals=False,
         access_log=None,
         handler_cancellation=True,

@@ -39,6 +39,7 @@ class GuardedRequestHandler(RequestHandler):
         super().connection_made(transport)
         self._last_activity = self._loop.time()
         self._seen_requests = self._request_count
+        self._partial_head = False
         self._idle_check = self._loop.call_later(self.idle_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
@@ -46,6 +47,9 @@ class GuardedRequestHandler(RequestHandler):
         if self._request_count != self._seen_requests:  # a request head was completed
             self._seen_requests = self._request_count
             self._last_activity = self._loop.time()
+            self._partial_head = False
+        elif data and not self._request_in_progress:
+            self._partial_head = True
 
     async def _handle_request(self, request: BaseRequest, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -62,8 +66,14 @@ class GuardedRequestHandler(RequestHandler):
             delay = self.idle_timeout if self._request_in_progress else self.idle_timeout - waited
             self._idle_check = self._loop.call_later(max(delay, 0.01), self._check_idle)
             return
-        self.auditor("idle_timeout", self._peer(), 408)
+        if self._partial_head or self._request_count == 0:  # silent or trickling: worth a record
+            self.auditor("slow_headers" if self._partial_head else "idle_timeout", self._peer(), 408)
         self.force_close()
+
+    def skip_lingering(self) -> None:
+        """Close after the current answer without first draining an unread body (aiohttp would
+        read it for up to ``lingering_time``): for refused requests, whose upload nobody wants."""
+        self._lingering_time = 0.0
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._idle_check.cancel()

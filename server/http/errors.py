@@ -55,6 +55,9 @@ def error_answer(request: web.Request, error: ApiError) -> web.Response:
         response = problem_response(error, request.get(REQUEST_ID))
     if unread_body(request):
         response.force_close()
+        skip_lingering = getattr(request.protocol, "skip_lingering", None)  # a guarded connection
+        if skip_lingering is not None:
+            skip_lingering()
     return response
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from skywarden.server.appkeys import PREPAID, PRINCIPAL
+from skywarden.server.calls.pipeline import Prepaid
 from skywarden.server.errors import ApiError
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.methods import McpMethods
@@ -32,6 +33,7 @@ async def answer(
     handlers: Handlers,
     report_progress: ProgressReporter = no_progress,
     client_capabilities: dict[str, Any] | None = None,
+    prepaid: Prepaid | None = None,
 ) -> dict[str, Any] | bytes:
     """The JSON-RPC answer to one request (a dict, or bytes for the cached tools/list).
 
@@ -49,7 +51,7 @@ async def answer(
                 version,
                 params,
                 principal,
-                prepaid=request.get(PREPAID),
+                prepaid=prepaid if prepaid is not None else request.get(PREPAID),
                 report_progress=report_progress,
                 client_capabilities=client_capabilities,
             )

@@ -10,8 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from skywarden.server.appkeys import PRINCIPAL
-from skywarden.server.errors import TOO_MANY_SESSIONS, ApiError
+from skywarden.server.appkeys import LIMITER, PRINCIPAL, RATE_LIMIT_FIELDS, SETTINGS
+from skywarden.server.calls.pipeline import Prepaid
+from skywarden.server.errors import BATCH_TOO_LARGE, TOO_MANY_SESSIONS, ApiError
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.dispatch import answer, run_request, session_fingerprint
@@ -21,6 +22,7 @@ from skywarden.server.mcp.wire import json_answer, read_message
 from skywarden.server.observability.audit import note
 
 SUPPORTED = [*p.HANDSHAKE_VERSIONS, *p.MODERN_VERSIONS]
+SESSION_RETRY_SECONDS = 60
 
 
 def _handshake_status(error: p.RpcError) -> int:
@@ -105,8 +107,13 @@ class HandshakeEra:
             session = await self.sessions.create(
                 request[PRINCIPAL].id, result["protocolVersion"], client_info, capabilities
             )
-        except TooManySessions:
-            raise ApiError(TOO_MANY_SESSIONS, "Too many open sessions; try again later.") from None
+        except TooManySessions as exc:
+            raise ApiError(
+                TOO_MANY_SESSIONS,
+                str(exc),
+                headers={"Retry-After": str(SESSION_RETRY_SECONDS)},
+                audit={"limit": "sessions"},
+            ) from None
         note(
             request,
             mcp_method="initialize",
@@ -131,6 +138,14 @@ class HandshakeEra:
             request, self.methods, message, version, HANDLERS, _handshake_status, session.client_capabilities
         )
 
+    @staticmethod
+    async def _charge_batch(request: web.Request, requests: int) -> None:
+        """A batch costs what its messages would cost as separate requests: one unit each (the
+        HTTP request paid the first), then each tool call its tool's cost. All or nothing."""
+        principal = request[PRINCIPAL]
+        if requests > 1 and principal.kind == "key":
+            request[RATE_LIMIT_FIELDS] = await request.app[LIMITER].charge(principal, requests - 1)
+
     async def _batch(self, request: web.Request, session: Session, batch: list[Any]) -> web.StreamResponse:
         if session.protocol_version not in p.BATCH_VERSIONS:
             raise p.RpcError(
@@ -138,6 +153,10 @@ class HandshakeEra:
             )
         if not batch:
             raise p.RpcError(p.INVALID_REQUEST, "Empty batch", status=400)
+        limit = request.app[SETTINGS].max_batch_size
+        if len(batch) > limit:
+            raise ApiError(BATCH_TOO_LARGE, f"A batch may hold at most {limit} messages; this one has {len(batch)}.")
+        await self._charge_batch(request, sum(1 for m in batch if p.is_request(m)))
         replies: list[bytes] = []
         headers: dict[str, str] = {}
         status = 200
@@ -156,6 +175,7 @@ class HandshakeEra:
                     session.protocol_version,
                     HANDLERS,
                     client_capabilities=session.client_capabilities,
+                    prepaid=Prepaid(1),  # each message paid its unit in _charge_batch
                 )
             except p.RpcError as error:
                 note(request, rpc_error=error.code)
