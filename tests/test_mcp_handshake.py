@@ -196,10 +196,12 @@ async def test_json_only_accept_is_allowed(client):
 
 async def test_get_and_other_methods_are_405(client):
     session = await open_session(client)
-    for method in ("GET", "PUT", "PATCH"):
-        resp = await client.request(method, "/mcp", headers=session_headers(session, "2025-11-25"))
-        assert resp.status == 405
-        assert resp.headers["Allow"] == "POST, DELETE"
+    resp = await client.get("/mcp", headers=session_headers(session, "2025-11-25"))
+    assert resp.status == 405 and resp.headers["Allow"] == "POST, DELETE"
+    for method in ("PUT", "PATCH", "TRACE"):  # never routed: 405 before authentication
+        resp = await client.anonymous.request(method, "/mcp")
+        assert resp.status == 405 and "POST" in resp.headers["Allow"]
+        assert (await resp.json())["jsonrpc"] == "2.0"
 
 
 async def test_batches_at_2025_03_26(client):

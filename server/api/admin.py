@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp_apigami import docs, response_schema
+from aiohttp_apigami import docs, request_schema, response_schema
 from marshmallow import Schema, fields
 
 from skywarden.server.api.responses import json_response, problem_responses
 from skywarden.server.appkeys import KEY_OPERATIONS, PRINCIPAL, REQUEST_ID
 from skywarden.server.auth.key_operations import Actor, key_view
-from skywarden.server.auth.key_schemas import STATUSES
+from skywarden.server.auth.key_schemas import (
+    DEFAULT_LIST_LIMIT,
+    KEY_ENVIRONMENTS,
+    MAX_LIST_LIMIT,
+    MAX_LIST_OFFSET,
+    STATUSES,
+    CreateKeySchema,
+    RevokeSchema,
+    RotateSchema,
+    UpdateKeySchema,
+)
 from skywarden.server.http.body import read_json
 from skywarden.server.http.paths import ADMIN_KEYS_PATH
 
@@ -56,8 +66,9 @@ KEY_ID_PARAM = [{"in": "path", "name": "key_id", "required": True, "schema": {"t
 @docs(
     **HEADERS_DOC,
     summary="Create an API key (the key is in this answer only)",
-    responses=problem_responses(400, 401, 408, 413, 415, 422),
+    responses=problem_responses(400, 401, 408, 413, 415, 422, 429),
 )
+@request_schema(CreateKeySchema)
 @response_schema(NewKeySchema, 201)
 async def create_key(request: web.Request) -> web.Response:
     record, key = await request.app[KEY_OPERATIONS].create(await read_json(request), _actor(request))
@@ -67,16 +78,16 @@ async def create_key(request: web.Request) -> web.Response:
 @docs(
     **HEADERS_DOC,
     summary="List keys (never the key or its hash)",
-    responses=problem_responses(400, 401, 422),
+    responses=problem_responses(400, 401, 422, 429),
     parameters=[
-        {"in": "query", "name": n, "schema": {"type": t}}
-        for n, t in [
-            ("name", "string"),
-            ("owner", "string"),
-            ("environment", "string"),
-            ("status", "string"),
-            ("limit", "integer"),
-            ("offset", "integer"),
+        {"in": "query", "name": name, "schema": schema}
+        for name, schema in [
+            ("name", {"type": "string", "minLength": 1}),
+            ("owner", {"type": "string"}),
+            ("environment", {"type": "string", "enum": list(KEY_ENVIRONMENTS)}),
+            ("status", {"type": "string", "enum": list(STATUSES)}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT, "default": DEFAULT_LIST_LIMIT}),
+            ("offset", {"type": "integer", "minimum": 0, "maximum": MAX_LIST_OFFSET, "default": 0}),
         ]
     ],
 )
@@ -86,7 +97,7 @@ async def list_keys(request: web.Request) -> web.Response:
     return json_response({"keys": [key_view(r) for r in records]})
 
 
-@docs(**HEADERS_DOC, summary="Show one key", parameters=KEY_ID_PARAM, responses=problem_responses(401, 404))
+@docs(**HEADERS_DOC, summary="Show one key", parameters=KEY_ID_PARAM, responses=problem_responses(400, 401, 404, 429))
 @response_schema(KeyOutSchema, 200)
 async def show_key(request: web.Request) -> web.Response:
     return json_response(key_view(await request.app[KEY_OPERATIONS].get(request.match_info["key_id"])))
@@ -96,8 +107,9 @@ async def show_key(request: web.Request) -> web.Response:
     **HEADERS_DOC,
     summary="Change name, owner, scopes, expiry, rate limit, metadata or disable a key",
     parameters=KEY_ID_PARAM,
-    responses=problem_responses(400, 401, 404, 408, 409, 413, 415, 422),
+    responses=problem_responses(400, 401, 404, 408, 409, 413, 415, 422, 429),
 )
+@request_schema(UpdateKeySchema)
 @response_schema(KeyOutSchema, 200)
 async def update_key(request: web.Request) -> web.Response:
     key_id = request.match_info["key_id"]
@@ -109,8 +121,9 @@ async def update_key(request: web.Request) -> web.Response:
     **HEADERS_DOC,
     summary="Rotate: a new key for the same record; the old one works for grace_seconds",
     parameters=KEY_ID_PARAM,
-    responses=problem_responses(400, 401, 404, 408, 409, 413, 415, 422),
+    responses=problem_responses(400, 401, 404, 408, 409, 413, 415, 422, 429),
 )
+@request_schema(RotateSchema, required=False)
 @response_schema(NewKeySchema, 200)
 async def rotate_key(request: web.Request) -> web.Response:
     key_id = request.match_info["key_id"]
@@ -123,8 +136,9 @@ async def rotate_key(request: web.Request) -> web.Response:
     **HEADERS_DOC,
     summary="Revoke a key (idempotent)",
     parameters=KEY_ID_PARAM,
-    responses={204: {"description": "Revoked"}, **problem_responses(400, 401, 404, 408, 413, 415, 422)},
+    responses={204: {"description": "Revoked"}, **problem_responses(400, 401, 404, 408, 413, 415, 422, 429)},
 )
+@request_schema(RevokeSchema, required=False)
 async def revoke_key(request: web.Request) -> web.Response:
     key_id = request.match_info["key_id"]
     await request.app[KEY_OPERATIONS].revoke(key_id, await read_json(request, allow_empty=True), _actor(request))

@@ -11,7 +11,7 @@ from aiohttp_apigami.swagger_ui import SWAGGER_UI_STATIC_FILES
 
 from skywarden.server import __version__
 from skywarden.server.appkeys import REGISTRY
-from skywarden.server.http.paths import DOCS_PATH, DOCS_STATIC_PATH, SPEC_PATH
+from skywarden.server.http.paths import DOCS_PATH, DOCS_STATIC_PATH, MCP_PATH, SPEC_PATH
 
 SPEC_URL = SPEC_PATH
 UI_PATH = DOCS_PATH
@@ -112,6 +112,7 @@ async def _finish_document(app: web.Application) -> None:
         for operation in operations.values():
             operation.pop("produces", None)
             operation.pop("consumes", None)
+    _document_mcp(doc)
     generic = doc["paths"].get("/api/mcp/tools/{toolName}", {}).get("post", {})
     for tool in app[REGISTRY]:
         operation = {
@@ -126,6 +127,52 @@ async def _finish_document(app: web.Application) -> None:
             },
         }
         doc["paths"][f"/api/mcp/tools/{tool.name}"] = {"post": operation}
+
+
+JSON_RPC_MESSAGE = {
+    "type": "object",
+    "required": ["jsonrpc"],
+    "properties": {
+        "jsonrpc": {"type": "string", "enum": ["2.0"]},
+        "id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+        "method": {"type": "string", "example": "tools/list"},
+        "params": {"type": "object", "additionalProperties": True},
+        "result": {"type": "object", "additionalProperties": True},
+        "error": {"type": "object", "additionalProperties": True},
+    },
+}
+JSON_RPC_BATCH = {"type": "array", "items": JSON_RPC_MESSAGE}
+MCP_HEADERS = [
+    ("MCP-Protocol-Version", "The revision: absent or 2025-03-26 .. 2025-11-25 (handshake), 2026-07-28 (stateless)"),
+    ("Mcp-Session-Id", "The session (handshake revisions, after initialize)"),
+    ("Mcp-Method", "2026-07-28: the JSON-RPC method"),
+    ("Mcp-Name", "2026-07-28: params.name of tools/call"),
+]
+
+
+def _document_mcp(doc: dict[str, Any]) -> None:
+    """/mcp: POST (a JSON-RPC message as the body), DELETE (end a session) and GET (405: this
+    server never opens a server-initiated stream)."""
+    operations = doc["paths"].get(MCP_PATH, {})
+    parameters = [
+        {"in": "header", "name": name, "required": False, "schema": {"type": "string"}, "description": text}
+        for name, text in MCP_HEADERS
+    ]
+    for method, operation in operations.items():
+        operation["parameters"] = parameters
+        operation["operationId"] = f"mcp_{method}"
+    if "get" in operations:
+        operations["get"]["summary"] = "Not used: 405 with Allow (no server-initiated stream)"
+    if "post" in operations:
+        operations["post"]["requestBody"] = {
+            "required": True,
+            "description": "One JSON-RPC message, or a batch (an array) at 2025-03-26",
+            "content": {
+                "application/json": {
+                    "schema": {"oneOf": [JSON_RPC_MESSAGE, {"type": "array", "items": JSON_RPC_MESSAGE}]}
+                }
+            },
+        }
 
 
 def openapi30_schema(schema: Any) -> Any:

@@ -10,7 +10,7 @@ from skywarden.server.jsonutil import dumps
 
 PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 STATUS_TEXTS = {
-    400: "Malformed request (bad JSON, key in the query string)",
+    400: "Malformed request (bad JSON, a credential in the URL, ambiguous credentials)",
     401: "Missing or invalid credential",
     403: "The key may not use this tool",
     404: "Not found",
@@ -19,7 +19,7 @@ STATUS_TEXTS = {
     413: "Body too large",
     415: "Body is not application/json",
     422: "Validation failed; `errors` lists each field",
-    429: "Rate limited; see Retry-After",
+    429: "Rate limited (or too many wrong credentials from this address); see Retry-After",
     503: "Not ready",
 }
 

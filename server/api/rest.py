@@ -9,7 +9,7 @@ from marshmallow import Schema, fields
 from skywarden.server import __version__
 from skywarden.server.api.responses import json_response, problem_responses
 from skywarden.server.appkeys import KEY_STORE, PIPELINE, PREPAID, PRINCIPAL
-from skywarden.server.errors import NOT_READY, ApiError
+from skywarden.server.errors import NOT_READY, ApiError, ValidationFailed
 from skywarden.server.http.body import read_json
 from skywarden.server.http.paths import HEALTH_PATH, READY_PATH, TOOL_CALL_PATH, TOOLS_PATH
 from skywarden.server.observability.audit import note
@@ -63,7 +63,7 @@ async def ready(request: web.Request) -> web.Response:
 @docs(
     tags=["tools"],
     summary="List the tools this key may use",
-    responses=problem_responses(401, 429),
+    responses=problem_responses(400, 401, 429),
 )
 @response_schema(ToolListSchema, 200)
 async def list_tools(request: web.Request) -> web.Response:
@@ -89,9 +89,10 @@ async def list_tools(request: web.Request) -> web.Response:
 async def call_tool(request: web.Request) -> web.Response:
     name = request.match_info["toolName"]
     note(request, tool=name[:128])
-    outcome = await request.app[PIPELINE].call(
-        name, await read_json(request), request[PRINCIPAL], prepaid=request.get(PREPAID)
-    )
+    arguments = await read_json(request)
+    if not isinstance(arguments, dict):  # MCP may omit arguments; a REST body is always the object itself
+        raise ValidationFailed({"_schema": ["The body must be a JSON object of arguments."]})
+    outcome = await request.app[PIPELINE].call(name, arguments, request[PRINCIPAL], prepaid=request.get(PREPAID))
     note(request, tool_error=outcome.result.is_error)
     return json_response(result_body(outcome.result))
 

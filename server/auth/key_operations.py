@@ -68,8 +68,6 @@ def key_view(record: KeyRecord) -> dict[str, Any]:
 
 def load(schema: Schema, data: Any, detail: str = "Some fields are not valid.") -> dict[str, Any]:
     """Validate admin input; a 422 ``ValidationFailed`` names each bad field."""
-    if data is None:
-        data = {}
     if not isinstance(data, dict):
         raise ValidationFailed({"_schema": ["The body must be a JSON object."]})
     try:

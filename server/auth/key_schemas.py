@@ -92,6 +92,7 @@ class RotateSchema(Schema):
         unknown = RAISE
 
     grace_seconds = fields.Integer(
+        strict=True,
         load_default=DEFAULT_GRACE_SECONDS,
         validate=validate.Range(0, int(MAX_GRACE.total_seconds())),
         metadata={"description": "How long the old key keeps working (0-2592000 s)"},

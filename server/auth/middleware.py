@@ -77,6 +77,8 @@ async def auth_middleware(request: web.Request, handler):
     path = request.path
     if is_public(path) or request.method == "OPTIONS":
         return await handler(request)
+    if isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed):
+        raise request.match_info.http_exception  # a known path, a method it never takes: public knowledge
     if key_in_query(request):
         raise ApiError(
             CREDENTIAL_IN_URL, "Credentials are never accepted in the URL; send the key in the X-API-Key header."

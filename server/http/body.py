@@ -55,10 +55,11 @@ def is_json_content_type(request: web.Request) -> bool:
 
 
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
-    """Return the parsed JSON body or raise an ApiError (400/408/413/415)."""
+    """Return the parsed JSON body or raise an ApiError (400/408/413/415). With ``allow_empty``
+    an absent or blank body reads as ``{}`` (a body of ``null`` stays ``None``)."""
     if not request.body_exists:
         if allow_empty:
-            return None
+            return {}
         raise ApiError(INVALID_BODY, "A JSON body is required.")
     if not is_json_content_type(request):
         raise ApiError(
@@ -67,7 +68,7 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
         )
     body = await read_body(request)
     if not body.strip() and allow_empty:
-        return None
+        return {}
     try:
         return loads_guarded(body, request.app[SETTINGS].max_json_depth)
     except BodyError as exc:

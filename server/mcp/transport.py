@@ -62,7 +62,8 @@ class McpEndpoint:
             return error_answer(request.get(RPC_ID), error, error.status or 400)
 
     def add_routes(self, app: web.Application) -> None:
-        # Every method goes to ``handle``, which answers 405 with the era's Allow header.
-        # (Explicit methods, not "*": aiohttp-cors adds its own OPTIONS route.)
-        for method in ("POST", "GET", "DELETE", "PUT", "PATCH"):
+        # POST and DELETE are served; GET goes to ``handle`` too, which answers 405 with the era's
+        # Allow header (no server-initiated stream). Any other method is aiohttp's 405, answered
+        # before authentication. (Explicit methods, not "*": aiohttp-cors adds its own OPTIONS.)
+        for method in ("POST", "GET", "DELETE"):
             app.router.add_route(method, MCP_PATH, self.handle)

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from skywarden.server.api.responses import problem_responses
 from skywarden.server.appkeys import METRICS
 from skywarden.server.http.paths import METRICS_PATH
 from skywarden.tools.upstream import TTLCache
@@ -101,7 +102,10 @@ class Metrics:
     tags=["monitoring"],
     summary="Prometheus metrics (text exposition format)",
     security=[{"AdminToken": []}, {"MetricsToken": []}],
-    responses={200: {"description": "Metrics"}, 401: {"description": "Admin or metrics token required"}},
+    responses={
+        200: {"description": "Metrics"},
+        **problem_responses(400, 401, 429),
+    },
 )
 async def metrics_handler(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)

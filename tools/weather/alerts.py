@@ -23,8 +23,8 @@ class AlertsArguments(Schema):
         required=True,
         validate=_state_code,
         metadata={
-            "description": "Two-letter US state or territory code (e.g. CA, NY; case-insensitive)",
-            "pattern": "^[A-Za-z]{2}$",
+            "description": "Two-letter US state or territory code (e.g. CA, NY; lower case is accepted too)",
+            "enum": sorted(nws.STATE_CODES),
         },
     )
 
