@@ -140,17 +140,23 @@ def register_tool(obj: Any, distribution: str) -> RegisteredTool:
 
 
 def _entry_points(paths: list[str] | None) -> Iterator[tuple[metadata.EntryPoint, str]]:
+    """The group's entry points with their distributions. ``entry_points(group=...)`` reads the
+    metadata of the distributions that have one, not of every installed distribution."""
+    if paths is None:
+        selected: Iterable[metadata.EntryPoint] = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    else:
+        selected = [
+            ep for dist in metadata.distributions(path=paths) for ep in dist.entry_points.select(group=ENTRY_POINT_GROUP)
+        ]
     seen: set[tuple[str, str, str]] = set()
-    for dist in metadata.distributions(**({"path": paths} if paths is not None else {})):
-        dist_name = f"{dist.metadata['Name']} {dist.version}"
-        for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP:
-                continue
-            marker = (dist.metadata["Name"], ep.name, ep.value)
-            if marker in seen:  # the same distribution found twice on sys.path
-                continue
-            seen.add(marker)
-            yield ep, dist_name
+    for ep in selected:
+        dist = ep.dist
+        name = dist.metadata["Name"] if dist is not None else "unknown"
+        marker = (name, ep.name, ep.value)
+        if marker in seen:  # the same distribution found twice on sys.path
+            continue
+        seen.add(marker)
+        yield ep, f"{name} {dist.version if dist is not None else ''}".strip()
 
 
 def discover_tools(paths: list[str] | None = None) -> ToolRegistry:

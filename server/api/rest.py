@@ -9,7 +9,8 @@ from marshmallow import Schema, fields
 from skywarden.server import __version__
 from skywarden.server.api.responses import json_response, problem_responses
 from skywarden.server.appkeys import KEY_STORE, PIPELINE, PREPAID, PRINCIPAL
-from skywarden.server.errors import NOT_READY, ApiError, ValidationFailed
+from skywarden.server.calls.pipeline import ARGUMENTS_MUST_BE_AN_OBJECT, MAX_NAME_SHOWN, InvalidArguments
+from skywarden.server.errors import NOT_READY, ApiError
 from skywarden.server.http.body import read_json
 from skywarden.server.http.paths import HEALTH_PATH, READY_PATH, TOOL_CALL_PATH, TOOLS_PATH
 from skywarden.server.observability.audit import note
@@ -91,7 +92,7 @@ async def call_tool(request: web.Request) -> web.Response:
     note(request, tool=name[:128])
     arguments = await read_json(request)
     if not isinstance(arguments, dict):  # MCP may omit arguments; a REST body is always the object itself
-        raise ValidationFailed({"_schema": ["The body must be a JSON object of arguments."]})
+        raise InvalidArguments(name[:MAX_NAME_SHOWN], {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
     outcome = await request.app[PIPELINE].call(name, arguments, request[PRINCIPAL], prepaid=request.get(PREPAID))
     note(request, tool_error=outcome.result.is_error)
     return json_response(result_body(outcome.result))

@@ -43,6 +43,7 @@ log = structlog.get_logger("skywarden.tools")
 INSUFFICIENT_SCOPE_CHALLENGE = 'Bearer realm="skywarden", error="insufficient_scope"'
 MAX_NAME_SHOWN = 128  # the longest tool name MCP allows; longer input is cut in error texts
 CONCURRENCY_RETRY_SECONDS = 1
+ARGUMENTS_MUST_BE_AN_OBJECT = "Arguments must be a JSON object."
 
 Charger = Callable[[Principal, int], Awaitable[object]]
 
@@ -156,7 +157,7 @@ class ToolPipeline:
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
-            raise InvalidArguments(tool.name, {"_schema": ["Arguments must be a JSON object."]})
+            raise InvalidArguments(tool.name, {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
         try:
             return tool.arguments_schema.load(arguments)
         except marshmallow.ValidationError as exc:
