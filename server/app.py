@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from skywarden.server.api import admin, rest
+from skywarden.server.api import admin, discovery, rest
 from skywarden.server.api.openapi import setup_openapi
 from skywarden.server.appkeys import (
     ADMIN,
@@ -126,6 +126,7 @@ def create_app(
     McpEndpoint(McpMethods(pipeline), sessions).add_routes(app)
     rest.add_routes(app)
     admin.add_routes(app)
+    discovery.add_routes(app)
     if metrics is not None:
         setup_metrics(app, metrics)
     setup_openapi(app)

@@ -52,6 +52,7 @@ FORBIDDEN_HOST = ErrorKind(403, "Forbidden", "forbidden-origin", INVALID_REQUEST
 FORBIDDEN_ORIGIN = ErrorKind(403, "Forbidden", "forbidden-origin", INVALID_REQUEST, "origin")
 HTTPS_REQUIRED = ErrorKind(403, "HTTPS required", "https-required", INVALID_REQUEST, "https_required")
 NOT_FOUND = ErrorKind(404, "Not found", "not-found", METHOD_NOT_FOUND)
+OAUTH_NOT_CONFIGURED = ErrorKind(404, "OAuth is not configured", "oauth-not-configured", METHOD_NOT_FOUND)
 UNKNOWN_TOOL = ErrorKind(404, "Unknown tool", "unknown-tool", INVALID_PARAMS)
 KEY_NOT_FOUND = ErrorKind(404, "Not found", "key-not-found", INVALID_PARAMS)
 METHOD_NOT_ALLOWED = ErrorKind(405, "Method not allowed", "method-not-allowed", INVALID_REQUEST)

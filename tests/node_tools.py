@@ -26,6 +26,7 @@ NPM_INSTALL_TIMEOUT = 900
 CONFORMANCE_STABLE = "0.1.16"
 CONFORMANCE_PRERELEASE = "0.2.0-alpha.12"
 INSPECTOR = "2.12.0"
+MCP_REMOTE = "0.15.1"
 # alias -> npm package spec; aliases name the tools in the tests
 PACKAGES = {
     "node": "node@22",
@@ -33,10 +34,11 @@ PACKAGES = {
     "conformance-stable": f"npm:@modelcontextprotocol/conformance@{CONFORMANCE_STABLE}",
     "conformance-prerelease": f"npm:@modelcontextprotocol/conformance@{CONFORMANCE_PRERELEASE}",
     "inspector": f"npm:@modelcontextprotocol/inspector@{INSPECTOR}",
+    "mcp-remote": f"mcp-remote@{MCP_REMOTE}",
 }
 
 
-def _spec(alias: str, spec: str) -> str:
+def _spec(alias: str, spec: str) -> str:  # "alias@npm:pkg@v" for aliased packages, else the spec
     return f"{alias}@{spec}" if spec.startswith("npm:") else spec
 
 

@@ -145,9 +145,8 @@ def _entry_points(paths: list[str] | None) -> Iterator[tuple[metadata.EntryPoint
     if paths is None:
         selected: Iterable[metadata.EntryPoint] = metadata.entry_points(group=ENTRY_POINT_GROUP)
     else:
-        selected = [
-            ep for dist in metadata.distributions(path=paths) for ep in dist.entry_points.select(group=ENTRY_POINT_GROUP)
-        ]
+        dists = metadata.distributions(path=paths)
+        selected = [ep for dist in dists for ep in dist.entry_points.select(group=ENTRY_POINT_GROUP)]
     seen: set[tuple[str, str, str]] = set()
     for ep in selected:
         dist = ep.dist
