@@ -58,6 +58,19 @@ class ServerProcess:
         if not started.done():
             started.set_exception(RuntimeError("server exited before starting:\n" + "\n".join(self.raw[-20:])))
 
+    async def create_key(self, admin_token: str, **fields: object) -> str:
+        """A new API key through the admin API of this server (callers add it to SECRETS)."""
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                self.url + "/api/admin/keys",
+                json={"name": "test", **fields},
+                headers={"Authorization": f"Bearer {admin_token}"},
+            ) as resp:
+                assert resp.status == 201, await resp.text()
+                return (await resp.json())["key"]
+
     def terminate(self) -> None:
         if not self._terminated and self.proc.returncode is None:
             self._terminated = True

@@ -338,7 +338,7 @@ async def test_limiter_memory_stays_flat_under_100k_bogus_keys(make_client, make
         try:
             await authenticator.authenticate(f"skw_live_{i:050d}")
         except AuthFailure:
-            await limits.record_failure("198.51.100.7")
+            await limits.count_failure("198.51.100.7")
     assert len(authenticator._cache) == 0
     assert len(limits.storage.storage) <= 2 and len(limits.storage.events) == 0
 

@@ -196,16 +196,8 @@ async def test_inspector_lists_tools_and_calls_get_forecast(node_tools, fake_nws
         }
     )
     try:
-        import aiohttp
-
-        async with aiohttp.ClientSession() as http:
-            resp = await http.post(
-                server.url + "/api/admin/keys",
-                json={"name": "inspector"},
-                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            )
-            key = (await resp.json())["key"]
-            SECRETS.add(key)
+        key = await server.create_key(ADMIN_TOKEN, name="inspector")
+        SECRETS.add(key)
         url = server.url + "/mcp"
         code, output = await run_inspector(node_tools, url, key, "--method", "tools/list")
         assert code == 0, output

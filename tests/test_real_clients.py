@@ -13,7 +13,6 @@ import asyncio
 import os
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, SECRETS
@@ -44,11 +43,7 @@ async def live(tmp_path, fake_nws):
             "SKYWARDEN_NWS_BASE_URL": fake_nws.url,
         }
     )
-    async with aiohttp.ClientSession() as http:
-        resp = await http.post(
-            server.url + "/api/admin/keys", json={"name": "desktop"}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        )
-        key = (await resp.json())["key"]
+    key = await server.create_key(ADMIN_TOKEN, name="desktop")
     SECRETS.add(key)
     yield server, key
     await server.stop()

@@ -15,7 +15,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, SECRETS
@@ -42,13 +41,7 @@ async def live(tmp_path, fake_nws):
         "SKYWARDEN_UNAUTHENTICATED_LIMIT": "",
     }
     server = await start_server(env)
-    async with aiohttp.ClientSession() as http:
-        resp = await http.post(
-            server.url + "/api/admin/keys",
-            json={"name": "schemathesis"},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        )
-        key = (await resp.json())["key"]
+    key = await server.create_key(ADMIN_TOKEN, name="schemathesis")
     SECRETS.add(key)
     yield server, key
     await server.stop()
