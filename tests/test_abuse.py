@@ -170,20 +170,20 @@ async def test_probe_addresses_are_public_404s_that_count_nothing(make_client, m
     ("settings", "host", "expected"),
     [
         ({"allowed_hosts": "*"}, "evil.example", None),
-        ({"allowed_hosts": "mcp.example.com"}, "mcp.example.com", "https://mcp.example.com/api/health"),
+        ({"allowed_hosts": "mcp.example.com"}, "mcp.example.com", "https://mcp.example.com/api/mcp/tools"),
         (
             {"allowed_hosts": "*", "public_url": "https://mcp.example.com"},
             "evil.example",
-            "https://mcp.example.com/api/health",
+            "https://mcp.example.com/api/mcp/tools",
         ),
-        ({}, "localhost", "https://localhost/api/health"),
+        ({}, "localhost", "https://localhost/api/mcp/tools"),
     ],
 )
 async def test_https_redirect_never_goes_to_an_unvouched_host(
     make_server, make_settings, aiohttp_client, settings, host, expected
 ):
     client = await aiohttp_client(await make_server(make_settings(require_https="true", **settings)))
-    resp = await client.get("/api/health", headers={"Host": host}, allow_redirects=False)
+    resp = await client.get("/api/mcp/tools", headers={"Host": host}, allow_redirects=False)
     if expected is None:
         assert resp.status == 403 and "Location" not in resp.headers
     else:
@@ -339,3 +339,10 @@ async def test_lone_surrogates_are_refused_at_the_rest_door(client):
         "/api/mcp/tools/get_alerts", data=b'{"state": "\\ud800"}', headers={"Content-Type": "application/json"}
     )
     assert resp.status == 400 and (await resp.json())["type"].endswith("/invalid-json")
+
+
+async def test_a_load_balancer_probe_gets_its_200_over_plain_http(make_server, make_settings, aiohttp_client):
+    client = await aiohttp_client(await make_server(make_settings(require_https="true")))
+    for path in ("/api/health", "/api/health/ready"):
+        resp = await client.get(path, allow_redirects=False)
+        assert resp.status == 200 and "Strict-Transport-Security" not in resp.headers

@@ -286,6 +286,7 @@ async def test_progress_streams_as_sse_when_asked(client):
     message = rpc("tools/call", {"name": "test_tool_with_progress", "_meta": {"progressToken": "t1"}}, id=21)
     resp = await post(client, message, session_headers(session, "2025-11-25"))
     assert resp.content_type == "text/event-stream"
+    assert resp.headers["Cache-Control"] == "no-store, no-transform"  # proxies must not buffer it
     text = await resp.text()
     events = [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
     assert len(events) == 4

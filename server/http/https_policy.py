@@ -12,8 +12,10 @@ from aiohttp import web
 from skywarden.server.appkeys import SETTINGS
 from skywarden.server.errors import HTTPS_REQUIRED, ApiError
 from skywarden.server.http.host_origin import hostname_of, is_loopback
+from skywarden.server.http.paths import HEALTH_PATH, READY_PATH
 from skywarden.server.settings import Settings
 
+HEALTH_PATHS = frozenset({HEALTH_PATH, READY_PATH})
 REFUSAL = "This server only accepts HTTPS; send the request to the https:// URL."
 
 
@@ -28,7 +30,9 @@ def redirect_target(request: web.Request, settings: Settings) -> str | None:
 
 @web.middleware
 async def https_middleware(request: web.Request, handler):
-    if request.secure:
+    """Health and readiness stay on plain HTTP: a load balancer probes each instance directly,
+    and they carry no credential or data."""
+    if request.secure or request.path in HEALTH_PATHS:
         return await handler(request)
     if request.method in ("GET", "HEAD"):
         target = redirect_target(request, request.app[SETTINGS])

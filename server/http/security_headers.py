@@ -32,7 +32,9 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     is_docs_page = request.path == DOCS_PATH
     headers.setdefault("Content-Security-Policy", DOCS_CSP if is_docs_page else API_CSP)
     if not is_public(request.path):
-        headers["Cache-Control"] = "no-store"
+        # no-store always; an event stream's no-transform (proxies must not buffer or compress it) stays
+        transform = ", no-transform" if "no-transform" in headers.get("Cache-Control", "") else ""
+        headers["Cache-Control"] = "no-store" + transform
     if request.get(FORWARDED_HTTPS, request.secure):
         headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
     headers["Server"] = "skywarden"  # no version banner
