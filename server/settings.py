@@ -162,9 +162,20 @@ def _networks(value: Any) -> tuple[str, ...]:
 
 def _database_url(value: Any) -> str:
     text = _text(value).strip()
-    if text and not text.startswith("sqlite:///"):
-        raise ValueError("must start with sqlite:/// (the PostgreSQL store is not available yet)")
-    return text
+    if not text:
+        return ""
+    if text.startswith("sqlite:///"):
+        return text
+    if text.startswith(("postgresql://", "postgres://")):
+        try:
+            import asyncpg  # noqa: F401
+        except ImportError:
+            raise ValueError("needs the PostgreSQL driver: pip install 'skywarden[postgres]'") from None
+        parts = urlsplit(text)
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError("must name a host, such as postgresql://skywarden@127.0.0.1:5432/skywarden")
+        return text
+    raise ValueError("must be sqlite:///path or postgresql://user@host:port/database")
 
 
 def _tool_settings(value: Any) -> Mapping[str, Mapping[str, Any]]:
@@ -199,7 +210,9 @@ class Settings:
     port: int = _setting(8080, _int_range(0, 65535), "TCP port to listen on (0 = any free port)")
     data_dir: str = _setting("./.skywarden", _text, "folder for the SQLite database and generated secrets")
     database_url: str = _setting(
-        "", _database_url, "key store URL (sqlite:///path); empty = sqlite:///<data_dir>/skywarden.db"
+        "",
+        _database_url,
+        "key store URL: sqlite:///path or postgresql://user@host:port/db; empty = sqlite:///<data_dir>/skywarden.db",
     )
     nws_base_url: str = _setting("https://api.weather.gov", _http_url, "National Weather Service API base URL")
     nws_user_agent: str = _setting(

@@ -6,11 +6,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from skywarden.server.errors import STORE_UNAVAILABLE, ApiError
+
 ACTIVE, DISABLED, REVOKED, EXPIRED = "active", "disabled", "revoked", "expired"
+STORE_RETRY_SECONDS = 5
 
 
 class KeyNotFound(LookupError):
     """No key with this id (raised by stores)."""
+
+
+class StoreUnavailable(ApiError):
+    """The key store cannot be reached now: 503 with Retry-After at either door."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            STORE_UNAVAILABLE,
+            "The key store cannot be reached; try again shortly.",
+            headers={"Retry-After": str(STORE_RETRY_SECONDS)},
+        )
 
 
 def utcnow() -> datetime:

@@ -1,0 +1,50 @@
+"""The real PostgreSQL on this machine, for tests: each test gets its own database, dropped after.
+
+With SKYWARDEN_REQUIRE_SERVICES=1 (CI) a PostgreSQL that cannot be reached fails the test;
+otherwise the test is skipped with the reason. Set SKYWARDEN_TEST_POSTGRES to use another
+server (default postgresql://postgres@127.0.0.1:5432/postgres).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+ADMIN_DSN = os.environ.get("SKYWARDEN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRED = os.environ.get("SKYWARDEN_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(what: str, error: BaseException) -> None:
+    message = f"{what} is not reachable ({type(error).__name__}: {error})"
+    if REQUIRED:
+        pytest.fail(message + "; SKYWARDEN_REQUIRE_SERVICES=1 makes this a failure")
+    pytest.skip(message)
+
+
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A new, empty database for one test; its URL."""
+    import asyncpg
+
+    name = "skywarden_test_" + secrets.token_hex(6)
+    try:
+        admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        unavailable("PostgreSQL", exc)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = ADMIN_DSN.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

@@ -1,0 +1,131 @@
+"""The key store contract, run against SQLite and PostgreSQL alike (each test on its own
+database): same behaviour behind the same interface, and only hashes stored."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from skywarden.server.auth.backends import open_store
+from skywarden.server.auth.records import KeyFilter, KeyNotFound, KeyRecord, utcnow
+from tests.services import fresh_postgres_database
+
+
+def record(key_id: str, **fields) -> KeyRecord:
+    values = {
+        "name": "k",
+        "prefix": "skw_live_Abc",
+        "environment": "live",
+        "scopes": ["*"],
+        "created_at": utcnow(),
+    }
+    values.update(fields)
+    return KeyRecord(id=key_id, **values)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'keys.db'}"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def store(store_url):
+    store = open_store(store_url)
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_create_get_and_find_by_hash(store):
+    await store.create(record("key_a", scopes=["get_alerts"], metadata={"team": "ops"}), "hash-a")
+    got = await store.get("key_a")
+    assert got.scopes == ["get_alerts"] and got.metadata == {"team": "ops"} and got.created_at.tzinfo
+    match = await store.find_by_hash("hash-a")
+    assert match.record.id == "key_a" and match.valid_until is None
+    assert await store.find_by_hash("nope") is None and await store.get("nope") is None
+
+
+async def test_list_filters_status_and_paging(store):
+    now = utcnow()
+    await store.create(record("key_1", owner="ann", created_at=now), "h1")
+    await store.create(record("key_2", owner="bob", created_at=now + timedelta(seconds=1)), "h2")
+    await store.create(record("key_3", owner="ann", created_at=now + timedelta(seconds=2)), "h3")
+    await store.update("key_2", {"disabled": True})
+    await store.revoke("key_3", "gone", now)
+    await store.update("key_1", {"expires_at": now + timedelta(days=1)})
+
+    async def ids(**filters):
+        return [r.id for r in await store.list(KeyFilter(**filters))]
+
+    assert await ids() == ["key_1", "key_2", "key_3"]
+    assert await ids(owner="ann") == ["key_1", "key_3"]
+    assert await ids(status="active") == ["key_1"]
+    assert await ids(status="disabled") == ["key_2"]
+    assert await ids(status="revoked") == ["key_3"]
+    assert await ids(limit=1, offset=1) == ["key_2"]
+
+
+async def test_update_revoke_and_missing_keys(store):
+    await store.create(record("key_u"), "hu")
+    updated = await store.update("key_u", {"name": "new", "scopes": ["get_forecast"], "rate_limit": "5/minute"})
+    assert (updated.name, updated.scopes, updated.rate_limit) == ("new", ["get_forecast"], "5/minute")
+    assert updated.updated_at is not None
+    first = await store.revoke("key_u", "leaked", utcnow())
+    again = await store.revoke("key_u", "other", utcnow())  # idempotent: the first revocation stays
+    assert again.revoked_at == first.revoked_at and again.revoked_reason == "leaked"
+    with pytest.raises(KeyNotFound):
+        await store.update("key_missing", {"name": "x"})
+    with pytest.raises(KeyNotFound):
+        await store.revoke("key_missing", None, utcnow())
+    with pytest.raises(ValueError):
+        await store.update("key_u", {"id": "other"})
+
+
+async def test_rotation_grace_and_second_rotation(store):
+    now = utcnow()
+    await store.create(record("key_r"), "old")
+    await store.rotate("key_r", "new", "skw_live_New", now + timedelta(hours=1), now)
+    assert (await store.find_by_hash("old")).valid_until == now + timedelta(hours=1)
+    assert (await store.find_by_hash("new")).valid_until is None
+    later = now + timedelta(minutes=1)
+    await store.rotate("key_r", "newer", "skw_live_Nwr", later + timedelta(hours=1), later)
+    assert (await store.find_by_hash("old")).valid_until == later  # the first grace ends now
+    assert (await store.find_by_hash("new")).valid_until == later + timedelta(hours=1)
+    await store.revoke("key_r", None, later)
+    with pytest.raises(KeyNotFound):
+        await store.rotate("key_r", "x", "skw_live_X", later, later)
+
+
+async def test_usage_counts_add_up_and_last_use_only_moves_forward(store):
+    now = utcnow()
+    await store.create(record("key_use"), "hu")
+    await store.record_usage({"key_use": (3, now)})
+    await store.record_usage({"key_use": (2, now - timedelta(hours=1))})
+    got = await store.get("key_use")
+    assert got.use_count == 5 and got.last_used_at == now
+
+
+async def test_data_survives_reopening_and_migrations_run_once(store_url):
+    first = open_store(store_url)
+    await first.open()
+    await first.create(record("key_keep"), "hk")
+    await first.close()
+    second = open_store(store_url)
+    await second.open()
+    try:
+        assert (await second.get("key_keep")).id == "key_keep" and await second.ping()
+    finally:
+        await second.close()
+
+
+async def test_ping_is_false_once_closed(store_url):
+    store = open_store(store_url)
+    await store.open()
+    assert await store.ping()
+    await store.close()
+    assert not await store.ping()
