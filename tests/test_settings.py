@@ -42,7 +42,8 @@ def test_config_file_from_environment(tmp_path):
         ({"SKYWARDEN_CORS_ORIGINS": "*"}, "SKYWARDEN_CORS_ORIGINS"),
         ({"SKYWARDEN_CORS_ORIGINS": "example.com"}, "SKYWARDEN_CORS_ORIGINS"),
         ({"SKYWARDEN_DATABASE_URL": "mysql://x"}, "SKYWARDEN_DATABASE_URL"),
-        ({"SKYWARDEN_DATABASE_URL": "postgresql://localhost/x"}, "SKYWARDEN_DATABASE_URL"),
+        ({"SKYWARDEN_DATABASE_URL": "postgresql:///x"}, "SKYWARDEN_DATABASE_URL"),  # no host
+        ({"SKYWARDEN_DATABASE_URL": "sqlite://relative.db"}, "SKYWARDEN_DATABASE_URL"),
     ],
 )
 def test_invalid_values_name_the_setting(env, names):
