@@ -3,6 +3,10 @@ database, and a killed database connection recovered from without a restart."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import asyncpg
 import pytest
 
@@ -94,3 +98,47 @@ async def test_an_unreachable_database_is_a_503_and_recovery_needs_no_restart(pg
         await _connections(pg_url, allowed=True)
     assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
     assert (await client.get("/api/health/ready")).status == 200
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYWARDEN_")}
+    return subprocess.run(
+        [sys.executable, "-m", "skywarden.server.cli", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+@pytest.mark.slow
+async def test_db_copy_moves_every_key_so_that_it_keeps_working(pg_url, tmp_path, make_settings, aiohttp_client):
+    data = tmp_path / "sqlite-data"
+    sqlite_url = f"sqlite:///{data / 'skywarden.db'}"
+    source = await aiohttp_client(create_app(make_settings(data_dir=str(data))), headers=ADMIN_HEADERS)
+    kept, gone, rotated = [await create_key(source, name=n) for n in ("kept", "gone", "rotated")]
+    assert (await source.delete(f"/api/admin/keys/{gone['id']}")).status == 204
+    resp = await source.post(f"/api/admin/keys/{rotated['id']}/rotate", json={"grace_seconds": 3600})
+    new = (await resp.json())["key"]
+    SECRETS.add(new)
+    await source.get("/api/mcp/tools", headers={"X-API-Key": kept["key"]})
+    await source.get("/api/admin/keys")  # flushes the use count into the store
+
+    status = _cli("db", "status", "--data-dir", str(data))
+    assert status.returncode == 0 and "schema version 1 of 1 (up to date)" in status.stdout, status.stderr
+    copied = _cli("db", "copy", "--from", sqlite_url, "--to", pg_url)
+    assert copied.returncode == 0 and "copied 3 keys (1 revoked) with 4 hashes" in copied.stdout, copied.stderr
+    again = _cli("db", "copy", "--from", sqlite_url, "--to", pg_url)
+    assert again.returncode == 2 and "already holds keys" in again.stderr
+
+    secret = str(data / "server-secret")  # the same server secret: the hashes are HMACs with it
+    target = await aiohttp_client(create_app(make_settings(database_url=pg_url, secret_file=secret)))
+    for key, expected in ((kept["key"], 200), (gone["key"], 401), (rotated["key"], 200), (new, 200)):
+        assert (await target.get("/api/mcp/tools", headers={"X-API-Key": key})).status == expected
+    listed = await (await target.get("/api/admin/keys", headers=ADMIN_HEADERS)).json()
+    by_name = {k["name"]: k for k in listed["keys"]}
+    assert by_name["kept"]["use_count"] >= 1 and by_name["gone"]["status"] == "revoked"
+
+
+@pytest.mark.slow
+def test_db_commands_refuse_what_is_not_there(tmp_path):
+    result = _cli("db", "status", "--data-dir", str(tmp_path / "none"))
+    assert result.returncode == 2 and "no key store" in result.stderr and not (tmp_path / "none").exists()
+    result = _cli("db", "copy", "--from", f"sqlite:///{tmp_path}/missing.db", "--to", f"sqlite:///{tmp_path}/t.db")
+    assert result.returncode == 2 and "--from: no SQLite store" in result.stderr

@@ -8,6 +8,7 @@ do not race), a connection pool, and one retry of an operation whose connection 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -21,6 +22,7 @@ from skywarden.server.auth.records import (
     KeyFilter,
     KeyNotFound,
     KeyRecord,
+    StoredHash,
     StoreUnavailable,
     utcnow,
 )
@@ -64,6 +66,7 @@ COLUMNS = (
     "use_count, disabled, disabled_reason, revoked_at, revoked_reason, rate_limit, metadata"
 )
 MIGRATION_LOCK = 7_262_616_201  # pg_advisory_xact_lock id: one migrator at a time
+INSERT_KEY = f"INSERT INTO api_keys ({COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 18))})"
 POOL_MIN, POOL_MAX = 1, 10
 CONNECT_TIMEOUT_SECONDS = 5.0
 # The connection went away, or a new one cannot be had now (server restarting or refusing,
@@ -75,6 +78,7 @@ LOST_CONNECTION = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
+    asyncpg.exceptions.InternalClientError,  # a connection left in a broken state by a dropped backend
     ConnectionError,
     TimeoutError,
     OSError,
@@ -103,11 +107,35 @@ def _record(row: asyncpg.Record) -> KeyRecord:
     )
 
 
+def _row(record: KeyRecord) -> tuple[Any, ...]:
+    return (
+        record.id,
+        record.name,
+        record.owner,
+        record.prefix,
+        record.environment,
+        json.dumps(record.scopes),
+        record.created_at,
+        record.updated_at,
+        record.expires_at,
+        record.last_used_at,
+        record.use_count,
+        record.disabled,
+        record.disabled_reason,
+        record.revoked_at,
+        record.revoked_reason,
+        record.rate_limit,
+        json.dumps(record.metadata),
+    )
+
+
 def _column_value(name: str, value: Any) -> Any:
     return json.dumps(value) if name in ("scopes", "metadata") else value
 
 
 class PostgresKeyStore:
+    NEWEST_VERSION = len(MIGRATIONS)
+
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._pool: asyncpg.Pool | None = None
@@ -118,11 +146,12 @@ class PostgresKeyStore:
             raise RuntimeError("key store is not open")
         return self._pool
 
-    async def open(self) -> None:
+    async def open(self, migrate: bool = True) -> None:
         self._pool = await asyncpg.create_pool(
             self.dsn, min_size=POOL_MIN, max_size=POOL_MAX, timeout=CONNECT_TIMEOUT_SECONDS
         )
-        await self._migrate()
+        if migrate:
+            await self._migrate()
 
     async def _migrate(self) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -138,7 +167,28 @@ class PostgresKeyStore:
                 await conn.execute("INSERT INTO schema_version VALUES ($1)", version)
 
     async def schema_version(self) -> int:
+        if not await self.pool.fetchval("SELECT to_regclass('schema_version') IS NOT NULL"):
+            return 0
         return await self._retry(lambda: self.pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+
+    async def export_keys(self) -> list[tuple[KeyRecord, list[StoredHash]]]:
+        records = [
+            _record(row) for row in await self.pool.fetch(f"SELECT {COLUMNS} FROM api_keys ORDER BY created_at, id")
+        ]
+        hashes: dict[str, list[StoredHash]] = {}
+        for row in await self.pool.fetch("SELECT key_id, key_hash, valid_until, created_at FROM api_key_hashes"):
+            hashes.setdefault(row["key_id"], []).append(
+                StoredHash(row["key_hash"], row["valid_until"], row["created_at"])
+            )
+        return [(record, hashes.get(record.id, [])) for record in records]
+
+    async def import_key(self, record: KeyRecord, hashes: list[StoredHash]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(INSERT_KEY, *_row(record))
+            await conn.executemany(
+                "INSERT INTO api_key_hashes (key_hash, key_id, valid_until, created_at) VALUES ($1, $2, $3, $4)",
+                [(h.key_hash, record.id, h.valid_until, h.created_at) for h in hashes],
+            )
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -151,8 +201,9 @@ class PostgresKeyStore:
         try:
             return await operation()
         except LOST_CONNECTION:
-            await self.pool.expire_connections()
+            pass
         try:
+            await self.pool.expire_connections()
             return await operation()
         except LOST_CONNECTION:
             raise StoreUnavailable() from None
@@ -162,7 +213,8 @@ class PostgresKeyStore:
         try:
             return await operation()
         except LOST_CONNECTION:
-            await self.pool.expire_connections()
+            with contextlib.suppress(*LOST_CONNECTION):
+                await self.pool.expire_connections()
             raise StoreUnavailable() from None
 
     async def ping(self) -> bool:
@@ -176,23 +228,7 @@ class PostgresKeyStore:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(
                     f"INSERT INTO api_keys ({COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 18))})",
-                    record.id,
-                    record.name,
-                    record.owner,
-                    record.prefix,
-                    record.environment,
-                    json.dumps(record.scopes),
-                    record.created_at,
-                    record.updated_at,
-                    record.expires_at,
-                    record.last_used_at,
-                    record.use_count,
-                    record.disabled,
-                    record.disabled_reason,
-                    record.revoked_at,
-                    record.revoked_reason,
-                    record.rate_limit,
-                    json.dumps(record.metadata),
+                    *_row(record),
                 )
                 await conn.execute(
                     "INSERT INTO api_key_hashes (key_hash, key_id, valid_until, created_at) VALUES ($1, $2, NULL, $3)",

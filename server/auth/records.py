@@ -63,6 +63,15 @@ class KeyRecord:
 
 
 @dataclass(frozen=True)
+class StoredHash:
+    """A key hash as stored, for moving keys between stores (``skywarden db copy``)."""
+
+    key_hash: str
+    valid_until: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class HashMatch:
     """A stored hash and the key it belongs to; ``valid_until`` is set for a rotated-out hash."""
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiosqlite
 
-from skywarden.server.auth.records import UPDATABLE, HashMatch, KeyFilter, KeyNotFound, KeyRecord, utcnow
+from skywarden.server.auth.records import UPDATABLE, HashMatch, KeyFilter, KeyNotFound, KeyRecord, StoredHash, utcnow
 
 MIGRATIONS: list[str] = [
     """
@@ -82,6 +82,28 @@ def _record(row: Any) -> KeyRecord:
     )
 
 
+def _row(record: KeyRecord) -> tuple[Any, ...]:
+    return (
+        record.id,
+        record.name,
+        record.owner,
+        record.prefix,
+        record.environment,
+        json.dumps(record.scopes),
+        _t(record.created_at),
+        _t(record.updated_at),
+        _t(record.expires_at),
+        _t(record.last_used_at),
+        record.use_count,
+        int(record.disabled),
+        record.disabled_reason,
+        _t(record.revoked_at),
+        record.revoked_reason,
+        record.rate_limit,
+        json.dumps(record.metadata),
+    )
+
+
 def _column_value(name: str, value: Any) -> Any:
     if name in ("scopes", "metadata"):
         return json.dumps(value)
@@ -93,6 +115,8 @@ def _column_value(name: str, value: Any) -> Any:
 
 
 class SQLiteKeyStore:
+    NEWEST_VERSION = len(MIGRATIONS)
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
@@ -104,7 +128,7 @@ class SQLiteKeyStore:
             raise RuntimeError("key store is not open")
         return self._db
 
-    async def open(self) -> None:
+    async def open(self, migrate: bool = True) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         created = not os.path.exists(self.path)
         self._db = await aiosqlite.connect(self.path)
@@ -114,7 +138,8 @@ class SQLiteKeyStore:
         await self.db.execute("PRAGMA foreign_keys=ON")
         await self.db.execute("PRAGMA busy_timeout=5000")
         await self.db.execute("PRAGMA synchronous=NORMAL")
-        await self._migrate()
+        if migrate:
+            await self._migrate()
 
     async def _migrate(self) -> None:
         await self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -142,28 +167,7 @@ class SQLiteKeyStore:
 
     async def create(self, record: KeyRecord, key_hash: str) -> None:
         async with self._write_lock:
-            await self.db.execute(
-                f"INSERT INTO api_keys ({_COLUMNS}) VALUES ({', '.join('?' * 17)})",
-                (
-                    record.id,
-                    record.name,
-                    record.owner,
-                    record.prefix,
-                    record.environment,
-                    json.dumps(record.scopes),
-                    _t(record.created_at),
-                    _t(record.updated_at),
-                    _t(record.expires_at),
-                    _t(record.last_used_at),
-                    record.use_count,
-                    int(record.disabled),
-                    record.disabled_reason,
-                    _t(record.revoked_at),
-                    record.revoked_reason,
-                    record.rate_limit,
-                    json.dumps(record.metadata),
-                ),
-            )
+            await self.db.execute(f"INSERT INTO api_keys ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", _row(record))
             await self.db.execute(
                 "INSERT INTO api_key_hashes (key_hash, key_id, valid_until, created_at) VALUES (?, ?, NULL, ?)",
                 (key_hash, record.id, _t(record.created_at)),
@@ -285,5 +289,30 @@ class SQLiteKeyStore:
                 "last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END "
                 "WHERE id = ?",
                 [(count, _t(last), _t(last), key_id) for key_id, (count, last) in usage.items()],
+            )
+            await self.db.commit()
+
+    async def schema_version(self) -> int:
+        async with self.db.execute("SELECT name FROM sqlite_master WHERE name = 'schema_version'") as cur:
+            if await cur.fetchone() is None:
+                return 0
+        async with self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
+            return (await cur.fetchone())[0]
+
+    async def export_keys(self) -> list[tuple[KeyRecord, list[StoredHash]]]:
+        async with self.db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, id") as cur:
+            records = [_record(row) for row in await cur.fetchall()]
+        async with self.db.execute("SELECT key_id, key_hash, valid_until, created_at FROM api_key_hashes") as cur:
+            hashes: dict[str, list[StoredHash]] = {}
+            for key_id, key_hash, valid_until, created_at in await cur.fetchall():
+                hashes.setdefault(key_id, []).append(StoredHash(key_hash, _dt(valid_until), _dt(created_at)))
+        return [(record, hashes.get(record.id, [])) for record in records]
+
+    async def import_key(self, record: KeyRecord, hashes: list[StoredHash]) -> None:
+        async with self._write_lock:
+            await self.db.execute(f"INSERT INTO api_keys ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", _row(record))
+            await self.db.executemany(
+                "INSERT INTO api_key_hashes (key_hash, key_id, valid_until, created_at) VALUES (?, ?, ?, ?)",
+                [(h.key_hash, record.id, _t(h.valid_until), _t(h.created_at)) for h in hashes],
             )
             await self.db.commit()

@@ -93,7 +93,7 @@ def store_path(settings: Settings) -> Path | None:
     return Path(url.removeprefix(SQLITE_SCHEME)) if url.startswith(SQLITE_SCHEME) else None
 
 
-def _describe_store(settings: Settings) -> str:
+def describe_store(settings: Settings) -> str:
     path = store_path(settings)
     where = str(path) if path is not None else settings.resolved_database_url.split("@")[-1]
     return f"key store {where} (data_dir {Path(settings.data_dir).resolve()})"
@@ -106,16 +106,16 @@ async def _with_operations(
     path = store_path(settings)
     if not writes and path is not None and not path.exists():
         raise CliError(
-            f"no {_describe_store(settings)}; run the command where the server keeps its data, "
+            f"no {describe_store(settings)}; run the command where the server keeps its data, "
             "or pass --data-dir / --database-url"
         )
-    print(f"skywarden: using {_describe_store(settings)}", file=sys.stderr)
+    print(f"skywarden: using {describe_store(settings)}", file=sys.stderr)
     secret = load_server_secret(settings.secret, settings.secret_file, settings.data_dir) if writes else b""
     store = open_store(settings.resolved_database_url)
     try:
         await store.open()
     except Exception as exc:
-        raise CliError(f"cannot open the {_describe_store(settings)}: {exc}") from None
+        raise CliError(f"cannot open the {describe_store(settings)}: {exc}") from None
     operations = KeyOperations(
         store=store,
         secret=secret,

@@ -51,9 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     tools = sub.add_parser("tools", help="list the tools that load, and from which distribution")
     tools.add_argument("--json", action="store_true", help="machine-readable output")
 
+    from skywarden.server.cli.db import add_db_commands
     from skywarden.server.cli.keys import add_admin_commands
 
     add_admin_commands(sub, _add_setting_flags)
+    add_db_commands(sub, _add_setting_flags)
     return parser
 
 

@@ -1,0 +1,86 @@
+"""``skywarden db status|upgrade|copy``: the key store's schema, and moving keys between stores.
+
+``copy`` moves every key with its hashes (rotated-out ones and their grace periods included),
+scopes, limits, history and usage, so existing keys keep working — provided the target is
+served with the same server secret (key hashes are HMACs with it). The target must hold no
+keys yet; it is migrated first.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from skywarden.server.auth.backends import SQLITE_SCHEME, open_store
+from skywarden.server.auth.records import KeyFilter
+from skywarden.server.cli.keys import CliError, describe_store, store_path
+from skywarden.server.settings import Settings
+
+STORE_SETTINGS = ("data_dir", "database_url", "log_level", "log_format", "log_file", "audit_log_file")
+
+
+def add_db_commands(sub: argparse._SubParsersAction, add_setting_flags: Callable[..., None]) -> None:
+    db = sub.add_parser("db", help="the key store: schema version, upgrade, copy between stores")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    status = db_sub.add_parser("status", help="the store's schema version (changes nothing)")
+    status.set_defaults(handler=_status)
+    upgrade = db_sub.add_parser("upgrade", help="apply pending schema migrations")
+    upgrade.set_defaults(handler=_upgrade)
+    for parser in (status, upgrade):
+        add_setting_flags(parser, STORE_SETTINGS)
+    copy = db_sub.add_parser("copy", help="copy every key from one store to another (same server secret)")
+    copy.add_argument("--from", dest="source", required=True, metavar="URL", help="sqlite:///… or postgresql://…")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL", help="sqlite:///… or postgresql://…")
+    copy.set_defaults(handler=_copy)
+
+
+async def _status(args: argparse.Namespace, settings: Settings) -> int:
+    path = store_path(settings)
+    if path is not None and not path.exists():
+        raise CliError(f"no {describe_store(settings)}")
+    store = open_store(settings.resolved_database_url)
+    await store.open(migrate=False)
+    try:
+        version = await store.schema_version()
+    finally:
+        await store.close()
+    newest = store.NEWEST_VERSION
+    state = "up to date" if version == newest else f"{newest - version} migration(s) pending"
+    print(f"{describe_store(settings)}: schema version {version} of {newest} ({state})")
+    return 0
+
+
+async def _upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings.resolved_database_url)
+    await store.open()
+    try:
+        version = await store.schema_version()
+    finally:
+        await store.close()
+    print(f"{describe_store(settings)}: schema version {version} (up to date)")
+    return 0
+
+
+async def _copy(args: argparse.Namespace, settings: Settings) -> int:
+    if args.source == args.target:
+        raise CliError("--from and --to name the same store")
+    if args.source.startswith(SQLITE_SCHEME) and not Path(args.source.removeprefix(SQLITE_SCHEME)).exists():
+        raise CliError(f"--from: no SQLite store at {args.source.removeprefix(SQLITE_SCHEME)}")
+    source, target = open_store(args.source), open_store(args.target)
+    await source.open(migrate=False)
+    try:
+        await target.open()
+        try:
+            if await target.list(KeyFilter(limit=1)):
+                raise CliError("the target store already holds keys; copy into an empty one")
+            keys = await source.export_keys()
+            for record, hashes in keys:
+                await target.import_key(record, hashes)
+        finally:
+            await target.close()
+    finally:
+        await source.close()
+    revoked = sum(1 for record, _ in keys if record.revoked_at is not None)
+    print(f"copied {len(keys)} keys ({revoked} revoked) with {sum(len(h) for _, h in keys)} hashes")
+    return 0
