@@ -49,12 +49,18 @@ async def test_keys_live_in_postgres_and_only_as_hashes(pg_url, make_settings, a
     assert len(hashes) == 2
 
 
-async def test_a_killed_database_connection_is_recovered_without_a_restart(pg_url, make_settings, aiohttp_client):
+async def _uncached_clients(pg_url, make_settings, aiohttp_client):
+    """A server on ``pg_url`` whose key cache expires at once (every request reaches the store),
+    an admin client for it, and the headers of a fresh key."""
     client = await aiohttp_client(create_app(make_settings(database_url=pg_url, key_cache_ttl="0.001")))
     admin = await aiohttp_client(client.server, headers=ADMIN_HEADERS)
     key = await create_key(admin)
     SECRETS.add(key["key"])
-    headers = {"X-API-Key": key["key"]}
+    return client, admin, {"X-API-Key": key["key"]}
+
+
+async def test_a_killed_database_connection_is_recovered_without_a_restart(pg_url, make_settings, aiohttp_client):
+    client, admin, headers = await _uncached_clients(pg_url, make_settings, aiohttp_client)
     assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
     database = pg_url.rsplit("/", 1)[1]
     killer = await asyncpg.connect(pg_url.rsplit("/", 1)[0] + "/postgres")
@@ -81,11 +87,7 @@ async def _connections(url: str, allowed: bool) -> None:
 
 
 async def test_an_unreachable_database_is_a_503_and_recovery_needs_no_restart(pg_url, make_settings, aiohttp_client):
-    client = await aiohttp_client(create_app(make_settings(database_url=pg_url, key_cache_ttl="0.001")))
-    admin = await aiohttp_client(client.server, headers=ADMIN_HEADERS)
-    key = await create_key(admin)
-    SECRETS.add(key["key"])
-    headers = {"X-API-Key": key["key"]}
+    client, admin, headers = await _uncached_clients(pg_url, make_settings, aiohttp_client)
     await _connections(pg_url, allowed=False)
     try:
         resp = await client.get("/api/mcp/tools", headers=headers)
