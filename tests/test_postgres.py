@@ -14,6 +14,7 @@ from skywarden.server.app import create_app
 from tests.conftest import ADMIN_HEADERS, SECRETS, create_key
 from tests.services import fresh_postgres_database
 
+SHARED_SECRET = "shared-server-secret-for-every-instance-0123"  # instances on one store share it
 TERMINATE = (
     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
 )
@@ -26,7 +27,7 @@ async def pg_url():
 
 
 async def test_keys_live_in_postgres_and_only_as_hashes(pg_url, make_settings, aiohttp_client):
-    settings = make_settings(database_url=pg_url)
+    settings = make_settings(database_url=pg_url, secret=SHARED_SECRET)
     admin = await aiohttp_client(create_app(settings), headers=ADMIN_HEADERS)
     key = await create_key(admin, scopes=["get_alerts"])
     gone = await create_key(admin)
@@ -52,7 +53,8 @@ async def test_keys_live_in_postgres_and_only_as_hashes(pg_url, make_settings, a
 async def _uncached_clients(pg_url, make_settings, aiohttp_client):
     """A server on ``pg_url`` whose key cache expires at once (every request reaches the store),
     an admin client for it, and the headers of a fresh key."""
-    client = await aiohttp_client(create_app(make_settings(database_url=pg_url, key_cache_ttl="0.001")))
+    settings = make_settings(database_url=pg_url, secret=SHARED_SECRET, key_cache_ttl="0.001")
+    client = await aiohttp_client(create_app(settings))
     admin = await aiohttp_client(client.server, headers=ADMIN_HEADERS)
     key = await create_key(admin)
     SECRETS.add(key["key"])
@@ -144,3 +146,18 @@ def test_db_commands_refuse_what_is_not_there(tmp_path):
     assert result.returncode == 2 and "no key store" in result.stderr and not (tmp_path / "none").exists()
     result = _cli("db", "copy", "--from", f"sqlite:///{tmp_path}/missing.db", "--to", f"sqlite:///{tmp_path}/t.db")
     assert result.returncode == 2 and "--from: no SQLite store" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("missing", "names"),
+    [({"secret": ""}, "SKYWARDEN_SECRET_FILE"), ({"admin_token": ""}, "SKYWARDEN_ADMIN_TOKEN_FILE")],
+)
+def test_a_shared_store_needs_shared_secrets(make_settings, tmp_path, missing, names):
+    """An instance would otherwise generate its own secret or admin token beside the others'."""
+    from skywarden.server.auth.credentials import CredentialError, prepare_credentials
+
+    values = {"secret": "s" * 40, "database_url": "postgresql://postgres@127.0.0.1:5432/x", **missing}
+    with pytest.raises(CredentialError) as info:
+        prepare_credentials(make_settings(**values))
+    assert names in str(info.value)
+    assert not (tmp_path / "data" / "server-secret").exists()

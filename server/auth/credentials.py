@@ -158,7 +158,25 @@ def load_metrics_credential(token: str, token_file: str) -> AdminCredential | No
     return AdminCredential(token_hash(token or _token_file(token_file, "metrics_token_file")))
 
 
+def refuse_local_secrets_for_a_shared_store(settings: Settings) -> None:
+    """With a store other instances share, a secret generated into this instance's data dir would
+    differ from theirs (keys made elsewhere would not verify here); so would an admin token."""
+    if settings.resolved_database_url.startswith("sqlite:///"):
+        return
+    if not (settings.secret or settings.secret_file):
+        raise CredentialError(
+            "invalid setting secret_file: with a shared key store (database_url) every instance needs the same "
+            "server secret; set SKYWARDEN_SECRET_FILE (or --secret-file) to a file all instances read"
+        )
+    if not (settings.admin_token or settings.admin_token_file):
+        raise CredentialError(
+            "invalid setting admin_token_file: with a shared key store every instance needs the same admin token; "
+            "set SKYWARDEN_ADMIN_TOKEN_FILE (or --admin-token-file)"
+        )
+
+
 def prepare_credentials(settings: Settings) -> Credentials:
+    refuse_local_secrets_for_a_shared_store(settings)
     for configured in (settings.admin_token, settings.metrics_token):
         register_secret(configured)  # arbitrary strings: the key regex would not find them in a log line
     secret = load_server_secret(settings.secret, settings.secret_file, settings.data_dir)
