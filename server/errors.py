@@ -66,6 +66,9 @@ RATE_LIMITED = ErrorKind(429, "Too many requests", "rate-limited", RATE_LIMITED_
 HEADERS_TOO_LARGE = ErrorKind(431, "Request header fields too large", "headers-too-large", INVALID_REQUEST)
 INTERNAL = ErrorKind(500, "Internal server error", "internal-error", INTERNAL_ERROR)
 NOT_READY = ErrorKind(503, "Not ready", "not-ready", INTERNAL_ERROR)
+LIMITER_UNAVAILABLE = ErrorKind(
+    503, "Rate limiter unavailable", "limiter-unavailable", INTERNAL_ERROR, "limiter_unavailable"
+)
 STORE_UNAVAILABLE = ErrorKind(503, "Key store unavailable", "store-unavailable", INTERNAL_ERROR, "store_unavailable")
 TOO_MANY_SESSIONS = ErrorKind(429, "Too many sessions", "too-many-sessions", RATE_LIMITED_CODE, "sessions")
 BATCH_TOO_LARGE = ErrorKind(400, "Batch too large", "batch-too-large", INVALID_REQUEST)

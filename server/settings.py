@@ -160,6 +160,29 @@ def _networks(value: Any) -> tuple[str, ...]:
     return items
 
 
+def _redis_url(value: Any) -> str:
+    text = _text(value).strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError("must be redis://host:port/db (or rediss:// for TLS)")
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        raise ValueError("needs the Redis client: pip install 'skywarden[redis]'") from None
+    return text
+
+
+def _key_prefix(value: Any) -> str:
+    import re
+
+    text = _text(value).strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", text):
+        raise ValueError("must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+    return text
+
+
 def _database_url(value: Any) -> str:
     text = _text(value).strip()
     if not text:
@@ -257,6 +280,17 @@ class Settings:
     )
     trusted_proxies: tuple[str, ...] = _setting(
         (), _networks, "proxy addresses/networks whose X-Forwarded-For/-Proto are believed"
+    )
+    redis_url: str = _setting(
+        "",
+        _redis_url,
+        "Redis for rate-limit counters shared by every instance (redis://host:port/db); empty = in-process",
+    )
+    redis_key_prefix: str = _setting("skywarden", _key_prefix, "prefix of every Redis key this deployment writes")
+    rate_limit_when_unavailable: str = _setting(
+        "open",
+        _choice("open", "closed"),
+        "Redis unreachable: let requests through (open) or refuse them with 503 (closed)",
     )
     rate_limit: str = _setting("120/minute", _rate, "default per-key limit (limits notation); empty = none")
     auth_failure_limit: str = _setting(

@@ -48,3 +48,27 @@ async def fresh_postgres_database() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+REDIS_URL = os.environ.get("SKYWARDEN_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@asynccontextmanager
+async def redis_prefix() -> AsyncIterator[tuple[str, str]]:
+    """(Redis URL, a key prefix of this test's own); every key under the prefix is deleted after."""
+    import redis.asyncio as redis
+
+    client = redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except (OSError, redis.RedisError) as exc:
+        await client.aclose()
+        unavailable("Redis", exc)
+    prefix = "skywarden-test-" + secrets.token_hex(6)
+    try:
+        yield REDIS_URL, prefix
+    finally:
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

@@ -8,7 +8,7 @@ from marshmallow import Schema, fields
 
 from skywarden.server import __version__
 from skywarden.server.api.responses import json_response, problem_responses
-from skywarden.server.appkeys import KEY_STORE, PIPELINE, PREPAID, PRINCIPAL
+from skywarden.server.appkeys import KEY_STORE, LIMITER, PIPELINE, PREPAID, PRINCIPAL
 from skywarden.server.calls.pipeline import ARGUMENTS_MUST_BE_AN_OBJECT, MAX_NAME_SHOWN, InvalidArguments
 from skywarden.server.errors import NOT_READY, ApiError
 from skywarden.server.http.body import read_json
@@ -56,9 +56,15 @@ async def health(request: web.Request) -> web.Response:
 @docs(tags=["health"], summary="Readiness: the key store is reachable", security=[], responses=problem_responses(503))
 @response_schema(HealthSchema, 200)
 async def ready(request: web.Request) -> web.Response:
-    if not await request.app[KEY_STORE].ping():
-        raise ApiError(NOT_READY, "The key store is not reachable.")
-    return json_response({"status": "ready", "version": __version__})
+    """Each dependency by name; 503 when any is unreachable."""
+    checks = {
+        "key_store": "ok" if await request.app[KEY_STORE].ping() else "unreachable",
+        "rate_limiter": "ok" if await request.app[LIMITER].reachable() else "unreachable",
+    }
+    if "unreachable" in checks.values():
+        failing = ", ".join(name for name, state in checks.items() if state != "ok")
+        raise ApiError(NOT_READY, f"Not reachable: {failing}.", extra={"checks": checks})
+    return json_response({"status": "ready", "version": __version__, "checks": checks})
 
 
 @docs(

@@ -20,17 +20,20 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import structlog
 from aiohttp import web
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
 
 from skywarden.server.appkeys import AUTH_FAILURE, LIMITER, PREPAID, PRINCIPAL, RATE_LIMIT_FIELDS
 from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.pipeline import Prepaid
-from skywarden.server.errors import RATE_LIMITED, UNAUTHORIZED, ApiError
+from skywarden.server.errors import LIMITER_UNAVAILABLE, RATE_LIMITED, UNAUTHORIZED, ApiError
 from skywarden.server.settings import Settings
 
+log = structlog.get_logger("skywarden.server")
 MAX_PARSED_RATES = 10_000  # distinct per-key rate strings kept parsed; cleared when exceeded
 
 
@@ -68,12 +71,28 @@ class RateLimited(ApiError):
         self.policy = scope
 
 
+LIMITER_RETRY_SECONDS = 5
+
+
+def limiter_storage(settings: Settings) -> Storage:
+    """In-process counters, or Redis ones every instance shares (``redis_url``)."""
+    if not settings.redis_url:
+        return MemoryStorage()
+    return RedisStorage(
+        "async+" + settings.redis_url,
+        implementation="redispy",
+        wrap_exceptions=True,
+        key_prefix=settings.redis_key_prefix + ":limits",
+    )
+
+
 @dataclass
 class RateLimits:
     default: Windows
     auth_failures: Windows
     unauthenticated: Windows
-    storage: MemoryStorage = field(default_factory=MemoryStorage)
+    storage: Storage = field(default_factory=MemoryStorage)
+    fail_open: bool = True  # when the storage (Redis) cannot be reached
     _per_key: dict[str, Windows] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,6 +104,25 @@ class RateLimits:
             default=parse_windows(settings.rate_limit),
             auth_failures=parse_windows(settings.auth_failure_limit),
             unauthenticated=parse_windows(settings.unauthenticated_limit),
+            storage=limiter_storage(settings),
+            fail_open=settings.rate_limit_when_unavailable == "open",
+        )
+
+    async def reachable(self) -> bool:
+        try:
+            return bool(await self.storage.check())
+        except Exception:
+            return False
+
+    def _unavailable(self) -> None:
+        """The shared counters cannot be reached: let the request through, or refuse it (a setting)."""
+        if self.fail_open:
+            log.warning("rate limiter unreachable; letting the request through (rate_limit_when_unavailable=open)")
+            return
+        raise ApiError(
+            LIMITER_UNAVAILABLE,
+            "The rate limiter cannot be reached; try again shortly.",
+            headers={"Retry-After": str(LIMITER_RETRY_SECONDS)},
         )
 
     def windows_for(self, principal: Principal) -> Windows:
@@ -97,11 +135,20 @@ class RateLimits:
             windows = self._per_key[principal.rate_limit] = parse_windows(principal.rate_limit)
         return windows
 
-    async def _take(self, scope: str, windows: Windows, identity: str, cost: int) -> None:
+    async def _take(self, scope: str, windows: Windows, identity: str, cost: int) -> bool:
         """Take ``cost`` from every window or from none: test them all, then hit them all.
+        False when the counters could not be reached and the request was let through.
 
         A hit is atomic per window, so no window ever admits more than its amount; a race
         between the test and the hit can only charge an earlier window for a refused request."""
+        try:
+            await self._take_all(scope, windows, identity, cost)
+        except StorageError:
+            self._unavailable()
+            return False
+        return True
+
+    async def _take_all(self, scope: str, windows: Windows, identity: str, cost: int) -> None:
         for window in windows:
             if not await self.limiter.test(window, scope, identity, cost=cost):
                 await self._refuse(scope, windows, window, identity)
@@ -116,15 +163,17 @@ class RateLimits:
     async def charge(self, principal: Principal, cost: int = 1) -> dict[str, str]:
         """Take ``cost`` units from each of the key's windows; return the RateLimit fields or raise."""
         windows = self.windows_for(principal)
-        if not windows:
+        if not windows or not await self._take("key", windows, principal.id, cost):
             return {}
-        await self._take("key", windows, principal.id, cost)
         now = time.time()
         remaining = []
-        for window in windows:
-            stats = await self.limiter.get_window_stats(window, "key", principal.id)
-            reset = max(0, math.ceil(stats.reset_time - now))
-            remaining.append(f'"{window_name("key", window)}";r={stats.remaining};t={reset}')
+        try:
+            for window in windows:
+                stats = await self.limiter.get_window_stats(window, "key", principal.id)
+                reset = max(0, math.ceil(stats.reset_time - now))
+                remaining.append(f'"{window_name("key", window)}";r={stats.remaining};t={reset}')
+        except StorageError:
+            return {}
         return {"RateLimit-Policy": policy_field("key", windows), "RateLimit": ", ".join(remaining)}
 
     async def count_failure(self, ip: str) -> None:
