@@ -22,6 +22,15 @@ class HealthSchema(Schema):
     version = fields.String(required=True)
 
 
+class ReadySchema(HealthSchema):
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(metadata={"enum": ["ok", "unreachable"]}),
+        required=True,
+        metadata={"description": "Each dependency: key_store, rate_limiter"},
+    )
+
+
 class ToolInfoSchema(Schema):
     name = fields.String(required=True)
     title = fields.String()
@@ -54,7 +63,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 @docs(tags=["health"], summary="Readiness: the key store is reachable", security=[], responses=problem_responses(503))
-@response_schema(HealthSchema, 200)
+@response_schema(ReadySchema, 200)
 async def ready(request: web.Request) -> web.Response:
     """Each dependency by name; 503 when any is unreachable."""
     checks = {
