@@ -7,7 +7,10 @@ the environment reader and the config-file reader all share one definition.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -149,8 +152,6 @@ def _rate(value: Any) -> str:
 
 
 def _networks(value: Any) -> tuple[str, ...]:
-    import ipaddress
-
     items = _string_list(value)
     for item in items:
         try:
@@ -175,8 +176,6 @@ def _redis_url(value: Any) -> str:
 
 
 def _key_prefix(value: Any) -> str:
-    import re
-
     text = _text(value).strip()
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", text):
         raise ValueError("must be 1-64 characters of A-Z a-z 0-9 _ . : -")
@@ -203,9 +202,6 @@ def _database_url(value: Any) -> str:
 
 def _tool_settings(value: Any) -> Mapping[str, Mapping[str, Any]]:
     """``[skywarden.tool_settings.<group>]`` tables in TOML, or the same as a JSON object in the environment."""
-    import json
-    import re
-
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}

@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema, response_schema
 from marshmallow import Schema, fields
 
-from skywarden.server.api.responses import json_response, problem_responses
+from skywarden.server.api.responses import json_response
 from skywarden.server.appkeys import KEY_OPERATIONS, PRINCIPAL, REQUEST_ID
 from skywarden.server.auth.key_operations import Actor, key_view
 from skywarden.server.auth.key_schemas import (
@@ -22,6 +22,7 @@ from skywarden.server.auth.key_schemas import (
 )
 from skywarden.server.http.body import read_json
 from skywarden.server.http.paths import ADMIN_KEYS_PATH
+from skywarden.server.http.problems import problem_responses
 
 ADMIN_SECURITY = [{"AdminToken": []}]
 

@@ -149,9 +149,10 @@ class RateLimits:
         return True
 
     async def _take_all(self, scope: str, windows: Windows, identity: str, cost: int) -> None:
-        for window in windows:
-            if not await self.limiter.test(window, scope, identity, cost=cost):
-                await self._refuse(scope, windows, window, identity)
+        if len(windows) > 1:  # one window's hit is all-or-nothing by itself: no test round trip
+            for window in windows:
+                if not await self.limiter.test(window, scope, identity, cost=cost):
+                    await self._refuse(scope, windows, window, identity)
         for window in windows:
             if not await self.limiter.hit(window, scope, identity, cost=cost):
                 await self._refuse(scope, windows, window, identity)

@@ -12,10 +12,9 @@ from aiohttp import web
 from skywarden.server.appkeys import SETTINGS
 from skywarden.server.errors import HTTPS_REQUIRED, ApiError
 from skywarden.server.http.host_origin import hostname_of, is_loopback
-from skywarden.server.http.paths import HEALTH_PATH, READY_PATH
+from skywarden.server.http.paths import HEALTH_PATHS
 from skywarden.server.settings import Settings
 
-HEALTH_PATHS = frozenset({HEALTH_PATH, READY_PATH})
 REFUSAL = "This server only accepts HTTPS; send the request to the https:// URL."
 
 

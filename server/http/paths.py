@@ -38,7 +38,8 @@ PROBE_PATHS = frozenset(
         "/favicon.ico",
     }
 )
-PUBLIC_PATHS = frozenset({HEALTH_PATH, READY_PATH}) | PROBE_PATHS
+HEALTH_PATHS = frozenset({HEALTH_PATH, READY_PATH})  # also answered over plain HTTP (load-balancer probes)
+PUBLIC_PATHS = HEALTH_PATHS | PROBE_PATHS
 PUBLIC_PREFIXES = (DOCS_PATH,)
 
 

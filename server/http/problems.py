@@ -1,4 +1,4 @@
-"""RFC 9457 problem details: how the REST and admin door renders an ``ApiError``."""
+"""RFC 9457 problem details: how the REST and admin door renders an ``ApiError``, and documents it."""
 
 from __future__ import annotations
 
@@ -31,3 +31,24 @@ def problem_response(error: ApiError, request_id: str | None = None) -> web.Resp
         content_type=PROBLEM_CONTENT_TYPE,
         headers=error.headers,
     )
+
+
+PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+STATUS_TEXTS = {
+    400: "Malformed request (bad JSON, a credential in the URL, ambiguous credentials)",
+    401: "Missing or invalid credential",
+    403: "The key may not use this tool",
+    404: "Not found",
+    408: "The body arrived too slowly",
+    409: "The key is revoked",
+    413: "Body too large",
+    415: "Body is not application/json",
+    422: "Validation failed; `errors` lists each field",
+    429: "Rate limited (or too many wrong credentials from this address); see Retry-After",
+    503: "Not ready",
+}
+
+
+def problem_responses(*codes: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these statuses, each a problem+json body."""
+    return {code: {"description": STATUS_TEXTS[code], **PROBLEM} for code in codes}

@@ -16,9 +16,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from skywarden.server.api.responses import problem_responses
 from skywarden.server.appkeys import METRICS
 from skywarden.server.http.paths import METRICS_PATH
+from skywarden.server.http.problems import problem_responses
 from skywarden.tools.upstream import TTLCache
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
