@@ -9,6 +9,7 @@ from skywarden.server.api.openapi import setup_openapi
 from skywarden.server.appkeys import (
     ADMIN,
     AUTHENTICATOR,
+    BROADCAST,
     KEY_OPERATIONS,
     KEY_STORE,
     LIMITER,
@@ -37,11 +38,12 @@ from skywarden.server.http.https_policy import https_middleware
 from skywarden.server.http.proxy import parse_networks, proxy_middleware_for
 from skywarden.server.http.security_headers import on_response_prepare
 from skywarden.server.mcp.methods import McpMethods
-from skywarden.server.mcp.sessions import MemorySessionStore, SessionStore
+from skywarden.server.mcp.sessions import SessionStore
 from skywarden.server.mcp.transport import McpEndpoint
 from skywarden.server.observability.audit import audit_middleware
 from skywarden.server.observability.metrics import Metrics, setup_metrics
 from skywarden.server.settings import Settings
+from skywarden.server.shared.backends import open_shared_state, shared_state_context
 from skywarden.tools.registry import ToolRegistry, discover_tools
 from skywarden.tools.upstream import TTLCache
 
@@ -62,15 +64,18 @@ def create_app(
     registry = registry if registry is not None else discover_tools()
     credentials = credentials if credentials is not None else prepare_credentials(settings)
     key_store = key_store if key_store is not None else open_store(settings.resolved_database_url)
-    if sessions is None:
-        sessions = MemorySessionStore(
-            settings.session_idle_timeout, settings.max_sessions, max_per_key=settings.max_sessions_per_key
-        )
-    limits = RateLimits.from_settings(settings)
+    shared = open_shared_state(settings, sessions)
+    sessions, broadcast = shared.sessions, shared.broadcast
+    limits = RateLimits.from_settings(settings, shared.counters)
     upstream_cache = TTLCache(settings.upstream_cache_entries)
     metrics = Metrics(sessions, upstream_cache) if settings.metrics_enabled else None
     upstream = build_upstream(settings, upstream_cache, metrics.observe_upstream if metrics else None)
-    authenticator = Authenticator(key_store, credentials.secret, cache_ttl=settings.key_cache_ttl)
+    authenticator = Authenticator(
+        key_store, credentials.secret, cache_ttl=settings.key_cache_ttl, trust_cache=lambda: broadcast.listening
+    )
+    broadcast.on("key-changed", authenticator.invalidate)
+    broadcast.on("flush-usage", authenticator.flush_usage)
+    broadcast.on_resubscribe.append(authenticator.forget_all)
     pipeline = ToolPipeline(
         registry=registry,
         upstream=upstream,
@@ -83,8 +88,8 @@ def create_app(
         secret=credentials.secret,
         tool_names=registry.names,
         default_environment=settings.key_environment,
-        changed=authenticator.invalidate,
-        flush_usage=authenticator.flush_usage,
+        changed=lambda key_id: broadcast.publish("key-changed", key_id),
+        flush_usage=lambda: broadcast.publish("flush-usage"),
     )
 
     app = web.Application(
@@ -118,10 +123,11 @@ def create_app(
     app[AUTHENTICATOR] = authenticator
     app[KEY_OPERATIONS] = operations
     app[SESSIONS] = sessions
+    app[BROADCAST] = broadcast
 
     app.cleanup_ctx.append(key_store_context)
+    app.cleanup_ctx.append(shared_state_context(shared))
     app.cleanup_ctx.append(upstream_context(upstream))
-    app.on_cleanup.append(lambda app: sessions.close())
 
     McpEndpoint(McpMethods(pipeline), sessions).add_routes(app)
     rest.add_routes(app)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from skywarden.server.mcp.sessions import SessionStore
     from skywarden.server.observability.metrics import Metrics
     from skywarden.server.settings import Settings
+    from skywarden.server.shared.broadcast import LocalBroadcast
     from skywarden.tools.registry import ToolRegistry
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -30,6 +31,7 @@ METRICS_CREDENTIAL: web.AppKey[AdminCredential | None] = web.AppKey("metrics_cre
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 LIMITER: web.AppKey[RateLimits] = web.AppKey("limiter")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+BROADCAST: web.AppKey[LocalBroadcast] = web.AppKey("broadcast")
 
 # request-scoped values (request[...])
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

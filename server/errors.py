@@ -70,6 +70,9 @@ LIMITER_UNAVAILABLE = ErrorKind(
     503, "Rate limiter unavailable", "limiter-unavailable", INTERNAL_ERROR, "limiter_unavailable"
 )
 STORE_UNAVAILABLE = ErrorKind(503, "Key store unavailable", "store-unavailable", INTERNAL_ERROR, "store_unavailable")
+SESSIONS_UNAVAILABLE = ErrorKind(
+    503, "Session store unavailable", "sessions-unavailable", INTERNAL_ERROR, "sessions_unavailable"
+)
 TOO_MANY_SESSIONS = ErrorKind(429, "Too many sessions", "too-many-sessions", RATE_LIMITED_CODE, "sessions")
 BATCH_TOO_LARGE = ErrorKind(400, "Batch too large", "batch-too-large", INVALID_REQUEST)
 

@@ -107,7 +107,7 @@ async def test_bad_checksum_is_rejected_without_a_store_lookup(client, store_loo
 
 
 async def test_verified_key_is_cached(client, store_lookups):
-    client.server.app[AUTHENTICATOR].invalidate(client.key_id)  # start cold: exactly one lookup
+    await client.server.app[AUTHENTICATOR].invalidate(client.key_id)  # start cold: exactly one lookup
     for _ in range(5):
         assert (await client.get("/api/mcp/tools")).status == 200
     assert len(store_lookups) == 1

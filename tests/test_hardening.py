@@ -325,7 +325,7 @@ async def test_a_refused_request_does_not_spend_the_other_windows(make_client, m
     assert resp.status == 200
     limits = client.server.app[LIMITER]
     hour = limits.windows_for(Principal("key", client.key_id, "k"))[1]
-    stats = await limits.limiter.get_window_stats(hour, "key", client.key_id)
+    stats = await limits.counters.limiter.get_window_stats(hour, "key", client.key_id)
     assert stats.remaining == 3  # only the two admitted requests were charged
 
 

@@ -10,6 +10,7 @@ import socket
 import pytest
 
 from skywarden.server.app import create_app
+from skywarden.server.appkeys import SETTINGS
 from tests.conftest import ADMIN_HEADERS, SECRETS, create_key
 from tests.services import redis_prefix
 
@@ -109,3 +110,131 @@ async def test_redis_going_away_and_coming_back(make_settings, aiohttp_client, m
         if redis.returncode is None:
             redis.kill()
             await redis.wait()
+
+
+async def test_a_refused_request_spends_no_window_in_redis(shared_redis):
+    from limits import parse_many
+
+    from skywarden.server.calls.redis_counters import RedisCounters
+    from skywarden.server.shared.redis_connection import redis_client
+
+    url, prefix = shared_redis
+    client = redis_client(url)
+    try:
+        counters = RedisCounters(client, prefix)
+        windows = tuple(parse_many("2/minute;5/hour"))
+        outcomes = [await counters.take("key", "k1", windows, 1) for _ in range(4)]
+        assert [o.refused for o in outcomes] == [None, None, windows[0], windows[0]]
+        assert [s.remaining for s in outcomes[-1].states] == [0, 3]  # the hour kept what the minute refused
+        assert outcomes[-1].states[0].reset_seconds >= 1
+        over = await counters.take("key", "k2", windows, 3)  # a cost larger than a window: refused whole
+        assert over.refused is windows[0] and [s.remaining for s in over.states] == [2, 5]
+    finally:
+        await client.aclose()
+
+
+async def test_a_key_changed_through_one_instance_is_refused_by_every_instance_at_once(
+    shared_redis, make_settings, aiohttp_client
+):
+    url, prefix = shared_redis
+    clients, headers = await _instances(make_settings, aiohttp_client, 3, redis_url=url, redis_key_prefix=prefix)
+    for client in clients:  # every instance has the key cached now
+        assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
+    admin = await aiohttp_client(clients[0].server, headers=ADMIN_HEADERS)
+    key_id = (await (await admin.get("/api/admin/keys")).json())["keys"][0]["id"]
+    resp = await admin.patch(f"/api/admin/keys/{key_id}", json={"scopes": ["get_alerts"]})
+    assert resp.status == 200
+    for client in clients:
+        denied = await client.post("/api/mcp/tools/get_forecast", json={"latitude": 1, "longitude": 1}, headers=headers)
+        assert denied.status == 403
+    assert (await admin.delete(f"/api/admin/keys/{key_id}")).status == 204
+    for client in clients:
+        assert (await client.get("/api/mcp/tools", headers=headers)).status == 401
+
+
+async def test_usage_read_through_one_instance_counts_every_instance(shared_redis, make_settings, aiohttp_client):
+    url, prefix = shared_redis
+    clients, headers = await _instances(make_settings, aiohttp_client, 3, redis_url=url, redis_key_prefix=prefix)
+    for i in range(7):
+        assert (await clients[i % 3].get("/api/mcp/tools", headers=headers)).status == 200
+    admin = await aiohttp_client(clients[2].server, headers=ADMIN_HEADERS)
+    keys = (await (await admin.get("/api/admin/keys")).json())["keys"]
+    assert keys[0]["use_count"] == 7
+
+
+async def test_a_session_opened_through_one_instance_continues_through_another_and_after_a_restart(
+    shared_redis, make_settings, aiohttp_client
+):
+    from tests.mcp_helpers import open_session, post, rpc, session_headers
+
+    url, prefix = shared_redis
+    clients, headers = await _instances(make_settings, aiohttp_client, 2, redis_url=url, redis_key_prefix=prefix)
+    keyed = [await aiohttp_client(c.server, headers=headers) for c in clients]
+    session = await open_session(keyed[0])
+    listed = await post(keyed[1], rpc("tools/list"), session_headers(session, "2025-11-25"))
+    assert listed.status == 200 and "tools" in (await listed.json())["result"]
+    await clients[0].server.close()  # the instance that opened it goes away; a new one takes its place
+    restarted = await aiohttp_client(create_app(clients[0].server.app[SETTINGS]), headers=headers)
+    again = await post(restarted, rpc("tools/list"), session_headers(session, "2025-11-25"))
+    assert again.status == 200 and "tools" in (await again.json())["result"]
+
+
+async def test_while_redis_is_away_no_instance_trusts_its_cache(make_settings, aiohttp_client):
+    """Revocations cannot be heard then: every request is verified with the store, so a key
+    revoked through one instance is refused by another at once even without the broadcast."""
+    port = _free_port()
+    redis = await _start_redis(port)
+    try:
+        clients, headers = await _instances(
+            make_settings, aiohttp_client, 2, redis_url=f"redis://127.0.0.1:{port}/0", rate_limit=""
+        )
+        for client in clients:
+            assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
+        redis.kill()
+        await redis.wait()
+        assert (await clients[1].get("/api/health/ready")).status == 503  # it knows it is not listening
+        admin = await aiohttp_client(clients[0].server, headers=ADMIN_HEADERS)
+        listed = await admin.get("/api/admin/keys")
+        assert listed.status == 200
+        key_id = (await listed.json())["keys"][0]["id"]
+        assert (await admin.delete(f"/api/admin/keys/{key_id}")).status == 204
+        assert (await clients[1].get("/api/mcp/tools", headers=headers)).status == 401
+    finally:
+        if redis.returncode is None:
+            redis.kill()
+            await redis.wait()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"not json",
+        b"[]",
+        b"{}",
+        b'{"event": "key-changed"}',
+        b'{"event": 1, "argument": [], "origin": 2, "ack": 3}',
+        b'{"event": "drop-tables", "argument": "", "origin": "x", "ack": "a"}',
+        b'{"event": "key-changed", "argument": "k", "origin": "x", "ack": "a"}',
+        "\udcff".encode("utf-8", "surrogatepass"),
+    ],
+)
+async def test_garbage_on_the_broadcast_channel_changes_nothing(shared_redis, make_settings, aiohttp_client, garbage):
+    from skywarden.server.shared.redis_connection import redis_client
+
+    url, prefix = shared_redis
+    clients, headers = await _instances(make_settings, aiohttp_client, 2, redis_url=url, redis_key_prefix=prefix)
+    for client in clients:
+        assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
+    redis = redis_client(url)
+    try:
+        await redis.publish(f"{prefix}:events", garbage)
+        admin = await aiohttp_client(clients[0].server, headers=ADMIN_HEADERS)
+        key_id = (await (await admin.get("/api/admin/keys")).json())["keys"][0]["id"]
+        # Messages arrive in order: once the revocation is confirmed, the garbage was handled.
+        assert (await admin.delete(f"/api/admin/keys/{key_id}")).status == 204
+        assert await redis.exists("3", "a") == 0  # nothing written where a message said
+    finally:
+        await redis.aclose()
+    for client in clients:  # still listening, and the revocation reached both
+        assert (await client.get("/api/health/ready")).status == 200
+        assert (await client.get("/api/mcp/tools", headers=headers)).status == 401

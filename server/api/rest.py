@@ -8,7 +8,7 @@ from marshmallow import Schema, fields
 
 from skywarden.server import __version__
 from skywarden.server.api.responses import json_response
-from skywarden.server.appkeys import KEY_STORE, LIMITER, PIPELINE, PREPAID, PRINCIPAL
+from skywarden.server.appkeys import BROADCAST, KEY_STORE, LIMITER, PIPELINE, PREPAID, PRINCIPAL
 from skywarden.server.calls.pipeline import ARGUMENTS_MUST_BE_AN_OBJECT, MAX_NAME_SHOWN, InvalidArguments
 from skywarden.server.errors import NOT_READY, ApiError
 from skywarden.server.http.body import read_json
@@ -28,7 +28,7 @@ class ReadySchema(HealthSchema):
         keys=fields.String(),
         values=fields.String(metadata={"enum": ["ok", "unreachable"]}),
         required=True,
-        metadata={"description": "Each dependency: key_store, rate_limiter"},
+        metadata={"description": "Each dependency: key_store, rate_limiter, broadcast (Redis pub/sub when shared)"},
     )
 
 
@@ -63,13 +63,19 @@ async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "version": __version__})
 
 
-@docs(tags=["health"], summary="Readiness: the key store is reachable", security=[], responses=problem_responses(503))
+@docs(
+    tags=["health"],
+    summary="Readiness: the key store, rate limiter and broadcast are reachable",
+    security=[],
+    responses=problem_responses(503),
+)
 @response_schema(ReadySchema, 200)
 async def ready(request: web.Request) -> web.Response:
     """Each dependency by name; 503 when any is unreachable."""
     checks = {
         "key_store": "ok" if await request.app[KEY_STORE].ping() else "unreachable",
         "rate_limiter": "ok" if await request.app[LIMITER].reachable() else "unreachable",
+        "broadcast": "ok" if await request.app[BROADCAST].reachable() else "unreachable",
     }
     if "unreachable" in checks.values():
         failing = ", ".join(name for name, state in checks.items() if state != "ok")

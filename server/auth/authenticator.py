@@ -1,8 +1,11 @@
 """Verify a presented API key: format and checksum, then a cached hash lookup.
 
 A verified key is cached for ``cache_ttl`` seconds so the hot path makes no
-store round-trip; revocation or a change through this instance drops the
-entry at once. Use counts are gathered in memory and flushed in batches.
+store round-trip. A revocation or change drops the entry at once on every
+instance (``shared.broadcast``); while an instance cannot hear the broadcast,
+``trust_cache`` says no and every request is verified with the store. Use
+counts are gathered in memory and flushed in batches (and on demand, on every
+instance, before an admin reads them).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Authenticator:
     max_cached: int = 10_000
     monotonic: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = utcnow
+    trust_cache: Callable[[], bool] = lambda: True
     _cache: OrderedDict[str, _Cached] = field(default_factory=OrderedDict)
     _usage: dict[str, tuple[int, datetime]] = field(default_factory=dict)
 
@@ -64,7 +68,7 @@ class Authenticator:
             raise AuthFailure("admin_token_as_key")
         key_hash = keys.hash_key(presented, self.secret)
         entry = self._cache.get(key_hash)
-        if entry is None or entry.fresh_until <= self.monotonic():
+        if entry is None or entry.fresh_until <= self.monotonic() or not self.trust_cache():
             match = await self.store.find_by_hash(key_hash)
             if match is None:
                 self._cache.pop(key_hash, None)
@@ -84,11 +88,14 @@ class Authenticator:
         self._usage[entry.principal.id] = (count + 1, now)
         return entry.principal
 
-    def invalidate(self, key_id: str) -> None:
+    async def invalidate(self, key_id: str) -> None:
         for key_hash in [h for h, e in self._cache.items() if e.match.record.id == key_id]:
             del self._cache[key_hash]
 
-    async def flush_usage(self) -> None:
+    def forget_all(self) -> None:
+        self._cache.clear()
+
+    async def flush_usage(self, _: str = "") -> None:
         usage, self._usage = self._usage, {}
         if usage:
             try:

@@ -9,7 +9,7 @@ with the actor that made it, and the verified-key cache hears of it at once.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,14 +102,18 @@ class KeyOperations:
     secret: bytes
     tool_names: Callable[[], Iterable[str]]
     default_environment: str
-    changed: Callable[[str], None] = lambda key_id: None  # e.g. drop the key from the verified-key cache
-    flush_usage: Callable[[], Any] | None = None  # make use counts current before a read
+    changed: Callable[[str], Awaitable[None]] | None = None  # drop the key from every verified-key cache
+    flush_usage: Callable[[], Awaitable[None]] | None = None  # make use counts current (every instance) before a read
 
     def _check_scopes(self, scopes: list[str] | None) -> None:
         known = set(self.tool_names())
         unknown = [s for s in scopes or [] if s != "*" and s not in known]
         if unknown:
             raise ValidationFailed({"scopes": [f"Unknown tool: {name}" for name in unknown]})
+
+    async def _changed(self, key_id: str) -> None:
+        if self.changed is not None:
+            await self.changed(key_id)
 
     async def _current_usage(self) -> None:
         if self.flush_usage is not None:
@@ -158,7 +162,7 @@ class KeyOperations:
             updated = await self.store.update(record.id, changes)
         except KeyNotFound:
             raise _key_not_found(key_id) from None
-        self.changed(record.id)
+        await self._changed(record.id)
         audit_admin_action(
             actor.name, actor.request_id, "key.update", record.id, before=key_view(record), after=key_view(updated)
         )
@@ -181,7 +185,7 @@ class KeyOperations:
             )
         except KeyNotFound:
             raise ApiError(KEY_REVOKED, "The key was revoked meanwhile.") from None
-        self.changed(record.id)
+        await self._changed(record.id)
         audit_admin_action(
             actor.name,
             actor.request_id,
@@ -199,7 +203,7 @@ class KeyOperations:
         if record.revoked_at is not None:
             return record
         updated = await self.store.revoke(record.id, reason, utcnow())
-        self.changed(record.id)
+        await self._changed(record.id)
         audit_admin_action(
             actor.name, actor.request_id, "key.revoke", record.id, before=key_view(record), after=key_view(updated)
         )

@@ -1,4 +1,4 @@
-"""Rate limits with the ``limits`` library (sliding-window counters, in-memory storage).
+"""Rate limits: which budgets a request draws on, and the answers when one runs out (counters: calls/counters.py).
 
 - Per key (``rate_limit``, or the key's own ``rate_limit``): one unit per request on tool
   routes and /mcp; a tool call costs its tool's ``cost`` in all (the pipeline charges the rest).
@@ -16,28 +16,21 @@ expires them, so memory stays flat however many distinct keys or IPs appear.
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field
 
 import structlog
 from aiohttp import web
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.errors import StorageError
 
 from skywarden.server.appkeys import AUTH_FAILURE, LIMITER, PREPAID, PRINCIPAL, RATE_LIMIT_FIELDS
 from skywarden.server.auth.principal import Principal
+from skywarden.server.calls.counters import Counters, CountersUnavailable, MemoryCounters, Outcome, Windows
 from skywarden.server.calls.pipeline import Prepaid
 from skywarden.server.errors import LIMITER_UNAVAILABLE, RATE_LIMITED, UNAUTHORIZED, ApiError
 from skywarden.server.settings import Settings
 
 log = structlog.get_logger("skywarden.server")
 MAX_PARSED_RATES = 10_000  # distinct per-key rate strings kept parsed; cleared when exceeded
-
-
-Windows = tuple[RateLimitItem, ...]
 
 
 def window_name(scope: str, item: RateLimitItem) -> str:
@@ -55,8 +48,7 @@ def parse_windows(rate: str) -> Windows:
 
 
 class RateLimited(ApiError):
-    def __init__(self, scope: str, windows: Windows, refused: RateLimitItem, reset_time: float) -> None:
-        retry = max(1, math.ceil(reset_time - time.time()))
+    def __init__(self, scope: str, windows: Windows, refused: RateLimitItem, retry: int) -> None:
         super().__init__(
             RATE_LIMITED,
             f"Rate limit {refused} exceeded. Retry after {retry} seconds.",
@@ -74,16 +66,11 @@ class RateLimited(ApiError):
 LIMITER_RETRY_SECONDS = 5
 
 
-def limiter_storage(settings: Settings) -> Storage:
-    """In-process counters, or Redis ones every instance shares (``redis_url``)."""
-    if not settings.redis_url:
-        return MemoryStorage()
-    return RedisStorage(
-        "async+" + settings.redis_url,
-        implementation="redispy",
-        wrap_exceptions=True,
-        key_prefix=settings.redis_key_prefix + ":limits",
+def _fields(scope: str, windows: Windows, outcome: Outcome) -> dict[str, str]:
+    remaining = ", ".join(
+        f'"{window_name(scope, s.window)}";r={s.remaining};t={s.reset_seconds}' for s in outcome.states
     )
+    return {"RateLimit-Policy": policy_field(scope, windows), "RateLimit": remaining}
 
 
 @dataclass
@@ -91,28 +78,22 @@ class RateLimits:
     default: Windows
     auth_failures: Windows
     unauthenticated: Windows
-    storage: Storage = field(default_factory=MemoryStorage)
-    fail_open: bool = True  # when the storage (Redis) cannot be reached
+    counters: Counters = field(default_factory=MemoryCounters)
+    fail_open: bool = True  # when the shared counters (Redis) cannot be reached
     _per_key: dict[str, Windows] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
-
     @classmethod
-    def from_settings(cls, settings: Settings) -> RateLimits:
+    def from_settings(cls, settings: Settings, counters: Counters) -> RateLimits:
         return cls(
             default=parse_windows(settings.rate_limit),
             auth_failures=parse_windows(settings.auth_failure_limit),
             unauthenticated=parse_windows(settings.unauthenticated_limit),
-            storage=limiter_storage(settings),
+            counters=counters,
             fail_open=settings.rate_limit_when_unavailable == "open",
         )
 
     async def reachable(self) -> bool:
-        try:
-            return bool(await self.storage.check())
-        except Exception:
-            return False
+        return await self.counters.reachable()
 
     def _unavailable(self) -> None:
         """The shared counters cannot be reached: let the request through, or refuse it (a setting)."""
@@ -135,47 +116,24 @@ class RateLimits:
             windows = self._per_key[principal.rate_limit] = parse_windows(principal.rate_limit)
         return windows
 
-    async def _take(self, scope: str, windows: Windows, identity: str, cost: int) -> bool:
-        """Take ``cost`` from every window or from none: test them all, then hit them all.
-        False when the counters could not be reached and the request was let through.
-
-        A hit is atomic per window, so no window ever admits more than its amount; a race
-        between the test and the hit can only charge an earlier window for a refused request."""
+    async def _take(self, scope: str, windows: Windows, identity: str, cost: int) -> dict[str, str]:
+        """Take ``cost`` from every window or from none; the RateLimit fields, or raise RateLimited.
+        No fields when the counters could not be reached and the request was let through."""
+        if not windows:
+            return {}
         try:
-            await self._take_all(scope, windows, identity, cost)
-        except StorageError:
+            outcome = await self.counters.take(scope, identity, windows, cost)
+        except CountersUnavailable:
             self._unavailable()
-            return False
-        return True
-
-    async def _take_all(self, scope: str, windows: Windows, identity: str, cost: int) -> None:
-        if len(windows) > 1:  # one window's hit is all-or-nothing by itself: no test round trip
-            for window in windows:
-                if not await self.limiter.test(window, scope, identity, cost=cost):
-                    await self._refuse(scope, windows, window, identity)
-        for window in windows:
-            if not await self.limiter.hit(window, scope, identity, cost=cost):
-                await self._refuse(scope, windows, window, identity)
-
-    async def _refuse(self, scope: str, windows: Windows, window: RateLimitItem, identity: str) -> None:
-        stats = await self.limiter.get_window_stats(window, scope, identity)
-        raise RateLimited(scope, windows, window, stats.reset_time)
+            return {}
+        if outcome.refused is not None:
+            state = next(s for s in outcome.states if s.window is outcome.refused)
+            raise RateLimited(scope, windows, outcome.refused, max(1, state.reset_seconds))
+        return _fields(scope, windows, outcome)
 
     async def charge(self, principal: Principal, cost: int = 1) -> dict[str, str]:
         """Take ``cost`` units from each of the key's windows; return the RateLimit fields or raise."""
-        windows = self.windows_for(principal)
-        if not windows or not await self._take("key", windows, principal.id, cost):
-            return {}
-        now = time.time()
-        remaining = []
-        try:
-            for window in windows:
-                stats = await self.limiter.get_window_stats(window, "key", principal.id)
-                reset = max(0, math.ceil(stats.reset_time - now))
-                remaining.append(f'"{window_name("key", window)}";r={stats.remaining};t={reset}')
-        except StorageError:
-            return {}
-        return {"RateLimit-Policy": policy_field("key", windows), "RateLimit": ", ".join(remaining)}
+        return await self._take("key", self.windows_for(principal), principal.id, cost)
 
     async def count_failure(self, ip: str) -> None:
         """Count one wrong credential from ``ip``; raise RateLimited once it is over its budget."""

@@ -56,7 +56,7 @@ class Session:
         return {name: {} for name in self.capability_names}
 
 
-def _text(value: Any) -> str:
+def text_field(value: Any) -> str:
     return value[:MAX_TEXT] if isinstance(value, str) else ""
 
 
@@ -136,8 +136,8 @@ class MemorySessionStore:
             principal_id=principal_id,
             protocol_version=protocol_version,
             capability_names=capability_names(capabilities),
-            client_name=_text(client_info.get("name")),
-            client_version=_text(client_info.get("version")),
+            client_name=text_field(client_info.get("name")),
+            client_version=text_field(client_info.get("version")),
             created=now,
             last_seen=now,
         )

@@ -1,0 +1,1 @@
+"""State every instance of a deployment shares: the Redis connection and the broadcast between instances."""

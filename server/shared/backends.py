@@ -1,0 +1,65 @@
+"""Pick where shared state lives: in this process, or in Redis when ``redis_url`` is set.
+
+Rate-limit counters, handshake sessions and the key-change broadcast move together: with
+Redis every instance (and every worker) draws on one budget, continues any session, and
+hears every revocation; without it each process keeps its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from skywarden.server.calls.counters import Counters, MemoryCounters
+from skywarden.server.mcp.sessions import MemorySessionStore, SessionStore
+from skywarden.server.settings import Settings
+from skywarden.server.shared.broadcast import LocalBroadcast, RedisBroadcast
+
+
+@dataclass
+class SharedState:
+    mode: str  # "redis" or "in-process": said at start-up
+    counters: Counters
+    sessions: SessionStore
+    broadcast: LocalBroadcast
+    client: Any = None  # the Redis client, closed last
+
+
+def open_shared_state(settings: Settings, sessions: SessionStore | None = None) -> SharedState:
+    """``sessions`` replaces the session store (tests hand in one with a clock of their own)."""
+    if not settings.redis_url:
+        if sessions is None:
+            sessions = MemorySessionStore(
+                settings.session_idle_timeout, settings.max_sessions, max_per_key=settings.max_sessions_per_key
+            )
+        return SharedState("in-process", MemoryCounters(), sessions, LocalBroadcast())
+    from skywarden.server.calls.redis_counters import RedisCounters
+    from skywarden.server.mcp.redis_sessions import RedisSessionStore
+    from skywarden.server.shared.redis_connection import redis_client
+
+    client = redis_client(settings.redis_url)
+    prefix = settings.redis_key_prefix
+    if sessions is None:
+        sessions = RedisSessionStore(
+            client, prefix, settings.session_idle_timeout, settings.max_sessions, settings.max_sessions_per_key
+        )
+    return SharedState("redis", RedisCounters(client, prefix), sessions, RedisBroadcast(client, prefix), client)
+
+
+def shared_state_context(state: SharedState) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Subscribe to the broadcast before serving; on clean-up close the sessions, then Redis."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        await state.broadcast.start()
+        try:
+            yield
+        finally:
+            await state.broadcast.close()
+            await state.sessions.close()
+            if state.client is not None:
+                await state.client.aclose()
+
+    return context
