@@ -182,6 +182,13 @@ def _key_prefix(value: Any) -> str:
     return text
 
 
+def _instance_name(value: Any) -> str:
+    text = _text(value).strip()
+    if text and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", text):
+        raise ValueError("must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+    return text
+
+
 def _database_url(value: Any) -> str:
     text = _text(value).strip()
     if not text:
@@ -245,6 +252,9 @@ class Settings:
         4 * 1024 * 1024, _int_range(1024, 256 * 1024 * 1024), "largest upstream answer accepted, bytes"
     )
     upstream_cache_entries: int = _setting(512, _int_range(0, 100_000), "upstream answers kept in the cache")
+    instance_name: str = _setting(
+        "", _instance_name, "this instance's name in every log line; empty = <host name>:<process id>"
+    )
     log_level: str = _setting("info", _choice("debug", "info", "warning", "error"), "log level")
     log_format: str = _setting("json", _choice("json", "console"), "log format: json lines or console")
     log_file: str = _setting("", _optional_path, "append logs to this file (reopened if rotated away); empty = stdout")
@@ -309,6 +319,9 @@ class Settings:
         50, _int_range(1, 10_000), "JSON-RPC messages in one batch (2025-03-26); a larger batch is refused whole"
     )
     shutdown_timeout: float = _setting(30.0, _positive_float, "seconds in-flight requests get on shutdown")
+    workers: int = _setting(
+        1, _int_range(1, 64), "server processes sharing the port (one per core); >1 wants redis_url to share state"
+    )
     tool_settings: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: MappingProxyType({}),
         metadata={
@@ -332,6 +345,12 @@ class Settings:
         values.update(self.tool_settings.get(name, {}))
         return MappingProxyType(values)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Picklable (worker processes get their settings this way): read-only tables as dicts."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values["tool_settings"] = {group: dict(entries) for group, entries in self.tool_settings.items()}
+        return _rebuild_settings, (values,)
+
     def __repr__(self) -> str:
         shown = []
         for f in dataclasses.fields(self):
@@ -340,6 +359,10 @@ class Settings:
                 value = "***"
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
+
+
+def _rebuild_settings(values: dict[str, Any]) -> Settings:
+    return Settings(**{**values, "tool_settings": _tool_settings(values["tool_settings"])})
 
 
 def setting_fields() -> tuple[dataclasses.Field, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -34,6 +35,19 @@ class ServerProcess:
                 return event
         future = self._waiters.setdefault(name, asyncio.get_running_loop().create_future())
         return await asyncio.wait_for(future, timeout)
+
+    async def wait_for_event_count(self, name: str, count: int, timeout: float = 30) -> None:
+        """Until ``count`` lines of event ``name`` were printed."""
+
+        async def enough() -> None:
+            while sum(1 for e in self.lines if e.get("event") == name) < count:
+                await self.wait_for_next_event(name)
+
+        await asyncio.wait_for(enough(), timeout)
+
+    async def wait_for_next_event(self, name: str) -> dict:
+        future = self._waiters.setdefault(name, asyncio.get_running_loop().create_future())
+        return await future
 
     @property
     def url(self) -> str:
@@ -104,6 +118,7 @@ async def start_server(env: dict[str, str], *args: str, timeout: float = 30) -> 
     try:
         await asyncio.wait_for(started, timeout)
     except BaseException:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):  # it may have exited by itself
+            proc.kill()
         raise
     return server

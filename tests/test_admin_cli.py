@@ -134,3 +134,23 @@ def test_create_prints_no_audit_line_and_audits_to_the_data_dir(tmp_path):
     audit = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
     assert [e["action"] for e in audit] == ["key.create"] and audit[0]["actor"] == "cli"
     assert key not in (tmp_path / "audit.log").read_text()
+
+
+async def test_a_key_revoked_from_the_cli_is_refused_by_a_running_server_at_once(
+    tmp_path, aiohttp_client, make_settings
+):
+    import asyncio
+
+    from tests.services import redis_prefix
+
+    async with redis_prefix() as (url, prefix):
+        settings = make_settings(data_dir=str(tmp_path), redis_url=url, redis_key_prefix=prefix)
+        created = json.loads(cli(tmp_path, "keys", "create", "--name", "b", "--json").stdout)
+        SECRETS.add(created["key"])
+        client = await aiohttp_client(create_app(settings))
+        headers = {"X-API-Key": created["key"]}
+        assert (await client.get("/api/mcp/tools", headers=headers)).status == 200  # cached now
+        revoke = ["keys", "revoke", created["id"], "--redis-url", url, "--redis-key-prefix", prefix]
+        done = await asyncio.to_thread(cli, tmp_path, *revoke)
+        assert done.returncode == 0, done.stderr
+        assert (await client.get("/api/mcp/tools", headers=headers)).status == 401

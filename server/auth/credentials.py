@@ -151,6 +151,11 @@ class Credentials:
         store_admin_token_hash(self.data_dir, self.generated_admin_token)
         return self.generated_admin_token
 
+    def discard_generated_admin_token(self) -> None:
+        """The start failed after the hash was kept: forget it, so the next start shows a new token."""
+        if self.generated_admin_token is not None:
+            (Path(self.data_dir) / ADMIN_HASH_FILE_NAME).unlink(missing_ok=True)
+
 
 def load_metrics_credential(token: str, token_file: str) -> AdminCredential | None:
     if not token and not token_file:

@@ -20,6 +20,7 @@ from skywarden.server.auth.key_operations import CLI_ACTOR, KeyOperations, key_v
 from skywarden.server.auth.key_schemas import DEFAULT_GRACE_SECONDS, KEY_ENVIRONMENTS, MAX_LIST_LIMIT, STATUSES
 from skywarden.server.errors import ApiError, ValidationFailed, flatten_errors
 from skywarden.server.settings import Settings
+from skywarden.server.shared.backends import open_shared_state
 from skywarden.tools.registry import discover_tools
 
 
@@ -76,6 +77,8 @@ STORE_SETTINGS = (
     "admin_token",
     "admin_token_file",
     "key_environment",
+    "redis_url",
+    "redis_key_prefix",
     "log_level",
     "log_format",
     "log_file",
@@ -116,11 +119,14 @@ async def _with_operations(
         await store.open()
     except Exception as exc:
         raise CliError(f"cannot open the {describe_store(settings)}: {exc}") from None
+    shared = open_shared_state(settings)  # with Redis, running servers hear of every change at once
     operations = KeyOperations(
         store=store,
         secret=secret,
         tool_names=lambda: discover_tools().names(),
         default_environment=settings.key_environment,
+        changed=lambda key_id: shared.broadcast.publish("key-changed", key_id),
+        flush_usage=lambda: shared.broadcast.publish("flush-usage"),
     )
     try:
         return await action(operations)
@@ -128,6 +134,8 @@ async def _with_operations(
         raise CliError(_one_line(exc)) from None
     finally:
         await store.close()
+        if shared.client is not None:
+            await shared.client.aclose()
 
 
 FLAG_NAMES = {

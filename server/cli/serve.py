@@ -7,8 +7,11 @@ requests finish within ``shutdown_timeout``, then clean up (upstream session, st
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 import sys
+from collections.abc import Callable
 
 import structlog
 from aiohttp import web
@@ -27,7 +30,30 @@ class StartError(RuntimeError):
     """The server could not start (e.g. the port is taken); the message says what to change."""
 
 
-async def _run(settings: Settings) -> None:
+def mode(settings: Settings) -> dict[str, object]:
+    """What the start-up line says about where state lives."""
+    described: dict[str, object] = {
+        "store": settings.resolved_database_url.split(":", 1)[0],
+        "shared_state": "redis" if settings.redis_url else "in-process",
+        "workers": settings.workers,
+    }
+    if settings.workers > 1 and not settings.redis_url:
+        described["per_worker"] = "rate limits and sessions; verified keys are not cached (set redis_url to share)"
+    return described
+
+
+def _cannot_listen(settings: Settings, exc: OSError) -> StartError:
+    return StartError(
+        f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; choose another "
+        "address (--host/--port, SKYWARDEN_HOST/SKYWARDEN_PORT) or stop what is using it"
+    )
+
+
+async def run_server(
+    settings: Settings, *, reuse_port: bool = False, started: Callable[[int], None] | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT. A worker (``started`` given) reports its port instead of
+    announcing itself; its supervisor says what the whole server is."""
     log = structlog.get_logger("skywarden.server")
     credentials = prepare_credentials(settings)
     ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
@@ -52,18 +78,28 @@ async def _run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=512, ssl_context=ssl_context)
+        site = web.TCPSite(
+            runner, settings.host, settings.port, backlog=512, ssl_context=ssl_context, reuse_port=reuse_port or None
+        )
         try:
             await site.start()
         except OSError as exc:
-            raise StartError(
-                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; choose another "
-                "address (--host/--port, SKYWARDEN_HOST/SKYWARDEN_PORT) or stop what is using it"
-            ) from None
-        _announce_admin_token(credentials.keep_generated_admin_token())
+            raise _cannot_listen(settings, exc) from None
         addresses = [s.getsockname() for s in site._server.sockets] if site._server else []
         port = addresses[0][1] if addresses else settings.port
-        log.info("skywarden started", version=__version__, host=settings.host, port=port, url=site.name)
+        if started is not None:
+            log.info("worker started", port=port)
+            started(port)
+        else:
+            _announce_admin_token(credentials.keep_generated_admin_token())
+            log.info(
+                "skywarden started",
+                version=__version__,
+                host=settings.host,
+                port=port,
+                url=site.name,
+                **mode(settings),
+            )
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -84,15 +120,27 @@ def _announce_admin_token(token: str | None) -> None:
     )
 
 
+def instance_name(settings: Settings) -> str:
+    return settings.instance_name or f"{socket.gethostname()}:{os.getpid()}"
+
+
 def serve(settings: Settings) -> int:
     configure_logging(
         settings.log_level,
         settings.log_format,
         log_file=settings.log_file,
         audit_log_file=settings.audit_log_file,
+        instance=instance_name(settings),
     )
+    if settings.workers > 1:
+        from skywarden.server.cli.workers import supervise
+
+        try:
+            return supervise(settings)
+        finally:
+            close_sinks()
     try:
-        asyncio.run(_run(settings))
+        asyncio.run(run_server(settings))
     finally:
         close_sinks()
     return 0

@@ -34,6 +34,14 @@ def utc_timestamp(logger: Any, method_name: str, event_dict: dict[str, Any]) -> 
     return event_dict
 
 
+def _add_instance(name: str) -> Any:
+    def add_instance(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        event_dict["instance"] = name
+        return event_dict
+
+    return add_instance
+
+
 def audit_logger() -> Any:
     """The ``skywarden.audit`` logger: its own short processor chain, one per configuration."""
     return _audit_logger
@@ -46,7 +54,9 @@ def configure_logging(
     log_file: str = "",
     audit_log_file: str = "",
     cache_loggers: bool = True,
+    instance: str = "",
 ) -> list[BackgroundSink]:
+    """``instance`` names this process in every line (several instances write one log stream)."""
     close_sinks()
     main = BackgroundSink(path=log_file or None, stream=stream or sys.stdout)
     audit = BackgroundSink(path=audit_log_file) if audit_log_file else main
@@ -57,9 +67,11 @@ def configure_logging(
         else structlog.processors.JSONRenderer(sort_keys=False)
     )
     render = redacting_renderer(renderer)
+    named = [_add_instance(instance)] if instance else []
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        *named,
         utc_timestamp,
         structlog.processors.format_exc_info,
         render,
@@ -68,7 +80,7 @@ def configure_logging(
     # Audit events carry their request id themselves and never an exception: a shorter chain.
     _audit_logger = structlog.wrap_logger(
         structlog.WriteLogger(audit),
-        processors=[structlog.processors.add_log_level, utc_timestamp, render],
+        processors=[structlog.processors.add_log_level, *named, utc_timestamp, render],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
     )
     structlog.configure(

@@ -35,7 +35,7 @@ def open_shared_state(settings: Settings, sessions: SessionStore | None = None) 
             sessions = MemorySessionStore(
                 settings.session_idle_timeout, settings.max_sessions, max_per_key=settings.max_sessions_per_key
             )
-        return SharedState("in-process", MemoryCounters(), sessions, LocalBroadcast())
+        return SharedState("in-process", MemoryCounters(), sessions, LocalBroadcast(alone=settings.workers == 1))
     from skywarden.server.calls.redis_counters import RedisCounters
     from skywarden.server.mcp.redis_sessions import RedisSessionStore
     from skywarden.server.shared.redis_connection import redis_client

@@ -33,11 +33,12 @@ EVENT_NAMES = frozenset({"key-changed", "flush-usage"})
 
 
 class LocalBroadcast:
-    """One process: publishing just runs the handlers."""
+    """Within this process: publishing just runs the handlers. ``alone`` is false when sibling
+    processes (``--workers``) share the store but cannot hear this one: then nothing cached
+    may be trusted (``listening`` is false)."""
 
-    listening = True
-
-    def __init__(self) -> None:
+    def __init__(self, alone: bool = True) -> None:
+        self.listening = alone
         self._handlers: dict[str, list[Handler]] = {}
         self.on_resubscribe: list[Callable[[], None]] = []
 

@@ -1,0 +1,80 @@
+"""Drive a running deployment (workers, or instances behind a load balancer) over real HTTP:
+every request on a new connection, so the kernel or the balancer picks a process each time."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import ADMIN_HEADERS, SECRETS
+from tests.mcp_helpers import ACCEPT_BOTH, rpc, session_headers
+
+
+class Deployment:
+    def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.url = url
+        self.ssl = ssl_context
+
+    async def request(self, method: str, path: str, headers: dict[str, str] | None = None, **kw: Any):
+        """(status, headers, JSON body or None) from one request on a fresh connection."""
+        connector = aiohttp.TCPConnector(force_close=True, ssl=self.ssl if self.ssl is not None else True)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            async with http.request(method, self.url + path, headers=headers, allow_redirects=False, **kw) as resp:
+                body = await resp.json(content_type=None) if resp.content_length != 0 else None
+                return resp.status, resp.headers, body
+
+    async def create_key(self, **fields: Any) -> dict:
+        status, _, body = await self.request("POST", "/api/admin/keys", ADMIN_HEADERS, json={"name": "t", **fields})
+        assert status == 201, body
+        SECRETS.add(body["key"])
+        return body
+
+    async def key(self, key_id: str) -> dict:
+        status, _, body = await self.request("GET", f"/api/admin/keys/{key_id}", ADMIN_HEADERS)
+        assert status == 200, body
+        return body
+
+    async def revoke(self, key_id: str) -> None:
+        status, _, body = await self.request("DELETE", f"/api/admin/keys/{key_id}", ADMIN_HEADERS)
+        assert status == 204, body
+
+    async def statuses(self, key: str, count: int, path: str = "/api/mcp/tools") -> list[int]:
+        return [(await self.request("GET", path, {"X-API-Key": key}))[0] for _ in range(count)]
+
+    async def mcp(self, key: str, message: dict, session: str | None = None):
+        headers = {"X-API-Key": key, "Accept": ACCEPT_BOTH, "Content-Type": "application/json"}
+        if session is not None:
+            headers.update(session_headers(session, "2025-11-25"))
+        return await self.request("POST", "/mcp", headers, json=message)
+
+    async def open_session(self, key: str) -> str:
+        params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        status, headers, body = await self.mcp(key, rpc("initialize", params))
+        assert status == 200, body
+        session = headers["Mcp-Session-Id"]
+        status, _, _ = await self.mcp(key, rpc("notifications/initialized", id=None), session)
+        assert status == 202
+        return session
+
+
+async def shared_state_checks(deployment: Deployment, requests: int = 12) -> int:
+    """What instances (or workers) of one deployment must agree on. Returns how many requests
+    the checks sent with keys, for the caller to compare with what each process logged."""
+    key = await deployment.create_key()
+    assert await deployment.statuses(key["key"], requests) == [200] * requests  # made through one, works on all
+
+    limited = await deployment.create_key(rate_limit="5/minute")
+    assert await deployment.statuses(limited["key"], 8) == [200] * 5 + [429] * 3  # one budget for all
+
+    session = await deployment.open_session(key["key"])
+    for _ in range(requests):  # continues through every process
+        status, _, body = await deployment.mcp(key["key"], rpc("tools/list"), session)
+        assert status == 200 and "tools" in body["result"], body
+
+    assert (await deployment.key(key["id"]))["use_count"] == 2 * requests + 2  # usage adds up
+
+    await deployment.revoke(key["id"])
+    assert await deployment.statuses(key["key"], requests) == [401] * requests  # refused everywhere at once
+    return 3 * requests + 2 + 8
