@@ -88,6 +88,10 @@ def _cmd_tools(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(settings: Settings) -> int:
+    if settings.workers > 1:
+        from skywarden.server.cli.workers import supervise
+
+        return supervise(settings)
     from skywarden.server.cli.serve import serve
 
     return serve(settings)

@@ -132,13 +132,6 @@ def serve(settings: Settings) -> int:
         audit_log_file=settings.audit_log_file,
         instance=instance_name(settings),
     )
-    if settings.workers > 1:
-        from skywarden.server.cli.workers import supervise
-
-        try:
-            return supervise(settings)
-        finally:
-            close_sinks()
     try:
         asyncio.run(run_server(settings))
     finally:

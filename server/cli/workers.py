@@ -153,6 +153,13 @@ class _Supervisor:
 
 
 def supervise(settings: Settings) -> int:
+    try:
+        return _supervise(settings)
+    finally:
+        close_sinks()
+
+
+def _supervise(settings: Settings) -> int:
     configure_logging(
         settings.log_level,
         settings.log_format,
