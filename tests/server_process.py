@@ -49,6 +49,14 @@ class ServerProcess:
         future = self._waiters.setdefault(name, asyncio.get_running_loop().create_future())
         return await future
 
+    async def wait_for_request(self, request_id: str) -> dict:
+        """The audit event of the request with this X-Request-ID, once this server logged it."""
+        while True:
+            for event in self.lines:
+                if event.get("event") == "request" and event.get("request_id") == request_id:
+                    return event
+            await self.wait_for_next_event("request")
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
