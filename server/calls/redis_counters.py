@@ -4,10 +4,16 @@ The script reads Redis's own clock (one clock for every instance), weighs each w
 previous count the way ``limits``' sliding-window counter does, and either adds ``cost`` to
 every window or to none. It answers with what each window has left and when it next frees a
 unit, so the ``RateLimit`` fields cost no second round trip.
+
+Charges that arrive while the event loop is busy are sent together: every charge waiting
+when the loop comes round goes out in one pipeline (one write, one read), each still its own
+atomic script call. Under load that is most of the per-request cost of Redis saved; alone, a
+charge waits for nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from skywarden.server.calls.counters import CountersUnavailable, Outcome, Windows, WindowState
@@ -62,20 +68,70 @@ return answer
 """
 
 
+class _Pipelined:
+    """Run one script for many callers: those that call within one turn of the loop share a pipeline."""
+
+    def __init__(self, client: Any, source: str) -> None:
+        self.client = client
+        self.script = client.register_script(source)
+        self._waiting: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, args: list[Any]) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((args, future))
+        if len(self._waiting) == 1:
+            asyncio.get_running_loop().call_soon(self._send_waiting)
+        return await future
+
+    def _send_waiting(self) -> None:
+        batch, self._waiting = self._waiting, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _run(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for args, _ in batch:
+            pipe.evalsha(self.script.sha, 0, *args)
+        return await pipe.execute(raise_on_error=False)
+
+    async def _send(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        from redis.exceptions import NoScriptError
+
+        try:
+            answers = await self._run(batch)
+            if any(isinstance(a, NoScriptError) for a in answers):  # Redis restarted: its script cache is empty
+                await self._load()
+                answers = await self._run(batch)
+        except Exception as exc:
+            answers = [exc] * len(batch)
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if future.done():
+                continue
+            if isinstance(answer, BaseException):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)
+
+    async def _load(self) -> None:
+        await self.client.script_load(self.script.script)
+
+
 class RedisCounters:
     """Counters every instance shares; ``key_prefix`` keeps deployments (and test runs) apart."""
 
     def __init__(self, client: Any, key_prefix: str) -> None:
         self.client = client
         self.key_prefix = key_prefix
-        self._take = client.register_script(TAKE)
+        self._take = _Pipelined(client, TAKE)
 
     async def take(self, scope: str, identity: str, windows: Windows, cost: int) -> Outcome:
         args: list[Any] = [cost, f"{self.key_prefix}:limits:{scope}:{identity}"]
         for window in windows:
             args += [window.amount, window.get_expiry()]
         try:
-            answer = await self._take(args=args)
+            answer = await self._take(args)
         except Exception as exc:  # connection refused, timeout, Redis error: all mean "not reachable"
             raise CountersUnavailable(type(exc).__name__) from None
         refused = windows[answer[0] - 1] if answer[0] else None
