@@ -119,9 +119,8 @@ def main() -> int:
         each = ", ".join(f"{r:.0f}" for r, _ in runs[name])
         print(f"{name:<20} {rps:>10.0f} req/s   p99 {p99:>7.2f} ms   (median of {each})")
     (sqlite_rps, sqlite_p99), (shared_rps, shared_p99) = results.values()
-    print(
-        f"shared / embedded: {shared_rps / sqlite_rps:.0%} of the req/s (aim >= 80%), p99 x{shared_p99 / sqlite_p99:.2f}"
-    )
+    share, p99_ratio = shared_rps / sqlite_rps, shared_p99 / sqlite_p99
+    print(f"shared / embedded: {share:.0%} of the req/s (aim >= 80%), p99 x{p99_ratio:.2f}")
     return 0
 
 
