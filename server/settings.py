@@ -290,7 +290,7 @@ class Settings:
     redis_url: str = _setting(
         "",
         _redis_url,
-        "Redis for rate-limit counters shared by every instance (redis://host:port/db); empty = in-process",
+        "Redis shared by every instance: rate limits, MCP sessions, key-change broadcast; empty = in-process",
     )
     redis_key_prefix: str = _setting("skywarden", _key_prefix, "prefix of every Redis key this deployment writes")
     rate_limit_when_unavailable: str = _setting(
