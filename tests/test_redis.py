@@ -12,6 +12,7 @@ import pytest
 from skywarden.server.app import create_app
 from skywarden.server.appkeys import SETTINGS
 from tests.conftest import ADMIN_HEADERS, SECRETS, create_key
+from tests.mcp_helpers import open_session, post, rpc, session_headers
 from tests.services import redis_prefix
 
 SHARED_SECRET = "shared-server-secret-for-every-instance-0123"
@@ -93,8 +94,15 @@ async def test_redis_going_away_and_coming_back(make_settings, aiohttp_client, m
         )
         client = clients[0]
         assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
+        keyed = await aiohttp_client(client.server, headers=headers)
+        session = await open_session(keyed)
         redis.kill()
         await redis.wait()
+        if mode == "open":  # a session lives only in Redis: without it, a clear 503, nothing crashes
+            resp = await post(keyed, rpc("tools/list", id=3), session_headers(session, "2025-11-25"))
+            answer = await resp.json()
+            assert resp.status == 503 and resp.headers["Retry-After"] and answer["id"] == 3
+            assert "session store" in answer["error"]["message"]
         resp = await client.get("/api/mcp/tools", headers=headers)
         if mode == "open":
             assert resp.status == 200  # keys still verify from the store; the limit is skipped
@@ -165,8 +173,6 @@ async def test_usage_read_through_one_instance_counts_every_instance(shared_redi
 async def test_a_session_opened_through_one_instance_continues_through_another_and_after_a_restart(
     shared_redis, make_settings, aiohttp_client
 ):
-    from tests.mcp_helpers import open_session, post, rpc, session_headers
-
     url, prefix = shared_redis
     clients, headers = await _instances(make_settings, aiohttp_client, 2, redis_url=url, redis_key_prefix=prefix)
     keyed = [await aiohttp_client(c.server, headers=headers) for c in clients]
