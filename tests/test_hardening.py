@@ -340,7 +340,8 @@ async def test_limiter_memory_stays_flat_under_100k_bogus_keys(make_client, make
         except AuthFailure:
             await limits.count_failure("198.51.100.7")
     assert len(authenticator._cache) == 0
-    assert len(limits.storage.storage) <= 2 and len(limits.storage.events) == 0
+    storage = limits.counters.limiter.storage
+    assert len(storage.storage) <= 2 and len(storage.events) == 0
 
 
 async def test_concurrent_calls_per_key_are_capped(make_client, make_settings, tmp_path):

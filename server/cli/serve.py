@@ -124,14 +124,19 @@ def instance_name(settings: Settings) -> str:
     return settings.instance_name or f"{socket.gethostname()}:{os.getpid()}"
 
 
-def serve(settings: Settings) -> int:
+def configure_server_logging(settings: Settings, role: str = "") -> None:
+    """Logging for a server process; ``role`` (a worker, the supervisor) follows its instance name."""
     configure_logging(
         settings.log_level,
         settings.log_format,
         log_file=settings.log_file,
         audit_log_file=settings.audit_log_file,
-        instance=instance_name(settings),
+        instance=instance_name(settings) + (f"/{role}" if role else ""),
     )
+
+
+def serve(settings: Settings) -> int:
+    configure_server_logging(settings)
     try:
         asyncio.run(run_server(settings))
     finally:

@@ -38,12 +38,12 @@ from skywarden.server.cli.serve import (
     StartError,
     _announce_admin_token,
     _cannot_listen,
-    instance_name,
+    configure_server_logging,
     mode,
     run_server,
 )
 from skywarden.server.cli.tls import server_ssl_context
-from skywarden.server.observability.logging_setup import close_sinks, configure_logging
+from skywarden.server.observability.logging_setup import close_sinks
 from skywarden.server.settings import Settings
 
 START_TIMEOUT_SECONDS = 60.0
@@ -54,13 +54,7 @@ STOP_GRACE_EXTRA_SECONDS = 5.0
 
 def _worker(settings: Settings, index: int, reports: Any) -> None:
     """One worker process (spawned: a fresh interpreter, nothing inherited but the arguments)."""
-    configure_logging(
-        settings.log_level,
-        settings.log_format,
-        log_file=settings.log_file,
-        audit_log_file=settings.audit_log_file,
-        instance=f"{instance_name(settings)}/w{index}",
-    )
+    configure_server_logging(settings, f"w{index}")
     try:
         asyncio.run(run_server(settings, reuse_port=True, started=lambda port: reports.put(("started", index, port))))
     except Exception as exc:  # one line for the supervisor, which stops the server with it
@@ -160,13 +154,7 @@ def supervise(settings: Settings) -> int:
 
 
 def _supervise(settings: Settings) -> int:
-    configure_logging(
-        settings.log_level,
-        settings.log_format,
-        log_file=settings.log_file,
-        audit_log_file=settings.audit_log_file,
-        instance=f"{instance_name(settings)}/supervisor",
-    )
+    configure_server_logging(settings, "supervisor")
     log = structlog.get_logger("skywarden.server")
     credentials = prepare_credentials(settings)
     server_ssl_context(settings.tls_cert, settings.tls_key)  # a bad certificate stops us here, not in N workers

@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from skywarden.server.errors import SESSIONS_UNAVAILABLE, ApiError
-from skywarden.server.mcp.sessions import Session, TooManySessions, capability_names, new_session_id, text_field
+from skywarden.server.mcp.sessions import Session, TooManySessions, new_session
 
 log = structlog.get_logger("skywarden.server")
 _COMMON = """
@@ -186,14 +186,7 @@ class RedisSessionStore:
     async def create(
         self, principal_id: str, protocol_version: str, client_info: Mapping[str, Any], capabilities: Mapping[str, Any]
     ) -> Session:
-        session = Session(
-            id=new_session_id(),
-            principal_id=principal_id,
-            protocol_version=protocol_version,
-            capability_names=capability_names(capabilities),
-            client_name=text_field(client_info.get("name")),
-            client_version=text_field(client_info.get("version")),
-        )
+        session = new_session(principal_id, protocol_version, client_info, capabilities)
         outcome, count = await self._run(
             self._create,
             session.id,

@@ -81,6 +81,26 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(SESSION_ID_BYTES)
 
 
+def new_session(
+    principal_id: str,
+    protocol_version: str,
+    client_info: Mapping[str, Any],
+    capabilities: Mapping[str, Any],
+    now: float = 0.0,
+) -> Session:
+    """A new session with a fresh id, keeping only the bounded parts of what the client sent."""
+    return Session(
+        id=new_session_id(),
+        principal_id=principal_id,
+        protocol_version=protocol_version,
+        capability_names=capability_names(capabilities),
+        client_name=text_field(client_info.get("name")),
+        client_version=text_field(client_info.get("version")),
+        created=now,
+        last_seen=now,
+    )
+
+
 class MemorySessionStore:
     def __init__(
         self,
@@ -131,16 +151,7 @@ class MemorySessionStore:
             raise TooManySessions(self.max_per_key)
         if len(self._sessions) >= self.max_sessions:
             self._make_room(principal_id)
-        session = Session(
-            id=new_session_id(),
-            principal_id=principal_id,
-            protocol_version=protocol_version,
-            capability_names=capability_names(capabilities),
-            client_name=text_field(client_info.get("name")),
-            client_version=text_field(client_info.get("version")),
-            created=now,
-            last_seen=now,
-        )
+        session = new_session(principal_id, protocol_version, client_info, capabilities, now)
         self._sessions[session.id] = session
         self._by_key.setdefault(principal_id, OrderedDict())[session.id] = None
         return session
