@@ -64,17 +64,21 @@ class Deployment:
 async def shared_state_checks(deployment: Deployment, requests: int = 12) -> None:
     """What instances (or workers) of one deployment must agree on, each request on a new connection."""
     key = await deployment.create_key()
-    assert await deployment.statuses(key["key"], requests) == [200] * requests  # made through one, works on all
+    made = await deployment.statuses(key["key"], requests)
+    assert made == [200] * requests, f"a key made through one instance is not known to all: {made}"
 
     limited = await deployment.create_key(rate_limit="5/minute")
-    assert await deployment.statuses(limited["key"], 8) == [200] * 5 + [429] * 3  # one budget for all
+    limited_statuses = await deployment.statuses(limited["key"], 8)
+    assert limited_statuses == [200] * 5 + [429] * 3, f"not one budget for all: {limited_statuses}"
 
     session = await deployment.open_session(key["key"])
     for _ in range(requests):  # continues through every process
         status, _, body = await deployment.mcp(key["key"], rpc("tools/list"), session)
         assert status == 200 and "tools" in body["result"], body
 
-    assert (await deployment.key(key["id"]))["use_count"] == 2 * requests + 2  # usage adds up
+    used = (await deployment.key(key["id"]))["use_count"]
+    assert used == 2 * requests + 2, f"usage does not add up: {used} of {2 * requests + 2}"
 
     await deployment.revoke(key["id"])
-    assert await deployment.statuses(key["key"], requests) == [401] * requests  # refused everywhere at once
+    revoked = await deployment.statuses(key["key"], requests)
+    assert revoked == [401] * requests, f"a revoked key was still accepted somewhere: {revoked}"

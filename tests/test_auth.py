@@ -296,3 +296,34 @@ async def test_usage_is_tracked_without_a_write_per_request(client, monkeypatch)
     shown = await (await client.admin.get(f"/api/admin/keys/{client.key_id}")).json()
     assert shown["use_count"] == 5 and shown["last_used_at"] is not None
     assert len(writes) == 1
+
+
+async def test_a_flush_waits_for_the_flush_already_under_way():
+    """An admin read flushes first; if the periodic flush had just taken the counts, the read
+    must wait until they are written, or it would show too few uses."""
+    import asyncio
+
+    from skywarden.server.auth.authenticator import Authenticator
+    from skywarden.server.auth.records import utcnow
+
+    class SlowStore:
+        def __init__(self) -> None:
+            self.entered, self.release, self.written = asyncio.Event(), asyncio.Event(), {}
+
+        async def record_usage(self, usage):
+            self.entered.set()
+            await self.release.wait()
+            self.written.update({key: count for key, (count, _) in usage.items()})
+
+    store = SlowStore()
+    authenticator = Authenticator(store, b"s" * 32)
+    authenticator._usage = {"key_a": (3, utcnow())}
+    periodic = asyncio.create_task(authenticator.flush_usage())
+    await store.entered.wait()
+    before_read = asyncio.create_task(authenticator.flush_usage())
+    for _ in range(5):
+        await asyncio.sleep(0)  # let it run as far as it can
+    assert not before_read.done()
+    store.release.set()
+    await before_read
+    assert store.written == {"key_a": 3} and periodic.done()

@@ -236,13 +236,16 @@ async def _session_survives_a_restart(
     servers[opener] = await start_server(envs[opener])
     if balancer.kind == "haproxy":
         await balancer.wait_for_line(f"instance{opener + 1} is UP", after=mark)
-    answered = []
-    for i in range(6):
-        request_id = f"after-restart-{i}"
+    answered: list[int] = []
+    # Every request goes through; with HAProxy, the restarted instance takes its turn within a
+    # few rounds (a turn may first go elsewhere while the balancer drops connections it held
+    # to the old process).
+    while len(answered) < 6 or (balancer.kind == "haproxy" and opener not in answered and len(answered) < 15):
+        request_id = f"after-restart-{len(answered)}"
         status, _, body = await deployment.mcp(key, rpc("tools/list"), session, request_id=request_id)
         assert status == 200 and "tools" in body["result"], body
         answered.append(await _answered_by(servers, request_id))
-    if balancer.kind == "haproxy":  # round robin: the restarted instance took its turns
+    if balancer.kind == "haproxy":
         assert opener in answered
 
 

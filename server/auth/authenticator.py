@@ -10,6 +10,7 @@ instance, before an admin reads them).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -58,6 +59,7 @@ class Authenticator:
     trust_cache: Callable[[], bool] = lambda: True
     _cache: OrderedDict[str, _Cached] = field(default_factory=OrderedDict)
     _usage: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    _flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def authenticate(self, presented: str | None) -> Principal:
         if not presented:
@@ -96,6 +98,12 @@ class Authenticator:
         self._cache.clear()
 
     async def flush_usage(self, _: str = "") -> None:
+        """Add the counts gathered so far to the store. One flush at a time: a caller that must
+        see every count (an admin read) waits for a flush already under way to be written."""
+        async with self._flushing:
+            await self._flush_usage()
+
+    async def _flush_usage(self) -> None:
         usage, self._usage = self._usage, {}
         if usage:
             try:
