@@ -1,8 +1,9 @@
-"""The baseline: a bare aiohttp handler answering an authenticated MCP tools/list (2026-07-28).
+"""The baseline: a bare aiohttp handler that checks one key in constant time, parses the body,
+and answers with the bytes Skywarden gave for the same request (read from RESULTS_FILE: a JSON
+object of ``"tools/list"``, ``"tools/call"`` and ``"rest"`` results). What any server must at
+least do. It runs on the same event loop Skywarden runs on in the same run.
 
-It checks one key in constant time and returns a fixed result — the one Skywarden gave, read
-from RESULT_FILE, so both send the same bytes. What any server must at least do.
-Run: python benchmarks/bare_server.py PORT KEY [RESULT_FILE]
+Run: python benchmarks/bare_server.py PORT KEY RESULTS_FILE [uvloop|asyncio]
 """
 
 import hmac
@@ -11,30 +12,38 @@ import sys
 
 from aiohttp import web
 
-RESULT = {
-    "tools": [
-        {"name": "get_alerts", "description": "alerts", "inputSchema": {"type": "object"}},
-        {"name": "get_forecast", "description": "forecast", "inputSchema": {"type": "object"}},
-    ],
-    "resultType": "complete",
-    "ttlMs": 60000,
-    "cacheScope": "private",
-}
-
 
 def main() -> None:
-    port, key = int(sys.argv[1]), sys.argv[2].encode()
-    result = json.loads(open(sys.argv[3]).read()) if len(sys.argv) > 3 else RESULT
+    port, key, results_file = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
+    loop = sys.argv[4] if len(sys.argv) > 4 else "asyncio"
+    with open(results_file) as fh:
+        results = json.load(fh)
+    rest_body = json.dumps(results["rest"]).encode()
 
-    async def handle(request: web.Request) -> web.Response:
-        if not hmac.compare_digest(request.headers.get("X-API-Key", "").encode(), key):
+    def allowed(request: web.Request) -> bool:
+        return hmac.compare_digest(request.headers.get("X-API-Key", "").encode(), key)
+
+    async def mcp(request: web.Request) -> web.Response:
+        if not allowed(request):
             return web.json_response({"error": "unauthorized"}, status=401)
         body = await request.json()
-        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": result})
+        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": results[body["method"]]})
+
+    async def rest(request: web.Request) -> web.Response:
+        if not allowed(request):
+            return web.json_response({"error": "unauthorized"}, status=401)
+        await request.json()
+        return web.Response(body=rest_body, content_type="application/json")
 
     app = web.Application()
-    app.router.add_post("/mcp", handle)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    app.router.add_post("/mcp", mcp)
+    app.router.add_post("/api/mcp/tools/get_forecast", rest)
+    loop_factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, loop=loop_factory and loop_factory())
 
 
 if __name__ == "__main__":

@@ -182,6 +182,16 @@ def _key_prefix(value: Any) -> str:
     return text
 
 
+def _event_loop(value: Any) -> str:
+    choice = _choice("auto", "asyncio", "uvloop")(value)
+    if choice == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            raise ValueError("uvloop is not installed: pip install uvloop, or choose auto or asyncio") from None
+    return choice
+
+
 def _instance_name(value: Any) -> str:
     text = _text(value).strip()
     if text and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", text):
@@ -319,6 +329,9 @@ class Settings:
         50, _int_range(1, 10_000), "JSON-RPC messages in one batch (2025-03-26); a larger batch is refused whole"
     )
     shutdown_timeout: float = _setting(30.0, _positive_float, "seconds in-flight requests get on shutdown")
+    event_loop: str = _setting(
+        "auto", _event_loop, "event loop: uvloop when it is installed (auto), uvloop (required), or asyncio"
+    )
     workers: int = _setting(
         1, _int_range(1, 64), "server processes sharing the port (one per core); >1 wants redis_url to share state"
     )

@@ -44,6 +44,16 @@ def test_config_file_from_environment(tmp_path):
         ({"SKYWARDEN_DATABASE_URL": "mysql://x"}, "SKYWARDEN_DATABASE_URL"),
         ({"SKYWARDEN_DATABASE_URL": "postgresql:///x"}, "SKYWARDEN_DATABASE_URL"),  # no host
         ({"SKYWARDEN_DATABASE_URL": "sqlite://relative.db"}, "SKYWARDEN_DATABASE_URL"),
+        ({"SKYWARDEN_WORKERS": "0"}, "SKYWARDEN_WORKERS"),
+        ({"SKYWARDEN_WORKERS": "65"}, "SKYWARDEN_WORKERS"),
+        ({"SKYWARDEN_WORKERS": "two"}, "SKYWARDEN_WORKERS"),
+        ({"SKYWARDEN_EVENT_LOOP": "trio"}, "SKYWARDEN_EVENT_LOOP"),
+        ({"SKYWARDEN_INSTANCE_NAME": "api 1"}, "SKYWARDEN_INSTANCE_NAME"),
+        ({"SKYWARDEN_INSTANCE_NAME": "x" * 65}, "SKYWARDEN_INSTANCE_NAME"),
+        ({"SKYWARDEN_INSTANCE_NAME": "a\nb"}, "SKYWARDEN_INSTANCE_NAME"),
+        ({"SKYWARDEN_REDIS_URL": "http://127.0.0.1:6379"}, "SKYWARDEN_REDIS_URL"),
+        ({"SKYWARDEN_REDIS_KEY_PREFIX": "a b"}, "SKYWARDEN_REDIS_KEY_PREFIX"),
+        ({"SKYWARDEN_RATE_LIMIT_WHEN_UNAVAILABLE": "sometimes"}, "SKYWARDEN_RATE_LIMIT_WHEN_UNAVAILABLE"),
     ],
 )
 def test_invalid_values_name_the_setting(env, names):
@@ -90,3 +100,13 @@ def test_a_short_inline_secret_is_refused_naming_its_source(name):
         load_settings(environ={f"SKYWARDEN_{name.upper()}": "short-one"})
     message = str(info.value)
     assert f"SKYWARDEN_{name.upper()}" in message and "at least 32" in message and "short-one" not in message
+
+
+def test_settings_survive_pickling_for_worker_processes():
+    import pickle
+
+    settings = load_settings(environ={"SKYWARDEN_TOOL_SETTINGS": '{"acme": {"token": "x"}}', "SKYWARDEN_WORKERS": "3"})
+    again = pickle.loads(pickle.dumps(settings))
+    assert again == settings and again.tool_settings["acme"]["token"] == "x"
+    with pytest.raises(TypeError):
+        again.tool_settings["acme"]["token"] = "y"  # still read-only

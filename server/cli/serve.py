@@ -11,7 +11,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -33,6 +34,7 @@ class StartError(RuntimeError):
 def mode(settings: Settings) -> dict[str, object]:
     """What the start-up line says about where state lives."""
     described: dict[str, object] = {
+        "event_loop": event_loop_name(settings),
         "store": settings.resolved_database_url.split(":", 1)[0],
         "shared_state": "redis" if settings.redis_url else "in-process",
         "workers": settings.workers,
@@ -124,6 +126,27 @@ def instance_name(settings: Settings) -> str:
     return settings.instance_name or f"{socket.gethostname()}:{os.getpid()}"
 
 
+def event_loop_name(settings: Settings) -> str:
+    if settings.event_loop == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def run_on_event_loop(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop when the settings allow it and it is installed, else on asyncio's loop."""
+    factory = None
+    if event_loop_name(settings) == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
 def configure_server_logging(settings: Settings, role: str = "") -> None:
     """Logging for a server process; ``role`` (a worker, the supervisor) follows its instance name."""
     configure_logging(
@@ -138,7 +161,7 @@ def configure_server_logging(settings: Settings, role: str = "") -> None:
 def serve(settings: Settings) -> int:
     configure_server_logging(settings)
     try:
-        asyncio.run(run_server(settings))
+        run_on_event_loop(settings, run_server(settings))
     finally:
         close_sinks()
     return 0

@@ -40,6 +40,7 @@ from skywarden.server.cli.serve import (
     _cannot_listen,
     configure_server_logging,
     mode,
+    run_on_event_loop,
     run_server,
 )
 from skywarden.server.cli.tls import server_ssl_context
@@ -56,7 +57,9 @@ def _worker(settings: Settings, index: int, reports: Any) -> None:
     """One worker process (spawned: a fresh interpreter, nothing inherited but the arguments)."""
     configure_server_logging(settings, f"w{index}")
     try:
-        asyncio.run(run_server(settings, reuse_port=True, started=lambda port: reports.put(("started", index, port))))
+        run_on_event_loop(
+            settings, run_server(settings, reuse_port=True, started=lambda port: reports.put(("started", index, port)))
+        )
     except Exception as exc:  # one line for the supervisor, which stops the server with it
         reports.put(("failed", index, str(exc) or type(exc).__name__))
         raise SystemExit(1) from None

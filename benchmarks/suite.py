@@ -1,0 +1,494 @@
+"""Every benchmark scenario in one go, printed as one table (docs/performance.md has the results).
+
+Each server is pinned to core 0 with taskset and wrk (Debian: apt-get install wrk) to core 1.
+Skywarden runs with its defaults and every security feature on: request id, an audit event per
+request written to a file, Host/Origin checks, key verification from the real store, the per-IP
+failure limit, a per-key limiter with a high limit, metrics, security headers. The bare aiohttp
+handler checks one key, parses the body and answers the bytes Skywarden gave; the official SDK
+server (sdk_server.py) runs the same two tools on the same fake NWS. All of them run on the same
+event loop (``--loop``), so the ratios measure the servers, not the loop.
+
+Run from the repository root with the test virtualenv (it has the SDK, asyncpg and redis):
+    .venv-test/bin/python benchmarks/suite.py [--seconds 10] [--connections 32] [--loop uvloop]
+        [--only tools/list ...] [--no-shared]
+
+PostgreSQL (127.0.0.1:5432, trust) and Redis (127.0.0.1:6379) are needed for the shared-state
+rows, as for the test suite. Never run by the tests: speed is measured here, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PYTHON = sys.executable
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdefghijklmn"
+SECRET = "bench-server-secret-0123456789abcdefghijklm"
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+HIGH_LIMIT = "1000000000/minute"
+FORECAST_ARGUMENTS = {"latitude": 39.7456, "longitude": -97.0892}
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+def mcp_body(method: str, params: dict | None = None) -> dict:
+    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**(params or {}), "_meta": MODERN_META}}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One kind of request wrk sends over and over."""
+
+    path: str
+    body: dict
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def mcp_request(method: str, params: dict | None = None, name: str | None = None) -> Request:
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": method,
+    }
+    if name:
+        headers["Mcp-Name"] = name
+    return Request("/mcp", mcp_body(method, params), headers)
+
+
+TOOLS_LIST = mcp_request("tools/list")
+TOOLS_CALL = mcp_request("tools/call", {"name": "get_forecast", "arguments": FORECAST_ARGUMENTS}, "get_forecast")
+REST_CALL = Request("/api/mcp/tools/get_forecast", FORECAST_ARGUMENTS)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 60) -> float:
+    """Seconds until ``url`` answers 200."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def pinned(command: list[str], core: int) -> list[str]:
+    return ["taskset", "-c", str(core), *command] if shutil.which("taskset") else command
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def send(port: int, request: Request, key: str) -> bytes:
+    http = urllib.request.Request(
+        f"http://127.0.0.1:{port}{request.path}",
+        data=json.dumps(request.body).encode(),
+        headers={"Content-Type": "application/json", "X-API-Key": key, **request.headers},
+    )
+    with urllib.request.urlopen(http, timeout=10) as resp:
+        return resp.read()
+
+
+def wrk_script(workdir: Path, request: Request, keys_file: Path) -> Path:
+    """A wrk script sending ``request`` with the keys of ``keys_file`` in rotation (one key = a hot key)."""
+    headers = {"Content-Type": "application/json", **request.headers}
+    lines = [f"local body = {json.dumps(json.dumps(request.body))}", "local headers = {"]
+    lines += [f'  ["{name}"] = "{value}",' for name, value in headers.items()]
+    lines += [
+        "}",
+        "local keys = {}",
+        f'for line in io.lines("{keys_file}") do keys[#keys + 1] = line end',
+        "local n = 0",
+        "request = function()",
+        "  n = n + 1",
+        '  headers["X-API-Key"] = keys[(n % #keys) + 1]',
+        f'  return wrk.format("POST", "{request.path}", headers, body)',
+        "end",
+    ]
+    script = workdir / f"wrk-{secrets.token_hex(4)}.lua"
+    script.write_text("\n".join(lines) + "\n")
+    return script
+
+
+@dataclass
+class Measured:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int = 0
+
+
+def _ms(text: str, label: str) -> float:
+    value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(port: int, script: Path, seconds: int, connections: int) -> Measured:
+    command = pinned(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}"],
+        1,
+    )
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return Measured(
+        float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        _ms(out, "50%"),
+        _ms(out, "99%"),
+        int(bad.group(1)) if bad else 0,
+    )
+
+
+class Process:
+    def __init__(self, argv: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.log = log.open("w")
+        self.proc = subprocess.Popen(
+            pinned(argv, 0), stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=ROOT
+        )
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def skywarden_argv(port: int, data_dir: Path, nws_url: str, loop: str, *extra: str) -> list[str]:
+    return [
+        PYTHON, "-m", "skywarden.server.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
+        "--admin-token", ADMIN_TOKEN, "--secret", SECRET, "--rate-limit", HIGH_LIMIT,
+        "--auth-failure-limit", HIGH_LIMIT, "--nws-base-url", nws_url, "--event-loop", loop,
+        "--log-file", str(data_dir / "server.log"), *extra,
+    ]  # fmt: skip
+
+
+def create_keys(count: int, store_args: list[str], out: Path) -> None:
+    """``count`` keys straight into the store (through the same operations the admin API uses)."""
+    code = f"""
+import asyncio, sys
+sys.argv = ["x"]
+from skywarden.server.auth.backends import open_store
+from skywarden.server.auth.key_operations import KeyOperations, CLI_ACTOR
+from skywarden.server.observability.logging_setup import configure_logging
+from skywarden.server.settings import load_settings
+
+async def main():
+    configure_logging(log_file={str(out.with_suffix(".log"))!r})
+    settings = load_settings(cli=dict(zip({store_args[0::2]!r}, {store_args[1::2]!r})), environ={{}})
+    store = open_store(settings.resolved_database_url)
+    await store.open()
+    ops = KeyOperations(store, settings.secret.encode(), lambda: ["get_forecast", "get_alerts"], "live")
+    with open({str(out)!r}, "w") as fh:
+        for i in range({count}):
+            _, key = await ops.create({{"name": f"bench-{{i}}"}}, CLI_ACTOR)
+            fh.write(key + "\\n")
+    await store.close()
+
+asyncio.run(main())
+"""
+    subprocess.run([PYTHON, "-c", code], check=True, cwd=ROOT)
+
+
+@dataclass
+class Row:
+    scenario: str
+    server: str
+    measured: Measured
+    bare: float | None = None
+    sdk: float | None = None
+
+
+class Suite:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
+        self.nws_port = free_port()
+        self.nws = Process([PYTHON, str(HERE / "fake_nws_server.py"), str(self.nws_port)], self.nws_port,
+                           workdir / "nws.log")  # fmt: skip
+        self.nws_url = f"http://127.0.0.1:{self.nws_port}"
+
+    def wanted(self, scenario: str) -> bool:
+        return not self.args.only or any(name in scenario for name in self.args.only)
+
+    def measure(self, port: int, request: Request, keys_file: Path) -> Measured:
+        script = wrk_script(self.workdir, request, keys_file)
+        wrk(port, script, 2, self.args.connections)  # warm-up
+        return wrk(port, script, self.args.seconds, self.args.connections)
+
+    def keys_file(self, keys: list[str]) -> Path:
+        path = self.workdir / f"keys-{secrets.token_hex(4)}.txt"
+        path.write_text("\n".join(keys) + "\n")
+        return path
+
+    def skywarden(self, name: str, *extra: str, env: dict[str, str] | None = None) -> tuple[Process, Path]:
+        data_dir = self.workdir / name
+        data_dir.mkdir(exist_ok=True)
+        port = free_port()
+        process = Process(skywarden_argv(port, data_dir, self.nws_url, self.args.loop, *extra), port,
+                          data_dir / "stdout.log", env)  # fmt: skip
+        wait_for(f"http://127.0.0.1:{port}/api/health")
+        return process, data_dir
+
+    def new_key(self, port: int) -> str:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/admin/keys",
+            data=json.dumps({"name": "bench"}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())["key"]
+
+    def run(self) -> None:
+        wait_for(self.nws_url + "/points/39.7456,-97.0892")
+        try:
+            self.single_key_scenarios()
+            if self.wanted("keys in rotation"):
+                self.many_keys()
+            if self.wanted("bogus keys"):
+                self.bogus_keys()
+            if self.wanted("start-up"):
+                self.start_up()
+            if not self.args.no_shared and self.wanted("shared"):
+                self.shared_state()
+        finally:
+            self.nws.stop()
+
+    def single_key_scenarios(self) -> None:
+        sky, _ = self.skywarden("single")
+        try:
+            key = self.new_key(sky.port)
+            self.hot_key = key
+            results = {
+                "tools/list": json.loads(send(sky.port, TOOLS_LIST, key))["result"],
+                "tools/call": json.loads(send(sky.port, TOOLS_CALL, key))["result"],
+                "rest": json.loads(send(sky.port, REST_CALL, key)),
+            }
+            results_file = self.workdir / "results.json"
+            results_file.write_text(json.dumps(results))
+            keys_file = self.keys_file([key])
+            scenarios = [("MCP tools/list", TOOLS_LIST), ("MCP tools/call get_forecast", TOOLS_CALL),
+                         ("REST get_forecast", REST_CALL)]  # fmt: skip
+            measured = {s: self.measure(sky.port, r, keys_file) for s, r in scenarios if self.wanted(s)}
+            self.hot_rss = rss_kb(sky.proc.pid)
+        finally:
+            sky.stop()
+        bare_port = free_port()
+        bare = Process([PYTHON, str(HERE / "bare_server.py"), str(bare_port), key, str(results_file), self.args.loop],
+                       bare_port, self.workdir / "bare.log")  # fmt: skip
+        sdk_port = free_port()
+        sdk = Process([PYTHON, str(HERE / "sdk_server.py"), str(sdk_port), key, self.nws_url, self.args.loop],
+                      sdk_port, self.workdir / "sdk.log")  # fmt: skip
+        try:
+            time.sleep(0.5)
+            for process in (bare, sdk):
+                self._wait_port(process.port)
+            for scenario, request in scenarios:
+                if scenario not in measured:
+                    continue
+                bare_m = self.measure(bare_port, request, keys_file)
+                sdk_m = self.measure(sdk_port, request, keys_file) if request.path == "/mcp" else None
+                self.rows.append(Row(scenario, "bare aiohttp", bare_m))
+                if sdk_m is not None:
+                    self.rows.append(Row(scenario, "official SDK", sdk_m, bare=sdk_m.rps / bare_m.rps))
+                sky_m = measured[scenario]
+                vs_sdk = sky_m.rps / sdk_m.rps if sdk_m else None
+                self.rows.append(Row(scenario, "Skywarden", sky_m, bare=sky_m.rps / bare_m.rps, sdk=vs_sdk))
+                if scenario == "MCP tools/list":
+                    self.hot = sky_m
+        finally:
+            bare.stop()
+            sdk.stop()
+
+    @staticmethod
+    def _wait_port(port: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"nothing listens on {port}")
+
+    def many_keys(self) -> None:
+        data_dir = self.workdir / "many"
+        data_dir.mkdir()
+        keys_path = self.workdir / "many-keys.txt"
+        create_keys(50_000, ["data_dir", str(data_dir), "secret", SECRET], keys_path)
+        keys = keys_path.read_text().split()
+        sky, _ = self.skywarden("many")
+        try:
+            for count in (10_000, 50_000):
+                scenario = f"MCP tools/list, {count:,} keys in rotation"
+                before = rss_kb(sky.proc.pid)
+                found = self.measure(sky.port, TOOLS_LIST, self.keys_file(keys[:count]))
+                grown = rss_kb(sky.proc.pid) - before
+                row = Row(scenario, "Skywarden", found)
+                row.bare = None
+                self.rows.append(row)
+                hot = getattr(self, "hot", None)
+                ratio = f"{found.rps / hot.rps:.0%} of one hot key" if hot else "no hot-key figure in this run"
+                self.notes.append(f"{scenario}: {ratio}; RSS +{grown / 1024:.1f} MB while running it")
+        finally:
+            sky.stop()
+
+    def bogus_keys(self) -> None:
+        """RSS growth after 100,000 requests, each with a different well-formed key nobody issued."""
+        from skywarden.server.auth.keys import generate_key
+
+        bogus = self.keys_file([generate_key("live") for _ in range(100_000)])
+        sky, _ = self.skywarden("bogus")
+        try:
+            script = wrk_script(self.workdir, TOOLS_LIST, bogus)
+            wrk(sky.port, script, 1, 4)  # warm-up: the first allocations are not growth
+            before = rss_kb(sky.proc.pid)
+            sent = 0
+            while sent < 100_000:
+                found = wrk(sky.port, script, 5, self.args.connections)
+                sent += int(found.rps * 5)
+            after = rss_kb(sky.proc.pid)
+            self.notes.append(
+                f"RSS after ~{sent:,} requests with distinct unknown keys: {before / 1024:.1f} -> "
+                f"{after / 1024:.1f} MB (+{(after - before) / 1024:.1f} MB; budget < 10 MB)"
+            )
+        finally:
+            sky.stop()
+
+    def start_up(self) -> None:
+        times = []
+        for i in range(5):
+            port = free_port()
+            data_dir = self.workdir / f"start-{i}"
+            data_dir.mkdir()
+            started = time.monotonic()
+            process = Process(skywarden_argv(port, data_dir, self.nws_url, self.args.loop), port, data_dir / "out.log")
+            try:
+                wait_for(f"http://127.0.0.1:{port}/api/health")
+                times.append(time.monotonic() - started)
+            finally:
+                process.stop()
+        self.notes.append(
+            f"start-up, `skywarden serve` to the first 200 on /api/health: median {statistics.median(times):.2f} s "
+            f"(of {', '.join(f'{t:.2f}' for t in times)})"
+        )
+
+    def shared_state(self) -> None:
+        database = "skywarden_bench_" + secrets.token_hex(4)
+        prefix = "skywarden-bench-" + secrets.token_hex(4)
+        asyncio.run(_database("create", database))
+        try:
+            url = f"postgresql://postgres@127.0.0.1:5432/{database}"
+            shared = ["--database-url", url, "--redis-url", REDIS_URL, "--redis-key-prefix", prefix]
+            for label, extra in (("PostgreSQL + Redis", shared), ("--workers 2, SQLite", ["--workers", "2"]),
+                                 ("--workers 2, PostgreSQL + Redis", [*shared, "--workers", "2"])):  # fmt: skip
+                sky, _ = self.skywarden(label.replace(" ", "").replace(",", "-").replace("+", ""), *extra)
+                try:
+                    key = self.new_key(sky.port)
+                    found = self.measure(sky.port, TOOLS_LIST, self.keys_file([key]))
+                    row = Row(f"MCP tools/list, {label}", "Skywarden", found)
+                    self.rows.append(row)
+                    hot = getattr(self, "hot", None)
+                    if hot:
+                        self.notes.append(
+                            f"MCP tools/list, {label}: {found.rps / hot.rps:.0%} of one process on SQLite"
+                        )
+                finally:
+                    sky.stop()
+        finally:
+            asyncio.run(_database("drop", database))
+            asyncio.run(_forget_redis(prefix))
+
+    def print(self) -> None:
+        print(f"\nevent loop: {self.args.loop}; {self.args.connections} connections, {self.args.seconds} s per run")
+        print("| scenario | server | req/s | p50 ms | p99 ms | vs bare | vs SDK |")
+        print("|---|---|---|---|---|---|---|")
+        bare_p99 = {r.scenario: r.measured.p99_ms for r in self.rows if r.server == "bare aiohttp"}
+        for r in self.rows:
+            m = r.measured
+            vs_bare = f"{r.bare:.0%}" if r.bare is not None else ""
+            if r.bare is not None and r.scenario in bare_p99:
+                vs_bare += f" (p99 x{m.p99_ms / bare_p99[r.scenario]:.2f})"
+            vs_sdk = f"{r.sdk:.2f}x" if r.sdk is not None else ""
+            bad = f" ({m.non_2xx} non-2xx!)" if m.non_2xx else ""
+            cells = [r.scenario, r.server + bad, f"{m.rps:,.0f}", f"{m.p50_ms:.2f}", f"{m.p99_ms:.2f}", vs_bare, vs_sdk]
+            print("| " + " | ".join(cells) + " |")
+        for note in self.notes:
+            print(f"- {note}")
+
+
+async def _database(action: str, name: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        sql = f'CREATE DATABASE "{name}"' if action == "create" else f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
+async def _forget_redis(prefix: str) -> None:
+    import redis.asyncio as redis
+
+    client = redis.from_url(REDIS_URL)
+    keys = [k async for k in client.scan_iter(match=prefix + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
+    parser.add_argument("--only", nargs="*", help="run only scenarios whose name contains one of these")
+    parser.add_argument("--no-shared", action="store_true", help="skip the PostgreSQL + Redis and --workers rows")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        suite = Suite(args, Path(tmp))
+        suite.run()
+        suite.print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
