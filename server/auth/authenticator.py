@@ -64,13 +64,14 @@ class Authenticator:
     async def authenticate(self, presented: str | None) -> Principal:
         if not presented:
             raise AuthFailure("missing")
-        if not keys.is_well_formed(presented):
-            raise AuthFailure("malformed")
-        if keys.key_environment(presented) == "admin":
-            raise AuthFailure("admin_token_as_key")
         key_hash = keys.hash_key(presented, self.secret)
         entry = self._cache.get(key_hash)
         if entry is None or entry.fresh_until <= self.monotonic() or not self.trust_cache():
+            # Only well-formed keys are ever cached, so the format is checked on a miss alone.
+            if not keys.is_well_formed(presented):
+                raise AuthFailure("malformed")
+            if keys.key_environment(presented) == "admin":
+                raise AuthFailure("admin_token_as_key")
             match = await self.store.find_by_hash(key_hash)
             if match is None:
                 self._cache.pop(key_hash, None)

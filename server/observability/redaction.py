@@ -96,7 +96,7 @@ _SUSPICIOUS_WORDS = (
 )
 
 
-def _looks_secret(text: str) -> bool:
+def looks_secret(text: str) -> bool:
     lowered = text.lower()
     return any(word in lowered for word in _SUSPICIOUS_WORDS) or any(s in text for s in extra_secrets)
 
@@ -112,7 +112,7 @@ def redacting_renderer(render: Any) -> Any:
     def processor(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
         line = render(logger, method_name, dict(event_dict))
         text = line if isinstance(line, str) else str(line)
-        if _looks_secret(text):
+        if looks_secret(text):
             return render(logger, method_name, redact_processor(logger, method_name, event_dict))
         return line
 
