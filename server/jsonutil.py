@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _ascii_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
 # A JSON escape of a UTF-16 surrogate (D800-DFFF). Valid pairs are common (emoji); they are
@@ -14,8 +16,13 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON. Total: a string that cannot be UTF-8 (a lone surrogate from older
-    data) is written as its JSON escape instead of failing the answer."""
+    """Compact UTF-8 JSON, with orjson (a tenth of the stdlib encoder's time on our answers).
+    Total: what orjson refuses (a lone surrogate from older data, an integer beyond 64 bits, a
+    key that is not a string) goes through the stdlib encoder, a lone surrogate as its escape."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError is one
+        pass
     try:
         return _encoder.encode(value).encode("utf-8")
     except UnicodeEncodeError:

