@@ -161,3 +161,26 @@ async def test_recorded_alerts_keepalive_is_filtered(client):
 async def test_recorded_alerts_empty(client):
     body = await call(client, "get_alerts", {"state": "TN"})
     assert body["isError"] is False and body["structuredContent"]["alerts"] == []
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("get_forecast", {"latitude": 39.7456, "longitude": -97.0892}),
+        ("get_alerts", {"state": "KS"}),
+        ("get_alerts", {"state": "VT"}),
+    ],
+)
+async def test_structured_results_are_what_the_result_schema_dumps(client, tool, arguments):
+    """The tools build their structured results by hand (for speed); they must be exactly what
+    their published Result schema gives, and validate against the advertised outputSchema."""
+    import jsonschema
+
+    from skywarden.tools.schema import json_schema
+    from skywarden.tools.weather import alerts, forecast
+
+    result = {"get_forecast": forecast.tool, "get_alerts": alerts.tool}[tool].Result
+    resp = await client.post(f"/api/mcp/tools/{tool}", json=arguments)
+    structured = (await resp.json())["structuredContent"]
+    assert result().dump(result().load(structured)) == structured
+    jsonschema.validate(structured, json_schema(result))

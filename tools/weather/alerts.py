@@ -105,7 +105,7 @@ class GetAlerts:
             text = f"{len(alerts)} active alert(s) for {state}:\n\n" + "\n---\n".join(_format(a) for a in alerts)
         else:
             text = f"No active alerts for {state}."
-        structured = AlertsResult().dump({"state": state, "alerts": alerts})
+        structured = {"state": state, "alerts": alerts}  # already AlertsResult's shape, no dump needed
         return ToolResult(content=[text_content(text)], structured=structured)
 
 

@@ -74,6 +74,18 @@ def _period(raw: Any) -> dict[str, Any]:
     }
 
 
+# Result field names as published (ForecastResult's data keys), computed once: building the
+# structured result by hand is a fraction of a marshmallow dump per call.
+_PUBLISHED = {name: f.data_key or name for name, f in Period().fields.items()}
+
+
+def _published(period: dict[str, Any]) -> dict[str, Any]:
+    published = {_PUBLISHED[name]: value for name, value in period.items()}
+    if published["temperature"] is not None:
+        published["temperature"] = float(published["temperature"])
+    return published
+
+
 def _location(points: dict[str, Any]) -> str | None:
     rel = points.get("relativeLocation")
     props = rel.get("properties") if isinstance(rel, dict) else None
@@ -128,9 +140,12 @@ class GetForecast:
         location = _location(props)
         header = f"Forecast for {location} ({point})" if location else f"Forecast for {point}"
         text = header + "\n\n" + "\n---\n".join(_format(p) for p in periods)
-        structured = ForecastResult().dump(
-            {"latitude": lat, "longitude": lon, "location": location, "periods": periods}
-        )
+        structured = {
+            "latitude": float(lat),
+            "longitude": float(lon),
+            "location": location,
+            "periods": [_published(p) for p in periods],
+        }
         return ToolResult(content=[text_content(text)], structured=structured)
 
 
