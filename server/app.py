@@ -71,7 +71,11 @@ def create_app(
     metrics = Metrics(sessions, upstream_cache) if settings.metrics_enabled else None
     upstream = build_upstream(settings, upstream_cache, metrics.observe_upstream if metrics else None)
     authenticator = Authenticator(
-        key_store, credentials.secret, cache_ttl=settings.key_cache_ttl, trust_cache=lambda: broadcast.listening
+        key_store,
+        credentials.secret,
+        cache_ttl=settings.key_cache_ttl,
+        max_cached=settings.key_cache_entries,
+        trust_cache=lambda: broadcast.listening,
     )
     broadcast.on("key-changed", authenticator.invalidate)
     broadcast.on("flush-usage", authenticator.flush_usage)

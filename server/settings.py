@@ -280,6 +280,9 @@ class Settings:
     admin_token_file: str = _setting("", _optional_path, "file holding the admin token")
     key_environment: str = _setting("live", _choice("live", "test", "dev"), "environment part of new key prefixes")
     key_cache_ttl: float = _setting(30.0, _positive_float, "seconds a verified key stays cached in memory")
+    key_cache_entries: int = _setting(
+        100_000, _int_range(1, 10_000_000), "verified keys kept in memory at most (about 0.5 KB each)"
+    )
     cors_origins: tuple[str, ...] = _setting(
         (), _origins, "comma-separated origins allowed for CORS and the /mcp Origin check"
     )

@@ -356,3 +356,34 @@ async def test_a_load_balancer_probe_gets_its_200_over_plain_http(make_server, m
     for path in ("/api/health", "/api/health/ready"):
         resp = await client.get(path, allow_redirects=False)
         assert resp.status == 200 and "Strict-Transport-Security" not in resp.headers
+
+
+async def test_a_cached_key_costs_under_half_a_kilobyte():
+    """What key_cache_entries x this bounds: the verified-key cache's memory (docs/performance.md)."""
+    import tracemalloc
+
+    from skywarden.server.auth.authenticator import Authenticator
+    from skywarden.server.auth.keys import generate_key
+    from skywarden.server.auth.records import HashMatch, KeyRecord, utcnow
+
+    class Store:
+        async def find_by_hash(self, key_hash):
+            record = KeyRecord(
+                id="key_" + key_hash[:20], name="n" * 100, prefix="skw_live_abc", environment="live",
+                scopes=["get_forecast", "get_alerts"], created_at=utcnow(), owner="o" * 100,
+                metadata={"team": "t" * 1000}, rate_limit="100/minute;1000/day",
+            )  # fmt: skip
+            return HashMatch(record, None)
+
+    authenticator = Authenticator(Store(), b"s" * 32, max_cached=10_000)
+    presented = [generate_key("live") for _ in range(2_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for key in presented:
+            await authenticator.authenticate(key)
+        authenticator._usage.clear()  # use counts are flushed every few seconds, not kept
+        grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    finally:
+        tracemalloc.stop()
+    assert grown / len(presented) < 512  # metadata, owner and the rest of the record are not kept

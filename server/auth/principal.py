@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 ALL_TOOLS = "*"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Principal:
     kind: str  # "key" or "admin"
     id: str
