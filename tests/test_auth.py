@@ -327,3 +327,28 @@ async def test_a_flush_waits_for_the_flush_already_under_way():
     store.release.set()
     await before_read
     assert store.written == {"key_a": 3} and periodic.done()
+
+
+async def test_usage_is_written_in_chunks_and_what_failed_is_kept():
+    from skywarden.server.auth import authenticator as module
+    from skywarden.server.auth.authenticator import Authenticator
+    from skywarden.server.auth.records import utcnow
+
+    class FailsSecondWrite:
+        def __init__(self) -> None:
+            self.writes: list[dict] = []
+
+        async def record_usage(self, usage):
+            if self.writes:
+                raise OSError("connection lost")
+            self.writes.append(dict(usage))
+
+    store = FailsSecondWrite()
+    authenticator = Authenticator(store, b"s" * 32)
+    now = utcnow()
+    total = module.USAGE_FLUSH_CHUNK + 5
+    authenticator._usage = {f"key_{i}": (1, now) for i in range(total)}
+    with pytest.raises(OSError):
+        await authenticator.flush_usage()
+    assert len(store.writes[0]) == module.USAGE_FLUSH_CHUNK
+    assert len(authenticator._usage) == 5  # not lost: written by the next flush

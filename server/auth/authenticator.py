@@ -31,6 +31,7 @@ class AuthFailure(Exception):
         self.reason = reason
 
 
+USAGE_FLUSH_CHUNK = 1_000  # keys' use counts per store write
 _SCOPE_SETS: dict[tuple[str, ...], frozenset[str]] = {}  # keys with the same scopes share one set
 MAX_SCOPE_SETS = 1_000
 
@@ -136,12 +137,16 @@ class Authenticator:
             await self._flush_usage()
 
     async def _flush_usage(self) -> None:
+        """In chunks: one write of 50,000 keys' counts would hold the loop (and every request's
+        p99) for as long as it takes; a chunk at a time lets requests through in between."""
         usage, self._usage = self._usage, {}
-        if usage:
+        items = list(usage.items())
+        for start in range(0, len(items), USAGE_FLUSH_CHUNK):
+            chunk = dict(items[start : start + USAGE_FLUSH_CHUNK])
             try:
-                await self.store.record_usage(usage)
+                await self.store.record_usage(chunk)
             except Exception:
-                for key_id, (count, last) in usage.items():  # keep them for the next flush
+                for key_id, (count, last) in items[start:]:  # keep what was not written for the next flush
                     old_count, old_last = self._usage.get(key_id, (0, last))
                     self._usage[key_id] = (old_count + count, max(old_last, last))
                 raise
