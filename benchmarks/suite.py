@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import secrets
 import shutil
@@ -170,12 +169,11 @@ def wrk(port: int, script: Path, seconds: int, connections: int) -> Measured:
 
 
 class Process:
-    def __init__(self, argv: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, argv: list[str], port: int, log: Path, pin: bool = True) -> None:
         self.port = port
         self.log = log.open("w")
-        self.proc = subprocess.Popen(
-            pinned(argv, 0), stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=ROOT
-        )
+        command = pinned(argv, 0) if pin else argv
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -256,12 +254,12 @@ class Suite:
         path.write_text("\n".join(keys) + "\n")
         return path
 
-    def skywarden(self, name: str, *extra: str, env: dict[str, str] | None = None) -> tuple[Process, Path]:
+    def skywarden(self, name: str, *extra: str, pin: bool = True) -> tuple[Process, Path]:
         data_dir = self.workdir / name
         data_dir.mkdir(exist_ok=True)
         port = free_port()
-        process = Process(skywarden_argv(port, data_dir, self.nws_url, self.args.loop, *extra), port,
-                          data_dir / "stdout.log", env)  # fmt: skip
+        argv = skywarden_argv(port, data_dir, self.nws_url, self.args.loop, *extra)
+        process = Process(argv, port, data_dir / "stdout.log", pin=pin)
         wait_for(f"http://127.0.0.1:{port}/api/health")
         return process, data_dir
 
@@ -289,11 +287,19 @@ class Suite:
         finally:
             self.nws.stop()
 
+    def rounds(self, runs: dict[str, tuple[int, Request, Path]]) -> dict[str, Measured]:
+        """Each named run ``--rounds`` times, interleaved (a noisy minute hits all alike); medians."""
+        found: dict[str, list[Measured]] = {name: [] for name in runs}
+        for _ in range(self.args.rounds):
+            for name, (port, request, keys_file) in runs.items():
+                found[name].append(self.measure(port, request, keys_file))
+        return {name: _median(values) for name, values in found.items()}
+
     def single_key_scenarios(self) -> None:
         sky, _ = self.skywarden("single")
+        bare = sdk = None
         try:
             key = self.new_key(sky.port)
-            self.hot_key = key
             results = {
                 "tools/list": json.loads(send(sky.port, TOOLS_LIST, key))["result"],
                 "tools/call": json.loads(send(sky.port, TOOLS_CALL, key))["result"],
@@ -302,38 +308,32 @@ class Suite:
             results_file = self.workdir / "results.json"
             results_file.write_text(json.dumps(results))
             keys_file = self.keys_file([key])
-            scenarios = [("MCP tools/list", TOOLS_LIST), ("MCP tools/call get_forecast", TOOLS_CALL),
-                         ("REST get_forecast", REST_CALL)]  # fmt: skip
-            measured = {s: self.measure(sky.port, r, keys_file) for s, r in scenarios if self.wanted(s)}
-            self.hot_rss = rss_kb(sky.proc.pid)
-        finally:
-            sky.stop()
-        bare_port = free_port()
-        bare = Process([PYTHON, str(HERE / "bare_server.py"), str(bare_port), key, str(results_file), self.args.loop],
-                       bare_port, self.workdir / "bare.log")  # fmt: skip
-        sdk_port = free_port()
-        sdk = Process([PYTHON, str(HERE / "sdk_server.py"), str(sdk_port), key, self.nws_url, self.args.loop],
-                      sdk_port, self.workdir / "sdk.log")  # fmt: skip
-        try:
-            time.sleep(0.5)
+            bare_port, sdk_port = free_port(), free_port()
+            bare = Process([PYTHON, str(HERE / "bare_server.py"), str(bare_port), key, str(results_file),
+                            self.args.loop], bare_port, self.workdir / "bare.log")  # fmt: skip
+            sdk = Process([PYTHON, str(HERE / "sdk_server.py"), str(sdk_port), key, self.nws_url, self.args.loop],
+                          sdk_port, self.workdir / "sdk.log")  # fmt: skip
             for process in (bare, sdk):
                 self._wait_port(process.port)
+            scenarios = [("MCP tools/list", TOOLS_LIST), ("MCP tools/call get_forecast", TOOLS_CALL),
+                         ("REST get_forecast", REST_CALL)]  # fmt: skip
             for scenario, request in scenarios:
-                if scenario not in measured:
+                if not self.wanted(scenario):
                     continue
-                bare_m = self.measure(bare_port, request, keys_file)
-                sdk_m = self.measure(sdk_port, request, keys_file) if request.path == "/mcp" else None
+                runs = {"bare aiohttp": (bare_port, request, keys_file), "Skywarden": (sky.port, request, keys_file)}
+                if request.path == "/mcp":
+                    runs["official SDK"] = (sdk_port, request, keys_file)
+                found = self.rounds(runs)
+                bare_m, sky_m, sdk_m = found["bare aiohttp"], found["Skywarden"], found.get("official SDK")
                 self.rows.append(Row(scenario, "bare aiohttp", bare_m))
                 if sdk_m is not None:
                     self.rows.append(Row(scenario, "official SDK", sdk_m, bare=sdk_m.rps / bare_m.rps))
-                sky_m = measured[scenario]
                 vs_sdk = sky_m.rps / sdk_m.rps if sdk_m else None
                 self.rows.append(Row(scenario, "Skywarden", sky_m, bare=sky_m.rps / bare_m.rps, sdk=vs_sdk))
-                if scenario == "MCP tools/list":
-                    self.hot = sky_m
         finally:
-            bare.stop()
-            sdk.stop()
+            for process in (sky, bare, sdk):
+                if process is not None:
+                    process.stop()
 
     @staticmethod
     def _wait_port(port: int, timeout: float = 30) -> None:
@@ -353,18 +353,23 @@ class Suite:
         keys = keys_path.read_text().split()
         sky, _ = self.skywarden("many")
         try:
+            before = rss_kb(sky.proc.pid)
+            files = {count: self.keys_file(keys[:count]) for count in (1, 10_000, 50_000)}
+            for count, path in files.items():  # every key verified once: what follows is the steady state
+                wrk(sky.port, wrk_script(self.workdir, TOOLS_LIST, path), max(2, count // 1500), self.args.connections)
+            grown = rss_kb(sky.proc.pid) - before
+            found = self.rounds({str(count): (sky.port, TOOLS_LIST, path) for count, path in files.items()})
+            hot = found["1"]
             for count in (10_000, 50_000):
                 scenario = f"MCP tools/list, {count:,} keys in rotation"
-                before = rss_kb(sky.proc.pid)
-                # The warm-up sends every key at least once, so what is measured is the steady state.
-                found = self.measure(sky.port, TOOLS_LIST, self.keys_file(keys[:count]), warm_up=max(2, count // 1500))
-                grown = rss_kb(sky.proc.pid) - before
-                row = Row(scenario, "Skywarden", found)
-                row.bare = None
-                self.rows.append(row)
-                hot = getattr(self, "hot", None)
-                ratio = f"{found.rps / hot.rps:.0%} of one hot key" if hot else "no hot-key figure in this run"
-                self.notes.append(f"{scenario}: {ratio}; RSS +{grown / 1024:.1f} MB while running it")
+                self.rows.append(Row(scenario, "Skywarden", found[str(count)]))
+                self.notes.append(
+                    f"{scenario}: {found[str(count)].rps / hot.rps:.0%} of one hot key on the same server"
+                )
+            self.notes.append(
+                f"RSS with 50,000 keys verified and cached: +{grown / 1024:.1f} MB "
+                f"({grown * 1024 / 50_000:.0f} bytes per active key: cache entry, rate-limit counters, allocator slack)"
+            )
         finally:
             sky.stop()
 
@@ -409,28 +414,38 @@ class Suite:
         )
 
     def shared_state(self) -> None:
+        """One process on SQLite beside PostgreSQL + Redis and --workers 2, interleaved. Workers are
+        not pinned (they are two processes on a two-core machine, sharing it with wrk)."""
         database = "skywarden_bench_" + secrets.token_hex(4)
         prefix = "skywarden-bench-" + secrets.token_hex(4)
         asyncio.run(_database("create", database))
+        servers: dict[str, Process] = {}
         try:
             url = f"postgresql://postgres@127.0.0.1:5432/{database}"
             shared = ["--database-url", url, "--redis-url", REDIS_URL, "--redis-key-prefix", prefix]
-            for label, extra in (("PostgreSQL + Redis", shared), ("--workers 2, SQLite", ["--workers", "2"]),
-                                 ("--workers 2, PostgreSQL + Redis", [*shared, "--workers", "2"])):  # fmt: skip
-                sky, _ = self.skywarden(label.replace(" ", "").replace(",", "-").replace("+", ""), *extra)
-                try:
-                    key = self.new_key(sky.port)
-                    found = self.measure(sky.port, TOOLS_LIST, self.keys_file([key]))
-                    row = Row(f"MCP tools/list, {label}", "Skywarden", found)
-                    self.rows.append(row)
-                    hot = getattr(self, "hot", None)
-                    if hot:
-                        self.notes.append(
-                            f"MCP tools/list, {label}: {found.rps / hot.rps:.0%} of one process on SQLite"
-                        )
-                finally:
-                    sky.stop()
+            deployments = {
+                "one process, SQLite": [],
+                "one process, PostgreSQL + Redis": shared,
+                "--workers 2, SQLite": ["--workers", "2"],
+                "--workers 2, PostgreSQL + Redis": [*shared, "--workers", "2"],
+            }
+            runs = {}
+            for number, (label, extra) in enumerate(deployments.items()):
+                servers[label], _ = self.skywarden(f"shared-{number}", *extra, pin="--workers" not in extra)
+                port = servers[label].port
+                runs[label] = (port, TOOLS_LIST, self.keys_file([self.new_key(port)]))
+            found = self.rounds(runs)
+            base = found["one process, SQLite"]
+            for label, measured in found.items():
+                row = Row(f"MCP tools/list, {label}", "Skywarden", measured)
+                self.rows.append(row)
+                if label != "one process, SQLite":
+                    self.notes.append(
+                        f"MCP tools/list, {label}: {measured.rps / base.rps:.0%} of one process on SQLite"
+                    )
         finally:
+            for process in servers.values():
+                process.stop()
             asyncio.run(_database("drop", database))
             asyncio.run(_forget_redis(prefix))
 
@@ -473,11 +488,21 @@ async def _forget_redis(prefix: str) -> None:
     await client.aclose()
 
 
+def _median(runs: list[Measured]) -> Measured:
+    return Measured(
+        statistics.median(m.rps for m in runs),
+        statistics.median(m.p50_ms for m in runs),
+        statistics.median(m.p99_ms for m in runs),
+        sum(m.non_2xx for m in runs),
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per server and scenario; medians")
     parser.add_argument("--only", nargs="*", help="run only scenarios whose name contains one of these")
     parser.add_argument("--no-shared", action="store_true", help="skip the PostgreSQL + Redis and --workers rows")
     args = parser.parse_args()
