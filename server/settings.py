@@ -279,7 +279,9 @@ class Settings:
     admin_token: str = _setting("", _secret_text, "admin credential (prefer admin_token_file)", secret=True)
     admin_token_file: str = _setting("", _optional_path, "file holding the admin token")
     key_environment: str = _setting("live", _choice("live", "test", "dev"), "environment part of new key prefixes")
-    key_cache_ttl: float = _setting(30.0, _positive_float, "seconds a verified key stays cached in memory")
+    key_cache_ttl: float = _setting(
+        300.0, _positive_float, "seconds a verified key stays cached at most (changes reach the cache sooner)"
+    )
     key_cache_entries: int = _setting(
         100_000, _int_range(1, 10_000_000), "verified keys kept in memory at most (about 0.5 KB each)"
     )

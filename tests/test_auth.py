@@ -352,3 +352,23 @@ async def test_usage_is_written_in_chunks_and_what_failed_is_kept():
         await authenticator.flush_usage()
     assert len(store.writes[0]) == module.USAGE_FLUSH_CHUNK
     assert len(authenticator._usage) == 5  # not lost: written by the next flush
+
+
+async def test_a_key_revoked_behind_the_servers_back_is_refused_after_the_change_feed_is_read(client, store_lookups):
+    """Another writer (the CLI, an instance without Redis) revokes in the store directly: the
+    next read of the change feed drops just that key from the cache."""
+    from skywarden.server.appkeys import KEY_STORE
+    from skywarden.server.auth.records import utcnow
+
+    other = await create_key(client.admin)
+    other_headers = {"X-API-Key": other["key"]}
+    for headers in (None, other_headers):
+        assert (await client.get("/api/mcp/tools", headers=headers)).status == 200  # both cached
+    store_lookups.clear()
+    await client.server.app[KEY_STORE].revoke(client.key_id, "behind its back", utcnow())
+    assert (await client.get("/api/mcp/tools")).status == 200  # still cached: nobody said
+    dropped = await client.server.app[AUTHENTICATOR].follow_changes()
+    assert dropped == 1
+    assert (await client.get("/api/mcp/tools")).status == 401
+    assert (await client.get("/api/mcp/tools", headers=other_headers)).status == 200
+    assert len(store_lookups) == 1  # only the changed key went back to the store

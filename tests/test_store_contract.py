@@ -129,3 +129,16 @@ async def test_ping_is_false_once_closed(store_url):
     assert await store.ping()
     await store.close()
     assert not await store.ping()
+
+
+async def test_the_change_feed_names_every_key_changed_since_a_time(store):
+    start = utcnow() - timedelta(seconds=1)
+    for key_id in ("key_quiet", "key_updated", "key_revoked", "key_rotated"):
+        await store.create(record(key_id), "h-" + key_id)
+    assert await store.changed_since(start) == []  # creating a key changes no cached one
+    await store.update("key_updated", {"name": "renamed"})
+    await store.revoke("key_revoked", "leaked", utcnow())
+    later = utcnow()
+    await store.rotate("key_rotated", "h-new", "skw_live_New", later + timedelta(hours=1), later)
+    assert set(await store.changed_since(start)) == {"key_updated", "key_revoked", "key_rotated"}
+    assert await store.changed_since(utcnow() + timedelta(seconds=5)) == []

@@ -3,7 +3,10 @@
 A verified key is cached for ``cache_ttl`` seconds so the hot path makes no
 store round-trip. A revocation or change drops the entry at once on every
 instance (``shared.broadcast``); while an instance cannot hear the broadcast,
-``trust_cache`` says no and every request is verified with the store. Use
+``trust_cache`` says no and every request is verified with the store. A change
+made by anyone else (the CLI, an instance without Redis) is read from the
+store's change feed within a second or two (``follow_changes``); ``cache_ttl``
+is the backstop behind both. Use
 counts are gathered in memory and flushed in batches (and on demand, on every
 instance, before an admin reads them).
 """
@@ -15,11 +18,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from skywarden.server.auth import keys
 from skywarden.server.auth.principal import Principal
-from skywarden.server.auth.records import DISABLED, EXPIRED, REVOKED, HashMatch, KeyRecord, utcnow
+from skywarden.server.auth.records import CHANGES_AT_MOST, DISABLED, EXPIRED, REVOKED, HashMatch, KeyRecord, utcnow
 from skywarden.server.auth.store import KeyStore
 
 
@@ -32,6 +35,8 @@ class AuthFailure(Exception):
 
 
 USAGE_FLUSH_CHUNK = 1_000  # keys' use counts per store write
+CHANGE_FEED_SECONDS = 1.0  # how often the store's change feed is read
+CLOCK_SKEW = timedelta(seconds=5)  # how far behind ours another writer's clock may be
 _SCOPE_SETS: dict[tuple[str, ...], frozenset[str]] = {}  # keys with the same scopes share one set
 MAX_SCOPE_SETS = 1_000
 
@@ -91,6 +96,7 @@ class Authenticator:
     _cache: OrderedDict[str, _Cached] = field(default_factory=OrderedDict)
     _usage: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     _flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _changes_read_at: datetime | None = None
 
     async def authenticate(self, presented: str | None) -> Principal:
         if not presented:
@@ -129,6 +135,27 @@ class Authenticator:
 
     def forget_all(self) -> None:
         self._cache.clear()
+
+    async def follow_changes(self) -> int:
+        """Drop cached keys that changed in the store since the last read of its change feed,
+        whoever changed them (another instance without Redis, the CLI, a restore). Called every
+        CHANGE_FEED_SECONDS; reads back CLOCK_SKEW further, for writers whose clocks lag ours.
+        Returns how many cached entries were dropped."""
+        started = self.now()
+        since = (self._changes_read_at or started) - CLOCK_SKEW
+        changed = await self.store.changed_since(since)
+        self._changes_read_at = started
+        if not changed:
+            return 0
+        if len(changed) >= CHANGES_AT_MOST:
+            dropped = len(self._cache)
+            self._cache.clear()
+            return dropped
+        ids = set(changed)
+        stale = [h for h, e in self._cache.items() if e.principal.id in ids]
+        for key_hash in stale:
+            del self._cache[key_hash]
+        return len(stale)
 
     async def flush_usage(self, _: str = "") -> None:
         """Add the counts gathered so far to the store. One flush at a time: a caller that must

@@ -1,4 +1,5 @@
-"""Open the key store on start-up, flush usage counters while running, close on clean-up."""
+"""Open the key store on start-up; while running, flush usage counters and follow the store's
+change feed; close on clean-up."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import structlog
 from aiohttp import web
 
 from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
+from skywarden.server.auth.authenticator import CHANGE_FEED_SECONDS
 
 log = structlog.get_logger("skywarden.server")
 USAGE_FLUSH_SECONDS = 5.0
@@ -24,16 +26,30 @@ async def _flush_forever(app: web.Application) -> None:
             log.warning("usage flush failed; will retry", error=type(exc).__name__)
 
 
+async def _follow_changes_forever(app: web.Application) -> None:
+    failing = False
+    while True:
+        await asyncio.sleep(CHANGE_FEED_SECONDS)
+        try:
+            await app[AUTHENTICATOR].follow_changes()
+            failing = False
+        except Exception as exc:
+            if not failing:  # once per outage, not once a second
+                log.warning("reading the key change feed failed; will retry", error=type(exc).__name__)
+            failing = True
+
+
 async def key_store_context(app: web.Application) -> AsyncIterator[None]:
     store = app[KEY_STORE]
     await store.open()
-    flusher = asyncio.create_task(_flush_forever(app))
+    tasks = [asyncio.create_task(_flush_forever(app)), asyncio.create_task(_follow_changes_forever(app))]
     try:
         yield
     finally:
-        flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flusher
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         try:
             await app[AUTHENTICATOR].flush_usage()
         finally:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from skywarden.server.auth.records import (
+    CHANGES_AT_MOST,
     UPDATABLE,
     HashMatch,
     KeyFilter,
@@ -58,6 +59,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX api_key_hashes_key_id ON api_key_hashes (key_id);
     CREATE INDEX api_keys_owner ON api_keys (owner);
+    """,
+    # 2: the change feed (changed_since) reads keys by the time they last changed
+    """
+    CREATE INDEX api_keys_updated_at ON api_keys (updated_at);
     """,
 ]
 
@@ -253,6 +258,14 @@ class PostgresKeyStore:
             )
         )
         return HashMatch(record=_record(row), valid_until=row["valid_until"]) if row else None
+
+    async def changed_since(self, since: datetime) -> list[str]:
+        rows = await self._retry(
+            lambda: self.pool.fetch(
+                "SELECT id FROM api_keys WHERE updated_at >= $1 ORDER BY updated_at LIMIT $2", since, CHANGES_AT_MOST
+            )
+        )
+        return [row["id"] for row in rows]
 
     async def list(self, filters: KeyFilter) -> list[KeyRecord]:
         where: list[str] = []

@@ -12,6 +12,9 @@ ACTIVE, DISABLED, REVOKED, EXPIRED = "active", "disabled", "revoked", "expired"
 STORE_RETRY_SECONDS = 5
 
 
+CHANGES_AT_MOST = 10_000  # ids one change-feed read returns; more means "forget every cached key"
+
+
 class KeyNotFound(LookupError):
     """No key with this id (raised by stores)."""
 

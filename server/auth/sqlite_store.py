@@ -11,7 +11,16 @@ from typing import Any
 
 import aiosqlite
 
-from skywarden.server.auth.records import UPDATABLE, HashMatch, KeyFilter, KeyNotFound, KeyRecord, StoredHash, utcnow
+from skywarden.server.auth.records import (
+    CHANGES_AT_MOST,
+    UPDATABLE,
+    HashMatch,
+    KeyFilter,
+    KeyNotFound,
+    KeyRecord,
+    StoredHash,
+    utcnow,
+)
 
 MIGRATIONS: list[str] = [
     """
@@ -42,6 +51,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX api_key_hashes_key_id ON api_key_hashes (key_id);
     CREATE INDEX api_keys_owner ON api_keys (owner);
+    """,
+    # 2: the change feed (changed_since) reads keys by the time they last changed
+    """
+    CREATE INDEX api_keys_updated_at ON api_keys (updated_at);
     """,
 ]
 
@@ -190,6 +203,12 @@ class SQLiteKeyStore:
         if row is None:
             return None
         return HashMatch(record=_record(row[:17]), valid_until=_dt(row[17]))
+
+    async def changed_since(self, since: datetime) -> list[str]:
+        async with self.db.execute(
+            "SELECT id FROM api_keys WHERE updated_at >= ? ORDER BY updated_at LIMIT ?", (_t(since), CHANGES_AT_MOST)
+        ) as cur:
+            return [row[0] for row in await cur.fetchall()]
 
     async def list(self, filters: KeyFilter) -> list[KeyRecord]:
         where, params = [], []
