@@ -404,3 +404,16 @@ async def test_in_process_and_redis_counters_agree_window_by_window():
     assert [s.remaining for s in outcomes[-1].states] == [0, 3]
     over = await counters.take("key", "k2", windows, 3)
     assert over.refused is windows[0] and [s.remaining for s in over.states] == [2, 5]
+
+
+def test_the_cors_hook_is_asked_only_when_a_request_has_an_origin(make_settings):
+    """aiohttp-cors's per-answer hook is wrapped; if a new aiohttp-cors registers it differently,
+    this fails (and the CORS tests above say whether CORS still works)."""
+    from aiohttp_cors.cors_config import _CorsConfigImpl
+
+    from skywarden.server.app import create_app
+
+    app = create_app(make_settings(cors_origins="https://app.example"))
+    hooks = list(app.on_response_prepare)
+    assert not [h for h in hooks if getattr(h, "__func__", None) is _CorsConfigImpl._on_response_prepare]
+    assert any(h.__qualname__.startswith("_when_origin") for h in hooks)

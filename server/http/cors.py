@@ -7,8 +7,11 @@ a handler or a tool.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import aiohttp_cors
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp_cors.cors_config import _CorsConfigImpl
 
 ALLOW_HEADERS = (
     "Content-Type",
@@ -44,3 +47,21 @@ def setup_cors(app: web.Application, origins: tuple[str, ...]) -> None:
     for route in list(app.router.routes()):
         if route.method != "OPTIONS":
             cors.add(route)
+    _only_for_cross_origin_requests(app)
+
+
+def _only_for_cross_origin_requests(app: web.Application) -> None:
+    """aiohttp-cors looks up the route's CORS configuration on every answer before it checks for
+    an Origin header, without which it does nothing (CORS 6.1.1). Most requests (agents, scripts)
+    send none: ask it only when there is one."""
+    for index, hook in enumerate(app.on_response_prepare):
+        if getattr(hook, "__func__", None) is _CorsConfigImpl._on_response_prepare:
+            app.on_response_prepare[index] = _when_origin(hook)
+
+
+def _when_origin(hook: Callable[[web.Request, web.StreamResponse], Awaitable[None]]):
+    async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        if hdrs.ORIGIN in request.headers:
+            await hook(request, response)
+
+    return on_response_prepare
