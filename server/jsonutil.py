@@ -41,6 +41,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)  # one, not one per json.loads call
+
+
 def loads_guarded(body: bytes, max_depth: int) -> Any:
     """Parse JSON, refusing NaN/Infinity, nesting deeper than ``max_depth`` and strings that are
     not text (lone UTF-16 surrogates, which json accepts but nothing can encode later)."""
@@ -49,7 +52,7 @@ def loads_guarded(body: bytes, max_depth: int) -> Any:
     except UnicodeDecodeError:
         raise BodyError("the body is not valid UTF-8") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = _decoder.decode(text)
     except RecursionError:
         raise BodyError(f"JSON nesting deeper than {max_depth} levels") from None
     except ValueError as exc:
