@@ -129,12 +129,20 @@ class Authenticator:
         self._usage[entry.principal.id] = (count + 1, now)
         return entry.principal
 
-    async def invalidate(self, key_id: str) -> None:
-        for key_hash in [h for h, e in self._cache.items() if e.principal.id == key_id]:
+    def _drop(self, key_ids: set[str]) -> int:
+        """Drop every cached entry of these keys (a rotated key may have two); how many went."""
+        stale = [h for h, e in self._cache.items() if e.principal.id in key_ids]
+        for key_hash in stale:
             del self._cache[key_hash]
+        return len(stale)
 
-    def forget_all(self) -> None:
+    async def invalidate(self, key_id: str) -> None:
+        self._drop({key_id})
+
+    def forget_all(self) -> int:
+        dropped = len(self._cache)
         self._cache.clear()
+        return dropped
 
     async def follow_changes(self) -> int:
         """Drop cached keys that changed in the store since the last read of its change feed,
@@ -145,17 +153,9 @@ class Authenticator:
         since = (self._changes_read_at or started) - CLOCK_SKEW
         changed = await self.store.changed_since(since)
         self._changes_read_at = started
-        if not changed:
-            return 0
-        if len(changed) >= CHANGES_AT_MOST:
-            dropped = len(self._cache)
-            self._cache.clear()
-            return dropped
-        ids = set(changed)
-        stale = [h for h, e in self._cache.items() if e.principal.id in ids]
-        for key_hash in stale:
-            del self._cache[key_hash]
-        return len(stale)
+        if len(changed) >= CHANGES_AT_MOST:  # more than one read names: assume anything changed
+            return self.forget_all()
+        return self._drop(set(changed)) if changed else 0
 
     async def flush_usage(self, _: str = "") -> None:
         """Add the counts gathered so far to the store. One flush at a time: a caller that must

@@ -40,7 +40,6 @@ class Outcome:
 class Counters(Protocol):
     async def take(self, scope: str, identity: str, windows: Windows, cost: int) -> Outcome: ...
     async def reachable(self) -> bool: ...
-    async def close(self) -> None: ...
 
 
 class MemoryCounters:
@@ -111,6 +110,3 @@ class MemoryCounters:
 
     async def reachable(self) -> bool:
         return True
-
-    async def close(self) -> None:
-        return None

@@ -145,6 +145,3 @@ class RedisCounters:
             return bool(await self.client.ping())
         except Exception:
             return False
-
-    async def close(self) -> None:
-        return None

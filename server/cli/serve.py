@@ -44,7 +44,7 @@ def mode(settings: Settings) -> dict[str, object]:
     return described
 
 
-def _cannot_listen(settings: Settings, exc: OSError) -> StartError:
+def cannot_listen(settings: Settings, exc: OSError) -> StartError:
     return StartError(
         f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; choose another "
         "address (--host/--port, SKYWARDEN_HOST/SKYWARDEN_PORT) or stop what is using it"
@@ -86,14 +86,14 @@ async def run_server(
         try:
             await site.start()
         except OSError as exc:
-            raise _cannot_listen(settings, exc) from None
+            raise cannot_listen(settings, exc) from None
         addresses = [s.getsockname() for s in site._server.sockets] if site._server else []
         port = addresses[0][1] if addresses else settings.port
         if started is not None:
             log.info("worker started", port=port)
             started(port)
         else:
-            _announce_admin_token(credentials.keep_generated_admin_token())
+            announce_admin_token(credentials.keep_generated_admin_token())
             log.info(
                 "skywarden started",
                 version=__version__,
@@ -108,7 +108,7 @@ async def run_server(
     log.info("skywarden stopped")
 
 
-def _announce_admin_token(token: str | None) -> None:
+def announce_admin_token(token: str | None) -> None:
     """Shown once, after the server is listening: only then is its hash kept."""
     if token is None:
         return

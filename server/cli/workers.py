@@ -36,8 +36,8 @@ from skywarden.server.auth.backends import open_store
 from skywarden.server.auth.credentials import prepare_credentials
 from skywarden.server.cli.serve import (
     StartError,
-    _announce_admin_token,
-    _cannot_listen,
+    announce_admin_token,
+    cannot_listen,
     configure_server_logging,
     mode,
     run_on_event_loop,
@@ -83,7 +83,7 @@ def _reserve_port(settings: Settings) -> socket.socket:
         sock.bind((settings.host, settings.port))
     except OSError as exc:
         sock.close()
-        raise _cannot_listen(settings, exc) from None
+        raise cannot_listen(settings, exc) from None
     return sock
 
 
@@ -178,7 +178,7 @@ def _supervise(settings: Settings) -> int:
             credentials.discard_generated_admin_token()
             raise
         reserved.close()
-        _announce_admin_token(token)
+        announce_admin_token(token)
         scheme = "https" if settings.tls_cert else "http"
         log.info(
             "skywarden started", version=__version__, host=settings.host, port=port,
