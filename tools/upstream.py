@@ -50,24 +50,32 @@ class TTLCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str) -> Any | None:
+    def get(self, key: str, *, count: bool = True) -> Any | None:
         entry = self._data.get(key)
         if entry is None or entry[0] <= self._clock():
             if entry is not None:
                 del self._data[key]
-            self.misses += 1
+            self.misses += count
             return None
         self._data.move_to_end(key)
-        self.hits += 1
+        self.hits += count
         return entry[1]
 
     def put(self, key: str, value: Any, ttl: float) -> None:
-        if ttl <= 0 or self.max_entries <= 0:
+        if ttl > 0:
+            self.put_until(key, value, self._clock() + ttl)
+
+    def put_until(self, key: str, value: Any, expires: float) -> None:
+        if expires <= self._clock() or self.max_entries <= 0:
             return
-        self._data[key] = (self._clock() + ttl, value)
+        self._data[key] = (expires, value)
         self._data.move_to_end(key)
         while len(self._data) > self.max_entries:
             self._data.popitem(last=False)
+
+    def expires(self, key: str) -> float | None:
+        entry = self._data.get(key)
+        return entry[0] if entry is not None else None
 
     def __len__(self) -> int:
         return len(self._data)
@@ -112,14 +120,39 @@ class Upstream:
             self._session = None
 
     async def get_json(
-        self, url: str, *, service: str, accept: str = "application/json", label: str | None = None
+        self,
+        url: str,
+        *,
+        service: str,
+        accept: str = "application/json",
+        label: str | None = None,
+        derive: Callable[[Any], Any] | None = None,
     ) -> Any:
         """GET ``url`` and return its JSON; ``service`` names the upstream in error texts, ``label``
-        (a short identifier, derived from ``service`` when not given) in metrics."""
+        (a short identifier, derived from ``service`` when not given) in metrics.
+
+        With ``derive`` (a pure function of the document, which may raise ``ToolError``) the answer
+        is ``derive(document)``, cached beside the document until it expires: a tool that reshapes
+        an upstream answer does that once per answer, not once per call. Never mutate the result."""
         key = f"{accept} {url}"
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
+        if derive is None:
+            cached = self.cache.get(key)
+            return cached if cached is not None else await self._get(key, url, service, accept, label)
+        derived_key = f"{key} {derive.__module__}.{derive.__qualname__}"
+        derived = self.cache.get(derived_key, count=False)
+        if derived is not None:
+            self.cache.hits += 1
+            return derived
+        document = self.cache.get(key)
+        if document is None:
+            document = await self._get(key, url, service, accept, label)
+        derived = derive(document)
+        expires = self.cache.expires(key)
+        if expires is not None and derived is not None:
+            self.cache.put_until(derived_key, derived, expires)
+        return derived
+
+    async def _get(self, key: str, url: str, service: str, accept: str, label: str | None) -> Any:
         started = time.perf_counter()
         try:
             data = await self._fetch(key, url, service, accept)

@@ -102,6 +102,24 @@ def _format(period: dict[str, Any]) -> str:
     return f"{period['name']}:\nTemperature: {temp_text}\nWind: {wind}\nForecast: {detail}"
 
 
+def _point(points: Any) -> tuple[str | None, Any]:
+    """A point lookup's place name and forecast link (checked by the caller: it needs the context)."""
+    props = points.get("properties") if isinstance(points, dict) else None
+    if not isinstance(props, dict):
+        raise ToolError(f"{nws.SERVICE} answered the point lookup in an unexpected format.")
+    return _location(props), props.get("forecast")
+
+
+def _forecast(forecast: Any) -> tuple[str, list[dict[str, Any]]]:
+    """A forecast's text and published periods, made once per upstream answer (see ``derive``)."""
+    fprops = forecast.get("properties") if isinstance(forecast, dict) else None
+    raw_periods = fprops.get("periods") if isinstance(fprops, dict) else None
+    if not isinstance(raw_periods, list):
+        raise ToolError(f"{nws.SERVICE} answered the forecast in an unexpected format.")
+    periods = [_period(p) for p in raw_periods[:PERIODS]]
+    return "\n---\n".join(_format(p) for p in periods), [_published(p) for p in periods]
+
+
 class GetForecast:
     name = "get_forecast"
     settings_group = nws.SETTINGS_GROUP
@@ -117,7 +135,7 @@ class GetForecast:
         lat, lon = arguments["latitude"], arguments["longitude"]
         point = f"{nws.format_coordinate(lat)},{nws.format_coordinate(lon)}"
         try:
-            points = await nws.get(context, f"{nws.base_url(context)}/points/{point}")
+            points = await nws.get(context, f"{nws.base_url(context)}/points/{point}", derive=_point)
         except UpstreamError as exc:
             if exc.status == 404:
                 raise ToolError(
@@ -125,28 +143,14 @@ class GetForecast:
                     "the United States and its territories."
                 ) from None
             raise
-        props = points.get("properties") if isinstance(points, dict) else None
-        if not isinstance(props, dict):
-            raise ToolError(f"{nws.SERVICE} answered the point lookup in an unexpected format.")
-        forecast_url = nws.follow_link(context, props.get("forecast"))
-        forecast = await nws.get(context, forecast_url)
-        fprops = forecast.get("properties") if isinstance(forecast, dict) else None
-        raw_periods = fprops.get("periods") if isinstance(fprops, dict) else None
-        if not isinstance(raw_periods, list):
-            raise ToolError(f"{nws.SERVICE} answered the forecast in an unexpected format.")
-        periods = [_period(p) for p in raw_periods[:PERIODS]]
+        location, link = points
+        forecast_url = nws.follow_link(context, link)
+        text, periods = await nws.get(context, forecast_url, derive=_forecast)
         if not periods:
             raise ToolError(f"{nws.SERVICE} has no forecast periods for {point} right now.")
-        location = _location(props)
         header = f"Forecast for {location} ({point})" if location else f"Forecast for {point}"
-        text = header + "\n\n" + "\n---\n".join(_format(p) for p in periods)
-        structured = {
-            "latitude": float(lat),
-            "longitude": float(lon),
-            "location": location,
-            "periods": [_published(p) for p in periods],
-        }
-        return ToolResult(content=[text_content(text)], structured=structured)
+        structured = {"latitude": float(lat), "longitude": float(lon), "location": location, "periods": periods}
+        return ToolResult(content=[text_content(header + "\n\n" + text)], structured=structured)
 
 
 tool = GetForecast()

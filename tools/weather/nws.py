@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +27,7 @@ def base_url(context: ToolContext) -> str:
     return str(context.settings["base_url"]).rstrip("/")
 
 
+@functools.lru_cache(maxsize=256)
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
@@ -40,8 +43,8 @@ def follow_link(context: ToolContext, url: Any) -> str:
     return url
 
 
-async def get(context: ToolContext, url: str) -> Any:
-    return await context.upstream.get_json(url, service=SERVICE, accept=ACCEPT, label=LABEL)
+async def get(context: ToolContext, url: str, derive: Callable[[Any], Any] | None = None) -> Any:
+    return await context.upstream.get_json(url, service=SERVICE, accept=ACCEPT, label=LABEL, derive=derive)
 
 
 def format_coordinate(value: float) -> str:
