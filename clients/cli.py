@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from skywarden.clients.admin import AdminClient
@@ -45,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", default=os.environ.get("SKYWARDEN_URL"), help="server URL (env SKYWARDEN_URL)")
     parser.add_argument("--api-key", help="API key (prefer env SKYWARDEN_API_KEY: flags show up in process lists)")
     parser.add_argument("--admin-token", help="admin token for 'keys' (prefer env SKYWARDEN_ADMIN_TOKEN)")
+    parser.add_argument(
+        "--token-file",
+        default=os.environ.get("SKYWARDEN_TOKEN_FILE"),
+        help="file holding an admin's OIDC access token (or the admin token) for 'keys' (env SKYWARDEN_TOKEN_FILE);"
+        " env SKYWARDEN_ACCESS_TOKEN holds one directly",
+    )
     parser.add_argument("--transport", choices=("rest", "mcp"), default="rest", help="how to reach tools")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--timeout", type=float, default=60.0, help="total seconds per request")
@@ -153,12 +160,33 @@ async def run_tools_commands(args: argparse.Namespace) -> int:
         return 1 if result.is_error else 0
 
 
+def admin_credential(args: argparse.Namespace) -> str:
+    """The admin token or an admin's access token, first found of: --admin-token, --token-file,
+    SKYWARDEN_ADMIN_TOKEN, SKYWARDEN_ACCESS_TOKEN."""
+    if args.admin_token:
+        return args.admin_token
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"--token-file {args.token_file}: cannot be read ({exc.strerror or 'error'})") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--token-file {args.token_file}: is not a text file") from None
+        if not token or any(c.isspace() for c in token):
+            raise UsageError(f"--token-file {args.token_file}: must hold one token and nothing else")
+        return token
+    token = os.environ.get("SKYWARDEN_ADMIN_TOKEN") or os.environ.get("SKYWARDEN_ACCESS_TOKEN")
+    if not token:
+        raise UsageError(
+            "no admin credential is set: set SKYWARDEN_ADMIN_TOKEN or SKYWARDEN_ACCESS_TOKEN"
+            " (or pass --admin-token or --token-file)"
+        )
+    return token
+
+
 async def run_keys_commands(args: argparse.Namespace) -> int:
-    if not (args.admin_token or os.environ.get("SKYWARDEN_ADMIN_TOKEN")):
-        raise UsageError("no admin token is set: set SKYWARDEN_ADMIN_TOKEN (or pass --admin-token)")
-    async with AdminClient(
-        args.url, args.admin_token, timeouts=Timeouts(total=args.timeout), ca_file=args.ca_file
-    ) as admin:
+    token = admin_credential(args)
+    async with AdminClient(args.url, token, timeouts=Timeouts(total=args.timeout), ca_file=args.ca_file) as admin:
         action = args.keys_command
         if action == "create":
             fields: dict[str, Any] = {

@@ -10,6 +10,7 @@ from skywarden.server.appkeys import (
     ADMIN,
     AUTHENTICATOR,
     BROADCAST,
+    IDENTITY,
     KEY_OPERATIONS,
     KEY_STORE,
     LIMITER,
@@ -37,6 +38,7 @@ from skywarden.server.http.host_origin import origin_middleware
 from skywarden.server.http.https_policy import https_middleware
 from skywarden.server.http.proxy import parse_networks, proxy_middleware_for
 from skywarden.server.http.security_headers import on_response_prepare
+from skywarden.server.identity.service import build_identity, identity_context
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.sessions import SessionStore
 from skywarden.server.mcp.transport import McpEndpoint
@@ -80,12 +82,14 @@ def create_app(
     broadcast.on("key-changed", authenticator.invalidate)
     broadcast.on("flush-usage", authenticator.flush_usage)
     broadcast.on_resubscribe.append(authenticator.forget_all)
+    identity = build_identity(settings, frozenset(registry.names()))
     pipeline = ToolPipeline(
         registry=registry,
         upstream=upstream,
         tool_settings={t.name: settings.group(t.settings_group) for t in registry if t.settings_group},
         charge=limits.charge,
         max_concurrent=settings.max_concurrent_calls,
+        token_refusal=identity.scope_refusal if identity is not None else None,
     )
     operations = KeyOperations(
         store=key_store,
@@ -109,7 +113,7 @@ def create_app(
                 (https_middleware, settings.require_https),  # 2. HTTPS policy, after the Host check
                 (body_size_middleware, True),  # 2. an announced body over the limit: 413 before reading
                 (client_ip_limit_middleware, bool(limits.auth_failures or limits.unauthenticated)),  # 4. per IP
-                (auth_middleware, True),  # 3. API key or admin token -> Principal
+                (auth_middleware, True),  # 3. API key, admin token or access token -> Principal
                 (key_limit_middleware, True),  # 4. per-key limit
             )
             if wanted
@@ -128,15 +132,18 @@ def create_app(
     app[KEY_OPERATIONS] = operations
     app[SESSIONS] = sessions
     app[BROADCAST] = broadcast
+    app[IDENTITY] = identity
 
     app.cleanup_ctx.append(key_store_context)
     app.cleanup_ctx.append(shared_state_context(shared))
     app.cleanup_ctx.append(upstream_context(upstream))
+    if identity is not None:
+        app.cleanup_ctx.append(identity_context(identity))
 
     McpEndpoint(McpMethods(pipeline), sessions).add_routes(app)
     rest.add_routes(app)
     admin.add_routes(app)
-    discovery.add_routes(app)
+    discovery.add_routes(app, identity)
     if metrics is not None:
         setup_metrics(app, metrics)
     setup_openapi(app)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from skywarden.server.auth.store import KeyStore
     from skywarden.server.calls.pipeline import Prepaid, ToolPipeline
     from skywarden.server.calls.ratelimit import RateLimits
+    from skywarden.server.identity.service import Identity
     from skywarden.server.mcp.sessions import SessionStore
     from skywarden.server.observability.metrics import Metrics
     from skywarden.server.settings import Settings
@@ -32,6 +33,7 @@ SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 LIMITER: web.AppKey[RateLimits] = web.AppKey("limiter")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 BROADCAST: web.AppKey[LocalBroadcast] = web.AppKey("broadcast")
+IDENTITY: web.AppKey[Identity | None] = web.AppKey("identity")  # None unless oidc_issuers is set
 
 # request-scoped values (request[...])
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

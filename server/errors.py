@@ -48,6 +48,7 @@ CAPABILITY_REQUIRED = ErrorKind(
 )
 UNAUTHORIZED = ErrorKind(401, "Unauthorized", "unauthorized", UNAUTHORIZED_CODE)
 INSUFFICIENT_SCOPE = ErrorKind(403, "Forbidden", "insufficient-scope", FORBIDDEN_CODE, "scope")
+ADMIN_RULE_NOT_MET = ErrorKind(403, "Forbidden", "admin-role-required", FORBIDDEN_CODE, "admin_rule")
 FORBIDDEN_HOST = ErrorKind(403, "Forbidden", "forbidden-origin", INVALID_REQUEST, "host")
 FORBIDDEN_ORIGIN = ErrorKind(403, "Forbidden", "forbidden-origin", INVALID_REQUEST, "origin")
 HTTPS_REQUIRED = ErrorKind(403, "HTTPS required", "https-required", INVALID_REQUEST, "https_required")
@@ -68,6 +69,9 @@ INTERNAL = ErrorKind(500, "Internal server error", "internal-error", INTERNAL_ER
 NOT_READY = ErrorKind(503, "Not ready", "not-ready", INTERNAL_ERROR)
 LIMITER_UNAVAILABLE = ErrorKind(
     503, "Rate limiter unavailable", "limiter-unavailable", INTERNAL_ERROR, "limiter_unavailable"
+)
+IDENTITY_UNAVAILABLE = ErrorKind(
+    503, "Identity provider unavailable", "identity-unavailable", INTERNAL_ERROR, "identity_unavailable"
 )
 STORE_UNAVAILABLE = ErrorKind(503, "Key store unavailable", "store-unavailable", INTERNAL_ERROR, "store_unavailable")
 SESSIONS_UNAVAILABLE = ErrorKind(

@@ -217,6 +217,70 @@ def _database_url(value: Any) -> str:
     raise ValueError("must be sqlite:///path or postgresql://user@host:port/database")
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
+def _identity_url(value: Any) -> str:
+    """An issuer or resource URL: https, or http on a loopback host (local trials and tests)."""
+    text = _text(value).strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("must be an https URL such as https://login.example.com/tenant/v2.0")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ValueError("must use https (plain http is accepted only on a loopback host)")
+    return text
+
+
+def _issuers(value: Any) -> tuple[str, ...]:
+    issuers = tuple(_identity_url(item) for item in _string_list(value))
+    if len(set(issuers)) != len(issuers):
+        raise ValueError("lists an issuer twice")
+    return issuers
+
+
+def _algorithms(value: Any) -> tuple[str, ...]:
+    algorithms = _string_list(value)
+    if not algorithms:
+        raise ValueError("must name at least one algorithm")
+    for alg in algorithms:
+        if alg not in ASYMMETRIC_ALGORITHMS:
+            raise ValueError(
+                f"{alg[:20]!r} is not accepted: only public-key algorithms ({', '.join(ASYMMETRIC_ALGORITHMS)}), "
+                "never none or an HMAC algorithm"
+            )
+    return algorithms
+
+
+def _claim_rule(value: Any) -> str:
+    text = _text(value).strip()
+    claim, sep, wanted = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:/-]{0,99}", claim.strip()) or not wanted.strip():
+        raise ValueError("must be claim=value, such as roles=Skywarden.Admin or groups=<group id>")
+    return f"{claim.strip()}={wanted.strip()}"
+
+
+def _scope_map(value: Any) -> Mapping[str, tuple[str, ...]]:
+    """Token scope -> tool names (``*`` = every tool): a TOML table, or a JSON object in the environment."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise ValueError('must be a JSON object such as {"weather": ["get_forecast", "get_alerts"]}') from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a table of token scope = [tool names]")
+    mapping: dict[str, tuple[str, ...]] = {}
+    for scope, tools in value.items():
+        if not isinstance(scope, str) or not re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]{1,100}", scope):
+            raise ValueError(f"scope {str(scope)[:40]!r} is not a valid OAuth scope token")
+        if not isinstance(tools, list) or not tools or not all(isinstance(t, str) and t for t in tools):
+            raise ValueError(f"scope {scope!r} must map to a non-empty list of tool names")
+        mapping[scope] = tuple(tools)
+    return MappingProxyType(mapping)
+
+
 def _tool_settings(value: Any) -> Mapping[str, Mapping[str, Any]]:
     """``[skywarden.tool_settings.<group>]`` tables in TOML, or the same as a JSON object in the environment."""
     if isinstance(value, str):
@@ -314,6 +378,35 @@ class Settings:
         "Redis unreachable: let requests through (open) or refuse them with 503 (closed)",
     )
     rate_limit: str = _setting("120/minute", _rate, "default per-key limit (limits notation); empty = none")
+    oidc_issuers: tuple[str, ...] = _setting(
+        (), _issuers, "comma-separated OpenID issuers whose access tokens are trusted (docs/identity.md)"
+    )
+    oidc_algorithms: tuple[str, ...] = _setting(
+        ASYMMETRIC_ALGORITHMS, _algorithms, "signature algorithms accepted on access tokens (public-key ones only)"
+    )
+    oidc_leeway: float = _setting(30.0, _positive_float, "seconds of clock skew allowed on exp, nbf and iat")
+    oidc_max_token_bytes: int = _setting(8000, _int_range(256, 8000), "largest access token accepted, bytes")
+    oidc_jwks_cooldown: float = _setting(
+        30.0, _positive_float, "seconds between two fetches of an issuer's keys for an unknown key id"
+    )
+    admin_oidc_audience: str = _setting(
+        "", _text, "audience of admin access tokens (e.g. api://skywarden); empty = admin sign-in by token only"
+    )
+    admin_oidc_rule: str = _setting(
+        "roles=Skywarden.Admin", _claim_rule, "claim=value an admin's access token must carry (list or string claim)"
+    )
+    oauth_resource_url: str = _setting(
+        "", _identity_url, "this server's OAuth resource URL (e.g. https://mcp.example.com/mcp); empty = OAuth off"
+    )
+    oauth_scope_map: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({}),
+        metadata={
+            "parse": _scope_map,
+            "help": "extra token scope -> tool names (besides tools and tool:<name>); TOML table or JSON",
+            "secret": False,
+        },
+    )
+    oauth_rate_limit: str = _setting("", _rate, "per-subject limit of OAuth callers; empty = rate_limit")
     auth_failure_limit: str = _setting(
         "20/minute", _rate, "wrong credentials allowed per client IP before 429 (valid keys always pass); empty = none"
     )
@@ -367,6 +460,7 @@ class Settings:
         """Picklable (worker processes get their settings this way): read-only tables as dicts."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         values["tool_settings"] = {group: dict(entries) for group, entries in self.tool_settings.items()}
+        values["oauth_scope_map"] = {scope: list(tools) for scope, tools in self.oauth_scope_map.items()}
         return _rebuild_settings, (values,)
 
     def __repr__(self) -> str:
@@ -380,7 +474,13 @@ class Settings:
 
 
 def _rebuild_settings(values: dict[str, Any]) -> Settings:
-    return Settings(**{**values, "tool_settings": _tool_settings(values["tool_settings"])})
+    return Settings(
+        **{
+            **values,
+            "tool_settings": _tool_settings(values["tool_settings"]),
+            "oauth_scope_map": _scope_map(values["oauth_scope_map"]),
+        }
+    )
 
 
 def setting_fields() -> tuple[dataclasses.Field, ...]:
@@ -446,7 +546,16 @@ def load_settings(
             raise SettingsError(f"invalid setting {name}: unknown setting")
         values[name] = _parse_one(known[name], value, "--" + name.replace("_", "-"))
 
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_identity(settings)
+    return settings
+
+
+def _check_identity(settings: Settings) -> None:
+    """Settings that only make sense together."""
+    if (settings.admin_oidc_audience or settings.oauth_resource_url) and not settings.oidc_issuers:
+        which = "admin_oidc_audience" if settings.admin_oidc_audience else "oauth_resource_url"
+        raise SettingsError(f"invalid setting {which}: it needs oidc_issuers (the issuers whose tokens are trusted)")
 
 
 def markdown_table() -> str:

@@ -106,8 +106,9 @@ async def make_server(make_settings):
     """Real servers on loopback, served as ``skywarden serve`` serves (guarded connections)."""
     servers: list[SkywardenTestServer] = []
 
-    async def make(settings: Settings | None = None, **kwargs):
-        server = SkywardenTestServer(create_app(settings or make_settings(), **kwargs), host="127.0.0.1")
+    async def make(settings: Settings | None = None, port: int | None = None, **kwargs):
+        app = create_app(settings or make_settings(), **kwargs)
+        server = SkywardenTestServer(app, host="127.0.0.1", **({"port": port} if port else {}))
         await server.start_server()
         servers.append(server)
         return server

@@ -27,6 +27,7 @@ CONFORMANCE_STABLE = "0.1.16"
 CONFORMANCE_PRERELEASE = "0.2.0-alpha.12"
 INSPECTOR = "2.12.0"
 MCP_REMOTE = "0.15.1"
+OIDC_PROVIDER = "9.13.3"
 # alias -> npm package spec; aliases name the tools in the tests
 PACKAGES = {
     "node": "node@22",
@@ -35,6 +36,7 @@ PACKAGES = {
     "conformance-prerelease": f"npm:@modelcontextprotocol/conformance@{CONFORMANCE_PRERELEASE}",
     "inspector": f"npm:@modelcontextprotocol/inspector@{INSPECTOR}",
     "mcp-remote": f"mcp-remote@{MCP_REMOTE}",
+    "oidc-provider": f"oidc-provider@{OIDC_PROVIDER}",
 }
 
 

@@ -15,11 +15,19 @@ pytestmark = pytest.mark.slow  # subprocesses or Node tools: run by CI and ./scr
 
 
 async def cli(client, *args: str, key: str | None = None, admin: bool = False) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYWARDEN_")}
-    env["SKYWARDEN_URL"] = str(client.make_url("")).rstrip("/")
-    env["SKYWARDEN_API_KEY"] = key if key is not None else client.api_key
+    env = {"SKYWARDEN_API_KEY": key if key is not None else client.api_key}
     if admin:
         env["SKYWARDEN_ADMIN_TOKEN"] = ADMIN_TOKEN
+    return await run_cli(str(client.make_url("")).rstrip("/"), *args, env=env)
+
+
+async def run_cli(url: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """skywarden-client against ``url`` with no SKYWARDEN_* variable but those of ``env``."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SKYWARDEN_")},
+        "SKYWARDEN_URL": url,
+        **(env or {}),
+    }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -132,6 +140,6 @@ async def test_keys_commands(client):
     assert code == 0
     assert (await cli(client, "keys", "show", "key_missing", admin=True))[0] == 5
     code, _, err = await cli(client, "keys", "list")  # no admin token: refused before any request
-    assert code == 2 and "no admin token is set" in err
+    assert code == 2 and "no admin credential is set" in err
     code, out, _ = await cli(client, "--json", "keys", "create", "--name", "x", "--scope", "nope", admin=True)
     assert code == 6

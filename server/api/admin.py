@@ -57,7 +57,8 @@ class KeyListSchema(Schema):
 
 
 def _actor(request: web.Request) -> Actor:
-    return Actor(request[PRINCIPAL].name, request.get(REQUEST_ID))
+    principal = request[PRINCIPAL]
+    return Actor(principal.name, request.get(REQUEST_ID), principal.identity_fields() or None)
 
 
 HEADERS_DOC = dict(tags=["admin"], security=ADMIN_SECURITY)

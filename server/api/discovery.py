@@ -1,4 +1,4 @@
-"""The addresses clients probe before they use a key, answered while OAuth is not configured.
+"""The addresses clients probe before they use a key, answered 404 while OAuth is not configured.
 
 MCP clients (the official SDKs, mcp-remote, the Inspector) look for OAuth metadata and try
 dynamic client registration when a request gets 401. Each probe gets a public 404 problem that
@@ -9,10 +9,15 @@ than starting a browser sign-in. The probes are public and count toward no limit
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from aiohttp import web
 
+from skywarden.server.auth.principal import ALL_TOOLS
 from skywarden.server.errors import NOT_FOUND, OAUTH_NOT_CONFIGURED, ApiError
 from skywarden.server.http.paths import PROBE_PATHS
+from skywarden.server.identity.resource import PRM_PATH, metadata, metadata_handler, metadata_url
+from skywarden.server.identity.service import Identity
 
 # No word "Unauthorized" here: mcp-remote takes any error text containing it for a request to
 # sign in, and would wait for a browser.
@@ -29,7 +34,23 @@ async def probe(request: web.Request) -> web.Response:
     raise ApiError(OAUTH_NOT_CONFIGURED, NO_OAUTH)
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, identity: Identity | None) -> None:
+    """In resource-server mode the two protected-resource addresses answer RFC 9728 metadata;
+    every other probe address stays a 404 (the authorization server is the issuer, elsewhere)."""
+    metadata_paths: set[str] = set()
+    if identity is not None and identity.resource_server:
+        document = metadata(
+            identity.resource_url,
+            identity.issuers,
+            sorted(identity.known_scopes - {ALL_TOOLS}),
+            sorted(identity.scope_map),
+        )
+        handler = metadata_handler(document)
+        metadata_paths = {PRM_PATH, urlsplit(metadata_url(identity.resource_url)).path}
+        for path in sorted(metadata_paths):
+            app.router.add_get(path, handler)
     for path in sorted(PROBE_PATHS):
         for method in ("GET", "POST"):
+            if method == "GET" and path in metadata_paths:
+                continue
             app.router.add_route(method, path, probe)

@@ -91,9 +91,14 @@ class Actor:
 
     name: str
     request_id: str | None = None
+    identity: dict[str, str] | None = None  # an admin signed in with an access token
 
 
 CLI_ACTOR = Actor("cli")
+
+
+def _audit(actor: Actor, action: str, key_id: str, **views: Any) -> None:
+    audit_admin_action(actor.name, actor.request_id, action, key_id, identity=actor.identity, **views)
 
 
 @dataclass
@@ -150,7 +155,7 @@ class KeyOperations:
             metadata=fields.get("metadata") or {},
         )
         await self.store.create(record, keys.hash_key(key, self.secret))
-        audit_admin_action(actor.name, actor.request_id, "key.create", record.id, before=None, after=key_view(record))
+        _audit(actor, "key.create", record.id, before=None, after=key_view(record))
         return record, key
 
     async def update(self, key_id: str, data: Any, actor: Actor) -> KeyRecord:
@@ -163,9 +168,7 @@ class KeyOperations:
         except KeyNotFound:
             raise _key_not_found(key_id) from None
         await self._changed(record.id)
-        audit_admin_action(
-            actor.name, actor.request_id, "key.update", record.id, before=key_view(record), after=key_view(updated)
-        )
+        _audit(actor, "key.update", record.id, before=key_view(record), after=key_view(updated))
         return updated
 
     async def rotate(self, key_id: str, data: Any, actor: Actor) -> tuple[KeyRecord, str]:
@@ -186,9 +189,8 @@ class KeyOperations:
         except KeyNotFound:
             raise ApiError(KEY_REVOKED, "The key was revoked meanwhile.") from None
         await self._changed(record.id)
-        audit_admin_action(
-            actor.name,
-            actor.request_id,
+        _audit(
+            actor,
             "key.rotate",
             record.id,
             before=key_view(record),
@@ -204,7 +206,5 @@ class KeyOperations:
             return record
         updated = await self.store.revoke(record.id, reason, utcnow())
         await self._changed(record.id)
-        audit_admin_action(
-            actor.name, actor.request_id, "key.revoke", record.id, before=key_view(record), after=key_view(updated)
-        )
+        _audit(actor, "key.revoke", record.id, before=key_view(record), after=key_view(updated))
         return updated

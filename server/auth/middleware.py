@@ -1,19 +1,25 @@
 """Step 3 of the request path: authenticate every non-public request.
 
-API keys open the tool routes and /mcp; only the admin token opens /api/admin.
-Every failure is the same 401, whatever the reason (kept for the audit log).
+API keys open the tool routes and /mcp; the admin token opens /api/admin. With OpenID issuers
+configured (docs/identity.md), an access token may open /api/admin (admin sign-in) and, in
+resource-server mode, the tool routes and /mcp. A credential shaped like a JWT is only ever
+verified as a token, and anything else only ever looked up as a key.
+Every key failure is the same 401, whatever the reason (kept for the audit log).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, METRICS_CREDENTIAL, PRINCIPAL
+from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, IDENTITY, METRICS_CREDENTIAL, PRINCIPAL
 from skywarden.server.auth.authenticator import AuthFailure
 from skywarden.server.auth.keys import KEY_REGEX
 from skywarden.server.auth.principal import Principal
 from skywarden.server.errors import AMBIGUOUS_CREDENTIALS, CREDENTIAL_IN_URL, UNAUTHORIZED, ApiError
 from skywarden.server.http.paths import METRICS_PATH, is_admin, is_mcp, is_public
+from skywarden.server.identity.resource import challenge
+from skywarden.server.identity.signin import admin_principal, refused, subject_principal
+from skywarden.server.identity.tokens import looks_like_jwt
 
 ADMIN_PRINCIPAL = Principal(kind="admin", id="admin", name="admin")
 METRICS_PRINCIPAL = Principal(kind="metrics", id="metrics", name="metrics")
@@ -62,14 +68,17 @@ def key_in_query(request: web.Request) -> bool:
 def unauthorized(request: web.Request, reason: str, presented: bool) -> ApiError:
     """The one 401: the same answer whatever the reason, which only the audit log keeps."""
     request[AUTH_FAILURE] = reason
-    challenge = WWW_AUTHENTICATE + (', error="invalid_token"' if presented else "")
+    www_authenticate = WWW_AUTHENTICATE + (', error="invalid_token"' if presented else "")
+    identity = request.app[IDENTITY]
+    if identity is not None and identity.resource_server and not is_admin(request.path):
+        www_authenticate = challenge(identity.resource_url, "invalid_token" if presented else None)
     if is_admin(request.path):
         detail = "The admin token is required (Authorization: Bearer)."
     elif is_mcp(request.path):
         detail = "Unauthorized: a valid API key is required (X-API-Key or Authorization: Bearer)."
     else:
         detail = "A valid credential is required (X-API-Key or Authorization: Bearer)."
-    return ApiError(UNAUTHORIZED, detail, headers={"WWW-Authenticate": challenge})
+    return ApiError(UNAUTHORIZED, detail, headers={"WWW-Authenticate": www_authenticate})
 
 
 @web.middleware
@@ -91,14 +100,35 @@ async def auth_middleware(request: web.Request, handler):
             request[PRINCIPAL] = METRICS_PRINCIPAL
             return await handler(request)
         raise unauthorized(request, "missing" if not credential else "bad_metrics_token", bool(credential))
+    identity = request.app[IDENTITY]
     if is_admin(path):
         token = bearer_token(request)
-        if not token or not request.app[ADMIN].matches(token):
+        if token and request.app[ADMIN].matches(token):
+            request[PRINCIPAL] = ADMIN_PRINCIPAL
+        elif token and identity is not None and identity.admin_sign_in and looks_like_jwt(token):
+            request[PRINCIPAL] = await admin_principal(request, identity, token)
+        else:
             raise unauthorized(request, "missing" if not credential else "bad_admin_token", bool(credential))
-        request[PRINCIPAL] = ADMIN_PRINCIPAL
         return await handler(request)
+    if credential and looks_like_jwt(credential):
+        return await _as_subject(request, handler, credential)
     try:
         request[PRINCIPAL] = await request.app[AUTHENTICATOR].authenticate(credential)
     except AuthFailure as failure:
         raise unauthorized(request, failure.reason, bool(credential)) from None
+    return await handler(request)
+
+
+async def _as_subject(request: web.Request, handler, token: str):
+    identity = request.app[IDENTITY]
+    if identity is None or not identity.resource_server:
+        raise unauthorized(request, "token_not_accepted", True)
+    if request.headers.get("X-API-Key") is not None:
+        raise refused(
+            request,
+            "token_in_api_key_header",
+            "Access tokens go in Authorization: Bearer, not X-API-Key.",
+            challenge(identity.resource_url, "invalid_request"),
+        )
+    request[PRINCIPAL] = await subject_principal(request, identity, token)
     return await handler(request)

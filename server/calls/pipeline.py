@@ -55,11 +55,11 @@ class UnknownTool(ApiError):
 
 
 class ToolForbidden(ApiError):
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, detail: str = "", challenge: str = INSUFFICIENT_SCOPE_CHALLENGE) -> None:
         super().__init__(
             INSUFFICIENT_SCOPE,
-            f"This API key may not use the tool {name!r}.",
-            headers={"WWW-Authenticate": INSUFFICIENT_SCOPE_CHALLENGE},
+            detail or f"This API key may not use the tool {name!r}.",
+            headers={"WWW-Authenticate": challenge},
         )
         self.name = name
 
@@ -116,6 +116,7 @@ class ToolPipeline:
     tool_settings: Mapping[str, Mapping[str, Any]]  # a tool's own settings, by tool name
     charge: Charger | None = None
     max_concurrent: int = 8
+    token_refusal: Callable[[str], ApiError] | None = None  # resource-server mode: the scope challenge
     _running: dict[str, int] = field(default_factory=dict)
 
     def visible_tools(self, principal: Principal) -> list[RegisteredTool]:
@@ -127,6 +128,8 @@ class ToolPipeline:
         if tool is None:
             raise UnknownTool(str(name))
         if not principal.allows(tool.name):
+            if principal.kind == "subject" and self.token_refusal is not None:
+                raise self.token_refusal(tool.name)
             raise ToolForbidden(tool.name)
         return tool
 
@@ -149,7 +152,7 @@ class ToolPipeline:
 
     async def _charge(self, tool: RegisteredTool, principal: Principal, prepaid: Prepaid | None) -> None:
         units = tool.cost - (prepaid.take(tool.cost) if prepaid is not None else 0)
-        if units > 0 and self.charge is not None and principal.kind == "key":
+        if units > 0 and self.charge is not None and principal.metered:
             await self.charge(principal, units)
 
     @staticmethod

@@ -132,8 +132,9 @@ class RateLimits:
         return _fields(scope, windows, outcome)
 
     async def charge(self, principal: Principal, cost: int = 1) -> dict[str, str]:
-        """Take ``cost`` units from each of the key's windows; return the RateLimit fields or raise."""
-        return await self._take("key", self.windows_for(principal), principal.id, cost)
+        """Take ``cost`` units from each of the key's (or token subject's) windows; return the
+        RateLimit fields or raise."""
+        return await self._take(principal.kind, self.windows_for(principal), principal.id, cost)
 
     async def count_failure(self, ip: str) -> None:
         """Count one wrong credential from ``ip``; raise RateLimited once it is over its budget."""
@@ -169,7 +170,7 @@ async def key_limit_middleware(request: web.Request, handler):
     """After authentication: one unit of the key's own limit per request; a tool call's cost is
     charged by the pipeline, which uses this unit for the first call of the request."""
     principal = request.get(PRINCIPAL)
-    if principal is None or principal.kind != "key" or request.method == "OPTIONS":
+    if principal is None or not principal.metered or request.method == "OPTIONS":
         return await handler(request)
     request[RATE_LIMIT_FIELDS] = await request.app[LIMITER].charge(principal)
     request[PREPAID] = Prepaid(1)

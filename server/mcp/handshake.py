@@ -143,7 +143,7 @@ class HandshakeEra:
         """A batch costs what its messages would cost as separate requests: one unit each (the
         HTTP request paid the first), then each tool call its tool's cost. All or nothing."""
         principal = request[PRINCIPAL]
-        if requests > 1 and principal.kind == "key":
+        if requests > 1 and principal.metered:
             request[RATE_LIMIT_FIELDS] = await request.app[LIMITER].charge(principal, requests - 1)
 
     async def _batch(self, request: web.Request, session: Session, batch: list[Any]) -> web.StreamResponse:

@@ -49,7 +49,7 @@ def _principal_fields(request: web.Request) -> dict[str, Any]:
     if principal is None:
         return {"principal": "anonymous"}
     if principal.kind != "key":
-        return {"principal": principal.kind}
+        return {"principal": principal.kind, **principal.identity_fields()}
     return {"principal": "key", "key_id": principal.id, "key_name": principal.name}
 
 
@@ -113,8 +113,10 @@ def audit_admin_action(
     *,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
+    identity: dict[str, str] | None = None,
 ) -> None:
-    """Record what an admin changed (API or CLI); key views never hold key material."""
+    """Record what an admin changed (API or CLI); key views never hold key material. ``identity``
+    names an admin who signed in with an access token (subject, issuer, name, email)."""
     changed = sorted(k for k in (after or {}) if (before or {}).get(k) != (after or {}).get(k))
     logging_setup.audit_logger().info(
         "admin action",
@@ -122,6 +124,7 @@ def audit_admin_action(
         action=action,
         key_id=key_id,
         actor=actor,
+        **{f"actor_{k}": v for k, v in (identity or {}).items()},
         request_id=request_id,
         changed=changed,
         before=before,

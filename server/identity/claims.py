@@ -1,0 +1,54 @@
+"""What a verified token is allowed: the admin rule and the token-scope -> tool mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from skywarden.server.auth.principal import ALL_TOOLS
+from skywarden.server.identity.tokens import VerifiedToken
+
+ALL_TOOLS_SCOPE = "tools"
+TOOL_SCOPE_PREFIX = "tool:"
+
+
+@dataclass(frozen=True)
+class ClaimRule:
+    """``claim=value``: the claim is a list holding the value, or a string equal to it or holding it
+    as one of its space-separated words (as ``scope`` and Entra ID's ``scp`` are written)."""
+
+    claim: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> ClaimRule:
+        claim, _, value = text.partition("=")
+        return cls(claim, value)
+
+    def matches(self, token: VerifiedToken) -> bool:
+        found = token.claims.get(self.claim)
+        if isinstance(found, list):
+            return self.value in found
+        return isinstance(found, str) and (found == self.value or self.value in found.split())
+
+    def __str__(self) -> str:
+        return f"{self.claim}={self.value}"
+
+
+def tool_scopes(token_scopes: Iterable[str], scope_map: Mapping[str, tuple[str, ...]]) -> frozenset[str]:
+    """Tools a token may call: ``tools`` = every tool, ``tool:<name>`` = that tool, and any scope
+    of ``oauth_scope_map`` = its tools. Other scopes (openid, email, ...) grant nothing."""
+    granted: set[str] = set()
+    for scope in token_scopes:
+        if scope == ALL_TOOLS_SCOPE:
+            granted.add(ALL_TOOLS)
+        elif scope.startswith(TOOL_SCOPE_PREFIX) and len(scope) > len(TOOL_SCOPE_PREFIX):
+            granted.add(scope[len(TOOL_SCOPE_PREFIX) :])
+        granted.update(scope_map.get(scope, ()))
+    return frozenset(granted)
+
+
+def scopes_for_tool(tool_name: str, scope_map: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Scopes that grant ``tool_name``, narrowest first (for an insufficient_scope challenge)."""
+    extra = [scope for scope, tools in scope_map.items() if tool_name in tools or ALL_TOOLS in tools]
+    return [TOOL_SCOPE_PREFIX + tool_name, *extra, ALL_TOOLS_SCOPE]

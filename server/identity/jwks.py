@@ -1,0 +1,101 @@
+"""One issuer's signing keys: discovered from its OpenID configuration, cached, refetched rarely.
+
+An unknown key id triggers a refetch (the issuer may have rotated its keys), but at most one
+per ``cooldown`` seconds and one at a time: a flood of tokens with made-up key ids costs the
+issuer one request per cooldown, not one per token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import jwt
+
+from skywarden.server.jsonutil import loads_guarded
+
+MAX_DOCUMENT_BYTES = 512 * 1024
+FETCH_TIMEOUT_SECONDS = 10.0
+
+
+class IssuerUnavailable(Exception):
+    """The issuer's configuration or keys could not be read; the message is safe to log."""
+
+
+@dataclass
+class IssuerKeys:
+    issuer: str
+    http: Callable[[], aiohttp.ClientSession]
+    cooldown: float
+    clock: Callable[[], float] = time.monotonic
+    _keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
+    _fetched_at: float | None = None
+    _fetching: asyncio.Task | None = None
+
+    async def key(self, kid: str) -> jwt.PyJWK | None:
+        found = self._keys.get(kid)
+        if found is not None:
+            return found
+        if self._fetched_at is None or self.clock() - self._fetched_at >= self.cooldown or self._fetching:
+            await self.refresh()
+        return self._keys.get(kid)
+
+    async def refresh(self) -> None:
+        """Fetch the keys now; callers that arrive meanwhile share the one fetch."""
+        if self._fetching is None:
+            self._fetching = asyncio.ensure_future(self._fetch())
+        task = self._fetching
+        try:
+            await asyncio.shield(task)
+        finally:
+            if task.done() and self._fetching is task:
+                self._fetching = None
+
+    async def _fetch(self) -> None:
+        self._fetched_at = self.clock()  # a failed fetch counts too: an unreachable issuer is not hammered
+        config = await self._get_json(self.issuer.rstrip("/") + "/.well-known/openid-configuration")
+        if not isinstance(config, dict) or config.get("issuer") != self.issuer:
+            raise IssuerUnavailable(f"{self.issuer}: its OpenID configuration names another issuer")
+        jwks_uri = config.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
+            raise IssuerUnavailable(f"{self.issuer}: its OpenID configuration has no jwks_uri")
+        document = await self._get_json(jwks_uri)
+        keys = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(keys, list):
+            raise IssuerUnavailable(f"{self.issuer}: its JWKS has no keys")
+        self._keys = _usable_keys(keys)
+
+    async def _get_json(self, url: str) -> Any:
+        try:
+            async with self.http().get(
+                url, timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT_SECONDS), allow_redirects=False
+            ) as resp:
+                body = await resp.content.read(MAX_DOCUMENT_BYTES + 1)
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise IssuerUnavailable(f"{self.issuer}: {url} could not be read ({type(exc).__name__})") from None
+        if status != 200 or len(body) > MAX_DOCUMENT_BYTES:
+            raise IssuerUnavailable(f"{self.issuer}: {url} answered HTTP {status}")
+        try:
+            return loads_guarded(body, 32)
+        except ValueError:
+            raise IssuerUnavailable(f"{self.issuer}: {url} is not JSON") from None
+
+
+def _usable_keys(keys: list[Any]) -> dict[str, jwt.PyJWK]:
+    """Signing keys with a key id; encryption keys and keys PyJWT cannot read are left out."""
+    usable = {}
+    for entry in keys:
+        if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str) or entry.get("use", "sig") != "sig":
+            continue
+        if entry.get("kty") not in {"RSA", "EC", "OKP"}:  # never a symmetric key: no HMAC with a published key
+            continue
+        try:
+            usable[entry["kid"]] = jwt.PyJWK(entry)
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+            continue
+    return usable

@@ -1,0 +1,60 @@
+"""Resource-server mode: RFC 9728 Protected Resource Metadata and the Bearer challenges."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from skywarden.server.identity.claims import ALL_TOOLS_SCOPE, TOOL_SCOPE_PREFIX
+from skywarden.server.jsonutil import dumps
+
+PRM_PATH = "/.well-known/oauth-protected-resource"
+METADATA_CACHE_SECONDS = 300
+
+
+def metadata_url(resource_url: str) -> str:
+    """Where the metadata of ``resource_url`` lives: the well-known path, suffixed with the
+    resource's own path (RFC 9728 section 3.1), on the resource's origin."""
+    parts = urlsplit(resource_url)
+    return f"{parts.scheme}://{parts.netloc}{PRM_PATH}{parts.path.rstrip('/')}"
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def challenge(resource_url: str, error: str | None = None, description: str | None = None, scope: str = "") -> str:
+    """``WWW-Authenticate`` for a 401 or 403 in resource-server mode (RFC 6750, RFC 9728 section 5.1)."""
+    parts = [f"resource_metadata={_quoted(metadata_url(resource_url))}"]
+    if error:
+        parts.append(f"error={_quoted(error)}")
+    if description:
+        parts.append(f"error_description={_quoted(description)}")
+    if scope:
+        parts.append(f"scope={_quoted(scope)}")
+    return "Bearer " + ", ".join(parts)
+
+
+def metadata(resource_url: str, issuers: tuple[str, ...], tool_names: list[str], extra_scopes: list[str]) -> dict:
+    return {
+        "resource": resource_url,
+        "authorization_servers": list(issuers),
+        "scopes_supported": [ALL_TOOLS_SCOPE, *(TOOL_SCOPE_PREFIX + n for n in tool_names), *extra_scopes],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Skywarden",
+        "resource_documentation": "https://github.com/skywarden/skywarden/blob/main/docs/identity.md",
+    }
+
+
+def metadata_handler(document: dict) -> web.RequestHandler:
+    body = dumps(document)
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(
+            body=body,
+            content_type="application/json",
+            headers={"Cache-Control": f"public, max-age={METADATA_CACHE_SECONDS}"},
+        )
+
+    return handler

@@ -1,0 +1,119 @@
+"""The identity part of the app: built from settings, its HTTP client opened on start-up.
+
+Two uses of one verifier: admins signing in to the admin API with a token for
+``admin_oidc_audience`` that satisfies ``admin_oidc_rule``, and (resource-server mode, when
+``oauth_resource_url`` is set) MCP and REST callers with a token for that resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from skywarden.server.auth.principal import ALL_TOOLS, Principal, subject_id
+from skywarden.server.calls.pipeline import ToolForbidden
+from skywarden.server.identity.claims import ClaimRule, scopes_for_tool, tool_scopes
+from skywarden.server.identity.jwks import IssuerKeys
+from skywarden.server.identity.resource import challenge
+from skywarden.server.identity.tokens import TokenVerifier, VerifiedToken
+from skywarden.server.settings import Settings
+
+ADMIN_KIND = "admin"
+SUBJECT_KIND = "subject"
+
+
+@dataclass
+class Identity:
+    verifier: TokenVerifier
+    admin_audience: str
+    admin_rule: ClaimRule
+    resource_url: str
+    scope_map: Mapping[str, tuple[str, ...]]
+    subject_rate_limit: str | None
+    issuers: tuple[str, ...]
+    known_scopes: frozenset[str]  # every tool name and "*": a token cannot make the server hold others
+    _http: aiohttp.ClientSession | None = field(default=None, repr=False)
+
+    @property
+    def admin_sign_in(self) -> bool:
+        return bool(self.admin_audience)
+
+    @property
+    def resource_server(self) -> bool:
+        return bool(self.resource_url)
+
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            raise RuntimeError("the identity HTTP client is used before start-up")
+        return self._http
+
+    def scope_refusal(self, tool_name: str) -> ToolForbidden:
+        """A token that lacks the tool's scope: 403 with an ``insufficient_scope`` challenge naming
+        the scopes that would do (RFC 6750 section 3.1)."""
+        scopes = " ".join(scopes_for_tool(tool_name, self.scope_map))
+        return ToolForbidden(
+            tool_name,
+            f"This access token may not use the tool {tool_name!r}: it needs one of the scopes {scopes}.",
+            challenge(self.resource_url, "insufficient_scope", scope=scopes),
+        )
+
+    def admin(self, token: VerifiedToken) -> Principal:
+        return _principal(ADMIN_KIND, token, frozenset(), None)
+
+    def subject(self, token: VerifiedToken) -> Principal:
+        scopes = tool_scopes(token.scopes, self.scope_map) & self.known_scopes
+        return _principal(SUBJECT_KIND, token, scopes, self.subject_rate_limit)
+
+
+def _principal(kind: str, token: VerifiedToken, scopes: frozenset[str], rate_limit: str | None) -> Principal:
+    name = token.text_claim("name") or token.text_claim("preferred_username") or token.subject
+    return Principal(
+        kind=kind,
+        id=subject_id(token.issuer, token.subject),
+        name=name,
+        scopes=scopes,
+        rate_limit=rate_limit,
+        issuer=token.issuer,
+        subject=token.subject,
+        email=token.text_claim("email"),
+    )
+
+
+def build_identity(settings: Settings, tool_names: frozenset[str]) -> Identity | None:
+    """None unless an issuer is configured: then nothing of this runs per request."""
+    if not settings.oidc_issuers:
+        return None
+    identity = Identity(
+        verifier=TokenVerifier(
+            issuers={},
+            algorithms=frozenset(settings.oidc_algorithms),
+            leeway=settings.oidc_leeway,
+            max_bytes=settings.oidc_max_token_bytes,
+        ),
+        admin_audience=settings.admin_oidc_audience,
+        admin_rule=ClaimRule.parse(settings.admin_oidc_rule),
+        resource_url=settings.oauth_resource_url,
+        scope_map=settings.oauth_scope_map,
+        subject_rate_limit=settings.oauth_rate_limit or settings.rate_limit or None,
+        issuers=settings.oidc_issuers,
+        known_scopes=tool_names | {ALL_TOOLS},
+    )
+    identity.verifier.issuers = {
+        issuer: IssuerKeys(issuer, identity.http, settings.oidc_jwks_cooldown) for issuer in settings.oidc_issuers
+    }
+    return identity
+
+
+def identity_context(identity: Identity) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        identity._http = aiohttp.ClientSession(trust_env=False, headers={"User-Agent": "skywarden"})
+        try:
+            yield
+        finally:
+            await identity._http.close()
+            identity._http = None
+
+    return ctx

@@ -1,0 +1,76 @@
+"""From a presented access token to a Principal, or the refusal each door answers with.
+
+Called by the auth middleware for the admin API (admin sign-in) and for the tool doors
+(resource-server mode). Refusals are 401 with ``WWW-Authenticate: Bearer error="invalid_token"``
+and a description of what was wrong (never the token), 403 when a valid token lacks what the
+request needs, and 503 when the issuer's keys cannot be read.
+"""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from skywarden.server.appkeys import AUTH_FAILURE
+from skywarden.server.auth.principal import Principal
+from skywarden.server.errors import ADMIN_RULE_NOT_MET, IDENTITY_UNAVAILABLE, UNAUTHORIZED, ApiError
+from skywarden.server.identity.jwks import IssuerUnavailable
+from skywarden.server.identity.resource import challenge
+from skywarden.server.identity.service import Identity
+from skywarden.server.identity.tokens import TokenRefused, VerifiedToken
+
+log = structlog.get_logger("skywarden.server")
+ISSUER_RETRY_SECONDS = 5
+ADMIN_REALM = 'Bearer realm="skywarden"'
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def refused(request: web.Request, reason: str, description: str, www_authenticate: str) -> ApiError:
+    request[AUTH_FAILURE] = reason
+    return ApiError(UNAUTHORIZED, description, headers={"WWW-Authenticate": www_authenticate})
+
+
+async def _verify(request: web.Request, identity: Identity, token: str, audience: str, realm: str) -> VerifiedToken:
+    try:
+        return await identity.verifier.verify(token, audience)
+    except TokenRefused as exc:
+        raise refused(request, exc.reason, exc.description, realm(exc.description)) from None
+    except IssuerUnavailable as exc:
+        log.warning("identity provider unavailable", reason=str(exc))
+        request[AUTH_FAILURE] = "identity_unavailable"
+        raise ApiError(
+            IDENTITY_UNAVAILABLE,
+            "The identity provider's signing keys cannot be read right now; try again shortly.",
+            headers={"Retry-After": str(ISSUER_RETRY_SECONDS)},
+        ) from None
+
+
+def admin_challenge(description: str | None = None) -> str:
+    text = ADMIN_REALM + ', error="invalid_token"'
+    return text + f", error_description={_quoted(description)}" if description else text
+
+
+async def admin_principal(request: web.Request, identity: Identity, token: str) -> Principal:
+    """An admin signed in with an access token for ``admin_oidc_audience`` meeting ``admin_oidc_rule``."""
+    verified = await _verify(request, identity, token, identity.admin_audience, admin_challenge)
+    principal = identity.admin(verified)
+    if not identity.admin_rule.matches(verified):
+        request[AUTH_FAILURE] = "admin_rule"
+        raise ApiError(
+            ADMIN_RULE_NOT_MET,
+            f"The access token is valid but does not grant admin rights: it needs {identity.admin_rule}.",
+            audit=principal.identity_fields(),
+        )
+    return principal
+
+
+async def subject_principal(request: web.Request, identity: Identity, token: str) -> Principal:
+    """A caller of the tool doors with an access token for ``oauth_resource_url``."""
+    resource = identity.resource_url
+    verified = await _verify(
+        request, identity, token, resource, lambda text: challenge(resource, "invalid_token", text)
+    )
+    return identity.subject(verified)
