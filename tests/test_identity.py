@@ -24,6 +24,7 @@ from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuth
 from mcp.client.streamable_http import streamable_http_client
 
 from skywarden.server.appkeys import IDENTITY
+from tests.clock import Clock
 from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
 from tests.oidc_provider import ADMIN_AUDIENCE, ADMIN_ROLE, Client, OpenIDProvider, SigningKey
 from tests.server_process import free_port
@@ -37,14 +38,6 @@ FORECASTER = Client("forecaster", "forecaster-secret-" + secrets.token_hex(8), "
 OTHER_RESOURCE = "https://other.example.test/mcp"
 FORECAST = {"latitude": 39.7456, "longitude": -97.0892}
 SECRETS.update({ADMIN.client_secret, READER.client_secret, AGENT.client_secret, FORECASTER.client_secret})
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -144,9 +137,9 @@ async def test_a_valid_token_without_the_admin_role_gets_403(server, http, provi
     assert event["reason"] == "admin_rule" and event["subject"] == "reader-client"
 
 
-def _alg_none(provider) -> str:
+def _admin_claims(provider) -> dict:
     now = int(time.time())
-    claims = {
+    return {
         "iss": provider.issuer,
         "sub": "x",
         "aud": ADMIN_AUDIENCE,
@@ -154,19 +147,15 @@ def _alg_none(provider) -> str:
         "exp": now + 300,
         "roles": [ADMIN_ROLE],
     }
+
+
+def _alg_none(provider) -> str:
+    claims = _admin_claims(provider)
     return f"{b64({'alg': 'none', 'typ': 'JWT', 'kid': provider.keys[0].kid})}.{b64(claims)}."
 
 
 def _hs256_with_public_key(provider) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": provider.issuer,
-        "sub": "x",
-        "aud": ADMIN_AUDIENCE,
-        "iat": now,
-        "exp": now + 300,
-        "roles": [ADMIN_ROLE],
-    }
+    claims = _admin_claims(provider)
     signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT', 'kid': provider.keys[0].kid})}.{b64(claims)}"
     signature = hmac.new(provider.keys[0].public_pem(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64(signature)}"

@@ -6,17 +6,10 @@ import pytest
 
 from skywarden.tools.contract import ToolError
 from skywarden.tools.upstream import TTLCache, Upstream
+from tests.clock import Clock
 from tests.fake_nws import Answer
 
 POINT = "/points/39.7456,-97.0892"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
