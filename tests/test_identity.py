@@ -425,3 +425,23 @@ async def test_with_resource_server_mode_off_a_token_gets_a_plain_401_and_discov
             async with McpClient(streamable_http_client(str(srv.make_url("/mcp")), http_client=http_client)):
                 pass
     assert "401" in repr(failure.value) or "Unauthorized" in repr(failure.value)
+
+
+async def test_a_subject_has_one_budget_across_instances_sharing_redis(make_server, make_settings, http, provider):
+    from tests.services import redis_prefix
+
+    public = f"http://127.0.0.1:{free_port()}/mcp"  # the load balancer's address: one resource, two instances
+    async with redis_prefix() as (url, prefix):
+        settings = make_settings(
+            oidc_issuers=provider.issuer,
+            oauth_resource_url=public,
+            oauth_rate_limit="3/minute",
+            redis_url=url,
+            redis_key_prefix=prefix,
+        )
+        instances = [await make_server(settings) for _ in range(2)]
+        bearer = f"Bearer {await token(provider, AGENT, public)}"
+        callers = [await http(srv, Authorization=bearer) for srv in instances]
+        statuses = [(await callers[i % 2].get("/api/mcp/tools")).status for i in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]
+        assert await provider.jwks_requests() == 2  # each instance read the keys once and cached them
