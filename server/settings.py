@@ -262,15 +262,21 @@ def _claim_rule(value: Any) -> str:
     return f"{claim.strip()}={wanted.strip()}"
 
 
-def _scope_map(value: Any) -> Mapping[str, tuple[str, ...]]:
-    """Token scope -> tool names (``*`` = every tool): a TOML table, or a JSON object in the environment."""
+def _table(value: Any, example: str, shape: str) -> dict[Any, Any]:
+    """A TOML table, or the same as a JSON object in the environment."""
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
         except ValueError:
-            raise ValueError('must be a JSON object such as {"weather": ["get_forecast", "get_alerts"]}') from None
+            raise ValueError(f"must be a JSON object such as {example}") from None
     if not isinstance(value, dict):
-        raise ValueError("must be a table of token scope = [tool names]")
+        raise ValueError(f"must be a table of {shape}")
+    return value
+
+
+def _scope_map(value: Any) -> Mapping[str, tuple[str, ...]]:
+    """Token scope -> tool names (``*`` = every tool)."""
+    value = _table(value, '{"weather": ["get_forecast", "get_alerts"]}', "token scope = [tool names]")
     mapping: dict[str, tuple[str, ...]] = {}
     for scope, tools in value.items():
         if not isinstance(scope, str) or not re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]{1,100}", scope):
@@ -283,13 +289,7 @@ def _scope_map(value: Any) -> Mapping[str, tuple[str, ...]]:
 
 def _tool_settings(value: Any) -> Mapping[str, Mapping[str, Any]]:
     """``[skywarden.tool_settings.<group>]`` tables in TOML, or the same as a JSON object in the environment."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except ValueError:
-            raise ValueError('must be a JSON object such as {"mytool": {"base_url": "..."}}') from None
-    if not isinstance(value, dict):
-        raise ValueError("must be a table of tables (one per settings group)")
+    value = _table(value, '{"mytool": {"base_url": "..."}}', "tables (one per settings group)")
     groups: dict[str, Mapping[str, Any]] = {}
     for group, entries in value.items():
         if not isinstance(group, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", group):
