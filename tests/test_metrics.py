@@ -74,3 +74,28 @@ async def test_live_sessions_gauge(client):
 async def test_metrics_can_be_switched_off(make_client, make_settings):
     client = await make_client(make_settings(metrics_enabled="false"))
     assert (await client.anonymous.get("/metrics", headers=ADMIN_HEADERS)).status == 404
+
+
+def test_request_figures_are_cumulative_buckets_with_bounded_labels():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from skywarden.server.observability.metrics import _RequestFigures
+
+    figures = _RequestFigures()
+    registry = CollectorRegistry()
+    registry.register(figures)
+    figures.observe("/mcp", "POST", 200, 0.003)
+    figures.observe("/mcp", "POST", 200, 0.0025)  # on a bound: counted in it ("le")
+    figures.observe("/mcp", "POST", 200, 99.0)
+    for method in ("FOO", "BAR", "brew"):
+        figures.observe("unmatched", method, 405, 0.0001)
+    text = generate_latest(registry).decode()
+    assert 'skywarden_http_requests_total{method="POST",route="/mcp",status="200"} 3.0' in text
+    assert 'skywarden_http_requests_total{method="other",route="unmatched",status="405"} 3.0' in text
+    assert 'skywarden_http_request_duration_seconds_bucket{le="0.001",route="/mcp"} 0.0' in text
+    assert 'skywarden_http_request_duration_seconds_bucket{le="0.0025",route="/mcp"} 1.0' in text
+    assert 'skywarden_http_request_duration_seconds_bucket{le="0.005",route="/mcp"} 2.0' in text
+    assert 'skywarden_http_request_duration_seconds_bucket{le="10.0",route="/mcp"} 2.0' in text
+    assert 'skywarden_http_request_duration_seconds_bucket{le="+Inf",route="/mcp"} 3.0' in text
+    assert 'skywarden_http_request_duration_seconds_count{route="/mcp"} 3.0' in text
+    assert 'skywarden_http_request_duration_seconds_sum{route="/mcp"} 99.0055' in text

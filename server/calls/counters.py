@@ -9,6 +9,7 @@ themselves are parsed by ``limits``.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -18,6 +19,12 @@ from typing import Protocol
 from limits import RateLimitItem
 
 Windows = tuple[RateLimitItem, ...]
+
+
+@functools.lru_cache(maxsize=4096)
+def _shape(window: RateLimitItem) -> tuple[int, int]:
+    """A window's (amount, seconds), computed once per window."""
+    return window.amount, window.get_expiry()
 
 
 class CountersUnavailable(RuntimeError):
@@ -69,13 +76,14 @@ class MemoryCounters:
 
     async def take(self, scope: str, identity: str, windows: Windows, cost: int) -> Outcome:
         now = self._clock()
+        entries = self._entries
         refused = None
         found = []
         for window in windows:
-            amount, size = window.amount, window.get_expiry()
+            amount, size = _shape(window)
             key = (scope, identity, amount, size)
             bucket = int(now // size)
-            entry = self._entries.get(key)
+            entry = entries.get(key)
             if entry is None or entry[0] < bucket - 1:
                 previous = current = 0
             elif entry[0] == bucket - 1:
@@ -86,16 +94,18 @@ class MemoryCounters:
             count = previous * previous_left / size + current
             if refused is None and count >= amount - cost + 1:
                 refused = window
-            found.append((window, key, bucket, previous, current, count, previous_left))
+            found.append((window, key, entry, bucket, previous, current, count, previous_left))
         states = []
-        for window, key, bucket, previous, current, count, previous_left in found:
+        for window, key, entry, bucket, previous, current, count, previous_left in found:
             size = key[3]
             if refused is None:
                 current += cost
                 count += cost
-                if key not in self._entries:
+                if entry is None:
                     self._added += 1
-                self._entries[key] = [bucket, previous, current]
+                    entries[key] = [bucket, previous, current]
+                else:
+                    entry[0], entry[1], entry[2] = bucket, previous, current
             reset = math.inf
             if previous > 0:
                 reset = previous_left % (size / previous)

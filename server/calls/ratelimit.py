@@ -16,6 +16,7 @@ expires them, so memory stays flat however many distinct keys or IPs appear.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import structlog
@@ -33,12 +34,14 @@ log = structlog.get_logger("skywarden.server")
 MAX_PARSED_RATES = 10_000  # distinct per-key rate strings kept parsed; cleared when exceeded
 
 
+@functools.lru_cache(maxsize=4096)
 def window_name(scope: str, item: RateLimitItem) -> str:
     """A policy name per window: ``key-minute``, ``key-5minute``, ``auth-hour``."""
     multiple = item.multiples if item.multiples != 1 else ""
     return f"{scope}-{multiple}{item.GRANULARITY.name}"
 
 
+@functools.lru_cache(maxsize=4096)
 def policy_field(scope: str, windows: Windows) -> str:
     return ", ".join(f'"{window_name(scope, w)}";q={w.amount};w={w.get_expiry()}' for w in windows)
 

@@ -1,4 +1,8 @@
-"""Step 1 of the request path: a request id bound into the structlog context."""
+"""Step 1 of the request path: a request id bound into the structlog context.
+
+Requests on one keep-alive connection run in one task, so the binding is undone when the
+request ends (a token reset) rather than cleared when the next begins (structlog's
+``clear_contextvars`` walks a copy of the whole context, on every request)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from aiohttp import web
 
 from skywarden.server.appkeys import REQUEST_ID
 
+# structlog's own context variable for ``request_id``, as bind_contextvars would create it
+_REQUEST_ID_VAR = next(iter(structlog.contextvars.bind_contextvars(request_id=None).values())).var
+structlog.contextvars.unbind_contextvars("request_id")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -22,12 +29,13 @@ def request_id_for(request: web.Request) -> str:
 async def request_context_middleware(request: web.Request, handler):
     request_id = request_id_for(request)
     request[REQUEST_ID] = request_id
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id)
+    token = _REQUEST_ID_VAR.set(request_id)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         exc.headers["X-Request-ID"] = request_id
         raise
+    finally:
+        _REQUEST_ID_VAR.reset(token)
     response.headers["X-Request-ID"] = request_id
     return response

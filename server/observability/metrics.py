@@ -7,14 +7,16 @@ at scrape time.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sized
 from typing import Any
 
 from aiohttp import web
 from aiohttp_apigami import docs
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from skywarden.server.appkeys import METRICS
 from skywarden.server.http.paths import METRICS_PATH
@@ -22,9 +24,6 @@ from skywarden.server.http.problems import problem_responses
 from skywarden.tools.upstream import TTLCache
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-
-
-MAX_CACHED_CHILDREN = 10_000  # (route, method, status) triples whose metric children are remembered
 
 
 class _LiveFigures(Collector):
@@ -42,16 +41,51 @@ class _LiveFigures(Collector):
         yield cache
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class _RequestFigures(Collector):
+    """Request counts and latencies kept as plain numbers and turned into metric families at
+    scrape time: every request pays a dict update and a bisect, not prometheus_client's locks
+    (one event loop thread updates them). Labels are bounded: routes are the app's own (or
+    ``unmatched``), methods outside the standard ones count as ``other``."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, int], int] = {}
+        self.latency: dict[str, list[float]] = {}  # route -> a count per bucket (+Inf last), then the sum
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method if method in KNOWN_METHODS else "other", status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        figures = self.latency.get(route)
+        if figures is None:
+            figures = self.latency[route] = [0] * (len(_LATENCY_BUCKETS) + 1) + [0.0]
+        figures[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        figures[-1] += seconds
+
+    def collect(self) -> Iterator[Any]:
+        requests = CounterMetricFamily(
+            "skywarden_http_requests", "HTTP requests answered", labels=["route", "method", "status"]
+        )
+        for (route, method, status), count in sorted(self.counts.items()):
+            requests.add_metric([route, method, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily("skywarden_http_request_duration_seconds", "Time to answer", labels=["route"])
+        for route, figures in sorted(self.latency.items()):
+            buckets, total = [], 0
+            for bound, count in zip((*map(floatToGoString, _LATENCY_BUCKETS), "+Inf"), figures[:-1], strict=True):
+                total += count
+                buckets.append((bound, total))
+            latency.add_metric([route], buckets, figures[-1])
+        yield latency
+
+
 class Metrics:
     def __init__(self, sessions: Sized, upstream_cache: TTLCache) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "skywarden_http_requests", "HTTP requests answered", ["route", "method", "status"], registry=r
-        )
-        self.latency = Histogram(
-            "skywarden_http_request_duration_seconds", "Time to answer", ["route"], buckets=_LATENCY_BUCKETS, registry=r
-        )
+        self.requests = _RequestFigures()
+        r.register(self.requests)
         self.tool_calls = Counter("skywarden_tool_calls", "Tool calls", ["tool", "outcome"], registry=r)
         self.auth_failures = Counter("skywarden_auth_failures", "Failed authentications", ["reason"], registry=r)
         self.rate_limited = Counter("skywarden_rate_limited", "Requests refused by a rate limit", ["limit"], registry=r)
@@ -64,24 +98,11 @@ class Metrics:
         )
         self.upstream_errors = Counter("skywarden_upstream_errors", "Failed upstream requests", ["service"], registry=r)
         r.register(_LiveFigures(sessions, upstream_cache))
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-    def _request_children(self, route: str, method: str, status: int) -> tuple[Any, Any]:
-        """labels() takes a lock and builds keys; remember the children per (route, method, status)."""
-        key = (route, method, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (self.requests.labels(route, method, str(status)), self.latency.labels(route))
-            if len(self._children) < MAX_CACHED_CHILDREN:
-                self._children[key] = children
-        return children
 
     def observe_request(self, request: web.Request, status: int, latency: float, fields: dict[str, Any]) -> None:
         route = request.match_info.route.resource
         route_name = route.canonical if route is not None else "unmatched"
-        counter, histogram = self._request_children(route_name, request.method, status)
-        counter.inc()
-        histogram.observe(latency)
+        self.requests.observe(route_name, request.method, status, latency)
         tool = fields.get("tool")
         if tool and fields.get("outcome") == "allowed" and "rpc_error" not in fields:
             self.tool_calls.labels(tool, "error" if fields.get("tool_error") else "ok").inc()
