@@ -208,3 +208,16 @@ async def test_fuzzed_tokens_are_refused_never_crash():
         else:
             raise AssertionError(f"accepted a damaged token: {candidate[:80]}")
     assert {"token_malformed", "token_signature", "token_issuer", "token_algorithm"} <= reasons
+
+
+def test_a_server_without_issuers_never_loads_the_jose_stack():
+    """Start-up cost: PyJWT and cryptography load only when a token is first verified."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, skywarden.server.app, skywarden.server.cli.main;"
+        "print(sorted({'jwt', 'cryptography'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from skywarden.server.auth.principal import ALL_TOOLS
-from skywarden.server.identity.tokens import VerifiedToken
+
+if TYPE_CHECKING:
+    from skywarden.server.identity.tokens import VerifiedToken
 
 ALL_TOOLS_SCOPE = "tools"
 TOOL_SCOPE_PREFIX = "tool:"

@@ -11,10 +11,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import jwt
+
+if TYPE_CHECKING:
+    import jwt
 
 from skywarden.server.jsonutil import loads_guarded
 
@@ -88,6 +90,8 @@ class IssuerKeys:
 
 def _usable_keys(keys: list[Any]) -> dict[str, jwt.PyJWK]:
     """Signing keys with a key id; encryption keys and keys PyJWT cannot read are left out."""
+    import jwt
+
     usable = {}
     for entry in keys:
         if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str) or entry.get("use", "sig") != "sig":

@@ -15,11 +15,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
+if TYPE_CHECKING:
+    import jwt
 
-from skywarden.server.identity.jwks import IssuerKeys
+    from skywarden.server.identity.jwks import IssuerKeys
 
 CACHED_TOKENS = 10_000
 REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "sub"]
@@ -62,19 +63,17 @@ def looks_like_jwt(credential: str) -> bool:
     return credential.startswith("eyJ") and credential.count(".") == 2
 
 
-_JWT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
-    (jwt.ExpiredSignatureError, "token_expired", "The access token has expired."),
-    (jwt.ImmatureSignatureError, "token_not_yet_valid", "The access token is not valid yet (nbf or iat)."),
-    (jwt.InvalidIssuedAtError, "token_not_yet_valid", "The access token's iat is in the future."),
-    (jwt.InvalidAudienceError, "token_audience", "The access token was not issued for this server (aud)."),
-    (jwt.InvalidIssuerError, "token_issuer", "The access token's issuer is not trusted here."),
-    (jwt.InvalidSignatureError, "token_signature", "The access token's signature does not verify."),
-    (
-        jwt.MissingRequiredClaimError,
-        "token_claims",
-        "The access token lacks a required claim (iss, aud, exp, iat, sub).",
-    ),
-)
+# PyJWT's error class name -> (audit reason, description); by name, so that PyJWT (and
+# cryptography, which it loads) is imported only once a token is actually verified.
+_JWT_ERRORS: dict[str, tuple[str, str]] = {
+    "ExpiredSignatureError": ("token_expired", "The access token has expired."),
+    "ImmatureSignatureError": ("token_not_yet_valid", "The access token is not valid yet (nbf or iat)."),
+    "InvalidIssuedAtError": ("token_not_yet_valid", "The access token's iat is in the future."),
+    "InvalidAudienceError": ("token_audience", "The access token was not issued for this server (aud)."),
+    "InvalidIssuerError": ("token_issuer", "The access token's issuer is not trusted here."),
+    "InvalidSignatureError": ("token_signature", "The access token's signature does not verify."),
+    "MissingRequiredClaimError": ("token_claims", "The access token lacks a required claim (iss, aud, exp, iat, sub)."),
+}
 
 
 _FAMILY = {"RSA": ("RS", "PS"), "EC": ("ES",), "OKP": ("EdDSA",)}
@@ -116,6 +115,8 @@ class TokenVerifier:
         return verified
 
     async def _verify(self, token: str, audience: str) -> VerifiedToken:
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -144,9 +145,9 @@ class TokenVerifier:
                 options={"require": REQUIRED_CLAIMS, "strict_aud": False},
             )
         except jwt.PyJWTError as exc:
-            for error_type, reason, description in _JWT_ERRORS:
-                if isinstance(exc, error_type):
-                    raise TokenRefused(reason, description) from None
+            for error_type in type(exc).__mro__:
+                if error_type.__name__ in _JWT_ERRORS:
+                    raise TokenRefused(*_JWT_ERRORS[error_type.__name__]) from None
             raise TokenRefused("token_invalid", "The access token cannot be verified.") from None
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject or len(subject) > 255:
