@@ -10,6 +10,7 @@ from skywarden.server.appkeys import (
     ADMIN,
     AUTHENTICATOR,
     BROADCAST,
+    DENIALS,
     IDENTITY,
     KEY_OPERATIONS,
     KEY_STORE,
@@ -133,6 +134,7 @@ def create_app(
     app[SESSIONS] = sessions
     app[BROADCAST] = broadcast
     app[IDENTITY] = identity
+    app[DENIALS] = shared.denials
 
     app.cleanup_ctx.append(key_store_context)
     app.cleanup_ctx.append(shared_state_context(shared))

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from skywarden.server.calls.ratelimit import RateLimits
     from skywarden.server.identity.service import Identity
     from skywarden.server.mcp.sessions import SessionStore
+    from skywarden.server.observability.denials import RecentDenials
     from skywarden.server.observability.metrics import Metrics
     from skywarden.server.settings import Settings
     from skywarden.server.shared.broadcast import LocalBroadcast
@@ -33,6 +34,7 @@ SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 LIMITER: web.AppKey[RateLimits] = web.AppKey("limiter")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 BROADCAST: web.AppKey[LocalBroadcast] = web.AppKey("broadcast")
+DENIALS: web.AppKey[RecentDenials] = web.AppKey("denials")
 IDENTITY: web.AppKey[Identity | None] = web.AppKey("identity")  # None unless oidc_issuers is set
 
 # request-scoped values (request[...])

@@ -125,7 +125,7 @@ async def test_db_copy_moves_every_key_so_that_it_keeps_working(pg_url, tmp_path
     await source.get("/api/admin/keys")  # flushes the use count into the store
 
     status = _cli("db", "status", "--data-dir", str(data))
-    assert status.returncode == 0 and "schema version 2 of 2 (up to date)" in status.stdout, status.stderr
+    assert status.returncode == 0 and "schema version 3 of 3 (up to date)" in status.stdout, status.stderr
     copied = _cli("db", "copy", "--from", sqlite_url, "--to", pg_url)
     assert copied.returncode == 0 and "copied 3 keys (1 revoked) with 4 hashes" in copied.stdout, copied.stderr
     again = _cli("db", "copy", "--from", sqlite_url, "--to", pg_url)

@@ -8,7 +8,15 @@ from datetime import timedelta
 import pytest
 
 from skywarden.server.auth.backends import open_store
-from skywarden.server.auth.records import KeyFilter, KeyNotFound, KeyRecord, utcnow
+from skywarden.server.auth.records import (
+    USAGE_KEPT_DAYS,
+    KeyFilter,
+    KeyNotFound,
+    KeyRecord,
+    usage_cutoff,
+    usage_hour,
+    utcnow,
+)
 from tests.services import fresh_postgres_database
 
 
@@ -108,6 +116,21 @@ async def test_usage_counts_add_up_and_last_use_only_moves_forward(store):
     await store.record_usage({"key_use": (2, now - timedelta(hours=1))})
     got = await store.get("key_use")
     assert got.use_count == 5 and got.last_used_at == now
+
+
+async def test_uses_are_kept_per_hour_and_old_hours_are_purged(store):
+    now = utcnow()
+    hour = usage_hour(now)
+    await store.create(record("key_a"), "ha")
+    await store.create(record("key_b"), "hb")
+    await store.record_usage({"key_a": (3, now), "key_b": (1, now - timedelta(hours=2))})
+    await store.record_usage({"key_a": (2, now), "key_gone": (9, now)})  # a deleted key's uses are dropped
+    rows = await store.usage_since(now - timedelta(hours=5))
+    assert sorted((k, h, c) for k, h, c in rows) == [("key_a", hour, 5), ("key_b", hour - timedelta(hours=2), 1)]
+    assert await store.usage_since(now + timedelta(hours=1)) == []
+    store._usage_purge.last = None  # the next write may purge
+    await store.record_usage({"key_a": (1, now - timedelta(days=USAGE_KEPT_DAYS + 2))})
+    assert all(h >= usage_cutoff(now) for _, h, _ in await store.usage_since(now - timedelta(days=60)))
 
 
 async def test_data_survives_reopening_and_migrations_run_once(store_url):

@@ -1,4 +1,5 @@
-"""Admin API under /api/admin: create, list, show, update, rotate and revoke keys."""
+"""Admin API under /api/admin: create, list, show, update, rotate and revoke keys; usage over
+time and the recent denials (what the admin console shows)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,24 @@ from aiohttp_apigami import docs, request_schema, response_schema
 from marshmallow import Schema, fields
 
 from skywarden.server.api.responses import json_response
-from skywarden.server.appkeys import KEY_OPERATIONS, PRINCIPAL, REQUEST_ID
-from skywarden.server.auth.key_operations import Actor, key_view
+from skywarden.server.appkeys import DENIALS, KEY_OPERATIONS, PRINCIPAL, REQUEST_ID
+from skywarden.server.auth.key_operations import Actor, key_view, load
 from skywarden.server.auth.key_schemas import (
     DEFAULT_LIST_LIMIT,
     KEY_ENVIRONMENTS,
+    MAX_DENIALS,
     MAX_LIST_LIMIT,
     MAX_LIST_OFFSET,
     STATUSES,
+    USAGE_WINDOWS,
     CreateKeySchema,
+    DenialsQuerySchema,
     RevokeSchema,
     RotateSchema,
     UpdateKeySchema,
 )
 from skywarden.server.http.body import read_json
-from skywarden.server.http.paths import ADMIN_KEYS_PATH
+from skywarden.server.http.paths import ADMIN_DENIALS_PATH, ADMIN_KEYS_PATH, ADMIN_USAGE_PATH
 from skywarden.server.http.problems import problem_responses
 
 ADMIN_SECURITY = [{"AdminToken": []}]
@@ -147,7 +151,76 @@ async def revoke_key(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+class UsageBucketSchema(Schema):
+    start = fields.DateTime(required=True)
+    count = fields.Integer(required=True)
+
+
+class TopKeySchema(Schema):
+    key_id = fields.String(required=True)
+    name = fields.String(required=True)
+    prefix = fields.String(required=True)
+    count = fields.Integer(required=True)
+
+
+class UsageSchema(Schema):
+    window = fields.String(required=True, metadata={"enum": list(USAGE_WINDOWS)})
+    bucket = fields.String(required=True, metadata={"enum": ["hour", "day"]})
+    key_id = fields.String(allow_none=True)
+    series = fields.List(fields.Nested(UsageBucketSchema), required=True)
+    total = fields.Integer(required=True)
+    top = fields.List(fields.Nested(TopKeySchema), required=True)
+
+
+class DenialSchema(Schema):
+    time = fields.String(required=True)
+    client_ip = fields.String(allow_none=True)
+    status = fields.Integer(required=True)
+    reason = fields.String(allow_none=True)
+    method = fields.String()
+    path = fields.String()
+    key_id = fields.String(metadata={"description": "The key, once it was recognised"})
+    key_prefix = fields.String(metadata={"description": "Display prefix of a well-formed key that was refused"})
+    subject = fields.String(metadata={"description": "The subject of a refused access token"})
+
+
+class DenialListSchema(Schema):
+    denials = fields.List(fields.Nested(DenialSchema), required=True)
+
+
+@docs(
+    **HEADERS_DOC,
+    summary="Uses per hour (24h) or day (30d), for every key or one, and the keys used most",
+    responses=problem_responses(400, 401, 422, 429),
+    parameters=[
+        {"in": "query", "name": "window", "schema": {"type": "string", "enum": list(USAGE_WINDOWS), "default": "24h"}},
+        {"in": "query", "name": "key_id", "schema": {"type": "string"}},
+        {"in": "query", "name": "top", "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}},
+    ],
+)
+@response_schema(UsageSchema, 200)
+async def usage(request: web.Request) -> web.Response:
+    found = await request.app[KEY_OPERATIONS].usage(dict(request.query))
+    return json_response(UsageSchema().dump(found))
+
+
+@docs(
+    **HEADERS_DOC,
+    summary="The most recent denied requests (bad or missing credentials, scope, rate limits), newest first",
+    responses=problem_responses(400, 401, 422, 429),
+    parameters=[
+        {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_DENIALS}},
+    ],
+)
+@response_schema(DenialListSchema, 200)
+async def denials(request: web.Request) -> web.Response:
+    wanted = load(DenialsQuerySchema(), dict(request.query), "Some query parameters are not valid.")
+    return json_response({"denials": await request.app[DENIALS].recent(wanted["limit"])})
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get(ADMIN_USAGE_PATH, usage, allow_head=False)
+    app.router.add_get(ADMIN_DENIALS_PATH, denials, allow_head=False)
     one_key = ADMIN_KEYS_PATH + "/{key_id}"
     app.router.add_post(ADMIN_KEYS_PATH, create_key)
     app.router.add_get(ADMIN_KEYS_PATH, list_keys, allow_head=False)

@@ -23,8 +23,9 @@ from skywarden.server.auth.key_schemas import (
     RevokeSchema,
     RotateSchema,
     UpdateKeySchema,
+    UsageQuerySchema,
 )
-from skywarden.server.auth.records import KeyFilter, KeyNotFound, KeyRecord, utcnow
+from skywarden.server.auth.records import KeyFilter, KeyNotFound, KeyRecord, usage_hour, utcnow
 from skywarden.server.auth.store import KeyStore
 from skywarden.server.errors import KEY_NOT_FOUND, KEY_REVOKED, ApiError, ValidationFailed
 from skywarden.server.observability.audit import audit_admin_action
@@ -135,6 +136,39 @@ class KeyOperations:
         filters = load(ListQuerySchema(), query, "Some query parameters are not valid.")
         await self._current_usage()
         return await self.store.list(KeyFilter(**filters))
+
+    async def usage(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Uses over the last 24 hours (hourly buckets) or 30 days (daily), for every key or one,
+        and the keys used most; made current on every instance first."""
+        wanted = load(UsageQuerySchema(), query, "Some query parameters are not valid.")
+        await self._current_usage()
+        hourly = wanted["window"] == "24h"
+        step, buckets = (timedelta(hours=1), 24) if hourly else (timedelta(days=1), 30)
+        now = usage_hour(utcnow())
+        end = now + timedelta(hours=1) if hourly else now.replace(hour=0) + timedelta(days=1)
+        start = end - step * buckets
+        series = [0] * buckets
+        per_key: dict[str, int] = {}
+        for key_id, hour, count in await self.store.usage_since(start):
+            if "key_id" in wanted and key_id != wanted["key_id"]:
+                continue
+            index = int((hour - start) / step)
+            if 0 <= index < buckets:
+                series[index] += count
+                per_key[key_id] = per_key.get(key_id, 0) + count
+        top = []
+        for key_id, count in sorted(per_key.items(), key=lambda item: (-item[1], item[0]))[: wanted["top"]]:
+            record = await self.store.get(key_id)
+            if record is not None:
+                top.append({"key_id": key_id, "name": record.name, "prefix": record.prefix, "count": count})
+        return {
+            "window": wanted["window"],
+            "bucket": "hour" if hourly else "day",
+            "key_id": wanted.get("key_id"),
+            "series": [{"start": start + step * i, "count": n} for i, n in enumerate(series)],
+            "total": sum(series),
+            "top": top,
+        }
 
     async def create(self, data: Any, actor: Actor) -> tuple[KeyRecord, str]:
         """Create a key; the one place a full key exists. Returns the record and the key."""

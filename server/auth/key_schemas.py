@@ -121,3 +121,23 @@ class ListQuerySchema(Schema):
     def _name(self, value: str, **kwargs: Any) -> None:
         if not value:
             raise ValidationError("Must not be empty.")
+
+
+USAGE_WINDOWS = ("24h", "30d")
+MAX_DENIALS = 500
+
+
+class UsageQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    window = fields.String(load_default="24h", validate=validate.OneOf(USAGE_WINDOWS))
+    key_id = fields.String(validate=validate.Length(1, 64))
+    top = fields.Integer(load_default=10, validate=validate.Range(1, 50))
+
+
+class DenialsQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_DENIALS))

@@ -13,13 +13,14 @@ from aiohttp import web
 
 from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, IDENTITY, METRICS_CREDENTIAL, PRINCIPAL
 from skywarden.server.auth.authenticator import AuthFailure
-from skywarden.server.auth.keys import KEY_REGEX
+from skywarden.server.auth.keys import KEY_REGEX, display_prefix
 from skywarden.server.auth.principal import Principal
 from skywarden.server.errors import AMBIGUOUS_CREDENTIALS, CREDENTIAL_IN_URL, UNAUTHORIZED, ApiError
 from skywarden.server.http.paths import METRICS_PATH, is_admin, is_mcp, is_public
 from skywarden.server.identity.resource import challenge
 from skywarden.server.identity.signin import admin_principal, refused, subject_principal
 from skywarden.server.identity.tokens import looks_like_jwt
+from skywarden.server.observability.audit import note
 
 ADMIN_PRINCIPAL = Principal(kind="admin", id="admin", name="admin")
 METRICS_PRINCIPAL = Principal(kind="metrics", id="metrics", name="metrics")
@@ -115,6 +116,8 @@ async def auth_middleware(request: web.Request, handler):
     try:
         request[PRINCIPAL] = await request.app[AUTHENTICATOR].authenticate(credential)
     except AuthFailure as failure:
+        if credential and failure.reason not in {"malformed", "admin_token_as_key"}:
+            note(request, key_prefix=display_prefix(credential))  # well-formed: the prefix is not secret
         raise unauthorized(request, failure.reason, bool(credential)) from None
     return await handler(request)
 

@@ -23,8 +23,11 @@ from skywarden.server.auth.records import (
     KeyFilter,
     KeyNotFound,
     KeyRecord,
+    PurgeSchedule,
     StoredHash,
     StoreUnavailable,
+    usage_cutoff,
+    usage_hour,
     utcnow,
 )
 
@@ -63,6 +66,16 @@ MIGRATIONS: list[str] = [
     # 2: the change feed (changed_since) reads keys by the time they last changed
     """
     CREATE INDEX api_keys_updated_at ON api_keys (updated_at);
+    """,
+    # 3: uses per key and hour, for the admin console's usage charts (kept USAGE_KEPT_DAYS)
+    """
+    CREATE TABLE api_key_usage (
+        key_id TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+        hour TIMESTAMPTZ NOT NULL,
+        count BIGINT NOT NULL,
+        PRIMARY KEY (key_id, hour)
+    );
+    CREATE INDEX api_key_usage_hour ON api_key_usage (hour);
     """,
 ]
 
@@ -143,6 +156,7 @@ class PostgresKeyStore:
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
+        self._usage_purge = PurgeSchedule()
         self._pool: asyncpg.Pool | None = None
 
     @property
@@ -379,11 +393,32 @@ class PostgresKeyStore:
         if not usage:
             return
         rows = [(count, last, key_id) for key_id, (count, last) in usage.items()]
+        hours = [(key_id, usage_hour(last), count) for key_id, (count, last) in usage.items()]
+        purge = self._usage_purge.due(utcnow())
+
+        async def write() -> None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.executemany(
+                    "UPDATE api_keys SET use_count = use_count + $1, "
+                    "last_used_at = GREATEST(COALESCE(last_used_at, $2), $2) WHERE id = $3",
+                    rows,
+                )
+                await conn.executemany(
+                    "INSERT INTO api_key_usage (key_id, hour, count) SELECT $1, $2, $3 WHERE EXISTS "
+                    "(SELECT 1 FROM api_keys WHERE id = $1) "
+                    "ON CONFLICT (key_id, hour) DO UPDATE SET count = api_key_usage.count + excluded.count",
+                    hours,
+                )
+                if purge:
+                    await conn.execute("DELETE FROM api_key_usage WHERE hour < $1", usage_cutoff(utcnow()))
+
         # not retried: increments; the authenticator keeps unflushed counts for the next flush
-        await self._once(
-            lambda: self.pool.executemany(
-                "UPDATE api_keys SET use_count = use_count + $1, "
-                "last_used_at = GREATEST(COALESCE(last_used_at, $2), $2) WHERE id = $3",
-                rows,
+        await self._once(write)
+
+    async def usage_since(self, since: datetime) -> list[tuple[str, datetime, int]]:
+        rows = await self._retry(
+            lambda: self.pool.fetch(
+                "SELECT key_id, hour, count FROM api_key_usage WHERE hour >= $1 ORDER BY hour", usage_hour(since)
             )
         )
+        return [(row["key_id"], row["hour"], row["count"]) for row in rows]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from skywarden.server.errors import STORE_UNAVAILABLE, ApiError
@@ -95,3 +95,28 @@ class KeyFilter:
 UPDATABLE = frozenset(
     {"name", "owner", "scopes", "expires_at", "rate_limit", "metadata", "disabled", "disabled_reason"}
 )
+
+
+USAGE_KEPT_DAYS = 31  # hourly use counts older than this are deleted
+
+
+def usage_hour(when: datetime) -> datetime:
+    """The hour a use is counted in (UTC)."""
+    return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def usage_cutoff(now: datetime) -> datetime:
+    return usage_hour(now) - timedelta(days=USAGE_KEPT_DAYS)
+
+
+@dataclass
+class PurgeSchedule:
+    """Old usage rows are deleted at most once an hour per process, with a usage write."""
+
+    last: datetime | None = None
+
+    def due(self, now: datetime) -> bool:
+        if self.last is not None and now - self.last < timedelta(hours=1):
+            return False
+        self.last = now
+        return True

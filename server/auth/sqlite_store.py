@@ -18,7 +18,10 @@ from skywarden.server.auth.records import (
     KeyFilter,
     KeyNotFound,
     KeyRecord,
+    PurgeSchedule,
     StoredHash,
+    usage_cutoff,
+    usage_hour,
     utcnow,
 )
 
@@ -55,6 +58,16 @@ MIGRATIONS: list[str] = [
     # 2: the change feed (changed_since) reads keys by the time they last changed
     """
     CREATE INDEX api_keys_updated_at ON api_keys (updated_at);
+    """,
+    # 3: uses per key and hour, for the admin console's usage charts (kept USAGE_KEPT_DAYS)
+    """
+    CREATE TABLE api_key_usage (
+        key_id TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+        hour TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (key_id, hour)
+    );
+    CREATE INDEX api_key_usage_hour ON api_key_usage (hour);
     """,
 ]
 
@@ -131,6 +144,7 @@ class SQLiteKeyStore:
     NEWEST_VERSION = len(MIGRATIONS)
 
     def __init__(self, path: str) -> None:
+        self._usage_purge = PurgeSchedule()
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
@@ -309,7 +323,21 @@ class SQLiteKeyStore:
                 "WHERE id = ?",
                 [(count, _t(last), _t(last), key_id) for key_id, (count, last) in usage.items()],
             )
+            await self.db.executemany(
+                "INSERT INTO api_key_usage (key_id, hour, count) SELECT ?, ?, ? WHERE EXISTS "
+                "(SELECT 1 FROM api_keys WHERE id = ?) "
+                "ON CONFLICT (key_id, hour) DO UPDATE SET count = count + excluded.count",
+                [(key_id, _t(usage_hour(last)), count, key_id) for key_id, (count, last) in usage.items()],
+            )
+            if self._usage_purge.due(utcnow()):
+                await self.db.execute("DELETE FROM api_key_usage WHERE hour < ?", (_t(usage_cutoff(utcnow())),))
             await self.db.commit()
+
+    async def usage_since(self, since: datetime) -> list[tuple[str, datetime, int]]:
+        async with self.db.execute(
+            "SELECT key_id, hour, count FROM api_key_usage WHERE hour >= ? ORDER BY hour", (_t(usage_hour(since)),)
+        ) as cur:
+            return [(row[0], _dt(row[1]), row[2]) for row in await cur.fetchall()]
 
     async def schema_version(self) -> int:
         async with self.db.execute("SELECT name FROM sqlite_master WHERE name = 'schema_version'") as cur:

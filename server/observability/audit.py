@@ -12,9 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from skywarden.server.appkeys import AUDIT, AUTH_FAILURE, METRICS, PRINCIPAL, REQUEST_ID
+from skywarden.server.appkeys import AUDIT, AUTH_FAILURE, DENIALS, METRICS, PRINCIPAL, REQUEST_ID
 from skywarden.server.errors import ApiError
 from skywarden.server.observability import logging_setup
+from skywarden.server.observability.denials import compact
 
 DENIED_STATUSES = frozenset({401, 403, 429})
 CLIENT_CLOSED_REQUEST = 499  # nginx's convention for "the client closed the connection first"
@@ -103,6 +104,10 @@ async def audit_middleware(request: web.Request, handler):
         metrics = request.app.get(METRICS)
         if metrics is not None:
             metrics.observe_request(request, status, latency, fields)
+        if fields["outcome"] == "denied":
+            denials = request.app.get(DENIALS)
+            if denials is not None:
+                await denials.add(compact({**fields, "time": logging_setup.utc_now_iso()}))
 
 
 def audit_admin_action(

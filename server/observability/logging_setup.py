@@ -36,6 +36,10 @@ def utc_timestamp(logger: Any, method_name: str, event_dict: dict[str, Any]) -> 
     return event_dict
 
 
+def utc_now_iso() -> str:
+    return utc_timestamp(None, "", {})["timestamp"]
+
+
 def _add_instance(name: str) -> Any:
     def add_instance(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         event_dict["instance"] = name

@@ -1,8 +1,9 @@
 """Pick where shared state lives: in this process, or in Redis when ``redis_url`` is set.
 
-Rate-limit counters, handshake sessions and the key-change broadcast move together: with
-Redis every instance (and every worker) draws on one budget, continues any session, and
-hears every revocation; without it each process keeps its own.
+Rate-limit counters, handshake sessions, the key-change broadcast and the recent denials
+move together: with Redis every instance (and every worker) draws on one budget, continues
+any session, hears every revocation and shows every denial; without it each process keeps
+its own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from skywarden.server.calls.counters import Counters, MemoryCounters
 from skywarden.server.mcp.sessions import MemorySessionStore, SessionStore
+from skywarden.server.observability.denials import MemoryDenials, RecentDenials
 from skywarden.server.settings import Settings
 from skywarden.server.shared.broadcast import LocalBroadcast, RedisBroadcast
 
@@ -25,6 +27,7 @@ class SharedState:
     counters: Counters
     sessions: SessionStore
     broadcast: LocalBroadcast
+    denials: RecentDenials
     client: Any = None  # the Redis client, closed last
 
 
@@ -35,9 +38,11 @@ def open_shared_state(settings: Settings, sessions: SessionStore | None = None) 
             sessions = MemorySessionStore(
                 settings.session_idle_timeout, settings.max_sessions, max_per_key=settings.max_sessions_per_key
             )
-        return SharedState("in-process", MemoryCounters(), sessions, LocalBroadcast(alone=settings.workers == 1))
+        broadcast = LocalBroadcast(alone=settings.workers == 1)
+        return SharedState("in-process", MemoryCounters(), sessions, broadcast, MemoryDenials())
     from skywarden.server.calls.redis_counters import RedisCounters
     from skywarden.server.mcp.redis_sessions import RedisSessionStore
+    from skywarden.server.observability.denials import RedisDenials
     from skywarden.server.shared.redis_connection import redis_client
 
     client = redis_client(settings.redis_url)
@@ -46,7 +51,14 @@ def open_shared_state(settings: Settings, sessions: SessionStore | None = None) 
         sessions = RedisSessionStore(
             client, prefix, settings.session_idle_timeout, settings.max_sessions, settings.max_sessions_per_key
         )
-    return SharedState("redis", RedisCounters(client, prefix), sessions, RedisBroadcast(client, prefix), client)
+    return SharedState(
+        "redis",
+        RedisCounters(client, prefix),
+        sessions,
+        RedisBroadcast(client, prefix),
+        RedisDenials(client, prefix),
+        client,
+    )
 
 
 def shared_state_context(state: SharedState) -> Callable[[web.Application], AsyncIterator[None]]:
