@@ -31,6 +31,8 @@ from skywarden.server.auth.store import KeyStore
 from skywarden.server.calls.pipeline import ToolPipeline
 from skywarden.server.calls.ratelimit import RateLimits, client_ip_limit_middleware, key_limit_middleware
 from skywarden.server.calls.upstream import build_upstream, upstream_context
+from skywarden.server.console import pages
+from skywarden.server.console.sso import ConsoleSignIn
 from skywarden.server.http.body import body_size_middleware
 from skywarden.server.http.context import request_context_middleware
 from skywarden.server.http.cors import setup_cors
@@ -148,6 +150,13 @@ def create_app(
     discovery.add_routes(app, identity)
     if metrics is not None:
         setup_metrics(app, metrics)
+    if settings.console_enabled:
+        sso = identity is not None and identity.admin_sign_in and bool(settings.console_oidc_client_id)
+        pages.add_routes(app, registry.names(), sso)
+        if sso:
+            ConsoleSignIn(
+                identity, identity.issuers[0], settings.console_oidc_client_id, settings.console_oidc_client_secret
+            ).add_routes(app)
     setup_openapi(app)
     setup_cors(app, settings.cors_origins)
     return app

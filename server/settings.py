@@ -407,6 +407,13 @@ class Settings:
         },
     )
     oauth_rate_limit: str = _setting("", _rate, "per-subject limit of OAuth callers; empty = rate_limit")
+    console_enabled: bool = _setting(True, _bool, "serve the admin console at /admin (docs/console.md)")
+    console_oidc_client_id: str = _setting(
+        "", _text, "client id for console single sign-on (code + PKCE) with the first oidc_issuers; empty = off"
+    )
+    console_oidc_client_secret: str = _setting(
+        "", _secret_text, "client secret for console sign-on, if the provider wants one", secret=True
+    )
     auth_failure_limit: str = _setting(
         "20/minute", _rate, "wrong credentials allowed per client IP before 429 (valid keys always pass); empty = none"
     )
@@ -556,6 +563,10 @@ def _check_identity(settings: Settings) -> None:
     if (settings.admin_oidc_audience or settings.oauth_resource_url) and not settings.oidc_issuers:
         which = "admin_oidc_audience" if settings.admin_oidc_audience else "oauth_resource_url"
         raise SettingsError(f"invalid setting {which}: it needs oidc_issuers (the issuers whose tokens are trusted)")
+    if settings.console_oidc_client_id and not settings.admin_oidc_audience:
+        raise SettingsError(
+            "invalid setting console_oidc_client_id: console sign-on needs admin_oidc_audience (and oidc_issuers)"
+        )
 
 
 def markdown_table() -> str:

@@ -28,6 +28,7 @@ CONFORMANCE_PRERELEASE = "0.2.0-alpha.12"
 INSPECTOR = "2.12.0"
 MCP_REMOTE = "0.15.1"
 OIDC_PROVIDER = "9.13.3"
+AXE_CORE = "4.14.1"
 # alias -> npm package spec; aliases name the tools in the tests
 PACKAGES = {
     "node": "node@22",
@@ -37,6 +38,7 @@ PACKAGES = {
     "inspector": f"npm:@modelcontextprotocol/inspector@{INSPECTOR}",
     "mcp-remote": f"mcp-remote@{MCP_REMOTE}",
     "oidc-provider": f"oidc-provider@{OIDC_PROVIDER}",
+    "axe-core": f"axe-core@{AXE_CORE}",
 }
 
 

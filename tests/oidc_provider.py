@@ -56,6 +56,7 @@ class Client:
     client_secret: str
     scope: str
     roles: list[str] | None = None
+    extra: dict = field(default_factory=dict)  # more client metadata (redirect_uris, grant_types, ...)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class OpenIDProvider:
     clients: list[Client]
     port: int = field(default_factory=free_port)
     keys: list[SigningKey] = field(default_factory=lambda: [SigningKey.new()])
+    users: dict[str, list[str]] = field(default_factory=dict)  # dev-login accounts and their roles
     _proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -80,10 +82,17 @@ class OpenIDProvider:
                     "port": self.port,
                     "jwks": {"keys": [k.private_jwk() for k in self.keys]},
                     "clients": [
-                        {"client_id": c.client_id, "client_secret": c.client_secret, "scope": c.scope, "roles": c.roles}
+                        {
+                            "client_id": c.client_id,
+                            **({"client_secret": c.client_secret} if c.client_secret else {}),
+                            "scope": c.scope,
+                            "roles": c.roles,
+                            **c.extra,
+                        }
                         for c in self.clients
                     ],
                     "resources": self.resources,
+                    "users": self.users,
                 }
             )
         )

@@ -25,8 +25,10 @@ def test_wheel_contents(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/")[0] for name in names}
     assert top == {"skywarden", "skywarden-0.1.0.dist-info"}
-    for package in ("server", "server/auth", "server/mcp", "tools", "tools/weather", "clients"):
+    for package in ("server", "server/auth", "server/mcp", "server/identity", "server/console", "tools", "clients"):
         assert f"skywarden/{package}/__init__.py" in names, package
+    for asset in ("index.html", "app.js", "style.css"):  # the console works offline: its assets ship inside
+        assert f"skywarden/server/console/static/{asset}" in names, asset
     assert not any(name.startswith(("server/", "tools/", "clients/", "tests/")) for name in names)
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "get_forecast = skywarden.tools.weather.forecast:tool" in entry_points

@@ -42,14 +42,19 @@ PROBE_PATHS = frozenset(
     }
 )
 HEALTH_PATHS = frozenset({HEALTH_PATH, READY_PATH})  # also answered over plain HTTP (load-balancer probes)
-PUBLIC_PATHS = HEALTH_PATHS | PROBE_PATHS
-PUBLIC_PREFIXES = (DOCS_PATH,)
+PUBLIC_PATHS = HEALTH_PATHS | PROBE_PATHS | {CONSOLE_PATH}
+PUBLIC_PREFIXES = (DOCS_PATH, CONSOLE_PATH + "/")
 
 
 def is_public(path: str) -> bool:
     """Answered without any credential: health, readiness, the OpenAPI document and Swagger UI,
-    and the probe addresses (404 while OAuth is not configured)."""
+    the admin console's page and assets (it signs in against the admin API), and the probe
+    addresses (404 while OAuth is not configured)."""
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def is_console(path: str) -> bool:
+    return path == CONSOLE_PATH or path.startswith(CONSOLE_PATH + "/")
 
 
 def is_admin(path: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from skywarden.server.appkeys import FORWARDED_HTTPS
-from skywarden.server.http.paths import DOCS_PATH, is_public
+from skywarden.server.http.paths import DOCS_PATH, is_console, is_public
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # Swagger UI's page needs its own scripts, styles, images and the spec (same origin only).
@@ -13,6 +13,12 @@ DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'none'"
+)
+
+# The admin console: its own scripts, styles and API only; no inline code, never framed.
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
 _STATIC = {
@@ -29,8 +35,9 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     headers = response.headers
     for name, value in _STATIC.items():
         headers.setdefault(name, value)
-    is_docs_page = request.path == DOCS_PATH
-    headers.setdefault("Content-Security-Policy", DOCS_CSP if is_docs_page else API_CSP)
+    path = request.path
+    csp = DOCS_CSP if path == DOCS_PATH else CONSOLE_CSP if is_console(path) else API_CSP
+    headers.setdefault("Content-Security-Policy", csp)
     if not is_public(request.path):
         # no-store always; an event stream's no-transform (proxies must not buffer or compress it) stays
         transform = ", no-transform" if "no-transform" in headers.get("Cache-Control", "") else ""

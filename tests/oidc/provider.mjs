@@ -11,6 +11,7 @@ const { default: Provider } = await import(pathToFileURL(process.argv[3]).href);
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const issuer = `http://127.0.0.1:${config.port}`;
 const roles = Object.fromEntries(config.clients.map((c) => [c.client_id, c.roles]));
+const users = config.users || {}; // people who sign in through the dev login form: accountId -> roles
 const clients = config.clients.map(({ roles: _, ...client }) => ({
   grant_types: ['client_credentials'],
   redirect_uris: [],
@@ -23,7 +24,7 @@ const provider = new Provider(issuer, {
   jwks: config.jwks,
   features: {
     clientCredentials: { enabled: true },
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: Object.keys(users).length > 0 },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => undefined,
@@ -37,8 +38,13 @@ const provider = new Provider(issuer, {
       },
     },
   },
-  scopes: [...new Set(Object.values(config.resources).join(' ').split(' '))],
+  scopes: [...new Set(['openid', ...Object.values(config.resources).join(' ').split(' ')])],
+  claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
+  findAccount: (ctx, id) => ({ accountId: id, claims: () => ({ sub: id, name: id, email: `${id}@example.test` }) }),
   extraTokenClaims: (ctx, token) => {
+    if (token.accountId) {
+      return { roles: users[token.accountId] || [], name: token.accountId, email: `${token.accountId}@example.test` };
+    }
     const clientRoles = roles[token.clientId];
     return clientRoles ? { roles: clientRoles, email: `${token.clientId}@example.test` } : undefined;
   },

@@ -1,0 +1,43 @@
+"""Serving the console: its page, its assets (in the package; no CDN) and what the page needs
+to know before sign-in (tool names, whether single sign-on is offered). None of it is secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from skywarden.server.http.paths import CONSOLE_PATH
+from skywarden.server.jsonutil import dumps
+
+STATIC = Path(__file__).resolve().parent / "static"
+NO_CACHE = {"Cache-Control": "no-cache"}
+ASSETS = {"app.js": "text/javascript", "style.css": "text/css", "icon.svg": "image/svg+xml"}
+
+
+def add_routes(app: web.Application, tool_names: list[str], sso: bool) -> None:
+    page = (STATIC / "index.html").read_bytes()
+    assets = {name: (STATIC / name).read_bytes() for name in ASSETS}
+    config = dumps({"tools": tool_names, "sso": sso})
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(body=page, content_type="text/html", charset="utf-8", headers=NO_CACHE)
+
+    async def asset(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in assets:
+            raise web.HTTPNotFound()
+        return web.Response(
+            body=assets[name], content_type=ASSETS[name], charset="utf-8", headers={"Cache-Control": "no-cache"}
+        )
+
+    async def console_config(request: web.Request) -> web.Response:
+        return web.Response(body=config, content_type="application/json", headers=NO_CACHE)
+
+    async def to_page(request: web.Request) -> web.Response:
+        raise web.HTTPFound(CONSOLE_PATH)
+
+    app.router.add_get(CONSOLE_PATH, index)
+    app.router.add_get(CONSOLE_PATH + "/", to_page)
+    app.router.add_get(CONSOLE_PATH + "/static/{name}", asset)
+    app.router.add_get(CONSOLE_PATH + "/config.json", console_config)

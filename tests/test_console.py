@@ -1,0 +1,175 @@
+"""The admin console in a real browser (Debian's Chromium through Playwright), against a real
+server: sign in, a key's whole life, what the page never shows again, markup rendered as text,
+no CSP violation or console error, only its own origin contacted, and an axe-core check."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from tests.browser import browser, watched_page  # noqa: F401 - the fixture
+from tests.conftest import ADMIN_TOKEN, SECRETS
+from tests.node_tools import ensure_tools
+
+pytestmark = pytest.mark.slow  # a browser per test
+
+
+async def sign_in(page, base: str) -> None:
+    await page.goto(base + "/admin")
+    await page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await page.locator("#console").wait_for(state="visible")
+
+
+async def api_status(base: str, key: str) -> int:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base + "/api/mcp/tools", headers={"X-API-Key": key}) as resp:
+            return resp.status
+
+
+async def axe_violations(page) -> list[str]:
+    """axe-core (npm) run inside the page; only serious and critical violations are returned."""
+    source = (ensure_tools() / "node_modules" / "axe-core" / "axe.min.js").read_text()
+    await page.evaluate(source + "\n;0")
+    found = await page.evaluate(
+        "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations"
+        ".filter(v => ['serious', 'critical'].includes(v.impact)).map(v => v.id + ': ' + v.help))"
+    )
+    return found
+
+
+async def assert_clean(seen, base: str) -> None:
+    assert await seen.csp_violations() == []
+    assert seen.errors == []
+    assert seen.dialogs == []
+    assert all(url.startswith(base) for url in seen.requests), [u for u in seen.requests if not u.startswith(base)]
+
+
+async def test_a_key_from_creation_to_revocation(make_server, browser):  # noqa: F811
+    server = await make_server()
+    base = str(server.make_url("")).rstrip("/")
+    seen = await watched_page(browser)
+    page = seen.page
+    await sign_in(page, base)
+
+    await page.get_by_role("button", name="New key").click()
+    await page.locator("#create-dialog").get_by_label("Name", exact=True).fill("console key")
+    await page.get_by_role("button", name="Create").click()
+    reveal = page.locator("#reveal-dialog")
+    await reveal.wait_for(state="visible")
+    assert "You will not see this key again" in await reveal.inner_text()
+    key = await page.locator("#revealed").input_value()
+    SECRETS.add(key)
+    assert key.startswith("skw_live_")
+    await page.get_by_role("button", name="I have stored it").click()
+    assert await page.locator("#revealed").input_value() == ""
+
+    assert await api_status(base, key) == 200
+
+    await page.reload()  # the credential lived in memory: signed out, and the key is never shown again
+    await page.locator("#sign-in").wait_for(state="visible")
+    await sign_in(page, base)
+    assert key not in await page.content()
+    row = page.locator("#keys-body tr", has_text="console key")
+    await row.wait_for()
+    assert "never" not in (await row.locator("td").nth(3).inner_text())
+    assert (await row.locator("td").nth(4).inner_text()) == "1"
+    assert (await page.locator("#usage-total").inner_text()).startswith("1 requests")
+    heights = await page.locator("#usage-chart rect").evaluate_all(
+        "rs => rs.map(r => Number(r.getAttribute('height')))"
+    )
+    assert len(heights) == 24 and max(heights) > 0
+
+    assert await axe_violations(page) == []
+
+    await row.get_by_role("button").click()
+    dialog = page.locator("#key-dialog")
+    await dialog.wait_for(state="visible")
+    assert await axe_violations(page) == []
+    await page.get_by_label("Grace period for the old key, seconds").fill("3600")
+    await page.get_by_role("button", name="Rotate").click()
+    await reveal.wait_for(state="visible")
+    new_key = await page.locator("#revealed").input_value()
+    SECRETS.add(new_key)
+    await page.get_by_role("button", name="I have stored it").click()
+    assert new_key != key
+    assert await api_status(base, key) == 200  # the old key works during its grace period
+    assert await api_status(base, new_key) == 200
+
+    await row.get_by_role("button").click()
+    await dialog.wait_for(state="visible")
+    await page.get_by_label("Reason").fill("leaked in a ticket")
+    await page.get_by_label("I understand the key stops working at once").check()
+    await page.get_by_role("button", name="Revoke").click()
+    await dialog.wait_for(state="hidden")
+    assert await api_status(base, new_key) == 401
+    assert await api_status(base, key) == 401
+
+    await page.reload()
+    await sign_in(page, base)
+    content = await page.content()
+    assert key not in content and new_key not in content
+    assert "revoked" in await page.locator("#keys-body tr", has_text="console key").inner_text()
+    denied = page.locator("#denials-body tr").first
+    assert "unknown" in await denied.inner_text() or "revoked" in await denied.inner_text()
+    await assert_clean(seen, base)
+
+
+async def test_markup_in_names_and_metadata_renders_as_text(make_client, browser):  # noqa: F811
+    client = await make_client()
+    hostile = "<img src=x onerror=alert(1)>"
+    resp = await client.admin.post(
+        "/api/admin/keys", json={"name": hostile, "metadata": {"note": "<script>alert(2)</script>"}}
+    )
+    SECRETS.add((await resp.json())["key"])
+    base = str(client.make_url("")).rstrip("/")
+    seen = await watched_page(browser)
+    page = seen.page
+    await sign_in(page, base)
+    row = page.locator("#keys-body tr", has_text=hostile)
+    await row.wait_for()
+    await row.get_by_role("button").click()
+    await page.locator("#key-dialog").wait_for(state="visible")
+    assert await page.locator("#key-dialog-title").inner_text() == hostile
+    assert "<script>alert(2)</script>" in await page.locator("#key-details").inner_text()
+    assert await page.locator("img").count() == 0 and await page.locator("#key-details script").count() == 0
+    await assert_clean(seen, base)
+
+
+async def test_sign_out_forgets_the_credential_and_a_wrong_token_is_refused(make_server, browser):  # noqa: F811
+    server = await make_server()
+    base = str(server.make_url("")).rstrip("/")
+    seen = await watched_page(browser)
+    page = seen.page
+    await page.goto(base + "/admin")
+    await page.get_by_label("Admin token").fill("wrong-token-" + "x" * 30)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    assert "Sign-in refused" in await page.locator("#message").inner_text()
+    assert await page.locator("#console").is_hidden()
+    await sign_in(page, base)
+    await page.get_by_role("button", name="Sign out").click()
+    await page.locator("#sign-in").wait_for(state="visible")
+    assert await page.evaluate("document.querySelectorAll('#keys-body tr').length") == 0
+    assert await page.evaluate("Object.keys(localStorage).length + Object.keys(sessionStorage).length") == 0
+    assert await page.evaluate("document.cookie") == ""
+    seen.errors[:] = [e for e in seen.errors if "401" not in e]  # the refused sign-in's own request
+    await assert_clean(seen, base)
+
+
+async def test_the_console_can_be_turned_off(make_server, make_settings, aiohttp_client):
+    server = await make_server(make_settings(console_enabled="false"))
+    client = await aiohttp_client(server)
+    for path in ("/admin", "/admin/static/app.js", "/admin/config.json"):
+        assert (await client.get(path)).status == 404
+
+
+async def test_the_page_and_its_assets_carry_a_strict_csp(client):
+    for path in ("/admin", "/admin/static/app.js", "/admin/static/style.css", "/admin/config.json"):
+        resp = await client.get(path)
+        assert resp.status == 200, path
+        csp = resp.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    config = await (await client.get("/admin/config.json")).json()
+    assert config == {"tools": sorted(config["tools"]), "sso": False} and "get_forecast" in config["tools"]
+    assert (await client.get("/admin/static/../app.py")).status == 404
+    assert (await client.get("/admin/static/nope.js")).status == 404
