@@ -32,6 +32,7 @@ class Watched:
     page: object
     errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    fetches: list[str] = field(default_factory=list)  # what the page's scripts asked for (fetch, XHR)
     dialogs: list[str] = field(default_factory=list)
 
     async def csp_violations(self) -> list[str]:
@@ -46,6 +47,7 @@ async def watched_page(browser) -> Watched:
     page.on("console", lambda m: seen.errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: seen.errors.append(str(e)))
     page.on("request", lambda r: seen.requests.append(r.url))
+    page.on("request", lambda r: seen.fetches.append(r.url) if r.resource_type in {"fetch", "xhr"} else None)
 
     async def on_dialog(dialog):
         seen.dialogs.append(dialog.message)

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from tests.browser import browser, watched_page  # noqa: F401 - the fixture
-from tests.conftest import ADMIN_TOKEN, SECRETS
+from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
 from tests.node_tools import ensure_tools
 
 pytestmark = pytest.mark.slow  # a browser per test
@@ -42,6 +42,7 @@ async def assert_clean(seen, base: str) -> None:
     assert await seen.csp_violations() == []
     assert seen.errors == []
     assert seen.dialogs == []
+    assert seen.fetches and all(url.startswith(base) for url in seen.fetches)
     assert all(url.startswith(base) for url in seen.requests), [u for u in seen.requests if not u.startswith(base)]
 
 
@@ -173,3 +174,88 @@ async def test_the_page_and_its_assets_carry_a_strict_csp(client):
     assert config == {"tools": sorted(config["tools"]), "sso": False} and "get_forecast" in config["tools"]
     assert (await client.get("/admin/static/../app.py")).status == 404
     assert (await client.get("/admin/static/nope.js")).status == 404
+
+
+@pytest.fixture
+async def sso_server(make_server, make_settings, tmp_path):
+    """A server whose console signs in with oidc-provider's login form (alice is an admin, bob is not)."""
+    from tests.oidc_provider import ADMIN_AUDIENCE, ADMIN_ROLE, Client, OpenIDProvider
+    from tests.server_process import free_port
+
+    port = free_port()
+    console = Client(
+        "console",
+        "",
+        "openid profile email",
+        extra={
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "redirect_uris": [f"http://127.0.0.1:{port}/admin/oidc/callback"],
+        },
+    )
+    provider = OpenIDProvider(
+        tmp_path, resources={ADMIN_AUDIENCE: "admin"}, clients=[console], users={"alice": [ADMIN_ROLE], "bob": []}
+    )
+    await provider.start()
+    settings = make_settings(
+        oidc_issuers=provider.issuer, admin_oidc_audience=ADMIN_AUDIENCE, console_oidc_client_id="console"
+    )
+    server = await make_server(settings, port=port)
+    yield server, provider
+    await provider.stop()
+
+
+async def sso_sign_in(page, base: str, who: str) -> None:
+    await page.goto(base + "/admin")
+    await page.get_by_role("link", name="Sign in with single sign-on").click()
+    await page.locator("input[name=login]").fill(who)
+    await page.locator("input[name=password]").fill("any password")
+    await page.locator("button[type=submit]").click()
+    await page.get_by_role("button", name="Continue").click()
+    await page.wait_for_url(base + "/admin")
+
+
+async def test_single_sign_on_then_an_action_audited_with_the_subject(sso_server, browser):  # noqa: F811
+    server, provider = sso_server
+    base = str(server.make_url("")).rstrip("/")
+    seen = await watched_page(browser)
+    page = seen.page
+    await sso_sign_in(page, base, "alice")
+    await page.locator("#console").wait_for(state="visible")
+    assert await page.locator("#who").inner_text() == "Signed in as alice"
+    assert "#" not in page.url  # the one-time handle left the address bar
+
+    await page.get_by_role("button", name="New key").click()
+    await page.locator("#create-dialog").get_by_label("Name", exact=True).fill("made by alice")
+    await page.get_by_role("button", name="Create").click()
+    await page.locator("#reveal-dialog").wait_for(state="visible")
+    SECRETS.add(await page.locator("#revealed").input_value())
+    actions = [e for e in drain_logs() if e.get("event") == "admin action" and e.get("action") == "key.create"]
+    assert actions[-1]["actor_subject"] == "alice" and actions[-1]["actor_issuer"] == provider.issuer
+    assert actions[-1]["after"]["name"] == "made by alice"
+    assert seen.fetches and all(u.startswith(base) for u in seen.fetches)  # the page's scripts: own origin only
+    assert await seen.csp_violations() == [] and seen.dialogs == []
+
+
+async def test_a_signed_in_user_without_the_admin_role_sees_a_clear_refusal(sso_server, browser):  # noqa: F811
+    server, _ = sso_server
+    base = str(server.make_url("")).rstrip("/")
+    seen = await watched_page(browser)
+    page = seen.page
+    await sso_sign_in(page, base, "bob")
+    message = page.locator("#message")
+    await message.wait_for(state="visible")
+    text = await message.inner_text()
+    assert "bob" in text and "not a Skywarden admin" in text and "roles=Skywarden.Admin" in text
+    assert await page.locator("#console").is_hidden()
+
+
+async def test_a_sign_in_handle_works_once(sso_server, aiohttp_client):
+    server, _ = sso_server
+    client = await aiohttp_client(server)
+    for body in ({"handle": "made-up"}, {"handle": 5}, {}, []):
+        resp = await client.post("/admin/oidc/redeem", json=body)
+        assert resp.status == 400 and "expired or was already used" in (await resp.json())["detail"]
+    resp = await client.get("/admin/oidc/callback", params={"state": "nope", "code": "x"}, allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"].startswith("/admin#error=")
