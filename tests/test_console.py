@@ -111,8 +111,13 @@ async def test_a_key_from_creation_to_revocation(make_server, browser):  # noqa:
     content = await page.content()
     assert key not in content and new_key not in content
     assert "revoked" in await page.locator("#keys-body tr", has_text="console key").inner_text()
-    denied = page.locator("#denials-body tr").first
-    assert "unknown" in await denied.inner_text() or "revoked" in await denied.inner_text()
+    from skywarden.server.auth.keys import display_prefix
+
+    denied = page.locator("#denials-body tr", has_text=display_prefix(new_key)).first
+    assert "revoked" in await denied.inner_text()
+    await denied.get_by_role("button").click()  # a denied key's prefix leads to that key
+    await page.locator("#key-dialog").wait_for(state="visible")
+    assert await page.locator("#key-dialog-title").inner_text() == "console key"
     await assert_clean(seen, base)
 
 
@@ -259,3 +264,29 @@ async def test_a_sign_in_handle_works_once(sso_server, aiohttp_client):
         assert resp.status == 400 and "expired or was already used" in (await resp.json())["detail"]
     resp = await client.get("/admin/oidc/callback", params={"state": "nope", "code": "x"}, allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"].startswith("/admin#error=")
+
+
+async def test_keyboard_only_and_a_phone_width(make_server, browser):  # noqa: F811
+    server = await make_server()
+    base = str(server.make_url("")).rstrip("/")
+    seen = await watched_page(browser)
+    page = seen.page
+    await page.set_viewport_size({"width": 375, "height": 740})
+    await page.goto(base + "/admin")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
+    await page.locator("#admin-token").focus()
+    await page.keyboard.type(ADMIN_TOKEN)
+    await page.keyboard.press("Enter")
+    await page.locator("#console").wait_for(state="visible")
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    await page.get_by_role("button", name="New key").focus()
+    await page.keyboard.press("Enter")
+    await page.locator("#create-dialog").wait_for(state="visible")
+    assert await page.evaluate("document.activeElement.id") == "create-name"  # focus moved into the dialog
+    outline = await page.evaluate("(s => [s.outlineStyle, s.outlineWidth])(getComputedStyle(document.activeElement))")
+    assert outline == ["solid", "3px"]  # the console's own visible focus ring, not the browser's default
+    await page.keyboard.press("Escape")
+    await page.locator("#create-dialog").wait_for(state="hidden")
+    assert await axe_violations(page) == []
+    await assert_clean(seen, base)

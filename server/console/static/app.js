@@ -182,9 +182,11 @@ async function renderDenials() {
   const rows = denials.map((d) => {
     const row = el("tr");
     const keyCell = el("td");
-    if (d.key_id) {
-      const open = el("button", d.key_prefix || d.key_id, { type: "button", class: "link" });
-      open.addEventListener("click", () => showKey(d.key_id));
+    // A refused key that was never recognised (revoked, expired) is still found by its prefix.
+    const keyId = d.key_id || (d.key_prefix && state.keys.find((k) => k.prefix === d.key_prefix)?.id);
+    if (keyId) {
+      const open = el("button", d.key_prefix || keyId, { type: "button", class: "link" });
+      open.addEventListener("click", () => showKey(keyId));
       keyCell.append(open);
     } else {
       keyCell.textContent = d.key_prefix || (d.subject ? `token: ${d.subject}` : "no key");
