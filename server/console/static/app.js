@@ -189,9 +189,10 @@ async function renderDenials() {
       open.addEventListener("click", () => showKey(keyId));
       keyCell.append(open);
     } else {
-      keyCell.textContent = d.key_prefix || (d.subject ? `token: ${d.subject}` : "no key");
+      const credential = d.reason === "missing" ? "no key" : "unrecognised credential";
+      keyCell.textContent = d.key_prefix || (d.subject ? `token: ${d.subject}` : credential);
     }
-    row.append(el("td", d.time), el("td", d.client_ip || ""), keyCell, el("td", d.reason || ""), el("td", d.status));
+    row.append(el("td", d.time.replace("T", " ").slice(0, 19) + " UTC"), el("td", d.client_ip || ""), keyCell, el("td", d.reason || ""), el("td", d.status));
     return row;
   });
   if (!rows.length) {
