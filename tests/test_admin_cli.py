@@ -29,7 +29,7 @@ def test_create_list_show_rotate_revoke(tmp_path):
     assert created.returncode == 0, created.stderr
     key = json.loads(created.stdout)
     SECRETS.add(key["key"])
-    assert is_well_formed(key["key"]) and key["scopes"] == ["get_alerts"]
+    assert is_well_formed(key["key"]) and key["scopes"] == ["get_alerts"] and key["created_by"] == "cli"
     assert key["key"] not in created.stderr  # the audit line never holds the key
 
     listed = json.loads(cli(tmp_path, "keys", "list", "--json").stdout)

@@ -67,3 +67,8 @@ async def test_denials_are_shared_by_instances_on_one_redis(make_settings, aioht
         resp = await second.get("/api/admin/denials", headers=ADMIN_HEADERS)
         found = (await resp.json())["denials"]
         assert found[0]["key_prefix"] == keys.display_prefix(wrong)
+
+
+async def test_a_key_says_who_created_it(client, tmp_path):
+    shown = await (await client.admin.get(f"/api/admin/keys/{client.key_id}")).json()
+    assert shown["created_by"] == "admin"

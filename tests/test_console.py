@@ -290,3 +290,19 @@ async def test_keyboard_only_and_a_phone_width(make_server, browser):  # noqa: F
     await page.locator("#create-dialog").wait_for(state="hidden")
     assert await axe_violations(page) == []
     await assert_clean(seen, base)
+
+
+async def test_fifteen_idle_minutes_sign_the_console_out(make_server, browser):  # noqa: F811
+    server = await make_server()
+    base = str(server.make_url("")).rstrip("/")
+    seen = await watched_page(browser)
+    page = seen.page
+    await page.clock.install()
+    await sign_in(page, base)
+    await page.clock.fast_forward("14:00")
+    assert await page.locator("#console").is_visible()  # not yet
+    await page.clock.fast_forward("01:30")
+    await page.locator("#sign-in").wait_for(state="visible")
+    assert "15 minutes without activity" in await page.locator("#message").inner_text()
+    assert await page.evaluate("document.querySelectorAll('#keys-body tr').length") == 0
+    await assert_clean(seen, base)

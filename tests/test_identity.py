@@ -113,7 +113,9 @@ async def test_an_admin_token_with_the_role_opens_the_admin_api_and_the_audit_na
     admin = await http(srv, Authorization=f"Bearer {await token(provider, ADMIN, ADMIN_AUDIENCE)}")
     resp = await admin.post("/api/admin/keys", json={"name": "made by sso"})
     assert resp.status == 201, await resp.text()
-    SECRETS.add((await resp.json())["key"])
+    created = await resp.json()
+    SECRETS.add(created["key"])
+    assert created["created_by"] == "admin-client@example.test"
     event = audit_event(resp)
     assert event["principal"] == "admin" and event["subject"] == "admin-client"
     assert event["issuer"] == provider.issuer and event["email"] == "admin-client@example.test"

@@ -50,6 +50,7 @@ class KeyOutSchema(Schema):
     revoked_reason = fields.String(allow_none=True)
     rate_limit = fields.String(allow_none=True)
     metadata = fields.Dict()
+    created_by = fields.String(allow_none=True, metadata={"description": '"admin", "cli" or a signed-in admin'})
 
 
 class NewKeySchema(KeyOutSchema):

@@ -64,6 +64,7 @@ def key_view(record: KeyRecord) -> dict[str, Any]:
         "revoked_reason": record.revoked_reason,
         "rate_limit": record.rate_limit,
         "metadata": record.metadata,
+        "created_by": record.created_by,
     }
 
 
@@ -93,6 +94,12 @@ class Actor:
     name: str
     request_id: str | None = None
     identity: dict[str, str] | None = None  # an admin signed in with an access token
+
+    @property
+    def display_name(self) -> str:
+        """Who, in a word: a signed-in admin's email or name, else "admin" or "cli"."""
+        found = self.identity or {}
+        return (found.get("email") or found.get("subject_name") or found.get("subject") or self.name)[:200]
 
 
 CLI_ACTOR = Actor("cli")
@@ -187,6 +194,7 @@ class KeyOperations:
             expires_at=fields.get("expires_at"),
             rate_limit=fields.get("rate_limit"),
             metadata=fields.get("metadata") or {},
+            created_by=actor.display_name,
         )
         await self.store.create(record, keys.hash_key(key, self.secret))
         _audit(actor, "key.create", record.id, before=None, after=key_view(record))

@@ -76,15 +76,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (key_id, hour)
     );
     CREATE INDEX api_key_usage_hour ON api_key_usage (hour);
+    ALTER TABLE api_keys ADD COLUMN created_by TEXT;
     """,
 ]
 
 COLUMNS = (
     "id, name, owner, prefix, environment, scopes, created_at, updated_at, expires_at, last_used_at, "
-    "use_count, disabled, disabled_reason, revoked_at, revoked_reason, rate_limit, metadata"
+    "use_count, disabled, disabled_reason, revoked_at, revoked_reason, rate_limit, metadata, created_by"
 )
 MIGRATION_LOCK = 7_262_616_201  # pg_advisory_xact_lock id: one migrator at a time
-INSERT_KEY = f"INSERT INTO api_keys ({COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 18))})"
+INSERT_KEY = f"INSERT INTO api_keys ({COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 19))})"
 POOL_MIN, POOL_MAX = 1, 10
 CONNECT_TIMEOUT_SECONDS = 5.0
 # The connection went away, or a new one cannot be had now (server restarting or refusing,
@@ -122,6 +123,7 @@ def _record(row: asyncpg.Record) -> KeyRecord:
         revoked_reason=row["revoked_reason"],
         rate_limit=row["rate_limit"],
         metadata=json.loads(row["metadata"]),
+        created_by=row["created_by"],
     )
 
 
@@ -144,6 +146,7 @@ def _row(record: KeyRecord) -> tuple[Any, ...]:
         record.revoked_reason,
         record.rate_limit,
         json.dumps(record.metadata),
+        record.created_by,
     )
 
 
@@ -246,7 +249,7 @@ class PostgresKeyStore:
         async def run() -> None:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(
-                    f"INSERT INTO api_keys ({COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 18))})",
+                    f"INSERT INTO api_keys ({COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 19))})",
                     *_row(record),
                 )
                 await conn.execute(

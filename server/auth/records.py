@@ -53,6 +53,7 @@ class KeyRecord:
     rate_limit: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     updated_at: datetime | None = None
+    created_by: str | None = None  # who made it: "admin", "cli", or a signed-in admin's email or name
 
     def status(self, now: datetime | None = None) -> str:
         now = now or utcnow()

@@ -68,13 +68,14 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (key_id, hour)
     );
     CREATE INDEX api_key_usage_hour ON api_key_usage (hour);
+    ALTER TABLE api_keys ADD COLUMN created_by TEXT;
     """,
 ]
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _COLUMNS = (
     "id, name, owner, prefix, environment, scopes, created_at, updated_at, expires_at, last_used_at, "
-    "use_count, disabled, disabled_reason, revoked_at, revoked_reason, rate_limit, metadata"
+    "use_count, disabled, disabled_reason, revoked_at, revoked_reason, rate_limit, metadata, created_by"
 )
 
 
@@ -105,6 +106,7 @@ def _record(row: Any) -> KeyRecord:
         revoked_reason=row[14],
         rate_limit=row[15],
         metadata=json.loads(row[16]),
+        created_by=row[17],
     )
 
 
@@ -127,6 +129,7 @@ def _row(record: KeyRecord) -> tuple[Any, ...]:
         record.revoked_reason,
         record.rate_limit,
         json.dumps(record.metadata),
+        record.created_by,
     )
 
 
@@ -194,7 +197,7 @@ class SQLiteKeyStore:
 
     async def create(self, record: KeyRecord, key_hash: str) -> None:
         async with self._write_lock:
-            await self.db.execute(f"INSERT INTO api_keys ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", _row(record))
+            await self.db.execute(f"INSERT INTO api_keys ({_COLUMNS}) VALUES ({', '.join('?' * 18)})", _row(record))
             await self.db.execute(
                 "INSERT INTO api_key_hashes (key_hash, key_id, valid_until, created_at) VALUES (?, ?, NULL, ?)",
                 (key_hash, record.id, _t(record.created_at)),
@@ -216,7 +219,7 @@ class SQLiteKeyStore:
             row = await cur.fetchone()
         if row is None:
             return None
-        return HashMatch(record=_record(row[:17]), valid_until=_dt(row[17]))
+        return HashMatch(record=_record(row[:-1]), valid_until=_dt(row[-1]))
 
     async def changed_since(self, since: datetime) -> list[str]:
         async with self.db.execute(
@@ -357,7 +360,7 @@ class SQLiteKeyStore:
 
     async def import_key(self, record: KeyRecord, hashes: list[StoredHash]) -> None:
         async with self._write_lock:
-            await self.db.execute(f"INSERT INTO api_keys ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", _row(record))
+            await self.db.execute(f"INSERT INTO api_keys ({_COLUMNS}) VALUES ({', '.join('?' * 18)})", _row(record))
             await self.db.executemany(
                 "INSERT INTO api_key_hashes (key_hash, key_id, valid_until, created_at) VALUES (?, ?, ?, ?)",
                 [(h.key_hash, record.id, _t(h.valid_until), _t(h.created_at)) for h in hashes],

@@ -259,7 +259,7 @@ async function showKey(keyId) {
   const facts = [
     ["Prefix", key.prefix], ["Status", key.status], ["Environment", key.environment], ["Owner", key.owner || "none"],
     ["Scopes", key.scopes.join(", ")], ["Rate limit", key.rate_limit || "server default"],
-    ["Created", formatTime(key.created_at)], ["Expires", key.expires_at ? formatTime(key.expires_at) : "never"],
+    ["Created", `${formatTime(key.created_at)} by ${key.created_by || "unknown"}`], ["Expires", key.expires_at ? formatTime(key.expires_at) : "never"],
     ["Last used", formatTime(key.last_used_at)], ["Uses", key.use_count],
     ["Revoked", key.revoked_at ? `${formatTime(key.revoked_at)}: ${key.revoked_reason || ""}` : "no"],
     ["Metadata", JSON.stringify(key.metadata)],
