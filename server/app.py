@@ -73,7 +73,7 @@ def create_app(
     sessions, broadcast = shared.sessions, shared.broadcast
     limits = RateLimits.from_settings(settings, shared.counters)
     upstream_cache = TTLCache(settings.upstream_cache_entries)
-    metrics = Metrics(sessions, upstream_cache) if settings.metrics_enabled else None
+    metrics = Metrics(sessions, upstream_cache, frozenset(registry.names())) if settings.metrics_enabled else None
     upstream = build_upstream(settings, upstream_cache, metrics.observe_upstream if metrics else None)
     authenticator = Authenticator(
         key_store,

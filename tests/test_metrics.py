@@ -99,3 +99,16 @@ def test_request_figures_are_cumulative_buckets_with_bounded_labels():
     assert 'skywarden_http_request_duration_seconds_bucket{le="+Inf",route="/mcp"} 3.0' in text
     assert 'skywarden_http_request_duration_seconds_count{route="/mcp"} 3.0' in text
     assert 'skywarden_http_request_duration_seconds_sum{route="/mcp"} 99.0055' in text
+
+
+async def test_tool_call_metrics_count_only_registered_tools(make_client):
+    """A refused call names whatever the client sent; the metric's labels must stay bounded."""
+    client = await make_client(scopes=["get_alerts"])
+    from tests.mcp_helpers import modern_headers, modern_rpc
+
+    for name in ("made-up-1", "made-up-2", "get_forecast"):
+        message = modern_rpc("tools/call", {"name": name, "arguments": {}})
+        await client.post("/mcp", json=message, headers=modern_headers(message))
+    text = await (await client.admin.get("/metrics")).text()
+    assert "made-up" not in text
+    assert 'skywarden_tool_calls_total{outcome="denied",tool="get_forecast"} 1.0' in text

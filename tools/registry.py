@@ -48,6 +48,7 @@ class RegisteredTool:
     distribution: str
     cost: int = 1
     settings_group: str | None = None  # the tool gets the server's ``<group>_*`` settings
+    pure_arguments: bool = False  # its Arguments schema's answer depends on the input alone
 
     def describe(self, with_output_schema: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -116,6 +117,9 @@ def register_tool(obj: Any, distribution: str) -> RegisteredTool:
     cost = getattr(obj, "cost", 1)
     if not isinstance(cost, int) or isinstance(cost, bool) or cost < 1:
         raise InvalidToolError(f"tool {name!r}: cost must be a positive integer")
+    pure_arguments = getattr(obj, "pure_arguments", False)
+    if not isinstance(pure_arguments, bool):
+        raise InvalidToolError(f"tool {name!r}: pure_arguments must be True or False")
     settings_group = getattr(obj, "settings_group", None)
     if settings_group is not None and (not isinstance(settings_group, str) or not SETTINGS_GROUP.match(settings_group)):
         raise InvalidToolError(f"tool {name!r}: settings_group must be lower-case letters, digits and _")
@@ -136,6 +140,7 @@ def register_tool(obj: Any, distribution: str) -> RegisteredTool:
         distribution=distribution,
         cost=cost,
         settings_group=settings_group,
+        pure_arguments=pure_arguments,
     )
 
 

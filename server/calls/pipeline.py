@@ -9,6 +9,7 @@ out. A tool's own failure is a result with ``is_error`` set, never an error.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,6 +119,8 @@ class ToolPipeline:
     max_concurrent: int = 8
     token_refusal: Callable[[str], ApiError] | None = None  # resource-server mode: the scope challenge
     _running: dict[str, int] = field(default_factory=dict)
+    _validated: OrderedDict[tuple[Any, ...], dict[str, Any]] = field(default_factory=OrderedDict)
+    _loggers: dict[str, Any] = field(default_factory=dict)
 
     def visible_tools(self, principal: Principal) -> list[RegisteredTool]:
         return [t for t in self.registry if principal.allows(t.name)]
@@ -155,17 +158,27 @@ class ToolPipeline:
         if units > 0 and self.charge is not None and principal.metered:
             await self.charge(principal, units)
 
-    @staticmethod
-    def _validate(tool: RegisteredTool, arguments: Any) -> dict[str, Any]:
+    def _validate(self, tool: RegisteredTool, arguments: Any) -> dict[str, Any]:
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
             raise InvalidArguments(tool.name, {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
+        memo_key = _memo_key(tool, arguments)
+        if memo_key is not None:
+            found = self._validated.get(memo_key)
+            if found is not None:
+                self._validated.move_to_end(memo_key)
+                return dict(found)  # scalars only: a shallow copy is a full one
         try:
-            return tool.arguments_schema.load(arguments)
+            validated = tool.arguments_schema.load(arguments)
         except marshmallow.ValidationError as exc:
             errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
             raise InvalidArguments(tool.name, errors) from None
+        if memo_key is not None and all(type(v) in _SCALARS for v in validated.values()):
+            self._validated[memo_key] = dict(validated)
+            if len(self._validated) > VALIDATED_KEPT:
+                self._validated.popitem(last=False)
+        return validated
 
     def _slot(self, principal: Principal) -> _Slot:
         return _Slot(self._running, principal.id, self.max_concurrent)
@@ -178,7 +191,9 @@ class ToolPipeline:
         report_progress: ProgressReporter,
         client_capabilities: Mapping[str, Any] | None,
     ) -> ToolResult:
-        bound = log.bind(tool=tool.name)
+        bound = self._loggers.get(tool.name)
+        if bound is None:
+            bound = self._loggers[tool.name] = log.bind(tool=tool.name)
         context = ToolContext(
             upstream=self.upstream,
             settings=self.tool_settings.get(tool.name, {}),
@@ -209,6 +224,27 @@ class ToolPipeline:
                 content=[text_content(f"The tool {tool.name} returned an invalid result.")], is_error=True
             )
         return result
+
+
+VALIDATED_KEPT = 4096  # validated argument sets remembered (pure_arguments tools), least recently used first out
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_MEMO_MAX_ITEMS = 16
+_MEMO_MAX_TEXT = 256
+
+
+def _memo_key(tool: RegisteredTool, arguments: dict[str, Any]) -> tuple[Any, ...] | None:
+    """A key for identical arguments of a ``pure_arguments`` tool: a few short scalars, each with
+    its type (``True`` and ``1`` validate differently). Anything else is validated every time."""
+    if not tool.pure_arguments or len(arguments) > _MEMO_MAX_ITEMS:
+        return None
+    items = []
+    for name, value in arguments.items():
+        kind = type(value)
+        if kind not in _SCALARS or (kind is str and len(value) > _MEMO_MAX_TEXT):
+            return None
+        items.append((name, kind, value.hex() if kind is float else value))  # -0.0 and 0.0 apart
+    items.sort(key=lambda item: item[0])
+    return (tool.name, *items)
 
 
 @dataclass

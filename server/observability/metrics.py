@@ -80,13 +80,34 @@ class _RequestFigures(Collector):
         yield latency
 
 
+class _ToolCallFigures(Collector):
+    """Tool calls by tool and outcome, as plain numbers; only registered tools are counted (a
+    refused call names whatever the client sent, and labels must stay bounded)."""
+
+    def __init__(self, tool_names: frozenset[str]) -> None:
+        self.tool_names = tool_names
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def count(self, tool: str, outcome: str) -> None:
+        if tool in self.tool_names:
+            key = (tool, outcome)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def collect(self) -> Iterator[Any]:
+        calls = CounterMetricFamily("skywarden_tool_calls", "Tool calls", labels=["tool", "outcome"])
+        for (tool, outcome), count in sorted(self.counts.items()):
+            calls.add_metric([tool, outcome], count)
+        yield calls
+
+
 class Metrics:
-    def __init__(self, sessions: Sized, upstream_cache: TTLCache) -> None:
+    def __init__(self, sessions: Sized, upstream_cache: TTLCache, tool_names: frozenset[str] = frozenset()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = _RequestFigures()
         r.register(self.requests)
-        self.tool_calls = Counter("skywarden_tool_calls", "Tool calls", ["tool", "outcome"], registry=r)
+        self.tool_calls = _ToolCallFigures(tool_names)
+        r.register(self.tool_calls)
         self.auth_failures = Counter("skywarden_auth_failures", "Failed authentications", ["reason"], registry=r)
         self.rate_limited = Counter("skywarden_rate_limited", "Requests refused by a rate limit", ["limit"], registry=r)
         self.upstream_latency = Histogram(
@@ -105,9 +126,9 @@ class Metrics:
         self.requests.observe(route_name, request.method, status, latency)
         tool = fields.get("tool")
         if tool and fields.get("outcome") == "allowed" and "rpc_error" not in fields:
-            self.tool_calls.labels(tool, "error" if fields.get("tool_error") else "ok").inc()
+            self.tool_calls.count(tool, "error" if fields.get("tool_error") else "ok")
         elif tool and fields.get("outcome") == "denied":
-            self.tool_calls.labels(tool, "denied").inc()
+            self.tool_calls.count(tool, "denied")
         if status == 401 and fields.get("reason"):
             self.auth_failures.labels(fields["reason"]).inc()
         if status == 429:

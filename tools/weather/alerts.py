@@ -79,6 +79,7 @@ def _format(alert: dict[str, Any]) -> str:
 class GetAlerts:
     name = "get_alerts"
     settings_group = nws.SETTINGS_GROUP
+    pure_arguments = True  # validation depends on the arguments alone: identical ones are checked once
     title = "Active weather alerts"
     description = (
         "Get active weather alerts (watches, warnings, advisories) for a US state or territory "

@@ -123,6 +123,7 @@ def _forecast(forecast: Any) -> tuple[str, list[dict[str, Any]]]:
 class GetForecast:
     name = "get_forecast"
     settings_group = nws.SETTINGS_GROUP
+    pure_arguments = True  # validation depends on the arguments alone: identical ones are checked once
     title = "Weather forecast"
     description = (
         "Get the weather forecast for a location in the United States from the National Weather "
