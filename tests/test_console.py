@@ -14,6 +14,14 @@ from tests.node_tools import ensure_tools
 pytestmark = pytest.mark.slow  # a browser per test
 
 
+@pytest.fixture
+async def console(make_server, browser):  # noqa: F811
+    """A fresh server and a watched browser page: (base URL, what the page did, the page)."""
+    server = await make_server()
+    seen = await watched_page(browser)
+    return str(server.make_url("")).rstrip("/"), seen, seen.page
+
+
 async def sign_in(page, base: str) -> None:
     await page.goto(base + "/admin")
     await page.get_by_label("Admin token").fill(ADMIN_TOKEN)
@@ -46,11 +54,8 @@ async def assert_clean(seen, base: str) -> None:
     assert all(url.startswith(base) for url in seen.requests), [u for u in seen.requests if not u.startswith(base)]
 
 
-async def test_a_key_from_creation_to_revocation(make_server, browser):  # noqa: F811
-    server = await make_server()
-    base = str(server.make_url("")).rstrip("/")
-    seen = await watched_page(browser)
-    page = seen.page
+async def test_a_key_from_creation_to_revocation(console):
+    base, seen, page = console
     await sign_in(page, base)
 
     await page.get_by_role("button", name="New key").click()
@@ -142,11 +147,8 @@ async def test_markup_in_names_and_metadata_renders_as_text(make_client, browser
     await assert_clean(seen, base)
 
 
-async def test_sign_out_forgets_the_credential_and_a_wrong_token_is_refused(make_server, browser):  # noqa: F811
-    server = await make_server()
-    base = str(server.make_url("")).rstrip("/")
-    seen = await watched_page(browser)
-    page = seen.page
+async def test_sign_out_forgets_the_credential_and_a_wrong_token_is_refused(console):
+    base, seen, page = console
     await page.goto(base + "/admin")
     await page.get_by_label("Admin token").fill("wrong-token-" + "x" * 30)
     await page.get_by_role("button", name="Sign in", exact=True).click()
@@ -266,11 +268,8 @@ async def test_a_sign_in_handle_works_once(sso_server, aiohttp_client):
     assert resp.status == 302 and resp.headers["Location"].startswith("/admin#error=")
 
 
-async def test_keyboard_only_and_a_phone_width(make_server, browser):  # noqa: F811
-    server = await make_server()
-    base = str(server.make_url("")).rstrip("/")
-    seen = await watched_page(browser)
-    page = seen.page
+async def test_keyboard_only_and_a_phone_width(console):
+    base, seen, page = console
     await page.set_viewport_size({"width": 375, "height": 740})
     await page.goto(base + "/admin")
     await page.keyboard.press("Tab")
@@ -292,11 +291,8 @@ async def test_keyboard_only_and_a_phone_width(make_server, browser):  # noqa: F
     await assert_clean(seen, base)
 
 
-async def test_fifteen_idle_minutes_sign_the_console_out(make_server, browser):  # noqa: F811
-    server = await make_server()
-    base = str(server.make_url("")).rstrip("/")
-    seen = await watched_page(browser)
-    page = seen.page
+async def test_fifteen_idle_minutes_sign_the_console_out(console):
+    base, seen, page = console
     await page.clock.install()
     await sign_in(page, base)
     await page.clock.fast_forward("14:00")
