@@ -302,3 +302,16 @@ async def test_fifteen_idle_minutes_sign_the_console_out(console):
     assert "15 minutes without activity" in await page.locator("#message").inner_text()
     assert await page.evaluate("document.querySelectorAll('#keys-body tr').length") == 0
     await assert_clean(seen, base)
+
+
+async def test_an_unreachable_identity_provider_sends_the_browser_back_with_the_reason(
+    make_server, make_settings, aiohttp_client
+):
+    from tests.server_process import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings = make_settings(oidc_issuers=dead, admin_oidc_audience="urn:x", console_oidc_client_id="console")
+    client = await aiohttp_client(await make_server(settings))
+    assert (await (await client.get("/admin/config.json")).json())["sso"] is True
+    resp = await client.get("/admin/oidc/start", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"].startswith("/admin#error=the+identity+provider+cannot")

@@ -45,6 +45,8 @@ ISSUER = "https://login.example.test/tenant"
         ({"oauth_rate_limit": "lots"}, "oauth_rate_limit"),
         ({"oauth_resource_url": "https://mcp.example.test/mcp"}, "needs oidc_issuers"),
         ({"admin_oidc_audience": "api://skywarden"}, "needs oidc_issuers"),
+        ({"console_oidc_client_id": "console", "oidc_issuers": ISSUER}, "needs admin_oidc_audience"),
+        ({"console_enabled": "maybe"}, "console_enabled"),
     ],
 )
 def test_malformed_identity_settings_are_named(values, words):
