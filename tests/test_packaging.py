@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -30,6 +31,22 @@ def test_wheel_contents(tmp_path):
     for asset in ("index.html", "app.js", "style.css"):  # the console works offline: its assets ship inside
         assert f"skywarden/server/console/static/{asset}" in names, asset
     assert not any(name.startswith(("server/", "tools/", "clients/", "tests/")) for name in names)
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    required = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in requires if "extra ==" not in r}
+    for dependency in (
+        "aiohttp",
+        "aiohttp-cors",
+        "aiohttp-apigami",
+        "marshmallow",
+        "structlog",
+        "limits",
+        "aiosqlite",
+        "prometheus-client",
+        "orjson",
+        "pyjwt",
+    ):
+        assert dependency in required, f"{dependency} is not a dependency of the wheel: {sorted(required)}"
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "get_forecast = skywarden.tools.weather.forecast:tool" in entry_points
     assert "skywarden-client = skywarden.clients.cli:main" in entry_points
