@@ -22,11 +22,17 @@ async def console(make_server, browser):  # noqa: F811
     return str(server.make_url("")).rstrip("/"), seen, seen.page
 
 
+async def loaded(page) -> None:
+    """Signed in and every section drawn (the denials table comes last, then focus moves to main)."""
+    await page.locator("#console").wait_for(state="visible")
+    await page.locator("#denials-body tr").first.wait_for()
+
+
 async def sign_in(page, base: str) -> None:
     await page.goto(base + "/admin")
     await page.get_by_label("Admin token").fill(ADMIN_TOKEN)
     await page.get_by_role("button", name="Sign in", exact=True).click()
-    await page.locator("#console").wait_for(state="visible")
+    await loaded(page)
 
 
 async def api_status(base: str, key: str) -> int:
@@ -229,7 +235,7 @@ async def test_single_sign_on_then_an_action_audited_with_the_subject(sso_server
     seen = await watched_page(browser)
     page = seen.page
     await sso_sign_in(page, base, "alice")
-    await page.locator("#console").wait_for(state="visible")
+    await loaded(page)
     assert await page.locator("#who").inner_text() == "Signed in as alice"
     assert "#" not in page.url  # the one-time handle left the address bar
 
@@ -277,7 +283,7 @@ async def test_keyboard_only_and_a_phone_width(console):
     await page.locator("#admin-token").focus()
     await page.keyboard.type(ADMIN_TOKEN)
     await page.keyboard.press("Enter")
-    await page.locator("#console").wait_for(state="visible")
+    await loaded(page)
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     await page.get_by_role("button", name="New key").focus()
     await page.keyboard.press("Enter")
