@@ -57,7 +57,9 @@ def loads_guarded(body: bytes, max_depth: int) -> Any:
         raise BodyError(f"JSON nesting deeper than {max_depth} levels") from None
     except ValueError as exc:
         raise BodyError(f"the body is not valid JSON: {exc}") from None
-    if _depth_exceeds(value, max_depth):
+    # A document with no more brackets than the limit cannot nest deeper: counting them (in C)
+    # spares the walk for nearly every body.
+    if text.count("{") + text.count("[") > max_depth and _depth_exceeds(value, max_depth):
         raise BodyError(f"JSON nesting deeper than {max_depth} levels")
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         raise BodyError("the body has a string with a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")

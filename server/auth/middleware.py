@@ -60,6 +60,8 @@ def presented_credential(request: web.Request) -> str | None:
 
 
 def key_in_query(request: web.Request) -> bool:
+    if not request.rel_url.raw_query_string:
+        return False
     query = request.rel_url.query
     return any(name.lower() in _QUERY_SECRET_NAMES or KEY_REGEX.search(value) for name, value in query.items()) or bool(
         KEY_REGEX.search(request.rel_url.raw_query_string)

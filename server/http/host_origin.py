@@ -7,6 +7,7 @@ unless ``allowed_hosts`` says otherwise. A present Origin on /mcp must be in
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from urllib.parse import urlsplit
 
@@ -46,6 +47,7 @@ def hostname_of(host_header: str | None) -> str:
     return _split("//" + (host_header or ""))[1]
 
 
+@functools.lru_cache(maxsize=1024)  # Host values are client input: bounded, least recently used out
 def host_allowed(host_header: str | None, bind_host: str, allowed: tuple[str, ...]) -> bool:
     hostname = hostname_of(host_header)
     if allowed:
