@@ -45,7 +45,7 @@ from skywarden.server.identity.service import build_identity, identity_context
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.sessions import SessionStore
 from skywarden.server.mcp.transport import McpEndpoint
-from skywarden.server.observability.audit import audit_middleware
+from skywarden.server.observability.audit import audit_middleware_for
 from skywarden.server.observability.metrics import Metrics, setup_metrics
 from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state, shared_state_context
@@ -110,7 +110,7 @@ def create_app(
             for m, wanted in (
                 (proxy_middleware_for(parse_networks(settings.trusted_proxies)), bool(settings.trusted_proxies)),
                 (request_context_middleware, True),  # 1. request id + log context
-                (audit_middleware, True),  # 6. one audit event when the answer is done
+                (audit_middleware_for(metrics, shared.denials), True),  # 6. one audit event per answer
                 (error_middleware, True),  # every error in the door's format (JSON-RPC or problem+json)
                 (origin_middleware, True),  # 2. Host / Origin
                 (https_middleware, settings.require_https),  # 2. HTTPS policy, after the Host check

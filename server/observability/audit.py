@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from skywarden.server.appkeys import AUDIT, AUTH_FAILURE, DENIALS, METRICS, PRINCIPAL, REQUEST_ID
+from skywarden.server.appkeys import AUDIT, AUTH_FAILURE, PRINCIPAL, REQUEST_ID
 from skywarden.server.errors import ApiError
 from skywarden.server.observability import logging_setup
-from skywarden.server.observability.denials import compact
+from skywarden.server.observability.denials import RecentDenials, compact
+
+if TYPE_CHECKING:
+    from aiohttp.typedefs import Middleware
+
+    from skywarden.server.observability.metrics import Metrics
 
 DENIED_STATUSES = frozenset({401, 403, 429})
 CLIENT_CLOSED_REQUEST = 499  # nginx's convention for "the client closed the connection first"
@@ -63,51 +68,54 @@ def _body_bytes(response: web.StreamResponse | None) -> int | None:
     return len(body) if isinstance(body, bytes) else None
 
 
-@web.middleware
-async def audit_middleware(request: web.Request, handler):
-    started = time.perf_counter()
-    event: dict[str, Any] = {}
-    request[AUDIT] = event
-    status = 500
-    response: web.StreamResponse | None = None
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except (asyncio.CancelledError, ConnectionResetError):
-        status = CLIENT_CLOSED_REQUEST  # the client went away: not a server fault
-        event["cancelled"] = True
-        raise
-    finally:
-        latency = time.perf_counter() - started
-        reason = request.get(AUTH_FAILURE) or event.pop("denied", None)
-        if reason is None and status == 429:
-            reason = "rate_limited"
-        fields = {
-            "request_id": request.get(REQUEST_ID),
-            "client_ip": request.remote,
-            "method": request.method,
-            "path": request.path,
-            **_principal_fields(request),
-            **event,
-            "status": status,
-            "outcome": outcome_for(status),
-            "latency_ms": round(latency * 1000, 3),
-            "bytes": _body_bytes(response),
-        }
-        if reason is not None:
-            fields["reason"] = reason
-        logging_setup.audit_logger().info("request", audit=True, **fields)
-        metrics = request.app.get(METRICS)
-        if metrics is not None:
-            metrics.observe_request(request, status, latency, fields)
-        if fields["outcome"] == "denied":
-            denials = request.app.get(DENIALS)
-            if denials is not None:
+def audit_middleware_for(metrics: Metrics | None, denials: RecentDenials | None) -> Middleware:
+    """Step 2: one audit event per request when its answer is done, the request metrics, and
+    the recent denials; ``metrics`` and ``denials`` come from the app factory."""
+
+    @web.middleware
+    async def audit_middleware(request: web.Request, handler):
+        started = time.perf_counter()
+        event: dict[str, Any] = {}
+        request[AUDIT] = event
+        status = 500
+        response: web.StreamResponse | None = None
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except (asyncio.CancelledError, ConnectionResetError):
+            status = CLIENT_CLOSED_REQUEST  # the client went away: not a server fault
+            event["cancelled"] = True
+            raise
+        finally:
+            latency = time.perf_counter() - started
+            reason = request.get(AUTH_FAILURE) or event.pop("denied", None)
+            if reason is None and status == 429:
+                reason = "rate_limited"
+            fields = {
+                "request_id": request.get(REQUEST_ID),
+                "client_ip": request.remote,
+                "method": request.method,
+                "path": request.path,
+                **_principal_fields(request),
+                **event,
+                "status": status,
+                "outcome": outcome_for(status),
+                "latency_ms": round(latency * 1000, 3),
+                "bytes": _body_bytes(response),
+            }
+            if reason is not None:
+                fields["reason"] = reason
+            logging_setup.audit_logger().info("request", audit=True, **fields)
+            if metrics is not None:
+                metrics.observe_request(request, status, latency, fields)
+            if denials is not None and fields["outcome"] == "denied":
                 await denials.add(compact({**fields, "time": logging_setup.utc_now_iso()}))
+
+    return audit_middleware
 
 
 def audit_admin_action(
