@@ -316,8 +316,16 @@ async def test_an_unreachable_identity_provider_sends_the_browser_back_with_the_
     from tests.server_process import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
-    settings = make_settings(oidc_issuers=dead, admin_oidc_audience="urn:x", console_oidc_client_id="console")
+    settings = make_settings(
+        oidc_issuers=dead,
+        admin_oidc_audience="urn:x",
+        console_oidc_client_id="console",
+        unauthenticated_limit="2/minute",
+    )
     client = await aiohttp_client(await make_server(settings))
     assert (await (await client.get("/admin/config.json")).json())["sso"] is True
-    resp = await client.get("/admin/oidc/start", allow_redirects=False)
-    assert resp.status == 302 and resp.headers["Location"].startswith("/admin#error=the+identity+provider+cannot")
+    for _ in range(2):
+        resp = await client.get("/admin/oidc/start", allow_redirects=False)
+        assert resp.status == 302 and resp.headers["Location"].startswith("/admin#error=the+identity+provider+cannot")
+    resp = await client.get("/admin/oidc/start", allow_redirects=False)  # each start holds state: budgeted per address
+    assert resp.status == 429 and resp.headers["Retry-After"]

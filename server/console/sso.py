@@ -29,6 +29,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from skywarden.server.appkeys import LIMITER
 from skywarden.server.errors import BAD_REQUEST, ApiError
 from skywarden.server.http.body import read_json
 from skywarden.server.http.paths import CONSOLE_PATH
@@ -105,6 +106,9 @@ class ConsoleSignIn:
         return f"{request.scheme}://{request.host}{CALLBACK_PATH}"
 
     async def start(self, request: web.Request) -> web.StreamResponse:
+        # Each start holds a pending sign-in for ten minutes: anonymous callers draw on their
+        # address's unauthenticated budget, so one address cannot push out everyone else's.
+        await request.app[LIMITER].count_unauthenticated(request.remote or "unknown")
         try:
             endpoints = await self._get_endpoints()
         except IssuerUnavailable:
