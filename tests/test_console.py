@@ -229,11 +229,16 @@ async def sso_sign_in(page, base: str, who: str) -> None:
     await page.wait_for_url(base + "/admin")
 
 
-async def test_single_sign_on_then_an_action_audited_with_the_subject(sso_server, browser):  # noqa: F811
+@pytest.fixture
+async def sso_console(sso_server, browser):  # noqa: F811
+    """(base URL, what the page did, the page, the identity provider) for a console with SSO."""
     server, provider = sso_server
-    base = str(server.make_url("")).rstrip("/")
     seen = await watched_page(browser)
-    page = seen.page
+    return str(server.make_url("")).rstrip("/"), seen, seen.page, provider
+
+
+async def test_single_sign_on_then_an_action_audited_with_the_subject(sso_console):
+    base, seen, page, provider = sso_console
     await sso_sign_in(page, base, "alice")
     await loaded(page)
     assert await page.locator("#who").inner_text() == "Signed in as alice"
@@ -251,17 +256,15 @@ async def test_single_sign_on_then_an_action_audited_with_the_subject(sso_server
     assert await seen.csp_violations() == [] and seen.dialogs == []
 
 
-async def test_a_signed_in_user_without_the_admin_role_sees_a_clear_refusal(sso_server, browser):  # noqa: F811
-    server, _ = sso_server
-    base = str(server.make_url("")).rstrip("/")
-    seen = await watched_page(browser)
-    page = seen.page
+async def test_a_signed_in_user_without_the_admin_role_sees_a_clear_refusal(sso_console):
+    base, seen, page, _ = sso_console
     await sso_sign_in(page, base, "bob")
     message = page.locator("#message")
     await message.wait_for(state="visible")
     text = await message.inner_text()
     assert "bob" in text and "not a Skywarden admin" in text and "roles=Skywarden.Admin" in text
     assert await page.locator("#console").is_hidden()
+    assert await seen.csp_violations() == [] and seen.dialogs == []
 
 
 async def test_a_sign_in_handle_works_once(sso_server, aiohttp_client):
