@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from playwright.async_api import expect
 
 from tests.browser import browser, watched_page  # noqa: F401 - the fixture
 from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
@@ -158,7 +159,7 @@ async def test_sign_out_forgets_the_credential_and_a_wrong_token_is_refused(cons
     await page.goto(base + "/admin")
     await page.get_by_label("Admin token").fill("wrong-token-" + "x" * 30)
     await page.get_by_role("button", name="Sign in", exact=True).click()
-    assert "Sign-in refused" in await page.locator("#message").inner_text()
+    await expect(page.locator("#message")).to_contain_text("Sign-in refused")
     assert await page.locator("#console").is_hidden()
     await sign_in(page, base)
     await page.get_by_role("button", name="Sign out").click()
@@ -260,7 +261,7 @@ async def test_a_signed_in_user_without_the_admin_role_sees_a_clear_refusal(sso_
     base, seen, page, _ = sso_console
     await sso_sign_in(page, base, "bob")
     message = page.locator("#message")
-    await message.wait_for(state="visible")
+    await expect(message).to_contain_text("not a Skywarden admin")
     text = await message.inner_text()
     assert "bob" in text and "not a Skywarden admin" in text and "roles=Skywarden.Admin" in text
     assert await page.locator("#console").is_hidden()
