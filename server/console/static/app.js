@@ -205,9 +205,8 @@ async function renderDenials() {
 
 async function refresh() {
   try {
-    const [{ keys }, config] = [await api("/api/admin/keys?limit=1000"), await (await fetch("/admin/config.json")).json()];
+    const { keys } = await api("/api/admin/keys?limit=1000");
     state.keys = keys;
-    state.tools = config.tools;
     const scopeFilter = $("scope-filter");
     const chosen = scopeFilter.value;
     scopeFilter.replaceChildren(el("option", "any", { value: "" }), ...state.tools.map((t) => el("option", t)));
@@ -380,9 +379,10 @@ function wire() {
 }
 
 async function start() {
-  wire();
   const config = await (await fetch("/admin/config.json")).json();
+  state.tools = config.tools;
   $("sso").hidden = !config.sso;
+  wire();
   const returned = new URLSearchParams(location.hash.slice(1));
   if (location.hash) history.replaceState(null, "", location.pathname);  // a one-time handle leaves the address bar at once
   const handle = returned.get("signin");
