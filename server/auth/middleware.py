@@ -13,6 +13,7 @@ from aiohttp import web
 
 from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, IDENTITY, METRICS_CREDENTIAL, PRINCIPAL
 from skywarden.server.auth.authenticator import AuthFailure
+from skywarden.server.auth.challenges import REALM, bearer_challenge
 from skywarden.server.auth.keys import KEY_REGEX, display_prefix
 from skywarden.server.auth.principal import Principal
 from skywarden.server.errors import AMBIGUOUS_CREDENTIALS, CREDENTIAL_IN_URL, UNAUTHORIZED, ApiError
@@ -25,7 +26,6 @@ from skywarden.server.observability.audit import note
 ADMIN_PRINCIPAL = Principal(kind="admin", id="admin", name="admin")
 METRICS_PRINCIPAL = Principal(kind="metrics", id="metrics", name="metrics")
 _QUERY_SECRET_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "x-api-key"})
-WWW_AUTHENTICATE = 'Bearer realm="skywarden"'
 
 
 def _one(request: web.Request, header: str) -> str | None:
@@ -71,10 +71,12 @@ def key_in_query(request: web.Request) -> bool:
 def unauthorized(request: web.Request, reason: str, presented: bool) -> ApiError:
     """The one 401: the same answer whatever the reason, which only the audit log keeps."""
     request[AUTH_FAILURE] = reason
-    www_authenticate = WWW_AUTHENTICATE + (', error="invalid_token"' if presented else "")
+    error = "invalid_token" if presented else None
     identity = request.app[IDENTITY]
     if identity is not None and identity.resource_server and not is_admin(request.path):
-        www_authenticate = challenge(identity.resource_url, "invalid_token" if presented else None)
+        www_authenticate = challenge(identity.resource_url, error)
+    else:
+        www_authenticate = bearer_challenge(realm=REALM, error=error)
     if is_admin(request.path):
         detail = "The admin token is required (Authorization: Bearer)."
     elif is_mcp(request.path):

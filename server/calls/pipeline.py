@@ -17,6 +17,7 @@ from typing import Any
 import marshmallow
 import structlog
 
+from skywarden.server.auth.challenges import REALM, bearer_challenge
 from skywarden.server.auth.principal import Principal
 from skywarden.server.errors import (
     CAPABILITY_REQUIRED,
@@ -41,7 +42,7 @@ from skywarden.tools.upstream import Upstream
 
 log = structlog.get_logger("skywarden.tools")
 
-INSUFFICIENT_SCOPE_CHALLENGE = 'Bearer realm="skywarden", error="insufficient_scope"'
+INSUFFICIENT_SCOPE_CHALLENGE = bearer_challenge(realm=REALM, error="insufficient_scope")
 MAX_NAME_SHOWN = 128  # the longest tool name MCP allows; longer input is cut in error texts
 CONCURRENCY_RETRY_SECONDS = 1
 ARGUMENTS_MUST_BE_AN_OBJECT = "Arguments must be a JSON object."

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from skywarden.server.auth.challenges import bearer_challenge
 from skywarden.server.identity.claims import ALL_TOOLS_SCOPE, TOOL_SCOPE_PREFIX
 from skywarden.server.jsonutil import dumps
 
@@ -20,20 +21,11 @@ def metadata_url(resource_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{PRM_PATH}{parts.path.rstrip('/')}"
 
 
-def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def challenge(resource_url: str, error: str | None = None, description: str | None = None, scope: str = "") -> str:
-    """``WWW-Authenticate`` for a 401 or 403 in resource-server mode (RFC 6750, RFC 9728 section 5.1)."""
-    parts = [f"resource_metadata={_quoted(metadata_url(resource_url))}"]
-    if error:
-        parts.append(f"error={_quoted(error)}")
-    if description:
-        parts.append(f"error_description={_quoted(description)}")
-    if scope:
-        parts.append(f"scope={_quoted(scope)}")
-    return "Bearer " + ", ".join(parts)
+    """``WWW-Authenticate`` for a 401 or 403 in resource-server mode: it names the metadata."""
+    return bearer_challenge(
+        resource_metadata=metadata_url(resource_url), error=error, description=description, scope=scope
+    )
 
 
 def metadata(resource_url: str, issuers: tuple[str, ...], tool_names: list[str], extra_scopes: list[str]) -> dict:

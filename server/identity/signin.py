@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 
 from skywarden.server.appkeys import AUTH_FAILURE
+from skywarden.server.auth.challenges import REALM, bearer_challenge
 from skywarden.server.auth.principal import Principal
 from skywarden.server.errors import ADMIN_RULE_NOT_MET, IDENTITY_UNAVAILABLE, UNAUTHORIZED, ApiError
 from skywarden.server.identity.jwks import IssuerUnavailable
@@ -21,11 +22,6 @@ from skywarden.server.identity.tokens import TokenRefused, VerifiedToken
 
 log = structlog.get_logger("skywarden.server")
 ISSUER_RETRY_SECONDS = 5
-ADMIN_REALM = 'Bearer realm="skywarden"'
-
-
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def refused(request: web.Request, reason: str, description: str, www_authenticate: str) -> ApiError:
@@ -49,8 +45,7 @@ async def _verify(request: web.Request, identity: Identity, token: str, audience
 
 
 def admin_challenge(description: str | None = None) -> str:
-    text = ADMIN_REALM + ', error="invalid_token"'
-    return text + f", error_description={_quoted(description)}" if description else text
+    return bearer_challenge(realm=REALM, error="invalid_token", description=description)
 
 
 async def admin_principal(request: web.Request, identity: Identity, token: str) -> Principal:
