@@ -155,7 +155,10 @@ def create_app(
         pages.add_routes(app, registry.names(), sso)
         if sso:
             ConsoleSignIn(
-                identity, identity.issuers[0], settings.console_oidc_client_id, settings.console_oidc_client_secret
+                identity,
+                identity.verifier.issuers[identity.issuers[0]],
+                settings.console_oidc_client_id,
+                settings.console_oidc_client_secret,
             ).add_routes(app)
     setup_openapi(app)
     setup_cors(app, settings.cors_origins)

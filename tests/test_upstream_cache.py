@@ -67,3 +67,13 @@ async def test_a_failing_shape_is_not_cached_and_an_uncacheable_answer_keeps_no_
     for _ in range(2):
         assert await upstream.get_json(fake_nws.url + "/uncached", service="NWS", derive=lambda d: d["a"]) == 1
     assert fake_nws.hits("/uncached") == 2 and len(upstream.cache) == 1  # only the point: no shape of it
+
+
+def test_take_hands_a_live_entry_out_once():
+    clock = Clock()
+    cache = TTLCache(4, clock=clock)
+    cache.put("handle", "token", 60)
+    cache.put("stale", "old", 1)
+    clock.now += 2
+    assert cache.take("handle") == "token" and cache.take("handle") is None
+    assert cache.take("stale") is None and len(cache) == 0

@@ -73,6 +73,12 @@ class TTLCache:
         while len(self._data) > self.max_entries:
             self._data.popitem(last=False)
 
+    def take(self, key: str) -> Any | None:
+        """Remove and return a live entry (a value meant to be used once)."""
+        found = self.get(key, count=False)
+        self._data.pop(key, None)
+        return found
+
     def expires(self, key: str) -> float | None:
         entry = self._data.get(key)
         return entry[0] if entry is not None else None

@@ -19,10 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -33,10 +30,11 @@ from skywarden.server.appkeys import LIMITER
 from skywarden.server.errors import BAD_REQUEST, ApiError
 from skywarden.server.http.body import read_json
 from skywarden.server.http.paths import CONSOLE_PATH
-from skywarden.server.identity.jwks import IssuerUnavailable
+from skywarden.server.identity.jwks import IssuerKeys, IssuerUnavailable
 from skywarden.server.identity.service import Identity
 from skywarden.server.identity.tokens import TokenRefused
 from skywarden.server.jsonutil import dumps, loads_guarded
+from skywarden.tools.upstream import TTLCache
 
 log = structlog.get_logger("skywarden.server")
 PENDING_SECONDS = 600
@@ -47,26 +45,6 @@ TIMEOUT = aiohttp.ClientTimeout(total=SSO_TIMEOUT_SECONDS)
 START_PATH = CONSOLE_PATH + "/oidc/start"
 CALLBACK_PATH = CONSOLE_PATH + "/oidc/callback"
 REDEEM_PATH = CONSOLE_PATH + "/oidc/redeem"
-
-
-@dataclass
-class Expiring:
-    """A bounded map whose entries are taken once and expire."""
-
-    seconds: float
-    limit: int = MAX_PENDING
-    clock: Any = time.monotonic
-    _items: OrderedDict[str, tuple[float, Any]] = field(default_factory=OrderedDict)
-
-    def put(self, key: str, value: Any) -> None:
-        now = self.clock()
-        while self._items and (len(self._items) >= self.limit or next(iter(self._items.values()))[0] < now):
-            self._items.popitem(last=False)
-        self._items[key] = (now + self.seconds, value)
-
-    def take(self, key: str) -> Any | None:
-        found = self._items.pop(key, None)
-        return found[1] if found is not None and found[0] >= self.clock() else None
 
 
 def _challenge(verifier: str) -> str:
@@ -80,26 +58,18 @@ def _back(error: str) -> web.HTTPFound:
 @dataclass
 class ConsoleSignIn:
     identity: Identity
-    issuer: str
+    issuer: IssuerKeys  # whose OpenID configuration names the endpoints
     client_id: str
     client_secret: str
-    pending: Expiring = field(default_factory=lambda: Expiring(PENDING_SECONDS))
-    handles: Expiring = field(default_factory=lambda: Expiring(HANDLE_SECONDS))
-    _endpoints: dict[str, str] | None = None
+    pending: TTLCache = field(default_factory=lambda: TTLCache(MAX_PENDING))  # state -> PKCE verifier
+    handles: TTLCache = field(default_factory=lambda: TTLCache(MAX_PENDING))  # handle -> (token, name)
 
     async def _get_endpoints(self) -> dict[str, str]:
-        if self._endpoints is None:
-            url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
-            try:
-                async with self.identity.http().get(url, timeout=TIMEOUT) as resp:
-                    config = loads_guarded(await resp.content.read(512 * 1024), 32) if resp.status == 200 else None
-            except (aiohttp.ClientError, TimeoutError, ValueError):
-                config = None
-            wanted = ("authorization_endpoint", "token_endpoint")
-            if not isinstance(config, dict) or not all(isinstance(config.get(k), str) for k in wanted):
-                raise IssuerUnavailable(f"{self.issuer}: no usable OpenID configuration")
-            self._endpoints = {k: config[k] for k in wanted}
-        return self._endpoints
+        config = await self.issuer.configuration()
+        wanted = ("authorization_endpoint", "token_endpoint")
+        if not all(isinstance(config.get(k), str) for k in wanted):
+            raise IssuerUnavailable(f"{self.issuer.issuer}: its OpenID configuration names no code-flow endpoints")
+        return {k: config[k] for k in wanted}
 
     @staticmethod
     def _redirect_uri(request: web.Request) -> str:
@@ -114,7 +84,7 @@ class ConsoleSignIn:
         except IssuerUnavailable:
             raise _back("the identity provider cannot be reached; try again shortly") from None
         state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
-        self.pending.put(state, verifier)
+        self.pending.put(state, verifier, PENDING_SECONDS)
         query = {
             "response_type": "code",
             "client_id": self.client_id,
@@ -140,25 +110,19 @@ class ConsoleSignIn:
             raise _back("the identity provider sent no code")
         token = await self._exchange(request, code, verifier)
         try:
-            verified = await self.identity.verifier.verify(token, self.identity.admin_audience)
+            admin, allowed = await self.identity.admin_token(token)
         except TokenRefused as exc:
             raise _back(f"the identity provider's token was refused: {exc.description}") from None
         except IssuerUnavailable:
             raise _back("the identity provider's keys cannot be read; try again shortly") from None
-        admin = self.identity.admin(verified)
-        if not self.identity.admin_rule.matches(verified):
-            log.info(
-                "console sign-in refused",
-                subject=verified.subject,
-                issuer=verified.issuer,
-                rule=str(self.identity.admin_rule),
-            )
+        if not allowed:
+            log.info("console sign-in refused", **admin.identity_fields(), rule=str(self.identity.admin_rule))
             raise _back(
                 f"you are signed in as {admin.name}, who is not a Skywarden admin "
                 f"({self.identity.admin_rule} is needed)"
             )
         handle = secrets.token_urlsafe(32)
-        self.handles.put(handle, (token, admin.name))
+        self.handles.put(handle, (token, admin.name), HANDLE_SECONDS)
         raise web.HTTPFound(CONSOLE_PATH + "#" + urlencode({"signin": handle}))
 
     async def _exchange(self, request: web.Request, code: str, verifier: str) -> str:

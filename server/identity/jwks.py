@@ -1,4 +1,4 @@
-"""One issuer's signing keys: discovered from its OpenID configuration, cached, refetched rarely.
+"""One issuer's OpenID configuration and signing keys: fetched, cached, refetched rarely.
 
 An unknown key id triggers a refetch (the issuer may have rotated its keys), but at most one
 per ``cooldown`` seconds and one at a time: a flood of tokens with made-up key ids costs the
@@ -29,14 +29,42 @@ class IssuerUnavailable(Exception):
 
 
 @dataclass
+class IdentityHttp:
+    """The one HTTP client every issuer is read through: opened on start-up, closed on clean-up."""
+
+    _session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        self._session = aiohttp.ClientSession(trust_env=False, headers={"User-Agent": "skywarden"})
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def __call__(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the identity HTTP client is used before start-up")
+        return self._session
+
+
+@dataclass
 class IssuerKeys:
     issuer: str
-    http: Callable[[], aiohttp.ClientSession]
+    http: IdentityHttp
     cooldown: float
     clock: Callable[[], float] = time.monotonic
     _keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
+    _configuration: dict[str, Any] | None = None
     _fetched_at: float | None = None
     _fetching: asyncio.Task | None = None
+
+    async def configuration(self) -> dict[str, Any]:
+        """The issuer's OpenID configuration (endpoints, ``jwks_uri``), read once and kept; every
+        key refetch reads it anew."""
+        if self._configuration is None:
+            self._configuration = await self._read_configuration()
+        return self._configuration
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
         found = self._keys.get(kid)
@@ -59,9 +87,7 @@ class IssuerKeys:
 
     async def _fetch(self) -> None:
         self._fetched_at = self.clock()  # a failed fetch counts too: an unreachable issuer is not hammered
-        config = await self._get_json(self.issuer.rstrip("/") + "/.well-known/openid-configuration")
-        if not isinstance(config, dict) or config.get("issuer") != self.issuer:
-            raise IssuerUnavailable(f"{self.issuer}: its OpenID configuration names another issuer")
+        config = self._configuration = await self._read_configuration()
         jwks_uri = config.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
             raise IssuerUnavailable(f"{self.issuer}: its OpenID configuration has no jwks_uri")
@@ -70,6 +96,12 @@ class IssuerKeys:
         if not isinstance(keys, list):
             raise IssuerUnavailable(f"{self.issuer}: its JWKS has no keys")
         self._keys = _usable_keys(keys)
+
+    async def _read_configuration(self) -> dict[str, Any]:
+        config = await self._get_json(self.issuer.rstrip("/") + "/.well-known/openid-configuration")
+        if not isinstance(config, dict) or config.get("issuer") != self.issuer:
+            raise IssuerUnavailable(f"{self.issuer}: its OpenID configuration names another issuer")
+        return config
 
     async def _get_json(self, url: str) -> Any:
         try:

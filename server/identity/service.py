@@ -8,15 +8,14 @@ Two uses of one verifier: admins signing in to the admin API with a token for
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
 
 from skywarden.server.auth.principal import ALL_TOOLS, Principal, subject_id
 from skywarden.server.calls.pipeline import ToolForbidden
 from skywarden.server.identity.claims import ClaimRule, scopes_for_tool, tool_scopes
-from skywarden.server.identity.jwks import IssuerKeys
+from skywarden.server.identity.jwks import IdentityHttp, IssuerKeys
 from skywarden.server.identity.resource import challenge
 from skywarden.server.identity.tokens import TokenVerifier, VerifiedToken
 from skywarden.server.settings import Settings
@@ -33,9 +32,12 @@ class Identity:
     resource_url: str
     scope_map: Mapping[str, tuple[str, ...]]
     subject_rate_limit: str | None
-    issuers: tuple[str, ...]
     known_scopes: frozenset[str]  # every tool name and "*": a token cannot make the server hold others
-    _http: aiohttp.ClientSession | None = field(default=None, repr=False)
+    http: IdentityHttp
+
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        return tuple(self.verifier.issuers)
 
     @property
     def admin_sign_in(self) -> bool:
@@ -45,10 +47,12 @@ class Identity:
     def resource_server(self) -> bool:
         return bool(self.resource_url)
 
-    def http(self) -> aiohttp.ClientSession:
-        if self._http is None:
-            raise RuntimeError("the identity HTTP client is used before start-up")
-        return self._http
+    async def admin_token(self, token: str) -> tuple[Principal, bool]:
+        """The admin a token names, and whether it meets ``admin_oidc_rule``: the one check both
+        the admin API and the console's sign-on make. Raises ``TokenRefused`` or
+        ``IssuerUnavailable``."""
+        verified = await self.verifier.verify(token, self.admin_audience)
+        return self.admin(verified), self.admin_rule.matches(verified)
 
     def scope_refusal(self, tool_name: str) -> ToolForbidden:
         """A token that lacks the tool's scope: 403 with an ``insufficient_scope`` challenge naming
@@ -86,9 +90,10 @@ def build_identity(settings: Settings, tool_names: frozenset[str]) -> Identity |
     """None unless an issuer is configured: then nothing of this runs per request."""
     if not settings.oidc_issuers:
         return None
-    identity = Identity(
+    http = IdentityHttp()
+    return Identity(
         verifier=TokenVerifier(
-            issuers={},
+            issuers={issuer: IssuerKeys(issuer, http, settings.oidc_jwks_cooldown) for issuer in settings.oidc_issuers},
             algorithms=frozenset(settings.oidc_algorithms),
             leeway=settings.oidc_leeway,
             max_bytes=settings.oidc_max_token_bytes,
@@ -98,22 +103,17 @@ def build_identity(settings: Settings, tool_names: frozenset[str]) -> Identity |
         resource_url=settings.oauth_resource_url,
         scope_map=settings.oauth_scope_map,
         subject_rate_limit=settings.oauth_rate_limit or settings.rate_limit or None,
-        issuers=settings.oidc_issuers,
         known_scopes=tool_names | {ALL_TOOLS},
+        http=http,
     )
-    identity.verifier.issuers = {
-        issuer: IssuerKeys(issuer, identity.http, settings.oidc_jwks_cooldown) for issuer in settings.oidc_issuers
-    }
-    return identity
 
 
 def identity_context(identity: Identity) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        identity._http = aiohttp.ClientSession(trust_env=False, headers={"User-Agent": "skywarden"})
+        await identity.http.open()
         try:
             yield
         finally:
-            await identity._http.close()
-            identity._http = None
+            await identity.http.close()
 
     return ctx

@@ -8,6 +8,9 @@ request needs, and 503 when the issuer's keys cannot be read.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import structlog
 from aiohttp import web
 
@@ -18,9 +21,10 @@ from skywarden.server.errors import ADMIN_RULE_NOT_MET, IDENTITY_UNAVAILABLE, UN
 from skywarden.server.identity.jwks import IssuerUnavailable
 from skywarden.server.identity.resource import challenge
 from skywarden.server.identity.service import Identity
-from skywarden.server.identity.tokens import TokenRefused, VerifiedToken
+from skywarden.server.identity.tokens import TokenRefused
 
 log = structlog.get_logger("skywarden.server")
+T = TypeVar("T")
 ISSUER_RETRY_SECONDS = 5
 
 
@@ -29,11 +33,13 @@ def refused(request: web.Request, reason: str, description: str, www_authenticat
     return ApiError(UNAUTHORIZED, description, headers={"WWW-Authenticate": www_authenticate})
 
 
-async def _verify(request: web.Request, identity: Identity, token: str, audience: str, realm: str) -> VerifiedToken:
+async def _checked(request: web.Request, verification: Awaitable[T], challenge_for: Callable[[str], str]) -> T:
+    """``verification``'s result, or the door's answer: 401 with ``challenge_for(description)``
+    for a refused token, 503 when the issuer cannot be read."""
     try:
-        return await identity.verifier.verify(token, audience)
+        return await verification
     except TokenRefused as exc:
-        raise refused(request, exc.reason, exc.description, realm(exc.description)) from None
+        raise refused(request, exc.reason, exc.description, challenge_for(exc.description)) from None
     except IssuerUnavailable as exc:
         log.warning("identity provider unavailable", reason=str(exc))
         request[AUTH_FAILURE] = "identity_unavailable"
@@ -50,9 +56,8 @@ def admin_challenge(description: str | None = None) -> str:
 
 async def admin_principal(request: web.Request, identity: Identity, token: str) -> Principal:
     """An admin signed in with an access token for ``admin_oidc_audience`` meeting ``admin_oidc_rule``."""
-    verified = await _verify(request, identity, token, identity.admin_audience, admin_challenge)
-    principal = identity.admin(verified)
-    if not identity.admin_rule.matches(verified):
+    principal, allowed = await _checked(request, identity.admin_token(token), admin_challenge)
+    if not allowed:
         request[AUTH_FAILURE] = "admin_rule"
         raise ApiError(
             ADMIN_RULE_NOT_MET,
@@ -65,7 +70,9 @@ async def admin_principal(request: web.Request, identity: Identity, token: str) 
 async def subject_principal(request: web.Request, identity: Identity, token: str) -> Principal:
     """A caller of the tool doors with an access token for ``oauth_resource_url``."""
     resource = identity.resource_url
-    verified = await _verify(
-        request, identity, token, resource, lambda text: challenge(resource, "invalid_token", text)
+    verified = await _checked(
+        request,
+        identity.verifier.verify(token, resource),
+        lambda text: challenge(resource, "invalid_token", text),
     )
     return identity.subject(verified)
