@@ -19,6 +19,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from skywarden.server.loopback import is_loopback
+
 ENV_PREFIX = "SKYWARDEN_"
 
 
@@ -217,7 +219,6 @@ def _database_url(value: Any) -> str:
     raise ValueError("must be sqlite:///path or postgresql://user@host:port/database")
 
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
 
@@ -229,7 +230,7 @@ def _identity_url(value: Any) -> str:
     parts = urlsplit(text)
     if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
         raise ValueError("must be an https URL such as https://login.example.com/tenant/v2.0")
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError("must use https (plain http is accepted only on a loopback host)")
     return text
 

@@ -8,7 +8,6 @@ unless ``allowed_hosts`` says otherwise. A present Origin on /mcp must be in
 from __future__ import annotations
 
 import functools
-import ipaddress
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -16,18 +15,7 @@ from aiohttp import web
 from skywarden.server.appkeys import SETTINGS
 from skywarden.server.errors import FORBIDDEN_HOST, FORBIDDEN_ORIGIN, ApiError
 from skywarden.server.http.paths import is_mcp
-
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from skywarden.server.loopback import is_loopback
 
 
 def _split(url: str) -> tuple[str, str]:

@@ -11,8 +11,9 @@ from aiohttp import web
 
 from skywarden.server.appkeys import SETTINGS
 from skywarden.server.errors import HTTPS_REQUIRED, ApiError
-from skywarden.server.http.host_origin import hostname_of, is_loopback
+from skywarden.server.http.host_origin import hostname_of
 from skywarden.server.http.paths import HEALTH_PATHS
+from skywarden.server.loopback import is_loopback
 from skywarden.server.settings import Settings
 
 REFUSAL = "This server only accepts HTTPS; send the request to the https:// URL."
