@@ -19,6 +19,29 @@ function el(tag, text, attrs = {}) {
   return node;
 }
 
+// A link-styled button that opens a key's details.
+function keyLink(text, keyId) {
+  const open = el("button", text, { type: "button", class: "link" });
+  open.addEventListener("click", () => showKey(keyId));
+  return open;
+}
+
+// A table body's rows, or one row saying there are none.
+function fillTable(body, rows, emptyText, columns) {
+  if (!rows.length) {
+    const row = el("tr");
+    row.append(el("td", emptyText, { colspan: String(columns) }));
+    rows = [row];
+  }
+  body.replaceChildren(...rows);
+}
+
+function tableRow(...cells) {
+  const row = el("tr");
+  row.append(...cells.map((cell) => (cell instanceof Node ? cell : el("td", cell))));
+  return row;
+}
+
 class ApiError extends Error {
   constructor(status, detail) {
     super(detail);
@@ -122,21 +145,12 @@ function visibleKeys() {
 
 function renderKeys() {
   const rows = visibleKeys().map((key) => {
-    const row = el("tr");
     const nameCell = el("td");
-    const open = el("button", key.name, { type: "button", class: "link" });
-    open.addEventListener("click", () => showKey(key.id));
-    nameCell.append(open);
-    row.append(nameCell, el("td", key.prefix), el("td", key.status), el("td", formatTime(key.last_used_at)),
-      el("td", key.use_count), el("td", key.expires_at ? formatTime(key.expires_at) : "never"));
-    return row;
+    nameCell.append(keyLink(key.name, key.id));
+    return tableRow(nameCell, key.prefix, key.status, formatTime(key.last_used_at), key.use_count,
+      key.expires_at ? formatTime(key.expires_at) : "never");
   });
-  if (!rows.length) {
-    const row = el("tr");
-    row.append(el("td", "No keys match.", { colspan: "6" }));
-    rows.push(row);
-  }
-  $("keys-body").replaceChildren(...rows);
+  fillTable($("keys-body"), rows, "No keys match.", 6);
   for (const button of document.querySelectorAll("[data-sort]")) {
     const active = button.dataset.sort === state.sort.field;
     button.closest("th").setAttribute("aria-sort", active ? (state.sort.descending ? "descending" : "ascending") : "none");
@@ -170,9 +184,7 @@ async function renderUsage() {
   drawBars($("usage-chart"), usage.series);
   $("top-keys").replaceChildren(...usage.top.map((top) => {
     const item = el("li");
-    const open = el("button", `${top.name} (${top.prefix})`, { type: "button", class: "link" });
-    open.addEventListener("click", () => showKey(top.key_id));
-    item.append(open, document.createTextNode(`: ${top.count}`));
+    item.append(keyLink(`${top.name} (${top.prefix})`, top.key_id), document.createTextNode(`: ${top.count}`));
     return item;
   }));
 }
@@ -180,27 +192,18 @@ async function renderUsage() {
 async function renderDenials() {
   const { denials } = await api("/api/admin/denials?limit=50");
   const rows = denials.map((d) => {
-    const row = el("tr");
     const keyCell = el("td");
     // A refused key that was never recognised (revoked, expired) is still found by its prefix.
     const keyId = d.key_id || (d.key_prefix && state.keys.find((k) => k.prefix === d.key_prefix)?.id);
     if (keyId) {
-      const open = el("button", d.key_prefix || keyId, { type: "button", class: "link" });
-      open.addEventListener("click", () => showKey(keyId));
-      keyCell.append(open);
+      keyCell.append(keyLink(d.key_prefix || keyId, keyId));
     } else {
       const credential = d.reason === "missing" ? "no key" : "unrecognised credential";
       keyCell.textContent = d.key_prefix || (d.subject ? `token: ${d.subject}` : credential);
     }
-    row.append(el("td", d.time.replace("T", " ").slice(0, 19) + " UTC"), el("td", d.client_ip || ""), keyCell, el("td", d.reason || ""), el("td", d.status));
-    return row;
+    return tableRow(d.time.replace("T", " ").slice(0, 19) + " UTC", d.client_ip || "", keyCell, d.reason || "", d.status);
   });
-  if (!rows.length) {
-    const row = el("tr");
-    row.append(el("td", "No denials recorded.", { colspan: "5" }));
-    rows.push(row);
-  }
-  $("denials-body").replaceChildren(...rows);
+  fillTable($("denials-body"), rows, "No denials recorded.", 5);
 }
 
 async function refresh() {
