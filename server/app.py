@@ -28,7 +28,7 @@ from skywarden.server.auth.key_operations import KeyOperations
 from skywarden.server.auth.lifecycle import key_store_context
 from skywarden.server.auth.middleware import auth_middleware
 from skywarden.server.auth.store import KeyStore
-from skywarden.server.calls.pipeline import ToolPipeline
+from skywarden.server.calls.pipeline import ToolPipeline, forbid_tool
 from skywarden.server.calls.ratelimit import RateLimits, client_ip_limit_middleware, key_limit_middleware
 from skywarden.server.calls.upstream import build_upstream, upstream_context
 from skywarden.server.console import pages
@@ -92,7 +92,7 @@ def create_app(
         tool_settings={t.name: settings.group(t.settings_group) for t in registry if t.settings_group},
         charge=limits.charge,
         max_concurrent=settings.max_concurrent_calls,
-        token_refusal=identity.scope_refusal if identity is not None else None,
+        refuse=identity.scope_refusal if identity is not None else forbid_tool,
     )
     operations = KeyOperations(
         store=key_store,

@@ -105,9 +105,9 @@ async def auth_middleware(request: web.Request, handler):
             request[PRINCIPAL] = METRICS_PRINCIPAL
             return await handler(request)
         raise unauthorized(request, "missing" if not credential else "bad_metrics_token", bool(credential))
-    identity = request.app[IDENTITY]
     if is_admin(path):
         token = bearer_token(request)
+        identity = request.app[IDENTITY]
         if token and request.app[ADMIN].matches(token):
             request[PRINCIPAL] = ADMIN_PRINCIPAL
         elif token and identity is not None and identity.admin_sign_in and looks_like_jwt(token):

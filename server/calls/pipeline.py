@@ -66,6 +66,11 @@ class ToolForbidden(ApiError):
         self.name = name
 
 
+def forbid_tool(name: str, principal: Principal) -> ApiError:
+    """The 403 for a key without the tool in its scopes (resource-server mode has its own)."""
+    return ToolForbidden(name)
+
+
 class InvalidArguments(ValidationFailed):
     def __init__(self, tool: str, errors: Mapping[str, Any]) -> None:
         super().__init__(errors, f"Invalid arguments for {tool}: {describe_errors(errors)}")
@@ -118,7 +123,7 @@ class ToolPipeline:
     tool_settings: Mapping[str, Mapping[str, Any]]  # a tool's own settings, by tool name
     charge: Charger | None = None
     max_concurrent: int = 8
-    token_refusal: Callable[[str], ApiError] | None = None  # resource-server mode: the scope challenge
+    refuse: Callable[[str, Principal], ApiError] = forbid_tool  # the scope refusal (resource-server mode: its own)
     _running: dict[str, int] = field(default_factory=dict)
     _validated: OrderedDict[tuple[Any, ...], dict[str, Any]] = field(default_factory=OrderedDict)
     _loggers: dict[str, Any] = field(default_factory=dict)
@@ -132,9 +137,7 @@ class ToolPipeline:
         if tool is None:
             raise UnknownTool(str(name))
         if not principal.allows(tool.name):
-            if principal.kind == "subject" and self.token_refusal is not None:
-                raise self.token_refusal(tool.name)
-            raise ToolForbidden(tool.name)
+            raise self.refuse(tool.name, principal)
         return tool
 
     async def call(

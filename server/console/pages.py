@@ -27,9 +27,7 @@ def add_routes(app: web.Application, tool_names: list[str], sso: bool) -> None:
         name = request.match_info["name"]
         if name not in assets:
             raise web.HTTPNotFound()
-        return web.Response(
-            body=assets[name], content_type=ASSETS[name], charset="utf-8", headers={"Cache-Control": "no-cache"}
-        )
+        return web.Response(body=assets[name], content_type=ASSETS[name], charset="utf-8", headers=NO_CACHE)
 
     async def console_config(request: web.Request) -> web.Response:
         return web.Response(body=config, content_type="application/json", headers=NO_CACHE)
