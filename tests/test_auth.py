@@ -106,6 +106,15 @@ async def test_bad_checksum_is_rejected_without_a_store_lookup(client, store_loo
     assert resp.status == 401 and len(calls) == 1
 
 
+@pytest.mark.parametrize("secret_length", [0, 1, 32, 63, 64, 65, 200])
+def test_the_request_path_hasher_gives_the_stored_hash(secret_length):
+    """Keys are stored under hash_key; the authenticator looks them up with key_hasher's digest."""
+    secret = bytes(range(256))[:secret_length] if secret_length <= 256 else b""
+    hasher = keys.key_hasher(secret)
+    for key in (keys.generate_key(), keys.generate_key("test"), "", "x", "ünïcødé-ключ", "k" * 500):
+        assert hasher(key) == keys.hash_key(key, secret)
+
+
 async def test_verified_key_is_cached(client, store_lookups):
     await client.server.app[AUTHENTICATOR].invalidate(client.key_id)  # start cold: exactly one lookup
     for _ in range(5):

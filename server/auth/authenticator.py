@@ -97,11 +97,15 @@ class Authenticator:
     _usage: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     _flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _changes_read_at: datetime | None = None
+    _hash: Callable[[str], str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._hash = keys.key_hasher(self.secret)
 
     async def authenticate(self, presented: str | None) -> Principal:
         if not presented:
             raise AuthFailure("missing")
-        key_hash = keys.hash_key(presented, self.secret)
+        key_hash = self._hash(presented)
         entry = self._cache.get(key_hash)
         if entry is None or entry.fresh_until <= self.monotonic() or not self.trust_cache():
             # Only well-formed keys are ever cached, so the format is checked on a miss alone.
