@@ -33,12 +33,13 @@ from skywarden.server.calls.ratelimit import RateLimits, client_ip_limit_middlew
 from skywarden.server.calls.upstream import build_upstream, upstream_context
 from skywarden.server.console import pages
 from skywarden.server.console.sso import ConsoleSignIn
-from skywarden.server.http.body import body_size_middleware
+from skywarden.server.http.body import check_body_size
+from skywarden.server.http.checks import edge_checks_middleware
 from skywarden.server.http.context import request_context_middleware
 from skywarden.server.http.cors import setup_cors
 from skywarden.server.http.errors import error_middleware
-from skywarden.server.http.host_origin import origin_middleware
-from skywarden.server.http.https_policy import https_middleware
+from skywarden.server.http.host_origin import check_host_origin
+from skywarden.server.http.https_policy import check_https
 from skywarden.server.http.proxy import parse_networks, proxy_middleware_for
 from skywarden.server.http.security_headers import on_response_prepare
 from skywarden.server.identity.service import build_identity, identity_context
@@ -103,21 +104,24 @@ def create_app(
         flush_usage=lambda: broadcast.publish("flush-usage"),
     )
 
+    edge_checks = [
+        check_host_origin,
+        *([check_https] if settings.require_https else []),  # after the Host check
+        check_body_size,  # an announced body over the limit: 413 before a byte is read
+    ]
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
             m
             for m, wanted in (
-                (proxy_middleware_for(parse_networks(settings.trusted_proxies)), bool(settings.trusted_proxies)),
+                (proxy_middleware_for(parse_networks(settings.trusted_proxies)), bool(settings.trusted_proxies)),  # 0
                 (request_context_middleware, True),  # 1. request id + log context
-                (audit_middleware_for(metrics, shared.denials), True),  # 6. one audit event per answer
-                (error_middleware, True),  # every error in the door's format (JSON-RPC or problem+json)
-                (origin_middleware, True),  # 2. Host / Origin
-                (https_middleware, settings.require_https),  # 2. HTTPS policy, after the Host check
-                (body_size_middleware, True),  # 2. an announced body over the limit: 413 before reading
-                (client_ip_limit_middleware, bool(limits.auth_failures or limits.unauthenticated)),  # 4. per IP
-                (auth_middleware, True),  # 3. API key, admin token or access token -> Principal
-                (key_limit_middleware, True),  # 4. per-key limit
+                (audit_middleware_for(metrics, shared.denials), True),  # 2. one audit event per answer
+                (error_middleware, True),  # 3. every error in the door's format (JSON-RPC or problem+json)
+                (edge_checks_middleware(edge_checks), True),  # 4-6. Host/Origin, HTTPS, announced body size
+                (client_ip_limit_middleware, bool(limits.auth_failures or limits.unauthenticated)),  # 7. per IP
+                (auth_middleware, True),  # 8. API key, admin token or access token -> Principal
+                (key_limit_middleware, True),  # 9. per-key limit
             )
             if wanted
         ],

@@ -1,4 +1,4 @@
-"""Step 3 of the request path: authenticate every non-public request.
+"""Step 8 of the request path (docs/architecture.md): authenticate every non-public request.
 
 API keys open the tool routes and /mcp; the admin token opens /api/admin. With OpenID issuers
 configured (docs/identity.md), an access token may open /api/admin (admin sign-in) and, in

@@ -13,8 +13,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from limits import RateLimitItem
 
@@ -31,15 +30,13 @@ class CountersUnavailable(RuntimeError):
     """The shared counters cannot be reached."""
 
 
-@dataclass(frozen=True, slots=True)
-class WindowState:
+class WindowState(NamedTuple):  # a named tuple: built on every charge, at a third of a frozen dataclass's cost
     window: RateLimitItem
     remaining: int
     reset_seconds: int  # until the window frees a unit (at least 1 when refused)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     refused: RateLimitItem | None  # the first window that had too little left; None = taken
     states: tuple[WindowState, ...]
 

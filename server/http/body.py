@@ -34,14 +34,13 @@ async def read_body(request: web.Request) -> bytes:
         ) from None
 
 
-@web.middleware
-async def body_size_middleware(request: web.Request, handler):
-    """Refuse an announced body over ``max_body_bytes`` at once, before authentication and before
-    a byte of it is read (a body without Content-Length is cut off at the same size as it is read)."""
+def check_body_size(request: web.Request) -> None:
+    """An edge check (``http/checks.py``): refuse an announced body over ``max_body_bytes`` at
+    once, before authentication and before a byte of it is read (a body without Content-Length
+    is cut off at the same size as it is read)."""
     length = request.content_length
     if length is not None and length > request.app[SETTINGS].max_body_bytes:
         raise ApiError(PAYLOAD_TOO_LARGE, f"The body may be at most {request.app[SETTINGS].max_body_bytes} bytes.")
-    return await handler(request)
 
 
 def unread_body(request: web.Request) -> bool:

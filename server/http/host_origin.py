@@ -52,8 +52,8 @@ def origin_allowed(origin: str, bind_host: str, cors_origins: tuple[str, ...]) -
     return scheme in ("http", "https") and is_loopback(bind_host) and bool(hostname) and is_loopback(hostname)
 
 
-@web.middleware
-async def origin_middleware(request: web.Request, handler):
+def check_host_origin(request: web.Request) -> None:
+    """An edge check (``http/checks.py``)."""
     settings = request.app[SETTINGS]
     if not host_allowed(request.headers.get("Host"), settings.host, settings.allowed_hosts):
         raise ApiError(FORBIDDEN_HOST, "This Host is not allowed.")
@@ -61,4 +61,3 @@ async def origin_middleware(request: web.Request, handler):
     if origin is not None and is_mcp(request.path):
         if not origin_allowed(origin, settings.host, settings.cors_origins):
             raise ApiError(FORBIDDEN_ORIGIN, "This Origin is not allowed.")
-    return await handler(request)

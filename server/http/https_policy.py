@@ -28,12 +28,11 @@ def redirect_target(request: web.Request, settings: Settings) -> str | None:
     return None
 
 
-@web.middleware
-async def https_middleware(request: web.Request, handler):
-    """Health and readiness stay on plain HTTP: a load balancer probes each instance directly,
-    and they carry no credential or data."""
+def check_https(request: web.Request) -> None:
+    """An edge check (``http/checks.py``). Health and readiness stay on plain HTTP: a load
+    balancer probes each instance directly, and they carry no credential or data."""
     if request.secure or request.path in HEALTH_PATHS:
-        return await handler(request)
+        return
     if request.method in ("GET", "HEAD"):
         target = redirect_target(request, request.app[SETTINGS])
         if target is not None:

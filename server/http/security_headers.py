@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from skywarden.server.appkeys import FORWARDED_HTTPS
 from skywarden.server.http.paths import DOCS_PATH, is_console, is_public
@@ -21,27 +22,33 @@ CONSOLE_CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
-_STATIC = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "X-XSS-Protection": "0",  # OWASP: the old filter is deprecated and exploitable; CSP does the job
-}
+# Names as multidict's case-insensitive strings: the headers map then skips folding them per answer.
+_STATIC = tuple(
+    (istr(name), value)
+    for name, value in {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "X-XSS-Protection": "0",  # OWASP: the old filter is deprecated and exploitable; CSP does the job
+    }.items()
+)
+_CSP = istr("Content-Security-Policy")
+_HSTS = istr("Strict-Transport-Security")
 
 
 async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
     """Signal handler: runs for every answer, errors and streams included, just before headers go out."""
     headers = response.headers
-    for name, value in _STATIC.items():
+    for name, value in _STATIC:
         headers.setdefault(name, value)
     path = request.path
     csp = DOCS_CSP if path == DOCS_PATH else CONSOLE_CSP if is_console(path) else API_CSP
-    headers.setdefault("Content-Security-Policy", csp)
+    headers.setdefault(_CSP, csp)
     if not is_public(request.path):
         # no-store always; an event stream's no-transform (proxies must not buffer or compress it) stays
-        transform = ", no-transform" if "no-transform" in headers.get("Cache-Control", "") else ""
-        headers["Cache-Control"] = "no-store" + transform
+        transform = ", no-transform" if "no-transform" in headers.get(hdrs.CACHE_CONTROL, "") else ""
+        headers[hdrs.CACHE_CONTROL] = "no-store" + transform
     if request.get(FORWARDED_HTTPS, request.secure):
-        headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-    headers["Server"] = "skywarden"  # no version banner
+        headers.setdefault(_HSTS, "max-age=63072000; includeSubDomains")
+    headers[hdrs.SERVER] = "skywarden"  # no version banner

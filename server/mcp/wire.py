@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from typing import Any
 
@@ -45,7 +46,12 @@ def error_answer(
 
 def accepts(request: web.Request) -> tuple[bool, bool]:
     """(JSON acceptable, SSE acceptable) from the Accept header, wildcards included."""
-    types = {part.split(";")[0].strip().lower() for part in request.headers.get("Accept", "").split(",")}
+    return _accepted(request.headers.get("Accept", ""))
+
+
+@functools.lru_cache(maxsize=256)  # a client sends the same few values; client input, so bounded
+def _accepted(accept: str) -> tuple[bool, bool]:
+    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
     wildcard = "*/*" in types
     return (
         wildcard or "application/json" in types or "application/*" in types,
