@@ -21,15 +21,15 @@ from skywarden.server.appkeys import (
     SESSIONS,
     SETTINGS,
 )
+from skywarden.server.auth.admission import admission_middleware
 from skywarden.server.auth.authenticator import Authenticator
 from skywarden.server.auth.backends import open_store
 from skywarden.server.auth.credentials import Credentials, prepare_credentials
 from skywarden.server.auth.key_operations import KeyOperations
 from skywarden.server.auth.lifecycle import key_store_context
-from skywarden.server.auth.middleware import auth_middleware
 from skywarden.server.auth.store import KeyStore
 from skywarden.server.calls.pipeline import ToolPipeline, forbid_tool
-from skywarden.server.calls.ratelimit import RateLimits, client_ip_limit_middleware, key_limit_middleware
+from skywarden.server.calls.ratelimit import RateLimits
 from skywarden.server.calls.upstream import build_upstream, upstream_context
 from skywarden.server.console import pages
 from skywarden.server.console.sso import ConsoleSignIn
@@ -119,9 +119,7 @@ def create_app(
                 (audit_middleware_for(metrics, shared.denials), True),  # 2. one audit event per answer
                 (error_middleware, True),  # 3. every error in the door's format (JSON-RPC or problem+json)
                 (edge_checks_middleware(edge_checks), True),  # 4-6. Host/Origin, HTTPS, announced body size
-                (client_ip_limit_middleware, bool(limits.auth_failures or limits.unauthenticated)),  # 7. per IP
-                (auth_middleware, True),  # 8. API key, admin token or access token -> Principal
-                (key_limit_middleware, True),  # 9. per-key limit
+                (admission_middleware, True),  # 7-9. per-IP refusal limit, credential -> Principal, per-key limit
             )
             if wanted
         ],

@@ -153,8 +153,11 @@ class ToolPipeline:
         tool = self.authorize(name, principal)
         await self._charge(tool, principal, prepaid)
         validated = self._validate(tool, arguments)
-        async with self._slot(principal):
+        self._take_slot(principal.id)
+        try:
             result = await self._invoke(tool, validated, principal, report_progress, client_capabilities)
+        finally:
+            self._free_slot(principal.id)
         return CallOutcome(tool, result)
 
     async def _charge(self, tool: RegisteredTool, principal: Principal, prepaid: Prepaid | None) -> None:
@@ -184,8 +187,19 @@ class ToolPipeline:
                 self._validated.popitem(last=False)
         return validated
 
-    def _slot(self, principal: Principal) -> _Slot:
-        return _Slot(self._running, principal.id, self.max_concurrent)
+    def _take_slot(self, key_id: str) -> None:
+        """One of the key's ``max_concurrent`` running calls, held for the length of the call."""
+        count = self._running.get(key_id, 0)
+        if count >= self.max_concurrent:
+            raise TooManyConcurrentCalls(self.max_concurrent)
+        self._running[key_id] = count + 1
+
+    def _free_slot(self, key_id: str) -> None:
+        left = self._running[key_id] - 1
+        if left:
+            self._running[key_id] = left
+        else:
+            del self._running[key_id]
 
     async def _invoke(
         self,
@@ -249,25 +263,3 @@ def _memo_key(tool: RegisteredTool, arguments: dict[str, Any]) -> tuple[Any, ...
         items.append((name, kind, value.hex() if kind is float else value))  # -0.0 and 0.0 apart
     items.sort(key=lambda item: item[0])
     return (tool.name, *items)
-
-
-@dataclass
-class _Slot:
-    """One of a key's ``max_concurrent`` running calls, held for the length of the call."""
-
-    running: dict[str, int]
-    key_id: str
-    limit: int
-
-    async def __aenter__(self) -> None:
-        count = self.running.get(self.key_id, 0)
-        if count >= self.limit:
-            raise TooManyConcurrentCalls(self.limit)
-        self.running[self.key_id] = count + 1
-
-    async def __aexit__(self, *exc: object) -> None:
-        left = self.running[self.key_id] - 1
-        if left:
-            self.running[self.key_id] = left
-        else:
-            del self.running[self.key_id]

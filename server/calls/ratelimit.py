@@ -27,7 +27,7 @@ from skywarden.server.appkeys import AUTH_FAILURE, LIMITER, PREPAID, PRINCIPAL, 
 from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.counters import Counters, CountersUnavailable, MemoryCounters, Outcome, Windows
 from skywarden.server.calls.pipeline import Prepaid
-from skywarden.server.errors import LIMITER_UNAVAILABLE, RATE_LIMITED, UNAUTHORIZED, ApiError
+from skywarden.server.errors import LIMITER_UNAVAILABLE, RATE_LIMITED, ApiError
 from skywarden.server.settings import Settings
 
 log = structlog.get_logger("skywarden.server")
@@ -147,37 +147,27 @@ class RateLimits:
         await self._take("anonymous", self.unauthenticated, ip, 1)
 
 
-@web.middleware
-async def client_ip_limit_middleware(request: web.Request, handler):
-    """Wraps authentication and decides, for a refused credential only, between 401 and 429.
+async def count_refusal(request: web.Request) -> None:
+    """Step 7, for a refused credential only: decide between its 401 and a 429 (raised here).
 
     Nothing is counted before authentication: a request with a valid credential passes
     whatever else came from its address. A wrong credential counts toward ``auth_failure_limit``
     and a missing one toward ``unauthenticated_limit``; over either, the 401 becomes a 429."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        if exc.kind is not UNAUTHORIZED:
-            raise
-        limits = request.app[LIMITER]
-        ip = request.remote or "unknown"
-        if request.get(AUTH_FAILURE) == "missing":
-            await limits.count_unauthenticated(ip)
-        else:
-            await limits.count_failure(ip)
-        raise
+    limits = request.app[LIMITER]
+    ip = request.remote or "unknown"
+    if request.get(AUTH_FAILURE) == "missing":
+        await limits.count_unauthenticated(ip)
+    else:
+        await limits.count_failure(ip)
 
 
-@web.middleware
-async def key_limit_middleware(request: web.Request, handler):
-    """After authentication: one unit of the key's own limit per request; a tool call's cost is
-    charged by the pipeline, which uses this unit for the first call of the request."""
+async def charge_request(request: web.Request) -> bool:
+    """Step 9, after authentication: one unit of the key's own limit per request (its RateLimit
+    fields kept in ``RATE_LIMIT_FIELDS``); a tool call's cost is charged by the pipeline, which
+    uses this unit for the first call of the request. False when nothing was charged."""
     principal = request.get(PRINCIPAL)
     if principal is None or not principal.metered or request.method == "OPTIONS":
-        return await handler(request)
+        return False
     request[RATE_LIMIT_FIELDS] = await request.app[LIMITER].charge(principal)
     request[PREPAID] = Prepaid(1)
-    response = await handler(request)
-    if not response.prepared:
-        response.headers.update(request[RATE_LIMIT_FIELDS])
-    return response
+    return True

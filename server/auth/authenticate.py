@@ -1,5 +1,7 @@
 """Step 8 of the request path (docs/architecture.md): authenticate every non-public request.
 
+Run by the admission middleware (``auth/admission.py``); it sets ``PRINCIPAL`` or raises.
+
 API keys open the tool routes and /mcp; the admin token opens /api/admin. With OpenID issuers
 configured (docs/identity.md), an access token may open /api/admin (admin sign-in) and, in
 resource-server mode, the tool routes and /mcp. A credential shaped like a JWT is only ever
@@ -86,11 +88,11 @@ def unauthorized(request: web.Request, reason: str, presented: bool) -> ApiError
     return ApiError(UNAUTHORIZED, detail, headers={"WWW-Authenticate": www_authenticate})
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler):
+async def authenticate(request: web.Request) -> None:
+    """Set the request's ``PRINCIPAL``, or raise; public paths and CORS preflights get none."""
     path = request.path
     if is_public(path) or request.method == "OPTIONS":
-        return await handler(request)
+        return
     if isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed):
         raise request.match_info.http_exception  # a known path, a method it never takes: public knowledge
     if key_in_query(request):
@@ -103,7 +105,7 @@ async def auth_middleware(request: web.Request, handler):
         metrics = request.app[METRICS_CREDENTIAL]
         if token and (request.app[ADMIN].matches(token) or (metrics is not None and metrics.matches(token))):
             request[PRINCIPAL] = METRICS_PRINCIPAL
-            return await handler(request)
+            return
         raise unauthorized(request, "missing" if not credential else "bad_metrics_token", bool(credential))
     if is_admin(path):
         token = bearer_token(request)
@@ -114,19 +116,19 @@ async def auth_middleware(request: web.Request, handler):
             request[PRINCIPAL] = await admin_principal(request, identity, token)
         else:
             raise unauthorized(request, "missing" if not credential else "bad_admin_token", bool(credential))
-        return await handler(request)
+        return
     if credential and looks_like_jwt(credential):
-        return await _as_subject(request, handler, credential)
+        await _as_subject(request, credential)
+        return
     try:
         request[PRINCIPAL] = await request.app[AUTHENTICATOR].authenticate(credential)
     except AuthFailure as failure:
         if credential and failure.reason not in {"malformed", "admin_token_as_key"}:
             note(request, key_prefix=display_prefix(credential))  # well-formed: the prefix is not secret
         raise unauthorized(request, failure.reason, bool(credential)) from None
-    return await handler(request)
 
 
-async def _as_subject(request: web.Request, handler, token: str):
+async def _as_subject(request: web.Request, token: str) -> None:
     identity = request.app[IDENTITY]
     if identity is None or not identity.resource_server:
         raise unauthorized(request, "token_not_accepted", True)
@@ -138,4 +140,3 @@ async def _as_subject(request: web.Request, handler, token: str):
             challenge(identity.resource_url, "invalid_request"),
         )
     request[PRINCIPAL] = await subject_principal(request, identity, token)
-    return await handler(request)
