@@ -35,7 +35,6 @@ from skywarden.server.console import pages
 from skywarden.server.console.sso import ConsoleSignIn
 from skywarden.server.http.body import check_body_size
 from skywarden.server.http.checks import edge_checks_middleware
-from skywarden.server.http.context import request_context_middleware
 from skywarden.server.http.cors import setup_cors
 from skywarden.server.http.errors import error_middleware
 from skywarden.server.http.host_origin import check_host_origin
@@ -115,8 +114,7 @@ def create_app(
             m
             for m, wanted in (
                 (proxy_middleware_for(parse_networks(settings.trusted_proxies)), bool(settings.trusted_proxies)),  # 0
-                (request_context_middleware, True),  # 1. request id + log context
-                (audit_middleware_for(metrics, shared.denials), True),  # 2. one audit event per answer
+                (audit_middleware_for(metrics, shared.denials), True),  # 1-2. request id, one audit event per answer
                 (error_middleware, True),  # 3. every error in the door's format (JSON-RPC or problem+json)
                 (edge_checks_middleware(edge_checks), True),  # 4-6. Host/Origin, HTTPS, announced body size
                 (admission_middleware, True),  # 7-9. per-IP refusal limit, credential -> Principal, per-key limit

@@ -1,4 +1,5 @@
-"""Step 1 of the request path: a request id bound into the structlog context.
+"""Step 1 of the request path: a request id bound into the structlog context (opened and closed
+by the audit middleware, step 2, so both take one layer).
 
 Requests on one keep-alive connection run in one task, so the binding is undone when the
 request ends (a token reset) rather than cleared when the next begins (structlog's
@@ -6,6 +7,7 @@ request ends (a token reset) rather than cleared when the next begins (structlog
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 
@@ -25,17 +27,13 @@ def request_id_for(request: web.Request) -> str:
     return given if given and _VALID_ID.match(given) else os.urandom(16).hex()
 
 
-@web.middleware
-async def request_context_middleware(request: web.Request, handler):
+def open_request_context(request: web.Request) -> tuple[str, contextvars.Token]:
+    """The request's id (kept on the request and bound into the structlog context) and the token
+    that undoes the binding; the audit middleware opens and closes it around the whole request."""
     request_id = request_id_for(request)
     request[REQUEST_ID] = request_id
-    token = _REQUEST_ID_VAR.set(request_id)
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers["X-Request-ID"] = request_id
-        raise
-    finally:
-        _REQUEST_ID_VAR.reset(token)
-    response.headers["X-Request-ID"] = request_id
-    return response
+    return request_id, _REQUEST_ID_VAR.set(request_id)
+
+
+def close_request_context(token: contextvars.Token) -> None:
+    _REQUEST_ID_VAR.reset(token)

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from skywarden.server.appkeys import AUDIT, AUTH_FAILURE, PRINCIPAL, REQUEST_ID
+from skywarden.server.appkeys import AUDIT, AUTH_FAILURE, PRINCIPAL
 from skywarden.server.errors import ApiError
+from skywarden.server.http.context import close_request_context, open_request_context
 from skywarden.server.observability import logging_setup
 from skywarden.server.observability.denials import RecentDenials, compact
 
@@ -68,12 +69,43 @@ def _body_bytes(response: web.StreamResponse | None) -> int | None:
     return len(body) if isinstance(body, bytes) else None
 
 
+def request_fields(
+    request: web.Request,
+    request_id: str,
+    event: dict[str, Any],
+    status: int,
+    response: web.StreamResponse | None,
+    latency: float,
+) -> dict[str, Any]:
+    """The audit event of one answered request."""
+    reason = request.get(AUTH_FAILURE) or event.pop("denied", None)
+    if reason is None and status == 429:
+        reason = "rate_limited"
+    fields = {
+        "request_id": request_id,
+        "client_ip": request.remote,
+        "method": request.method,
+        "path": request.path,
+        **_principal_fields(request),
+        **event,
+        "status": status,
+        "outcome": outcome_for(status),
+        "latency_ms": round(latency * 1000, 3),
+        "bytes": _body_bytes(response),
+    }
+    if reason is not None:
+        fields["reason"] = reason
+    return fields
+
+
 def audit_middleware_for(metrics: Metrics | None, denials: RecentDenials | None) -> Middleware:
-    """Step 2: one audit event per request when its answer is done, the request metrics, and
-    the recent denials; ``metrics`` and ``denials`` come from the app factory."""
+    """Steps 1-2 in one layer: the request id (``http/context.py``, echoed in ``X-Request-ID``),
+    then one audit event per request when its answer is done, the request metrics, and the
+    recent denials; ``metrics`` and ``denials`` come from the app factory."""
 
     @web.middleware
     async def audit_middleware(request: web.Request, handler):
+        request_id, context = open_request_context(request)
         started = time.perf_counter()
         event: dict[str, Any] = {}
         request[AUDIT] = event
@@ -82,38 +114,27 @@ def audit_middleware_for(metrics: Metrics | None, denials: RecentDenials | None)
         try:
             response = await handler(request)
             status = response.status
+            response.headers["X-Request-ID"] = request_id
             return response
         except web.HTTPException as exc:
             status = exc.status
+            exc.headers["X-Request-ID"] = request_id
             raise
         except (asyncio.CancelledError, ConnectionResetError):
             status = CLIENT_CLOSED_REQUEST  # the client went away: not a server fault
             event["cancelled"] = True
             raise
         finally:
-            latency = time.perf_counter() - started
-            reason = request.get(AUTH_FAILURE) or event.pop("denied", None)
-            if reason is None and status == 429:
-                reason = "rate_limited"
-            fields = {
-                "request_id": request.get(REQUEST_ID),
-                "client_ip": request.remote,
-                "method": request.method,
-                "path": request.path,
-                **_principal_fields(request),
-                **event,
-                "status": status,
-                "outcome": outcome_for(status),
-                "latency_ms": round(latency * 1000, 3),
-                "bytes": _body_bytes(response),
-            }
-            if reason is not None:
-                fields["reason"] = reason
-            logging_setup.audit_logger().info("request", audit=True, **fields)
-            if metrics is not None:
-                metrics.observe_request(request, status, latency, fields)
-            if denials is not None and fields["outcome"] == "denied":
-                await denials.add(compact({**fields, "time": logging_setup.utc_now_iso()}))
+            try:
+                latency = time.perf_counter() - started
+                fields = request_fields(request, request_id, event, status, response, latency)
+                logging_setup.audit_logger().info("request", audit=True, **fields)
+                if metrics is not None:
+                    metrics.observe_request(request, status, latency, fields)
+                if denials is not None and fields["outcome"] == "denied":
+                    await denials.add(compact({**fields, "time": logging_setup.utc_now_iso()}))
+            finally:
+                close_request_context(context)
 
     return audit_middleware
 
