@@ -21,7 +21,7 @@ from skywarden.server.appkeys import (
     SESSIONS,
     SETTINGS,
 )
-from skywarden.server.auth.admission import admission_middleware
+from skywarden.server.auth.admission import admission_middleware_for
 from skywarden.server.auth.authenticator import Authenticator
 from skywarden.server.auth.backends import open_store
 from skywarden.server.auth.credentials import Credentials, prepare_credentials
@@ -34,7 +34,6 @@ from skywarden.server.calls.upstream import build_upstream, upstream_context
 from skywarden.server.console import pages
 from skywarden.server.console.sso import ConsoleSignIn
 from skywarden.server.http.body import check_body_size
-from skywarden.server.http.checks import edge_checks_middleware
 from skywarden.server.http.cors import setup_cors
 from skywarden.server.http.errors import error_middleware
 from skywarden.server.http.host_origin import check_host_origin
@@ -116,8 +115,7 @@ def create_app(
                 (proxy_middleware_for(parse_networks(settings.trusted_proxies)), bool(settings.trusted_proxies)),  # 0
                 (audit_middleware_for(metrics, shared.denials), True),  # 1-2. request id, one audit event per answer
                 (error_middleware, True),  # 3. every error in the door's format (JSON-RPC or problem+json)
-                (edge_checks_middleware(edge_checks), True),  # 4-6. Host/Origin, HTTPS, announced body size
-                (admission_middleware, True),  # 7-9. per-IP refusal limit, credential -> Principal, per-key limit
+                (admission_middleware_for(edge_checks), True),  # 4-9. edge checks, credential, per-IP and key limits
             )
             if wanted
         ],

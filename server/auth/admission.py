@@ -1,12 +1,20 @@
-"""Steps 7-9 of the request path in one middleware: who is asking, and may they come in now.
+"""Steps 4-9 of the request path in one middleware: may this request reach a handler, now?
 
-Authentication (``auth/authenticate.py``) sets the principal or refuses; a refused credential
-is counted against its address, which may turn the 401 into a 429 (``calls/ratelimit.py``);
-an admitted key is charged one unit of its own limit, and the answer carries its RateLimit
-fields. Three steps, one layer: a request pays one await for all of them.
+- Edge checks (steps 4-6): plain functions that look only at the request line and headers
+  (Host/Origin, the HTTPS policy, the announced body size), each in the module of its concern,
+  listed in order by the app factory. Each raises an ``ApiError`` (or a redirect).
+- Authentication (step 8, ``auth/authenticate.py``) sets the principal or refuses; a refused
+  credential is counted against its address (step 7), which may turn the 401 into a 429.
+- An admitted key is charged one unit of its own limit (step 9, ``calls/ratelimit.py``), and
+  the answer carries its RateLimit fields.
+
+One layer for all of them: each middleware layer costs every request an await.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -15,17 +23,29 @@ from skywarden.server.auth.authenticate import authenticate
 from skywarden.server.calls.ratelimit import charge_request, count_refusal
 from skywarden.server.errors import UNAUTHORIZED, ApiError
 
+if TYPE_CHECKING:
+    from aiohttp.typedefs import Middleware
 
-@web.middleware
-async def admission_middleware(request: web.Request, handler):
-    try:
-        await authenticate(request)
-    except ApiError as exc:
-        if exc.kind is UNAUTHORIZED:
-            await count_refusal(request)
-        raise
-    charged = await charge_request(request)
-    response = await handler(request)
-    if charged and not response.prepared:
-        response.headers.update(request[RATE_LIMIT_FIELDS])  # the handler may have charged more (a batch)
-    return response
+EdgeCheck = Callable[[web.Request], None]
+
+
+def admission_middleware_for(edge_checks: Sequence[EdgeCheck]) -> Middleware:
+    checks = tuple(edge_checks)
+
+    @web.middleware
+    async def admission_middleware(request: web.Request, handler):
+        for check in checks:
+            check(request)
+        try:
+            await authenticate(request)
+        except ApiError as exc:
+            if exc.kind is UNAUTHORIZED:
+                await count_refusal(request)
+            raise
+        charged = await charge_request(request)
+        response = await handler(request)
+        if charged and not response.prepared:
+            response.headers.update(request[RATE_LIMIT_FIELDS])  # the handler may have charged more (a batch)
+        return response
+
+    return admission_middleware

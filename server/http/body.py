@@ -35,7 +35,7 @@ async def read_body(request: web.Request) -> bytes:
 
 
 def check_body_size(request: web.Request) -> None:
-    """An edge check (``http/checks.py``): refuse an announced body over ``max_body_bytes`` at
+    """An edge check (``auth/admission.py``): refuse an announced body over ``max_body_bytes`` at
     once, before authentication and before a byte of it is read (a body without Content-Length
     is cut off at the same size as it is read)."""
     length = request.content_length

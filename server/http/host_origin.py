@@ -53,7 +53,7 @@ def origin_allowed(origin: str, bind_host: str, cors_origins: tuple[str, ...]) -
 
 
 def check_host_origin(request: web.Request) -> None:
-    """An edge check (``http/checks.py``)."""
+    """An edge check (``auth/admission.py``)."""
     settings = request.app[SETTINGS]
     if not host_allowed(request.headers.get("Host"), settings.host, settings.allowed_hosts):
         raise ApiError(FORBIDDEN_HOST, "This Host is not allowed.")

@@ -29,7 +29,7 @@ def redirect_target(request: web.Request, settings: Settings) -> str | None:
 
 
 def check_https(request: web.Request) -> None:
-    """An edge check (``http/checks.py``). Health and readiness stay on plain HTTP: a load
+    """An edge check (``auth/admission.py``). Health and readiness stay on plain HTTP: a load
     balancer probes each instance directly, and they carry no credential or data."""
     if request.secure or request.path in HEALTH_PATHS:
         return
