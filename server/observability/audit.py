@@ -29,9 +29,11 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's convention for "the client closed the con
 
 def note(request: web.Request, **fields: Any) -> None:
     """Add fields (MCP method, tool, revision, denial reason, ...) to this request's audit event."""
-    event = request.get(AUDIT)
-    if event is not None:
-        event.update(fields)
+    try:
+        event = request[AUDIT]  # not request.get: Mapping.get is one more Python call, several times a request
+    except KeyError:
+        return
+    event.update(fields)
 
 
 def note_refusal(request: web.Request, error: ApiError) -> None:
