@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from skywarden.tools.contract import ToolResult, text_content
 from skywarden.tools.registry import ToolRegistry, register_tool
+from tests.json_strategies import json_values
 from tests.mcp_helpers import ACCEPT_BOTH, modern_headers, modern_rpc, open_session
 from tests.plugin_samples import Echo
 
@@ -32,19 +33,6 @@ class Counted(Echo):
 
 VERSIONS = ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]
 METHODS = ["initialize", "ping", "tools/list", "tools/call", "server/discover", "notifications/initialized", "x"]
-
-json_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=20),
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-    max_leaves=12,
-)
 
 
 @st.composite
