@@ -47,6 +47,7 @@ async def get(context: ToolContext, url: str, derive: Callable[[Any], Any] | Non
     return await context.upstream.get_json(url, service=SERVICE, accept=ACCEPT, label=LABEL, derive=derive)
 
 
+@functools.lru_cache(maxsize=4096)  # callers ask for the same places again and again; bounded
 def format_coordinate(value: float) -> str:
     """NWS takes at most four decimals and answers a longer form with a redirect."""
     text = f"{value:.4f}".rstrip("0").rstrip(".")
