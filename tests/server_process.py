@@ -6,17 +6,44 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import socket
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 SUBPROCESS_LINES: list[str] = []  # every line any server process printed, for the session-wide secret scan
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, for a server process to bind, from below the kernel's ephemeral
+    range. A port from that range (what binding port 0 gives) can be taken by an outgoing
+    connection before the server binds it; and a client connecting to such a port while nothing
+    listens may connect to itself (TCP simultaneous open), which looks like a server answering
+    garbage (an "SSL: WRONG_VERSION_NUMBER" from a balancer that never bound its port)."""
+    top = _ephemeral_start()
+    for _ in range(1000):
+        port = random.randrange(max(1024, top - 16384), top)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 
 import pytest
 
@@ -13,6 +12,7 @@ from skywarden.server.app import create_app
 from skywarden.server.appkeys import SETTINGS
 from tests.conftest import ADMIN_HEADERS, SECRETS, create_key
 from tests.mcp_helpers import open_session, post, rpc, session_headers
+from tests.server_process import free_port
 from tests.services import redis_prefix
 
 SHARED_SECRET = "shared-server-secret-for-every-instance-0123"
@@ -53,12 +53,6 @@ async def test_wrong_credentials_share_one_budget_across_instances(shared_redis,
     assert statuses == [401] * 4 + [429] * 2
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def _start_redis(port: int) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         shutil.which("redis-server") or "redis-server",
@@ -81,7 +75,7 @@ async def _start_redis(port: int) -> asyncio.subprocess.Process:
 
 @pytest.mark.parametrize("mode", ["open", "closed"])
 async def test_redis_going_away_and_coming_back(make_settings, aiohttp_client, mode):
-    port = _free_port()
+    port = free_port()
     redis = await _start_redis(port)
     try:
         clients, headers = await _instances(
@@ -188,7 +182,7 @@ async def test_a_session_opened_through_one_instance_continues_through_another_a
 async def test_while_redis_is_away_no_instance_trusts_its_cache(make_settings, aiohttp_client):
     """Revocations cannot be heard then: every request is verified with the store, so a key
     revoked through one instance is refused by another at once even without the broadcast."""
-    port = _free_port()
+    port = free_port()
     redis = await _start_redis(port)
     try:
         clients, headers = await _instances(
