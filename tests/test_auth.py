@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from datetime import timedelta
 from pathlib import Path
 
@@ -107,12 +108,14 @@ async def test_bad_checksum_is_rejected_without_a_store_lookup(client, store_loo
 
 
 @pytest.mark.parametrize("secret_length", [0, 1, 32, 63, 64, 65, 200])
-def test_the_request_path_hasher_gives_the_stored_hash(secret_length):
-    """Keys are stored under hash_key; the authenticator looks them up with key_hasher's digest."""
-    secret = bytes(range(256))[:secret_length] if secret_length <= 256 else b""
+def test_key_hashes_are_hmac_sha256_under_the_secret(secret_length):
+    """The stored hash and the request path's look-up are RFC 2104 HMAC-SHA256, whatever the
+    secret's length (one longer than SHA-256's block is hashed first)."""
+    secret = bytes(range(256))[:secret_length]
     hasher = keys.key_hasher(secret)
     for key in (keys.generate_key(), keys.generate_key("test"), "", "x", "ünïcødé-ключ", "k" * 500):
-        assert hasher(key) == keys.hash_key(key, secret)
+        expected = hmac.digest(secret, key.encode("utf-8"), "sha256").hex()
+        assert hasher(key) == keys.hash_key(key, secret) == expected
 
 
 async def test_verified_key_is_cached(client, store_lookups):
