@@ -50,6 +50,7 @@ _decoder = json.JSONDecoder(parse_constant=_reject_constant)  # one, not one per
 # the time of a regex scan.
 _DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_NUMBER = b"0" * 19
+_UNREAD = object()  # what the fast reader returns for a body the stdlib must read
 
 
 def loads_guarded(body: bytes, max_depth: int) -> Any:
@@ -66,9 +67,6 @@ def loads_guarded(body: bytes, max_depth: int) -> Any:
     if body.count(b"{") + body.count(b"[") > max_depth and _depth_exceeds(value, max_depth):
         raise BodyError(f"JSON nesting deeper than {max_depth} levels")
     return value
-
-
-_UNREAD = object()
 
 
 def _fast_loads(body: bytes) -> Any:

@@ -38,9 +38,9 @@ def check_body_size(request: web.Request) -> None:
     """An edge check (``auth/admission.py``): refuse an announced body over ``max_body_bytes`` at
     once, before authentication and before a byte of it is read (a body without Content-Length
     is cut off at the same size as it is read)."""
-    length = request.content_length
-    if length is not None and length > request.app[SETTINGS].max_body_bytes:
-        raise ApiError(PAYLOAD_TOO_LARGE, f"The body may be at most {request.app[SETTINGS].max_body_bytes} bytes.")
+    length, limit = request.content_length, request.app[SETTINGS].max_body_bytes
+    if length is not None and length > limit:
+        raise ApiError(PAYLOAD_TOO_LARGE, f"The body may be at most {limit} bytes.")
 
 
 def unread_body(request: web.Request) -> bool:

@@ -23,15 +23,12 @@ CONSOLE_CSP = (
 )
 
 # Names as multidict's case-insensitive strings: the headers map then skips folding them per answer.
-_STATIC = tuple(
-    (istr(name), value)
-    for name, value in {
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
-        "Cross-Origin-Resource-Policy": "same-origin",
-        "X-XSS-Protection": "0",  # OWASP: the old filter is deprecated and exploitable; CSP does the job
-    }.items()
+_STATIC = (
+    (istr("X-Content-Type-Options"), "nosniff"),
+    (istr("X-Frame-Options"), "DENY"),
+    (istr("Referrer-Policy"), "no-referrer"),
+    (istr("Cross-Origin-Resource-Policy"), "same-origin"),
+    (istr("X-XSS-Protection"), "0"),  # OWASP: the old filter is deprecated and exploitable; CSP does the job
 )
 _CSP = istr("Content-Security-Policy")
 _HSTS = istr("Strict-Transport-Security")
@@ -45,7 +42,7 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     path = request.path
     csp = DOCS_CSP if path == DOCS_PATH else CONSOLE_CSP if is_console(path) else API_CSP
     headers.setdefault(_CSP, csp)
-    if not is_public(request.path):
+    if not is_public(path):
         # no-store always; an event stream's no-transform (proxies must not buffer or compress it) stays
         transform = ", no-transform" if "no-transform" in headers.get(hdrs.CACHE_CONTROL, "") else ""
         headers[hdrs.CACHE_CONTROL] = "no-store" + transform

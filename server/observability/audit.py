@@ -71,7 +71,7 @@ def _body_bytes(response: web.StreamResponse | None) -> int | None:
     return len(body) if isinstance(body, bytes) else None
 
 
-def request_fields(
+def _request_fields(
     request: web.Request,
     request_id: str,
     event: dict[str, Any],
@@ -129,7 +129,7 @@ def audit_middleware_for(metrics: Metrics | None, denials: RecentDenials | None)
         finally:
             try:
                 latency = time.perf_counter() - started
-                fields = request_fields(request, request_id, event, status, response, latency)
+                fields = _request_fields(request, request_id, event, status, response, latency)
                 logging_setup.audit_logger().info("request", audit=True, **fields)
                 if metrics is not None:
                     metrics.observe_request(request, status, latency, fields)
