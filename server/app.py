@@ -72,7 +72,12 @@ def create_app(
     sessions, broadcast = shared.sessions, shared.broadcast
     limits = RateLimits.from_settings(settings, shared.counters)
     upstream_cache = TTLCache(settings.upstream_cache_entries)
-    metrics = Metrics(sessions, upstream_cache, frozenset(registry.names())) if settings.metrics_enabled else None
+    result_cache = TTLCache(settings.tool_result_cache_entries)
+    metrics = (
+        Metrics(sessions, upstream_cache, frozenset(registry.names()), result_cache)
+        if settings.metrics_enabled
+        else None
+    )
     upstream = build_upstream(settings, upstream_cache, metrics.observe_upstream if metrics else None)
     authenticator = Authenticator(
         key_store,
@@ -92,6 +97,7 @@ def create_app(
         charge=limits.charge,
         max_concurrent=settings.max_concurrent_calls,
         refuse=identity.scope_refusal if identity is not None else forbid_tool,
+        results=result_cache,
     )
     operations = KeyOperations(
         store=key_store,

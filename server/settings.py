@@ -327,6 +327,11 @@ class Settings:
         4 * 1024 * 1024, _int_range(1024, 256 * 1024 * 1024), "largest upstream answer accepted, bytes"
     )
     upstream_cache_entries: int = _setting(512, _int_range(0, 100_000), "upstream answers kept in the cache")
+    tool_result_cache_entries: int = _setting(
+        1024,
+        _int_range(0, 100_000),
+        "results of cache_results tools kept while their upstream answers are fresh; 0 = off",
+    )
     instance_name: str = _setting(
         "", _instance_name, "this instance's name in every log line; empty = <host name>:<process id>"
     )

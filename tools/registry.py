@@ -49,6 +49,7 @@ class RegisteredTool:
     cost: int = 1
     settings_group: str | None = None  # the tool gets the server's ``<group>_*`` settings
     pure_arguments: bool = False  # its Arguments schema's answer depends on the input alone
+    cache_results: bool = False  # its result depends on the arguments and upstream answers alone
 
     def describe(self, with_output_schema: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -120,6 +121,11 @@ def register_tool(obj: Any, distribution: str) -> RegisteredTool:
     pure_arguments = getattr(obj, "pure_arguments", False)
     if not isinstance(pure_arguments, bool):
         raise InvalidToolError(f"tool {name!r}: pure_arguments must be True or False")
+    cache_results = getattr(obj, "cache_results", False)
+    if not isinstance(cache_results, bool):
+        raise InvalidToolError(f"tool {name!r}: cache_results must be True or False")
+    if cache_results and not pure_arguments:
+        raise InvalidToolError(f"tool {name!r}: cache_results needs pure_arguments (results are kept per argument set)")
     settings_group = getattr(obj, "settings_group", None)
     if settings_group is not None and (not isinstance(settings_group, str) or not SETTINGS_GROUP.match(settings_group)):
         raise InvalidToolError(f"tool {name!r}: settings_group must be lower-case letters, digits and _")
@@ -141,6 +147,7 @@ def register_tool(obj: Any, distribution: str) -> RegisteredTool:
         cost=cost,
         settings_group=settings_group,
         pure_arguments=pure_arguments,
+        cache_results=cache_results,
     )
 
 

@@ -7,11 +7,14 @@ a small cache that honours ``Cache-Control``. Failures become ``UpstreamError``
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
+import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +90,35 @@ class TTLCache:
         return len(self._data)
 
 
+@dataclass
+class Freshness:
+    """Until when a result made from upstream answers stays true: the earliest expiry of the
+    answers it was made from. An answer that was not cached, or a request that failed, makes it
+    stale at once; a result that consulted no upstream at all has no freshness to go by."""
+
+    until: float = -math.inf
+    consulted: bool = False
+
+    def saw(self, expires: float | None) -> None:
+        expires = -math.inf if expires is None else expires
+        self.until = expires if not self.consulted else min(self.until, expires)
+        self.consulted = True
+
+
+_freshness: contextvars.ContextVar[Freshness | None] = contextvars.ContextVar("upstream_freshness", default=None)
+
+
+@contextlib.contextmanager
+def tracking_freshness() -> Iterator[Freshness]:
+    """Record the expiry of every upstream answer used inside the block (tasks it starts too)."""
+    freshness = Freshness()
+    token = _freshness.set(freshness)
+    try:
+        yield freshness
+    finally:
+        _freshness.reset(token)
+
+
 _LABEL_CHARS = re.compile(r"[^a-z0-9]+")
 MAX_LABEL_LENGTH = 40
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -141,10 +173,24 @@ class Upstream:
         is ``derive(document)``, cached beside the document until it expires: a tool that reshapes
         an upstream answer does that once per answer, not once per call. Never mutate the result."""
         key = f"{accept} {url}"
+        freshness = _freshness.get()
+        if freshness is None:
+            return await self._answer(key, url, service, accept, label, derive)
+        try:
+            found = await self._answer(key, url, service, accept, label, derive)
+        except BaseException:
+            freshness.saw(None)
+            raise
+        freshness.saw(self.cache.expires(key if derive is None else _derived_key(key, derive)))
+        return found
+
+    async def _answer(
+        self, key: str, url: str, service: str, accept: str, label: str | None, derive: Callable[[Any], Any] | None
+    ) -> Any:
         if derive is None:
             cached = self.cache.get(key)
             return cached if cached is not None else await self._get(key, url, service, accept, label)
-        derived_key = f"{key} {derive.__module__}.{derive.__qualname__}"
+        derived_key = _derived_key(key, derive)
         derived = self.cache.get(derived_key, count=False)
         if derived is not None:
             self.cache.hits += 1
@@ -219,6 +265,10 @@ class Upstream:
 
 
 _INVALID = object()
+
+
+def _derived_key(key: str, derive: Callable[[Any], Any]) -> str:
+    return f"{key} {derive.__module__}.{derive.__qualname__}"
 
 
 def _parse_json(body: bytes) -> Any:

@@ -8,4 +8,6 @@ from skywarden.server.jsonutil import dumps
 
 
 def json_response(data: object, status: int = 200) -> web.Response:
-    return web.Response(body=dumps(data), status=status, content_type="application/json")
+    """``data`` as JSON; bytes are taken as already encoded."""
+    body = data if isinstance(data, bytes) else dumps(data)
+    return web.Response(body=body, status=status, content_type="application/json")

@@ -117,7 +117,7 @@ async def call_tool(request: web.Request) -> web.Response:
         raise InvalidArguments(name[:MAX_NAME_SHOWN], {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
     outcome = await request.app[PIPELINE].call(name, arguments, request[PRINCIPAL], prepaid=request.get(PREPAID))
     note(request, tool_error=outcome.result.is_error)
-    return json_response(result_body(outcome.result))
+    return json_response(outcome.encoded("rest", result_body))
 
 
 def add_routes(app: web.Application) -> None:

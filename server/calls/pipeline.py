@@ -1,9 +1,10 @@
 """The one path a tool call takes, whichever door (REST or MCP) it came through.
 
 lookup -> authorization -> charging (rate limit and tool cost) -> argument
-validation -> a concurrency slot -> invocation -> result. Each refusal is an
-``ApiError`` from the server's error table; the doors only translate in and
-out. A tool's own failure is a result with ``is_error`` set, never an error.
+validation -> a kept result, or a concurrency slot -> invocation -> result.
+Each refusal is an ``ApiError`` from the server's error table; the doors only
+translate in and out. A tool's own failure is a result with ``is_error`` set,
+never an error.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from skywarden.server.errors import (
     ValidationFailed,
     describe_errors,
 )
+from skywarden.server.jsonutil import dumps
 from skywarden.tools.contract import (
     MissingClientCapability,
     ProgressReporter,
@@ -38,7 +40,7 @@ from skywarden.tools.contract import (
     text_content,
 )
 from skywarden.tools.registry import RegisteredTool, ToolRegistry
-from skywarden.tools.upstream import Upstream
+from skywarden.tools.upstream import TTLCache, Upstream, tracking_freshness
 
 log = structlog.get_logger("skywarden.tools")
 
@@ -114,6 +116,15 @@ class Prepaid:
 class CallOutcome:
     tool: RegisteredTool
     result: ToolResult
+    _encoded: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    def encoded(self, shape: str, build: Callable[[ToolResult], Any]) -> bytes:
+        """``build(result)`` as JSON, encoded once per shape (a door's answer format): a kept
+        outcome answers every identical call with the same bytes. ``shape`` names ``build``."""
+        found = self._encoded.get(shape)
+        if found is None:
+            found = self._encoded[shape] = dumps(build(self.result))
+        return found
 
 
 @dataclass
@@ -124,6 +135,7 @@ class ToolPipeline:
     charge: Charger | None = None
     max_concurrent: int = 8
     refuse: Callable[[str, Principal], ApiError] = forbid_tool  # the scope refusal (resource-server mode: its own)
+    results: TTLCache = field(default_factory=lambda: TTLCache(0))  # kept outcomes of cache_results tools
     _running: dict[str, int] = field(default_factory=dict)
     _validated: OrderedDict[tuple[Any, ...], dict[str, Any]] = field(default_factory=OrderedDict)
     _loggers: dict[str, Any] = field(default_factory=dict)
@@ -152,20 +164,41 @@ class ToolPipeline:
     ) -> CallOutcome:
         tool = self.authorize(name, principal)
         await self._charge(tool, principal, prepaid)
-        validated = self._validate(tool, arguments)
+        validated, memo_key = self._validate(tool, arguments)
+        if memo_key is None or not tool.cache_results or not self.results.max_entries:
+            return CallOutcome(tool, await self._run(tool, validated, principal, report_progress, client_capabilities))
+        kept = self.results.get(memo_key)
+        if kept is not None:
+            return kept
+        with tracking_freshness() as freshness:
+            result = await self._run(tool, validated, principal, report_progress, client_capabilities)
+        outcome = CallOutcome(tool, result)
+        if not result.is_error and freshness.consulted:
+            self.results.put_until(memo_key, outcome, freshness.until)
+        return outcome
+
+    async def _run(
+        self,
+        tool: RegisteredTool,
+        arguments: dict[str, Any],
+        principal: Principal,
+        report_progress: ProgressReporter,
+        client_capabilities: Mapping[str, Any] | None,
+    ) -> ToolResult:
+        """Steps 5-6: the call in one of the key's concurrency slots."""
         self._take_slot(principal.id)
         try:
-            result = await self._invoke(tool, validated, principal, report_progress, client_capabilities)
+            return await self._invoke(tool, arguments, principal, report_progress, client_capabilities)
         finally:
             self._free_slot(principal.id)
-        return CallOutcome(tool, result)
 
     async def _charge(self, tool: RegisteredTool, principal: Principal, prepaid: Prepaid | None) -> None:
         units = tool.cost - (prepaid.take(tool.cost) if prepaid is not None else 0)
         if units > 0 and self.charge is not None and principal.metered:
             await self.charge(principal, units)
 
-    def _validate(self, tool: RegisteredTool, arguments: Any) -> dict[str, Any]:
+    def _validate(self, tool: RegisteredTool, arguments: Any) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
+        """The validated arguments, and their memo key when identical sets may share work."""
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
@@ -175,17 +208,18 @@ class ToolPipeline:
             found = self._validated.get(memo_key)
             if found is not None:
                 self._validated.move_to_end(memo_key)
-                return dict(found)  # scalars only: a shallow copy is a full one
+                return dict(found), memo_key  # scalars only: a shallow copy is a full one
         try:
             validated = tool.arguments_schema.load(arguments)
         except marshmallow.ValidationError as exc:
             errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
             raise InvalidArguments(tool.name, errors) from None
-        if memo_key is not None and all(type(v) in _SCALARS for v in validated.values()):
-            self._validated[memo_key] = dict(validated)
-            if len(self._validated) > VALIDATED_KEPT:
-                self._validated.popitem(last=False)
-        return validated
+        if memo_key is None or not all(type(v) in _SCALARS for v in validated.values()):
+            return validated, None
+        self._validated[memo_key] = dict(validated)
+        if len(self._validated) > VALIDATED_KEPT:
+            self._validated.popitem(last=False)
+        return validated, memo_key
 
     def _take_slot(self, key_id: str) -> None:
         """One of the key's ``max_concurrent`` running calls, held for the length of the call."""

@@ -35,7 +35,7 @@ async def answer(
     client_capabilities: dict[str, Any] | None = None,
     prepaid: Prepaid | None = None,
 ) -> dict[str, Any] | bytes:
-    """The JSON-RPC answer to one request (a dict, or bytes for the cached tools/list).
+    """The JSON-RPC answer to one request (a dict, or bytes around an already-encoded result).
 
     Raises ``RpcError``; a refusal from the tool-call pipeline is translated here, the one
     place where an ``ApiError`` becomes a JSON-RPC error inside a request."""
@@ -47,7 +47,7 @@ async def answer(
     if method == "tools/call":
         note(request, tool=params.get("name")[:128] if isinstance(params.get("name"), str) else None)
         try:
-            result = await methods.tools_call(
+            encoded, is_error = await methods.tools_call(
                 version,
                 params,
                 principal,
@@ -58,8 +58,8 @@ async def answer(
         except ApiError as exc:
             note_refusal(request, exc)
             raise p.rpc_error_from(exc) from None
-        note(request, tool_error=result["isError"])
-        return p.result_message(request_id, result)
+        note(request, tool_error=is_error)
+        return p.result_bytes(request_id, encoded)
     if method == "tools/list":
         return p.result_bytes(request_id, methods.tools_list(version, principal))
     handler = handlers.get(method)

@@ -3,11 +3,12 @@
 Results are shaped per revision: ``title``/``outputSchema``/``structuredContent``
 from 2025-06-18, and ``resultType``/``ttlMs``/``cacheScope``/serverInfo only on
 2026-07-28. The tools/list result is encoded once per (revision, scopes) and
-reused.
+reused; a kept tool result once per revision.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from skywarden.server import __version__
@@ -87,9 +88,10 @@ class McpMethods:
         prepaid: Prepaid | None = None,
         report_progress: ProgressReporter = no_progress,
         client_capabilities: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Run the call through the pipeline; refusals propagate as ``ApiError`` except argument
-        errors, which are an ``isError`` result from 2025-11-25 on (SEP-1303)."""
+    ) -> tuple[bytes, bool]:
+        """Run the call through the pipeline: the encoded result and whether it is an error.
+        Refusals propagate as ``ApiError`` except argument errors, which are an ``isError``
+        result from 2025-11-25 on (SEP-1303)."""
         name = params.get("name")
         if not isinstance(name, str):
             raise p.RpcError(p.INVALID_PARAMS, "params.name must be the name of a tool")
@@ -105,14 +107,19 @@ class McpMethods:
         except InvalidArguments as exc:
             if version not in p.ARGUMENT_ERRORS_AS_RESULTS:
                 raise
-            return self._result(version, ToolResult(content=[text_content(exc.detail)], is_error=True))
-        return self._result(version, outcome.result)
+            return dumps(call_result(version, ToolResult(content=[text_content(exc.detail)], is_error=True))), True
+        return outcome.encoded(version, _CALL_RESULT_SHAPES[version]), outcome.result.is_error
 
-    @staticmethod
-    def _result(version: str, result: ToolResult) -> dict[str, Any]:
-        body: dict[str, Any] = {"content": result.content, "isError": result.is_error}
-        if result.structured is not None and not result.is_error and version in p.STRUCTURED_VERSIONS:
-            body["structuredContent"] = result.structured
-        if version in p.MODERN_VERSIONS:
-            modern(body)
-        return body
+
+def call_result(version: str, result: ToolResult) -> dict[str, Any]:
+    """A tools/call result as this revision shapes it."""
+    body: dict[str, Any] = {"content": result.content, "isError": result.is_error}
+    if result.structured is not None and not result.is_error and version in p.STRUCTURED_VERSIONS:
+        body["structuredContent"] = result.structured
+    if version in p.MODERN_VERSIONS:
+        modern(body)
+    return body
+
+
+# One shaping function per revision a session or a stateless request can be at.
+_CALL_RESULT_SHAPES = {v: functools.partial(call_result, v) for v in (*p.HANDSHAKE_VERSIONS, *p.MODERN_VERSIONS)}

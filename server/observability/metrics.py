@@ -27,9 +27,10 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 
 class _LiveFigures(Collector):
-    def __init__(self, sessions: Sized, upstream_cache: TTLCache) -> None:
+    def __init__(self, sessions: Sized, upstream_cache: TTLCache, result_cache: TTLCache | None) -> None:
         self.sessions = sessions
         self.upstream_cache = upstream_cache
+        self.result_cache = result_cache
 
     def collect(self) -> Iterator[Any]:
         gauge = GaugeMetricFamily("skywarden_mcp_sessions", "Live MCP sessions")
@@ -39,6 +40,13 @@ class _LiveFigures(Collector):
         cache.add_metric(["hit"], self.upstream_cache.hits)
         cache.add_metric(["miss"], self.upstream_cache.misses)
         yield cache
+        if self.result_cache is not None:
+            kept = CounterMetricFamily(
+                "skywarden_tool_result_cache", "Kept tool result lookups (cache_results tools)", labels=["result"]
+            )
+            kept.add_metric(["hit"], self.result_cache.hits)
+            kept.add_metric(["miss"], self.result_cache.misses)
+            yield kept
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -101,7 +109,13 @@ class _ToolCallFigures(Collector):
 
 
 class Metrics:
-    def __init__(self, sessions: Sized, upstream_cache: TTLCache, tool_names: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        sessions: Sized,
+        upstream_cache: TTLCache,
+        tool_names: frozenset[str] = frozenset(),
+        result_cache: TTLCache | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = _RequestFigures()
@@ -118,7 +132,7 @@ class Metrics:
             registry=r,
         )
         self.upstream_errors = Counter("skywarden_upstream_errors", "Failed upstream requests", ["service"], registry=r)
-        r.register(_LiveFigures(sessions, upstream_cache))
+        r.register(_LiveFigures(sessions, upstream_cache, result_cache))
 
     def observe_request(self, request: web.Request, status: int, latency: float, fields: dict[str, Any]) -> None:
         route = request.match_info.route.resource

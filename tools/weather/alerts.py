@@ -80,6 +80,7 @@ class GetAlerts:
     name = "get_alerts"
     settings_group = nws.SETTINGS_GROUP
     pure_arguments = True  # validation depends on the arguments alone: identical ones are checked once
+    cache_results = True  # the result depends on the arguments and the NWS answers alone
     title = "Active weather alerts"
     description = (
         "Get active weather alerts (watches, warnings, advisories) for a US state or territory "

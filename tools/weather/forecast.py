@@ -124,6 +124,7 @@ class GetForecast:
     name = "get_forecast"
     settings_group = nws.SETTINGS_GROUP
     pure_arguments = True  # validation depends on the arguments alone: identical ones are checked once
+    cache_results = True  # the result depends on the arguments and the NWS answers alone
     title = "Weather forecast"
     description = (
         "Get the weather forecast for a location in the United States from the National Weather "

@@ -1,0 +1,301 @@
+"""Kept results: a ``cache_results`` tool's result answers identical calls for as long as every
+upstream answer it was made from stays fresh, and never longer; refusals still come first."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from marshmallow import Schema, fields
+
+from skywarden.server.auth.principal import Principal
+from skywarden.server.calls.pipeline import ToolPipeline
+from skywarden.tools.contract import ToolError, ToolResult, text_content
+from skywarden.tools.registry import InvalidToolError, ToolRegistry, register_tool
+from skywarden.tools.upstream import TTLCache, Upstream, UpstreamError
+from skywarden.tools.weather import alerts, forecast
+from tests.clock import Clock
+from tests.conftest import create_key
+from tests.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
+
+CALLER = Principal("key", "key_kept", "kept", frozenset({"*"}))
+POINT = {"latitude": 39.7456, "longitude": -97.0892}
+POINTS_PATH = "/points/39.7456,-97.0892"
+FORECAST_PATH = "/gridpoints/TOP/32,81/forecast"
+
+
+def upstream_paths(fake_nws) -> list[str]:
+    return [r.path for r in fake_nws.requests]
+
+
+@pytest.fixture
+async def weather(fake_nws):
+    """A pipeline with the weather tools, its upstream cache and kept results on one hand-moved clock."""
+    clock = Clock()
+    upstream = Upstream("test", 5, 1 << 20, TTLCache(64, clock=clock))
+    await upstream.open()
+    registry = ToolRegistry([register_tool(forecast.tool, "t"), register_tool(alerts.tool, "t")])
+    pipeline = ToolPipeline(
+        registry, upstream, {name: {"base_url": fake_nws.url} for name in registry.names()}, results=TTLCache(8, clock)
+    )
+    pipeline.clock = clock
+    yield pipeline
+    await upstream.close()
+
+
+async def test_identical_calls_share_one_result_while_its_answers_are_fresh(weather, fake_nws):
+    first = await weather.call("get_alerts", {"state": "KS"}, CALLER)
+    again = await weather.call("get_alerts", {"state": "KS"}, CALLER)
+    assert again is first and not first.result.is_error
+    assert upstream_paths(fake_nws) == ["/alerts/active/area/KS"]
+    weather.clock.now += 31  # the KS answer says max-age=30
+    renewed = await weather.call("get_alerts", {"state": "KS"}, CALLER)
+    assert renewed is not first
+    assert upstream_paths(fake_nws) == ["/alerts/active/area/KS"] * 2
+
+
+async def test_a_result_lives_only_as_long_as_the_first_of_its_answers_to_expire(weather, fake_nws):
+    fake_nws.routes[FORECAST_PATH].headers = {"Cache-Control": "max-age=60"}  # points: max-age=300
+    first = await weather.call("get_forecast", POINT, CALLER)
+    weather.clock.now += 59
+    assert await weather.call("get_forecast", POINT, CALLER) is first
+    weather.clock.now += 2
+    assert await weather.call("get_forecast", POINT, CALLER) is not first
+    assert upstream_paths(fake_nws) == [POINTS_PATH, FORECAST_PATH, FORECAST_PATH]  # the points answer stayed fresh
+
+
+@pytest.mark.parametrize("cache_control", ["no-cache", "no-store", "private, max-age=60", "max-age=0", ""])
+async def test_a_result_made_from_an_answer_that_may_not_be_cached_is_not_kept(weather, fake_nws, cache_control):
+    fake_nws.routes["/alerts/active/area/KS"].headers = {"Cache-Control": cache_control}
+    for _ in range(2):
+        outcome = await weather.call("get_alerts", {"state": "KS"}, CALLER)
+        assert not outcome.result.is_error
+    assert upstream_paths(fake_nws) == ["/alerts/active/area/KS"] * 2
+    assert len(weather.results) == 0
+
+
+async def test_an_error_result_is_never_kept(weather, fake_nws):
+    for _ in range(2):
+        outcome = await weather.call("get_forecast", {"latitude": 51.5074, "longitude": -0.1278}, CALLER)
+        assert outcome.result.is_error
+    assert len(weather.results) == 0
+
+
+async def test_argument_sets_that_validate_alike_are_kept_apart_and_the_cache_is_bounded(weather, fake_nws):
+    for state in ("MO", "CA", "NY", "OK"):
+        fake_nws.routes[f"/alerts/active/area/{state}"] = fake_nws.routes["/alerts/active/area/KS"]
+    for state in ("KS", "ks", " KS", "KS ", "kS", "Ks"):
+        await weather.call("get_alerts", {"state": state}, CALLER)
+    assert len(weather.results) == 6 and upstream_paths(fake_nws) == ["/alerts/active/area/KS"]
+    for state in ("MO", "CA", "NY", "OK"):
+        assert not (await weather.call("get_alerts", {"state": state}, CALLER)).result.is_error
+    assert len(weather.results) == weather.results.max_entries == 8
+
+
+def make_tool(call, name: str = "kept", cache_results: Any = True, pure_arguments: Any = True):
+    class Args(Schema):
+        n = fields.Integer(load_default=0)
+
+    class Tool:
+        description = "kept-result test"
+        Arguments = Args
+
+        async def call(self, arguments: dict, context) -> ToolResult:
+            return await call(arguments, context)
+
+    Tool.name = name
+    Tool.cache_results = cache_results
+    Tool.pure_arguments = pure_arguments
+    return Tool()
+
+
+def pipeline_for(tool, upstream: Upstream, clock: Clock, entries: int = 8) -> ToolPipeline:
+    registry = ToolRegistry([register_tool(tool, "t")])
+    return ToolPipeline(registry, upstream, {}, results=TTLCache(entries, clock))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def primed(clock) -> Upstream:
+    """An upstream client (never opened: anything not in its cache fails) with two cached answers."""
+    upstream = Upstream("test", 5, 1 << 20, TTLCache(16, clock=clock))
+    upstream.cache.put("application/json http://up/short", {"v": 1}, 10)
+    upstream.cache.put("application/json http://up/long", {"v": 2}, 50)
+    return upstream
+
+
+async def test_answers_used_by_tasks_the_tool_starts_count_too(primed, clock):
+    runs = []
+
+    async def call(arguments, context):
+        runs.append(1)
+        got = await asyncio.gather(
+            context.upstream.get_json("http://up/long", service="Up"),
+            context.upstream.get_json("http://up/short", service="Up"),
+        )
+        return ToolResult(content=[text_content(str(got))])
+
+    pipeline = pipeline_for(make_tool(call), primed, clock)
+    await pipeline.call("kept", {}, CALLER)
+    clock.now += 9
+    await pipeline.call("kept", {}, CALLER)
+    assert len(runs) == 1
+    clock.now += 2  # past the short answer's expiry, well before the long one's
+    await pipeline.call("kept", {}, CALLER)
+    assert len(runs) == 2
+
+
+async def test_a_result_that_consulted_no_upstream_is_not_kept(primed, clock):
+    runs = []
+
+    async def call(arguments, context):
+        runs.append(1)
+        return ToolResult(content=[text_content("made of nothing fetched")])
+
+    pipeline = pipeline_for(make_tool(call), primed, clock)
+    for _ in range(2):
+        await pipeline.call("kept", {}, CALLER)
+    assert len(runs) == 2
+
+
+async def test_a_failed_upstream_request_makes_the_result_stale_even_when_the_tool_recovers(primed, clock):
+    runs = []
+
+    async def call(arguments, context):
+        runs.append(1)
+        fresh = await context.upstream.get_json("http://up/long", service="Up")
+        try:
+            await context.upstream.get_json("http://up/not-cached", service="Up")  # not opened: fails
+        except UpstreamError:
+            pass
+        return ToolResult(content=[text_content(str(fresh))])
+
+    pipeline = pipeline_for(make_tool(call), primed, clock)
+    for _ in range(2):
+        outcome = await pipeline.call("kept", {}, CALLER)
+        assert not outcome.result.is_error
+    assert len(runs) == 2
+
+
+async def test_a_failure_after_fresh_answers_is_not_kept(primed, clock):
+    runs = []
+
+    async def call(arguments, context):
+        runs.append(1)
+        await context.upstream.get_json("http://up/long", service="Up")
+        raise ToolError("nothing to say about that")
+
+    pipeline = pipeline_for(make_tool(call), primed, clock)
+    for _ in range(2):
+        assert (await pipeline.call("kept", {}, CALLER)).result.is_error
+    assert len(runs) == 2
+
+
+async def test_a_derive_that_refuses_the_answer_makes_the_result_stale(primed, clock):
+    def refuse(document):
+        raise ToolError("not the shape expected")
+
+    async def call(arguments, context):
+        try:
+            return await context.upstream.get_json("http://up/long", service="Up", derive=refuse)
+        except ToolError:
+            return ToolResult(content=[text_content("fallback")])
+
+    pipeline = pipeline_for(make_tool(call), primed, clock)
+    await pipeline.call("kept", {}, CALLER)
+    assert len(pipeline.results) == 0
+
+
+async def test_without_cache_results_or_with_no_room_every_call_runs(primed, clock):
+    runs = []
+
+    async def call(arguments, context):
+        runs.append(1)
+        return ToolResult(content=[text_content(str(await context.upstream.get_json("http://up/long", service="Up")))])
+
+    plain = pipeline_for(make_tool(call, cache_results=False), primed, clock)
+    off = pipeline_for(make_tool(call), primed, clock, entries=0)
+    for pipeline in (plain, off):
+        for _ in range(2):
+            await pipeline.call("kept", {}, CALLER)
+    assert len(runs) == 4
+
+
+async def test_each_door_shape_is_encoded_once_per_kept_result(primed, clock):
+    async def call(arguments, context):
+        return ToolResult(content=[text_content(str(await context.upstream.get_json("http://up/long", service="Up")))])
+
+    pipeline = pipeline_for(make_tool(call), primed, clock)
+    built = []
+
+    def shape(result):
+        built.append(result)
+        return {"text": result.content[0]["text"]}
+
+    first = [(await pipeline.call("kept", {}, CALLER)).encoded("test", shape) for _ in range(3)]
+    assert first[0] == first[1] == first[2] == b'{"text":"{\'v\': 2}"}'
+    assert len(built) == 1
+
+
+@pytest.mark.parametrize(
+    ("cache_results", "pure_arguments", "fragment"),
+    [
+        (True, False, "cache_results needs pure_arguments"),
+        ("yes", True, "cache_results must be True or False"),
+        (1, True, "cache_results must be True or False"),
+    ],
+)
+def test_the_contract_refuses_a_malformed_declaration(cache_results, pure_arguments, fragment):
+    async def call(arguments, context):
+        return ToolResult(content=[])
+
+    with pytest.raises(InvalidToolError, match=fragment):
+        register_tool(make_tool(call, cache_results=cache_results, pure_arguments=pure_arguments), "t")
+
+
+# Through the doors of a running server.
+
+
+async def test_a_kept_result_is_shaped_for_each_door_and_revision(client, fake_nws):
+    rest = await client.post("/api/mcp/tools/get_forecast", json=POINT)
+    assert rest.status == 200
+    rest_body = await rest.json()
+    call = modern_rpc("tools/call", {"name": "get_forecast", "arguments": POINT})
+    modern = await (await post(client, call, modern_headers(call))).json()
+    answers = {}
+    for version in ("2025-03-26", "2025-06-18", "2025-11-25"):
+        session = await open_session(client, version)
+        message = rpc("tools/call", {"name": "get_forecast", "arguments": POINT})
+        answers[version] = await (await post(client, message, session_headers(session, version))).json()
+    assert upstream_paths(fake_nws) == [POINTS_PATH, FORECAST_PATH]  # one tool run served every door
+
+    assert "resultType" not in rest_body and rest_body["structuredContent"]["periods"]
+    assert modern["id"] == call["id"] and modern["result"]["resultType"] == "complete"
+    assert modern["result"]["structuredContent"] == rest_body["structuredContent"]
+    assert "structuredContent" not in answers["2025-03-26"]["result"]
+    for version in ("2025-06-18", "2025-11-25"):
+        assert answers[version]["result"]["structuredContent"] == rest_body["structuredContent"]
+    for version, answer in answers.items():
+        assert "resultType" not in answer["result"] and "_meta" not in answer["result"], version
+        assert answer["result"]["content"] == rest_body["content"]
+
+
+async def test_a_kept_result_still_needs_the_scope_and_the_budget(make_client, make_settings, fake_nws):
+    client = await make_client(make_settings(rate_limit="3/minute"))
+    assert (await client.post("/api/mcp/tools/get_alerts", json={"state": "KS"})).status == 200
+    narrow = await create_key(client.admin, scopes=["get_forecast"])
+    refused = await client.post("/api/mcp/tools/get_alerts", json={"state": "KS"}, headers={"X-API-Key": narrow["key"]})
+    assert refused.status == 403
+    statuses = [(await client.post("/api/mcp/tools/get_alerts", json={"state": "KS"})).status for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert upstream_paths(fake_nws) == ["/alerts/active/area/KS"]
+
+
+async def test_repeated_rest_answers_are_byte_identical(client):
+    bodies = {await (await client.post("/api/mcp/tools/get_alerts", json={"state": "KS"})).read() for _ in range(3)}
+    assert len(bodies) == 1
