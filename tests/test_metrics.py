@@ -41,7 +41,10 @@ async def test_counters_move(client, fake_nws):
     before = await scrape(client)
     await client.post("/api/mcp/tools/get_alerts", json={"state": "KS"})
     await client.post("/api/mcp/tools/get_alerts", json={"state": "KS"})  # the kept result
-    await client.post("/api/mcp/tools/get_alerts", json={"state": "ks"})  # another argument set: cached upstream answer
+    await client.post("/api/mcp/tools/get_alerts", json={"state": "ks"})  # validates alike: the kept result too
+    await client.post("/api/mcp/tools/get_forecast", json={"latitude": 39.7456, "longitude": -97.0892})
+    # another point, the same NWS URL (four decimals): a new result from the cached upstream answers
+    await client.post("/api/mcp/tools/get_forecast", json={"latitude": 39.74561, "longitude": -97.0892})
     await client.post("/api/mcp/tools/get_forecast", json={"latitude": 51.5074, "longitude": -0.1278})
     await client.anonymous.get("/api/mcp/tools", headers={"X-API-Key": "bad"})
     after = await scrape(client)
@@ -50,11 +53,12 @@ async def test_counters_move(client, fake_nws):
     assert (
         value(after, "skywarden_http_requests_total", route=route, status="200")
         - value(before, "skywarden_http_requests_total", route=route, status="200")
-        == 4
+        == 6
     )
     assert value(after, "skywarden_tool_calls_total", tool="get_alerts", outcome="ok") == 3
-    assert value(after, "skywarden_tool_result_cache_total", result="hit") == 1
-    assert value(after, "skywarden_tool_result_cache_total", result="miss") == 3
+    assert value(after, "skywarden_tool_calls_total", tool="get_forecast", outcome="ok") == 2
+    assert value(after, "skywarden_tool_result_cache_total", result="hit") == 2
+    assert value(after, "skywarden_tool_result_cache_total", result="miss") == 4
     assert value(after, "skywarden_tool_calls_total", tool="get_forecast", outcome="error") == 1
     assert value(after, "skywarden_auth_failures_total", reason="malformed") == 1
     assert value(after, "skywarden_upstream_cache_total", result="hit") >= 1

@@ -82,15 +82,22 @@ async def test_an_error_result_is_never_kept(weather, fake_nws):
     assert len(weather.results) == 0
 
 
-async def test_argument_sets_that_validate_alike_are_kept_apart_and_the_cache_is_bounded(weather, fake_nws):
-    for state in ("MO", "CA", "NY", "OK"):
+async def test_argument_sets_that_validate_alike_share_one_kept_result(weather, fake_nws):
+    first = await weather.call("get_alerts", {"state": "KS"}, CALLER)
+    for state in ("ks", " KS", "KS ", "kS", "Ks", "  ks\t"):
+        assert await weather.call("get_alerts", {"state": state}, CALLER) is first
+    assert len(weather.results) == 1 and upstream_paths(fake_nws) == ["/alerts/active/area/KS"]
+
+
+async def test_the_kept_results_are_bounded_least_recently_used_first_out(weather, fake_nws):
+    states = ("KS", "MO", "CA", "NY", "OK", "NE", "IA", "CO", "TX", "AR")
+    for state in states:
         fake_nws.routes[f"/alerts/active/area/{state}"] = fake_nws.routes["/alerts/active/area/KS"]
-    for state in ("KS", "ks", " KS", "KS ", "kS", "Ks"):
-        await weather.call("get_alerts", {"state": state}, CALLER)
-    assert len(weather.results) == 6 and upstream_paths(fake_nws) == ["/alerts/active/area/KS"]
-    for state in ("MO", "CA", "NY", "OK"):
-        assert not (await weather.call("get_alerts", {"state": state}, CALLER)).result.is_error
+    outcomes = {state: await weather.call("get_alerts", {"state": state}, CALLER) for state in states}
+    assert not any(o.result.is_error for o in outcomes.values())
     assert len(weather.results) == weather.results.max_entries == 8
+    assert await weather.call("get_alerts", {"state": "AR"}, CALLER) is outcomes["AR"]
+    assert await weather.call("get_alerts", {"state": "KS"}, CALLER) is not outcomes["KS"]  # the first went out
 
 
 def make_tool(call, name: str = "kept", cache_results: Any = True, pure_arguments: Any = True):

@@ -137,7 +137,10 @@ class ToolPipeline:
     refuse: Callable[[str, Principal], ApiError] = forbid_tool  # the scope refusal (resource-server mode: its own)
     results: TTLCache = field(default_factory=lambda: TTLCache(0))  # kept outcomes of cache_results tools
     _running: dict[str, int] = field(default_factory=dict)
-    _validated: OrderedDict[tuple[Any, ...], dict[str, Any]] = field(default_factory=OrderedDict)
+    # raw argument key -> (validated arguments, their own key: what a kept result is kept under)
+    _validated: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], tuple[Any, ...] | None]] = field(
+        default_factory=OrderedDict
+    )
     _loggers: dict[str, Any] = field(default_factory=dict)
 
     def visible_tools(self, principal: Principal) -> list[RegisteredTool]:
@@ -164,17 +167,17 @@ class ToolPipeline:
     ) -> CallOutcome:
         tool = self.authorize(name, principal)
         await self._charge(tool, principal, prepaid)
-        validated, memo_key = self._validate(tool, arguments)
-        if memo_key is None or not tool.cache_results or not self.results.max_entries:
+        validated, result_key = self._validate(tool, arguments)
+        if result_key is None or not tool.cache_results or not self.results.max_entries:
             return CallOutcome(tool, await self._run(tool, validated, principal, report_progress, client_capabilities))
-        kept = self.results.get(memo_key)
+        kept = self.results.get(result_key)
         if kept is not None:
             return kept
         with tracking_freshness() as freshness:
             result = await self._run(tool, validated, principal, report_progress, client_capabilities)
         outcome = CallOutcome(tool, result)
         if not result.is_error and freshness.consulted:
-            self.results.put_until(memo_key, outcome, freshness.until)
+            self.results.put_until(result_key, outcome, freshness.until)
         return outcome
 
     async def _run(
@@ -198,7 +201,9 @@ class ToolPipeline:
             await self.charge(principal, units)
 
     def _validate(self, tool: RegisteredTool, arguments: Any) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
-        """The validated arguments, and their memo key when identical sets may share work."""
+        """The validated arguments, and their key when identical sets may share work (a
+        ``pure_arguments`` tool's short scalars). The key is the validated set's, not the input's:
+        ``"ks"`` and ``" KS"`` validate alike and share what is kept under it."""
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
@@ -208,7 +213,7 @@ class ToolPipeline:
             found = self._validated.get(memo_key)
             if found is not None:
                 self._validated.move_to_end(memo_key)
-                return dict(found), memo_key  # scalars only: a shallow copy is a full one
+                return dict(found[0]), found[1]  # scalars only: a shallow copy is a full one
         try:
             validated = tool.arguments_schema.load(arguments)
         except marshmallow.ValidationError as exc:
@@ -216,10 +221,11 @@ class ToolPipeline:
             raise InvalidArguments(tool.name, errors) from None
         if memo_key is None or not all(type(v) in _SCALARS for v in validated.values()):
             return validated, None
-        self._validated[memo_key] = dict(validated)
+        validated_key = _memo_key(tool, validated)
+        self._validated[memo_key] = (dict(validated), validated_key)
         if len(self._validated) > VALIDATED_KEPT:
             self._validated.popitem(last=False)
-        return validated, memo_key
+        return validated, validated_key
 
     def _take_slot(self, key_id: str) -> None:
         """One of the key's ``max_concurrent`` running calls, held for the length of the call."""
