@@ -249,3 +249,48 @@ def test_configured_admin_token_is_redacted_even_when_it_is_not_key_shaped(make_
     token = "plain-admin-token-that-looks-like-nothing-0123456789"
     prepare_credentials(make_settings(admin_token=token))
     assert token not in redact_text(f"oops {token} leaked")
+
+
+class _Collect:
+    def __init__(self):
+        self.text = ""
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        return None
+
+
+def test_an_event_that_cannot_be_encoded_still_leaves_a_line():
+    import json
+
+    from skywarden.server.observability.logging_setup import JsonAuditLogger
+
+    stream = _Collect()
+    sink = BackgroundSink(stream=stream)
+    logger = JsonAuditLogger(sink, 20, "")
+    loop: dict = {}
+    loop["self"] = loop
+    logger.info("request", audit=True, looped=loop)
+    logger.info("request", audit=True, text="lone \udc80 surrogate")
+    sink.drain()
+    sink.close()
+    first, second = (json.loads(line) for line in stream.text.splitlines())
+    assert first["event"] == "request" and first["unwritable_fields"] is True and first["timestamp"].endswith("Z")
+    assert second["text"] == "lone \udc80 surrogate"
+
+
+def test_utc_timestamps_match_the_iso_form_structlog_writes():
+    import datetime
+    import random
+
+    from skywarden.server.observability.logging_setup import UtcClock
+
+    clock = UtcClock()
+    draw = random.Random(13)
+    moments = [0.0, 1_764_684_000.000001, 1_764_684_000.999999, 1_764_684_000.9999996, 1_764_684_001.5]
+    moments += [draw.uniform(1e9, 4e9) for _ in range(3000)]
+    for now in moments:
+        expected = datetime.datetime.fromtimestamp(now, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert clock.format(now) == expected

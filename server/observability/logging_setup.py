@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from typing import Any, TextIO
@@ -23,21 +24,37 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 AUDIT_LOGGER = "skywarden.audit"
 _sinks: list[BackgroundSink] = []
 _audit_logger: Any = structlog.get_logger(AUDIT_LOGGER)
-_second: list[Any] = [0, ""]
+
+
+class UtcClock:
+    """ISO 8601 UTC with microseconds, like TimeStamper(fmt="iso", utc=True), at a fraction of its
+    cost: the part up to the second is formatted once a second. The cached pair is one tuple, so a
+    thread that logs at a second's turn never reads one second's number with another's text."""
+
+    def __init__(self) -> None:
+        self._cached: tuple[int, str] = (-1, "")  # no second formatted yet
+
+    def format(self, now: float) -> str:
+        fraction, whole = math.modf(now)  # split and rounded as datetime.fromtimestamp does
+        second, micro = int(whole), round(fraction * 1_000_000)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
+        cached = self._cached
+        if cached[0] != second:
+            cached = self._cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{cached[1]}.{micro:06d}Z"
+
+
+_clock = UtcClock()
 
 
 def utc_timestamp(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """ISO 8601 UTC with microseconds, like TimeStamper(fmt="iso", utc=True), at a fraction of its cost."""
-    now = time.time()
-    second = int(now)
-    if second != _second[0]:
-        _second[0], _second[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    event_dict["timestamp"] = f"{_second[1]}.{int((now - second) * 1_000_000):06d}Z"
+    event_dict["timestamp"] = _clock.format(time.time())
     return event_dict
 
 
 def utc_now_iso() -> str:
-    return utc_timestamp(None, "", {})["timestamp"]
+    return _clock.format(time.time())
 
 
 def _add_instance(name: str) -> Any:
@@ -65,7 +82,7 @@ class JsonAuditLogger:
         fields["level"] = "info"
         if self.instance:
             fields["instance"] = self.instance
-        utc_timestamp(None, "info", fields)
+        fields["timestamp"] = _clock.format(time.time())
         line = _json_line(fields)
         if looks_secret(line):
             line = _json_line(redact_processor(None, "info", fields))
@@ -76,7 +93,11 @@ def _json_line(fields: dict[str, Any]) -> str:
     try:
         return orjson.dumps(fields, default=repr).decode()
     except TypeError:  # what orjson refuses (a lone surrogate): the stdlib writes it escaped
+        pass
+    try:
         return json.dumps(fields, default=repr)
+    except ValueError:  # a value that holds itself: the event is kept, without its fields
+        return json.dumps({k: fields.get(k) for k in ("event", "level", "timestamp")} | {"unwritable_fields": True})
 
 
 def audit_logger() -> Any:
