@@ -55,11 +55,12 @@ def mcp_body(method: str, params: dict | None = None) -> dict:
 
 @dataclass(frozen=True)
 class Request:
-    """One kind of request wrk sends over and over."""
+    """One kind of request wrk sends over and over (``variants``: bodies sent in rotation instead)."""
 
     path: str
     body: dict
     headers: dict[str, str] = field(default_factory=dict)
+    variants: tuple[dict, ...] = ()
 
 
 def mcp_request(method: str, params: dict | None = None, name: str | None = None) -> Request:
@@ -75,6 +76,21 @@ def mcp_request(method: str, params: dict | None = None, name: str | None = None
 
 TOOLS_LIST = mcp_request("tools/list")
 TOOLS_CALL = mcp_request("tools/call", {"name": "get_forecast", "arguments": FORECAST_ARGUMENTS}, "get_forecast")
+# Points that differ past NWS's four decimals: each a new argument set (more of them than results
+# are kept, so every call misses the kept results) answered from the same cached NWS answers.
+DISTINCT_POINTS = 2_000
+TOOLS_CALL_DISTINCT = Request(
+    TOOLS_CALL.path,
+    TOOLS_CALL.body,
+    TOOLS_CALL.headers,
+    tuple(
+        mcp_body(
+            "tools/call",
+            {"name": "get_forecast", "arguments": {**FORECAST_ARGUMENTS, "latitude": 39.7456 + i * 2e-8}},
+        )
+        for i in range(DISTINCT_POINTS)
+    ),
+)
 REST_CALL = Request("/api/mcp/tools/get_forecast", FORECAST_ARGUMENTS)
 
 
@@ -122,7 +138,8 @@ def send(port: int, request: Request, key: str) -> bytes:
 def wrk_script(workdir: Path, request: Request, keys_file: Path) -> Path:
     """A wrk script sending ``request`` with the keys of ``keys_file`` in rotation (one key = a hot key)."""
     headers = {"Content-Type": "application/json", **request.headers}
-    lines = [f"local body = {json.dumps(json.dumps(request.body))}", "local headers = {"]
+    bodies = [json.dumps(json.dumps(body)) for body in request.variants or (request.body,)]
+    lines = ["local bodies = {", *[f"  {body}," for body in bodies], "}", "local headers = {"]
     lines += [f'  ["{name}"] = "{value}",' for name, value in headers.items()]
     lines += [
         "}",
@@ -132,7 +149,7 @@ def wrk_script(workdir: Path, request: Request, keys_file: Path) -> Path:
         "request = function()",
         "  n = n + 1",
         '  headers["X-API-Key"] = keys[(n % #keys) + 1]',
-        f'  return wrk.format("POST", "{request.path}", headers, body)',
+        f'  return wrk.format("POST", "{request.path}", headers, bodies[(n % #bodies) + 1])',
         "end",
     ]
     script = workdir / f"wrk-{secrets.token_hex(4)}.lua"
@@ -316,6 +333,7 @@ class Suite:
             for process in (bare, sdk):
                 self._wait_port(process.port)
             scenarios = [("MCP tools/list", TOOLS_LIST), ("MCP tools/call get_forecast", TOOLS_CALL),
+                         (f"MCP tools/call get_forecast, {DISTINCT_POINTS:,} distinct points", TOOLS_CALL_DISTINCT),
                          ("REST get_forecast", REST_CALL)]  # fmt: skip
             for scenario, request in scenarios:
                 if not self.wanted(scenario):

@@ -7,14 +7,13 @@ a small cache that honours ``Cache-Control``. Failures become ``UpstreamError``
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
 import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,15 +107,20 @@ class Freshness:
 _freshness: contextvars.ContextVar[Freshness | None] = contextvars.ContextVar("upstream_freshness", default=None)
 
 
-@contextlib.contextmanager
-def tracking_freshness() -> Iterator[Freshness]:
-    """Record the expiry of every upstream answer used inside the block (tasks it starts too)."""
-    freshness = Freshness()
-    token = _freshness.set(freshness)
-    try:
-        yield freshness
-    finally:
-        _freshness.reset(token)
+class FreshnessTracker:
+    """``with FreshnessTracker() as freshness``: record the expiry of every upstream answer used
+    inside the block (tasks it starts too). A class, not a generator-based context manager: it
+    runs on every call of a ``cache_results`` tool that is not answered from a kept result."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> Freshness:
+        freshness = Freshness()
+        self._token = _freshness.set(freshness)
+        return freshness
+
+    def __exit__(self, *exc_info: object) -> None:
+        _freshness.reset(self._token)
 
 
 _LABEL_CHARS = re.compile(r"[^a-z0-9]+")
@@ -173,24 +177,32 @@ class Upstream:
         is ``derive(document)``, cached beside the document until it expires: a tool that reshapes
         an upstream answer does that once per answer, not once per call. Never mutate the result."""
         key = f"{accept} {url}"
+        kept_as = key if derive is None else f"{key} {derive.__module__}.{derive.__qualname__}"
         freshness = _freshness.get()
         if freshness is None:
-            return await self._answer(key, url, service, accept, label, derive)
+            return await self._answer(key, kept_as, url, service, accept, label, derive)
         try:
-            found = await self._answer(key, url, service, accept, label, derive)
+            found = await self._answer(key, kept_as, url, service, accept, label, derive)
         except BaseException:
             freshness.saw(None)
             raise
-        freshness.saw(self.cache.expires(key if derive is None else _derived_key(key, derive)))
+        freshness.saw(self.cache.expires(kept_as))
         return found
 
     async def _answer(
-        self, key: str, url: str, service: str, accept: str, label: str | None, derive: Callable[[Any], Any] | None
+        self,
+        key: str,
+        derived_key: str,
+        url: str,
+        service: str,
+        accept: str,
+        label: str | None,
+        derive: Callable[[Any], Any] | None,
     ) -> Any:
+        """The answer for ``key``, or ``derive`` of it, kept under ``derived_key``."""
         if derive is None:
             cached = self.cache.get(key)
             return cached if cached is not None else await self._get(key, url, service, accept, label)
-        derived_key = _derived_key(key, derive)
         derived = self.cache.get(derived_key, count=False)
         if derived is not None:
             self.cache.hits += 1
@@ -265,10 +277,6 @@ class Upstream:
 
 
 _INVALID = object()
-
-
-def _derived_key(key: str, derive: Callable[[Any], Any]) -> str:
-    return f"{key} {derive.__module__}.{derive.__qualname__}"
 
 
 def _parse_json(body: bytes) -> Any:

@@ -40,7 +40,7 @@ from skywarden.tools.contract import (
     text_content,
 )
 from skywarden.tools.registry import RegisteredTool, ToolRegistry
-from skywarden.tools.upstream import TTLCache, Upstream, tracking_freshness
+from skywarden.tools.upstream import FreshnessTracker, TTLCache, Upstream
 
 log = structlog.get_logger("skywarden.tools")
 
@@ -173,7 +173,7 @@ class ToolPipeline:
         kept = self.results.get(result_key)
         if kept is not None:
             return kept
-        with tracking_freshness() as freshness:
+        with FreshnessTracker() as freshness:
             result = await self._run(tool, validated, principal, report_progress, client_capabilities)
         outcome = CallOutcome(tool, result)
         if not result.is_error and freshness.consulted:
