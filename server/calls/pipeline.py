@@ -168,32 +168,18 @@ class ToolPipeline:
         tool = self.authorize(name, principal)
         await self._charge(tool, principal, prepaid)
         validated, result_key = self._validate(tool, arguments)
+        invocation = (tool, validated, principal, report_progress, client_capabilities)
         if result_key is None or not tool.cache_results or not self.results.max_entries:
-            return CallOutcome(tool, await self._run(tool, validated, principal, report_progress, client_capabilities))
+            return CallOutcome(tool, await self._invoke(*invocation))
         kept = self.results.get(result_key)
         if kept is not None:
             return kept
         with FreshnessTracker() as freshness:
-            result = await self._run(tool, validated, principal, report_progress, client_capabilities)
+            result = await self._invoke(*invocation)
         outcome = CallOutcome(tool, result)
         if not result.is_error and freshness.consulted:
             self.results.put_until(result_key, outcome, freshness.until)
         return outcome
-
-    async def _run(
-        self,
-        tool: RegisteredTool,
-        arguments: dict[str, Any],
-        principal: Principal,
-        report_progress: ProgressReporter,
-        client_capabilities: Mapping[str, Any] | None,
-    ) -> ToolResult:
-        """Steps 5-6: the call in one of the key's concurrency slots."""
-        self._take_slot(principal.id)
-        try:
-            return await self._invoke(tool, arguments, principal, report_progress, client_capabilities)
-        finally:
-            self._free_slot(principal.id)
 
     async def _charge(self, tool: RegisteredTool, principal: Principal, prepaid: Prepaid | None) -> None:
         units = tool.cost - (prepaid.take(tool.cost) if prepaid is not None else 0)
@@ -249,6 +235,7 @@ class ToolPipeline:
         report_progress: ProgressReporter,
         client_capabilities: Mapping[str, Any] | None,
     ) -> ToolResult:
+        """Steps 5-7: the call, in one of the key's concurrency slots, and its result."""
         bound = self._loggers.get(tool.name)
         if bound is None:
             bound = self._loggers[tool.name] = log.bind(tool=tool.name)
@@ -260,6 +247,7 @@ class ToolPipeline:
             report_progress=report_progress,
             client_capabilities=client_capabilities,
         )
+        self._take_slot(principal.id)
         try:
             result = await tool.tool.call(arguments, context)
         except ToolError as exc:
@@ -274,6 +262,8 @@ class ToolPipeline:
                 content=[text_content(f"The tool {tool.name} failed unexpectedly; the error was logged.")],
                 is_error=True,
             )
+        finally:
+            self._free_slot(principal.id)
         if isinstance(result, str):
             result = ToolResult(content=[text_content(result)])
         if not isinstance(result, ToolResult):
