@@ -7,7 +7,6 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema, response_schema
 from marshmallow import Schema, fields
 
-from skywarden.server.api.responses import json_response
 from skywarden.server.appkeys import DENIALS, KEY_OPERATIONS, PRINCIPAL, REQUEST_ID
 from skywarden.server.auth.key_operations import Actor, key_view, load
 from skywarden.server.auth.key_schemas import (
@@ -27,6 +26,7 @@ from skywarden.server.auth.key_schemas import (
 from skywarden.server.http.body import read_json
 from skywarden.server.http.paths import ADMIN_DENIALS_PATH, ADMIN_KEYS_PATH, ADMIN_USAGE_PATH
 from skywarden.server.http.problems import problem_responses
+from skywarden.server.http.responses import json_response
 
 ADMIN_SECURITY = [{"AdminToken": []}]
 

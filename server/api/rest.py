@@ -7,13 +7,13 @@ from aiohttp_apigami import docs, response_schema
 from marshmallow import Schema, fields
 
 from skywarden.server import __version__
-from skywarden.server.api.responses import json_response
 from skywarden.server.appkeys import BROADCAST, KEY_STORE, LIMITER, PIPELINE, PREPAID, PRINCIPAL
 from skywarden.server.calls.pipeline import ARGUMENTS_MUST_BE_AN_OBJECT, MAX_NAME_SHOWN, InvalidArguments
 from skywarden.server.errors import NOT_READY, ApiError
 from skywarden.server.http.body import read_json
 from skywarden.server.http.paths import HEALTH_PATH, READY_PATH, TOOL_CALL_PATH, TOOLS_PATH
 from skywarden.server.http.problems import problem_responses
+from skywarden.server.http.responses import json_response
 from skywarden.server.observability.audit import note
 from skywarden.tools.contract import ToolResult
 

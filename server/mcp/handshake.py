@@ -13,12 +13,13 @@ from aiohttp import web
 from skywarden.server.appkeys import LIMITER, PRINCIPAL, RATE_LIMIT_FIELDS, SETTINGS
 from skywarden.server.calls.pipeline import Prepaid
 from skywarden.server.errors import BATCH_TOO_LARGE, TOO_MANY_SESSIONS, ApiError
+from skywarden.server.http.responses import json_response
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.dispatch import answer, run_request, session_fingerprint
 from skywarden.server.mcp.methods import McpMethods, initialize_result
 from skywarden.server.mcp.sessions import Session, SessionStore, TooManySessions
-from skywarden.server.mcp.wire import json_answer, read_message
+from skywarden.server.mcp.wire import read_message
 from skywarden.server.observability.audit import note
 
 SUPPORTED = [*p.HANDSHAKE_VERSIONS, *p.MODERN_VERSIONS]
@@ -120,7 +121,7 @@ class HandshakeEra:
             protocol_version=result["protocolVersion"],
             session=session_fingerprint(session.id),
         )
-        return json_answer(p.result_message(message["id"], result), 200, {p.SESSION_HEADER: session.id})
+        return json_response(p.result_message(message["id"], result), 200, {p.SESSION_HEADER: session.id})
 
     async def _single(self, request: web.Request, session: Session, message: Any) -> web.StreamResponse:
         if p.is_notification(message):
@@ -185,4 +186,4 @@ class HandshakeEra:
             replies.append(reply if isinstance(reply, bytes) else dumps(reply))
         if not replies:
             return web.Response(status=202)
-        return json_answer(b"[" + b",".join(replies) + b"]", status, headers)
+        return json_response(b"[" + b",".join(replies) + b"]", status, headers)

@@ -13,6 +13,7 @@ from aiohttp import web
 from skywarden.server.appkeys import RPC_ID, SETTINGS
 from skywarden.server.errors import INVALID_JSON, NOT_ACCEPTABLE, UNSUPPORTED_MEDIA_TYPE, ApiError
 from skywarden.server.http.body import read_body
+from skywarden.server.http.responses import json_response
 from skywarden.server.jsonutil import BodyError, dumps, loads_guarded
 from skywarden.server.mcp import protocol as p
 
@@ -33,15 +34,10 @@ def decode_header_value(value: str | None) -> str | None:
         return None
 
 
-def json_answer(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    body = payload if isinstance(payload, bytes) else dumps(payload)
-    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
-
-
 def error_answer(
     request_id: Any, error: p.RpcError, status: int, headers: dict[str, str] | None = None
 ) -> web.Response:
-    return json_answer(p.error_message(request_id, error), error.status or status, headers)
+    return json_response(p.error_message(request_id, error), error.status or status, headers)
 
 
 def accepts(request: web.Request) -> tuple[bool, bool]:
@@ -117,7 +113,7 @@ class EventStream:
 
     async def finish(self, message: dict[str, Any] | bytes, status: int) -> web.StreamResponse:
         if self.response is None:
-            return json_answer(message, status, self.headers)
+            return json_response(message, status, self.headers)
         if isinstance(message, bytes):
             await self.response.write(b"event: message\ndata: " + message + b"\n\n")
         else:
