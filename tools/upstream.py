@@ -95,13 +95,14 @@ class Freshness:
     answers it was made from. An answer that was not cached, or a request that failed, makes it
     stale at once; a result that consulted no upstream at all has no freshness to go by."""
 
-    until: float = -math.inf
-    consulted: bool = False
+    until: float = math.inf  # no answer seen yet
+
+    @property
+    def consulted(self) -> bool:
+        return self.until != math.inf
 
     def saw(self, expires: float | None) -> None:
-        expires = -math.inf if expires is None else expires
-        self.until = expires if not self.consulted else min(self.until, expires)
-        self.consulted = True
+        self.until = min(self.until, -math.inf if expires is None else expires)
 
 
 _freshness: contextvars.ContextVar[Freshness | None] = contextvars.ContextVar("upstream_freshness", default=None)
