@@ -73,11 +73,8 @@ def create_app(
     limits = RateLimits.from_settings(settings, shared.counters)
     upstream_cache = TTLCache(settings.upstream_cache_entries)
     result_cache = TTLCache(settings.tool_result_cache_entries)
-    metrics = (
-        Metrics(sessions, upstream_cache, frozenset(registry.names()), result_cache)
-        if settings.metrics_enabled
-        else None
-    )
+    tool_names = frozenset(registry.names())
+    metrics = Metrics(sessions, upstream_cache, result_cache, tool_names) if settings.metrics_enabled else None
     upstream = build_upstream(settings, upstream_cache, metrics.observe_upstream if metrics else None)
     authenticator = Authenticator(
         key_store,
@@ -89,7 +86,7 @@ def create_app(
     broadcast.on("key-changed", authenticator.invalidate)
     broadcast.on("flush-usage", authenticator.flush_usage)
     broadcast.on_resubscribe.append(authenticator.forget_all)
-    identity = build_identity(settings, frozenset(registry.names()))
+    identity = build_identity(settings, tool_names)
     pipeline = ToolPipeline(
         registry=registry,
         upstream=upstream,

@@ -27,7 +27,7 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 
 class _LiveFigures(Collector):
-    def __init__(self, sessions: Sized, upstream_cache: TTLCache, result_cache: TTLCache | None) -> None:
+    def __init__(self, sessions: Sized, upstream_cache: TTLCache, result_cache: TTLCache) -> None:
         self.sessions = sessions
         self.upstream_cache = upstream_cache
         self.result_cache = result_cache
@@ -40,13 +40,12 @@ class _LiveFigures(Collector):
         cache.add_metric(["hit"], self.upstream_cache.hits)
         cache.add_metric(["miss"], self.upstream_cache.misses)
         yield cache
-        if self.result_cache is not None:
-            kept = CounterMetricFamily(
-                "skywarden_tool_result_cache", "Kept tool result lookups (cache_results tools)", labels=["result"]
-            )
-            kept.add_metric(["hit"], self.result_cache.hits)
-            kept.add_metric(["miss"], self.result_cache.misses)
-            yield kept
+        kept = CounterMetricFamily(
+            "skywarden_tool_result_cache", "Kept tool result lookups (cache_results tools)", labels=["result"]
+        )
+        kept.add_metric(["hit"], self.result_cache.hits)
+        kept.add_metric(["miss"], self.result_cache.misses)
+        yield kept
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -110,11 +109,7 @@ class _ToolCallFigures(Collector):
 
 class Metrics:
     def __init__(
-        self,
-        sessions: Sized,
-        upstream_cache: TTLCache,
-        tool_names: frozenset[str] = frozenset(),
-        result_cache: TTLCache | None = None,
+        self, sessions: Sized, upstream_cache: TTLCache, result_cache: TTLCache, tool_names: frozenset[str]
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
