@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import re
 import secrets
@@ -79,16 +80,11 @@ TOOLS_CALL = mcp_request("tools/call", {"name": "get_forecast", "arguments": FOR
 # Points that differ past NWS's four decimals: each a new argument set (more of them than results
 # are kept, so every call misses the kept results) answered from the same cached NWS answers.
 DISTINCT_POINTS = 2_000
-TOOLS_CALL_DISTINCT = Request(
-    TOOLS_CALL.path,
-    TOOLS_CALL.body,
-    TOOLS_CALL.headers,
-    tuple(
-        mcp_body(
-            "tools/call",
-            {"name": "get_forecast", "arguments": {**FORECAST_ARGUMENTS, "latitude": 39.7456 + i * 2e-8}},
-        )
-        for i in range(DISTINCT_POINTS)
+TOOLS_CALL_DISTINCT = dataclasses.replace(
+    TOOLS_CALL,
+    variants=tuple(
+        mcp_body("tools/call", {"name": "get_forecast", "arguments": {**FORECAST_ARGUMENTS, "latitude": latitude}})
+        for latitude in (FORECAST_ARGUMENTS["latitude"] + i * 2e-8 for i in range(DISTINCT_POINTS))
     ),
 )
 REST_CALL = Request("/api/mcp/tools/get_forecast", FORECAST_ARGUMENTS)
