@@ -9,7 +9,7 @@ import pytest
 import structlog
 
 from skywarden.server.observability.log_sink import BackgroundSink
-from skywarden.server.observability.redaction import REDACTED, redact_processor
+from skywarden.server.observability.redaction import _SUSPICIOUS_WORDS, REDACTED, looks_secret, redact_processor
 from tests.conftest import CAPTURED, create_key, drain_logs
 from tests.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
 
@@ -127,6 +127,15 @@ def test_redaction_removes_keys_tokens_and_authorization_everywhere():
     text = str(out)
     assert key not in text and "abc.def" not in text and "sometoken" not in text and "whatever-it-is" not in text
     assert out["headers"]["Accept"] == "x" and out["headers"]["Authorization"] == REDACTED
+
+
+@pytest.mark.parametrize("word", _SUSPICIOUS_WORDS)
+def test_every_suspicious_word_sends_a_line_through_redaction(word):
+    """looks_secret spells the words out as one expression; this holds it to the list."""
+    line = '{"path":"/api/mcp/tools/get_forecast","status":200}'
+    assert not looks_secret(line)
+    for shown in (word, word.upper(), word.title()):
+        assert looks_secret(line.replace("get_forecast", f"x{shown}y"))
 
 
 async def test_exception_text_with_a_key_is_redacted(client, monkeypatch):
