@@ -23,7 +23,7 @@ import structlog
 from aiohttp import web
 from limits import RateLimitItem, parse_many
 
-from skywarden.server.appkeys import AUTH_FAILURE, LIMITER, PREPAID, PRINCIPAL, RATE_LIMIT_FIELDS
+from skywarden.server.appkeys import AUTH_FAILURE, PREPAID, RATE_LIMIT_FIELDS
 from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.counters import Counters, CountersUnavailable, MemoryCounters, Outcome, Windows
 from skywarden.server.calls.pipeline import Prepaid
@@ -69,11 +69,30 @@ class RateLimited(ApiError):
 LIMITER_RETRY_SECONDS = 5
 
 
+_descriptions: dict[tuple[str, int], tuple[Windows, tuple[str, ...], str]] = {}
+
+
+def _description(scope: str, windows: Windows) -> tuple[tuple[str, ...], str]:
+    """Each window's policy name and the RateLimit-Policy field, made once per limit. Kept by the
+    windows' identity (with the windows, so that identity is not reused while kept): hashing them
+    would call ``limits`` for every window on every charge."""
+    found = _descriptions.get((scope, id(windows)))
+    if found is None or found[0] is not windows:
+        if len(_descriptions) >= MAX_PARSED_RATES:
+            _descriptions.clear()
+        names = tuple(window_name(scope, w) for w in windows)
+        found = _descriptions[(scope, id(windows))] = (windows, names, policy_field(scope, windows))
+    return found[1], found[2]
+
+
 def _fields(scope: str, windows: Windows, outcome: Outcome) -> dict[str, str]:
-    remaining = ", ".join(
-        f'"{window_name(scope, s.window)}";r={s.remaining};t={s.reset_seconds}' for s in outcome.states
-    )
-    return {"RateLimit-Policy": policy_field(scope, windows), "RateLimit": remaining}
+    names, policy = _description(scope, windows)
+    states = outcome.states
+    if len(states) == 1:  # the usual limit: one window
+        remaining = f'"{names[0]}";r={states[0].remaining};t={states[0].reset_seconds}'
+    else:
+        remaining = ", ".join(f'"{n}";r={s.remaining};t={s.reset_seconds}' for n, s in zip(names, states, strict=True))
+    return {"RateLimit-Policy": policy, "RateLimit": remaining}
 
 
 @dataclass
@@ -137,7 +156,8 @@ class RateLimits:
     async def charge(self, principal: Principal, cost: int = 1) -> dict[str, str]:
         """Take ``cost`` units from each of the key's (or token subject's) windows; return the
         RateLimit fields or raise."""
-        return await self._take(principal.kind, self.windows_for(principal), principal.id, cost)
+        windows = self.windows_for(principal) if principal.rate_limit else self.default
+        return await self._take(principal.kind, windows, principal.id, cost)
 
     async def count_failure(self, ip: str) -> None:
         """Count one wrong credential from ``ip``; raise RateLimited once it is over its budget."""
@@ -147,13 +167,12 @@ class RateLimits:
         await self._take("anonymous", self.unauthenticated, ip, 1)
 
 
-async def count_refusal(request: web.Request) -> None:
+async def count_refusal(request: web.Request, limits: RateLimits) -> None:
     """Step 7, for a refused credential only: decide between its 401 and a 429 (raised here).
 
     Nothing is counted before authentication: a request with a valid credential passes
     whatever else came from its address. A wrong credential counts toward ``auth_failure_limit``
     and a missing one toward ``unauthenticated_limit``; over either, the 401 becomes a 429."""
-    limits = request.app[LIMITER]
     ip = request.remote or "unknown"
     if request.get(AUTH_FAILURE) == "missing":
         await limits.count_unauthenticated(ip)
@@ -161,13 +180,20 @@ async def count_refusal(request: web.Request) -> None:
         await limits.count_failure(ip)
 
 
-async def charge_request(request: web.Request) -> bool:
+async def charge_request(request: web.Request, principal: Principal, limits: RateLimits) -> bool:
     """Step 9, after authentication: one unit of the key's own limit per request (its RateLimit
     fields kept in ``RATE_LIMIT_FIELDS``); a tool call's cost is charged by the pipeline, which
     uses this unit for the first call of the request. False when nothing was charged."""
-    principal = request.get(PRINCIPAL)
-    if principal is None or not principal.metered or request.method == "OPTIONS":
+    if not principal.metered or request.method == "OPTIONS":
         return False
-    request[RATE_LIMIT_FIELDS] = await request.app[LIMITER].charge(principal)
+    request[RATE_LIMIT_FIELDS] = await limits.charge(principal)
     request[PREPAID] = Prepaid(1)
     return True
+
+
+def prepaid_of(request: web.Request) -> Prepaid | None:
+    """What the request paid at the door (``charge_request``), if it paid."""
+    try:
+        return request[PREPAID]  # not request.get: a miss there raises and catches inside Mapping.get
+    except KeyError:
+        return None
