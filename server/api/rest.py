@@ -7,8 +7,9 @@ from aiohttp_apigami import docs, response_schema
 from marshmallow import Schema, fields
 
 from skywarden.server import __version__
-from skywarden.server.appkeys import BROADCAST, KEY_STORE, LIMITER, PIPELINE, PREPAID, PRINCIPAL
+from skywarden.server.appkeys import BROADCAST, KEY_STORE, LIMITER, PIPELINE, PRINCIPAL
 from skywarden.server.calls.pipeline import ARGUMENTS_MUST_BE_AN_OBJECT, MAX_NAME_SHOWN, InvalidArguments
+from skywarden.server.calls.ratelimit import prepaid_of
 from skywarden.server.errors import NOT_READY, ApiError
 from skywarden.server.http.body import read_json
 from skywarden.server.http.paths import HEALTH_PATH, READY_PATH, TOOL_CALL_PATH, TOOLS_PATH
@@ -115,7 +116,7 @@ async def call_tool(request: web.Request) -> web.Response:
     arguments = await read_json(request)
     if not isinstance(arguments, dict):  # MCP may omit arguments; a REST body is always the object itself
         raise InvalidArguments(name[:MAX_NAME_SHOWN], {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
-    outcome = await request.app[PIPELINE].call(name, arguments, request[PRINCIPAL], prepaid=request.get(PREPAID))
+    outcome = await request.app[PIPELINE].call(name, arguments, request[PRINCIPAL], prepaid=prepaid_of(request))
     note(request, tool_error=outcome.result.is_error)
     return json_response(outcome.encoded("rest", result_body))
 
@@ -123,5 +124,7 @@ async def call_tool(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get(HEALTH_PATH, health, allow_head=True)
     app.router.add_get(READY_PATH, ready, allow_head=True)
-    app.router.add_get(TOOLS_PATH, list_tools, allow_head=False)
+    # The call route first: the router tries the resources under /api/mcp/tools in the order they
+    # were added, and tool calls are the busier of the two.
     app.router.add_post(TOOL_CALL_PATH, call_tool)
+    app.router.add_get(TOOLS_PATH, list_tools, allow_head=False)

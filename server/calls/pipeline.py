@@ -291,5 +291,5 @@ def _memo_key(tool: RegisteredTool, arguments: dict[str, Any]) -> tuple[Any, ...
         if kind not in _SCALARS or (kind is str and len(value) > _MEMO_MAX_TEXT):
             return None
         items.append((name, kind, value.hex() if kind is float else value))  # -0.0 and 0.0 apart
-    items.sort(key=lambda item: item[0])
+    items.sort()  # by name: names are unique, so the rest of an item is never compared
     return (tool.name, *items)

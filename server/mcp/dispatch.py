@@ -8,8 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from skywarden.server.appkeys import PREPAID, PRINCIPAL
+from skywarden.server.appkeys import PRINCIPAL
 from skywarden.server.calls.pipeline import Prepaid
+from skywarden.server.calls.ratelimit import prepaid_of
 from skywarden.server.errors import ApiError
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.methods import McpMethods
@@ -51,7 +52,7 @@ async def answer(
                 version,
                 params,
                 principal,
-                prepaid=prepaid if prepaid is not None else request.get(PREPAID),
+                prepaid=prepaid if prepaid is not None else prepaid_of(request),
                 report_progress=report_progress,
                 client_capabilities=client_capabilities,
             )
