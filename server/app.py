@@ -33,13 +33,13 @@ from skywarden.server.calls.ratelimit import RateLimits
 from skywarden.server.calls.upstream import build_upstream, upstream_context
 from skywarden.server.console import pages
 from skywarden.server.console.sso import ConsoleSignIn
-from skywarden.server.http.body import check_body_size
+from skywarden.server.http.body import body_size_check
 from skywarden.server.http.cors import setup_cors
 from skywarden.server.http.errors import error_middleware
-from skywarden.server.http.host_origin import check_host_origin
+from skywarden.server.http.host_origin import host_origin_check
 from skywarden.server.http.https_policy import check_https
 from skywarden.server.http.proxy import parse_networks, proxy_middleware_for
-from skywarden.server.http.security_headers import on_response_prepare
+from skywarden.server.http.security_headers import security_headers_for
 from skywarden.server.identity.service import build_identity, identity_context
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.sessions import SessionStore
@@ -106,9 +106,9 @@ def create_app(
     )
 
     edge_checks = [
-        check_host_origin,
+        host_origin_check(settings),
         *([check_https] if settings.require_https else []),  # after the Host check
-        check_body_size,  # an announced body over the limit: 413 before a byte is read
+        body_size_check(settings.max_body_bytes),  # an announced body over the limit: 413 before a byte is read
     ]
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -118,13 +118,13 @@ def create_app(
                 (proxy_middleware_for(parse_networks(settings.trusted_proxies)), bool(settings.trusted_proxies)),  # 0
                 (audit_middleware_for(metrics, shared.denials), True),  # 1-2. request id, one audit event per answer
                 (error_middleware, True),  # 3. every error in the door's format (JSON-RPC or problem+json)
-                (admission_middleware_for(edge_checks), True),  # 4-9. edge checks, credential, per-IP and key limits
+                (admission_middleware_for(edge_checks, limits), True),  # 4-9. edge checks, credential, the limits
             )
             if wanted
         ],
         handler_args={"max_field_size": MAX_HEADER_FIELD_BYTES, "max_line_size": MAX_REQUEST_LINE_BYTES},
     )
-    app.on_response_prepare.append(on_response_prepare)
+    app.on_response_prepare.append(security_headers_for(bool(settings.trusted_proxies)))
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[LIMITER] = limits

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from skywarden.server.appkeys import RATE_LIMIT_FIELDS
 from skywarden.server.auth.authenticate import authenticate
-from skywarden.server.calls.ratelimit import charge_request, count_refusal
+from skywarden.server.calls.ratelimit import RateLimits, charge_request, count_refusal
 from skywarden.server.errors import UNAUTHORIZED, ApiError
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 EdgeCheck = Callable[[web.Request], None]
 
 
-def admission_middleware_for(edge_checks: Sequence[EdgeCheck]) -> Middleware:
+def admission_middleware_for(edge_checks: Sequence[EdgeCheck], limits: RateLimits) -> Middleware:
     checks = tuple(edge_checks)
 
     @web.middleware
@@ -37,12 +37,12 @@ def admission_middleware_for(edge_checks: Sequence[EdgeCheck]) -> Middleware:
         for check in checks:
             check(request)
         try:
-            await authenticate(request)
+            principal = await authenticate(request)
         except ApiError as exc:
             if exc.kind is UNAUTHORIZED:
-                await count_refusal(request)
+                await count_refusal(request, limits)
             raise
-        charged = await charge_request(request)
+        charged = principal is not None and await charge_request(request, principal, limits)
         response = await handler(request)
         if charged and not response.prepared:
             response.headers.update(request[RATE_LIMIT_FIELDS])  # the handler may have charged more (a batch)

@@ -88,11 +88,12 @@ def unauthorized(request: web.Request, reason: str, presented: bool) -> ApiError
     return ApiError(UNAUTHORIZED, detail, headers={"WWW-Authenticate": www_authenticate})
 
 
-async def authenticate(request: web.Request) -> None:
-    """Set the request's ``PRINCIPAL``, or raise; public paths and CORS preflights get none."""
+async def authenticate(request: web.Request) -> Principal | None:
+    """Set (and return) the request's ``PRINCIPAL``, or raise; public paths and CORS preflights
+    get none."""
     path = request.path
     if is_public(path) or request.method == "OPTIONS":
-        return
+        return None
     if isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed):
         raise request.match_info.http_exception  # a known path, a method it never takes: public knowledge
     if key_in_query(request):
@@ -101,34 +102,41 @@ async def authenticate(request: web.Request) -> None:
         )
     credential = presented_credential(request)
     if path == METRICS_PATH:
-        token = bearer_token(request)
-        metrics = request.app[METRICS_CREDENTIAL]
-        if token and (request.app[ADMIN].matches(token) or (metrics is not None and metrics.matches(token))):
-            request[PRINCIPAL] = METRICS_PRINCIPAL
-            return
-        raise unauthorized(request, "missing" if not credential else "bad_metrics_token", bool(credential))
-    if is_admin(path):
-        token = bearer_token(request)
-        identity = request.app[IDENTITY]
-        if token and request.app[ADMIN].matches(token):
-            request[PRINCIPAL] = ADMIN_PRINCIPAL
-        elif token and identity is not None and identity.admin_sign_in and looks_like_jwt(token):
-            request[PRINCIPAL] = await admin_principal(request, identity, token)
-        else:
-            raise unauthorized(request, "missing" if not credential else "bad_admin_token", bool(credential))
-        return
-    if credential and looks_like_jwt(credential):
-        await _as_subject(request, credential)
-        return
-    try:
-        request[PRINCIPAL] = await request.app[AUTHENTICATOR].authenticate(credential)
-    except AuthFailure as failure:
-        if credential and failure.reason not in {"malformed", "admin_token_as_key"}:
-            note(request, key_prefix=display_prefix(credential))  # well-formed: the prefix is not secret
-        raise unauthorized(request, failure.reason, bool(credential)) from None
+        principal = _metrics_principal(request, credential)
+    elif is_admin(path):
+        principal = await _admin_principal(request, credential)
+    elif credential and looks_like_jwt(credential):
+        principal = await _as_subject(request, credential)
+    else:
+        try:
+            principal = await request.app[AUTHENTICATOR].authenticate(credential)
+        except AuthFailure as failure:
+            if credential and failure.reason not in {"malformed", "admin_token_as_key"}:
+                note(request, key_prefix=display_prefix(credential))  # well-formed: the prefix is not secret
+            raise unauthorized(request, failure.reason, bool(credential)) from None
+    request[PRINCIPAL] = principal
+    return principal
 
 
-async def _as_subject(request: web.Request, token: str) -> None:
+def _metrics_principal(request: web.Request, credential: str | None) -> Principal:
+    token = bearer_token(request)
+    metrics = request.app[METRICS_CREDENTIAL]
+    if token and (request.app[ADMIN].matches(token) or (metrics is not None and metrics.matches(token))):
+        return METRICS_PRINCIPAL
+    raise unauthorized(request, "missing" if not credential else "bad_metrics_token", bool(credential))
+
+
+async def _admin_principal(request: web.Request, credential: str | None) -> Principal:
+    token = bearer_token(request)
+    identity = request.app[IDENTITY]
+    if token and request.app[ADMIN].matches(token):
+        return ADMIN_PRINCIPAL
+    if token and identity is not None and identity.admin_sign_in and looks_like_jwt(token):
+        return await admin_principal(request, identity, token)
+    raise unauthorized(request, "missing" if not credential else "bad_admin_token", bool(credential))
+
+
+async def _as_subject(request: web.Request, token: str) -> Principal:
     identity = request.app[IDENTITY]
     if identity is None or not identity.resource_server:
         raise unauthorized(request, "token_not_accepted", True)
@@ -139,4 +147,4 @@ async def _as_subject(request: web.Request, token: str) -> None:
             "Access tokens go in Authorization: Bearer, not X-API-Key.",
             challenge(identity.resource_url, "invalid_request"),
         )
-    request[PRINCIPAL] = await subject_principal(request, identity, token)
+    return await subject_principal(request, identity, token)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -34,13 +35,17 @@ async def read_body(request: web.Request) -> bytes:
         ) from None
 
 
-def check_body_size(request: web.Request) -> None:
-    """An edge check (``auth/admission.py``): refuse an announced body over ``max_body_bytes`` at
-    once, before authentication and before a byte of it is read (a body without Content-Length
-    is cut off at the same size as it is read)."""
-    length, limit = request.content_length, request.app[SETTINGS].max_body_bytes
-    if length is not None and length > limit:
-        raise ApiError(PAYLOAD_TOO_LARGE, f"The body may be at most {limit} bytes.")
+def body_size_check(limit: int) -> Callable[[web.Request], None]:
+    """An edge check (``auth/admission.py``): refuse an announced body over ``limit``
+    (``max_body_bytes``) at once, before authentication and before a byte of it is read (a body
+    without Content-Length is cut off at the same size as it is read)."""
+
+    def check_body_size(request: web.Request) -> None:
+        length = request.content_length
+        if length is not None and length > limit:
+            raise ApiError(PAYLOAD_TOO_LARGE, f"The body may be at most {limit} bytes.")
+
+    return check_body_size
 
 
 def unread_body(request: web.Request) -> bool:

@@ -8,14 +8,15 @@ unless ``allowed_hosts`` says otherwise. A present Origin on /mcp must be in
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from skywarden.server.appkeys import SETTINGS
 from skywarden.server.errors import FORBIDDEN_HOST, FORBIDDEN_ORIGIN, ApiError
 from skywarden.server.http.paths import is_mcp
 from skywarden.server.loopback import is_loopback
+from skywarden.server.settings import Settings
 
 
 def _split(url: str) -> tuple[str, str]:
@@ -52,12 +53,16 @@ def origin_allowed(origin: str, bind_host: str, cors_origins: tuple[str, ...]) -
     return scheme in ("http", "https") and is_loopback(bind_host) and bool(hostname) and is_loopback(hostname)
 
 
-def check_host_origin(request: web.Request) -> None:
-    """An edge check (``auth/admission.py``)."""
-    settings = request.app[SETTINGS]
-    if not host_allowed(request.headers.get("Host"), settings.host, settings.allowed_hosts):
-        raise ApiError(FORBIDDEN_HOST, "This Host is not allowed.")
-    origin = request.headers.get("Origin")
-    if origin is not None and is_mcp(request.path):
-        if not origin_allowed(origin, settings.host, settings.cors_origins):
+def host_origin_check(settings: Settings) -> Callable[[web.Request], None]:
+    """The edge check (``auth/admission.py``) for these settings."""
+    bind_host, allowed_hosts, cors_origins = settings.host, settings.allowed_hosts, settings.cors_origins
+
+    def check_host_origin(request: web.Request) -> None:
+        headers = request.headers
+        if not host_allowed(headers.get("Host"), bind_host, allowed_hosts):
+            raise ApiError(FORBIDDEN_HOST, "This Host is not allowed.")
+        origin = headers.get("Origin")
+        if origin is not None and is_mcp(request.path) and not origin_allowed(origin, bind_host, cors_origins):
             raise ApiError(FORBIDDEN_ORIGIN, "This Origin is not allowed.")
+
+    return check_host_origin

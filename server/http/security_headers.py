@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import hdrs, web
 from multidict import istr
 
@@ -32,20 +34,37 @@ _STATIC = (
 )
 _CSP = istr("Content-Security-Policy")
 _HSTS = istr("Strict-Transport-Security")
+_HSTS_VALUE = "max-age=63072000; includeSubDomains"
+_OWN_NAMES = frozenset(name for name, _ in _STATIC) | {_CSP}
+# The static headers and the CSP as one block per CSP, added in one call when the handler set none of them.
+_BLOCKS = {csp: (*_STATIC, (_CSP, csp)) for csp in (API_CSP, DOCS_CSP, CONSOLE_CSP)}
 
 
-async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """Signal handler: runs for every answer, errors and streams included, just before headers go out."""
-    headers = response.headers
-    for name, value in _STATIC:
-        headers.setdefault(name, value)
-    path = request.path
-    csp = DOCS_CSP if path == DOCS_PATH else CONSOLE_CSP if is_console(path) else API_CSP
-    headers.setdefault(_CSP, csp)
-    if not is_public(path):
-        # no-store always; an event stream's no-transform (proxies must not buffer or compress it) stays
-        transform = ", no-transform" if "no-transform" in headers.get(hdrs.CACHE_CONTROL, "") else ""
-        headers[hdrs.CACHE_CONTROL] = "no-store" + transform
-    if request.get(FORWARDED_HTTPS, request.secure):
-        headers.setdefault(_HSTS, "max-age=63072000; includeSubDomains")
-    headers[hdrs.SERVER] = "skywarden"  # no version banner
+def _csp_for(path: str) -> str:
+    return DOCS_CSP if path == DOCS_PATH else CONSOLE_CSP if is_console(path) else API_CSP
+
+
+def security_headers_for(trust_forwarded: bool) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """The response signal handler: it runs for every answer, errors and streams included, just
+    before headers go out. A handler's own value of a header wins (Cache-Control and Server
+    excepted). ``trust_forwarded``: a trusted proxy may vouch for HTTPS (``http/proxy.py``)."""
+
+    async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        headers = response.headers
+        path = request.path
+        csp = _csp_for(path)
+        if headers.keys().isdisjoint(_OWN_NAMES):
+            headers.extend(_BLOCKS[csp])
+        else:
+            for name, value in _BLOCKS[csp]:
+                headers.setdefault(name, value)
+        if not is_public(path):
+            # no-store always; an event stream's no-transform (proxies must not buffer or compress it) stays
+            cache_control = headers.get(hdrs.CACHE_CONTROL)
+            no_transform = cache_control is not None and "no-transform" in cache_control
+            headers[hdrs.CACHE_CONTROL] = "no-store, no-transform" if no_transform else "no-store"
+        if request.get(FORWARDED_HTTPS, request.secure) if trust_forwarded else request.secure:
+            headers.setdefault(_HSTS, _HSTS_VALUE)
+        headers[hdrs.SERVER] = "skywarden"  # no version banner
+
+    return on_response_prepare
