@@ -303,3 +303,25 @@ def test_utc_timestamps_match_the_iso_form_structlog_writes():
     for now in moments:
         expected = datetime.datetime.fromtimestamp(now, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         assert clock.format(now) == expected
+
+
+def test_generated_request_ids_are_random_hex_unique_across_batches_and_forks():
+    import os
+
+    from skywarden.server.http.context import _random_ids, _RandomIds
+
+    ids = _RandomIds()
+    drawn = [ids.next() for _ in range(3 * _RandomIds.BATCH + 5)]  # across several batches
+    assert len(set(drawn)) == len(drawn)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in drawn)
+    _random_ids.next()  # the shared pool holds a batch that a forked child must not repeat
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then out without running the parent's clean-up
+        os.write(write, _random_ids.next().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    assert len(child) == 32 and child != _random_ids.next()
