@@ -101,10 +101,10 @@ class MemoryCounters:
             if refused is None and count >= amount - cost + 1:
                 refused = window
             found.append((window, key, entry, bucket, previous, current, count, previous_left))
+        taken = refused is None
         states = []
         for window, key, entry, bucket, previous, current, count, previous_left in found:
-            size = key[3]
-            if refused is None:
+            if taken:
                 current += cost
                 count += cost
                 if entry is None:
@@ -112,13 +112,13 @@ class MemoryCounters:
                     entries[key] = [bucket, previous, current]
                 else:
                     entry[0], entry[1], entry[2] = bucket, previous, current
-            reset = math.inf
-            if previous > 0:
-                reset = previous_left % (size / previous)
-            if current > 0:
-                reset = min(reset, previous_left)
-            reset_seconds = 0 if reset == math.inf else math.ceil(reset)
-            states.append(WindowState(window, max(0, window.amount - math.floor(count)), reset_seconds))
+            # The next unit frees when the previous window's weight drops by one (every size /
+            # previous seconds); with nothing from it, when the current window's count leaves.
+            if previous:
+                reset_seconds = math.ceil(previous_left % (key[3] / previous))
+            else:
+                reset_seconds = math.ceil(previous_left) if current else 0
+            states.append(WindowState(window, max(0, key[2] - math.floor(count)), reset_seconds))
         if self._added >= self.SWEEP_EVERY:
             self._added = 0
             self._sweep(now)
