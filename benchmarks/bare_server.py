@@ -13,15 +13,13 @@ import sys
 from aiohttp import web
 
 
-def main() -> None:
-    port, key, results_file = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
-    loop = sys.argv[4] if len(sys.argv) > 4 else "asyncio"
-    with open(results_file) as fh:
-        results = json.load(fh)
+def make_app(key: str, results: dict) -> web.Application:
+    """The bare handlers for one key, answering ``results`` (see the module docstring)."""
+    key_bytes = key.encode()
     rest_body = json.dumps(results["rest"]).encode()
 
     def allowed(request: web.Request) -> bool:
-        return hmac.compare_digest(request.headers.get("X-API-Key", "").encode(), key)
+        return hmac.compare_digest(request.headers.get("X-API-Key", "").encode(), key_bytes)
 
     async def mcp(request: web.Request) -> web.Response:
         if not allowed(request):
@@ -38,12 +36,27 @@ def main() -> None:
     app = web.Application()
     app.router.add_post("/mcp", mcp)
     app.router.add_post("/api/mcp/tools/get_forecast", rest)
+    return app
+
+
+def main() -> None:
+    port, key, results_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    loop = sys.argv[4] if len(sys.argv) > 4 else "asyncio"
+    with open(results_file) as fh:
+        results = json.load(fh)
     loop_factory = None
     if loop == "uvloop":
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, loop=loop_factory and loop_factory())
+    web.run_app(
+        make_app(key, results),
+        host="127.0.0.1",
+        port=port,
+        print=None,
+        access_log=None,
+        loop=loop_factory and loop_factory(),
+    )
 
 
 if __name__ == "__main__":

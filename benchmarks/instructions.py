@@ -1,0 +1,223 @@
+"""Instructions per request, counted by valgrind: a figure that a noisy machine cannot move.
+
+Each server's aiohttp protocol is fed raw HTTP requests through an in-memory transport, in one
+process: no sockets, no system calls, no second core. Callgrind counts the instructions of two
+runs that differ only in how many requests they serve; the difference per request is what one
+request costs, start-up and warm-up excluded. On the same build and machine a figure repeats to
+about 0.3%, whatever else the machine is doing, so a change of 1% can be seen, which wrk's
+req/s (±5-20% here) cannot show. It counts user-space work only: system calls (the same for
+every server) and cache effects are outside it, so it complements suite.py, never replaces it.
+
+Skywarden runs as suite.py runs it (every security feature on, an audit line per request to a
+file, the fake NWS as upstream), built by ``create_app`` and served by the same guarded runner
+``skywarden serve`` uses; the bare handlers are bare_server.py's, answering the bytes Skywarden
+gave.
+
+Run from the repository root with the test virtualenv (valgrind: apt-get install valgrind):
+    .venv-test/bin/python benchmarks/instructions.py [--only rest ...] [--requests 200 1200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import compileall
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import suite  # noqa: E402  (this folder's scripts, not a package)
+
+SCENARIOS = {
+    "tools/list": suite.TOOLS_LIST,
+    "tools/call": suite.TOOLS_CALL,
+    "tools/call distinct": suite.TOOLS_CALL_DISTINCT,
+    "rest": suite.REST_CALL,
+}
+WARM_UP = 300
+
+
+class MemoryTransport(asyncio.Transport):
+    """Collects what the server writes; ``answered`` is set when an answer went out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+        self.answered: asyncio.Future[None] | None = None
+        self._closing = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8080)}.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+        if self.answered is not None and not self.answered.done():
+            self.answered.set_result(None)
+
+    def writelines(self, lines: list[bytes]) -> None:
+        self.write(b"".join(lines))
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        self._closing = True
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def raw_requests(request: suite.Request, key: str) -> list[bytes]:
+    """The request (or each of its variants) as the bytes a client sends."""
+    out = []
+    for body in request.variants or (request.body,):
+        data = json.dumps(body).encode()
+        headers = {
+            "Host": "127.0.0.1:8080",
+            "Content-Type": "application/json",
+            "X-API-Key": key,
+            **request.headers,
+            "Content-Length": str(len(data)),
+        }
+        head = f"POST {request.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        out.append(head.encode() + data)
+    return out
+
+
+async def serve(server, payloads: list[bytes], count: int, start: int = 0) -> bytes:
+    """``count`` requests on one keep-alive connection, one at a time, the payloads in rotation
+    from ``start``; the last answer."""
+    loop = asyncio.get_running_loop()
+    protocol = server()
+    transport = MemoryTransport()
+    protocol.connection_made(transport)
+    for i in range(count):
+        transport.answered = loop.create_future()
+        protocol.data_received(payloads[(start + i) % len(payloads)])
+        await transport.answered
+    last = transport.written[-1]
+    transport.written.clear()
+    protocol.connection_lost(None)
+    return last
+
+
+async def child(target: str, scenario: str, count: int, nws_url: str, workdir: str) -> None:
+    """One counted run: set Skywarden up (it makes the key and the answers bare gives), warm the
+    target up, then serve ``count`` requests to it."""
+    from aiohttp import web
+    from bare_server import make_app
+
+    from skywarden.server.app import create_app
+    from skywarden.server.appkeys import KEY_OPERATIONS
+    from skywarden.server.auth.key_operations import CLI_ACTOR
+    from skywarden.server.cli.serve import configure_server_logging
+    from skywarden.server.http.connections import GuardedAppRunner
+    from skywarden.server.observability.audit import audit_connection
+    from skywarden.server.settings import load_settings
+
+    cli = {
+        "data_dir": workdir,
+        "admin_token": suite.ADMIN_TOKEN,
+        "secret": suite.SECRET,
+        "rate_limit": suite.HIGH_LIMIT,
+        "auth_failure_limit": suite.HIGH_LIMIT,
+        "nws_base_url": nws_url,
+        "log_file": str(Path(workdir) / "server.log"),
+    }
+    settings = load_settings(cli=cli, environ={})
+    configure_server_logging(settings)
+    app = create_app(settings)
+    sky = GuardedAppRunner(app, idle_timeout=60, auditor=audit_connection, handle_signals=False, access_log=None)
+    await sky.setup()
+    _, key = await app[KEY_OPERATIONS].create({"name": "bench"}, CLI_ACTOR)
+    results = {}
+    answered_by_both = {"tools/list": suite.TOOLS_LIST, "tools/call": suite.TOOLS_CALL, "rest": suite.REST_CALL}
+    for name, request in answered_by_both.items():
+        answer = await serve(sky.server, raw_requests(request, key), 1)
+        body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+        results[name] = body if name == "rest" else body["result"]
+    bare = web.AppRunner(make_app(key, results), handle_signals=False, access_log=None)
+    await bare.setup()
+    server = (bare if target == "bare" else sky).server
+    payloads = raw_requests(SCENARIOS[scenario], key)
+    await serve(server, payloads, WARM_UP)
+    last = await serve(server, payloads, count, start=WARM_UP)  # variants the warm-up did not send
+    if not last.startswith(b"HTTP/1.1 200"):
+        raise SystemExit(f"{target} {scenario}: {last[:200]!r}")
+    await bare.cleanup()
+    await sky.cleanup()
+
+
+def counted(target: str, scenario: str, count: int, nws_url: str, tmp: Path) -> int:
+    """Instructions of a whole child run under callgrind (in a data folder of its own)."""
+    workdir = tmp / re.sub(r"\W", "_", f"{target}-{scenario}-{count}")
+    workdir.mkdir()
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__]
+    command += ["--child", target, scenario, str(count), nws_url, str(workdir)]
+    run = subprocess.run(command, capture_output=True, text=True, env={"PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin"})
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if run.returncode != 0 or found is None:
+        raise SystemExit(f"{target} {scenario} failed:\n{run.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def per_request(runs: dict[int, int], low: int, high: int) -> float:
+    return (runs[high] - runs[low]) / (high - low)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        target, scenario, count, nws_url, workdir = sys.argv[2:7]
+        import uvloop
+
+        uvloop.run(child(target, scenario, int(count), nws_url, workdir))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), help="scenarios to count (default: all)")
+    parser.add_argument("--requests", nargs=2, type=int, default=(200, 1200), metavar=("LOW", "HIGH"))
+    parser.add_argument("--jobs", type=int, default=2, help="counted runs at a time")
+    args = parser.parse_args()
+    if not shutil.which("valgrind"):
+        print("valgrind is needed: apt-get install valgrind", file=sys.stderr)
+        return 2
+    low, high = args.requests
+    compileall.compile_dir(HERE, quiet=1)  # else the first counted run alone compiles these scripts
+    with tempfile.TemporaryDirectory() as tmp:
+        nws_port = suite.free_port()
+        nws = suite.Process([sys.executable, str(HERE / "fake_nws_server.py"), str(nws_port)], nws_port,
+                            Path(tmp) / "nws.log", pin=False)  # fmt: skip
+        try:
+            nws_url = f"http://127.0.0.1:{nws_port}"
+            suite.wait_for(nws_url + "/points/39.7456,-97.0892")
+            jobs = [(t, s, n) for s in args.only or SCENARIOS for t in ("bare", "skywarden") for n in (low, high)]
+            with ThreadPoolExecutor(args.jobs) as pool:  # callgrind's counts do not depend on what runs beside
+                counts = pool.map(lambda job: counted(*job, nws_url, Path(tmp)), jobs)
+                found: dict[tuple[str, str], dict[int, int]] = {}
+                for (target, scenario, count), total in zip(jobs, counts, strict=True):
+                    found.setdefault((target, scenario), {})[count] = total
+            print(f"instructions per request (callgrind; {high} - {low} requests)")
+            print("| scenario | bare aiohttp | Skywarden | bare / Skywarden |")
+            print("|---|---|---|---|")
+            for scenario in args.only or SCENARIOS:
+                bare = per_request(found["bare", scenario], low, high)
+                sky = per_request(found["skywarden", scenario], low, high)
+                print(f"| {scenario} | {bare:,.0f} | {sky:,.0f} | {bare / sky:.0%} |")
+        finally:
+            nws.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
