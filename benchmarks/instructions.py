@@ -141,7 +141,7 @@ async def child(target: str, scenario: str, count: int, nws_url: str, workdir: s
     app = create_app(settings)
     sky = GuardedAppRunner(app, idle_timeout=60, auditor=audit_connection, handle_signals=False, access_log=None)
     await sky.setup()
-    _, key = await app[KEY_OPERATIONS].create({"name": "bench"}, CLI_ACTOR)
+    _, key = await app[KEY_OPERATIONS].create(suite.BENCH_KEY, CLI_ACTOR)
     results = {}
     answered_by_both = {"tools/list": suite.TOOLS_LIST, "tools/call": suite.TOOLS_CALL, "rest": suite.REST_CALL}
     for name, request in answered_by_both.items():
