@@ -8,6 +8,7 @@ import ssl
 import aiohttp
 import pytest
 import trustme
+from aiohttp import web
 
 from skywarden.server.appkeys import AUTHENTICATOR, LIMITER
 from skywarden.server.auth.authenticator import AuthFailure
@@ -52,6 +53,28 @@ async def test_security_header_matrix(client, who, method, path, no_store):
     assert resp.headers["Server"] == "skywarden"  # no version banner
     assert (resp.headers.get("Cache-Control") == "no-store") is no_store
     assert "Strict-Transport-Security" not in resp.headers  # plain HTTP
+
+
+@pytest.mark.parametrize("trust_forwarded", [False, True])
+async def test_security_headers_keep_a_handlers_own_value_and_add_the_rest(trust_forwarded):
+    """One block when the handler set none of them; header by header (its values kept) when it
+    set some. Only with trusted proxies does a forwarded HTTPS bring HSTS."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from skywarden.server.appkeys import FORWARDED_HTTPS
+    from skywarden.server.http.security_headers import API_CSP, security_headers_for
+
+    hook = security_headers_for(trust_forwarded)
+    for own in ({}, {"X-Frame-Options": "SAMEORIGIN", "Content-Security-Policy": "default-src 'self'"}):
+        request = make_mocked_request("GET", "/api/mcp/tools")
+        request[FORWARDED_HTTPS] = True
+        response = web.Response(headers={**own, "Cache-Control": "no-cache, no-transform"})
+        await hook(request, response)
+        expected = {**COMMON, "Content-Security-Policy": API_CSP, **own}
+        assert {name: response.headers[name] for name in expected} == expected
+        assert len(response.headers.getall("X-Frame-Options")) == 1
+        assert response.headers["Cache-Control"] == "no-store, no-transform"
+        assert ("Strict-Transport-Security" in response.headers) is trust_forwarded
 
 
 @pytest.fixture
