@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -113,9 +114,10 @@ async def serve(server, payloads: list[bytes], count: int, start: int = 0) -> by
     return last
 
 
-async def child(target: str, scenario: str, count: int, nws_url: str, workdir: str) -> None:
+async def child(target: str, scenario: str, count: int, nws_url: str, workdir: str, lines: bool = False) -> None:
     """One counted run: set Skywarden up (it makes the key and the answers bare gives), warm the
-    target up, then serve ``count`` requests to it."""
+    target up, then serve ``count`` requests to it (with ``lines``: and print the Python lines
+    each function ran per request, from the interpreter's line events)."""
     from aiohttp import web
     from bare_server import make_app
 
@@ -153,11 +155,29 @@ async def child(target: str, scenario: str, count: int, nws_url: str, workdir: s
     server = (bare if target == "bare" else sky).server
     payloads = raw_requests(SCENARIOS[scenario], key)
     await serve(server, payloads, WARM_UP)
+    ran: Counter[str] = Counter()
+    if lines:
+        sys.settrace(_line_counter(ran))
     last = await serve(server, payloads, count, start=WARM_UP)  # variants the warm-up did not send
+    sys.settrace(None)
+    if lines:
+        print(f"{target} {scenario}: {sum(ran.values()) / count:.0f} Python lines per request")
+        for where, n in ran.most_common(40):
+            print(f"{n / count:8.1f}  {where}")
     if not last.startswith(b"HTTP/1.1 200"):
         raise SystemExit(f"{target} {scenario}: {last[:200]!r}")
     await bare.cleanup()
     await sky.cleanup()
+
+
+def _line_counter(ran: Counter[str]):
+    def trace(frame, event, arg):
+        if event == "line":
+            code = frame.f_code
+            ran[f"{code.co_filename.split('site-packages/')[-1]}:{code.co_name}"] += 1
+        return trace
+
+    return trace
 
 
 def counted(target: str, scenario: str, count: int, nws_url: str, tmp: Path) -> int:
@@ -177,18 +197,40 @@ def per_request(runs: dict[int, int], low: int, high: int) -> float:
     return (runs[high] - runs[low]) / (high - low)
 
 
+def _lines(scenario: str) -> int:
+    """Where the Python lines of one request go, for both servers (no valgrind needed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        nws_port = suite.free_port()
+        nws = suite.Process([sys.executable, str(HERE / "fake_nws_server.py"), str(nws_port)], nws_port,
+                            Path(tmp) / "nws.log", pin=False)  # fmt: skip
+        try:
+            nws_url = f"http://127.0.0.1:{nws_port}"
+            suite.wait_for(nws_url + "/points/39.7456,-97.0892")
+            for target in ("bare", "skywarden"):
+                workdir = Path(tmp) / target
+                workdir.mkdir()
+                command = [sys.executable, __file__, "--child", target, scenario, "200", nws_url, str(workdir)]
+                subprocess.run([*command, "--lines"], check=True)
+        finally:
+            nws.stop()
+    return 0
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         target, scenario, count, nws_url, workdir = sys.argv[2:7]
         import uvloop
 
-        uvloop.run(child(target, scenario, int(count), nws_url, workdir))
+        uvloop.run(child(target, scenario, int(count), nws_url, workdir, lines=sys.argv[7:] == ["--lines"]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), help="scenarios to count (default: all)")
     parser.add_argument("--requests", nargs=2, type=int, default=(200, 1200), metavar=("LOW", "HIGH"))
     parser.add_argument("--jobs", type=int, default=2, help="counted runs at a time")
+    parser.add_argument("--lines", choices=sorted(SCENARIOS), help="instead: Python lines per request, by function")
     args = parser.parse_args()
+    if args.lines:
+        return _lines(args.lines)
     if not shutil.which("valgrind"):
         print("valgrind is needed: apt-get install valgrind", file=sys.stderr)
         return 2
