@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import compileall
+import contextlib
 import json
 import re
 import shutil
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -197,22 +199,27 @@ def per_request(runs: dict[int, int], low: int, high: int) -> float:
     return (runs[high] - runs[low]) / (high - low)
 
 
+@contextlib.contextmanager
+def fake_nws(tmp: Path) -> Iterator[str]:
+    """The fake NWS as a process, for as long as the block runs; its base URL."""
+    port = suite.free_port()
+    nws = suite.Process([sys.executable, str(HERE / "fake_nws_server.py"), str(port)], port, tmp / "nws.log", pin=False)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        suite.wait_for(url + "/points/39.7456,-97.0892")
+        yield url
+    finally:
+        nws.stop()
+
+
 def _lines(scenario: str) -> int:
     """Where the Python lines of one request go, for both servers (no valgrind needed)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        nws_port = suite.free_port()
-        nws = suite.Process([sys.executable, str(HERE / "fake_nws_server.py"), str(nws_port)], nws_port,
-                            Path(tmp) / "nws.log", pin=False)  # fmt: skip
-        try:
-            nws_url = f"http://127.0.0.1:{nws_port}"
-            suite.wait_for(nws_url + "/points/39.7456,-97.0892")
-            for target in ("bare", "skywarden"):
-                workdir = Path(tmp) / target
-                workdir.mkdir()
-                command = [sys.executable, __file__, "--child", target, scenario, "200", nws_url, str(workdir)]
-                subprocess.run([*command, "--lines"], check=True)
-        finally:
-            nws.stop()
+    with tempfile.TemporaryDirectory() as tmp, fake_nws(Path(tmp)) as nws_url:
+        for target in ("bare", "skywarden"):
+            workdir = Path(tmp) / target
+            workdir.mkdir()
+            command = [sys.executable, __file__, "--child", target, scenario, "200", nws_url, str(workdir)]
+            subprocess.run([*command, "--lines"], check=True)
     return 0
 
 
@@ -236,28 +243,20 @@ def main() -> int:
         return 2
     low, high = args.requests
     compileall.compile_dir(HERE, quiet=1)  # else the first counted run alone compiles these scripts
-    with tempfile.TemporaryDirectory() as tmp:
-        nws_port = suite.free_port()
-        nws = suite.Process([sys.executable, str(HERE / "fake_nws_server.py"), str(nws_port)], nws_port,
-                            Path(tmp) / "nws.log", pin=False)  # fmt: skip
-        try:
-            nws_url = f"http://127.0.0.1:{nws_port}"
-            suite.wait_for(nws_url + "/points/39.7456,-97.0892")
-            jobs = [(t, s, n) for s in args.only or SCENARIOS for t in ("bare", "skywarden") for n in (low, high)]
-            with ThreadPoolExecutor(args.jobs) as pool:  # callgrind's counts do not depend on what runs beside
-                counts = pool.map(lambda job: counted(*job, nws_url, Path(tmp)), jobs)
-                found: dict[tuple[str, str], dict[int, int]] = {}
-                for (target, scenario, count), total in zip(jobs, counts, strict=True):
-                    found.setdefault((target, scenario), {})[count] = total
-            print(f"instructions per request (callgrind; {high} - {low} requests)")
-            print("| scenario | bare aiohttp | Skywarden | bare / Skywarden |")
-            print("|---|---|---|---|")
-            for scenario in args.only or SCENARIOS:
-                bare = per_request(found["bare", scenario], low, high)
-                sky = per_request(found["skywarden", scenario], low, high)
-                print(f"| {scenario} | {bare:,.0f} | {sky:,.0f} | {bare / sky:.0%} |")
-        finally:
-            nws.stop()
+    with tempfile.TemporaryDirectory() as tmp, fake_nws(Path(tmp)) as nws_url:
+        jobs = [(t, s, n) for s in args.only or SCENARIOS for t in ("bare", "skywarden") for n in (low, high)]
+        with ThreadPoolExecutor(args.jobs) as pool:  # callgrind's counts do not depend on what runs beside
+            counts = list(pool.map(lambda job: counted(*job, nws_url, Path(tmp)), jobs))
+    found: dict[tuple[str, str], dict[int, int]] = {}
+    for (target, scenario, count), total in zip(jobs, counts, strict=True):
+        found.setdefault((target, scenario), {})[count] = total
+    print(f"instructions per request (callgrind; {high} - {low} requests)")
+    print("| scenario | bare aiohttp | Skywarden | bare / Skywarden |")
+    print("|---|---|---|---|")
+    for scenario in args.only or SCENARIOS:
+        bare = per_request(found["bare", scenario], low, high)
+        sky = per_request(found["skywarden", scenario], low, high)
+        print(f"| {scenario} | {bare:,.0f} | {sky:,.0f} | {bare / sky:.0%} |")
     return 0
 
 
