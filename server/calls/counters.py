@@ -9,6 +9,7 @@ themselves are parsed by ``limits``.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -19,20 +20,10 @@ from limits import RateLimitItem
 Windows = tuple[RateLimitItem, ...]
 
 
-_shapes: dict[int, tuple[RateLimitItem, int, int]] = {}
-MAX_SHAPES = 4096
-
-
+@functools.lru_cache(maxsize=4096)
 def _shape(window: RateLimitItem) -> tuple[int, int]:
-    """A window's (amount, seconds), computed once per window. Kept by the window's identity
-    (with the window itself, so that identity is not reused while it is kept): a look-up by the
-    window would hash it, a Python call of ``limits``' on every charge."""
-    found = _shapes.get(id(window))
-    if found is None or found[0] is not window:
-        if len(_shapes) >= MAX_SHAPES:
-            _shapes.clear()
-        found = _shapes[id(window)] = (window, window.amount, window.get_expiry())
-    return found[1], found[2]
+    """A window's (amount, seconds), computed once per window."""
+    return window.amount, window.get_expiry()
 
 
 class CountersUnavailable(RuntimeError):

@@ -156,8 +156,7 @@ class RateLimits:
     async def charge(self, principal: Principal, cost: int = 1) -> dict[str, str]:
         """Take ``cost`` units from each of the key's (or token subject's) windows; return the
         RateLimit fields or raise."""
-        windows = self.windows_for(principal) if principal.rate_limit else self.default
-        return await self._take(principal.kind, windows, principal.id, cost)
+        return await self._take(principal.kind, self.windows_for(principal), principal.id, cost)
 
     async def count_failure(self, ip: str) -> None:
         """Count one wrong credential from ``ip``; raise RateLimited once it is over its budget."""
