@@ -193,18 +193,18 @@ class Upstream:
     async def _answer(
         self,
         key: str,
-        derived_key: str,
+        kept_as: str,
         url: str,
         service: str,
         accept: str,
         label: str | None,
         derive: Callable[[Any], Any] | None,
     ) -> Any:
-        """The answer for ``key``, or ``derive`` of it, kept under ``derived_key``."""
+        """The answer for ``key``, or ``derive`` of it, kept under ``kept_as``."""
         if derive is None:
             cached = self.cache.get(key)
             return cached if cached is not None else await self._get(key, url, service, accept, label)
-        derived = self.cache.get(derived_key, count=False)
+        derived = self.cache.get(kept_as, count=False)
         if derived is not None:
             self.cache.hits += 1
             return derived
@@ -214,7 +214,7 @@ class Upstream:
         derived = derive(document)
         expires = self.cache.expires(key)
         if expires is not None and derived is not None:
-            self.cache.put_until(derived_key, derived, expires)
+            self.cache.put_until(kept_as, derived, expires)
         return derived
 
     async def _get(self, key: str, url: str, service: str, accept: str, label: str | None) -> Any:
