@@ -118,7 +118,7 @@ def create_app(
                 (proxy_middleware_for(parse_networks(settings.trusted_proxies)), bool(settings.trusted_proxies)),  # 0
                 (audit_middleware_for(metrics, shared.denials), True),  # 1-2. request id, one audit event per answer
                 (error_middleware, True),  # 3. every error in the door's format (JSON-RPC or problem+json)
-                (admission_middleware_for(edge_checks, limits), True),  # 4-9. edge checks, credential, the limits
+                (admission_middleware_for(edge_checks, authenticator, limits), True),  # 4-9. edge, credential, limits
             )
             if wanted
         ],
@@ -146,7 +146,7 @@ def create_app(
         app.cleanup_ctx.append(identity_context(identity))
 
     McpEndpoint(McpMethods(pipeline), sessions).add_routes(app)
-    rest.add_routes(app)
+    rest.add_routes(app, pipeline)
     admin.add_routes(app)
     discovery.add_routes(app, identity)
     if metrics is not None:

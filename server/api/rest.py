@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiohttp_apigami import docs, response_schema
 from marshmallow import Schema, fields
 
 from skywarden.server import __version__
-from skywarden.server.appkeys import BROADCAST, KEY_STORE, LIMITER, PIPELINE, PRINCIPAL
-from skywarden.server.calls.pipeline import ARGUMENTS_MUST_BE_AN_OBJECT, MAX_NAME_SHOWN, InvalidArguments
+from skywarden.server.appkeys import BROADCAST, KEY_STORE, LIMITER, PRINCIPAL
+from skywarden.server.calls.pipeline import ARGUMENTS_MUST_BE_AN_OBJECT, MAX_NAME_SHOWN, InvalidArguments, ToolPipeline
 from skywarden.server.calls.ratelimit import prepaid_of
 from skywarden.server.errors import NOT_READY, ApiError
 from skywarden.server.http.body import read_json
@@ -84,44 +85,50 @@ async def ready(request: web.Request) -> web.Response:
     return json_response({"status": "ready", "version": __version__, "checks": checks})
 
 
-@docs(
-    tags=["tools"],
-    summary="List the tools this key may use",
-    responses=problem_responses(400, 401, 429),
-)
-@response_schema(ToolListSchema, 200)
-async def list_tools(request: web.Request) -> web.Response:
-    tools = request.app[PIPELINE].visible_tools(request[PRINCIPAL])
-    return json_response({"tools": [t.describe() for t in tools]})
+def tool_handlers(pipeline: ToolPipeline) -> tuple[Handler, Handler]:
+    """The tool list and the tool call, bound to the pipeline by the app factory (no look-up on
+    the app per request)."""
+
+    @docs(
+        tags=["tools"],
+        summary="List the tools this key may use",
+        responses=problem_responses(400, 401, 429),
+    )
+    @response_schema(ToolListSchema, 200)
+    async def list_tools(request: web.Request) -> web.Response:
+        tools = pipeline.visible_tools(request[PRINCIPAL])
+        return json_response({"tools": [t.describe() for t in tools]})
+
+    @docs(
+        tags=["tools"],
+        summary="Call a tool",
+        description=(
+            "The body is the tool's arguments as a JSON object (see each tool's `inputSchema`). "
+            "A tool failure (upstream down, no data) is a 200 with `isError: true`."
+        ),
+        parameters=[{"in": "path", "name": "toolName", "required": True, "schema": {"type": "string"}}],
+        requestBody={
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
+        },
+        responses=problem_responses(400, 401, 403, 404, 408, 413, 415, 422, 429),
+    )
+    @response_schema(ToolResultSchema, 200)
+    async def call_tool(request: web.Request) -> web.Response:
+        name = request.match_info["toolName"]
+        note(request, tool=name[:128])
+        arguments = await read_json(request)
+        if not isinstance(arguments, dict):  # MCP may omit arguments; a REST body is always the object itself
+            raise InvalidArguments(name[:MAX_NAME_SHOWN], {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
+        outcome = await pipeline.call(name, arguments, request[PRINCIPAL], prepaid=prepaid_of(request))
+        note(request, tool_error=outcome.result.is_error)
+        return json_response(outcome.encoded("rest", result_body))
+
+    return list_tools, call_tool
 
 
-@docs(
-    tags=["tools"],
-    summary="Call a tool",
-    description=(
-        "The body is the tool's arguments as a JSON object (see each tool's `inputSchema`). "
-        "A tool failure (upstream down, no data) is a 200 with `isError: true`."
-    ),
-    parameters=[{"in": "path", "name": "toolName", "required": True, "schema": {"type": "string"}}],
-    requestBody={
-        "required": True,
-        "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
-    },
-    responses=problem_responses(400, 401, 403, 404, 408, 413, 415, 422, 429),
-)
-@response_schema(ToolResultSchema, 200)
-async def call_tool(request: web.Request) -> web.Response:
-    name = request.match_info["toolName"]
-    note(request, tool=name[:128])
-    arguments = await read_json(request)
-    if not isinstance(arguments, dict):  # MCP may omit arguments; a REST body is always the object itself
-        raise InvalidArguments(name[:MAX_NAME_SHOWN], {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
-    outcome = await request.app[PIPELINE].call(name, arguments, request[PRINCIPAL], prepaid=prepaid_of(request))
-    note(request, tool_error=outcome.result.is_error)
-    return json_response(outcome.encoded("rest", result_body))
-
-
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, pipeline: ToolPipeline) -> None:
+    list_tools, call_tool = tool_handlers(pipeline)
     app.router.add_get(HEALTH_PATH, health, allow_head=True)
     app.router.add_get(READY_PATH, ready, allow_head=True)
     # The call route first: the router tries the resources under /api/mcp/tools in the order they
