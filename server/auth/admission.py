@@ -20,6 +20,7 @@ from aiohttp import web
 
 from skywarden.server.appkeys import RATE_LIMIT_FIELDS
 from skywarden.server.auth.authenticate import authenticate
+from skywarden.server.auth.authenticator import Authenticator
 from skywarden.server.calls.ratelimit import RateLimits, charge_request, count_refusal
 from skywarden.server.errors import UNAUTHORIZED, ApiError
 
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 EdgeCheck = Callable[[web.Request], None]
 
 
-def admission_middleware_for(edge_checks: Sequence[EdgeCheck], limits: RateLimits) -> Middleware:
+def admission_middleware_for(
+    edge_checks: Sequence[EdgeCheck], authenticator: Authenticator, limits: RateLimits
+) -> Middleware:
     checks = tuple(edge_checks)
 
     @web.middleware
@@ -37,7 +40,7 @@ def admission_middleware_for(edge_checks: Sequence[EdgeCheck], limits: RateLimit
         for check in checks:
             check(request)
         try:
-            principal = await authenticate(request)
+            principal = await authenticate(request, authenticator)
         except ApiError as exc:
             if exc.kind is UNAUTHORIZED:
                 await count_refusal(request, limits)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, AUTHENTICATOR, IDENTITY, METRICS_CREDENTIAL, PRINCIPAL
-from skywarden.server.auth.authenticator import AuthFailure
+from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, IDENTITY, METRICS_CREDENTIAL, PRINCIPAL
+from skywarden.server.auth.authenticator import Authenticator, AuthFailure
 from skywarden.server.auth.challenges import REALM, bearer_challenge
 from skywarden.server.auth.keys import KEY_REGEX, display_prefix
 from skywarden.server.auth.principal import Principal
@@ -88,9 +88,9 @@ def unauthorized(request: web.Request, reason: str, presented: bool) -> ApiError
     return ApiError(UNAUTHORIZED, detail, headers={"WWW-Authenticate": www_authenticate})
 
 
-async def authenticate(request: web.Request) -> Principal | None:
+async def authenticate(request: web.Request, authenticator: Authenticator) -> Principal | None:
     """Set (and return) the request's ``PRINCIPAL``, or raise; public paths and CORS preflights
-    get none."""
+    get none. ``authenticator`` checks API keys (the app factory's, passed by admission)."""
     path = request.path
     if is_public(path) or request.method == "OPTIONS":
         return None
@@ -109,7 +109,7 @@ async def authenticate(request: web.Request) -> Principal | None:
         principal = await _as_subject(request, credential)
     else:
         try:
-            principal = await request.app[AUTHENTICATOR].authenticate(credential)
+            principal = await authenticator.authenticate(credential)
         except AuthFailure as failure:
             if credential and failure.reason not in {"malformed", "admin_token_as_key"}:
                 note(request, key_prefix=display_prefix(credential))  # well-formed: the prefix is not secret
