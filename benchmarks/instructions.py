@@ -118,10 +118,10 @@ async def serve(server, payloads: list[bytes], count: int, start: int = 0) -> by
     return last
 
 
-async def child(target: str, scenario: str, count: int, nws_url: str, workdir: str, lines: bool = False) -> None:
+async def child(target: str, scenario: str, count: int, nws_url: str, workdir: str, lines: int = 0) -> None:
     """One counted run: set Skywarden up (it makes the key and the answers bare gives), warm the
     target up, then serve ``count`` requests to it (with ``lines``: and print the Python lines
-    each function ran per request, from the interpreter's line events)."""
+    each of the ``lines`` busiest functions ran per request, from the interpreter's line events)."""
     from aiohttp import web
     from bare_server import make_app
 
@@ -170,7 +170,7 @@ async def child(target: str, scenario: str, count: int, nws_url: str, workdir: s
     sys.settrace(None)
     if lines:
         print(f"{target} {scenario}: {sum(ran.values()) / count:.0f} Python lines per request")
-        for where, n in ran.most_common(40):
+        for where, n in ran.most_common(lines):
             print(f"{n / count:8.1f}  {where}")
     if not last.startswith(b"HTTP/1.1 200"):
         raise SystemExit(f"{target} {scenario}: {last[:200]!r}")
@@ -217,14 +217,14 @@ def fake_nws(tmp: Path) -> Iterator[str]:
         nws.stop()
 
 
-def _lines(scenario: str) -> int:
+def _lines(scenario: str, top: int) -> int:
     """Where the Python lines of one request go, for both servers (no valgrind needed)."""
     with tempfile.TemporaryDirectory() as tmp, fake_nws(Path(tmp)) as nws_url:
         for target in ("bare", "skywarden"):
             workdir = Path(tmp) / target
             workdir.mkdir()
             command = [sys.executable, __file__, "--child", target, scenario, "200", nws_url, str(workdir)]
-            subprocess.run([*command, "--lines"], check=True)
+            subprocess.run([*command, "--lines", str(top)], check=True)
     return 0
 
 
@@ -233,16 +233,18 @@ def main() -> int:
         target, scenario, count, nws_url, workdir = sys.argv[2:7]
         import uvloop
 
-        uvloop.run(child(target, scenario, int(count), nws_url, workdir, lines=sys.argv[7:] == ["--lines"]))
+        lines = int(sys.argv[8]) if sys.argv[7:8] == ["--lines"] else 0
+        uvloop.run(child(target, scenario, int(count), nws_url, workdir, lines=lines))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), help="scenarios to count (default: all)")
     parser.add_argument("--requests", nargs=2, type=int, default=(200, 1200), metavar=("LOW", "HIGH"))
     parser.add_argument("--jobs", type=int, default=2, help="counted runs at a time")
     parser.add_argument("--lines", choices=sorted(SCENARIOS), help="instead: Python lines per request, by function")
+    parser.add_argument("--top", type=int, default=40, help="with --lines: how many functions to list")
     args = parser.parse_args()
     if args.lines:
-        return _lines(args.lines)
+        return _lines(args.lines, args.top)
     if not shutil.which("valgrind"):
         print("valgrind is needed: apt-get install valgrind", file=sys.stderr)
         return 2
