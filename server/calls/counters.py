@@ -121,8 +121,8 @@ class MemoryCounters:
         return Outcome(refused, tuple(states))
 
     def _take_one(self, scope: str, identity: str, window: RateLimitItem, cost: int, now: float) -> Outcome:
-        """``take`` for the usual limit, one window: the same arithmetic in one pass, without the
-        general form's list of per-window tuples (a property test holds the two to one answer)."""
+        """``take`` for the usual limit, one window: the same arithmetic in one pass (about half
+        the interpreter's work of the general two-pass form; tests hold the two to one answer)."""
         amount, size = _shape(window)
         key = (scope, identity, amount, size)
         bucket = int(now // size)
