@@ -9,8 +9,6 @@ import aiohttp
 import pytest
 import trustme
 from aiohttp import web
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from skywarden.server.appkeys import AUTHENTICATOR, LIMITER
 from skywarden.server.auth.authenticator import AuthFailure
@@ -429,29 +427,6 @@ async def test_in_process_and_redis_counters_agree_window_by_window():
     assert [s.remaining for s in outcomes[-1].states] == [0, 3]
     over = await counters.take("key", "k2", windows, 3)
     assert over.refused is windows[0] and [s.remaining for s in over.states] == [2, 5]
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    rate=st.sampled_from(["3/second", "5/minute", "2/10 seconds", "4/hour"]),
-    charges=st.lists(
-        st.tuples(st.floats(min_value=0, max_value=90, allow_nan=False), st.integers(1, 6)), max_size=40
-    ),
-)
-def test_the_one_window_path_answers_as_the_general_one(rate, charges):
-    """The in-process counter's one-window path (the usual limit) is a second copy of the
-    arithmetic: for any sequence of charges it gives the answers of the general path."""
-    from limits import parse_many
-
-    from skywarden.server.calls.counters import MemoryCounters
-
-    (window,) = parse_many(rate)
-    one, many = MemoryCounters(), MemoryCounters()
-    now = 1_000_000.3
-    for step, cost in charges:
-        now += step
-        assert one._take_one("key", "k", window, cost, now) == many._take_many("key", "k", (window,), cost, now)
-    assert one._entries == many._entries
 
 
 def test_the_cors_hook_is_asked_only_when_a_request_has_an_origin(make_settings):

@@ -73,11 +73,6 @@ class MemoryCounters:
 
     async def take(self, scope: str, identity: str, windows: Windows, cost: int) -> Outcome:
         now = self._clock()
-        if len(windows) == 1:
-            return self._take_one(scope, identity, windows[0], cost, now)
-        return self._take_many(scope, identity, windows, cost, now)
-
-    def _take_many(self, scope: str, identity: str, windows: Windows, cost: int, now: float) -> Outcome:
         entries = self._entries
         refused = None
         found = []
@@ -119,40 +114,6 @@ class MemoryCounters:
             self._added = 0
             self._sweep(now)
         return Outcome(refused, tuple(states))
-
-    def _take_one(self, scope: str, identity: str, window: RateLimitItem, cost: int, now: float) -> Outcome:
-        """``take`` for the usual limit, one window: the same arithmetic in one pass (about half
-        the interpreter's work of the general two-pass form; tests hold the two to one answer)."""
-        amount, size = _shape(window)
-        key = (scope, identity, amount, size)
-        bucket = int(now // size)
-        entry = self._entries.get(key)
-        if entry is None or entry[0] < bucket - 1:
-            previous = current = 0
-        elif entry[0] == bucket - 1:
-            previous, current = entry[2], 0
-        else:
-            previous, current = entry[1], entry[2]
-        previous_left = size - (now - bucket * size)
-        count = previous * previous_left / size + current
-        refused = count >= amount - cost + 1
-        if not refused:
-            current += cost
-            count += cost
-            if entry is None:
-                self._entries[key] = [bucket, previous, current]
-                self._added += 1
-                if self._added >= self.SWEEP_EVERY:
-                    self._added = 0
-                    self._sweep(now)
-            else:
-                entry[0], entry[1], entry[2] = bucket, previous, current
-        if previous:
-            reset_seconds = math.ceil(previous_left % (size / previous))
-        else:
-            reset_seconds = math.ceil(previous_left) if current else 0
-        state = WindowState(window, max(0, amount - math.floor(count)), reset_seconds)
-        return Outcome(window if refused else None, (state,))
 
     async def reachable(self) -> bool:
         return True
