@@ -16,7 +16,6 @@ from skywarden.server.appkeys import (
     KEY_STORE,
     LIMITER,
     METRICS_CREDENTIAL,
-    PIPELINE,
     REGISTRY,
     SESSIONS,
     SETTINGS,
@@ -128,7 +127,6 @@ def create_app(
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[LIMITER] = limits
-    app[PIPELINE] = pipeline
     app[ADMIN] = credentials.admin
     app[METRICS_CREDENTIAL] = credentials.metrics
     app[KEY_STORE] = key_store

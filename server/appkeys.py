@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from skywarden.server.auth.key_operations import KeyOperations
     from skywarden.server.auth.principal import Principal
     from skywarden.server.auth.store import KeyStore
-    from skywarden.server.calls.pipeline import Prepaid, ToolPipeline
+    from skywarden.server.calls.pipeline import Prepaid
     from skywarden.server.calls.ratelimit import RateLimits
     from skywarden.server.identity.service import Identity
     from skywarden.server.mcp.sessions import SessionStore
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 REGISTRY: web.AppKey[ToolRegistry] = web.AppKey("registry")
-PIPELINE: web.AppKey[ToolPipeline] = web.AppKey("pipeline")
 KEY_STORE: web.AppKey[KeyStore] = web.AppKey("key_store")
 KEY_OPERATIONS: web.AppKey[KeyOperations] = web.AppKey("key_operations")
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
