@@ -243,6 +243,8 @@ def main() -> int:
     parser.add_argument("--lines", choices=sorted(SCENARIOS), help="instead: Python lines per request, by function")
     parser.add_argument("--top", type=int, default=40, help="with --lines: how many functions to list")
     args = parser.parse_args()
+    if args.top < 1:
+        parser.error("--top must be at least 1")
     if args.lines:
         return _lines(args.lines, args.top)
     if not shutil.which("valgrind"):
