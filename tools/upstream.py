@@ -13,7 +13,7 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,16 +43,17 @@ def cache_ttl(cache_control: str | None) -> float:
 
 
 class TTLCache:
-    """A bounded LRU map whose entries expire; keyed by the full request URL."""
+    """A bounded LRU map whose entries expire; keyed by the full request URL (upstream answers)
+    or by a tool call's identity (kept results)."""
 
     def __init__(self, max_entries: int, clock: Any = time.monotonic) -> None:
         self.max_entries = max_entries
         self._clock = clock
-        self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._data: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str, *, count: bool = True) -> Any | None:
+    def get(self, key: Hashable, *, count: bool = True) -> Any | None:
         entry = self._data.get(key)
         if entry is None or entry[0] <= self._clock():
             if entry is not None:
@@ -63,11 +64,11 @@ class TTLCache:
         self.hits += count
         return entry[1]
 
-    def put(self, key: str, value: Any, ttl: float) -> None:
+    def put(self, key: Hashable, value: Any, ttl: float) -> None:
         if ttl > 0:
             self.put_until(key, value, self._clock() + ttl)
 
-    def put_until(self, key: str, value: Any, expires: float) -> None:
+    def put_until(self, key: Hashable, value: Any, expires: float) -> None:
         if expires <= self._clock() or self.max_entries <= 0:
             return
         self._data[key] = (expires, value)
@@ -75,13 +76,13 @@ class TTLCache:
         while len(self._data) > self.max_entries:
             self._data.popitem(last=False)
 
-    def take(self, key: str) -> Any | None:
+    def take(self, key: Hashable) -> Any | None:
         """Remove and return a live entry (a value meant to be used once)."""
         found = self.get(key, count=False)
         self._data.pop(key, None)
         return found
 
-    def expires(self, key: str) -> float | None:
+    def expires(self, key: Hashable) -> float | None:
         entry = self._data.get(key)
         return entry[0] if entry is not None else None
 

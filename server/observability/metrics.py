@@ -80,8 +80,8 @@ class _RequestFigures(Collector):
         latency = HistogramMetricFamily("skywarden_http_request_duration_seconds", "Time to answer", labels=["route"])
         for route, figures in sorted(self.latency.items()):
             buckets, total = [], 0
-            for bound, count in zip((*map(floatToGoString, _LATENCY_BUCKETS), "+Inf"), figures[:-1], strict=True):
-                total += count
+            for bound, in_bucket in zip((*map(floatToGoString, _LATENCY_BUCKETS), "+Inf"), figures[:-1], strict=True):
+                total += in_bucket
                 buckets.append((bound, total))
             latency.add_metric([route], buckets, figures[-1])
         yield latency
