@@ -92,6 +92,12 @@ TOOLS_CALL_DISTINCT = dataclasses.replace(
     ),
 )
 REST_CALL = Request("/api/mcp/tools/get_forecast", FORECAST_ARGUMENTS)
+# The rows measured again on PostgreSQL + Redis and with --workers 2 (``Suite.shared_state``).
+SHARED_SCENARIOS = (
+    ("MCP tools/list", TOOLS_LIST),
+    ("MCP tools/call get_forecast", TOOLS_CALL),
+    ("REST get_forecast", REST_CALL),
+)
 
 
 def free_port() -> int:
@@ -432,8 +438,9 @@ class Suite:
         )
 
     def shared_state(self) -> None:
-        """One process on SQLite beside PostgreSQL + Redis and --workers 2, interleaved. Workers are
-        not pinned (they are two processes on a two-core machine, sharing it with wrk)."""
+        """The single-key table's Skywarden rows (tools/list, the hot tools/call, REST) on four
+        deployments: one process on SQLite beside PostgreSQL + Redis and --workers 2, interleaved.
+        Workers are not pinned (they are two processes on a two-core machine, sharing it with wrk)."""
         database = "skywarden_bench_" + secrets.token_hex(4)
         prefix = "skywarden-bench-" + secrets.token_hex(4)
         asyncio.run(_database("create", database))
@@ -447,20 +454,19 @@ class Suite:
                 "--workers 2, SQLite": ["--workers", "2"],
                 "--workers 2, PostgreSQL + Redis": [*shared, "--workers", "2"],
             }
-            runs = {}
+            keys = {}
             for number, (label, extra) in enumerate(deployments.items()):
                 servers[label], _ = self.skywarden(f"shared-{number}", *extra, pin="--workers" not in extra)
-                port = servers[label].port
-                runs[label] = (port, TOOLS_LIST, self.keys_file([self.new_key(port)]))
-            found = self.rounds(runs)
-            base = found["one process, SQLite"]
-            for label, measured in found.items():
-                row = Row(f"MCP tools/list, {label}", "Skywarden", measured)
-                self.rows.append(row)
-                if label != "one process, SQLite":
-                    self.notes.append(
-                        f"MCP tools/list, {label}: {measured.rps / base.rps:.0%} of one process on SQLite"
-                    )
+                keys[label] = self.keys_file([self.new_key(servers[label].port)])
+            for scenario, request in SHARED_SCENARIOS:
+                found = self.rounds({label: (servers[label].port, request, keys[label]) for label in deployments})
+                base = found["one process, SQLite"]
+                for label, measured in found.items():
+                    self.rows.append(Row(f"{scenario}, {label}", "Skywarden", measured))
+                    if label != "one process, SQLite":
+                        self.notes.append(
+                            f"{scenario}, {label}: {measured.rps / base.rps:.0%} of one process on SQLite"
+                        )
         finally:
             for process in servers.values():
                 process.stop()
