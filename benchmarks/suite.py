@@ -347,6 +347,8 @@ class Suite:
                 runs = {"bare aiohttp": (bare_port, request, keys_file), "Skywarden": (sky.port, request, keys_file)}
                 if request.path == "/mcp":
                     runs["official SDK"] = (sdk_port, request, keys_file)
+                else:  # the bar proposed for REST (docs/performance.md): the MCP door's call, same server
+                    runs["Skywarden tools/call"] = (sky.port, TOOLS_CALL, keys_file)
                 found = self.rounds(runs)
                 bare_m, sky_m, sdk_m = found["bare aiohttp"], found["Skywarden"], found.get("official SDK")
                 self.rows.append(Row(scenario, "bare aiohttp", bare_m))
@@ -354,6 +356,12 @@ class Suite:
                     self.rows.append(Row(scenario, "official SDK", sdk_m, bare=sdk_m.rps / bare_m.rps))
                 vs_sdk = sky_m.rps / sdk_m.rps if sdk_m else None
                 self.rows.append(Row(scenario, "Skywarden", sky_m, bare=sky_m.rps / bare_m.rps, sdk=vs_sdk))
+                if "Skywarden tools/call" in found:
+                    mcp_call = found["Skywarden tools/call"].rps
+                    self.notes.append(
+                        f"{scenario}: {sky_m.rps / mcp_call:.0%} of Skywarden's MCP tools/call get_forecast"
+                        f" ({mcp_call:,.0f} req/s) in the same interleaved rounds"
+                    )
         finally:
             for process in (sky, bare, sdk):
                 if process is not None:
