@@ -393,7 +393,7 @@ class Settings:
     oidc_leeway: float = _setting(30.0, _positive_float, "seconds of clock skew allowed on exp, nbf and iat")
     oidc_max_token_bytes: int = _setting(8000, _int_range(256, 8000), "largest access token accepted, bytes")
     oidc_jwks_cooldown: float = _setting(
-        30.0, _positive_float, "seconds between two fetches of an issuer's keys for an unknown key id"
+        30.0, _positive_float, "seconds between two fetches of an issuer's keys (unknown key id, or issuer down)"
     )
     admin_oidc_audience: str = _setting(
         "", _text, "audience of admin access tokens (e.g. api://skywarden); empty = admin sign-in by token only"

@@ -267,6 +267,45 @@ async def test_an_unreachable_issuer_is_a_503_not_a_401(make_server, make_settin
     assert resp.status == 503 and body["type"].endswith("/identity-unavailable") and resp.headers["Retry-After"]
 
 
+async def test_a_provider_outage_is_a_503_at_every_door_until_it_is_back(server, http, provider):
+    """The real provider stopped while it rotates its key, then restarted: 503 (never 401, never
+    counted toward auth_failure_limit) until the first request after the cooldown."""
+    srv = await server(auth_failure_limit="2/minute")
+    admin = await http(srv, Authorization=f"Bearer {await token(provider, ADMIN, ADMIN_AUDIENCE)}")
+    assert (await admin.get("/api/admin/keys")).status == 200
+    new_key = SigningKey.new()
+    provider.keys = [new_key, *provider.keys]
+    await provider.stop()
+    srv.clock.now += 31
+    admin_token = provider.mint({"aud": ADMIN_AUDIENCE, "roles": [ADMIN_ROLE]}, key=new_key)
+    tool_token = provider.mint({"aud": srv.resource, "scope": "tools"}, key=new_key)
+    SECRETS.update({admin_token, tool_token})
+    signed_in, caller = (
+        await http(srv, Authorization=f"Bearer {admin_token}"),
+        await http(srv, Authorization=f"Bearer {tool_token}"),
+    )
+    from tests.mcp_helpers import modern_headers, modern_rpc
+
+    message = modern_rpc("tools/list")
+
+    async def every_door() -> list[int]:
+        return [
+            (await signed_in.get("/api/admin/keys")).status,
+            (await caller.get("/api/mcp/tools")).status,
+            (await caller.post("/mcp", json=message, headers=modern_headers(message))).status,
+        ]
+
+    for _ in range(3):
+        assert await every_door() == [503, 503, 503]
+    await provider.start()
+    assert await every_door() == [503, 503, 503]  # asked again only after the cooldown
+    srv.clock.now += 30
+    assert await every_door() == [200, 200, 200]
+    assert await provider.jwks_requests() == 1
+    wrong = await http(srv, Authorization="Bearer not-the-admin-token")
+    assert [(await wrong.get("/api/admin/keys")).status for _ in range(3)] == [401, 401, 429]
+
+
 async def test_the_client_cli_signs_in_with_a_token_file(server, provider, tmp_path):
     srv = await server(resource_server=False)
     token_file = tmp_path / "token"

@@ -32,6 +32,7 @@ from skywarden.server.http.body import read_json
 from skywarden.server.http.paths import CONSOLE_PATH
 from skywarden.server.identity.jwks import IssuerKeys, IssuerUnavailable
 from skywarden.server.identity.service import Identity
+from skywarden.server.identity.signin import identity_unavailable
 from skywarden.server.identity.tokens import TokenRefused
 from skywarden.server.jsonutil import dumps, loads_guarded
 from skywarden.tools.upstream import TTLCache
@@ -81,8 +82,8 @@ class ConsoleSignIn:
         await request.app[LIMITER].count_unauthenticated(request.remote or "unknown")
         try:
             endpoints = await self._get_endpoints()
-        except IssuerUnavailable:
-            raise _back("the identity provider cannot be reached; try again shortly") from None
+        except IssuerUnavailable as exc:
+            raise identity_unavailable(exc, "configuration") from None
         state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
         self.pending.put(state, verifier, PENDING_SECONDS)
         query = {

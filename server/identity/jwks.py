@@ -2,30 +2,41 @@
 
 An unknown key id triggers a refetch (the issuer may have rotated its keys), but at most one
 per ``cooldown`` seconds and one at a time: a flood of tokens with made-up key ids costs the
-issuer one request per cooldown, not one per token.
+issuer one request per cooldown, not one per token. A failed fetch counts too, so an issuer
+that is down is asked once per cooldown; until a fetch succeeds again, whatever needs a key or
+the configuration that is not already here gets ``IssuerUnavailable`` (a 503, never a 401:
+the token may well be valid), with the seconds until the next fetch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import structlog
 
 if TYPE_CHECKING:
     import jwt
 
 from skywarden.server.jsonutil import loads_guarded
 
+log = structlog.get_logger("skywarden.server")
 MAX_DOCUMENT_BYTES = 512 * 1024
 FETCH_TIMEOUT_SECONDS = 10.0
 
 
 class IssuerUnavailable(Exception):
-    """The issuer's configuration or keys could not be read; the message is safe to log."""
+    """The issuer's configuration or keys could not be read; the message is safe to log.
+    ``retry_after``: seconds until the next fetch may be tried."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -56,68 +67,101 @@ class IssuerKeys:
     clock: Callable[[], float] = time.monotonic
     _keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
     _configuration: dict[str, Any] | None = None
-    _fetched_at: float | None = None
+    _attempted_at: float | None = None
+    _failure: str | None = None  # why the last fetch failed; None once one succeeded
     _fetching: asyncio.Task | None = None
 
     async def configuration(self) -> dict[str, Any]:
         """The issuer's OpenID configuration (endpoints, ``jwks_uri``), read once and kept; every
         key refetch reads it anew."""
         if self._configuration is None:
-            self._configuration = await self._read_configuration()
+            await self._refresh_when_due()
+        if self._configuration is None:
+            raise self._unavailable(self._failure or f"{self.issuer}: its OpenID configuration is not read yet")
         return self._configuration
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
+        """The published key ``kid``, or None if the issuer does not publish it. Raises
+        ``IssuerUnavailable`` when the keys cannot be read to find out."""
         found = self._keys.get(kid)
-        if found is not None:
-            return found
-        if self._fetched_at is None or self.clock() - self._fetched_at >= self.cooldown or self._fetching:
-            await self.refresh()
-        return self._keys.get(kid)
+        if found is None:
+            await self._refresh_when_due()
+            found = self._keys.get(kid)
+        return found
 
-    async def refresh(self) -> None:
-        """Fetch the keys now; callers that arrive meanwhile share the one fetch."""
-        if self._fetching is None:
+    async def _refresh_when_due(self) -> None:
+        """Fetch unless a fetch was tried within the cooldown; callers that arrive meanwhile share
+        the one fetch. Raises ``IssuerUnavailable`` while the last fetch failed."""
+        if self._fetching is None and (self._attempted_at is None or self._retry_after() <= 0):
+            self._attempted_at = self.clock()
             self._fetching = asyncio.ensure_future(self._fetch())
-        task = self._fetching
-        try:
-            await asyncio.shield(task)
-        finally:
-            if task.done() and self._fetching is task:
-                self._fetching = None
+            self._fetching.add_done_callback(self._fetched)
+        if self._fetching is not None:
+            await asyncio.shield(self._fetching)
+        if self._failure is not None:
+            raise self._unavailable(self._failure)
+
+    def _fetched(self, task: asyncio.Task) -> None:
+        if self._fetching is task:
+            self._fetching = None
+
+    def _retry_after(self) -> float:
+        return 0.0 if self._attempted_at is None else self._attempted_at + self.cooldown - self.clock()
+
+    def _unavailable(self, reason: str) -> IssuerUnavailable:
+        return IssuerUnavailable(reason, max(1, math.ceil(self._retry_after())))
 
     async def _fetch(self) -> None:
-        self._fetched_at = self.clock()  # a failed fetch counts too: an unreachable issuer is not hammered
+        """One fetch; its outcome is logged here, once, not by each request that waited on it."""
+        try:
+            self._keys = await self._read_keys()
+        except IssuerUnavailable as exc:
+            self._failure = str(exc)
+            log.warning("identity provider unavailable", reason=self._failure, retry_in=self.cooldown)
+        else:
+            if self._failure is not None:
+                log.info("identity provider available again", issuer=self.issuer)
+            self._failure = None
+
+    async def _read_keys(self) -> dict[str, jwt.PyJWK]:
         config = self._configuration = await self._read_configuration()
         jwks_uri = config.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
             raise IssuerUnavailable(f"{self.issuer}: its OpenID configuration has no jwks_uri")
-        document = await self._get_json(jwks_uri)
+        document = await self._get_json(jwks_uri, "its JWKS (jwks_uri)")
         keys = document.get("keys") if isinstance(document, dict) else None
         if not isinstance(keys, list):
             raise IssuerUnavailable(f"{self.issuer}: its JWKS has no keys")
-        self._keys = _usable_keys(keys)
+        usable = _usable_keys(keys)
+        if not usable:
+            raise IssuerUnavailable(f"{self.issuer}: its JWKS holds no signing key Skywarden can use")
+        return usable
 
     async def _read_configuration(self) -> dict[str, Any]:
-        config = await self._get_json(self.issuer.rstrip("/") + "/.well-known/openid-configuration")
+        url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        config = await self._get_json(url, "its OpenID configuration")
         if not isinstance(config, dict) or config.get("issuer") != self.issuer:
             raise IssuerUnavailable(f"{self.issuer}: its OpenID configuration names another issuer")
         return config
 
-    async def _get_json(self, url: str) -> Any:
+    async def _get_json(self, url: str, what: str) -> Any:
+        """The JSON document at ``url``; failures name ``what``, never the URL (the issuer wrote it)."""
         try:
             async with self.http().get(
                 url, timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT_SECONDS), allow_redirects=False
             ) as resp:
                 body = await resp.content.read(MAX_DOCUMENT_BYTES + 1)
                 status = resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise IssuerUnavailable(f"{self.issuer}: {url} could not be read ({type(exc).__name__})") from None
-        if status != 200 or len(body) > MAX_DOCUMENT_BYTES:
-            raise IssuerUnavailable(f"{self.issuer}: {url} answered HTTP {status}")
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # ValueError: a URL that is no URL
+            raise IssuerUnavailable(f"{self.issuer}: {what} could not be read ({type(exc).__name__})") from None
+        if status != 200:
+            raise IssuerUnavailable(f"{self.issuer}: {what} answered HTTP {status}")
+        if len(body) > MAX_DOCUMENT_BYTES:
+            raise IssuerUnavailable(f"{self.issuer}: {what} is larger than {MAX_DOCUMENT_BYTES} bytes")
         try:
             return loads_guarded(body, 32)
         except ValueError:
-            raise IssuerUnavailable(f"{self.issuer}: {url} is not JSON") from None
+            raise IssuerUnavailable(f"{self.issuer}: {what} is not JSON") from None
 
 
 def _usable_keys(keys: list[Any]) -> dict[str, jwt.PyJWK]:
@@ -128,7 +172,7 @@ def _usable_keys(keys: list[Any]) -> dict[str, jwt.PyJWK]:
     for entry in keys:
         if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str) or entry.get("use", "sig") != "sig":
             continue
-        if entry.get("kty") not in {"RSA", "EC", "OKP"}:  # never a symmetric key: no HMAC with a published key
+        if entry.get("kty") not in ("RSA", "EC", "OKP"):  # never a symmetric key: no HMAC with a published key
             continue
         try:
             usable[entry["kid"]] = jwt.PyJWK(entry)

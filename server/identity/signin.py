@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import structlog
 from aiohttp import web
 
 from skywarden.server.appkeys import AUTH_FAILURE
@@ -23,9 +22,7 @@ from skywarden.server.identity.resource import challenge
 from skywarden.server.identity.service import Identity
 from skywarden.server.identity.tokens import TokenRefused
 
-log = structlog.get_logger("skywarden.server")
 T = TypeVar("T")
-ISSUER_RETRY_SECONDS = 5
 
 
 def refused(request: web.Request, reason: str, description: str, www_authenticate: str) -> ApiError:
@@ -41,13 +38,19 @@ async def _checked(request: web.Request, verification: Awaitable[T], challenge_f
     except TokenRefused as exc:
         raise refused(request, exc.reason, exc.description, challenge_for(exc.description)) from None
     except IssuerUnavailable as exc:
-        log.warning("identity provider unavailable", reason=str(exc))
         request[AUTH_FAILURE] = "identity_unavailable"
-        raise ApiError(
-            IDENTITY_UNAVAILABLE,
-            "The identity provider's signing keys cannot be read right now; try again shortly.",
-            headers={"Retry-After": str(ISSUER_RETRY_SECONDS)},
-        ) from None
+        raise identity_unavailable(exc, "signing keys") from None
+
+
+def identity_unavailable(exc: IssuerUnavailable, what: str) -> ApiError:
+    """The 503 while an issuer cannot be read: not a 401 (the credential may be valid, and a 401
+    sends clients back to sign in), not counted as a wrong credential, and ``Retry-After`` says
+    when the issuer will be asked again. The failed fetch itself is logged once (``jwks``)."""
+    return ApiError(
+        IDENTITY_UNAVAILABLE,
+        f"The identity provider's {what} cannot be read right now; try again in {exc.retry_after} seconds.",
+        headers={"Retry-After": str(exc.retry_after)},
+    )
 
 
 def admin_challenge(description: str | None = None) -> str:

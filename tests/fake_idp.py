@@ -1,0 +1,122 @@
+"""An OpenID issuer on loopback in the test's own process: discovery and JWKS, nothing else.
+
+For the tests that need an issuer to misbehave on cue (stop, come back, answer 500 or junk) or
+to sign claims no real provider would issue; tests/oidc_provider.py is the real one (Node).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import jwt
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+from skywarden.server.appkeys import IDENTITY
+from tests.clock import Clock
+from tests.conftest import SECRETS
+from tests.server_process import free_port
+
+CONFIGURATION_PATH = "/.well-known/openid-configuration"
+JWKS_PATH = "/jwks"
+ADMIN_AUDIENCE = "urn:skywarden:admin"
+ADMIN_ROLE = "Skywarden.Admin"
+
+
+class FakeIssuer:
+    """``mode``: "ok"; "error" (HTTP 500); "junk" (not JSON); "no keys" (a JWKS without a usable
+    key). ``stop()`` closes the port (connection refused) and ``start()`` opens it again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.kid = "fake-1"
+        self.private = ec.generate_private_key(ec.SECP256R1())
+        self.retired: list[tuple[str, ec.EllipticCurvePrivateKey]] = []  # still published
+        self.mode = "ok"
+        self.requests: Counter[str] = Counter()
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _answer(self, document: dict) -> web.Response:
+        if self.mode == "error":
+            return web.Response(status=500, text="down for maintenance")
+        if self.mode == "junk":
+            return web.Response(text="<html>not JSON</html>", content_type="text/html")
+        return web.json_response(document)
+
+    async def _configuration(self, request: web.Request) -> web.Response:
+        self.requests["configuration"] += 1
+        return self._answer(
+            {
+                "issuer": self.issuer,
+                "jwks_uri": self.issuer + JWKS_PATH,
+                "authorization_endpoint": self.issuer + "/authorize",
+                "token_endpoint": self.issuer + "/token",
+            }
+        )
+
+    async def _jwks(self, request: web.Request) -> web.Response:
+        self.requests["jwks"] += 1
+        if self.mode == "no keys":
+            return web.json_response({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": self.kid}]})
+        published = [(self.kid, self.private), *self.retired]
+        return self._answer(
+            {
+                "keys": [
+                    {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid, "use": "sig"}
+                    for kid, key in published
+                ]
+            }
+        )
+
+    def rotate(self) -> None:
+        """Sign with a new key from now on; the old one stays published."""
+        self.retired.insert(0, (self.kid, self.private))
+        self.kid = f"fake-{len(self.retired) + 1}"
+        self.private = ec.generate_private_key(ec.SECP256R1())
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get(CONFIGURATION_PATH, self._configuration)
+        app.router.add_get(JWKS_PATH, self._jwks)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def mint(self, claims: dict[str, Any], *, headers: dict[str, Any] | None = None) -> str:
+        """A token signed with the current key: ``claims`` over valid defaults (None removes one)."""
+        now = int(time.time())
+        payload = {"iss": self.issuer, "sub": "someone", "iat": now, "exp": now + 300, **claims}
+        payload = {k: v for k, v in payload.items() if v is not None}
+        token = jwt.encode(payload, self.private, algorithm="ES256", headers={"kid": self.kid, **(headers or {})})
+        SECRETS.add(token)
+        return token
+
+
+async def server_trusting(make_server, make_settings, issuer: FakeIssuer, **overrides):
+    """A Skywarden on loopback trusting ``issuer`` for admin sign-in (``ADMIN_AUDIENCE``) and as a
+    resource server (``server.resource``), its issuer clock (``server.clock``) moved by hand."""
+    port = free_port()
+    values = {
+        "oidc_issuers": issuer.issuer,
+        "admin_oidc_audience": ADMIN_AUDIENCE,
+        "oauth_resource_url": f"http://127.0.0.1:{port}/mcp",
+        **overrides,
+    }
+    server = await make_server(make_settings(**values), port=port)
+    server.resource = values["oauth_resource_url"]
+    server.clock = Clock()
+    for keys in server.app[IDENTITY].verifier.issuers.values():
+        keys.clock = server.clock
+    return server
