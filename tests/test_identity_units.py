@@ -6,20 +6,27 @@ from __future__ import annotations
 import random
 import string
 import time
+import unicodedata
 
 import jwt
+import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from skywarden.server.auth.principal import ALL_TOOLS
+from skywarden.server.auth.principal import ALL_TOOLS, Principal
+from skywarden.server.identity.claim_text import UnusableClaim, read_claims
 from skywarden.server.identity.claims import ClaimRule, scopes_for_tool, tool_scopes
 from skywarden.server.identity.jwks import _usable_keys
 from skywarden.server.identity.resource import challenge, metadata_url
 from skywarden.server.identity.tokens import TokenRefused, TokenVerifier, VerifiedToken, key_fits, looks_like_jwt
 from skywarden.server.settings import SettingsError, load_settings
+from tests.json_strategies import json_values
 
 ISSUER = "https://login.example.test/tenant"
+TOOLS = frozenset({"get_forecast", "get_alerts", "word.count"})
 
 
 @pytest.mark.parametrize(
@@ -75,7 +82,7 @@ def test_identity_settings_parse():
 
 
 def verified(**claims) -> VerifiedToken:
-    return VerifiedToken(ISSUER, "someone", claims, 0.0)
+    return VerifiedToken(ISSUER, "someone", "someone", None, frozenset(), claims, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -97,12 +104,12 @@ def test_the_admin_rule(claims, matches):
 
 def test_token_scopes_map_to_tools():
     scope_map = {"weather": ("get_forecast", "get_alerts")}
-    assert tool_scopes(["tools"], {}) == {ALL_TOOLS}
-    assert tool_scopes(["tool:get_forecast", "openid", "email", "tool:"], {}) == {"get_forecast"}
-    assert tool_scopes(["weather"], scope_map) == {"get_forecast", "get_alerts"}
+    assert tool_scopes(["tools"], {}, TOOLS) == {ALL_TOOLS}
+    assert tool_scopes(["tool:get_forecast", "openid", "email", "tool:"], {}, TOOLS) == {"get_forecast"}
+    assert tool_scopes(["weather"], scope_map, TOOLS) == {"get_forecast", "get_alerts"}
+    assert tool_scopes(["everything"], {"everything": ("*",)}, TOOLS) == {ALL_TOOLS}
+    assert tool_scopes(["gone"], {"gone": ("uninstalled", "get_alerts")}, TOOLS) == {"get_alerts"}
     assert scopes_for_tool("get_alerts", scope_map) == ["tool:get_alerts", "weather", "tools"]
-    assert verified(scope="a b").scopes == {"a", "b"} and verified(scp=["a", 1]).scopes == {"a"}
-    assert verified(scp="x y").scopes == {"x", "y"} and verified(scope=3).scopes == frozenset()
 
 
 def test_challenges_and_metadata_addresses():
@@ -223,3 +230,257 @@ def test_a_server_without_issuers_never_loads_the_jose_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# --- strings from a verified token (server/identity/claim_text.py) ------------------------------
+
+ANY_TEXT = st.text(st.characters(exclude_categories=[]), max_size=300)  # lone surrogates included
+NASTY = ["\ud800", "\udfff", "\x00", "\x1b[2J", "\x7f", "\x85", "\u2028", "\u2029", "\u202e", "\u2066", "\r\n", "\t"]
+CLAIM_VALUES = st.one_of(
+    ANY_TEXT,
+    st.sampled_from(NASTY).flatmap(lambda bad: st.builds(lambda a, b: a + bad + b, ANY_TEXT, ANY_TEXT)),
+    st.text(max_size=20).map(lambda t: t * 40),  # long
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.lists(ANY_TEXT, max_size=3),
+    st.lists(st.one_of(ANY_TEXT, st.integers(), st.none()), max_size=3),
+    st.dictionaries(ANY_TEXT, ANY_TEXT, max_size=2),
+)
+CLAIMS = st.fixed_dictionaries(
+    {},
+    optional={name: CLAIM_VALUES for name in ("sub", "name", "preferred_username", "email", "scope", "scp", "roles")},
+)
+
+
+def _writable(text: str) -> bool:
+    """What the audit log (orjson), PostgreSQL and the console can take, and reads as stored."""
+    try:
+        orjson.dumps(text)
+        text.encode("utf-8")
+    except (orjson.JSONEncodeError, UnicodeEncodeError):
+        return False
+    return not any(
+        unicodedata.category(c) in {"Cc", "Cs", "Zl", "Zp"}
+        or c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+        for c in text
+    )
+
+
+def _usable_subject(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 255 and bool(value.strip()) and _writable(value)
+
+
+def _usable_scope_claim(claims) -> bool:
+    value = claims.get("scope") if "scope" in claims else claims.get("scp")
+    if value is None:
+        return True
+    if isinstance(value, str):
+        words = value.split(" ") if value else []
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        words = value
+    else:
+        return False
+    return all(words) and all(_writable(w) for w in words) and sum(map(len, words)) <= 4096
+
+
+@settings(max_examples=250, deadline=None, database=None)
+@given(claims=CLAIMS)
+def test_a_token_is_refused_or_every_string_taken_from_it_can_be_written(claims):
+    try:
+        text = read_claims(claims)
+    except UnusableClaim as exc:
+        assert not (_usable_subject(claims.get("sub")) and _usable_scope_claim(claims))
+        assert ("sub" in str(exc)) == (not _usable_subject(claims.get("sub")))
+        assert _writable(str(exc))
+        return
+    assert _usable_subject(claims.get("sub")) and _usable_scope_claim(claims)
+    assert text.subject == claims["sub"]  # a subject is never altered: it is refused or kept
+    for shown in (text.name, text.email):
+        assert shown is None or (_writable(shown) and 0 < len(shown) <= 255 and shown.strip())
+    assert all(_writable(scope) and scope for scope in text.scopes)
+    for name in ("name", "email"):
+        given_value = claims.get(name)
+        if isinstance(given_value, str) and _writable(given_value) and given_value.strip() and len(given_value) <= 200:
+            assert getattr(text, name) == given_value  # plain text passes unchanged
+
+
+@pytest.mark.parametrize(
+    ("claims", "name", "email"),
+    [
+        (
+            {"name": "Ada \ud800 Lovelace", "email": "ada\udfff@example.test"},
+            "Ada \ufffd Lovelace",
+            "ada\ufffd@example.test",
+        ),
+        (
+            {"name": "\x1b[31mroot\x1b[0m", "email": "a\x00b@example.test"},
+            "\ufffd[31mroot\ufffd[0m",
+            "a\ufffdb@example.test",
+        ),
+        ({"name": "admin\u202egnp.exe"}, "admin\ufffdgnp.exe", None),
+        ({"name": "x" * 5000}, "x" * 200, None),
+        ({"name": ["Ada"], "preferred_username": {"a": 1}, "email": 7}, "s-1", None),
+        ({"name": " \t ", "preferred_username": "ada"}, "ada", None),
+        ({"name": "👩‍💻 Ada", "email": "ada@exämple.test"}, "👩‍💻 Ada", "ada@exämple.test"),
+    ],
+)
+def test_display_claims_are_cleaned_never_refused(claims, name, email):
+    text = read_claims({"sub": "s-1", **claims})
+    assert (text.name, text.email) == (name, email)
+
+
+@pytest.mark.parametrize(
+    ("claims", "words"),
+    [
+        ({"sub": "a\ud800"}, "sub"),
+        ({"sub": "a\x00"}, "sub"),
+        ({"sub": "\x1b[2J"}, "sub"),
+        ({"sub": "a\u2028b"}, "sub"),
+        ({"sub": "\u202eevil"}, "sub"),
+        ({"sub": "x" * 256}, "sub"),
+        ({"sub": "   "}, "sub"),
+        ({"sub": 5}, "sub"),
+        ({"sub": ["s"]}, "sub"),
+        ({"sub": "s", "scope": 5}, "scope claim is neither"),
+        ({"sub": "s", "scope": {"tools": True}}, "scope claim is neither"),
+        ({"sub": "s", "scp": ["tools", 3]}, "scp claim is neither"),
+        ({"sub": "s", "scope": "tools\ud800"}, "scope claim holds"),
+        ({"sub": "s", "scope": "tools\ttool:get_alerts"}, "scope claim holds"),
+        ({"sub": "s", "scp": ["tools", "a\x00"]}, "scp claim holds"),
+        ({"sub": "s", "scope": "tools "}, "scope claim holds"),
+        ({"sub": "s", "scope": "tools  tool:get_alerts"}, "scope claim holds"),
+        ({"sub": "s", "scope": "t " * 3000}, "scope claim holds"),
+    ],
+)
+def test_an_unusable_subject_or_scope_claim_refuses_the_token(claims, words):
+    with pytest.raises(UnusableClaim) as info:
+        read_claims(claims)
+    assert words in str(info.value)
+
+
+# --- scopes exactly as written ----------------------------------------------------------------
+
+SCOPE_MAP = {"weather": ("get_forecast", "get_alerts"), "all-tools": ("*",), "stale": ("uninstalled",)}
+# docs/identity.md, read literally for TOOLS and SCOPE_MAP: these strings grant these tools, no other string anything.
+DOCUMENTED = {
+    "tools": {ALL_TOOLS},
+    "tool:get_forecast": {"get_forecast"},
+    "tool:get_alerts": {"get_alerts"},
+    "tool:word.count": {"word.count"},
+    "weather": {"get_forecast", "get_alerts"},
+    "all-tools": {ALL_TOOLS},
+    "stale": set(),
+}
+LOOKALIKES = {"o": "оο০ｏ", "l": "ӏ1I", "t": "ţｔ", "s": "ѕ", ":": "：∶;", "_": "＿-", ".": "․"}
+NEAR_MISSES = [
+    "tool:*",
+    "tool:",
+    "tool:get_*",
+    "tool:*_forecast",
+    "tool:get_forecast*",
+    "tool:**",
+    "*",
+    "TOOLS",
+    "Tools",
+    "tools ",
+    " tools",
+    "tools\t",
+    "tools\u00a0",
+    "tool:get_forecast,get_alerts",
+    "tool:get_forecast get_alerts",
+    "tool: get_forecast",
+    "tool:GET_FORECAST",
+    "tool:get_forecast\u200b",
+    "ｔｏｏｌｓ",
+    "tооls",
+    "tool:uninstalled",
+    "tool:tools",
+    "tool:weather",
+    "weather*",
+    "Weather",
+    "tool:all-tools",
+    "tool:word_count",
+    "tool:word.count.",
+    "tools:get_forecast",
+    "tool::get_forecast",
+    "tool:\ud800",
+    "tool:get_forecast\x00",
+]
+
+
+@st.composite
+def near_miss(draw) -> str:
+    """A documented scope, edited the way a lookalike or a pattern would be."""
+    scope = draw(st.sampled_from([*sorted(DOCUMENTED), "tool:", "*"]))
+    for edit in draw(
+        st.lists(st.sampled_from(["case", "pad", "insert", "lookalike", "glob", "join", "cut"]), min_size=1, max_size=3)
+    ):
+        at = draw(st.integers(0, len(scope)))
+        if edit == "case":
+            scope = scope.swapcase() if draw(st.booleans()) else scope.upper()
+        elif edit == "pad":
+            scope = draw(st.sampled_from([" ", "\t", "\u00a0", "\u3000", "\n"])).join(
+                ["", scope, ""][: draw(st.integers(2, 3))]
+            )
+        elif edit == "insert":
+            scope = (
+                scope[:at] + draw(st.text(st.characters(exclude_categories=[]), min_size=1, max_size=3)) + scope[at:]
+            )
+        elif edit == "lookalike":
+            spots = [i for i, c in enumerate(scope) if c in LOOKALIKES]
+            if spots:
+                i = draw(st.sampled_from(spots))
+                scope = scope[:i] + draw(st.sampled_from(LOOKALIKES[scope[i]])) + scope[i + 1 :]
+        elif edit == "glob":
+            scope = scope[:at] + "*" + scope[at:]
+        elif edit == "join":
+            scope = scope + draw(st.sampled_from([",", ";", "+", "|"])) + draw(st.sampled_from(sorted(DOCUMENTED)))
+        else:
+            scope = scope[:at]
+    return scope
+
+
+ANY_SCOPE = st.one_of(st.sampled_from(sorted(DOCUMENTED) + NEAR_MISSES), near_miss(), ANY_TEXT)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(scope=ANY_SCOPE)
+def test_a_scope_grants_exactly_what_the_documentation_lists_for_that_string(scope):
+    assert tool_scopes([scope], SCOPE_MAP, TOOLS) == DOCUMENTED.get(scope, set())
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(words=st.lists(ANY_SCOPE, max_size=5), separator=st.sampled_from([" ", "  ", "\t", ",", "\u00a0", "\u3000"]))
+def test_a_scope_claim_grants_at_most_what_its_space_separated_scopes_do(words, separator):
+    for claim in ({"scope": separator.join(words)}, {"scp": words}, {"scp": separator.join(words)}):
+        value = claim.get("scope", claim.get("scp"))
+        written = value.split(" ") if isinstance(value, str) else value
+        try:
+            scopes = read_claims({"sub": "s", **claim}).scopes
+        except UnusableClaim:
+            continue
+        assert tool_scopes(scopes, SCOPE_MAP, TOOLS) <= set().union(*(DOCUMENTED.get(w, set()) for w in written))
+
+
+@pytest.mark.parametrize("scope", NEAR_MISSES)
+def test_a_near_miss_scope_grants_nothing_even_beside_the_scope_map(scope):
+    assert tool_scopes([scope, "openid", "email"], SCOPE_MAP, TOOLS) == set()
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(scopes=st.lists(st.one_of(ANY_SCOPE, st.sampled_from(sorted(TOOLS))), max_size=4))
+def test_a_key_scope_is_matched_exactly_and_only_star_means_every_tool(scopes):
+    """Keys: tool names, or ``*`` for all (docs/security.md); no pattern, case or spacing variant."""
+    principal = Principal(kind="key", id="k", name="k", scopes=frozenset(scopes))
+    for tool in TOOLS:
+        assert principal.allows(tool) == ("*" in scopes or tool in scopes)
+    if not ({"*"} | TOOLS) & set(scopes):
+        assert not any(principal.allows(t) for t in TOOLS)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(keys=st.lists(json_values, max_size=4))
+def test_a_jwks_of_any_shape_yields_only_readable_keys(keys):
+    assert all(isinstance(k, jwt.PyJWK) for k in _usable_keys(keys).values())

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from skywarden.server.auth.principal import ALL_TOOLS
 from skywarden.server.errors import NOT_FOUND, OAUTH_NOT_CONFIGURED, ApiError
 from skywarden.server.http.paths import PROBE_PATHS
 from skywarden.server.identity.resource import PRM_PATH, metadata, metadata_handler, metadata_url
@@ -42,7 +41,7 @@ def add_routes(app: web.Application, identity: Identity | None) -> None:
         document = metadata(
             identity.resource_url,
             identity.issuers,
-            sorted(identity.known_scopes - {ALL_TOOLS}),
+            sorted(identity.tool_names),
             sorted(identity.scope_map),
         )
         handler = metadata_handler(document)

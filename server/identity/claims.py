@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,22 +33,26 @@ class ClaimRule:
         found = token.claims.get(self.claim)
         if isinstance(found, list):
             return self.value in found
-        return isinstance(found, str) and (found == self.value or self.value in found.split())
+        return isinstance(found, str) and (found == self.value or self.value in found.split(" "))
 
     def __str__(self) -> str:
         return f"{self.claim}={self.value}"
 
 
-def tool_scopes(token_scopes: Iterable[str], scope_map: Mapping[str, tuple[str, ...]]) -> frozenset[str]:
-    """Tools a token may call: ``tools`` = every tool, ``tool:<name>`` = that tool, and any scope
-    of ``oauth_scope_map`` = its tools. Other scopes (openid, email, ...) grant nothing."""
+def tool_scopes(
+    token_scopes: Iterable[str], scope_map: Mapping[str, tuple[str, ...]], tool_names: AbstractSet[str]
+) -> frozenset[str]:
+    """Tools a token may call, each scope compared exactly as written: ``tools`` = every tool
+    (``*``), ``tool:<name>`` = that tool when ``<name>`` is exactly one of ``tool_names``, and a
+    scope of ``oauth_scope_map`` = its tools that exist (``*`` there = every tool). Nothing else
+    grants anything: no pattern (``tool:*``, ``tool:get_*``), no other case, no other spacing."""
     granted: set[str] = set()
     for scope in token_scopes:
         if scope == ALL_TOOLS_SCOPE:
             granted.add(ALL_TOOLS)
-        elif scope.startswith(TOOL_SCOPE_PREFIX) and len(scope) > len(TOOL_SCOPE_PREFIX):
+        elif scope.startswith(TOOL_SCOPE_PREFIX) and scope[len(TOOL_SCOPE_PREFIX) :] in tool_names:
             granted.add(scope[len(TOOL_SCOPE_PREFIX) :])
-        granted.update(scope_map.get(scope, ()))
+        granted.update(t for t in scope_map.get(scope, ()) if t == ALL_TOOLS or t in tool_names)
     return frozenset(granted)
 
 

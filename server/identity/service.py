@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from skywarden.server.auth.principal import ALL_TOOLS, Principal, subject_id
+from skywarden.server.auth.principal import Principal, subject_id
 from skywarden.server.calls.pipeline import ToolForbidden, forbid_tool
 from skywarden.server.identity.claims import ClaimRule, scopes_for_tool, tool_scopes
 from skywarden.server.identity.jwks import IdentityHttp, IssuerKeys
@@ -32,7 +32,7 @@ class Identity:
     resource_url: str
     scope_map: Mapping[str, tuple[str, ...]]
     subject_rate_limit: str | None
-    known_scopes: frozenset[str]  # every tool name and "*": a token cannot make the server hold others
+    tool_names: frozenset[str]
     http: IdentityHttp
 
     @property
@@ -70,21 +70,20 @@ class Identity:
         return _principal(ADMIN_KIND, token, frozenset(), None)
 
     def subject(self, token: VerifiedToken) -> Principal:
-        scopes = tool_scopes(token.scopes, self.scope_map) & self.known_scopes
+        scopes = tool_scopes(token.scopes, self.scope_map, self.tool_names)
         return _principal(SUBJECT_KIND, token, scopes, self.subject_rate_limit)
 
 
 def _principal(kind: str, token: VerifiedToken, scopes: frozenset[str], rate_limit: str | None) -> Principal:
-    name = token.text_claim("name") or token.text_claim("preferred_username") or token.subject
     return Principal(
         kind=kind,
         id=subject_id(token.issuer, token.subject),
-        name=name,
+        name=token.name,
         scopes=scopes,
         rate_limit=rate_limit,
         issuer=token.issuer,
         subject=token.subject,
-        email=token.text_claim("email"),
+        email=token.email,
     )
 
 
@@ -105,7 +104,7 @@ def build_identity(settings: Settings, tool_names: frozenset[str]) -> Identity |
         resource_url=settings.oauth_resource_url,
         scope_map=settings.oauth_scope_map,
         subject_rate_limit=settings.oauth_rate_limit or settings.rate_limit or None,
-        known_scopes=tool_names | {ALL_TOOLS},
+        tool_names=tool_names,
         http=http,
     )
 

@@ -5,17 +5,21 @@ A token is checked in this order, and refused at the first failure: its size, it
 algorithm (an allow-list of public-key algorithms: never ``none``, never HMAC, so a public key
 can never be used as an HMAC secret), its issuer (configured ones only; the unverified ``iss``
 only picks which issuer's keys to try), its key id (one of that issuer's published keys), then
-the signature and ``iss``, ``aud``, ``exp``, ``nbf`` and ``iat`` with a small leeway.
+the signature and ``iss``, ``aud``, ``exp``, ``nbf`` and ``iat`` with a small leeway, and last
+the strings a principal takes from it (``claim_text``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from skywarden.server.identity.claim_text import UnusableClaim, read_claims
 
 if TYPE_CHECKING:
     import jwt
@@ -38,24 +42,16 @@ class TokenRefused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class VerifiedToken:
+    """A token that verified. ``subject``, ``name``, ``email`` and ``scopes`` are safe to keep and
+    show (``claim_text``); ``claims`` are only ever compared, never written anywhere."""
+
     issuer: str
     subject: str
+    name: str
+    email: str | None
+    scopes: frozenset[str]
     claims: Mapping[str, Any]
     expires_at: float
-
-    @property
-    def scopes(self) -> frozenset[str]:
-        """``scope`` (RFC 9068, space-separated) or ``scp`` (Entra ID: a string; Okta: a list)."""
-        value = self.claims.get("scope", self.claims.get("scp"))
-        if isinstance(value, str):
-            return frozenset(value.split())
-        if isinstance(value, list):
-            return frozenset(v for v in value if isinstance(v, str))
-        return frozenset()
-
-    def text_claim(self, name: str) -> str | None:
-        value = self.claims.get(name)
-        return value[:200] if isinstance(value, str) and value else None
 
 
 def looks_like_jwt(credential: str) -> bool:
@@ -73,6 +69,8 @@ _JWT_ERRORS: dict[str, tuple[str, str]] = {
     "InvalidIssuerError": ("token_issuer", "The access token's issuer is not trusted here."),
     "InvalidSignatureError": ("token_signature", "The access token's signature does not verify."),
     "MissingRequiredClaimError": ("token_claims", "The access token lacks a required claim (iss, aud, exp, iat, sub)."),
+    "InvalidSubjectError": ("token_claims", "The access token's sub claim is not a usable subject."),
+    "InvalidJTIError": ("token_claims", "The access token's jti claim is not a string."),
 }
 
 
@@ -123,7 +121,7 @@ class TokenVerifier:
         except (jwt.PyJWTError, ValueError, TypeError):
             raise TokenRefused("token_malformed", "The access token is not a well-formed JWT.") from None
         alg = header.get("alg")
-        if alg not in self.algorithms:
+        if not isinstance(alg, str) or alg not in self.algorithms:
             raise TokenRefused("token_algorithm", "The access token's signature algorithm is not accepted here.")
         issuer = self.issuers.get(unverified.get("iss")) if isinstance(unverified.get("iss"), str) else None
         if issuer is None:
@@ -149,7 +147,19 @@ class TokenVerifier:
                 if error_type.__name__ in _JWT_ERRORS:
                     raise TokenRefused(*_JWT_ERRORS[error_type.__name__]) from None
             raise TokenRefused("token_invalid", "The access token cannot be verified.") from None
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject or len(subject) > 255:
-            raise TokenRefused("token_claims", "The access token's sub claim is not a usable subject.")
-        return VerifiedToken(issuer.issuer, subject, claims, float(claims["exp"]))
+        try:
+            text = read_claims(claims)
+        except UnusableClaim as exc:
+            raise TokenRefused("token_claims", str(exc)) from None
+        return VerifiedToken(
+            issuer.issuer, text.subject, text.name, text.email, text.scopes, claims, _seconds(claims["exp"])
+        )
+
+
+def _seconds(value: Any) -> float:
+    """``exp`` as PyJWT accepted it (any integer, also as a string), as a float; one past float's
+    range is never."""
+    try:
+        return float(value)
+    except (OverflowError, ValueError, TypeError):
+        return math.inf
