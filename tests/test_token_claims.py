@@ -113,6 +113,26 @@ async def test_a_token_with_an_unusable_subject_or_scope_claim_is_a_401_at_every
         assert resp.content_type == "application/problem+json"
 
 
+async def test_hostile_strings_in_the_issuer_or_the_header_are_refused_by_their_check(srv, issuer, aiohttp_client):
+    client = await aiohttp_client(srv)
+    assert (await call_both_doors(client, issuer.mint({"aud": srv.resource, "scope": "tools"})))[0].status == 200
+    for claims, headers, reason in [
+        ({"iss": issuer.issuer + "\ud800"}, {}, "token_issuer"),
+        ({"iss": ["\x00"]}, {}, "token_issuer"),
+        ({}, {"kid": "fake-1\udfff"}, "token_key"),
+        ({}, {"kid": "\x1b[2J"}, "token_key"),
+        ({}, {"alg": ["ES256"]}, "token_algorithm"),
+        ({"aud": ["urn:\ud800"]}, {}, "token_audience"),
+        ({"jti": {"x": "\ud800"}}, {}, "token_claims"),
+    ]:
+        token = issuer.mint({"aud": srv.resource, "scope": "tools", **claims}, headers=headers)
+        for resp in await call_both_doors(client, token):
+            assert resp.status == 401, (claims, headers, await resp.text())
+            event = request_event(resp)
+            assert event["reason"] == reason, (claims, headers)
+            written(event)
+
+
 HARMLESS = {
     "surrogates in display claims": {
         "name": "Eve \ud800",
