@@ -548,7 +548,6 @@ async def test_a_phone_width_keeps_long_top_keys_whole_and_the_chart_has_a_scale
     assert await page.evaluate(
         "[...document.querySelectorAll('.card')].every(c => c.getBoundingClientRect().right <= window.innerWidth)"
     )
-    await page.screenshot(path=str(_shots() / "phone.png"), full_page=True)
 
     figure = page.locator("#usage-chart").locator("xpath=..")
     assert await figure.locator(".y-axis span").all_inner_texts() == ["10", "5", "0"]  # 6 uses: the scale tops at 10
@@ -564,14 +563,6 @@ async def test_a_phone_width_keeps_long_top_keys_whole_and_the_chart_has_a_scale
     )
     assert max(heights) == 80 * 6 / 10  # the bar is drawn to the labelled scale
     await assert_clean(seen, base)
-
-
-def _shots():
-    from pathlib import Path
-
-    folder = Path("/tmp/skywarden-console-shots")
-    folder.mkdir(exist_ok=True)
-    return folder
 
 
 @slow

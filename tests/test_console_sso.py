@@ -166,13 +166,16 @@ async def test_a_sign_in_belongs_to_the_browser_that_started_it(sso_app, provide
     assert provider.exchanged == 1
     cookie = jar_value(browser)
 
+    for site in ("cross-site", "same-site", "none"):  # another page, even of the same site, or a typed URL
+        resp = await browser.post(REDEEM, json={"handle": handle}, headers={"Sec-Fetch-Site": site})
+        assert resp.status == 403 and (await resp.json())["code"] == "cross_site" and "Set-Cookie" not in resp.headers
     for client in (other, third):  # the handle carried to another client
         resp = await client.post(REDEEM, json={"handle": handle})
         body = await resp.json()
         assert resp.status == 400 and body["code"] == "other_browser" and "access_token" not in body
         assert "Set-Cookie" not in resp.headers
 
-    resp = await browser.post(REDEEM, json={"handle": handle})
+    resp = await browser.post(REDEEM, json={"handle": handle}, headers={"Sec-Fetch-Site": "same-origin"})
     body = await resp.json()
     assert resp.status == 200 and body["name"] == "alice" and resp.headers["Cache-Control"] == "no-store"
     used = SimpleCookie(resp.headers["Set-Cookie"])[PLAIN_NAME]

@@ -10,9 +10,10 @@ server so that the page talks to its own origin only, and bound to the browser t
    admin API will (signature, audience, ``admin_oidc_rule``) and sends the browser back to
    ``/admin#signin=<handle>``: a one-time handle, good for sixty seconds, for the outcome
    (the token, or why there is none), never the token itself.
-3. The page posts the handle to ``/admin/oidc/redeem`` with the same cookie; the answer is the
-   token (kept in the page's memory, as a pasted admin token is) or a problem naming the
-   refusal, and the cookie is cleared.
+3. The page posts the handle to ``/admin/oidc/redeem`` with the same cookie (and, from a
+   browser, ``Sec-Fetch-Site: same-origin``); the answer is the token (kept in the page's
+   memory, as a pasted admin token is) or a problem naming the refusal, and the cookie is
+   cleared.
 
 A sign-in the server cannot tie to the browser ends at ``/admin#error=<code>``: only codes from
 ``FRAGMENT_ERRORS``, which the page turns into its own sentences; nothing from the request is
@@ -38,6 +39,7 @@ from skywarden.server.console.pending import Full, OnceStore, client_of
 from skywarden.server.errors import (
     ADMIN_RULE_NOT_MET,
     BAD_REQUEST,
+    FORBIDDEN_ORIGIN,
     IDENTITY_UNAVAILABLE,
     RATE_LIMITED,
     ApiError,
@@ -78,6 +80,7 @@ SIGN_IN_ERRORS: dict[str, str] = {
     "code_refused": "The identity provider refused to exchange the sign-in code.",
     "token_refused": "The identity provider's token was refused.",
     "not_admin": "You are signed in, but not as a Skywarden admin.",
+    "cross_site": "Only the console's own page can finish a sign-in.",
 }
 FRAGMENT_ERRORS = frozenset({"expired", "other_browser", "unavailable", "busy"})  # all that reach the address
 # OAuth 2.0 and OpenID Connect error codes (RFC 6749, OpenID Connect Core, RFC 8707): the only
@@ -328,6 +331,9 @@ class ConsoleSignIn:
         return token
 
     async def redeem(self, request: web.Request) -> web.Response:
+        # A browser says who made the request (Fetch Metadata); only the console's own page may.
+        if request.headers.get("Sec-Fetch-Site", "same-origin") != "same-origin":
+            raise refusal("cross_site", kind=FORBIDDEN_ORIGIN).error()
         body = await read_json(request)
         handle = body.get("handle") if isinstance(body, dict) else None
         found = self.handles.peek(handle[:100]) if isinstance(handle, str) else None

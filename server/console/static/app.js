@@ -448,6 +448,7 @@ const SIGN_IN_ERRORS = new Map([
   ["code_refused", "The identity provider refused to exchange the sign-in code."],
   ["token_refused", "The identity provider's token was refused."],
   ["not_admin", "You are signed in, but not as a Skywarden admin."],
+  ["cross_site", "Only the console's own page can finish a sign-in."],
 ]);
 const UNKNOWN_SIGN_IN_ERROR = "The sign-in did not complete; sign in again.";
 
