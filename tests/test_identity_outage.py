@@ -137,15 +137,14 @@ async def test_concurrent_requests_during_an_outage_share_one_fetch(srv, issuer,
     assert len(lines) == 1 and "HTTP 500" in lines[0]["reason"]  # logged once per fetch, not per request
 
 
-async def test_console_sign_on_start_answers_503_and_asks_the_issuer_once_per_cooldown(srv, issuer, aiohttp_client):
+async def test_console_sign_on_start_says_unavailable_and_asks_the_issuer_once_per_cooldown(srv, issuer, aiohttp_client):
     client = await aiohttp_client(srv)
     await issuer.stop()
     issuer.mode = "error"
     await issuer.start()
     for _ in range(5):
         resp = await client.get("/admin/oidc/start", allow_redirects=False)
-        assert resp.status == 503 and resp.content_type == "application/problem+json"
-        assert (await resp.json())["type"].endswith("/identity-unavailable") and resp.headers["Retry-After"]
+        assert resp.status == 302 and resp.headers["Location"] == "/admin#error=unavailable"
     assert issuer.requests["configuration"] == 1
 
     issuer.mode = "ok"

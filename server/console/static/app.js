@@ -4,7 +4,7 @@
 
 const IDLE_MINUTES = 15;
 const $ = (id) => document.getElementById(id);
-const state = { token: null, keys: [], tools: [], sort: { field: "name", descending: false }, idleTimer: null, current: null };
+const state = { token: null, keys: [], tools: [], sort: { field: "name", descending: false }, idleTimer: null, current: null, refreshing: null, again: null };
 
 function say(text, isError = false) {
   const box = $("message");
@@ -105,6 +105,8 @@ function signOut(text = "Signed out.") {
   $("revealed").value = "";
   $("keys-body").replaceChildren();
   $("denials-body").replaceChildren();
+  $("top-keys").replaceChildren();
+  $("updated").textContent = "";
   $("who").textContent = "";
   $("console").hidden = true;
   $("sign-out").hidden = true;
@@ -159,34 +161,70 @@ function renderKeys() {
 
 // --- usage and denials --------------------------------------------------------------------------
 
-function drawBars(svg, series) {
-  const most = Math.max(1, ...series.map((b) => b.count));
-  const width = 300 / series.length;
-  const bars = series.map((bucket, i) => {
-    const height = (bucket.count / most) * 76;
-    const bar = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-    bar.setAttribute("x", String(i * width + 0.5));
-    bar.setAttribute("y", String(78 - height));
-    bar.setAttribute("width", String(Math.max(0.5, width - 1)));
-    bar.setAttribute("height", String(height));
-    bar.setAttribute("class", "chart-bar");
-    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
-    title.textContent = `${formatTime(bucket.start)}: ${bucket.count}`;
+const SVG = "http://www.w3.org/2000/svg";
+const CHART = { width: 300, height: 80 };
+
+// The smallest 1, 2 or 5 times a power of ten at or above n: the top of the y axis.
+function niceCeiling(n) {
+  if (n <= 1) return 1;
+  const power = 10 ** Math.floor(Math.log10(n));
+  return [1, 2, 5, 10].map((m) => m * power).find((step) => step >= n);
+}
+
+function bucketLabel(iso, bucket) {
+  const text = new Date(iso).toISOString();
+  return bucket === "day" ? text.slice(5, 10) : text.slice(11, 16);
+}
+
+function svgNode(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  return node;
+}
+
+// Bars for a usage series, with a labelled scale: the y axis from 0 to a round maximum (and
+// its middle), the x axis with the first, middle and last bucket (UTC), and a caption naming both.
+function drawBars(svg, series, bucket) {
+  const figure = svg.closest("figure");
+  const top = niceCeiling(Math.max(0, ...series.map((b) => b.count)));
+  const width = CHART.width / Math.max(1, series.length);
+  const grid = [top, top / 2].map((value) => svgNode("line", {
+    x1: 0, x2: CHART.width, y1: CHART.height - (value / top) * CHART.height, y2: CHART.height - (value / top) * CHART.height,
+    class: "chart-grid", "vector-effect": "non-scaling-stroke" }));
+  const bars = series.map((b, i) => {
+    const height = (b.count / top) * CHART.height;
+    const bar = svgNode("rect", { x: i * width + 0.5, y: CHART.height - height, width: Math.max(0.5, width - 1), height, class: "chart-bar" });
+    const title = svgNode("title", {});
+    title.textContent = `${formatTime(b.start)}: ${b.count}`;
     bar.append(title);
     return bar;
   });
-  svg.replaceChildren(...bars);
+  svg.replaceChildren(...grid, ...bars);
+  const middle = top / 2;
+  figure.querySelector(".y-axis").replaceChildren(
+    el("span", top), el("span", Number.isInteger(middle) ? middle : ""), el("span", 0));
+  const picks = series.length ? [series[0], series[Math.floor(series.length / 2)], series[series.length - 1]] : [];
+  figure.querySelector(".x-axis").replaceChildren(...picks.map((b) => el("span", bucketLabel(b.start, bucket))));
+  figure.querySelector("figcaption").textContent =
+    `Requests per ${bucket === "day" ? "day" : "hour"} (scale 0 to ${top}); times in UTC`;
 }
 
 async function renderUsage() {
   const usage = await api(`/api/admin/usage?window=${$("usage-window").value}`);
   $("usage-total").textContent = `${usage.total} requests in the ${usage.window === "24h" ? "last 24 hours" : "last 30 days"}`;
-  drawBars($("usage-chart"), usage.series);
+  drawBars($("usage-chart"), usage.series, usage.bucket);
+  // Name and prefix wrap inside their own box; the count stays at the right edge of its row.
   $("top-keys").replaceChildren(...usage.top.map((top) => {
+    const open = keyLink(top.name, top.key_id);
+    open.classList.add("top-name");
+    open.append(" ", el("span", `(${top.prefix})`, { class: "prefix" }));
+    const row = el("div", null, { class: "top-key" });
+    row.append(open, el("span", top.count, { class: "count" }));
     const item = el("li");
-    item.append(keyLink(`${top.name} (${top.prefix})`, top.key_id), document.createTextNode(`: ${top.count}`));
+    item.append(row);
     return item;
   }));
+  $("top-keys-empty").hidden = usage.top.length > 0;
 }
 
 async function renderDenials() {
@@ -206,7 +244,19 @@ async function renderDenials() {
   fillTable($("denials-body"), rows, "No denials recorded.", 5);
 }
 
-async function refresh() {
+// Reloads everything the console shows. Asked again while a reload runs, it runs once more
+// after it (however often it was asked), so what is shown is never older than the last ask.
+function refresh() {
+  if (state.refreshing) {
+    state.again ||= state.refreshing.then(() => { state.again = null; return refresh(); });
+    return state.again;
+  }
+  state.refreshing = load().finally(() => { state.refreshing = null; });
+  return state.refreshing;
+}
+
+async function load() {
+  $("console").setAttribute("aria-busy", "true");
   try {
     const { keys } = await api("/api/admin/keys?limit=1000");
     state.keys = keys;
@@ -217,8 +267,11 @@ async function refresh() {
     renderKeys();
     await renderUsage();
     await renderDenials();
+    $("updated").textContent = `Updated ${new Date().toISOString().slice(11, 19)} UTC`;
   } catch (error) {
     if (state.token) say(`Could not load: ${error.message}`, true);
+  } finally {
+    $("console").removeAttribute("aria-busy");
   }
 }
 
@@ -275,7 +328,7 @@ async function showKey(keyId) {
   $("revoke-reason").value = "";
   $("revoke-confirm").checked = false;
   const usage = await api(`/api/admin/usage?window=24h&key_id=${encodeURIComponent(key.id)}`);
-  drawBars($("key-chart"), usage.series);
+  drawBars($("key-chart"), usage.series, usage.bucket);
   if (!$("key-dialog").open) $("key-dialog").showModal();
 }
 
@@ -306,6 +359,7 @@ function wire() {
     await signIn(token, "Signed in with the admin token");
   });
   $("sign-out").addEventListener("click", () => signOut());
+  $("refresh").addEventListener("click", () => refresh());
   for (const id of ["search", "status-filter", "env-filter", "scope-filter", "expiring-filter"]) {
     $(id).addEventListener("input", renderKeys);
   }
@@ -381,25 +435,57 @@ function wire() {
   for (const kind of ["keydown", "pointerdown"]) document.addEventListener(kind, resetIdle, { passive: true });
 }
 
+// What single sign-on can end in, by the code the server sends (server/console/sso.py
+// SIGN_IN_ERRORS has the same codes). The page shows only these sentences for a code from its
+// address: no text from the address (fragment, query) or from another page is ever shown.
+const SIGN_IN_ERRORS = new Map([
+  ["expired", "This sign-in expired or was already used; sign in again."],
+  ["other_browser", "This sign-in was started in another browser, or this browser did not keep its sign-in cookie; sign in again here."],
+  ["unavailable", "The identity provider cannot be reached; try again shortly."],
+  ["busy", "Too many sign-ins are finishing at once; try again shortly."],
+  ["cancelled", "The identity provider did not sign you in; sign in again."],
+  ["provider_error", "The identity provider refused the sign-in."],
+  ["code_refused", "The identity provider refused to exchange the sign-in code."],
+  ["token_refused", "The identity provider's token was refused."],
+  ["not_admin", "You are signed in, but not as a Skywarden admin."],
+  ["cross_site", "Only the console's own page can finish a sign-in."],
+]);
+const UNKNOWN_SIGN_IN_ERROR = "The sign-in did not complete; sign in again.";
+
+function signInError(code) {
+  return SIGN_IN_ERRORS.get(code) || UNKNOWN_SIGN_IN_ERROR;
+}
+
+// The handle from the address is only ever sent back to the server, with the browser's sign-in
+// cookie; what is shown comes from the server's answer.
+async function redeem(handle) {
+  const response = await fetch("/admin/oidc/redeem", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ handle }),
+    credentials: "same-origin", cache: "no-store" });
+  const body = await response.json().catch(() => ({}));
+  if (response.ok && typeof body.access_token === "string") {
+    await signIn(body.access_token, `Signed in as ${body.name}`);
+  } else {
+    const known = typeof body.code === "string" && SIGN_IN_ERRORS.has(body.code);
+    const detail = known && typeof body.detail === "string" ? body.detail : signInError(body.code);
+    say(`Single sign-on failed: ${detail}`, true);
+  }
+}
+
 async function start() {
   const config = await (await fetch("/admin/config.json")).json();
   state.tools = config.tools;
   $("sso").hidden = !config.sso;
   wire();
   const returned = new URLSearchParams(location.hash.slice(1));
-  if (location.hash) history.replaceState(null, "", location.pathname);  // a one-time handle leaves the address bar at once
+  // A one-time handle leaves the address bar at once, and so does anything else put there.
+  if (location.hash || location.search) history.replaceState(null, "", location.pathname);
   const handle = returned.get("signin");
   if (handle) {
-    const response = await fetch("/admin/oidc/redeem", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ handle }), credentials: "omit" });
-    const body = await response.json().catch(() => ({}));
-    if (response.ok) {
-      await signIn(body.access_token, `Signed in as ${body.name}`);
-    } else {
-      say(`Single sign-on failed: ${body.detail || response.status}`, true);
-    }
+    await redeem(handle);
+  } else if (returned.has("error")) {
+    say(`Single sign-on failed: ${signInError(returned.get("error"))}`, true);
   }
-  if (returned.get("error")) say(`Single sign-on failed: ${returned.get("error")}`, true);
 }
 
 start();
