@@ -25,6 +25,16 @@ def unavailable(what: str, error: BaseException) -> None:
     pytest.skip(message)
 
 
+async def require_postgres() -> None:
+    """Skip (or, in CI, fail) unless the test server answers."""
+    import asyncpg
+
+    try:
+        await (await asyncpg.connect(ADMIN_DSN, timeout=5)).close()
+    except (OSError, asyncpg.PostgresError) as exc:
+        unavailable("PostgreSQL", exc)
+
+
 @asynccontextmanager
 async def fresh_postgres_database() -> AsyncIterator[str]:
     """A new, empty database for one test; its URL."""
