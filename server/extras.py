@@ -32,9 +32,14 @@ def extra_requirements(extra: str) -> list[str]:
     return found
 
 
+def pip_install(*requirements: str) -> str:
+    """The command that installs ``requirements`` into the running environment."""
+    return " ".join([shlex.quote(sys.executable), "-m", "pip", "install", *map(shlex.quote, requirements)])
+
+
 def install_command(extra: str) -> str:
     """A command that installs ``extra`` into the running environment."""
     requirements = extra_requirements(extra)
     if not requirements:
-        return f"pip install '.[{extra}]' in a Skywarden checkout"
-    return " ".join([shlex.quote(sys.executable), "-m", "pip", "install", *map(shlex.quote, requirements)])
+        return f"in a Skywarden checkout, pip install '.[{extra}]'"
+    return pip_install(*requirements)

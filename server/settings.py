@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from skywarden.server.extras import install_command
+from skywarden.server.extras import install_command, pip_install
 from skywarden.server.loopback import is_loopback
 
 ENV_PREFIX = "SKYWARDEN_"
@@ -194,7 +194,7 @@ def _event_loop(value: Any) -> str:
         try:
             import uvloop  # noqa: F401
         except ImportError:
-            raise ValueError("uvloop is not installed: pip install uvloop, or choose auto or asyncio") from None
+            raise ValueError(f"uvloop is not installed: {pip_install('uvloop')}, or choose auto or asyncio") from None
     return choice
 
 
