@@ -43,7 +43,10 @@ def parse_arg(pair: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skywarden-client", description="Client for a Skywarden server")
-    parser.add_argument("--url", default=os.environ.get("SKYWARDEN_URL"), help="server URL (env SKYWARDEN_URL)")
+    parser.add_argument(
+        "--url",
+        help="the server's base URL, e.g. http://127.0.0.1:8080 (env SKYWARDEN_URL; a trailing /mcp is refused)",
+    )
     parser.add_argument("--api-key", help="API key (prefer env SKYWARDEN_API_KEY: flags show up in process lists)")
     parser.add_argument("--admin-token", help="admin token for 'keys' (prefer env SKYWARDEN_ADMIN_TOKEN)")
     parser.add_argument(

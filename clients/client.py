@@ -18,7 +18,18 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def resolve_url(base_url: str | None) -> str:
-    return (base_url or os.environ.get("SKYWARDEN_URL") or DEFAULT_URL).rstrip("/")
+    """The server's base URL (``http://127.0.0.1:8080``; REST and MCP paths are added to it):
+    ``base_url``, else ``SKYWARDEN_URL``, else the default. Trailing slashes are dropped; a URL
+    ending in ``/mcp`` is the MCP endpoint, not the base, and is refused with what to set."""
+    source = "the server URL" if base_url else "SKYWARDEN_URL"
+    url = (base_url or os.environ.get("SKYWARDEN_URL") or DEFAULT_URL).strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{source} must be the server's base URL, starting http:// or https://, such as {DEFAULT_URL}")
+    if url.endswith("/mcp"):
+        raise ValueError(
+            f"{source} is the server's base URL, such as {DEFAULT_URL}, not its MCP endpoint: drop the trailing /mcp"
+        )
+    return url
 
 
 def masked(secret: str | None) -> str:

@@ -19,9 +19,13 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from skywarden.server.extras import install_command, pip_install
 from skywarden.server.loopback import is_loopback
 
 ENV_PREFIX = "SKYWARDEN_"
+POSTGRES_URL_SHAPE = "postgresql://role:password@host:port/database"
+_URL_PASSWORD = re.compile(r"(://[^:/?#@\s]*:)\S*@")
+_PASSWORD_PARAMETER = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
 
 
 class SettingsError(ValueError):
@@ -173,7 +177,7 @@ def _redis_url(value: Any) -> str:
     try:
         import redis  # noqa: F401
     except ImportError:
-        raise ValueError("needs the Redis client: pip install 'skywarden[redis]'") from None
+        raise ValueError(f"needs the Redis client: {install_command('redis')}") from None
     return text
 
 
@@ -190,7 +194,7 @@ def _event_loop(value: Any) -> str:
         try:
             import uvloop  # noqa: F401
         except ImportError:
-            raise ValueError("uvloop is not installed: pip install uvloop, or choose auto or asyncio") from None
+            raise ValueError(f"uvloop is not installed: {pip_install('uvloop')}, or choose auto or asyncio") from None
     return choice
 
 
@@ -201,18 +205,25 @@ def _instance_name(value: Any) -> str:
     return text
 
 
-def _database_url(value: Any) -> str:
+def parse_database_url(value: Any) -> str:
+    """A key store URL the stores can open: ``sqlite:///path`` or ``postgresql://…`` naming a host."""
     text = _text(value).strip()
     if not text:
         return ""
     if text.startswith("sqlite:///"):
+        if not text.removeprefix("sqlite:///"):
+            raise ValueError("must name the database file, such as sqlite:///var/lib/skywarden/skywarden.db")
         return text
     if text.startswith(("postgresql://", "postgres://")):
         try:
             import asyncpg  # noqa: F401
         except ImportError:
-            raise ValueError("needs the PostgreSQL driver: pip install 'skywarden[postgres]'") from None
-        parts = urlsplit(text)
+            raise ValueError(f"needs the PostgreSQL driver: {install_command('postgres')}") from None
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018  (reading it checks it)
+        except ValueError:
+            raise ValueError(f"does not parse; it must look like {POSTGRES_URL_SHAPE}") from None
         if not parts.hostname and "host=" not in parts.query:
             raise ValueError("must name a host, such as postgresql://skywarden@127.0.0.1:5432/skywarden")
         return text
@@ -312,7 +323,7 @@ class Settings:
     data_dir: str = _setting("./.skywarden", _text, "folder for the SQLite database and generated secrets")
     database_url: str = _setting(
         "",
-        _database_url,
+        parse_database_url,
         "key store URL: sqlite:///path or postgresql://user@host:port/db; empty = sqlite:///<data_dir>/skywarden.db",
     )
     nws_base_url: str = _setting("https://api.weather.gov", _http_url, "National Weather Service API base URL")
@@ -482,7 +493,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata.get("secret") and value:
                 value = "***"
-            shown.append(f"{f.name}={value!r}")
+            shown.append(f"{f.name}={_shown(value)}")
         return f"Settings({', '.join(shown)})"
 
 
@@ -508,11 +519,20 @@ def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
+def hide_url_passwords(text: str) -> str:
+    """``text`` with the password of any URL in it (``user:password@``, ``password=``) as ***."""
+    return _URL_PASSWORD.sub(r"\1***@", _PASSWORD_PARAMETER.sub(r"\1***", text))
+
+
+def _shown(value: Any) -> str:
+    return repr(hide_url_passwords(value) if isinstance(value, str) else value)
+
+
 def _parse_one(f: dataclasses.Field, value: Any, source: str) -> Any:
     try:
         return f.metadata["parse"](value)
     except ValueError as exc:
-        shown = "***" if f.metadata.get("secret") else repr(value)
+        shown = "***" if f.metadata.get("secret") else _shown(value)
         raise SettingsError(f"invalid setting {f.name} ({source}): {exc}; got {shown}") from None
 
 

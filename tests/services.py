@@ -25,6 +25,16 @@ def unavailable(what: str, error: BaseException) -> None:
     pytest.skip(message)
 
 
+async def require_postgres() -> None:
+    """Skip (or, in CI, fail) unless the test server answers."""
+    import asyncpg
+
+    try:
+        await (await asyncpg.connect(ADMIN_DSN, timeout=5)).close()
+    except (OSError, asyncpg.PostgresError) as exc:
+        unavailable("PostgreSQL", exc)
+
+
 @asynccontextmanager
 async def fresh_postgres_database() -> AsyncIterator[str]:
     """A new, empty database for one test; its URL."""
@@ -48,6 +58,40 @@ async def fresh_postgres_database() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+def postgres_url(database: str, role: str = "", password: str = "") -> str:
+    """A URL on the test server for ``database``, as ``role`` (default: the admin's) with ``password``."""
+    scheme, _, rest = ADMIN_DSN.partition("://")
+    userinfo, at, location = rest.rpartition("@")
+    host = location.split("/", 1)[0]
+    role = role or (userinfo.split(":", 1)[0] if at else "")
+    credentials = role + (f":{password}" if password else "")
+    return f"{scheme}://{credentials}@{host}/{database}" if credentials else f"{scheme}://{host}/{database}"
+
+
+@asynccontextmanager
+async def postgres_role_without_rights() -> AsyncIterator[str]:
+    """A URL for a new login role on a new database it does not own (so it may connect but not
+    create tables); both are dropped after."""
+    import asyncpg
+
+    role = "skywarden_test_role_" + secrets.token_hex(6)
+    async with fresh_postgres_database() as url:
+        admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
+        try:
+            await admin.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'role-password-1'")
+        finally:
+            await admin.close()
+        try:
+            yield postgres_url(url.rsplit("/", 1)[1], role, "role-password-1")
+        finally:
+            admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+                await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+            finally:
+                await admin.close()
 
 
 REDIS_URL = os.environ.get("SKYWARDEN_TEST_REDIS", "redis://127.0.0.1:6379/0")

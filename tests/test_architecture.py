@@ -1,5 +1,6 @@
 """The structure docs/architecture.md describes, held by tests: no import cycle, the CLI never
-imports HTTP handlers, tool plugins never see the server, and no code cites files outside the repo."""
+imports HTTP handlers, tool plugins never see the server, key stores are opened through one
+function, and no code cites files outside the repo."""
 
 from __future__ import annotations
 
@@ -105,3 +106,19 @@ def test_no_code_or_doc_cites_a_file_outside_the_repository():
     texts.append(ROOT / "README.md")
     offenders = [str(p) for p in texts if p.suffix in {".py", ".md"} and "DESIGN.md" in p.read_text()]
     assert offenders == []
+
+
+def test_key_stores_are_opened_only_through_open_checked():
+    """So that every opener (serve, --workers, each CLI command) fails in one clear line; other
+    things with an ``open()`` are listed by name."""
+    not_stores = {"identity.http", "upstream"}
+    calls = []
+    for name, path in _modules().items():
+        if name == "skywarden.server.auth.backends":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "open":
+                receiver = ast.unparse(node.func.value)
+                if receiver not in not_stores and receiver not in ("os", "io", "sqlite3", "zipfile"):
+                    calls.append(f"{name}: {receiver}.open(...)")
+    assert calls == [], "open a key store with auth.backends.open_checked"

@@ -7,6 +7,8 @@ import sys
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skywarden.clients import (
     AdminClient,
@@ -22,6 +24,7 @@ from skywarden.clients import (
     ToolNotFound,
     TransportError,
 )
+from skywarden.clients.client import resolve_url
 from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
 from tests.fake_nws import Answer
 from tests.server_process import free_port, start_server
@@ -187,6 +190,57 @@ async def test_environment_defaults(client, monkeypatch):
     monkeypatch.setenv("SKYWARDEN_API_KEY", client.api_key)
     async with SkywardenClient() as sky:
         assert await sky.list_tools()
+
+
+async def test_skywarden_url_with_a_trailing_slash(client, monkeypatch):
+    monkeypatch.setenv("SKYWARDEN_URL", url_of(client) + "/")
+    monkeypatch.setenv("SKYWARDEN_API_KEY", client.api_key)
+    async with SkywardenClient(transport="mcp") as sky:
+        assert sky.base_url == url_of(client) and await sky.list_tools()
+
+
+@pytest.mark.parametrize("wrong", ["http://127.0.0.1:8080/mcp", "http://127.0.0.1:8080/mcp/", "127.0.0.1:8080"])
+def test_skywarden_url_that_is_not_a_base_url_is_refused(monkeypatch, wrong):
+    monkeypatch.setenv("SKYWARDEN_URL", wrong)
+    with pytest.raises(ValueError, match=r"SKYWARDEN_URL .*base URL"):
+        SkywardenClient()
+    with pytest.raises(ValueError, match=r"SKYWARDEN_URL .*base URL"):
+        AdminClient()
+
+
+def _example():
+    import runpy
+    from pathlib import Path
+
+    return runpy.run_path(str(Path(__file__).parent.parent / "examples" / "mcp_client.py"))
+
+
+_EXAMPLE = _example()
+base_urls = st.builds(
+    lambda scheme, host, port, prefix, tail, slashes: f"{scheme}://{host}{port}{prefix}{tail}{'/' * slashes}",
+    st.sampled_from(["http", "https", "ftp", ""]),
+    st.sampled_from(["127.0.0.1", "tools.example.com", "[::1]"]),
+    st.sampled_from(["", ":8080", ":443"]),
+    st.sampled_from(["", "/skywarden", "/a/b", "/mcp-tools"]),
+    st.sampled_from(["", "/mcp", "/api"]),
+    st.integers(0, 3),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(url=base_urls)
+def test_the_example_and_the_client_read_skywarden_url_alike(url):
+    """One meaning: the example's MCP endpoint is the client's base URL plus /mcp, and what one
+    refuses the other refuses."""
+    mcp_endpoint = _EXAMPLE["mcp_endpoint"]
+    try:
+        base = resolve_url(url)
+    except ValueError:
+        with pytest.raises(ValueError):
+            mcp_endpoint(url)
+        return
+    assert mcp_endpoint(url) == base + "/mcp"
+    assert not base.endswith(("/", "/mcp"))
 
 
 async def test_caller_owned_session_is_left_open(client):

@@ -104,6 +104,19 @@ async def test_an_empty_api_key_is_refused_before_any_request(client):
     assert code == 0 and "ok" in out
 
 
+async def test_skywarden_url_is_the_base_url(client):
+    """A trailing slash is dropped; the /mcp endpoint instead of the base is refused (exit 2) saying so."""
+    base = str(client.make_url("")).rstrip("/")
+    code, out, _ = await run_cli(base + "//", "health")
+    assert code == 0 and out.startswith("ok")
+    for wrong in (base + "/mcp", base + "/mcp/"):
+        code, out, err = await run_cli(wrong, "--transport", "mcp", "tools", env={"SKYWARDEN_API_KEY": client.api_key})
+        assert code == 2 and "SKYWARDEN_URL is the server's base URL" in err and "drop the trailing /mcp" in err
+        assert "Traceback" not in err
+    code, _, err = await run_cli(base, "--url", base + "/mcp", "health")
+    assert code == 2 and "the server URL is the server's base URL" in err
+
+
 async def test_transport_error_exit_9(client):
     from tests.server_process import free_port
 

@@ -90,6 +90,6 @@ async def test_the_readme_example_runs_as_written(client, capsys):
     from pathlib import Path
 
     example = runpy.run_path(str(Path(__file__).parent.parent / "examples" / "mcp_client.py"))
-    await example["main"](str(client.make_url("/mcp")), client.api_key)
+    await example["main"](str(client.make_url("/")), client.api_key)  # the base URL, as SKYWARDEN_URL holds it
     out = capsys.readouterr().out
     assert "protocol 2026-07-28" in out and "tool get_alerts" in out and "Winter Weather Advisory" in out

@@ -47,6 +47,13 @@ def test_wheel_contents(tmp_path):
         "pyjwt",
     ):
         assert dependency in required, f"{dependency} is not a dependency of the wheel: {sorted(required)}"
+    extras = {line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Provides-Extra:")}
+    assert {"postgres", "redis"} <= extras  # docs/deployment.md installs the wheel with [postgres,redis]
+    by_extra = {
+        extra: {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in requires if f'extra == "{extra}"' in r}
+        for extra in ("postgres", "redis")
+    }
+    assert by_extra == {"postgres": {"asyncpg"}, "redis": {"redis", "hiredis"}}
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "get_forecast = skywarden.tools.weather.forecast:tool" in entry_points
     assert "skywarden-client = skywarden.clients.cli:main" in entry_points

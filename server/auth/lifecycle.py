@@ -12,6 +12,7 @@ from aiohttp import web
 
 from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
 from skywarden.server.auth.authenticator import CHANGE_FEED_SECONDS
+from skywarden.server.auth.backends import open_checked
 
 log = structlog.get_logger("skywarden.server")
 USAGE_FLUSH_SECONDS = 5.0
@@ -41,7 +42,7 @@ async def _follow_changes_forever(app: web.Application) -> None:
 
 async def key_store_context(app: web.Application) -> AsyncIterator[None]:
     store = app[KEY_STORE]
-    await store.open()
+    await open_checked(store)
     tasks = [asyncio.create_task(_flush_forever(app)), asyncio.create_task(_follow_changes_forever(app))]
     try:
         yield

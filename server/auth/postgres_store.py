@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from skywarden.server.auth.open_failures import explain_postgres
 from skywarden.server.auth.records import (
     CHANGES_AT_MOST,
     UPDATABLE,
@@ -24,12 +25,14 @@ from skywarden.server.auth.records import (
     KeyNotFound,
     KeyRecord,
     PurgeSchedule,
+    SchemaTooNew,
     StoredHash,
     StoreUnavailable,
     usage_cutoff,
     usage_hour,
     utcnow,
 )
+from skywarden.server.auth.store_urls import display_url
 
 T = TypeVar("T")
 
@@ -159,6 +162,7 @@ class PostgresKeyStore:
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
+        self.location = display_url(dsn)
         self._usage_purge = PurgeSchedule()
         self._pool: asyncpg.Pool | None = None
 
@@ -175,15 +179,16 @@ class PostgresKeyStore:
         if migrate:
             await self._migrate()
 
+    def explain_open_failure(self, exc: Exception) -> str:
+        return explain_postgres(self.dsn, exc, CONNECT_TIMEOUT_SECONDS)
+
     async def _migrate(self) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
             await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
             if current > len(MIGRATIONS):
-                raise RuntimeError(
-                    f"database schema version {current} is newer than this Skywarden ({len(MIGRATIONS)})"
-                )
+                raise SchemaTooNew(f"schema version {current} is newer than this Skywarden's ({len(MIGRATIONS)})")
             for version in range(current + 1, len(MIGRATIONS) + 1):
                 await conn.execute(MIGRATIONS[version - 1])
                 await conn.execute("INSERT INTO schema_version VALUES ($1)", version)

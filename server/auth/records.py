@@ -19,6 +19,10 @@ class KeyNotFound(LookupError):
     """No key with this id (raised by stores)."""
 
 
+class SchemaTooNew(RuntimeError):
+    """The store was upgraded by a newer Skywarden than this one."""
+
+
 class StoreUnavailable(ApiError):
     """The key store cannot be reached now: 503 with Retry-After at either door."""
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from skywarden.server.auth.open_failures import explain_sqlite
 from skywarden.server.auth.records import (
     CHANGES_AT_MOST,
     UPDATABLE,
@@ -19,6 +21,7 @@ from skywarden.server.auth.records import (
     KeyNotFound,
     KeyRecord,
     PurgeSchedule,
+    SchemaTooNew,
     StoredHash,
     usage_cutoff,
     usage_hour,
@@ -143,12 +146,24 @@ def _column_value(name: str, value: Any) -> Any:
     return value
 
 
+def _check_openable(path: str) -> None:
+    """Open the file once with the stdlib, so that a folder, a file that is not a database or an
+    unwritable place fails here: aiosqlite's worker thread outlives a failed connect and would
+    report on an event loop that is gone."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    finally:
+        conn.close()
+
+
 class SQLiteKeyStore:
     NEWEST_VERSION = len(MIGRATIONS)
 
     def __init__(self, path: str) -> None:
         self._usage_purge = PurgeSchedule()
         self.path = path
+        self.location = path
         self._db: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
 
@@ -161,6 +176,7 @@ class SQLiteKeyStore:
     async def open(self, migrate: bool = True) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         created = not os.path.exists(self.path)
+        await asyncio.to_thread(_check_openable, self.path)
         self._db = await aiosqlite.connect(self.path)
         if created:
             os.chmod(self.path, 0o600)
@@ -171,13 +187,16 @@ class SQLiteKeyStore:
         if migrate:
             await self._migrate()
 
+    def explain_open_failure(self, exc: Exception) -> str:
+        return explain_sqlite(self.path, exc)
+
     async def _migrate(self) -> None:
         await self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         async with self.db.execute("SELECT MAX(version) FROM schema_version") as cur:
             row = await cur.fetchone()
         current = row[0] or 0
         if current > len(MIGRATIONS):
-            raise RuntimeError(f"database schema version {current} is newer than this Skywarden ({len(MIGRATIONS)})")
+            raise SchemaTooNew(f"schema version {current} is newer than this Skywarden's ({len(MIGRATIONS)})")
         for version in range(current + 1, len(MIGRATIONS) + 1):
             await self.db.executescript(
                 "BEGIN;" + MIGRATIONS[version - 1] + f"; INSERT INTO schema_version VALUES ({version}); COMMIT;"

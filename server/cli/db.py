@@ -12,27 +12,31 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from skywarden.server.auth.backends import SQLITE_SCHEME, open_store
-from skywarden.server.auth.records import KeyFilter
+from skywarden.server.auth.backends import SQLITE_SCHEME, display_url, open_checked, open_store
+from skywarden.server.auth.key_operations import CLI_ACTOR
+from skywarden.server.auth.records import KeyFilter, KeyRecord, StoredHash
 from skywarden.server.cli.keys import CliError, describe_store, store_path
-from skywarden.server.settings import Settings
+from skywarden.server.observability.audit import audit_operator_action
+from skywarden.server.settings import Settings, parse_database_url
 
 STORE_SETTINGS = ("data_dir", "database_url", "log_level", "log_format", "log_file", "audit_log_file")
+COPY_SETTINGS = ("data_dir", "log_level", "log_format", "log_file", "audit_log_file")  # the stores are --from/--to
 
 
 def add_db_commands(sub: argparse._SubParsersAction, add_setting_flags: Callable[..., None]) -> None:
     db = sub.add_parser("db", help="the key store: schema version, upgrade, copy between stores")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     status = db_sub.add_parser("status", help="the store's schema version (changes nothing)")
-    status.set_defaults(handler=_status)
+    status.set_defaults(handler=_status, changes_state=False)
     upgrade = db_sub.add_parser("upgrade", help="apply pending schema migrations")
-    upgrade.set_defaults(handler=_upgrade)
+    upgrade.set_defaults(handler=_upgrade, changes_state=True)
     for parser in (status, upgrade):
         add_setting_flags(parser, STORE_SETTINGS)
     copy = db_sub.add_parser("copy", help="copy every key from one store to another (same server secret)")
     copy.add_argument("--from", dest="source", required=True, metavar="URL", help="sqlite:///… or postgresql://…")
     copy.add_argument("--to", dest="target", required=True, metavar="URL", help="sqlite:///… or postgresql://…")
-    copy.set_defaults(handler=_copy)
+    copy.set_defaults(handler=_copy, changes_state=True)
+    add_setting_flags(copy, COPY_SETTINGS)
 
 
 async def _status(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,7 +44,7 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
     if path is not None and not path.exists():
         raise CliError(f"no {describe_store(settings)}")
     store = open_store(settings.resolved_database_url)
-    await store.open(migrate=False)
+    await open_checked(store, migrate=False)
     try:
         version = await store.schema_version()
     finally:
@@ -53,34 +57,62 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _upgrade(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings.resolved_database_url)
-    await store.open()
+    await open_checked(store, migrate=False)
+    try:
+        before = await store.schema_version()
+    finally:
+        await store.close()
+    await open_checked(store)
     try:
         version = await store.schema_version()
     finally:
         await store.close()
+    audit_operator_action(
+        CLI_ACTOR.name, "db.upgrade", store=display_url(settings.resolved_database_url), before=before, after=version
+    )
     print(f"{describe_store(settings)}: schema version {version} (up to date)")
     return 0
 
 
-async def _copy(args: argparse.Namespace, settings: Settings) -> int:
-    if args.source == args.target:
-        raise CliError("--from and --to name the same store")
-    if args.source.startswith(SQLITE_SCHEME) and not Path(args.source.removeprefix(SQLITE_SCHEME)).exists():
-        raise CliError(f"--from: no SQLite store at {args.source.removeprefix(SQLITE_SCHEME)}")
-    source, target = open_store(args.source), open_store(args.target)
-    await source.open(migrate=False)
+def _store_url(flag: str, url: str) -> str:
     try:
-        await target.open()
+        return parse_database_url(url)
+    except ValueError as exc:
+        raise CliError(f"{flag}: {exc}") from None
+
+
+async def _copy(args: argparse.Namespace, settings: Settings) -> int:
+    source_url, target_url = _store_url("--from", args.source), _store_url("--to", args.target)
+    if source_url == target_url:
+        raise CliError("--from and --to name the same store")
+    if source_url.startswith(SQLITE_SCHEME) and not Path(source_url.removeprefix(SQLITE_SCHEME)).exists():
+        raise CliError(f"--from: no SQLite store at {source_url.removeprefix(SQLITE_SCHEME)}")
+    source, target = open_store(source_url), open_store(target_url)
+    copied: list[tuple[KeyRecord, list[StoredHash]]] = []
+    await open_checked(source, migrate=False)
+    try:
+        await open_checked(target)
         try:
             if await target.list(KeyFilter(limit=1)):
                 raise CliError("the target store already holds keys; copy into an empty one")
             keys = await source.export_keys()
-            for record, hashes in keys:
-                await target.import_key(record, hashes)
+            try:
+                for record, hashes in keys:
+                    await target.import_key(record, hashes)
+                    copied.append((record, hashes))
+            finally:  # a copy that stopped half-way is audited too, with what it copied
+                audit_operator_action(
+                    CLI_ACTOR.name,
+                    "db.copy",
+                    source=display_url(source_url),
+                    target=display_url(target_url),
+                    keys=len(copied),
+                    complete=len(copied) == len(keys),
+                )
         finally:
             await target.close()
     finally:
         await source.close()
-    revoked = sum(1 for record, _ in keys if record.revoked_at is not None)
-    print(f"copied {len(keys)} keys ({revoked} revoked) with {sum(len(h) for _, h in keys)} hashes")
+    revoked = sum(1 for record, _ in copied if record.revoked_at is not None)
+    print(f"copied {len(copied)} keys ({revoked} revoked) with {sum(len(h) for _, h in copied)} hashes")
     return 0

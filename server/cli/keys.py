@@ -14,11 +14,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from skywarden.server.auth.backends import SQLITE_SCHEME, open_store
-from skywarden.server.auth.credentials import load_server_secret, rotate_admin_token
+from skywarden.server.auth.backends import SQLITE_SCHEME, display_url, open_checked, open_store
+from skywarden.server.auth.credentials import ADMIN_HASH_FILE_NAME, load_server_secret, rotate_admin_token
 from skywarden.server.auth.key_operations import CLI_ACTOR, KeyOperations, key_view
 from skywarden.server.auth.key_schemas import DEFAULT_GRACE_SECONDS, KEY_ENVIRONMENTS, MAX_LIST_LIMIT, STATUSES
 from skywarden.server.errors import ApiError, ValidationFailed, flatten_errors
+from skywarden.server.observability.audit import audit_operator_action
 from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state
 from skywarden.tools.registry import discover_tools
@@ -36,26 +37,26 @@ def add_admin_commands(sub: argparse._SubParsersAction, add_setting_flags: Calla
     create.add_argument("--expires-at", help="ISO 8601 time with zone, e.g. 2027-01-01T00:00:00Z")
     create.add_argument("--rate-limit", help="e.g. 120/minute")
     create.add_argument("--metadata", help="JSON object")
-    create.set_defaults(handler=_create)
+    create.set_defaults(handler=_create, changes_state=True)
 
     listing = keys_sub.add_parser("list", help="list keys (never the key itself)")
     listing.add_argument("--owner")
     listing.add_argument("--status", choices=STATUSES)
-    listing.set_defaults(handler=_list)
+    listing.set_defaults(handler=_list, changes_state=False)
 
     show = keys_sub.add_parser("show", help="show one key")
     show.add_argument("key_id")
-    show.set_defaults(handler=_show)
+    show.set_defaults(handler=_show, changes_state=False)
 
     revoke = keys_sub.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
     revoke.add_argument("--reason")
-    revoke.set_defaults(handler=_revoke)
+    revoke.set_defaults(handler=_revoke, changes_state=True)
 
     rotate = keys_sub.add_parser("rotate", help="issue a new key; the old one works for --grace-seconds")
     rotate.add_argument("key_id")
     rotate.add_argument("--grace-seconds", type=int, default=DEFAULT_GRACE_SECONDS)
-    rotate.set_defaults(handler=_rotate)
+    rotate.set_defaults(handler=_rotate, changes_state=True)
 
     for parser in (create, listing, show, revoke, rotate):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -65,7 +66,7 @@ def add_admin_commands(sub: argparse._SubParsersAction, add_setting_flags: Calla
     token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     rotate_token = token_sub.add_parser("rotate", help="generate a new admin token, print it once")
     add_setting_flags(rotate_token, STORE_SETTINGS)
-    rotate_token.set_defaults(handler=_rotate_admin_token)
+    rotate_token.set_defaults(handler=_rotate_admin_token, changes_state=True)
 
 
 # The settings these commands read (the rest are the server's business).
@@ -98,27 +99,37 @@ def store_path(settings: Settings) -> Path | None:
 
 def describe_store(settings: Settings) -> str:
     path = store_path(settings)
-    where = str(path) if path is not None else settings.resolved_database_url.split("@")[-1]
-    return f"key store {where} (data_dir {Path(settings.data_dir).resolve()})"
+    if path is None:
+        return f"key store {display_url(settings.resolved_database_url)}"
+    return f"key store {path} (data_dir {Path(settings.data_dir).resolve()})"
+
+
+def refuse_a_local_secret_for_a_shared_store(settings: Settings) -> None:
+    """Keys made with a secret generated here would verify on no server sharing the store."""
+    if store_path(settings) is None and not (settings.secret or settings.secret_file):
+        raise CliError(
+            "a shared key store's keys are hashed with the servers' secret: set secret_file "
+            "(--secret-file or SKYWARDEN_SECRET_FILE) to the file they read; nothing was changed"
+        )
 
 
 async def _with_operations(
-    settings: Settings, action: Callable[[KeyOperations], Awaitable[Any]], *, writes: bool
+    settings: Settings, action: Callable[[KeyOperations], Awaitable[Any]], *, writes: bool, hashes: bool = False
 ) -> Any:
-    """Run ``action`` on the store; a read-only command never creates a store (or a secret)."""
+    """Run ``action`` on the store; a read-only command never creates a store (or a secret), and
+    only a command that makes a key (``hashes``) reads the server secret."""
     path = store_path(settings)
     if not writes and path is not None and not path.exists():
         raise CliError(
             f"no {describe_store(settings)}; run the command where the server keeps its data, "
             "or pass --data-dir / --database-url"
         )
-    print(f"skywarden: using {describe_store(settings)}", file=sys.stderr)
-    secret = load_server_secret(settings.secret, settings.secret_file, settings.data_dir) if writes else b""
+    if hashes:
+        refuse_a_local_secret_for_a_shared_store(settings)
+    secret = load_server_secret(settings.secret, settings.secret_file, settings.data_dir) if hashes else b""
     store = open_store(settings.resolved_database_url)
-    try:
-        await store.open()
-    except Exception as exc:
-        raise CliError(f"cannot open the {describe_store(settings)}: {exc}") from None
+    await open_checked(store)
+    print(f"skywarden: using {describe_store(settings)}", file=sys.stderr)
     shared = open_shared_state(settings)  # with Redis, running servers hear of every change at once
     operations = KeyOperations(
         store=store,
@@ -180,7 +191,7 @@ def _create_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _create(args: argparse.Namespace, settings: Settings) -> int:
     data = _create_fields(args)
-    record, key = await _with_operations(settings, lambda ops: ops.create(data, CLI_ACTOR), writes=True)
+    record, key = await _with_operations(settings, lambda ops: ops.create(data, CLI_ACTOR), writes=True, hashes=True)
     _print_key({**key_view(record), "key": key}, args.json)
     return 0
 
@@ -212,7 +223,9 @@ async def _revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _rotate(args: argparse.Namespace, settings: Settings) -> int:
     body = {"grace_seconds": args.grace_seconds}
-    updated, key = await _with_operations(settings, lambda ops: ops.rotate(args.key_id, body, CLI_ACTOR), writes=True)
+    updated, key = await _with_operations(
+        settings, lambda ops: ops.rotate(args.key_id, body, CLI_ACTOR), writes=True, hashes=True
+    )
     _print_key({**key_view(updated), "key": key}, args.json)
     return 0
 
@@ -220,7 +233,15 @@ async def _rotate(args: argparse.Namespace, settings: Settings) -> int:
 async def _rotate_admin_token(args: argparse.Namespace, settings: Settings) -> int:
     if settings.admin_token or settings.admin_token_file:
         raise CliError("the admin token comes from admin_token/admin_token_file; change it there")
+    if store_path(settings) is None:
+        raise CliError(
+            "servers sharing a key store read the admin token from admin_token_file "
+            "(SKYWARDEN_ADMIN_TOKEN_FILE); write a new token of 32 or more characters into that file"
+        )
     token = rotate_admin_token(settings.data_dir)
+    audit_operator_action(
+        CLI_ACTOR.name, "admin_token.rotate", hash_file=str(Path(settings.data_dir).resolve() / ADMIN_HASH_FILE_NAME)
+    )
     print(
         f"New admin token (shown once; restart running servers to use it):\n\n    {token}\n",
         file=sys.stdout,

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from skywarden.server import __version__
@@ -50,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tools = sub.add_parser("tools", help="list the tools that load, and from which distribution")
     tools.add_argument("--json", action="store_true", help="machine-readable output")
+    serve.set_defaults(changes_state=False)  # the server audits with its own settings
+    tools.set_defaults(changes_state=False)
 
     from skywarden.server.cli.db import add_db_commands
     from skywarden.server.cli.keys import add_admin_commands
@@ -62,15 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     cli = {f.name: getattr(args, f.name, None) for f in setting_fields()}
     return load_settings(cli=cli, config_path=getattr(args, "config", None))
-
-
-CLI_AUDIT_FILE = "audit.log"
-
-
-def cli_audit_file(settings: Settings) -> str:
-    """Where the CLI's admin actions are audited: the configured audit or log file, else
-    ``<data_dir>/audit.log`` (never the terminal, where the command's own output goes)."""
-    return settings.audit_log_file or settings.log_file or str(Path(settings.data_dir) / CLI_AUDIT_FILE)
 
 
 def _cmd_tools(args: argparse.Namespace) -> int:
@@ -97,6 +89,31 @@ def _cmd_serve(settings: Settings) -> int:
     return serve(settings)
 
 
+def _run_store_command(args: argparse.Namespace, settings: Settings) -> int:
+    """A ``keys``, ``admin-token`` or ``db`` command; one that changes state runs only once its
+    audit file is open (``audit_trail``)."""
+    from skywarden.server.cli.audit_trail import audit_write_failed, cli_audit_file, require_audit_file
+    from skywarden.server.observability.logging_setup import close_sinks, configure_logging
+
+    audit = require_audit_file(settings) if args.changes_state else cli_audit_file(settings)
+    sinks = configure_logging(
+        settings.log_level,
+        settings.log_format,
+        stream=sys.stderr,
+        log_file=settings.log_file,
+        audit_log_file=audit.path,
+    )
+    try:
+        code = asyncio.run(args.handler(args, settings))
+    finally:
+        close_sinks()
+    lost = audit_write_failed(audit, sinks) if args.changes_state else None
+    if lost:
+        print(f"skywarden: {lost}", file=sys.stderr)
+        return 1
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -106,27 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args)
         if args.command == "serve":
             return _cmd_serve(settings)
-        from skywarden.server.observability.logging_setup import close_sinks, configure_logging
-
-        configure_logging(
-            settings.log_level,
-            settings.log_format,
-            stream=sys.stderr,
-            log_file=settings.log_file,
-            audit_log_file=cli_audit_file(settings),
-        )
-        try:
-            return asyncio.run(args.handler(args, settings))
-        finally:
-            close_sinks()
+        return _run_store_command(args, settings)
     except (SettingsError, CliError, CredentialError, TLSConfigError) as exc:
         print(f"skywarden: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # start-up failures: one clear line, no trace
+        from skywarden.server.auth.backends import StoreOpenError
         from skywarden.server.cli.serve import StartError
         from skywarden.tools.registry import DuplicateToolError
 
-        if isinstance(exc, (DuplicateToolError, StartError, OSError)):
+        if isinstance(exc, (DuplicateToolError, StartError, StoreOpenError, OSError)):
             print(f"skywarden: {exc}", file=sys.stderr)
             return 1
         raise

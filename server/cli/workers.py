@@ -32,7 +32,7 @@ from typing import Any
 import structlog
 
 from skywarden.server import __version__
-from skywarden.server.auth.backends import open_store
+from skywarden.server.auth.backends import open_checked, open_store
 from skywarden.server.auth.credentials import prepare_credentials
 from skywarden.server.cli.serve import (
     StartError,
@@ -69,7 +69,7 @@ def _worker(settings: Settings, index: int, reports: Any) -> None:
 
 async def _bring_schema_up_to_date(settings: Settings) -> None:
     store = open_store(settings.resolved_database_url)
-    await store.open(migrate=True)
+    await open_checked(store, migrate=True)
     await store.close()
 
 

@@ -170,6 +170,12 @@ def audit_admin_action(
     )
 
 
+def audit_operator_action(actor: str, action: str, **details: Any) -> None:
+    """An admin action on something other than one key: the admin token, the store's schema, a
+    copy between stores. ``details`` never hold a secret (a store is named without its password)."""
+    logging_setup.audit_logger().info("admin action", audit=True, action=action, actor=actor, **details)
+
+
 def audit_connection(reason: str, client_ip: str | None, status: int) -> None:
     """A connection refused or closed below the request path (parser refusal, idle timeout)."""
     logging_setup.audit_logger().info(
