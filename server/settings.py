@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from skywarden.server.hosts import origin_host, parse_host
 from skywarden.server.loopback import is_loopback
+from skywarden.server.rates import parse_rate
 
 ENV_PREFIX = "SKYWARDEN_"
 
@@ -154,15 +155,8 @@ def _host_names(value: Any) -> tuple[str, ...]:
 
 
 def _rate(value: Any) -> str:
-    from limits import parse_many
-
     text = _text(value).strip()
-    if not text:
-        return ""
-    try:
-        parse_many(text)
-    except ValueError:
-        raise ValueError("must be a rate such as '120/minute' or '100/minute;1000/day', or empty to disable") from None
+    parse_rate(text)
     return text
 
 
