@@ -390,7 +390,9 @@ class Settings:
         _choice("open", "closed"),
         "Redis unreachable: let requests through (open) or refuse them with 503 (closed)",
     )
-    rate_limit: str = _setting("120/minute", _rate, "default per-key limit (limits notation); empty = none")
+    rate_limit: str = _setting(
+        "120/minute", _rate, "default per-key limit (notation: docs/security.md#rate-limits); empty = none"
+    )
     oidc_issuers: tuple[str, ...] = _setting(
         (), _issuers, "comma-separated OpenID issuers whose access tokens are trusted (docs/identity.md)"
     )
