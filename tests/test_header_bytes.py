@@ -292,8 +292,8 @@ async def test_any_bytes_in_a_header_the_server_reads(target, route, header, ext
 async def test_an_unmet_expectation_is_refused_in_the_door_format(target):
     """aiohttp answers ``Expect`` itself, before any middleware; here it reaches the request path."""
     for route in (ROUTES[0], ROUTES[1], ROUTES[4], ROUTES[-1]):
-        for expectation in (b"nothing-we-know", b"100-continue-please", b""):
-            headers = [(b"Host", b"localhost"), (b"Expect", expectation)]
+        for expectation in ([b"nothing-we-know"], [b"100-continue-please"], [b""], [b"100-continue", b"and-more"]):
+            headers = [(b"Host", b"localhost"), *((b"Expect", value) for value in expectation)]
             if route.credential is not None:
                 headers.append((route.credential[0].encode(), _fill(route.credential[1], target).encode()))
             headers += [(k.encode(), v.encode()) for k, v in route.extra]

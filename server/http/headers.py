@@ -88,11 +88,14 @@ def header_text_check(trusted_proxies: bool) -> EdgeCheck:
                         f"The {shown} header must be ASCII text; it holds bytes above 0x7F.",
                         audit={"header": shown},
                     )
-        expect = request.headers.get(hdrs.EXPECT)
-        if expect is not None and expect.lower() != CONTINUE:
+        if hdrs.EXPECT in request.headers and not _only_continue(request.headers):
             raise ApiError(EXPECTATION_FAILED, f"The only expectation this server meets is Expect: {CONTINUE}.")
 
     return check_header_text
+
+
+def _only_continue(headers: CIMultiDictProxy[str]) -> bool:
+    return all(value.lower() == CONTINUE for value in headers.getall(hdrs.EXPECT, ()))
 
 
 def blank_unmet_expectation(message: RawRequestMessage) -> RawRequestMessage:
@@ -100,7 +103,7 @@ def blank_unmet_expectation(message: RawRequestMessage) -> RawRequestMessage:
     reads it before any middleware) lets the request through to ``check_header_text``. The raw
     headers keep the bytes as sent."""
     headers = message.headers
-    if hdrs.EXPECT not in headers or headers[hdrs.EXPECT].lower() == CONTINUE:
+    if hdrs.EXPECT not in headers or _only_continue(headers):
         return message
     blanked = CIMultiDict(headers)
     blanked[hdrs.EXPECT] = ""
