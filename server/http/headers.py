@@ -69,10 +69,8 @@ READ_HEADERS = (
 FORWARDED_HEADERS = ("X-Forwarded-For", "X-Forwarded-Proto")  # read only from trusted_proxies
 CONTINUE = "100-continue"
 
-EdgeCheck = Callable[[web.Request], None]
 
-
-def header_text_check(trusted_proxies: bool) -> EdgeCheck:
+def header_text_check(trusted_proxies: bool) -> Callable[[web.Request], None]:
     """The edge check (``auth/admission.py``, first of all): every header the server reads is
     ASCII, and an ``Expect`` asks for nothing but ``100-continue``. Cheap on the usual request:
     one ``bytes.isascii`` per header; names are looked at only for a value that fails it."""
