@@ -35,6 +35,7 @@ from skywarden.server.console.sso import ConsoleSignIn
 from skywarden.server.http.body import body_size_check
 from skywarden.server.http.cors import setup_cors
 from skywarden.server.http.errors import error_middleware
+from skywarden.server.http.headers import header_text_check
 from skywarden.server.http.host_origin import host_origin_check
 from skywarden.server.http.https_policy import check_https
 from skywarden.server.http.proxy import parse_networks, proxy_middleware_for
@@ -105,6 +106,7 @@ def create_app(
     )
 
     edge_checks = [
+        header_text_check(bool(settings.trusted_proxies)),  # before any header is used
         host_origin_check(settings),
         *([check_https] if settings.require_https else []),  # after the Host check
         body_size_check(settings.max_body_bytes),  # an announced body over the limit: 413 before a byte is read

@@ -39,6 +39,7 @@ class ErrorKind:
 
 
 BAD_REQUEST = ErrorKind(400, "Bad request", "bad-request", INVALID_REQUEST)
+INVALID_HEADER = ErrorKind(400, "Bad request", "invalid-header", INVALID_REQUEST, "invalid_header")
 INVALID_JSON = ErrorKind(400, "Bad request", "invalid-json", PARSE_ERROR)
 INVALID_BODY = ErrorKind(400, "Bad request", "invalid-body", INVALID_REQUEST)
 AMBIGUOUS_CREDENTIALS = ErrorKind(400, "Bad request", "ambiguous-credentials", INVALID_REQUEST, "ambiguous_credentials")
@@ -62,6 +63,7 @@ REQUEST_TIMEOUT = ErrorKind(408, "Request timeout", "request-timeout", INVALID_R
 KEY_REVOKED = ErrorKind(409, "Conflict", "key-revoked", INVALID_REQUEST)
 PAYLOAD_TOO_LARGE = ErrorKind(413, "Payload too large", "payload-too-large", INVALID_REQUEST)
 UNSUPPORTED_MEDIA_TYPE = ErrorKind(415, "Unsupported media type", "unsupported-media-type", INVALID_REQUEST)
+EXPECTATION_FAILED = ErrorKind(417, "Expectation failed", "expectation-failed", INVALID_REQUEST, "expectation")
 VALIDATION_FAILED = ErrorKind(422, "Validation failed", "validation-failed", INVALID_PARAMS)
 RATE_LIMITED = ErrorKind(429, "Too many requests", "rate-limited", RATE_LIMITED_CODE, "rate_limited")
 HEADERS_TOO_LARGE = ErrorKind(431, "Request header fields too large", "headers-too-large", INVALID_REQUEST)
@@ -90,6 +92,7 @@ KIND_BY_STATUS: Mapping[int, ErrorKind] = {
     408: REQUEST_TIMEOUT,
     413: PAYLOAD_TOO_LARGE,
     415: UNSUPPORTED_MEDIA_TYPE,
+    417: EXPECTATION_FAILED,
     431: HEADERS_TOO_LARGE,
 }
 

@@ -20,7 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from skywarden.server.extras import install_command, pip_install
+from skywarden.server.hosts import origin_host, parse_host
 from skywarden.server.loopback import is_loopback
+from skywarden.server.rates import parse_rate
 
 ENV_PREFIX = "SKYWARDEN_"
 POSTGRES_URL_SHAPE = "postgresql://role:password@host:port/database"
@@ -138,22 +140,27 @@ def _origins(value: Any) -> tuple[str, ...]:
     for origin in origins:
         if origin == "*":
             raise ValueError("'*' is not allowed; list each origin (scheme://host[:port])")
-        parts = urlsplit(origin)
-        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path:
-            raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
+        if origin_host(origin) is None:
+            raise ValueError(f"{origin!r} is not an origin (http[s]://host[:port], nothing else)")
     return origins
 
 
-def _rate(value: Any) -> str:
-    from limits import parse_many
+def _host_names(value: Any) -> tuple[str, ...]:
+    names = []
+    for name in _string_list(value):
+        if name == "*":
+            names.append(name)
+            continue
+        parsed = parse_host(name) or parse_host(f"[{name}]")  # an IPv6 address may come without brackets
+        if parsed is None or parsed[1] is not None:
+            raise ValueError(f"{name!r} is not a host name (no scheme, port or path; '*' for any)")
+        names.append(parsed[0])
+    return tuple(names)
 
+
+def _rate(value: Any) -> str:
     text = _text(value).strip()
-    if not text:
-        return ""
-    try:
-        parse_many(text)
-    except ValueError:
-        raise ValueError("must be a rate such as '120/minute' or '100/minute;1000/day', or empty to disable") from None
+    parse_rate(text)
     return text
 
 
@@ -370,7 +377,7 @@ class Settings:
         (), _origins, "comma-separated origins allowed for CORS and the /mcp Origin check"
     )
     allowed_hosts: tuple[str, ...] = _setting(
-        (), _string_list, "Host names to answer to (* = any); empty = loopback names when bound to loopback"
+        (), _host_names, "Host names to answer to (* = any); empty = loopback names when bound to loopback"
     )
     tls_cert: str = _setting("", _optional_path, "PEM certificate (chain) to serve HTTPS directly")
     tls_key: str = _setting("", _optional_path, "PEM private key for tls_cert")
@@ -394,7 +401,9 @@ class Settings:
         _choice("open", "closed"),
         "Redis unreachable: let requests through (open) or refuse them with 503 (closed)",
     )
-    rate_limit: str = _setting("120/minute", _rate, "default per-key limit (limits notation); empty = none")
+    rate_limit: str = _setting(
+        "120/minute", _rate, "default per-key limit (notation: docs/security.md#rate-limits); empty = none"
+    )
     oidc_issuers: tuple[str, ...] = _setting(
         (), _issuers, "comma-separated OpenID issuers whose access tokens are trusted (docs/identity.md)"
     )

@@ -52,6 +52,9 @@ def test_create_list_show_rotate_revoke(tmp_path):
         (["keys", "create", "--name", "x", "--scope", "nope"], "unknown tool"),
         (["keys", "create", "--name", "x", "--expires-at", "soon"], "--expires-at"),
         (["keys", "create", "--name", "x", "--rate-limit", "many"], "--rate-limit"),
+        (["keys", "create", "--name", "x", "--rate-limit", "1/0second"], "no window"),
+        (["keys", "create", "--name", "x", "--rate-limit", "0/second"], "the amount must be"),
+        (["keys", "create", "--name", "x", "--rate-limit", "5/fortnight"], "unknown unit"),
         (["keys", "create", "--name", "x", "--metadata", "{"], "--metadata"),
         (["keys", "show", "key_missing"], "no key store"),  # read-only: never creates a store
         (["keys", "rotate", "key_missing"], "no key with id"),

@@ -68,6 +68,8 @@ async def _hold_the_only_slot(client) -> None:
 
 
 CASES = [
+    Case("header not ASCII", 400, "invalid-header", -32600, False, headers={"X-Request-ID": "caf\u00e9"}),
+    Case("Host not host[:port]", 400, "invalid-header", -32600, False, headers={"Host": "x@127.0.0.1"}),
     Case("foreign Host", 403, "forbidden-origin", -32600, False, headers={"Host": "evil.example"}),
     Case("HTTPS required", 403, "https-required", -32600, False, settings={"require_https": "true"}),
     Case("key in the URL", 400, "credential-in-url", -32600, False, query="?api_key=x"),
@@ -109,6 +111,7 @@ CASES = [
         raw=b'{"a":"' + b"x" * 2048 + b'"}',
         settings={"max_body_bytes": "1024"},
     ),
+    Case("unmet expectation", 417, "expectation-failed", -32600, False, headers={"Expect": "teapot"}),
     Case("wrong content type", 415, "unsupported-media-type", -32600, False, headers={"Content-Type": "text/plain"}),
     Case("invalid JSON", 400, "invalid-json", -32700, False, raw=b"{nope"),
     Case("nesting too deep", 400, "invalid-json", -32700, False, raw=b'{"a":' * 40 + b"1" + b"}" * 40),

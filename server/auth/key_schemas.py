@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from limits import parse_many
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from skywarden.server.auth.records import ACTIVE, DISABLED, EXPIRED, REVOKED, utcnow
+from skywarden.server.rates import parse_rate
 
 MAX_METADATA_BYTES = 4096
 MAX_GRACE = timedelta(days=30)
@@ -25,11 +25,13 @@ LATEST_EXPIRY = datetime(9999, 1, 1, tzinfo=UTC)
 def _rate_limit(value: str | None) -> None:
     if value is None:
         return
+    if not value.strip():
+        raise ValidationError("Must not be empty; null means the server's rate_limit.")
     try:
-        parse_many(value)
-    except ValueError:
+        parse_rate(value)
+    except ValueError as exc:
         raise ValidationError(
-            "Must be a rate in the limits notation, e.g. '120/minute' or '10/second;1000/day'."
+            f"Must be a rate in the limits notation, e.g. '120/minute' or '10/second;1000/day': {exc}."
         ) from None
 
 

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 
 import structlog
 from aiohttp import web
-from limits import RateLimitItem, parse_many
+from limits import RateLimitItem
 
 from skywarden.server.appkeys import AUTH_FAILURE, PREPAID, RATE_LIMIT_FIELDS
 from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.counters import Counters, CountersUnavailable, MemoryCounters, Outcome, Windows
 from skywarden.server.calls.pipeline import Prepaid
 from skywarden.server.errors import LIMITER_UNAVAILABLE, RATE_LIMITED, ApiError
+from skywarden.server.rates import parse_rate
 from skywarden.server.settings import Settings
 
 log = structlog.get_logger("skywarden.server")
@@ -44,10 +45,6 @@ def window_name(scope: str, item: RateLimitItem) -> str:
 @functools.lru_cache(maxsize=4096)
 def policy_field(scope: str, windows: Windows) -> str:
     return ", ".join(f'"{window_name(scope, w)}";q={w.amount};w={w.get_expiry()}' for w in windows)
-
-
-def parse_windows(rate: str) -> Windows:
-    return tuple(parse_many(rate)) if rate else ()
 
 
 class RateLimited(ApiError):
@@ -107,9 +104,9 @@ class RateLimits:
     @classmethod
     def from_settings(cls, settings: Settings, counters: Counters) -> RateLimits:
         return cls(
-            default=parse_windows(settings.rate_limit),
-            auth_failures=parse_windows(settings.auth_failure_limit),
-            unauthenticated=parse_windows(settings.unauthenticated_limit),
+            default=parse_rate(settings.rate_limit),
+            auth_failures=parse_rate(settings.auth_failure_limit),
+            unauthenticated=parse_rate(settings.unauthenticated_limit),
             counters=counters,
             fail_open=settings.rate_limit_when_unavailable == "open",
         )
@@ -135,8 +132,21 @@ class RateLimits:
         if windows is None:
             if len(self._per_key) > MAX_PARSED_RATES:
                 self._per_key.clear()
-            windows = self._per_key[principal.rate_limit] = parse_windows(principal.rate_limit)
+            windows = self._per_key[principal.rate_limit] = self._stored_rate(principal)
         return windows
+
+    def _stored_rate(self, principal: Principal) -> Windows:
+        """A key's own rate. One an earlier version stored but ``parse_rate`` now refuses
+        (``0/second``, ``1/0second``) holds the key to the default rate, with a warning."""
+        try:
+            return parse_rate(principal.rate_limit)
+        except ValueError as exc:
+            log.warning(
+                "stored rate limit refused; the default rate applies until it is changed",
+                key_id=principal.id,
+                problem=str(exc),
+            )
+            return self.default
 
     async def _take(self, scope: str, windows: Windows, identity: str, cost: int) -> dict[str, str]:
         """Take ``cost`` from every window or from none; the RateLimit fields, or raise RateLimited.

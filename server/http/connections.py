@@ -9,7 +9,9 @@ the app with a request handler that:
 - closes a connection that has no request in progress and has not completed a request head
   for ``idle_timeout`` seconds (from connecting, or since its last answer);
 - answers a parser refusal with a problem+json body, records it in the audit log with the
-  client address and the kind of error only (never the raw bytes), and closes the connection.
+  client address and the kind of error only (never the raw bytes), and closes the connection;
+- empties an ``Expect`` header aiohttp would answer itself, before any middleware, so that the
+  request path refuses it in the door's format (``http/headers.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from skywarden.server.errors import INVALID_REQUEST, KIND_BY_STATUS, ApiError, ErrorKind
+from skywarden.server.http.headers import blank_unmet_expectation
 from skywarden.server.http.problems import problem_response
 
 # (reason, client address, status) -> None: the audit trail of what never became a request
@@ -118,4 +121,10 @@ class GuardedAppRunner(web.AppRunner):
         server.__class__ = GuardedServer  # the same object; only how it makes handlers changes
         server.idle_timeout = self._idle_timeout
         server.auditor = self._auditor
+        make_request = server.request_factory
+
+        def request_factory(message, *args: Any) -> BaseRequest:
+            return make_request(blank_unmet_expectation(message), *args)
+
+        server.request_factory = request_factory
         return server

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from skywarden.server.appkeys import SETTINGS
 from skywarden.server.errors import HTTPS_REQUIRED, ApiError
-from skywarden.server.http.host_origin import hostname_of
+from skywarden.server.hosts import hostname_of
 from skywarden.server.http.paths import HEALTH_PATHS
 from skywarden.server.loopback import is_loopback
 from skywarden.server.settings import Settings
