@@ -3,23 +3,51 @@ every request on a new connection, so the kernel or the balancer picks a process
 
 from __future__ import annotations
 
+import socket
 import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from tests.conftest import ADMIN_HEADERS, SECRETS
 from tests.mcp_helpers import ACCEPT_BOTH, rpc, session_headers
 
 
+class PinnedResolver(AbstractResolver):
+    """Resolves one host name to one address, without DNS: a deployment's public name in a test."""
+
+    def __init__(self, name: str, address: str) -> None:
+        self.name = name
+        self.address = address
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET):
+        if host != self.name:
+            raise OSError(f"{host} is not {self.name}, the only name this test resolves")
+        found: ResolveResult = {"hostname": host, "host": self.address, "port": port, "family": socket.AF_INET,
+                                "proto": 0, "flags": socket.AI_NUMERICHOST}  # fmt: skip
+        return [found]
+
+    async def close(self) -> None:
+        return None
+
+
 class Deployment:
-    def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None, address: str | None = None) -> None:
+        """``address``: where ``url``'s host name points (a public name that no DNS knows)."""
         self.url = url
         self.ssl = ssl_context
+        self.address = address
+
+    def connector(self) -> aiohttp.TCPConnector:
+        """A connector that opens a new connection for every request."""
+        resolver = None if self.address is None else PinnedResolver(urlsplit(self.url).hostname or "", self.address)
+        return aiohttp.TCPConnector(force_close=True, ssl=self.ssl if self.ssl is not None else True, resolver=resolver)
 
     async def request(self, method: str, path: str, headers: dict[str, str] | None = None, **kw: Any):
         """(status, headers, JSON body or None) from one request on a fresh connection."""
-        connector = aiohttp.TCPConnector(force_close=True, ssl=self.ssl if self.ssl is not None else True)
+        connector = self.connector()
         async with aiohttp.ClientSession(connector=connector) as http:
             async with http.request(method, self.url + path, headers=headers, allow_redirects=False, **kw) as resp:
                 body = await resp.json(content_type=None) if resp.content_length != 0 else None

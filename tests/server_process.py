@@ -9,6 +9,7 @@ import os
 import random
 import socket
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,10 @@ def free_port() -> int:
     raise RuntimeError("no free port below the ephemeral range")
 
 
+class OutputEnded(AssertionError):
+    """The process's output ended before the line waited for was printed."""
+
+
 @dataclass
 class ServerProcess:
     proc: asyncio.subprocess.Process
@@ -54,35 +59,59 @@ class ServerProcess:
     raw: list[str] = field(default_factory=list)
     _reader: asyncio.Task | None = None
     _terminated: bool = False
-    _waiters: dict[str, asyncio.Future] = field(default_factory=dict)
+    _ended: bool = False
+    _printed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def wait_for(self, match: Callable[[dict], bool], start: int = 0, timeout: float = 30) -> dict:
+        """The first event from ``lines[start:]`` on that ``match`` holds for, printed already or yet to come.
+
+        ``match`` sees each event once, in order. Every call waits on its own (the condition gives
+        each waiter a future of its own), so a wait that was cancelled or timed out leaves nothing
+        behind that a later wait could mistake for its answer. Raises ``OutputEnded`` when the
+        process's output ends first."""
+
+        async def found() -> dict:
+            seen = start
+            async with self._printed:
+                while True:
+                    for event in self.lines[seen:]:
+                        if match(event):
+                            return event
+                    seen = max(seen, len(self.lines))
+                    if self._ended:
+                        raise OutputEnded(f"server on port {self.port} stopped printing before the line waited for")
+                    await self._printed.wait()
+
+        return await asyncio.wait_for(found(), timeout)
 
     async def wait_for_event(self, name: str, timeout: float = 30) -> dict:
-        for event in self.lines:
-            if event.get("event") == name:
-                return event
-        future = self._waiters.setdefault(name, asyncio.get_running_loop().create_future())
-        return await asyncio.wait_for(future, timeout)
+        """The first event ``name`` this server printed (or prints)."""
+        return await self.wait_for(lambda e: e.get("event") == name, timeout=timeout)
+
+    async def wait_for_next_event(self, name: str, timeout: float = 30) -> dict:
+        """The next event ``name``, printed after this call."""
+        return await self.wait_for(lambda e: e.get("event") == name, start=len(self.lines), timeout=timeout)
 
     async def wait_for_event_count(self, name: str, count: int, timeout: float = 30) -> None:
         """Until ``count`` lines of event ``name`` were printed."""
+        seen = 0
 
-        async def enough() -> None:
-            while sum(1 for e in self.lines if e.get("event") == name) < count:
-                await self.wait_for_next_event(name)
+        def enough(event: dict) -> bool:
+            nonlocal seen
+            seen += event.get("event") == name
+            return seen >= count
 
-        await asyncio.wait_for(enough(), timeout)
+        await self.wait_for(enough, timeout=timeout)
 
-    async def wait_for_next_event(self, name: str) -> dict:
-        future = self._waiters.setdefault(name, asyncio.get_running_loop().create_future())
-        return await future
-
-    async def wait_for_request(self, request_id: str) -> dict:
+    async def wait_for_request(self, request_id: str, timeout: float = 30) -> dict:
         """The audit event of the request with this X-Request-ID, once this server logged it."""
-        while True:
-            for event in self.lines:
-                if event.get("event") == "request" and event.get("request_id") == request_id:
-                    return event
-            await self.wait_for_next_event("request")
+        return await self.wait_for(
+            lambda e: e.get("event") == "request" and e.get("request_id") == request_id, timeout=timeout
+        )
+
+    @property
+    def output_ended(self) -> bool:
+        return self._ended
 
     @property
     def url(self) -> str:
@@ -98,12 +127,16 @@ class ServerProcess:
                 event = json.loads(text)
             except ValueError:
                 continue
-            self.lines.append(event)
-            waiter = self._waiters.pop(event.get("event"), None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(event)
+            if not isinstance(event, dict):
+                continue
+            async with self._printed:
+                self.lines.append(event)
+                self._printed.notify_all()
             if event.get("event") == "skywarden started" and not started.done():
                 started.set_result(True)
+        async with self._printed:
+            self._ended = True
+            self._printed.notify_all()
         if not started.done():
             started.set_exception(RuntimeError("server exited before starting:\n" + "\n".join(self.raw[-20:])))
 
@@ -131,6 +164,31 @@ class ServerProcess:
         if self._reader:
             await self._reader
         return code
+
+
+async def which_logged(servers: Sequence[ServerProcess], request_id: str, timeout: float = 10) -> tuple[int, dict]:
+    """(index, audit event) of the server that logged the request with this id: the first to print it.
+
+    A server whose output has ended (stopped) is not asked. Each server's wait is its own and is
+    cancelled once another answered, which leaves nothing behind for the next call."""
+
+    async def logged(index: int) -> tuple[int, dict]:
+        return index, await servers[index].wait_for_request(request_id, timeout)
+
+    waits = [asyncio.create_task(logged(i)) for i, server in enumerate(servers) if not server.output_ended]
+    try:
+        for next_done in asyncio.as_completed(waits):
+            try:
+                return await next_done
+            except OutputEnded:
+                continue
+            except TimeoutError:
+                break
+        raise AssertionError(f"no server logged request {request_id} within {timeout} s")
+    finally:
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
 
 
 async def start_server(env: dict[str, str], *args: str, timeout: float = 30) -> ServerProcess:
