@@ -178,6 +178,9 @@ async def test_refusal_limits_hold_in_the_process_while_redis_is_away(make_setti
         spent = {"X-Forwarded-For": "198.51.100.1", **headers}
         resp = await client.get("/api/mcp/tools", headers=spent)
         assert resp.status == (200 if mode == "open" else 503)
+        denials = await client.get("/api/admin/denials", headers=ADMIN_HEADERS)  # kept in Redis: a clear 503
+        assert denials.status == 503 and (await denials.json())["type"].endswith("/denials-unavailable")
+        assert denials.headers["Retry-After"]
     finally:
         if redis.returncode is None:
             redis.kill()
