@@ -180,8 +180,12 @@ class DenialSchema(Schema):
     reason = fields.String(allow_none=True)
     method = fields.String()
     path = fields.String()
-    key_id = fields.String(metadata={"description": "The key, once it was recognised"})
-    key_prefix = fields.String(metadata={"description": "Display prefix of a well-formed key that was refused"})
+    key_id = fields.String(
+        metadata={"description": "The key, whenever the store knows it (revoked, expired, disabled, rotated out too)"}
+    )
+    key_prefix = fields.String(
+        metadata={"description": "Display prefix of the key presented (known or not, when it was well-formed)"}
+    )
     subject = fields.String(metadata={"description": "The subject of a refused access token"})
 
 
