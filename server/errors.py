@@ -79,6 +79,7 @@ STORE_UNAVAILABLE = ErrorKind(503, "Key store unavailable", "store-unavailable",
 SESSIONS_UNAVAILABLE = ErrorKind(
     503, "Session store unavailable", "sessions-unavailable", INTERNAL_ERROR, "sessions_unavailable"
 )
+DENIALS_UNAVAILABLE = ErrorKind(503, "Recent denials unavailable", "denials-unavailable", INTERNAL_ERROR)
 TOO_MANY_SESSIONS = ErrorKind(429, "Too many sessions", "too-many-sessions", RATE_LIMITED_CODE, "sessions")
 BATCH_TOO_LARGE = ErrorKind(400, "Batch too large", "batch-too-large", INVALID_REQUEST)
 

@@ -399,7 +399,8 @@ class Settings:
     rate_limit_when_unavailable: str = _setting(
         "open",
         _choice("open", "closed"),
-        "Redis unreachable: let requests through (open) or refuse them with 503 (closed)",
+        "Redis unreachable: keyed requests go through without their own limit (open) or get 503 (closed); "
+        "the per-address limits on wrong or missing credentials are counted in the process either way",
     )
     rate_limit: str = _setting(
         "120/minute", _rate, "default per-key limit (notation: docs/security.md#rate-limits); empty = none"

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import threading
+from datetime import timedelta
 
 import pytest
 import structlog
 
+from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
+from skywarden.server.auth import keys
+from skywarden.server.auth.records import utcnow
 from skywarden.server.observability.log_sink import BackgroundSink
 from skywarden.server.observability.redaction import _SUSPICIOUS_WORDS, REDACTED, looks_secret, redact_processor
-from tests.conftest import CAPTURED, create_key, drain_logs
+from skywarden.tools.registry import ToolRegistry, register_tool
+from tests.conftest import CAPTURED, SECRETS, create_key, drain_logs
 from tests.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
 
 
@@ -325,3 +331,146 @@ def test_generated_request_ids_are_random_hex_unique_across_batches_and_forks():
     child = os.read(read, 64).decode()
     os.close(read)
     assert len(child) == 32 and child != _random_ids.next()
+
+
+def _samples():
+    from tests import plugin_samples
+
+    return ToolRegistry([register_tool(plugin_samples.echo, "samples"), register_tool(plugin_samples.waits, "samples")])
+
+
+async def _call(client, door: str, tool: str, arguments: dict, key: str):
+    headers = {"X-API-Key": key}
+    if door == "rest":
+        return await client.anonymous.post(f"/api/mcp/tools/{tool}", json=arguments, headers=headers)
+    message = modern_rpc("tools/call", {"name": tool, "arguments": arguments})
+    return await client.anonymous.post("/mcp", json=message, headers={**modern_headers(message), **headers})
+
+
+async def _revoke(client, key):
+    assert (await client.admin.delete(f"/api/admin/keys/{client.key_id}")).status == 204
+    return key
+
+
+async def _expire(client, key):
+    await client.server.app[KEY_STORE].update(client.key_id, {"expires_at": utcnow() - timedelta(seconds=1)})
+    return key
+
+
+async def _disable(client, key):
+    assert (await client.admin.patch(f"/api/admin/keys/{client.key_id}", json={"disabled": True})).status == 200
+    return key
+
+
+async def _rotate_out(client, key):
+    resp = await client.admin.post(f"/api/admin/keys/{client.key_id}/rotate", json={"grace_seconds": 0})
+    SECRETS.add((await resp.json())["key"])
+    return key  # the old key, refused from now on
+
+
+async def _expire_while_cached(client, key):
+    future = utcnow() + timedelta(hours=1)
+    resp = await client.admin.patch(f"/api/admin/keys/{client.key_id}", json={"expires_at": future.isoformat()})
+    assert resp.status == 200
+    assert (await client.anonymous.get("/api/mcp/tools", headers={"X-API-Key": key})).status == 200
+    client.server.app[AUTHENTICATOR].now = lambda: future + timedelta(seconds=1)
+    return key
+
+
+def _once_used(step):
+    """``step`` on a key the server has verified and cached already."""
+
+    async def used_then(client, key):
+        assert (await client.anonymous.get("/api/mcp/tools", headers={"X-API-Key": key})).status == 200
+        return await step(client, key)
+
+    return used_then
+
+
+async def _spend(client, key, door):
+    assert (await _call(client, door, "echo", {"text": "x"}, key)).status == 200
+    return key
+
+
+async def _hold_the_slot(client, key, door):
+    from tests import plugin_samples
+
+    plugin_samples.SIGNALS.update(started=asyncio.Event(), cancelled=asyncio.Event())
+    client.held = asyncio.create_task(_call(client, door, "waits", {"text": "x"}, key))
+    await asyncio.wait_for(plugin_samples.SIGNALS["started"].wait(), 10)
+    return key
+
+
+# kind -> (settings, key scopes, what happens first, tool, arguments, status at REST, at /mcp, reason)
+KNOWN_KEY_REFUSALS = {
+    "revoked": ({}, ["*"], _revoke, "echo", {"text": "x"}, 401, 401, "revoked"),
+    "expired": ({}, ["*"], _expire, "echo", {"text": "x"}, 401, 401, "expired"),
+    "disabled": ({}, ["*"], _disable, "echo", {"text": "x"}, 401, 401, "disabled"),
+    "rotated out of its grace": ({}, ["*"], _rotate_out, "echo", {"text": "x"}, 401, 401, "rotated"),
+    "expired while cached": ({}, ["*"], _expire_while_cached, "echo", {"text": "x"}, 401, 401, "expired"),
+    "revoked while cached": ({}, ["*"], _once_used(_revoke), "echo", {"text": "x"}, 401, 401, "revoked"),
+    "tool outside its scopes": ({}, ["waits"], None, "echo", {"text": "x"}, 403, 403, "scope"),
+    "over its rate limit": ({"rate_limit": "1/minute"}, ["*"], _spend, "echo", {"text": "x"}, 429, 429, "rate_limited"),
+    "too many calls at once": (
+        {"max_concurrent_calls": "1"},
+        ["*"],
+        _hold_the_slot,
+        "waits",
+        {"text": "x"},
+        429,
+        429,
+        "rate_limited",
+    ),
+    "invalid arguments": ({}, ["*"], None, "echo", {"text": 5}, 422, 200, None),
+}
+
+
+@pytest.mark.parametrize("door", ["rest", "mcp"])
+@pytest.mark.parametrize("kind", list(KNOWN_KEY_REFUSALS))
+async def test_every_refusal_of_a_known_key_names_it_by_id_and_prefix(make_client, make_settings, door, kind):
+    """The leaked-key runbook finds a key's denials by ``key_id``; the prefix is what the leaked
+    text shows. Both are on the audit event and the recent-denial record of every refusal of a
+    key the store knows, at both doors; a rotated-out key is named by its own (old) prefix."""
+    settings, scopes, before, tool, arguments, rest_status, mcp_status, reason = KNOWN_KEY_REFUSALS[kind]
+    client = await make_client(make_settings(**settings), scopes=scopes, registry=_samples())
+    key = client.api_key
+    if before is not None:
+        key = await (before(client, key, door) if before in (_spend, _hold_the_slot) else before(client, key))
+    resp = await _call(client, door, tool, arguments, key)
+    if getattr(client, "held", None):
+        client.held.cancel()
+    assert resp.status == (rest_status if door == "rest" else mcp_status), await resp.text()
+    event = await one_event(resp)
+    assert event["key_id"] == client.key_id and event["key_prefix"] == keys.display_prefix(key), event
+    assert event.get("reason") == reason
+    if event["outcome"] == "denied":
+        denial = (await (await client.admin.get("/api/admin/denials")).json())["denials"][0]
+        assert denial["key_id"] == client.key_id and denial["key_prefix"] == keys.display_prefix(key), denial
+        assert denial["reason"] == reason and denial["status"] == resp.status
+        # The runbook's filter, as docs/operations.md writes it, finds this refusal.
+        found = [e for e in drain_logs() if e.get("outcome") == "denied" and e.get("key_id") == client.key_id]
+        assert any(e["request_id"] == resp.headers["X-Request-ID"] and e["reason"] == reason for e in found)
+    assert key not in str(event)
+
+
+@pytest.mark.parametrize("door", ["rest", "mcp"])
+async def test_a_refused_unknown_key_is_named_by_nothing_but_the_prefix_it_showed(client, door):
+    unknown = keys.generate_key("live")
+    SECRETS.add(unknown)
+    for presented, prefix in ((unknown, keys.display_prefix(unknown)), ("not-a-key", None)):
+        resp = await _call(client, door, "get_alerts", {"state": "KS"}, presented)
+        assert resp.status == 401
+        event = await one_event(resp)
+        assert "key_id" not in event and "key_name" not in event and event.get("key_prefix") == prefix
+        denial = (await (await client.admin.get("/api/admin/denials")).json())["denials"][0]
+        assert "key_id" not in denial and denial.get("key_prefix") == prefix
+
+
+async def test_admin_actions_name_the_key_by_id_and_prefix(client):
+    resp = await client.admin.post(f"/api/admin/keys/{client.key_id}/rotate", json={"grace_seconds": 60})
+    new = (await resp.json())["key"]
+    SECRETS.add(new)
+    assert (await client.admin.delete(f"/api/admin/keys/{client.key_id}")).status == 204
+    actions = [e for e in drain_logs() if e.get("event") == "admin action" and e.get("key_id") == client.key_id]
+    assert [a["action"] for a in actions] == ["key.create", "key.rotate", "key.revoke"]
+    assert [a["key_prefix"] for a in actions] == [keys.display_prefix(client.api_key)] + [keys.display_prefix(new)] * 2

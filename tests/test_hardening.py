@@ -9,6 +9,8 @@ import aiohttp
 import pytest
 import trustme
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skywarden.server.appkeys import AUTHENTICATOR, LIMITER
 from skywarden.server.auth.authenticator import AuthFailure
@@ -427,6 +429,80 @@ async def test_in_process_and_redis_counters_agree_window_by_window():
     assert [s.remaining for s in outcomes[-1].states] == [0, 3]
     over = await counters.take("key", "k2", windows, 3)
     assert over.refused is windows[0] and [s.remaining for s in over.states] == [2, 5]
+
+
+class _Switchable:
+    """Shared counters that can be made unreachable, as Redis is when it goes away."""
+
+    def __init__(self, counters) -> None:
+        self.counters = counters
+        self.up = True
+
+    async def take(self, scope, identity, windows, cost):
+        from skywarden.server.calls.counters import CountersUnavailable
+
+        if not self.up:
+            raise CountersUnavailable("ConnectionError")
+        return await self.counters.take(scope, identity, windows, cost)
+
+    async def reachable(self) -> bool:
+        return self.up
+
+
+EVENTS = st.lists(
+    st.tuples(st.sampled_from(["failure", "anonymous", "key"]), st.integers(0, 2), st.booleans()), max_size=60
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=EVENTS, fail_open=st.booleans())
+async def test_refusal_limits_never_lapse_whatever_the_shared_counters_do(events, fail_open):
+    """Any interleaving of wrong credentials, missing ones and key charges from a few addresses,
+    with the shared counters coming and going: each refusal limit admits exactly its budget
+    from its shared count while they answer and from a count in this process while they do
+    not; per-key limits follow ``fail_open``."""
+    from limits import parse_many
+
+    from skywarden.server.calls.counters import MemoryCounters
+    from skywarden.server.calls.ratelimit import RateLimited, RateLimits
+    from skywarden.server.errors import LIMITER_UNAVAILABLE, ApiError
+
+    clock = lambda: 1_000_000.0  # noqa: E731 - one instant: nothing leaves a window
+    shared = _Switchable(MemoryCounters(clock=clock))
+    limits = RateLimits(
+        default=tuple(parse_many("4/minute")),
+        auth_failures=tuple(parse_many("3/minute")),
+        unauthenticated=tuple(parse_many("2/minute")),
+        counters=shared,
+        fail_open=fail_open,
+        local=MemoryCounters(clock=clock),
+    )
+    budget = {"failure": 3, "anonymous": 2, "key": 4}
+    spent: dict[tuple[str, str, int, bool], int] = {}
+    principal = Principal(kind="key", id="k1", name="k")
+    for kind, address, up in events:
+        shared.up = up
+        ip = f"198.51.100.{address}"
+        counted_where = (kind, ip if kind != "key" else "k1", 0, up)
+        try:
+            if kind == "failure":
+                await limits.count_failure(ip)
+            elif kind == "anonymous":
+                await limits.count_unauthenticated(ip)
+            else:
+                await limits.charge(principal)
+            outcome = "passed"
+        except RateLimited:
+            outcome = "limited"
+        except ApiError as exc:
+            assert exc.kind is LIMITER_UNAVAILABLE
+            outcome = "unavailable"
+        if kind == "key" and not up:
+            assert outcome == ("passed" if fail_open else "unavailable")
+            continue
+        used = spent.get(counted_where, 0)
+        assert outcome == ("passed" if used < budget[kind] else "limited"), (kind, ip, up, used)
+        spent[counted_where] = used + (outcome == "passed")
 
 
 def test_the_cors_hook_is_asked_only_when_a_request_has_an_origin(make_settings):

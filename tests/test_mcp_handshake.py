@@ -198,6 +198,7 @@ async def test_get_and_other_methods_are_405(client):
     session = await open_session(client)
     resp = await client.get("/mcp", headers=session_headers(session, "2025-11-25"))
     assert resp.status == 405 and resp.headers["Allow"] == "POST, DELETE"
+    assert (await resp.json())["error"]["code"] == -32600  # the door's format, as every refusal
     for method in ("PUT", "PATCH", "TRACE"):  # never routed: 405 before authentication
         resp = await client.anonymous.request(method, "/mcp")
         assert resp.status == 405 and "POST" in resp.headers["Allow"]

@@ -163,6 +163,7 @@ async def test_malformed_bodies(client, raw, status, code):
 async def test_only_post(client, method):
     resp = await client.request(method, "/mcp", headers={"MCP-Protocol-Version": MODERN})
     assert resp.status == 405 and resp.headers["Allow"] == "POST"
+    assert (await resp.json())["error"]["code"] == -32600
 
 
 async def test_every_request_is_authenticated(client):

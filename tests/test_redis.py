@@ -10,7 +10,8 @@ import pytest
 
 from skywarden.server.app import create_app
 from skywarden.server.appkeys import SETTINGS
-from tests.conftest import ADMIN_HEADERS, SECRETS, create_key
+from skywarden.server.auth.keys import generate_key
+from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS, create_key
 from tests.mcp_helpers import open_session, post, rpc, session_headers
 from tests.server_process import free_port
 from tests.services import redis_prefix
@@ -108,6 +109,78 @@ async def test_redis_going_away_and_coming_back(make_settings, aiohttp_client, m
         redis = await _start_redis(port)
         assert (await client.get("/api/health/ready")).status == 200  # recovered, no restart
         assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
+    finally:
+        if redis.returncode is None:
+            redis.kill()
+            await redis.wait()
+
+
+def _jwt_shaped() -> dict[str, str]:
+    return {"Authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}
+
+
+# Every way a request can be refused a credential, each with the budget it draws on: (name,
+# method, path, headers, limit). Each comes from its own address (X-Forwarded-For through a
+# trusted proxy), so each starts with a full budget.
+REFUSALS = [
+    ("wrong key, REST", "GET", "/api/mcp/tools", lambda: {"X-API-Key": generate_key()}, "auth"),
+    ("wrong key as Bearer, /mcp", "POST", "/mcp", lambda: {"Authorization": f"Bearer {generate_key()}"}, "auth"),
+    ("malformed key", "GET", "/api/mcp/tools", lambda: {"X-API-Key": "not-a-key"}, "auth"),
+    ("admin token as a key", "GET", "/api/mcp/tools", lambda: {"X-API-Key": ADMIN_TOKEN}, "auth"),
+    ("token where none is accepted", "GET", "/api/mcp/tools", _jwt_shaped, "auth"),
+    ("wrong admin token", "GET", "/api/admin/keys", lambda: {"Authorization": "Bearer wrong-admin-token"}, "auth"),
+    ("wrong metrics token", "GET", "/metrics", lambda: {"Authorization": "Bearer wrong-metrics-token"}, "auth"),
+    ("no credential, REST", "GET", "/api/mcp/tools", dict, "anonymous"),
+    ("no credential, /mcp", "POST", "/mcp", dict, "anonymous"),
+    ("no credential, admin", "GET", "/api/admin/usage", dict, "anonymous"),
+    ("console sign-in start", "GET", "/admin/oidc/start", dict, "anonymous"),
+]
+BUDGET = {"auth": 3, "anonymous": 2}
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+async def test_refusal_limits_hold_in_the_process_while_redis_is_away(make_settings, aiohttp_client, mode):
+    """Brute-force protection never fails open: with Redis gone, every per-IP refusal limit is
+    counted in the process, whatever ``rate_limit_when_unavailable`` says about per-key limits."""
+    port = free_port()
+    redis = await _start_redis(port)
+    try:
+        clients, headers = await _instances(
+            make_settings,
+            aiohttp_client,
+            1,
+            redis_url=f"redis://127.0.0.1:{port}/0",
+            rate_limit_when_unavailable=mode,
+            auth_failure_limit=f"{BUDGET['auth']}/minute",
+            unauthenticated_limit=f"{BUDGET['anonymous']}/minute",
+            trusted_proxies="127.0.0.1",
+            oidc_issuers=f"http://127.0.0.1:{free_port()}",
+            admin_oidc_audience="urn:skywarden:admin",
+            console_oidc_client_id="console",
+        )
+        client = clients[0]
+        redis.kill()
+        await redis.wait()
+        assert (await client.get("/api/health/ready")).status == 503  # Redis is really away
+        for number, (name, method, path, make_headers, limit) in enumerate(REFUSALS):
+            address = {"X-Forwarded-For": f"198.51.100.{number + 1}"}
+            answers = []
+            for _ in range(BUDGET[limit] + 2):
+                resp = await client.request(
+                    method, path, headers={**address, **make_headers()}, json={}, allow_redirects=False
+                )
+                answers.append(resp)
+            statuses = [r.status for r in answers]
+            assert 429 not in statuses[: BUDGET[limit]], (name, statuses)
+            assert statuses[BUDGET[limit] :] == [429, 429], (name, statuses)
+            assert answers[-1].headers["Retry-After"] and f'"{limit}-minute"' in answers[-1].headers["RateLimit"]
+        # A valid key from a spent address still passes, or meets the per-key setting (closed: 503).
+        spent = {"X-Forwarded-For": "198.51.100.1", **headers}
+        resp = await client.get("/api/mcp/tools", headers=spent)
+        assert resp.status == (200 if mode == "open" else 503)
+        denials = await client.get("/api/admin/denials", headers=ADMIN_HEADERS)  # kept in Redis: a clear 503
+        assert denials.status == 503 and (await denials.json())["type"].endswith("/denials-unavailable")
+        assert denials.headers["Retry-After"]
     finally:
         if redis.returncode is None:
             redis.kill()

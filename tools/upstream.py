@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -26,12 +27,41 @@ _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache|private)\b", re.IGNORECA
 
 
 class UpstreamError(ToolError):
-    """An upstream request failed; the message is safe to show."""
+    """An upstream request failed; the message is safe to show. ``url`` (``loggable_url``: no
+    query, no credentials), ``status`` and ``cause`` (an exception class or a short reason) say
+    why, for the log line the pipeline writes."""
 
-    def __init__(self, message: str, status: int | None = None, problem: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        problem: dict[str, Any] | None = None,
+        *,
+        url: str | None = None,
+        cause: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.problem = problem or {}
+        self.url = loggable_url(url) if url else None
+        self.cause = cause
+
+
+MAX_LOGGED_PATH = 200
+
+
+def loggable_url(url: str) -> str:
+    """``scheme://host[:port]/path`` of ``url``: never its query (where APIs take keys), fragment
+    or user info."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(not a URL)"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ":(not a port)"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path[:MAX_LOGGED_PATH]}"
 
 
 def cache_ttl(cache_control: str | None) -> float:
@@ -234,7 +264,9 @@ class Upstream:
 
     async def _fetch(self, key: str, url: str, service: str, accept: str) -> Any:
         if self._session is None:
-            raise UpstreamError(f"{service} cannot be reached: the server is not started.")
+            raise UpstreamError(
+                f"{service} cannot be reached: the server is not started.", url=url, cause="not_started"
+            )
         headers = {"User-Agent": self.user_agent, "Accept": accept}
         try:
             async with self._session.get(
@@ -243,37 +275,56 @@ class Upstream:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 allow_redirects=False,
             ) as resp:
-                body = await self._read_capped(resp, service)
+                body = await self._read_capped(resp, service, url)
                 status = resp.status
                 cache_control = resp.headers.get("Cache-Control")
                 content_type = resp.content_type
         except TimeoutError:
-            raise UpstreamError(f"{service} did not answer within {self.timeout:g} seconds; try again later.") from None
+            raise UpstreamError(
+                f"{service} did not answer within {self.timeout:g} seconds; try again later.",
+                url=url,
+                cause="TimeoutError",
+            ) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{service} could not be reached ({type(exc).__name__}); try again later.") from None
+            raise UpstreamError(
+                f"{service} could not be reached ({type(exc).__name__}); try again later.",
+                url=url,
+                cause=type(exc).__name__,
+            ) from None
 
         data = _parse_json(body)
         if status >= 400:
             problem = data if isinstance(data, dict) else {}
             detail = problem.get("detail") or problem.get("title") or ""
             detail_text = f": {str(detail)[:300]}" if detail else ""
-            raise UpstreamError(f"{service} answered HTTP {status}{detail_text}", status=status, problem=problem)
+            raise UpstreamError(
+                f"{service} answered HTTP {status}{detail_text}",
+                status=status,
+                problem=problem,
+                url=url,
+                cause="status",
+            )
         if status != 200:
-            raise UpstreamError(f"{service} answered HTTP {status}, expected 200.", status=status)
+            raise UpstreamError(
+                f"{service} answered HTTP {status}, expected 200.", status=status, url=url, cause="status"
+            )
         if data is _INVALID or not content_type.endswith("json"):
-            raise UpstreamError(f"{service} answered with something that is not valid JSON.", status=status)
+            raise UpstreamError(
+                f"{service} answered with something that is not valid JSON.", status=status, url=url, cause="not_json"
+            )
         self.cache.put(key, data, cache_ttl(cache_control))
         return data
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse, service: str) -> bytes:
+    async def _read_capped(self, resp: aiohttp.ClientResponse, service: str, url: str) -> bytes:
+        too_large = f"{service} sent an answer larger than {self.max_bytes} bytes."
         if resp.content_length is not None and resp.content_length > self.max_bytes:
-            raise UpstreamError(f"{service} sent an answer larger than {self.max_bytes} bytes.")
+            raise UpstreamError(too_large, status=resp.status, url=url, cause="too_large")
         chunks = []
         size = 0
         async for chunk in resp.content.iter_chunked(READ_CHUNK_BYTES):
             size += len(chunk)
             if size > self.max_bytes:
-                raise UpstreamError(f"{service} sent an answer larger than {self.max_bytes} bytes.")
+                raise UpstreamError(too_large, status=resp.status, url=url, cause="too_large")
             chunks.append(chunk)
         return b"".join(chunks)
 

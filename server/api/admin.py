@@ -73,7 +73,7 @@ KEY_ID_PARAM = [{"in": "path", "name": "key_id", "required": True, "schema": {"t
 @docs(
     **HEADERS_DOC,
     summary="Create an API key (the key is in this answer only)",
-    responses=problem_responses(400, 401, 408, 413, 415, 422, 429),
+    responses=problem_responses(400, 408, 413, 415, 422),
 )
 @request_schema(CreateKeySchema)
 @response_schema(NewKeySchema, 201)
@@ -85,7 +85,7 @@ async def create_key(request: web.Request) -> web.Response:
 @docs(
     **HEADERS_DOC,
     summary="List keys (never the key or its hash)",
-    responses=problem_responses(400, 401, 422, 429),
+    responses=problem_responses(422),
     parameters=[
         {"in": "query", "name": name, "schema": schema}
         for name, schema in [
@@ -104,7 +104,7 @@ async def list_keys(request: web.Request) -> web.Response:
     return json_response({"keys": [key_view(r) for r in records]})
 
 
-@docs(**HEADERS_DOC, summary="Show one key", parameters=KEY_ID_PARAM, responses=problem_responses(400, 401, 404, 429))
+@docs(**HEADERS_DOC, summary="Show one key", parameters=KEY_ID_PARAM, responses=problem_responses(404))
 @response_schema(KeyOutSchema, 200)
 async def show_key(request: web.Request) -> web.Response:
     return json_response(key_view(await request.app[KEY_OPERATIONS].get(request.match_info["key_id"])))
@@ -114,7 +114,7 @@ async def show_key(request: web.Request) -> web.Response:
     **HEADERS_DOC,
     summary="Change name, owner, scopes, expiry, rate limit, metadata or disable a key",
     parameters=KEY_ID_PARAM,
-    responses=problem_responses(400, 401, 404, 408, 409, 413, 415, 422, 429),
+    responses=problem_responses(400, 404, 408, 409, 413, 415, 422),
 )
 @request_schema(UpdateKeySchema)
 @response_schema(KeyOutSchema, 200)
@@ -128,7 +128,7 @@ async def update_key(request: web.Request) -> web.Response:
     **HEADERS_DOC,
     summary="Rotate: a new key for the same record; the old one works for grace_seconds",
     parameters=KEY_ID_PARAM,
-    responses=problem_responses(400, 401, 404, 408, 409, 413, 415, 422, 429),
+    responses=problem_responses(400, 404, 408, 409, 413, 415, 422),
 )
 @request_schema(RotateSchema, required=False)
 @response_schema(NewKeySchema, 200)
@@ -143,7 +143,7 @@ async def rotate_key(request: web.Request) -> web.Response:
     **HEADERS_DOC,
     summary="Revoke a key (idempotent)",
     parameters=KEY_ID_PARAM,
-    responses={204: {"description": "Revoked"}, **problem_responses(400, 401, 404, 408, 413, 415, 422, 429)},
+    responses={204: {"description": "Revoked"}, **problem_responses(400, 404, 408, 413, 415, 422)},
 )
 @request_schema(RevokeSchema, required=False)
 async def revoke_key(request: web.Request) -> web.Response:
@@ -180,8 +180,12 @@ class DenialSchema(Schema):
     reason = fields.String(allow_none=True)
     method = fields.String()
     path = fields.String()
-    key_id = fields.String(metadata={"description": "The key, once it was recognised"})
-    key_prefix = fields.String(metadata={"description": "Display prefix of a well-formed key that was refused"})
+    key_id = fields.String(
+        metadata={"description": "The key, whenever the store knows it (revoked, expired, disabled, rotated out too)"}
+    )
+    key_prefix = fields.String(
+        metadata={"description": "Display prefix of the key presented (known or not, when it was well-formed)"}
+    )
     subject = fields.String(metadata={"description": "The subject of a refused access token"})
 
 
@@ -192,7 +196,7 @@ class DenialListSchema(Schema):
 @docs(
     **HEADERS_DOC,
     summary="Uses per hour (24h) or day (30d), for every key or one, and the keys used most",
-    responses=problem_responses(400, 401, 422, 429),
+    responses=problem_responses(422),
     parameters=[
         {"in": "query", "name": "window", "schema": {"type": "string", "enum": list(USAGE_WINDOWS), "default": "24h"}},
         {"in": "query", "name": "key_id", "schema": {"type": "string"}},
@@ -208,7 +212,7 @@ async def usage(request: web.Request) -> web.Response:
 @docs(
     **HEADERS_DOC,
     summary="The most recent denied requests (bad or missing credentials, scope, rate limits), newest first",
-    responses=problem_responses(400, 401, 422, 429),
+    responses=problem_responses(422),
     parameters=[
         {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_DENIALS}},
     ],

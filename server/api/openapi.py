@@ -11,7 +11,17 @@ from aiohttp_apigami.swagger_ui import SWAGGER_UI_STATIC_FILES
 
 from skywarden.server import __version__
 from skywarden.server.appkeys import REGISTRY
-from skywarden.server.http.paths import DOCS_PATH, DOCS_STATIC_PATH, MCP_PATH, SPEC_PATH
+from skywarden.server.http.paths import (
+    ADMIN_PREFIX,
+    DOCS_PATH,
+    DOCS_STATIC_PATH,
+    HEALTH_PATHS,
+    MCP_PATH,
+    METRICS_PATH,
+    SPEC_PATH,
+    is_public,
+)
+from skywarden.server.http.problems import PROBLEM
 
 SPEC_URL = SPEC_PATH
 UI_PATH = DOCS_PATH
@@ -113,6 +123,7 @@ async def _finish_document(app: web.Application) -> None:
             operation.pop("produces", None)
             operation.pop("consumes", None)
     _document_mcp(doc)
+    doc["components"]["schemas"]["JsonRpcError"] = JSON_RPC_ERROR
     generic = doc["paths"].get("/api/mcp/tools/{toolName}", {}).get("post", {})
     for tool in app[REGISTRY]:
         operation = {
@@ -121,12 +132,89 @@ async def _finish_document(app: web.Application) -> None:
             "description": tool.description,
             "operationId": f"call_{tool.name}",
             "parameters": [],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": openapi30_schema(tool.input_schema)}},
-            },
+            "requestBody": {"required": True, "content": {"application/json": _tool_body(tool.input_schema)}},
         }
         doc["paths"][f"/api/mcp/tools/{tool.name}"] = {"post": operation}
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            _document_request_path(path, method, operation)
+
+
+# What the steps before a handler may answer (docs/architecture.md, "The request path"): every
+# operation documents these, so a handler lists only the answers of its own.
+EVERY_ROUTE = {
+    400: "A request header that cannot be read",
+    403: "Refused at the edge: a Host not in allowed_hosts (at /mcp also an Origin not allowed), "
+    "or plain HTTP under require_https",
+    413: "The announced body (Content-Length) is larger than max_body_bytes",
+}
+HTTPS_REDIRECT = {308: "Plain HTTP under require_https: the same request at its https:// address (Location)"}
+AUTHENTICATED = {
+    400: "A credential in the URL, or both X-API-Key and Authorization",
+    401: "Missing or invalid credential",
+    429: "Too many requests: the key's rate limit, or too many wrong (or missing) credentials from this "
+    "address; see Retry-After",
+    503: "A dependency cannot be reached: the key store, Redis (the rate limiter with "
+    "rate_limit_when_unavailable=closed, MCP sessions, recent denials) or an identity provider; see Retry-After",
+}
+REQUEST_ID_HEADER = {
+    "description": "The request's id: the client's X-Request-ID when it is 1-128 safe characters, else a new one",
+    "required": True,
+    "schema": {"type": "string"},
+}
+RETRY_AFTER_HEADER = {"description": "Seconds to wait before trying again", "schema": {"type": "string"}}
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Policy": {"description": "Each window of the limit (IETF draft)", "schema": {"type": "string"}},
+    "RateLimit": {"description": "What each window has left and when it frees a unit", "schema": {"type": "string"}},
+}
+JSON_RPC_ERROR = {
+    "type": "object",
+    "description": "A JSON-RPC 2.0 error object (the /mcp door's answer to a refusal)",
+    "required": ["jsonrpc", "id", "error"],
+    "properties": {
+        "jsonrpc": {"type": "string", "enum": ["2.0"]},
+        "id": {"description": "The request's id, or null when the body was not read"},
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}},
+        },
+    },
+}
+JSON_RPC_CONTENT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/JsonRpcError"}}}}
+
+
+def _metered(path: str) -> bool:
+    return not is_public(path) and not path.startswith(ADMIN_PREFIX) and path != METRICS_PATH
+
+
+def _document_request_path(path: str, method: str, operation: dict[str, Any]) -> None:
+    """Add what the request path answers to one operation (statuses with their body and headers);
+    a status the handler documents too keeps the handler's text, with the request path's added."""
+    answers = dict(EVERY_ROUTE)
+    if method in ("get", "head") and path not in HEALTH_PATHS:
+        answers.update(HTTPS_REDIRECT)
+    if operation.get("security") != []:
+        for status, text in AUTHENTICATED.items():
+            answers[status] = f"{answers[status]}; {text[0].lower()}{text[1:]}" if status in answers else text
+    responses = {str(status): dict(response) for status, response in operation.get("responses", {}).items()}
+    for status, text in answers.items():
+        response = responses.get(str(status))
+        if response is None:
+            responses[str(status)] = {"description": text}
+        elif text not in response.get("description", ""):
+            own = response.get("description", "").rstrip(".")
+            response["description"] = f"{own}; or {text[0].lower()}{text[1:]}" if own else text
+    for status, response in responses.items():
+        headers = {**response.get("headers", {}), "X-Request-ID": REQUEST_ID_HEADER}
+        if status in ("429", "503"):
+            headers["Retry-After"] = {**RETRY_AFTER_HEADER, "required": status == "429"}
+        if _metered(path) and (status.startswith("2") or status == "429"):
+            headers.update(RATE_LIMIT_HEADERS)
+        response["headers"] = headers
+        if int(status) >= 400:
+            response.update(JSON_RPC_CONTENT if path == MCP_PATH else PROBLEM)
+    operation["responses"] = dict(sorted(responses.items()))
 
 
 JSON_RPC_MESSAGE = {
@@ -175,13 +263,29 @@ def _document_mcp(doc: dict[str, Any]) -> None:
         }
 
 
+def _tool_body(input_schema: dict[str, Any]) -> dict[str, Any]:
+    """A tool's request body: its arguments' schema, and an example made of its properties' own
+    first examples when every required one has one (what Swagger UI fills in)."""
+    body: dict[str, Any] = {"schema": openapi30_schema(input_schema)}
+    properties = input_schema.get("properties", {})
+    example = {name: prop["examples"][0] for name, prop in properties.items() if prop.get("examples")}
+    if example and all(name in example for name in input_schema.get("required", ())):
+        body["example"] = example
+    return body
+
+
 def openapi30_schema(schema: Any) -> Any:
-    """JSON Schema 2020-12 numeric exclusive bounds -> the OpenAPI 3.0 boolean form."""
+    """JSON Schema 2020-12 -> OpenAPI 3.0: numeric exclusive bounds in the boolean form, and
+    ``examples`` (a list) as the one ``example`` 3.0 knows."""
     if isinstance(schema, list):
         return [openapi30_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
     result = {key: openapi30_schema(value) for key, value in schema.items()}
+    examples = result.get("examples")
+    if isinstance(examples, list) and examples:  # a schema's (a property named so would be a dict)
+        result["example"] = examples[0]
+        del result["examples"]
     for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         value = result.get(bound)
         if isinstance(value, (int, float)) and not isinstance(value, bool):

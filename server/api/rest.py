@@ -85,6 +85,12 @@ async def ready(request: web.Request) -> web.Response:
     return json_response({"status": "ready", "version": __version__, "checks": checks})
 
 
+TOOL_CALL_400 = (
+    "The body cannot be read (not JSON, not UTF-8, nested too deeply), or the tool needs an MCP client "
+    "capability: call it over /mcp"
+)
+
+
 def tool_handlers(pipeline: ToolPipeline) -> tuple[Handler, Handler]:
     """The tool list and the tool call, bound to the pipeline by the app factory (no look-up on
     the app per request)."""
@@ -92,7 +98,6 @@ def tool_handlers(pipeline: ToolPipeline) -> tuple[Handler, Handler]:
     @docs(
         tags=["tools"],
         summary="List the tools this key may use",
-        responses=problem_responses(400, 401, 429),
     )
     @response_schema(ToolListSchema, 200)
     async def list_tools(request: web.Request) -> web.Response:
@@ -111,7 +116,10 @@ def tool_handlers(pipeline: ToolPipeline) -> tuple[Handler, Handler]:
             "required": True,
             "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
         },
-        responses=problem_responses(400, 401, 403, 404, 408, 413, 415, 422, 429),
+        responses={
+            **problem_responses(400, 403, 404, 408, 413, 415, 422, 429),
+            400: {**problem_responses(400)[400], "description": TOOL_CALL_400},
+        },
     )
     @response_schema(ToolResultSchema, 200)
     async def call_tool(request: web.Request) -> web.Response:

@@ -111,7 +111,9 @@ async def authenticate(request: web.Request, authenticator: Authenticator) -> Pr
         try:
             principal = await authenticator.authenticate(credential)
         except AuthFailure as failure:
-            if credential and failure.reason not in {"malformed", "admin_token_as_key"}:
+            if failure.key is not None:  # a key the store knows: named as every event about a key names it
+                note(request, key_id=failure.key.id, key_prefix=failure.key.prefix)
+            elif credential and failure.reason not in {"malformed", "admin_token_as_key"}:
                 note(request, key_prefix=display_prefix(credential))  # well-formed: the prefix is not secret
             raise unauthorized(request, failure.reason, bool(credential)) from None
     request[PRINCIPAL] = principal

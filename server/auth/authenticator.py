@@ -27,11 +27,13 @@ from skywarden.server.auth.store import KeyStore
 
 
 class AuthFailure(Exception):
-    """Authentication failed; ``reason`` is for the audit log only, never the client."""
+    """Authentication failed; ``reason`` is for the audit log only, never the client. ``key`` is
+    the key that was refused when the store knows it (revoked, disabled, expired, rotated out)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, key: Principal | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.key = key
 
 
 USAGE_FLUSH_CHUNK = 1_000  # keys' use counts per store write
@@ -51,13 +53,15 @@ def _scopes(scopes: list[str]) -> frozenset[str]:
     return shared
 
 
-def principal_for(record: KeyRecord) -> Principal:
+def principal_for(record: KeyRecord, prefix: str) -> Principal:
+    """The caller a key record makes; ``prefix`` is the display prefix of the key presented."""
     return Principal(
         kind="key",
         id=record.id,
         name=record.name,
         scopes=_scopes(record.scopes),
         rate_limit=record.rate_limit,
+        prefix=prefix,
     )
 
 
@@ -72,12 +76,12 @@ class _Cached:
     valid_until: datetime | None  # a rotated-out key's end of grace
 
 
-def cached_entry(fresh_until: float, match: HashMatch) -> _Cached:
+def cached_entry(fresh_until: float, match: HashMatch, prefix: str) -> _Cached:
     record = match.record
     status = record.status(datetime.min.replace(tzinfo=UTC))  # time-independent states only
     return _Cached(
         fresh_until,
-        principal_for(record),
+        principal_for(record, prefix),
         status if status in (REVOKED, DISABLED) else None,
         record.expires_at,
         match.valid_until,
@@ -117,18 +121,18 @@ class Authenticator:
             if match is None:
                 self._cache.pop(key_hash, None)
                 raise AuthFailure("unknown")
-            entry = cached_entry(self.monotonic() + self.cache_ttl, match)
+            entry = cached_entry(self.monotonic() + self.cache_ttl, match, keys.display_prefix(presented))
             self._cache[key_hash] = entry
             self._cache.move_to_end(key_hash)
             while len(self._cache) > self.max_cached:
                 self._cache.popitem(last=False)
         if entry.refused is not None:
-            raise AuthFailure(entry.refused)
+            raise AuthFailure(entry.refused, entry.principal)
         now = self.now()
         if entry.expires_at is not None and entry.expires_at <= now:
-            raise AuthFailure(EXPIRED)
+            raise AuthFailure(EXPIRED, entry.principal)
         if entry.valid_until is not None and entry.valid_until <= now:
-            raise AuthFailure("rotated")
+            raise AuthFailure("rotated", entry.principal)
         count, _ = self._usage.get(entry.principal.id, (0, now))
         self._usage[entry.principal.id] = (count + 1, now)
         return entry.principal

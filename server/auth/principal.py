@@ -19,6 +19,7 @@ class Principal:
     issuer: str | None = None  # set for a principal signed in with an access token
     subject: str | None = None  # the token's sub
     email: str | None = None
+    prefix: str | None = None  # a key's display prefix, as presented (a rotated-out key keeps its own)
 
     @property
     def metered(self) -> bool:

@@ -40,7 +40,7 @@ from skywarden.tools.contract import (
     text_content,
 )
 from skywarden.tools.registry import RegisteredTool, ToolRegistry
-from skywarden.tools.upstream import FreshnessTracker, TTLCache, Upstream
+from skywarden.tools.upstream import FreshnessTracker, TTLCache, Upstream, UpstreamError
 
 log = structlog.get_logger("skywarden.tools")
 
@@ -251,6 +251,7 @@ class ToolPipeline:
         try:
             result = await tool.tool.call(arguments, context)
         except ToolError as exc:
+            log_tool_failure(bound, exc)
             return ToolResult(content=[text_content(str(exc))], is_error=True)
         except MissingClientCapability as exc:
             raise CapabilityRequired(exc.capabilities) from None
@@ -272,6 +273,34 @@ class ToolPipeline:
                 content=[text_content(f"The tool {tool.name} returned an invalid result.")], is_error=True
             )
         return result
+
+
+MAX_LOGGED_DETAIL = 300
+
+
+def upstream_failure_of(error: BaseException) -> UpstreamError | None:
+    """The upstream failure behind a tool's error: the error itself, or what it was raised from
+    or while handling (a tool that turns an upstream 404 into its own message)."""
+    seen: BaseException | None = error
+    for _ in range(8):  # a chain is short; never loop on a cycle
+        if seen is None or isinstance(seen, UpstreamError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def log_tool_failure(bound: Any, error: ToolError) -> None:
+    """One warning per failed call (the caller gets a 200 with ``isError``, so nothing else
+    records why): the tool (bound), the request id (from the context), and for an upstream
+    failure its address without query, status and cause. The tool's own message is logged only
+    when it is the tool's: an upstream failure's may quote what the upstream answered."""
+    fields: dict[str, Any] = {"error": type(error).__name__}
+    upstream = upstream_failure_of(error)
+    if upstream is not None:
+        fields.update(upstream=upstream.url, upstream_status=upstream.status, cause=upstream.cause)
+    if upstream is not error:
+        fields["detail"] = str(error)[:MAX_LOGGED_DETAIL]
+    bound.warning("tool call failed", **fields)
 
 
 VALIDATED_KEPT = 4096  # validated argument sets remembered (pure_arguments tools), least recently used first out

@@ -8,6 +8,11 @@
 - Per client IP, requests without any credential (``unauthenticated_limit``): a separate,
   higher budget; they never feed the failure limit.
 
+When the shared counters (Redis) cannot be reached, the per-key limits follow
+``rate_limit_when_unavailable`` (let through, or 503). The two per-IP refusal limits never
+lapse: they are what stands between an address and guessing keys or tokens, so they are
+counted in this process (``local``) until Redis answers again, whatever the setting.
+
 A rate may have several windows (``"100/minute;1000/day"``): each is enforced and each is
 advertised. Answers carry the IETF ``RateLimit-Policy`` / ``RateLimit`` fields; a 429 also
 ``Retry-After``. A sliding-window counter keeps two integers per window and identity and
@@ -98,7 +103,8 @@ class RateLimits:
     auth_failures: Windows
     unauthenticated: Windows
     counters: Counters = field(default_factory=MemoryCounters)
-    fail_open: bool = True  # when the shared counters (Redis) cannot be reached
+    fail_open: bool = True  # per-key limits when the shared counters (Redis) cannot be reached
+    local: Counters = field(default_factory=MemoryCounters)  # the refusal limits while they cannot
     _per_key: dict[str, Windows] = field(default_factory=dict)
 
     @classmethod
@@ -148,16 +154,22 @@ class RateLimits:
             )
             return self.default
 
-    async def _take(self, scope: str, windows: Windows, identity: str, cost: int) -> dict[str, str]:
+    async def _take(
+        self, scope: str, windows: Windows, identity: str, cost: int, *, never_lapses: bool = False
+    ) -> dict[str, str]:
         """Take ``cost`` from every window or from none; the RateLimit fields, or raise RateLimited.
-        No fields when the counters could not be reached and the request was let through."""
+        When the shared counters cannot be reached, a limit that ``never_lapses`` is counted in
+        this process; any other gives no fields when the request was let through."""
         if not windows:
             return {}
         try:
             outcome = await self.counters.take(scope, identity, windows, cost)
         except CountersUnavailable:
-            self._unavailable()
-            return {}
+            if not never_lapses:
+                self._unavailable()
+                return {}
+            log.warning("rate limiter unreachable; counting this refusal limit in this process", limit=scope)
+            outcome = await self.local.take(scope, identity, windows, cost)
         if outcome.refused is not None:
             state = next(s for s in outcome.states if s.window is outcome.refused)
             raise RateLimited(scope, windows, outcome.refused, max(1, state.reset_seconds))
@@ -170,10 +182,12 @@ class RateLimits:
 
     async def count_failure(self, ip: str) -> None:
         """Count one wrong credential from ``ip``; raise RateLimited once it is over its budget."""
-        await self._take("auth", self.auth_failures, ip, 1)
+        await self._take("auth", self.auth_failures, ip, 1, never_lapses=True)
 
     async def count_unauthenticated(self, ip: str) -> None:
-        await self._take("anonymous", self.unauthenticated, ip, 1)
+        """Count one request without a credential (or another anonymous start of something that
+        holds state, such as a console sign-in) from ``ip``; raise RateLimited over its budget."""
+        await self._take("anonymous", self.unauthenticated, ip, 1, never_lapses=True)
 
 
 async def count_refusal(request: web.Request, limits: RateLimits) -> None:

@@ -35,8 +35,7 @@ def problem_response(error: ApiError, request_id: str | None = None) -> web.Resp
 
 PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 STATUS_TEXTS = {
-    400: "Malformed request (bad JSON, a credential in the URL, ambiguous credentials)",
-    401: "Missing or invalid credential",
+    400: "The body cannot be read: not JSON, not UTF-8, or nested too deeply",
     403: "The key may not use this tool",
     404: "Not found",
     408: "The body arrived too slowly",
@@ -44,11 +43,12 @@ STATUS_TEXTS = {
     413: "Body too large",
     415: "Body is not application/json",
     422: "Validation failed; `errors` lists each field",
-    429: "Rate limited (or too many wrong credentials from this address); see Retry-After",
+    429: "Too many calls at once for this key, or the tool's cost is over the key's rate limit; see Retry-After",
     503: "Not ready",
 }
 
 
 def problem_responses(*codes: int) -> dict[int, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for these statuses, each a problem+json body."""
+    """OpenAPI ``responses`` entries for these statuses of a handler's own, each a problem+json body
+    (what the request path answers before a handler, every operation documents: api/openapi.py)."""
     return {code: {"description": STATUS_TEXTS[code], **PROBLEM} for code in codes}

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from skywarden.server.appkeys import LIMITER, PRINCIPAL, RATE_LIMIT_FIELDS, SETTINGS
 from skywarden.server.calls.pipeline import Prepaid
-from skywarden.server.errors import BATCH_TOO_LARGE, TOO_MANY_SESSIONS, ApiError
+from skywarden.server.errors import BATCH_TOO_LARGE, METHOD_NOT_ALLOWED, TOO_MANY_SESSIONS, ApiError
 from skywarden.server.http.responses import json_response
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
@@ -63,7 +63,9 @@ class HandshakeEra:
         if request.method == "DELETE":
             return await self._delete(request)
         # No server-initiated messages are ever sent, so there is no GET stream to open.
-        return web.Response(status=405, headers={"Allow": "POST, DELETE"})
+        raise ApiError(
+            METHOD_NOT_ALLOWED, "This server opens no server-initiated stream.", headers={"Allow": "POST, DELETE"}
+        )
 
     async def _session(self, request: web.Request, session_id: str | None) -> Session:
         if not session_id:

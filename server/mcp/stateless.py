@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from skywarden.server.errors import METHOD_NOT_ALLOWED, ApiError
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.dispatch import run_request
 from skywarden.server.mcp.methods import McpMethods, discover_result
@@ -71,7 +72,7 @@ class StatelessEra:
     async def handle(self, request: web.Request, version_header: str) -> web.StreamResponse:
         note(request, protocol_version=version_header[:40])
         if request.method != "POST":
-            return web.Response(status=405, headers={"Allow": "POST"})
+            raise ApiError(METHOD_NOT_ALLOWED, f"{version_header} takes POST only.", headers={"Allow": "POST"})
         message = await read_message(request)
         if isinstance(message, dict) and "id" not in message:
             if not p.is_notification(message):

@@ -60,7 +60,7 @@ def _principal_fields(request: web.Request) -> dict[str, Any]:
         return {"principal": "anonymous"}
     if principal.kind != "key":
         return {"principal": principal.kind, **principal.identity_fields()}
-    return {"principal": "key", "key_id": principal.id, "key_name": principal.name}
+    return {"principal": "key", "key_id": principal.id, "key_prefix": principal.prefix, "key_name": principal.name}
 
 
 def _body_bytes(response: web.StreamResponse | None) -> int | None:
@@ -154,13 +154,15 @@ def audit_admin_action(
     identity: dict[str, str] | None = None,
 ) -> None:
     """Record what an admin changed (API or CLI); key views never hold key material. ``identity``
-    names an admin who signed in with an access token (subject, issuer, name, email)."""
+    names an admin who signed in with an access token (subject, issuer, name, email). The key is
+    named by id and by its display prefix (after the action: a rotation's new one)."""
     changed = sorted(k for k in (after or {}) if (before or {}).get(k) != (after or {}).get(k))
     logging_setup.audit_logger().info(
         "admin action",
         audit=True,
         action=action,
         key_id=key_id,
+        key_prefix=(after or before or {}).get("prefix"),
         actor=actor,
         **{f"actor_{k}": v for k, v in (identity or {}).items()},
         request_id=request_id,

@@ -15,10 +15,12 @@ from typing import Any, Protocol
 
 import structlog
 
+from skywarden.server.errors import DENIALS_UNAVAILABLE, ApiError
 from skywarden.server.jsonutil import dumps, loads_guarded
 
 log = structlog.get_logger("skywarden.server")
 KEPT = 500  # denials kept, newest first
+RETRY_SECONDS = 5
 FIELDS = ("time", "client_ip", "status", "reason", "path", "key_id", "key_prefix", "subject", "method")
 MAX_FIELD = 200
 
@@ -68,8 +70,16 @@ class RedisDenials:
             log.warning("recent denial not recorded", reason=type(exc).__name__)
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
+        try:
+            kept = await self.client.lrange(self.key, 0, max(0, limit - 1))
+        except Exception as exc:  # connection refused, timeout, Redis error: all mean "not reachable"
+            raise ApiError(
+                DENIALS_UNAVAILABLE,
+                "The recent denials are kept in Redis, which cannot be reached; try again shortly.",
+                headers={"Retry-After": str(RETRY_SECONDS)},
+            ) from exc
         found = []
-        for raw in await self.client.lrange(self.key, 0, max(0, limit - 1)):
+        for raw in kept:
             try:
                 item = loads_guarded(raw if isinstance(raw, bytes) else raw.encode(), 4)
             except ValueError:

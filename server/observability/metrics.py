@@ -20,7 +20,6 @@ from prometheus_client.utils import floatToGoString
 
 from skywarden.server.appkeys import METRICS
 from skywarden.server.http.paths import METRICS_PATH
-from skywarden.server.http.problems import problem_responses
 from skywarden.tools.upstream import TTLCache
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -153,10 +152,7 @@ class Metrics:
     tags=["monitoring"],
     summary="Prometheus metrics (text exposition format)",
     security=[{"AdminToken": []}, {"MetricsToken": []}],
-    responses={
-        200: {"description": "Metrics"},
-        **problem_responses(400, 401, 429),
-    },
+    responses={200: {"description": "Metrics"}},
 )
 async def metrics_handler(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)

@@ -25,6 +25,7 @@ class AlertsArguments(Schema):
         metadata={
             "description": "Two-letter US state or territory code (e.g. CA, NY; lower case is accepted too)",
             "enum": sorted(nws.STATE_CODES),
+            "examples": ["KS"],
         },
     )
 

@@ -21,13 +21,13 @@ class ForecastArguments(Schema):
         required=True,
         allow_nan=False,
         validate=validate.Range(-90, 90, error="Must be between -90 and 90."),
-        metadata={"description": "Latitude of the location, -90 to 90"},
+        metadata={"description": "Latitude of the location, -90 to 90", "examples": [39.7456]},
     )
     longitude = fields.Float(
         required=True,
         allow_nan=False,
         validate=validate.Range(-180, 180, error="Must be between -180 and 180."),
-        metadata={"description": "Longitude of the location, -180 to 180"},
+        metadata={"description": "Longitude of the location, -180 to 180", "examples": [-97.0892]},
     )
 
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from skywarden.tools.contract import ToolContext, ToolError
+from skywarden.tools.contract import ToolContext
+from skywarden.tools.upstream import UpstreamError
 
 SERVICE = "The National Weather Service API"
 LABEL = "nws"  # the metric label
@@ -28,18 +29,25 @@ def base_url(context: ToolContext) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of ``url``; None when it has none to compare (a port out of range)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
 def follow_link(context: ToolContext, url: Any) -> str:
     """Return ``url`` if it is safe to fetch: it must stay on the configured NWS origin."""
     if not isinstance(url, str) or not url:
-        raise ToolError(f"{SERVICE} answered without the expected link; try again later.")
-    if _origin(url) != _origin(base_url(context)):
-        raise ToolError(f"{SERVICE} answered with a link to another site, which is not followed.")
+        raise UpstreamError(f"{SERVICE} answered without the expected link; try again later.", cause="no_link")
+    origin = _origin(url)
+    if origin is None or origin != _origin(base_url(context)):
+        raise UpstreamError(
+            f"{SERVICE} answered with a link to another site, which is not followed.", url=url, cause="foreign_link"
+        )
     return url
 
 
