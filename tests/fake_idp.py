@@ -6,6 +6,7 @@ to sign claims no real provider would issue; tests/oidc_provider.py is the real 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -27,9 +28,15 @@ ADMIN_AUDIENCE = "urn:skywarden:admin"
 ADMIN_ROLE = "Skywarden.Admin"
 
 
+PIECE_PAUSE_SECONDS = 0.05  # long enough for the reader to take the first piece alone; nothing is timed
+
+
 class FakeIssuer:
     """``mode``: "ok"; "error" (HTTP 500); "junk" (not JSON); "no keys" (a JWKS without a usable
-    key). ``stop()`` closes the port (connection refused) and ``start()`` opens it again."""
+    key); "pieces" (valid documents, each sent in two writes with a pause between them).
+    ``jwks_mode``, when set, applies to the JWKS instead of ``mode``. ``extra_keys`` are
+    published beside the signing keys, or alone with ``jwks_mode`` "only extra keys".
+    ``stop()`` closes the port (connection refused) and ``start()`` opens it again."""
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -37,6 +44,8 @@ class FakeIssuer:
         self.private = ec.generate_private_key(ec.SECP256R1())
         self.retired: list[tuple[str, ec.EllipticCurvePrivateKey]] = []  # still published
         self.mode = "ok"
+        self.jwks_mode: str | None = None
+        self.extra_keys: list[Any] = []
         self.requests: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
 
@@ -44,37 +53,47 @@ class FakeIssuer:
     def issuer(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _answer(self, document: dict) -> web.Response:
-        if self.mode == "error":
+    async def _answer(self, request: web.Request, document: dict, mode: str) -> web.StreamResponse:
+        if mode == "error":
             return web.Response(status=500, text="down for maintenance")
-        if self.mode == "junk":
+        if mode == "junk":
             return web.Response(text="<html>not JSON</html>", content_type="text/html")
+        if mode == "pieces":
+            body = json.dumps(document).encode()
+            resp = web.StreamResponse(headers={"Content-Type": "application/json"})  # chunked: no length
+            await resp.prepare(request)
+            await resp.write(body[: len(body) // 2])
+            await asyncio.sleep(PIECE_PAUSE_SECONDS)
+            await resp.write(body[len(body) // 2 :])
+            await resp.write_eof()
+            return resp
         return web.json_response(document)
 
-    async def _configuration(self, request: web.Request) -> web.Response:
+    async def _configuration(self, request: web.Request) -> web.StreamResponse:
         self.requests["configuration"] += 1
-        return self._answer(
+        return await self._answer(
+            request,
             {
                 "issuer": self.issuer,
                 "jwks_uri": self.issuer + JWKS_PATH,
                 "authorization_endpoint": self.issuer + "/authorize",
                 "token_endpoint": self.issuer + "/token",
-            }
+            },
+            self.mode,
         )
 
-    async def _jwks(self, request: web.Request) -> web.Response:
+    async def _jwks(self, request: web.Request) -> web.StreamResponse:
         self.requests["jwks"] += 1
-        if self.mode == "no keys":
+        mode = self.jwks_mode or self.mode
+        if mode == "no keys":
             return web.json_response({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": self.kid}]})
         published = [(self.kid, self.private), *self.retired]
-        return self._answer(
-            {
-                "keys": [
-                    {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid, "use": "sig"}
-                    for kid, key in published
-                ]
-            }
-        )
+        keys = [
+            {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid, "use": "sig"} for kid, key in published
+        ]
+        if mode == "only extra keys":
+            keys, mode = [], "ok"
+        return await self._answer(request, {"keys": [*self.extra_keys, *keys]}, mode)
 
     def rotate(self) -> None:
         """Sign with a new key from now on; the old one stays published."""

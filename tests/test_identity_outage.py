@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from tests.conftest import ADMIN_HEADERS, drain_logs
 from tests.fake_idp import ADMIN_AUDIENCE, ADMIN_ROLE, FakeIssuer, server_trusting
@@ -135,6 +137,7 @@ async def test_concurrent_requests_during_an_outage_share_one_fetch(srv, issuer,
         if e.get("event") == "identity provider unavailable" and e["reason"].startswith(issuer.issuer + ":")
     ]
     assert len(lines) == 1 and "HTTP 500" in lines[0]["reason"]  # logged once per fetch, not per request
+    assert lines[0]["issuer"] == issuer.issuer
 
 
 async def test_console_sign_on_start_says_unavailable_and_asks_once_per_cooldown(srv, issuer, aiohttp_client):
@@ -156,3 +159,72 @@ async def test_console_sign_on_start_says_unavailable_and_asks_once_per_cooldown
 
     admin = await aiohttp_client(srv, headers=ADMIN_HEADERS)
     assert (await admin.get("/api/admin/keys")).status == 200  # the admin token never depends on the issuer
+
+
+async def test_an_issuer_that_sends_its_documents_in_pieces_is_read_whole(srv, issuer, aiohttp_client):
+    """Chunked answers, each document in two writes with a pause: read to the end, not to the
+    first pause (aiohttp's ``content.read(n)`` returns only what has arrived)."""
+    client = await aiohttp_client(srv)
+    issuer.mode = "pieces"
+    resp = await client.get("/admin/oidc/start", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"].startswith(issuer.issuer + "/authorize?")
+    for _ in range(2):
+        assert [r.status for r in await every_door(client, srv, issuer)] == [200, 200, 200]
+    assert issuer.requests == {"configuration": 1, "jwks": 1}
+    issuer.rotate()  # a refetch reads them whole too
+    srv.clock.now += COOLDOWN
+    assert [r.status for r in await every_door(client, srv, issuer)] == [200, 200, 200]
+
+
+def _odd_keys() -> list[dict]:
+    """Signing keys a JWKS may publish that Skywarden cannot use, each for its own reason."""
+    ec_private = ec.generate_private_key(ec.SECP256R1())
+    short = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    return [
+        {"kty": "EC", "kid": "odd", "alg": "none"},  # PyJWT raises NotImplementedError
+        {"kty": "RSA", "kid": "unknown-alg", "alg": "RS999", "n": "AQAB", "e": "AQAB"},
+        {**RSAAlgorithm.to_jwk(short, as_dict=True), "kid": "short"},
+        {**ECAlgorithm.to_jwk(ec_private, as_dict=True), "kid": "private"},  # holds "d"
+        {"kty": "OKP", "kid": "x25519", "crv": "X25519", "x": "AAAA"},
+        {"kty": "EC", "kid": "\u202ewrong-size\x1b", "crv": "P-256", "x": "AAAA", "y": "AAAA"},
+        {"kty": "EC", "kid": "enc", "use": "enc", "crv": "P-256"},  # not a signing key: left out without a word
+    ]
+
+
+async def test_keys_skywarden_cannot_use_are_left_out_logged_once_and_the_others_work(srv, issuer, aiohttp_client):
+    client = await aiohttp_client(srv)
+    issuer.extra_keys = _odd_keys()
+    for _ in range(2):
+        assert [r.status for r in await every_door(client, srv, issuer)] == [200, 200, 200]
+    issuer.rotate()
+    srv.clock.now += COOLDOWN
+    assert [r.status for r in await every_door(client, srv, issuer)] == [200, 200, 200]
+    assert issuer.requests == {"configuration": 2, "jwks": 2}
+    lines = [
+        e
+        for e in drain_logs()
+        if e.get("event") == "identity provider publishes keys Skywarden cannot use" and e["issuer"] == issuer.issuer
+    ]
+    assert len(lines) == 1  # once, not once per fetch
+    assert lines[0]["kids"] == ["odd", "unknown-alg", "short", "private", "x25519", "\ufffdwrong-size\ufffd"]
+
+    odd = issuer.mint({"aud": srv.resource, "scope": "tools"}, headers={"kid": "odd"})
+    resp = await client.get("/api/mcp/tools", headers={"Authorization": f"Bearer {odd}"})
+    assert resp.status == 401 and reason_of(resp) == "token_key"  # the issuer answers: a real refusal
+
+
+async def test_a_jwks_of_only_keys_skywarden_cannot_use_is_a_503(srv, issuer, aiohttp_client):
+    client = await aiohttp_client(srv)
+    issuer.extra_keys = _odd_keys()
+    issuer.jwks_mode = "only extra keys"
+    await assert_unavailable(await every_door(client, srv, issuer), COOLDOWN)
+    await assert_unavailable(await every_door(client, srv, issuer), COOLDOWN)  # not a 401 the second time
+
+
+async def test_console_sign_on_starts_while_only_the_jwks_cannot_be_read(srv, issuer, aiohttp_client):
+    client = await aiohttp_client(srv)
+    issuer.jwks_mode = "error"
+    resp = await client.get("/admin/oidc/start", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"].startswith(issuer.issuer + "/authorize?")
+    await assert_unavailable(await every_door(client, srv, issuer), COOLDOWN)  # the keys are what is missing
+    assert issuer.requests == {"configuration": 1, "jwks": 1}

@@ -20,7 +20,7 @@ from tests.mcp_helpers import modern_headers, modern_rpc
 from tests.services import fresh_postgres_database
 
 FORECAST = {"latitude": 39.7456, "longitude": -97.0892}
-PLAIN = ("\x00", "\x1b", "\ud800", "\udfff", "\u2028", "\u202e", "\x85")
+PLAIN = ("\x00", "\x1b", "\ud800", "\udfff", "\u2028", "\u202e", "\x85", "\u200b", "\ufeff", "\U000e0041", "\u3164")
 
 
 @pytest.fixture
@@ -81,6 +81,13 @@ UNUSABLE = {
     "numeric sub": {"sub": 12345},
     "list sub": {"sub": ["a"]},
     "blank sub": {"sub": "   "},
+    "zero-width space in sub": {"sub": "admin\u200b"},
+    "sub of fillers": {"sub": "\u3164\u115f\u2800"},
+    "sub of tag characters": {"sub": "\U000e0061\U000e0064"},
+    "sub of variation selectors": {"sub": "\ufe0f\ufe0e"},
+    "scope as a list": {"scope": ["tools"]},
+    "invisible scope": {"scope": "tools \u2060"},
+    "zero-width space in a scope": {"scope": "tool:get_forecast\u200b"},
     "numeric scope": {"scope": 7},
     "object scope": {"scope": {"tools": True}},
     "scp list with a number": {"scp": ["tools", 1]},
@@ -141,6 +148,8 @@ HARMLESS = {
     },
     "controls in display claims": {"name": "\x1b[2J\x00Eve", "email": "eve\r\n@example.test"},
     "bidi override in name": {"name": "Eve\u202egnp.exe", "email": "\u2066eve@example.test"},
+    "invisible characters in display claims": {"name": "\u200bEve\U000e0041\u00ad", "email": "\ufeffeve@example.test"},
+    "a name that shows nothing": {"name": "\u3164\u200b", "preferred_username": "\ufe0f", "email": "\u2800"},
     "a very long name": {"name": "E" * 3000, "email": "e" * 1000 + "@example.test"},
     "no strings where strings go": {"name": {"first": "Eve"}, "email": ["eve@example.test"], "preferred_username": 12},
     "surrogates in claims never shown": {
@@ -173,6 +182,8 @@ async def test_claims_that_are_only_shown_are_cleaned_and_every_door_keeps_worki
             event = request_event(resp)
             assert event["principal"] == "subject" and event["subject"] == "someone", case
             written(event)
+            if case == "a name that shows nothing":
+                assert event["subject_name"] == "someone" and "email" not in event
 
         admin_token = issuer.mint({"roles": [ADMIN_ROLE], **_with_audience(claims, ADMIN_AUDIENCE)})
         signed_in = {"Authorization": f"Bearer {admin_token}"}
@@ -270,7 +281,6 @@ NOT_A_GRANT = [
     "tools\u00a0",
     "tооls",  # Cyrillic o
     "ｔｏｏｌｓ",  # fullwidth
-    "tool:get_forecast\u200b",
     "tool:weather",
     "weather*",
     "Weather",
@@ -294,9 +304,26 @@ async def test_only_the_documented_scopes_grant_tools_at_both_doors(srv, issuer,
         ("tool:get_forecast", "get_alerts", 403),
         ("weather", "get_forecast", 200),
         ("weather", "get_alerts", 403),
-    ]:
-        token = issuer.mint({"aud": srv.resource, "scp": [scope]})
-        assert {r.status for r in await call_both_doors(client, token, tool)} == {status}, (scope, tool)
+    ]:  # scope: a string (RFC 9068); scp: a string (Entra ID) or a list (Okta)
+        for claim in ({"scope": f"openid {scope}"}, {"scp": f"{scope} email"}, {"scp": ["openid", scope]}):
+            token = issuer.mint({"aud": srv.resource, **claim})
+            assert {r.status for r in await call_both_doors(client, token, tool)} == {status}, (claim, tool)
+        listed = issuer.mint({"aud": srv.resource, "scope": [scope]})
+        for resp in await call_both_doors(client, listed, tool):  # a list is not what RFC 9068 writes
+            assert resp.status == 401 and request_event(resp)["reason"] == "token_claims", scope
+
+
+async def test_a_scope_map_naming_a_tool_that_does_not_exist_is_warned_about_at_start_up(
+    make_server, make_settings, aiohttp_client, issuer
+):
+    gone = f"gone_{issuer.port}"  # this test's own line among the session's logs
+    scope_map = {"weather": ["get_forecast", "get_forcast"], "old": [gone], "all": ["*"], "fine": ["get_alerts"]}
+    srv = await server_trusting(make_server, make_settings, issuer, oauth_scope_map=json.dumps(scope_map))
+    client = await aiohttp_client(srv)
+    lines = [e for e in drain_logs() if e.get("event", "").startswith("oauth_scope_map names") and gone in str(e)]
+    assert len(lines) == 1 and lines[0]["unknown"] == {"weather": ["get_forcast"], "old": [gone]}
+    token = issuer.mint({"aud": srv.resource, "scope": "old weather"})
+    assert {r.status for r in await call_both_doors(client, token)} == {200}  # the names that exist still grant
 
 
 NOT_A_KEY_SCOPE = ["get_*", "GET_FORECAST", " get_forecast", "get_forecast ", "**", "tools", "tool:get_forecast", "all"]

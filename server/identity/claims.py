@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from skywarden.server.auth.principal import ALL_TOOLS
+from skywarden.server.identity.claim_text import words
 
 if TYPE_CHECKING:
     from skywarden.server.identity.tokens import VerifiedToken
@@ -33,7 +34,7 @@ class ClaimRule:
         found = token.claims.get(self.claim)
         if isinstance(found, list):
             return self.value in found
-        return isinstance(found, str) and (found == self.value or self.value in found.split(" "))
+        return isinstance(found, str) and (found == self.value or self.value in words(found))
 
     def __str__(self) -> str:
         return f"{self.claim}={self.value}"

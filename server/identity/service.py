@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
+import structlog
 from aiohttp import web
 
-from skywarden.server.auth.principal import Principal, subject_id
+from skywarden.server.auth.principal import ALL_TOOLS, Principal, subject_id
 from skywarden.server.calls.pipeline import ToolForbidden, forbid_tool
 from skywarden.server.identity.claims import ClaimRule, scopes_for_tool, tool_scopes
 from skywarden.server.identity.jwks import IdentityHttp, IssuerKeys
@@ -20,6 +21,7 @@ from skywarden.server.identity.resource import challenge
 from skywarden.server.identity.tokens import TokenVerifier, VerifiedToken
 from skywarden.server.settings import Settings
 
+log = structlog.get_logger("skywarden.server")
 ADMIN_KIND = "admin"
 SUBJECT_KIND = "subject"
 
@@ -109,8 +111,17 @@ def build_identity(settings: Settings, tool_names: frozenset[str]) -> Identity |
     )
 
 
+def unknown_mapped_tools(scope_map: Mapping[str, tuple[str, ...]], tool_names: frozenset[str]) -> dict[str, list[str]]:
+    """Each ``oauth_scope_map`` scope -> the tools it names that do not exist (they grant nothing)."""
+    unknown = {scope: sorted(set(tools) - tool_names - {ALL_TOOLS}) for scope, tools in scope_map.items()}
+    return {scope: tools for scope, tools in unknown.items() if tools}
+
+
 def identity_context(identity: Identity) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        unknown = unknown_mapped_tools(identity.scope_map, identity.tool_names)
+        if unknown:
+            log.warning("oauth_scope_map names tools that do not exist; they grant nothing", unknown=unknown)
         await identity.http.open()
         try:
             yield
