@@ -137,7 +137,9 @@ async def test_concurrent_requests_during_an_outage_share_one_fetch(srv, issuer,
     assert len(lines) == 1 and "HTTP 500" in lines[0]["reason"]  # logged once per fetch, not per request
 
 
-async def test_console_sign_on_start_says_unavailable_and_asks_the_issuer_once_per_cooldown(srv, issuer, aiohttp_client):
+async def test_console_sign_on_start_says_unavailable_and_asks_the_issuer_once_per_cooldown(
+    srv, issuer, aiohttp_client
+):
     client = await aiohttp_client(srv)
     await issuer.stop()
     issuer.mode = "error"
