@@ -31,6 +31,7 @@ from skywarden.server.calls.pipeline import ToolPipeline, forbid_tool
 from skywarden.server.calls.ratelimit import RateLimits
 from skywarden.server.calls.upstream import build_upstream, upstream_context
 from skywarden.server.console import pages
+from skywarden.server.console.binding import SignInCookie, derive_key
 from skywarden.server.console.sso import ConsoleSignIn
 from skywarden.server.http.body import body_size_check
 from skywarden.server.http.cors import setup_cors
@@ -160,6 +161,7 @@ def create_app(
                 identity.verifier.issuers[identity.issuers[0]],
                 settings.console_oidc_client_id,
                 settings.console_oidc_client_secret,
+                SignInCookie(derive_key(credentials.secret)),
             ).add_routes(app)
     setup_openapi(app)
     setup_cors(app, settings.cors_origins)

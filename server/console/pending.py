@@ -1,4 +1,4 @@
-"""One-use entries that anonymous callers create (pending console sign-ins, one-time handles),
+"""One-use entries kept for console sign-ins (one-time handles, the sign-ins that made one),
 bounded without eviction.
 
 A store that drops its oldest entry to make room lets any set of callers push out everyone
@@ -6,6 +6,10 @@ else's entries. This one refuses the newcomer instead (``Full``, with how long u
 made): each client may hold ``per_client`` live entries and the store ``total``; entries leave
 when they are taken or when their lifetime ends, never because of other callers. A client is
 an IPv4 address or an IPv6 /64 (one host usually holds a whole /64).
+
+Refusing is only safe where filling the store takes more than asking: the console keeps an
+entry only while a code is at the provider or once it gave a token (``sso``), never for a
+sign-in that was merely started.
 """
 
 from __future__ import annotations
@@ -102,6 +106,22 @@ class OnceStore(Generic[V]):
         expires = self.clock() + self.lifetime
         self._entries[key] = _Entry(expires, client, value)
         self._by_client.setdefault(client, OrderedDict())[key] = expires
+
+    def replace(self, key: str, value: V) -> bool:
+        """Give a live entry a new value and a whole lifetime from now, in the room it already
+        holds (a reservation made with ``put`` being filled). False if it is gone."""
+        self._expire()
+        entry = self._remove(key)
+        if entry is None:
+            return False
+        expires = self.clock() + self.lifetime
+        self._entries[key] = _Entry(expires, entry.client, value)
+        self._by_client.setdefault(entry.client, OrderedDict())[key] = expires
+        return True
+
+    def __contains__(self, key: str) -> bool:
+        self._expire()
+        return key in self._entries
 
     def peek(self, key: str) -> V | None:
         """A live entry, left in place."""

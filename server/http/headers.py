@@ -48,8 +48,9 @@ READ_HEADERS = (
     "Mcp-Method",
     "Mcp-Name",
     "Last-Event-ID",
-    # console sign-on (console/sso.py): which site a request comes from
+    # console sign-on (console/sso.py): which site a request comes from, and whether it is a navigation
     "Sec-Fetch-Site",
+    "Sec-Fetch-Mode",
     # bodies and answers (http/body.py, mcp/wire.py, aiohttp)
     "Accept",
     "Content-Type",
@@ -69,6 +70,9 @@ READ_HEADERS = (
     "Range",
 )
 FORWARDED_HEADERS = ("X-Forwarded-For", "X-Forwarded-Proto")  # read only from trusted_proxies
+# read, but not refused for bytes beyond ASCII (see above): its one reader, console/binding.py,
+# takes only an ASCII value of a cookie of ours and treats anything else as absent
+READ_UNGUARDED = ("Cookie",)
 CONTINUE = "100-continue"
 
 

@@ -38,19 +38,15 @@ async def _checked(request: web.Request, verification: Awaitable[T], challenge_f
     except TokenRefused as exc:
         raise refused(request, exc.reason, exc.description, challenge_for(exc.description)) from None
     except IssuerUnavailable as exc:
+        # A 503, not a 401 (the credential may be valid, and a 401 sends clients back to sign in),
+        # not counted as a wrong credential; Retry-After says when the issuer will be asked again.
+        # The failed fetch itself is logged once (``jwks``).
         request[AUTH_FAILURE] = "identity_unavailable"
-        raise identity_unavailable(exc, "signing keys") from None
-
-
-def identity_unavailable(exc: IssuerUnavailable, what: str) -> ApiError:
-    """The 503 while an issuer cannot be read: not a 401 (the credential may be valid, and a 401
-    sends clients back to sign in), not counted as a wrong credential, and ``Retry-After`` says
-    when the issuer will be asked again. The failed fetch itself is logged once (``jwks``)."""
-    return ApiError(
-        IDENTITY_UNAVAILABLE,
-        f"The identity provider's {what} cannot be read right now; try again in {exc.retry_after} seconds.",
-        headers={"Retry-After": str(exc.retry_after)},
-    )
+        raise ApiError(
+            IDENTITY_UNAVAILABLE,
+            f"The identity provider's signing keys cannot be read right now; try again in {exc.retry_after} seconds.",
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
 
 
 def admin_challenge(description: str | None = None) -> str:

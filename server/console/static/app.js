@@ -442,13 +442,13 @@ const SIGN_IN_ERRORS = new Map([
   ["expired", "This sign-in expired or was already used; sign in again."],
   ["other_browser", "This sign-in was started in another browser, or this browser did not keep its sign-in cookie; sign in again here."],
   ["unavailable", "The identity provider cannot be reached; try again shortly."],
-  ["busy", "Too many sign-ins are finishing at once; try again shortly."],
+  ["busy", "Too many sign-ins are in progress; try again shortly."],
   ["cancelled", "The identity provider did not sign you in; sign in again."],
   ["provider_error", "The identity provider refused the sign-in."],
   ["code_refused", "The identity provider refused to exchange the sign-in code."],
   ["token_refused", "The identity provider's token was refused."],
   ["not_admin", "You are signed in, but not as a Skywarden admin."],
-  ["cross_site", "Only the console's own page can finish a sign-in."],
+  ["cross_site", "A sign-in can be started and finished only from the console's own page."],
 ]);
 const UNKNOWN_SIGN_IN_ERROR = "The sign-in did not complete; sign in again.";
 
