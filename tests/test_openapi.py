@@ -60,6 +60,30 @@ async def test_swagger_ui_loads_every_asset_from_this_server(client):
     assert "connect-src 'self'" in csp
 
 
+STATIC_ASKS = [  # conditional and range requests a file server would answer itself, bare
+    {"If-Match": '"not-it"'},
+    {"If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"},
+    {"If-None-Match": "*"},
+    {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+    {"Range": "bytes=999999999-"},
+    {"Range": "bytes=5-1"},
+    {"If-Range": '"x"', "Range": "bytes=0-1"},
+]
+
+
+@pytest.mark.parametrize("asset", ["/api/docs/static/swagger-ui.css", "/admin/static/app.js"])
+async def test_a_static_asset_is_answered_whole_or_refused_in_problem_json(client, asset):
+    whole = await client.get(asset)
+    body = await whole.read()
+    assert whole.status == 200 and body
+    for headers in STATIC_ASKS:
+        resp = await client.get(asset, headers=headers)
+        assert resp.status == 200 and await resp.read() == body, headers
+    for missing in ("nope.js", "..%2Fsettings.py", "swagger-ui.css.map", "index.html"):
+        resp = await client.get(asset.rsplit("/", 1)[0] + "/" + missing)
+        assert resp.status == 404 and resp.content_type == "application/problem+json", missing
+
+
 def _operations(doc: dict, key_id: str):
     """(method, concrete path, operation) for every operation of the document."""
     for template, operations in doc["paths"].items():

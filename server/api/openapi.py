@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from aiohttp_apigami.swagger_ui import SWAGGER_UI_STATIC_FILES
 
 from skywarden.server import __version__
 from skywarden.server.appkeys import REGISTRY
+from skywarden.server.http.assets import asset_handler
 from skywarden.server.http.paths import (
     ADMIN_PREFIX,
     DOCS_PATH,
@@ -72,9 +74,16 @@ def setup_openapi(app: web.Application) -> AiohttpApiSpec:
     app.on_startup.append(_finish_document)
     app.router.add_get(UI_PATH, _ui_page)
     app.router.add_get(UI_PATH + "/init.js", _ui_init)
-    app.router.add_static(STATIC_PATH, SWAGGER_UI_STATIC_FILES)
+    app.router.add_get(STATIC_PATH + "/{name}", asset_handler(Path(SWAGGER_UI_STATIC_FILES), UI_ASSETS, {}))
     return spec
 
+
+UI_ASSETS = {  # the Swagger UI files the page below uses
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui-standalone-preset.js": "text/javascript",
+}
 
 # Our own page around the Swagger UI assets bundled with aiohttp-apigami: no inline script (so the
 # CSP needs no 'unsafe-inline' for scripts) and no online validator badge, so nothing leaves the machine.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from skywarden.server.http.assets import asset_handler
 from skywarden.server.http.paths import CONSOLE_PATH
 from skywarden.server.jsonutil import dumps
 
@@ -17,17 +18,10 @@ ASSETS = {"app.js": "text/javascript", "style.css": "text/css", "icon.svg": "ima
 
 def add_routes(app: web.Application, tool_names: list[str], sso: bool) -> None:
     page = (STATIC / "index.html").read_bytes()
-    assets = {name: (STATIC / name).read_bytes() for name in ASSETS}
     config = dumps({"tools": tool_names, "sso": sso})
 
     async def index(request: web.Request) -> web.Response:
         return web.Response(body=page, content_type="text/html", charset="utf-8", headers=NO_CACHE)
-
-    async def asset(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if name not in assets:
-            raise web.HTTPNotFound()
-        return web.Response(body=assets[name], content_type=ASSETS[name], charset="utf-8", headers=NO_CACHE)
 
     async def console_config(request: web.Request) -> web.Response:
         return web.Response(body=config, content_type="application/json", headers=NO_CACHE)
@@ -37,5 +31,5 @@ def add_routes(app: web.Application, tool_names: list[str], sso: bool) -> None:
 
     app.router.add_get(CONSOLE_PATH, index)
     app.router.add_get(CONSOLE_PATH + "/", to_page)
-    app.router.add_get(CONSOLE_PATH + "/static/{name}", asset)
+    app.router.add_get(CONSOLE_PATH + "/static/{name}", asset_handler(STATIC, ASSETS, NO_CACHE))
     app.router.add_get(CONSOLE_PATH + "/config.json", console_config)
