@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from jwt.algorithms import RSAAlgorithm
 
 from skywarden.server.console.binding import PLAIN_NAME, SECURE_NAME
-from skywarden.server.console.pending import Full, OnceStore, client_of
+from skywarden.server.console.pending import Full, OnceStore
+from skywarden.server.http.client_address import client_of
 from skywarden.server.console.sso import (
     FRAGMENT_ERRORS,
     PENDING_SECONDS,

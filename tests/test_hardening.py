@@ -458,9 +458,9 @@ EVENTS = st.lists(
 @given(events=EVENTS, fail_open=st.booleans())
 async def test_refusal_limits_never_lapse_whatever_the_shared_counters_do(events, fail_open):
     """Any interleaving of wrong credentials, missing ones and key charges from a few addresses,
-    with the shared counters coming and going: each refusal limit admits exactly its budget
-    from its shared count while they answer and from a count in this process while they do
-    not; per-key limits follow ``fail_open``."""
+    with the shared counters coming and going: a refusal passes only while both its shared count
+    (when it answers) and its count in this process are under budget, so an outage adds no budget
+    and the shared count is never undercut; per-key limits follow ``fail_open``."""
     from limits import parse_many
 
     from skywarden.server.calls.counters import MemoryCounters
@@ -478,12 +478,13 @@ async def test_refusal_limits_never_lapse_whatever_the_shared_counters_do(events
         local=MemoryCounters(clock=clock),
     )
     budget = {"failure": 3, "anonymous": 2, "key": 4}
-    spent: dict[tuple[str, str, int, bool], int] = {}
+    shared_spent: dict[tuple[str, str], int] = {}
+    local_spent: dict[tuple[str, str], int] = {}
     principal = Principal(kind="key", id="k1", name="k")
     for kind, address, up in events:
         shared.up = up
         ip = f"198.51.100.{address}"
-        counted_where = (kind, ip if kind != "key" else "k1", 0, up)
+        where = (kind, ip if kind != "key" else "k1")
         try:
             if kind == "failure":
                 await limits.count_failure(ip)
@@ -497,12 +498,21 @@ async def test_refusal_limits_never_lapse_whatever_the_shared_counters_do(events
         except ApiError as exc:
             assert exc.kind is LIMITER_UNAVAILABLE
             outcome = "unavailable"
-        if kind == "key" and not up:
-            assert outcome == ("passed" if fail_open else "unavailable")
+        if kind == "key":
+            if not up:
+                assert outcome == ("passed" if fail_open else "unavailable")
+                continue
+            used = shared_spent.get(where, 0)
+            assert outcome == ("passed" if used < budget[kind] else "limited")
+            shared_spent[where] = used + (outcome == "passed")
             continue
-        used = spent.get(counted_where, 0)
-        assert outcome == ("passed" if used < budget[kind] else "limited"), (kind, ip, up, used)
-        spent[counted_where] = used + (outcome == "passed")
+        shared_ok = not up or shared_spent.get(where, 0) < budget[kind]
+        local_ok = local_spent.get(where, 0) < budget[kind]
+        assert outcome == ("passed" if shared_ok and local_ok else "limited"), (kind, ip, up, shared_spent, local_spent)
+        if up and shared_ok:
+            shared_spent[where] = shared_spent.get(where, 0) + 1
+        if shared_ok and local_ok:
+            local_spent[where] = local_spent.get(where, 0) + 1
 
 
 def test_the_cors_hook_is_asked_only_when_a_request_has_an_origin(make_settings):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 
 import pytest
 
@@ -113,6 +114,66 @@ async def test_redis_going_away_and_coming_back(make_settings, aiohttp_client, m
         if redis.returncode is None:
             redis.kill()
             await redis.wait()
+
+
+async def _freeze(redis: asyncio.subprocess.Process) -> None:
+    redis.send_signal(signal.SIGSTOP)
+
+
+async def _thaw(redis: asyncio.subprocess.Process) -> None:
+    redis.send_signal(signal.SIGCONT)
+
+
+async def _kill(redis: asyncio.subprocess.Process) -> None:
+    redis.kill()
+    await redis.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outage", ["killed, then restarted empty", "stopped, then continued"])
+async def test_redis_coming_back_adds_no_budget_to_an_address(make_settings, aiohttp_client, monkeypatch, outage):
+    """An address spends one budget of wrong credentials however Redis comes and goes: what it
+    spent before and during the outage still counts when Redis answers again, whether Redis comes
+    back empty (restarted) or with the count it had (it was frozen and the client timed out)."""
+    from skywarden.server.shared import redis_connection
+
+    monkeypatch.setattr(redis_connection, "REDIS_TIMEOUT_SECONDS", 0.3)  # a frozen Redis times out quickly
+    port = free_port()
+    redis = await _start_redis(port)
+    try:
+        clients, _ = await _instances(
+            make_settings,
+            aiohttp_client,
+            1,
+            redis_url=f"redis://127.0.0.1:{port}/0",
+            auth_failure_limit="3/day",  # no window ends during the test
+            trusted_proxies="127.0.0.1",
+        )
+        client = clients[0]
+        wrong = {"X-API-Key": generate_key(), "X-Forwarded-For": "198.51.100.9"}
+
+        async def statuses(count: int) -> list[int]:
+            return [(await client.get("/api/mcp/tools", headers=wrong)).status for _ in range(count)]
+
+        assert await statuses(2) == [401, 401]
+        if outage.startswith("killed"):
+            await _kill(redis)
+        else:
+            await _freeze(redis)
+        assert (await client.get("/api/health/ready")).status == 503  # Redis is really away
+        assert await statuses(2) == [401, 429]  # the third, counted here; then the budget is spent
+        if outage.startswith("killed"):
+            redis = await _start_redis(port)
+        else:
+            await _thaw(redis)
+        assert (await client.get("/api/health/ready")).status == 200
+        assert await statuses(3) == [429, 429, 429]
+        other = {**wrong, "X-Forwarded-For": "198.51.100.10"}  # another address keeps its own budget
+        assert (await client.get("/api/mcp/tools", headers=other)).status == 401
+    finally:
+        if redis.returncode is None:
+            redis.send_signal(signal.SIGCONT)
+            await _kill(redis)
 
 
 def _jwt_shaped() -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from skywarden.server.appkeys import RATE_LIMIT_FIELDS
-from skywarden.server.auth.authenticate import authenticate
+from skywarden.server.auth.authenticate import authenticate, note_refused_key
 from skywarden.server.auth.authenticator import Authenticator
 from skywarden.server.calls.ratelimit import RateLimits, charge_request, count_refusal
 from skywarden.server.errors import UNAUTHORIZED, ApiError
@@ -42,6 +42,7 @@ def admission_middleware_for(
         try:
             principal = await authenticate(request, authenticator)
         except ApiError as exc:
+            await note_refused_key(request, authenticator, exc)
             if exc.kind is UNAUTHORIZED:
                 await count_refusal(request, limits)
             raise

@@ -11,12 +11,14 @@ Every key failure is the same 401, whatever the reason (kept for the audit log).
 
 from __future__ import annotations
 
+from urllib.parse import unquote_plus
+
 from aiohttp import web
 
-from skywarden.server.appkeys import ADMIN, AUTH_FAILURE, IDENTITY, METRICS_CREDENTIAL, PRINCIPAL
+from skywarden.server.appkeys import ADMIN, AUDIT, AUTH_FAILURE, IDENTITY, METRICS_CREDENTIAL, PRINCIPAL
 from skywarden.server.auth.authenticator import Authenticator, AuthFailure
 from skywarden.server.auth.challenges import REALM, bearer_challenge
-from skywarden.server.auth.keys import KEY_REGEX, display_prefix
+from skywarden.server.auth.keys import KEY_REGEX, display_prefix, is_well_formed, key_environment
 from skywarden.server.auth.principal import Principal
 from skywarden.server.errors import AMBIGUOUS_CREDENTIALS, CREDENTIAL_IN_URL, UNAUTHORIZED, ApiError
 from skywarden.server.http.paths import METRICS_PATH, is_admin, is_mcp, is_public
@@ -150,3 +152,42 @@ async def _as_subject(request: web.Request, token: str) -> Principal:
             challenge(identity.resource_url, "invalid_request"),
         )
     return await subject_principal(request, identity, token)
+
+
+def _key_shaped(request: web.Request) -> str | None:
+    """The first well-formed API key the request carries anywhere a credential is looked for:
+    ``X-API-Key``, ``Authorization: Bearer`` (every copy of either), then the query string."""
+    candidates = [value.strip() for value in request.headers.getall("X-API-Key", ())]
+    for value in request.headers.getall("Authorization", ()):
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() == "bearer":
+            candidates.append(token.strip())
+    if request.rel_url.raw_query_string:
+        candidates += KEY_REGEX.findall(unquote_plus(request.rel_url.raw_query_string))
+    return next((c for c in candidates if is_well_formed(c) and key_environment(c) != "admin"), None)
+
+
+REFUSED_STATUSES = frozenset({400, 401, 403})
+
+
+async def note_refused_key(request: web.Request, authenticator: Authenticator, error: ApiError) -> None:
+    """Name the key a refused request carried, at any door and for any refusal (a key at the admin
+    door or /metrics, in the URL, beside a second credential): its display prefix, and its id when
+    the store knows it, as every event about a key names it (the leaked-key runbook looks for
+    both). Nothing is added when authentication already named it."""
+    if error.kind.status not in REFUSED_STATUSES:
+        return
+    try:
+        event = request[AUDIT]
+    except KeyError:
+        return
+    if "key_prefix" in event or "key_id" in event:
+        return
+    presented = _key_shaped(request)
+    if presented is None:
+        return
+    known = await authenticator.known_key(presented)
+    if known is not None:
+        note(request, key_id=known.id, key_prefix=display_prefix(presented))
+    else:
+        note(request, key_prefix=display_prefix(presented))

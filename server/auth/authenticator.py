@@ -137,6 +137,22 @@ class Authenticator:
         self._usage[entry.principal.id] = (count + 1, now)
         return entry.principal
 
+    async def known_key(self, presented: str) -> Principal | None:
+        """The key ``presented`` is, when the store knows it, to name a refused request by: the
+        cache first, else one store read (refusals only, so never on the hot path). Nothing is
+        counted or cached, and a store that cannot answer names nothing."""
+        if not keys.is_well_formed(presented) or keys.key_environment(presented) == "admin":
+            return None
+        key_hash = self._hash(presented)
+        entry = self._cache.get(key_hash)
+        if entry is not None:
+            return entry.principal
+        try:
+            match = await self.store.find_by_hash(key_hash)
+        except Exception:
+            return None
+        return None if match is None else principal_for(match.record, keys.display_prefix(presented))
+
     def _drop(self, key_ids: set[str]) -> int:
         """Drop every cached entry of these keys (a rotated key may have two); how many went."""
         stale = [h for h, e in self._cache.items() if e.principal.id in key_ids]

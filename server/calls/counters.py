@@ -50,18 +50,22 @@ class MemoryCounters:
     """In this process (one instance, or one worker), with the same arithmetic as the Redis script.
 
     Each (scope, identity, window) keeps three numbers: its current bucket and the counts of that
-    bucket and the one before. Entries whose buckets have passed are swept as new ones arrive, so
-    memory follows the identities seen in the last two windows, not all that were ever seen.
+    bucket and the one before. Entries whose buckets have passed are swept every ``SWEEP_EVERY``
+    new entries and at least every ``SWEEP_SECONDS`` (on the next charge after them), so memory
+    follows the identities seen in the last two windows, not all that were ever seen, and a burst
+    of entries (an outage's, say) leaves with time, not only when more arrive.
     (The ``limits`` library's memory storage did the same job at four times the cost per charge:
     two storage calls, key strings built per call, and an expiry task.)
     """
 
     SWEEP_EVERY = 10_000  # new entries between sweeps
+    SWEEP_SECONDS = 60.0  # and at least this often while charges arrive
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._entries: dict[tuple[str, str, int, int], list[int]] = {}
         self._added = 0
+        self._next_sweep = clock() + self.SWEEP_SECONDS
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -110,8 +114,9 @@ class MemoryCounters:
             else:
                 reset_seconds = math.ceil(previous_left) if current else 0
             states.append(WindowState(window, max(0, key[2] - math.floor(count)), reset_seconds))
-        if self._added >= self.SWEEP_EVERY:
+        if self._added >= self.SWEEP_EVERY or now >= self._next_sweep:
             self._added = 0
+            self._next_sweep = now + self.SWEEP_SECONDS
             self._sweep(now)
         return Outcome(refused, tuple(states))
 

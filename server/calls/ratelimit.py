@@ -11,7 +11,12 @@
 When the shared counters (Redis) cannot be reached, the per-key limits follow
 ``rate_limit_when_unavailable`` (let through, or 503). The two per-IP refusal limits never
 lapse: they are what stands between an address and guessing keys or tokens, so they are
-counted in this process (``local``) until Redis answers again, whatever the setting.
+always counted in this process as well (``local``), and a refusal is refused when either count
+says so. Redis coming back empty, or answering again after it froze, therefore adds no budget:
+the local count remembers what was spent meanwhile. The local count never exceeds the shared
+one while Redis answers (it counts a subset of the same refusals, on the same wall clock), so
+with Redis up the shared count alone decides. An address is a client as
+``http/client_address.client_of`` says: an IPv4 address or an IPv6 /64.
 
 A rate may have several windows (``"100/minute;1000/day"``): each is enforced and each is
 advertised. Answers carry the IETF ``RateLimit-Policy`` / ``RateLimit`` fields; a 429 also
@@ -22,6 +27,8 @@ expires them, so memory stays flat however many distinct keys or IPs appear.
 from __future__ import annotations
 
 import functools
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -33,6 +40,8 @@ from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.counters import Counters, CountersUnavailable, MemoryCounters, Outcome, Windows
 from skywarden.server.calls.pipeline import Prepaid
 from skywarden.server.errors import LIMITER_UNAVAILABLE, RATE_LIMITED, ApiError
+from skywarden.server.http.client_address import client_of
+from skywarden.server.observability.log_interval import OncePer
 from skywarden.server.rates import parse_rate
 from skywarden.server.settings import Settings
 
@@ -104,8 +113,12 @@ class RateLimits:
     unauthenticated: Windows
     counters: Counters = field(default_factory=MemoryCounters)
     fail_open: bool = True  # per-key limits when the shared counters (Redis) cannot be reached
-    local: Counters = field(default_factory=MemoryCounters)  # the refusal limits while they cannot
+    # The refusal limits, counted here too: on the wall clock, as Redis counts, so that both
+    # place their windows alike.
+    local: Counters = field(default_factory=lambda: MemoryCounters(clock=time.time))
+    clock: Callable[[], float] = time.monotonic  # for how often an outage is logged
     _per_key: dict[str, Windows] = field(default_factory=dict)
+    _warned: dict[str, OncePer] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings, counters: Counters) -> RateLimits:
@@ -120,10 +133,19 @@ class RateLimits:
     async def reachable(self) -> bool:
         return await self.counters.reachable()
 
+    def _warn(self, message: str, **fields: str) -> None:
+        """Log an outage's warning at most once per interval for each message, not once a request."""
+        every = self._warned.get(message)
+        if every is None:
+            every = self._warned[message] = OncePer(clock=self.clock)
+        left_out = every.due()
+        if left_out is not None:
+            log.warning(message, left_out=left_out, **fields)
+
     def _unavailable(self) -> None:
         """The shared counters cannot be reached: let the request through, or refuse it (a setting)."""
         if self.fail_open:
-            log.warning("rate limiter unreachable; letting the request through (rate_limit_when_unavailable=open)")
+            self._warn("rate limiter unreachable; letting requests through (rate_limit_when_unavailable=open)")
             return
         raise ApiError(
             LIMITER_UNAVAILABLE,
@@ -158,18 +180,25 @@ class RateLimits:
         self, scope: str, windows: Windows, identity: str, cost: int, *, never_lapses: bool = False
     ) -> dict[str, str]:
         """Take ``cost`` from every window or from none; the RateLimit fields, or raise RateLimited.
-        When the shared counters cannot be reached, a limit that ``never_lapses`` is counted in
-        this process; any other gives no fields when the request was let through."""
+        A limit that ``never_lapses`` is also counted in this process (``local``) and refused when
+        either count refuses; when the shared counters cannot be reached the local count alone
+        decides. Any other limit gives no fields when the request was let through unavailable."""
         if not windows:
             return {}
         try:
-            outcome = await self.counters.take(scope, identity, windows, cost)
+            outcome: Outcome | None = await self.counters.take(scope, identity, windows, cost)
         except CountersUnavailable:
             if not never_lapses:
                 self._unavailable()
                 return {}
-            log.warning("rate limiter unreachable; counting this refusal limit in this process", limit=scope)
-            outcome = await self.local.take(scope, identity, windows, cost)
+            self._warn("rate limiter unreachable; counting the refusal limits in this process")
+            outcome = None
+        if never_lapses and (outcome is None or outcome.refused is None):
+            # Not counted locally when the shared count refused: the local count stays a subset of
+            # the shared one, so it never refuses before the shared count would.
+            here = await self.local.take(scope, identity, windows, cost)
+            if outcome is None or here.refused is not None:
+                outcome = here
         if outcome.refused is not None:
             state = next(s for s in outcome.states if s.window is outcome.refused)
             raise RateLimited(scope, windows, outcome.refused, max(1, state.reset_seconds))
@@ -194,9 +223,9 @@ async def count_refusal(request: web.Request, limits: RateLimits) -> None:
     """Step 7, for a refused credential only: decide between its 401 and a 429 (raised here).
 
     Nothing is counted before authentication: a request with a valid credential passes
-    whatever else came from its address. A wrong credential counts toward ``auth_failure_limit``
+    whatever else came from its address. An address counts as its client: an IPv6 /64 is one. A wrong credential counts toward ``auth_failure_limit``
     and a missing one toward ``unauthenticated_limit``; over either, the 401 becomes a 429."""
-    ip = request.remote or "unknown"
+    ip = client_of(request.remote)
     if request.get(AUTH_FAILURE) == "missing":
         await limits.count_unauthenticated(ip)
     else:

@@ -5,7 +5,7 @@ A store that drops its oldest entry to make room lets any set of callers push ou
 else's entries. This one refuses the newcomer instead (``Full``, with how long until room is
 made): each client may hold ``per_client`` live entries and the store ``total``; entries leave
 when they are taken or when their lifetime ends, never because of other callers. A client is
-an IPv4 address or an IPv6 /64 (one host usually holds a whole /64).
+what ``http/client_address.client_of`` makes of its address (an IPv4 address or an IPv6 /64).
 
 Refusing is only safe where filling the store takes more than asking: the console keeps an
 entry only while a code is at the provider or once it gave a token (``sso``), never for a
@@ -14,7 +14,6 @@ sign-in that was merely started.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -23,7 +22,6 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
-IPV6_CLIENT_PREFIX = 64
 
 
 class Full(Exception):
@@ -33,20 +31,6 @@ class Full(Exception):
         super().__init__(f"full for {retry_after} s")
         self.retry_after = retry_after
         self.whole_store = whole_store
-
-
-def client_of(remote: str | None) -> str:
-    """The client an address belongs to for the per-client bound: the IPv4 address itself, an
-    IPv6 address's /64 (an IPv4-mapped one as IPv4), or the text as given if it is no address."""
-    try:
-        address = ipaddress.ip_address(remote or "")
-    except ValueError:
-        return remote or "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
-    return str(address)
 
 
 @dataclass(slots=True)

@@ -44,7 +44,8 @@ from aiohttp import web
 from skywarden.server.appkeys import LIMITER
 from skywarden.server.calls.ratelimit import RateLimited
 from skywarden.server.console.binding import SignInCookie
-from skywarden.server.console.pending import Full, OnceStore, client_of
+from skywarden.server.console.pending import Full, OnceStore
+from skywarden.server.http.client_address import client_of
 from skywarden.server.errors import (
     ADMIN_RULE_NOT_MET,
     BAD_REQUEST,

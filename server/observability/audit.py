@@ -136,7 +136,7 @@ def audit_middleware_for(metrics: Metrics | None, denials: RecentDenials | None)
                 if metrics is not None:
                     metrics.observe_request(request, status, latency, fields)
                 if denials is not None and fields["outcome"] == "denied":
-                    await denials.add(compact({**fields, "time": logging_setup.utc_now_iso()}))
+                    denials.add(compact({**fields, "time": logging_setup.utc_now_iso()}))  # never waits
             finally:
                 close_request_context(context)
 

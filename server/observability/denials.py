@@ -2,7 +2,10 @@
 rate limits), kept bounded for the admin console.
 
 In this process a ring buffer; with Redis one capped list every instance writes to, so the
-console shows the denials of the whole deployment. What is kept is what the audit event
+console shows the denials of the whole deployment. Recording one never makes an answer wait:
+a denial for Redis joins a bounded queue that a background task writes out, and while Redis
+is slow or away the queue fills and further denials are dropped (counted in
+``skywarden_denials_dropped``, logged at most once a minute); the audit log keeps them all. What is kept is what the audit event
 already says, minus anything a client could make large: time, client IP, status, reason,
 path, the key (its id once authenticated, or the display prefix of a well-formed key that
 was refused) or the token subject.
@@ -10,6 +13,8 @@ was refused) or the token subject.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import deque
 from typing import Any, Protocol
 
@@ -17,12 +22,15 @@ import structlog
 
 from skywarden.server.errors import DENIALS_UNAVAILABLE, ApiError
 from skywarden.server.jsonutil import dumps, loads_guarded
+from skywarden.server.observability.log_interval import OncePer
 
 log = structlog.get_logger("skywarden.server")
 KEPT = 500  # denials kept, newest first
 RETRY_SECONDS = 5
 FIELDS = ("time", "client_ip", "status", "reason", "path", "key_id", "key_prefix", "subject", "method")
 MAX_FIELD = 200
+QUEUED = 1_000  # denials waiting for Redis at most; more are dropped
+WRITE_BATCH = 100  # denials per write
 
 
 def compact(event: dict[str, Any]) -> dict[str, Any]:
@@ -37,39 +45,80 @@ def compact(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class RecentDenials(Protocol):
-    async def add(self, denial: dict[str, Any]) -> None: ...
+    dropped: int  # denials that could not be kept (Redis slow or away)
+
+    def add(self, denial: dict[str, Any]) -> None: ...
     async def recent(self, limit: int) -> list[dict[str, Any]]: ...
+    async def close(self) -> None: ...
 
 
 class MemoryDenials:
+    dropped = 0
+
     def __init__(self, kept: int = KEPT) -> None:
         self._ring: deque[dict[str, Any]] = deque(maxlen=kept)
 
-    async def add(self, denial: dict[str, Any]) -> None:
+    def add(self, denial: dict[str, Any]) -> None:
         self._ring.appendleft(denial)
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
         return list(self._ring)[:limit]
 
+    async def close(self) -> None:
+        return None
+
 
 class RedisDenials:
-    """LPUSH + LTRIM in one round trip; a Redis fault loses a denial record, never a request."""
+    """LPUSH + LTRIM per denial, written by one background task from a bounded queue; a Redis
+    fault loses denial records (counted), never a request or its time."""
 
-    def __init__(self, client: Any, key_prefix: str, kept: int = KEPT) -> None:
+    def __init__(self, client: Any, key_prefix: str, kept: int = KEPT, queued: int = QUEUED) -> None:
         self.client = client
         self.key = f"{key_prefix}:denials"
         self.kept = kept
+        self.dropped = 0
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=queued)
+        self._writer: asyncio.Task[None] | None = None
+        self._warning = OncePer()
 
-    async def add(self, denial: dict[str, Any]) -> None:
+    def add(self, denial: dict[str, Any]) -> None:
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.lpush(self.key, dumps(denial))
-                pipe.ltrim(self.key, 0, self.kept - 1)
-                await pipe.execute()
-        except Exception as exc:
-            log.warning("recent denial not recorded", reason=type(exc).__name__)
+            self._queue.put_nowait(denial)
+        except asyncio.QueueFull:
+            self._lost(1, "QueueFull")
+            return
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    def _lost(self, count: int, reason: str) -> None:
+        self.dropped += count
+        if self._warning.due() is not None:
+            log.warning("recent denials not recorded", reason=reason, dropped_so_far=self.dropped)
+
+    async def _write(self) -> None:
+        while not self._queue.empty():
+            batch = [self._queue.get_nowait() for _ in range(min(WRITE_BATCH, self._queue.qsize()))]
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    pipe.lpush(self.key, *(dumps(denial) for denial in batch))
+                    pipe.ltrim(self.key, 0, self.kept - 1)
+                    await pipe.execute()
+            except Exception as exc:
+                self._lost(len(batch), type(exc).__name__)
+
+    async def idle(self) -> None:
+        """Wait until every queued denial was written or dropped (for tests and shutdown)."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def close(self) -> None:
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
+        await self.idle()  # this instance's own denials so far are in the list
         try:
             kept = await self.client.lrange(self.key, 0, max(0, limit - 1))
         except Exception as exc:  # connection refused, timeout, Redis error: all mean "not reachable"

@@ -20,16 +20,20 @@ from prometheus_client.utils import floatToGoString
 
 from skywarden.server.appkeys import METRICS
 from skywarden.server.http.paths import METRICS_PATH
+from skywarden.server.observability.denials import RecentDenials
 from skywarden.tools.upstream import TTLCache
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class _LiveFigures(Collector):
-    def __init__(self, sessions: Sized, upstream_cache: TTLCache, result_cache: TTLCache) -> None:
+    def __init__(
+        self, sessions: Sized, upstream_cache: TTLCache, result_cache: TTLCache, denials: RecentDenials | None
+    ) -> None:
         self.sessions = sessions
         self.upstream_cache = upstream_cache
         self.result_cache = result_cache
+        self.denials = denials
 
     def collect(self) -> Iterator[Any]:
         gauge = GaugeMetricFamily("skywarden_mcp_sessions", "Live MCP sessions")
@@ -45,6 +49,11 @@ class _LiveFigures(Collector):
         kept.add_metric(["hit"], self.result_cache.hits)
         kept.add_metric(["miss"], self.result_cache.misses)
         yield kept
+        dropped = CounterMetricFamily(
+            "skywarden_denials_dropped", "Recent denials not kept for the console (Redis slow or away)"
+        )
+        dropped.add_metric([], self.denials.dropped if self.denials is not None else 0)
+        yield dropped
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -108,7 +117,12 @@ class _ToolCallFigures(Collector):
 
 class Metrics:
     def __init__(
-        self, sessions: Sized, upstream_cache: TTLCache, result_cache: TTLCache, tool_names: frozenset[str]
+        self,
+        sessions: Sized,
+        upstream_cache: TTLCache,
+        result_cache: TTLCache,
+        tool_names: frozenset[str],
+        denials: RecentDenials | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -126,7 +140,7 @@ class Metrics:
             registry=r,
         )
         self.upstream_errors = Counter("skywarden_upstream_errors", "Failed upstream requests", ["service"], registry=r)
-        r.register(_LiveFigures(sessions, upstream_cache, result_cache))
+        r.register(_LiveFigures(sessions, upstream_cache, result_cache, denials))
 
     def observe_request(self, request: web.Request, status: int, latency: float, fields: dict[str, Any]) -> None:
         route = request.match_info.route.resource

@@ -71,6 +71,7 @@ def shared_state_context(state: SharedState) -> Callable[[web.Application], Asyn
         finally:
             await state.broadcast.close()
             await state.sessions.close()
+            await state.denials.close()
             if state.client is not None:
                 await state.client.aclose()
 
