@@ -75,7 +75,9 @@ def create_app(
     upstream_cache = TTLCache(settings.upstream_cache_entries)
     result_cache = TTLCache(settings.tool_result_cache_entries)
     tool_names = frozenset(registry.names())
-    metrics = Metrics(sessions, upstream_cache, result_cache, tool_names, shared.denials) if settings.metrics_enabled else None
+    metrics = None
+    if settings.metrics_enabled:
+        metrics = Metrics(sessions, upstream_cache, result_cache, tool_names, shared.denials)
     upstream = build_upstream(settings, upstream_cache, metrics.observe_upstream if metrics else None)
     authenticator = Authenticator(
         key_store,

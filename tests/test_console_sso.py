@@ -25,7 +25,6 @@ from jwt.algorithms import RSAAlgorithm
 
 from skywarden.server.console.binding import PLAIN_NAME, SECURE_NAME
 from skywarden.server.console.pending import Full, OnceStore
-from skywarden.server.http.client_address import client_of
 from skywarden.server.console.sso import (
     FRAGMENT_ERRORS,
     PENDING_SECONDS,
@@ -33,6 +32,7 @@ from skywarden.server.console.sso import (
     START_PATH,
     ConsoleSignIn,
 )
+from skywarden.server.http.client_address import client_of
 from tests.clock import Clock
 from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
 from tests.oidc_provider import ADMIN_AUDIENCE, ADMIN_ROLE, SigningKey

@@ -223,8 +223,9 @@ async def count_refusal(request: web.Request, limits: RateLimits) -> None:
     """Step 7, for a refused credential only: decide between its 401 and a 429 (raised here).
 
     Nothing is counted before authentication: a request with a valid credential passes
-    whatever else came from its address. An address counts as its client: an IPv6 /64 is one. A wrong credential counts toward ``auth_failure_limit``
-    and a missing one toward ``unauthenticated_limit``; over either, the 401 becomes a 429."""
+    whatever else came from its address (an IPv6 /64 is one address here). A wrong credential
+    counts toward ``auth_failure_limit`` and a missing one toward ``unauthenticated_limit``;
+    over either, the 401 becomes a 429."""
     ip = client_of(request.remote)
     if request.get(AUTH_FAILURE) == "missing":
         await limits.count_unauthenticated(ip)

@@ -45,7 +45,6 @@ from skywarden.server.appkeys import LIMITER
 from skywarden.server.calls.ratelimit import RateLimited
 from skywarden.server.console.binding import SignInCookie
 from skywarden.server.console.pending import Full, OnceStore
-from skywarden.server.http.client_address import client_of
 from skywarden.server.errors import (
     ADMIN_RULE_NOT_MET,
     BAD_REQUEST,
@@ -56,6 +55,7 @@ from skywarden.server.errors import (
     ErrorKind,
 )
 from skywarden.server.http.body import read_json
+from skywarden.server.http.client_address import client_of
 from skywarden.server.http.paths import CONSOLE_PATH
 from skywarden.server.http.response_body import read_response_body
 from skywarden.server.identity.jwks import IssuerKeys, IssuerUnavailable

@@ -5,10 +5,11 @@ In this process a ring buffer; with Redis one capped list every instance writes 
 console shows the denials of the whole deployment. Recording one never makes an answer wait:
 a denial for Redis joins a bounded queue that a background task writes out, and while Redis
 is slow or away the queue fills and further denials are dropped (counted in
-``skywarden_denials_dropped``, logged at most once a minute); the audit log keeps them all. What is kept is what the audit event
-already says, minus anything a client could make large: time, client IP, status, reason,
-path, the key (its id once authenticated, or the display prefix of a well-formed key that
-was refused) or the token subject.
+``skywarden_denials_dropped``, logged at most once a minute); the audit log keeps them all.
+
+What is kept is what the audit event already says, minus anything a client could make large:
+time, client IP, status, reason, path, the key (its id once authenticated, or the display
+prefix of a well-formed key that was refused) or the token subject.
 """
 
 from __future__ import annotations
