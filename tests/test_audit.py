@@ -474,3 +474,100 @@ async def test_admin_actions_name_the_key_by_id_and_prefix(client):
     actions = [e for e in drain_logs() if e.get("event") == "admin action" and e.get("key_id") == client.key_id]
     assert [a["action"] for a in actions] == ["key.create", "key.rotate", "key.revoke"]
     assert [a["key_prefix"] for a in actions] == [keys.display_prefix(client.api_key)] + [keys.display_prefix(new)] * 2
+
+
+# Where a key can be refused before the key door decides: the admin door and /metrics (in either
+# header), the URL (400), beside a second credential (400). (method, path, headers, query, status)
+def _at_admin(key):
+    return "GET", "/api/admin/keys", {"Authorization": f"Bearer {key}"}, None, 401
+
+
+def _at_admin_as_api_key(key):
+    return "GET", "/api/admin/usage", {"X-API-Key": key}, None, 401
+
+
+def _at_metrics(key):
+    return "GET", "/metrics", {"Authorization": f"Bearer {key}"}, None, 401
+
+
+def _at_metrics_as_api_key(key):
+    return "GET", "/metrics", {"X-API-Key": key}, None, 401
+
+
+def _in_the_url(key):
+    return "GET", "/api/mcp/tools", {}, {"api_key": key}, 400
+
+
+def _in_the_url_under_any_name(key):
+    return "POST", "/mcp", {}, {"q": f"x {key}"}, 400
+
+
+def _beside_a_bearer_token(key):
+    return "GET", "/api/mcp/tools", {"X-API-Key": key, "Authorization": "Bearer something"}, None, 400
+
+
+def _twice(key):
+    return "GET", "/api/mcp/tools", [("X-API-Key", key), ("X-API-Key", key)], None, 400
+
+
+def _beside_itself_at_admin(key):
+    return "GET", "/api/admin/keys", {"X-API-Key": "x", "Authorization": f"Bearer {key}"}, None, 400
+
+
+OTHER_DOORS = [
+    _at_admin,
+    _at_admin_as_api_key,
+    _at_metrics,
+    _at_metrics_as_api_key,
+    _in_the_url,
+    _in_the_url_under_any_name,
+    _beside_a_bearer_token,
+    _twice,
+    _beside_itself_at_admin,
+]
+
+
+async def _valid(client, key):
+    return key
+
+
+@pytest.mark.parametrize("place", OTHER_DOORS, ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize(
+    "state",
+    [_valid, _once_used(_valid), _revoke, _once_used(_revoke), _disable, _rotate_out],
+    ids=["valid", "valid and cached", "revoked", "revoked while cached", "disabled", "rotated out"],
+)
+async def test_a_known_key_refused_at_any_door_is_named_by_id_and_prefix(make_client, place, state):
+    """A key sent where no key opens (the admin door, /metrics), in the URL or beside a second
+    credential is still named as every event about a key names it: the leaked-key runbook finds it."""
+    client = await make_client()
+    key = await state(client, client.api_key)
+    method, path, headers, query, status = place(key)
+    resp = await client.anonymous.request(method, path, headers=headers, params=query, json={})
+    assert resp.status == status, await resp.text()
+    event = await one_event(resp)
+    assert event["key_id"] == client.key_id and event["key_prefix"] == keys.display_prefix(key), event
+    assert key not in str(event)
+    if status == 401:
+        denial = (await (await client.admin.get("/api/admin/denials")).json())["denials"][0]
+        assert denial["key_id"] == client.key_id and denial["key_prefix"] == keys.display_prefix(key), denial
+
+
+@pytest.mark.parametrize("place", OTHER_DOORS, ids=lambda f: f.__name__.strip("_"))
+async def test_an_unknown_key_refused_at_any_door_is_named_by_its_prefix_only(client, place):
+    unknown = keys.generate_key("live")
+    SECRETS.add(unknown)
+    method, path, headers, query, status = place(unknown)
+    resp = await client.anonymous.request(method, path, headers=headers, params=query, json={})
+    assert resp.status == status
+    event = await one_event(resp)
+    assert "key_id" not in event and event["key_prefix"] == keys.display_prefix(unknown)
+
+
+async def test_the_admin_token_refused_as_a_key_is_never_named(client):
+    admin_shaped = keys.generate_key("admin")
+    SECRETS.add(admin_shaped)
+    resp = await client.anonymous.get("/metrics", headers={"X-API-Key": admin_shaped})
+    assert resp.status == 401
+    event = await one_event(resp)
+    assert "key_prefix" not in event and "key_id" not in event
