@@ -239,3 +239,62 @@ async def test_every_example_in_the_document_validates_and_every_tool_example_wo
         result = await resp.json()
         assert resp.status == 200 and result["isError"] is False, (tool.name, result)
     assert tools_with_examples >= 2 and len(found) >= 4  # the weather tools, and the document's own
+
+
+async def test_a_request_body_is_optional_exactly_where_an_empty_request_is_taken(client):
+    """Every operation with a request body says whether it may be left out, and the server agrees:
+    an empty request gets 400 exactly where the body is documented as required."""
+    key = await create_key(client.admin)
+    doc = await (await client.get("/api/docs/openapi.json")).json()
+    # DELETE revokes the key: ask it last so the other operations see a live key.
+    found = sorted(_operations(doc, key["id"]), key=lambda op: op[0] == "DELETE")
+    checked = 0
+    for method, path, template, operation in found:
+        body = operation.get("requestBody")
+        if body is None or "{toolName}" in template:
+            continue
+        admin = is_admin(path)
+        headers = {**(ADMIN_HEADERS if admin else {"X-API-Key": key["key"]})}
+        resp = await _send(client.anonymous, method, path, headers, b"")
+        if body.get("required"):
+            assert resp.status == 400, (method, template, resp.status)
+        else:
+            assert resp.status < 400, (method, template, resp.status, await resp.text())
+        checked += 1
+    assert checked >= 6
+
+
+async def test_every_documented_query_bound_is_the_servers(client):
+    """A query parameter's documented lengths and ranges are exactly what the server takes: the
+    bounds themselves are taken, one past them refused with 422."""
+    key = await create_key(client.admin)
+    doc = await (await client.get("/api/docs/openapi.json")).json()
+    checked = 0
+    for method, path, _template, operation in _operations(doc, key["id"]):
+        if method != "GET" or not is_admin(path):
+            continue
+        for parameter in operation.get("parameters", []):
+            schema = parameter["schema"]
+            if parameter["in"] != "query":
+                continue
+            cases = []
+            if "minLength" in schema or "maxLength" in schema:
+                low, high = schema.get("minLength", 0), schema.get("maxLength")
+                cases += [("a" * low, True)] + ([("a" * (low - 1), False)] if low else [])
+                cases += [("a" * high, True), ("a" * (high + 1), False)] if high is not None else []
+            if "minimum" in schema:
+                cases += [(str(schema["minimum"]), True), (str(schema["minimum"] - 1), False)]
+            if "maximum" in schema:
+                cases += [(str(schema["maximum"]), True), (str(schema["maximum"] + 1), False)]
+            if schema.get("type") == "string" and not {"minLength", "maxLength", "enum"} & set(schema):
+                cases += [("", True), ("a" * 1000, True)]
+            for value, taken in cases:
+                resp = await client.admin.get(path, params={parameter["name"]: value})
+                assert (resp.status == 200) == taken and (taken or resp.status == 422), (
+                    path,
+                    parameter["name"],
+                    value[:20],
+                    resp.status,
+                )
+                checked += 1
+    assert checked >= 10

@@ -11,6 +11,7 @@ from skywarden.server.appkeys import DENIALS, KEY_OPERATIONS, PRINCIPAL, REQUEST
 from skywarden.server.auth.key_operations import Actor, key_view, load
 from skywarden.server.auth.key_schemas import (
     DEFAULT_LIST_LIMIT,
+    KEY_ID_LENGTH,
     KEY_ENVIRONMENTS,
     MAX_DENIALS,
     MAX_LIST_LIMIT,
@@ -75,7 +76,7 @@ KEY_ID_PARAM = [{"in": "path", "name": "key_id", "required": True, "schema": {"t
     summary="Create an API key (the key is in this answer only)",
     responses=problem_responses(400, 408, 413, 415, 422),
 )
-@request_schema(CreateKeySchema)
+@request_schema(CreateKeySchema, required=True)  # an empty body is a 400
 @response_schema(NewKeySchema, 201)
 async def create_key(request: web.Request) -> web.Response:
     record, key = await request.app[KEY_OPERATIONS].create(await read_json(request), _actor(request))
@@ -116,7 +117,7 @@ async def show_key(request: web.Request) -> web.Response:
     parameters=KEY_ID_PARAM,
     responses=problem_responses(400, 404, 408, 409, 413, 415, 422),
 )
-@request_schema(UpdateKeySchema)
+@request_schema(UpdateKeySchema, required=True)  # an empty body is a 400
 @response_schema(KeyOutSchema, 200)
 async def update_key(request: web.Request) -> web.Response:
     key_id = request.match_info["key_id"]
@@ -199,7 +200,11 @@ class DenialListSchema(Schema):
     responses=problem_responses(422),
     parameters=[
         {"in": "query", "name": "window", "schema": {"type": "string", "enum": list(USAGE_WINDOWS), "default": "24h"}},
-        {"in": "query", "name": "key_id", "schema": {"type": "string"}},
+        {
+            "in": "query",
+            "name": "key_id",
+            "schema": {"type": "string", "minLength": KEY_ID_LENGTH[0], "maxLength": KEY_ID_LENGTH[1]},
+        },
         {"in": "query", "name": "top", "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}},
     ],
 )

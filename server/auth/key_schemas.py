@@ -126,6 +126,7 @@ class ListQuerySchema(Schema):
 
 
 USAGE_WINDOWS = ("24h", "30d")
+KEY_ID_LENGTH = (1, 64)  # a key id as a query parameter: shortest, longest
 MAX_DENIALS = 500
 
 
@@ -134,7 +135,7 @@ class UsageQuerySchema(Schema):
         unknown = RAISE
 
     window = fields.String(load_default="24h", validate=validate.OneOf(USAGE_WINDOWS))
-    key_id = fields.String(validate=validate.Length(1, 64))
+    key_id = fields.String(validate=validate.Length(*KEY_ID_LENGTH))
     top = fields.Integer(load_default=10, validate=validate.Range(1, 50))
 
 
