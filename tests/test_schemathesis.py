@@ -6,8 +6,11 @@ Every conformance check runs (status codes, content types, response schemas and 
 missing headers, unsupported methods, ignored authentication, ...), except two, each for a
 reason the schema cannot express:
 - ``positive_data_acceptance``: a schema-valid key can still be refused for rules no JSON Schema
-  states ("expires in the future", "a tool that is loaded", a PATCH body with at least one field),
-  and OpenAPI cannot say "exactly one of these credentials" (both headers at once are a 400);
+  states ("expires in the future", "a tool that is loaded"), tool arguments and /mcp messages
+  follow rules of the tool and of the MCP revision (a session header once a session is open),
+  and OpenAPI cannot say "exactly one of these credentials" (both headers at once are a 400).
+  What the document can state it does, and ``test_openapi.py`` holds it to the server: which
+  bodies may be left out, and every admin query parameter's bounds;
 - ``use_after_free``: DELETE revokes a key, and the revoked record stays readable on purpose
   (status ``revoked``, for the audit trail).
 

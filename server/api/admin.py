@@ -11,8 +11,8 @@ from skywarden.server.appkeys import DENIALS, KEY_OPERATIONS, PRINCIPAL, REQUEST
 from skywarden.server.auth.key_operations import Actor, key_view, load
 from skywarden.server.auth.key_schemas import (
     DEFAULT_LIST_LIMIT,
-    KEY_ID_LENGTH,
     KEY_ENVIRONMENTS,
+    KEY_ID_LENGTH,
     MAX_DENIALS,
     MAX_LIST_LIMIT,
     MAX_LIST_OFFSET,
