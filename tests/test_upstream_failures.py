@@ -58,7 +58,19 @@ FAILURES = {
                                            None, "foreign_link", "http://169.254.169.254/latest/meta-data"),
     "link with a port out of range": Failure(POINT, _link("http://127.0.0.1:99999/x"), None, "foreign_link",
                                              "http://127.0.0.1:(not a port)/x"),
-    "no link": Failure(POINT, Answer(200, b'{"properties": {}}'), None, "no_link", None),
+    "no link": Failure(POINT, Answer(200, b'{"properties": {}}'), None, "no_link", POINT),
+    "point lookup in an unexpected format": Failure(POINT, Answer(200, b'{"properties": "not an object"}'), None,
+                                                    "unexpected_format", POINT),
+    "forecast in an unexpected format": Failure(FORECAST, Answer(200, b'{"properties": {"periods": 5}}'), None,
+                                                "unexpected_format", FORECAST),
+    "a period in an unexpected format": Failure(FORECAST, Answer(200, b'{"properties": {"periods": [7]}}'), None,
+                                                "unexpected_format", FORECAST),
+    "alerts in an unexpected format": Failure("/alerts/active/area/KS", Answer(200, b'{"features": {}}'), None,
+                                              "unexpected_format", "/alerts/active/area/KS", {}, "get_alerts",
+                                              {"state": "KS"}),
+    "an alert in an unexpected format": Failure("/alerts/active/area/KS", Answer(200, b'{"features": [1]}'), None,
+                                                "unexpected_format", "/alerts/active/area/KS", {}, "get_alerts",
+                                                {"state": "KS"}),
     "alerts upstream 500": Failure("/alerts/active/area/KS", Answer(500, b"{}"), 500, "status",
                                    "/alerts/active/area/KS", {}, "get_alerts", {"state": "KS"}),
 }  # fmt: skip
@@ -103,11 +115,11 @@ async def test_an_upstream_failure_is_logged_once_with_its_cause(make_client, ma
 
 
 async def test_a_tool_failure_of_its_own_is_logged_with_its_message(client, fake_nws):
-    fake_nws.set(POINT, Answer(200, b'{"properties": "not an object"}'))
+    fake_nws.set(FORECAST, Answer(200, b'{"properties": {"periods": []}}'))
     resp = await client.post("/api/mcp/tools/get_forecast", json=HERE)
     assert (await resp.json())["isError"] is True
     (line,) = _failure_lines(resp.headers["X-Request-ID"])
-    assert "unexpected format" in line["detail"] and "upstream" not in line and line["error"] == "ToolError"
+    assert "no forecast periods" in line["detail"] and "upstream" not in line and line["error"] == "ToolError"
 
 
 async def test_a_successful_call_logs_no_failure(client):
@@ -118,16 +130,28 @@ async def test_a_successful_call_logs_no_failure(client):
 
 @given(
     scheme=st.sampled_from(["http", "https"]),
-    host=st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z]{2,6}){0,2}", fullmatch=True),
-    path=st.from_regex(r"(/[A-Za-z0-9._~-]{0,12}){0,4}", fullmatch=True),
+    host=st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z]{2,6}){0,2}", fullmatch=True)
+    | st.ip_addresses(v=6).map(lambda a: f"[{a}]")
+    | st.ip_addresses(v=4).map(str),
+    port=st.sampled_from(["", ":80", ":443", ":8443", ":0"]),
+    path=st.lists(
+        st.tuples(
+            st.from_regex(r"[A-Za-z0-9._~-]{0,12}", fullmatch=True), st.sampled_from(["", f";jsessionid={SECRET}"])
+        ),
+        max_size=4,
+    ),
     userinfo=st.sampled_from(["", "user:", f"user:{SECRET}@"]).map(lambda u: u if not u or u.endswith("@") else ""),
     query=st.sampled_from(["", f"?appid={SECRET}", f"?a=1&key={SECRET}&b=2", f"?{SECRET}"]),
     fragment=st.sampled_from(["", f"#{SECRET}"]),
 )
 def test_a_logged_upstream_address_never_carries_a_query_credentials_or_fragment(
-    scheme, host, path, userinfo, query, fragment
+    scheme, host, port, path, userinfo, query, fragment
 ):
-    url = f"{scheme}://{userinfo}{host}{path}{query}{fragment}"
+    """Only what says where: the scheme, the host as written (an IPv6 one in brackets), a port
+    written in the URL, and the path without its parameters; nothing that may carry a secret."""
+    written = "".join(f"/{segment}{params}" for segment, params in path)
+    url = f"{scheme}://{userinfo}{host}{port}{written}{query}{fragment}"
     logged = loggable_url(url)
-    assert SECRET not in logged and logged == f"{scheme}://{host}{path}"
+    bare = "".join(f"/{segment}" for segment, _ in path)
+    assert SECRET not in logged and logged == f"{scheme}://{host.lower()}{port}{bare}"
     assert UpstreamError("x", url=url).url == logged

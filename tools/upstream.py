@@ -51,17 +51,22 @@ MAX_LOGGED_PATH = 200
 
 
 def loggable_url(url: str) -> str:
-    """``scheme://host[:port]/path`` of ``url``: never its query (where APIs take keys), fragment
-    or user info."""
+    """``scheme://host[:port]/path`` of ``url``: never its query (where APIs take keys), path
+    parameters (``;jsessionid=...``), fragment or user info. An IPv6 host keeps its brackets and
+    a port written in the URL is kept, so the address logged is the one that was asked."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "(not a URL)"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
     try:
-        port = f":{parts.port}" if parts.port else ""
+        port = f":{parts.port}" if parts.port is not None else ""
     except ValueError:
         port = ":(not a port)"
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path[:MAX_LOGGED_PATH]}"
+    path = "/".join(segment.partition(";")[0] for segment in parts.path.split("/"))
+    return f"{parts.scheme}://{host}{port}{path[:MAX_LOGGED_PATH]}"
 
 
 def cache_ttl(cache_control: str | None) -> float:
@@ -242,7 +247,12 @@ class Upstream:
         document = self.cache.get(key)
         if document is None:
             document = await self._get(key, url, service, accept, label)
-        derived = derive(document)
+        try:
+            derived = derive(document)
+        except UpstreamError:
+            raise
+        except ToolError as exc:  # the answer is not what the tool expects: name where it came from
+            raise UpstreamError(str(exc), url=url, cause="unexpected_format") from exc
         expires = self.cache.expires(key)
         if expires is not None and derived is not None:
             self.cache.put_until(kept_as, derived, expires)

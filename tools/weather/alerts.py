@@ -6,7 +6,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
 
-from skywarden.tools.contract import ToolContext, ToolError, ToolResult, text_content
+from skywarden.tools.contract import ToolContext, ToolResult, text_content
+from skywarden.tools.upstream import UpstreamError
 from skywarden.tools.weather import nws
 
 
@@ -92,15 +93,22 @@ class GetAlerts:
 
     async def call(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         state = arguments["state"]
-        data = await nws.get(context, f"{nws.base_url(context)}/alerts/active/area/{state}")
+        url = f"{nws.base_url(context)}/alerts/active/area/{state}"
+        data = await nws.get(context, url)
         features = data.get("features") if isinstance(data, dict) else None
         if not isinstance(features, list):
-            raise ToolError(f"{nws.SERVICE} answered the alerts request in an unexpected format.")
+            raise UpstreamError(
+                f"{nws.SERVICE} answered the alerts request in an unexpected format.",
+                url=url,
+                cause="unexpected_format",
+            )
         alerts = []
         for feature in features:
             props = feature.get("properties") if isinstance(feature, dict) else None
             if not isinstance(props, dict):
-                raise ToolError(f"{nws.SERVICE} answered with an alert in an unexpected format.")
+                raise UpstreamError(
+                    f"{nws.SERVICE} answered with an alert in an unexpected format.", url=url, cause="unexpected_format"
+                )
             if props.get("status", "Actual") != "Actual":  # test, exercise and draft messages
                 continue
             alerts.append(_alert(props))

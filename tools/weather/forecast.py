@@ -136,8 +136,9 @@ class GetForecast:
     async def call(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         lat, lon = arguments["latitude"], arguments["longitude"]
         point = f"{nws.format_coordinate(lat)},{nws.format_coordinate(lon)}"
+        points_url = f"{nws.base_url(context)}/points/{point}"
         try:
-            points = await nws.get(context, f"{nws.base_url(context)}/points/{point}", derive=_point)
+            points = await nws.get(context, points_url, derive=_point)
         except UpstreamError as exc:
             if exc.status == 404:
                 raise ToolError(
@@ -146,7 +147,7 @@ class GetForecast:
                 ) from None
             raise
         location, link = points
-        forecast_url = nws.follow_link(context, link)
+        forecast_url = nws.follow_link(context, link, source=points_url)
         text, periods = await nws.get(context, forecast_url, derive=_forecast)
         if not periods:
             raise ToolError(f"{nws.SERVICE} has no forecast periods for {point} right now.")

@@ -39,10 +39,13 @@ def _origin(url: str) -> tuple[str, str, int | None] | None:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def follow_link(context: ToolContext, url: Any) -> str:
-    """Return ``url`` if it is safe to fetch: it must stay on the configured NWS origin."""
+def follow_link(context: ToolContext, url: Any, source: str | None = None) -> str:
+    """Return ``url`` if it is safe to fetch: it must stay on the configured NWS origin.
+    ``source`` is the address of the answer the link came from (logged when there is none)."""
     if not isinstance(url, str) or not url:
-        raise UpstreamError(f"{SERVICE} answered without the expected link; try again later.", cause="no_link")
+        raise UpstreamError(
+            f"{SERVICE} answered without the expected link; try again later.", url=source, cause="no_link"
+        )
     origin = _origin(url)
     if origin is None or origin != _origin(base_url(context)):
         raise UpstreamError(
