@@ -97,7 +97,6 @@ class FakeProvider:
             await stream.prepare(request)
             for piece in (answer[:7], answer[7:60], answer[60:]):
                 await stream.write(piece)
-                await stream.drain()
                 await asyncio.sleep(0.02)  # so that the reader sees a piece before the next (nothing is timed)
             await stream.write_eof()
             return stream
