@@ -148,3 +148,14 @@ async def make_client(aiohttp_client, make_server):
 @pytest.fixture
 async def client(make_client):
     return await make_client()
+
+
+@pytest.fixture
+async def issuer():
+    """A loopback OpenID issuer whose keys and configuration a test can take away (``tests/fake_idp.py``)."""
+    from tests.fake_idp import FakeIssuer
+
+    fake = FakeIssuer()
+    await fake.start()
+    yield fake
+    await fake.stop()

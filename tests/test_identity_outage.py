@@ -22,14 +22,6 @@ WRONG_KEY = "skw_live_" + "A" * 50
 
 
 @pytest.fixture
-async def issuer():
-    fake = FakeIssuer()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def srv(make_server, make_settings, issuer):
     return await server_trusting(
         make_server, make_settings, issuer, auth_failure_limit="3/minute", console_oidc_client_id="console"

@@ -15,20 +15,12 @@ from hypothesis import strategies as st
 
 from skywarden.server.appkeys import KEY_STORE
 from tests.conftest import ADMIN_HEADERS, create_key, drain_logs
-from tests.fake_idp import ADMIN_AUDIENCE, ADMIN_ROLE, FakeIssuer, server_trusting
+from tests.fake_idp import ADMIN_AUDIENCE, ADMIN_ROLE, server_trusting
 from tests.mcp_helpers import modern_headers, modern_rpc
 from tests.services import fresh_postgres_database
 
 FORECAST = {"latitude": 39.7456, "longitude": -97.0892}
 PLAIN = ("\x00", "\x1b", "\ud800", "\udfff", "\u2028", "\u202e", "\x85", "\u200b", "\ufeff", "\U000e0041", "\u3164")
-
-
-@pytest.fixture
-async def issuer():
-    fake = FakeIssuer()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture
