@@ -14,13 +14,12 @@ import logging
 import math
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 import structlog
-
-from dataclasses import dataclass
-from pathlib import Path
 
 from skywarden.server.observability.log_sink import BackgroundSink, SinkOpenError
 from skywarden.server.observability.redaction import looks_secret, redact_processor, redacting_renderer
