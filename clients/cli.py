@@ -41,7 +41,16 @@ def parse_arg(pair: str) -> tuple[str, Any]:
         return key, value
 
 
+def _output_flags() -> argparse.ArgumentParser:
+    """``--json`` for every command, after it as before it: SUPPRESS keeps a command's parser from
+    overwriting a ``--json`` given before the command with its own default."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    return flags
+
+
 def build_parser() -> argparse.ArgumentParser:
+    output = [_output_flags()]
     parser = argparse.ArgumentParser(prog="skywarden-client", description="Client for a Skywarden server")
     parser.add_argument(
         "--url",
@@ -56,21 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
         " env SKYWARDEN_ACCESS_TOKEN holds one directly",
     )
     parser.add_argument("--transport", choices=("rest", "mcp"), default="rest", help="how to reach tools")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (here or after the command)")
     parser.add_argument("--timeout", type=float, default=60.0, help="total seconds per request")
     parser.add_argument("--ca-file", help="CA bundle to verify the server's certificate")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("health", help="is the server up")
-    sub.add_parser("tools", help="list the tools this key may use")
-    call = sub.add_parser("call", help="call a tool")
+    sub.add_parser("health", parents=output, help="is the server up")
+    sub.add_parser("tools", parents=output, help="list the tools this key may use")
+    call = sub.add_parser("call", parents=output, help="call a tool")
     call.add_argument("tool")
     call.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="an argument (repeatable)")
     call.add_argument("--args-json", metavar="JSON", help="all arguments as one JSON object")
 
-    keys = sub.add_parser("keys", help="manage API keys (admin token)")
+    keys = sub.add_parser("keys", parents=output, help="manage API keys (admin token)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    create = keys_sub.add_parser("create")
+    create = keys_sub.add_parser("create", parents=output)
     create.add_argument("--name", required=True)
     create.add_argument("--owner")
     create.add_argument("--scope", action="append", dest="scopes")
@@ -78,15 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--expires-at")
     create.add_argument("--rate-limit")
     create.add_argument("--metadata", help="JSON object")
-    listing = keys_sub.add_parser("list")
+    listing = keys_sub.add_parser("list", parents=output)
     listing.add_argument("--owner")
     listing.add_argument("--status", choices=("active", "disabled", "revoked", "expired"))
-    show = keys_sub.add_parser("show")
+    show = keys_sub.add_parser("show", parents=output)
     show.add_argument("key_id")
-    rotate = keys_sub.add_parser("rotate")
+    rotate = keys_sub.add_parser("rotate", parents=output)
     rotate.add_argument("key_id")
     rotate.add_argument("--grace-seconds", type=int, default=3600)
-    revoke = keys_sub.add_parser("revoke")
+    revoke = keys_sub.add_parser("revoke", parents=output)
     revoke.add_argument("key_id")
     revoke.add_argument("--reason")
     return parser

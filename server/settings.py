@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from skywarden.server.extras import install_command, pip_install
 from skywarden.server.hosts import origin_host, parse_host
@@ -178,14 +178,39 @@ def _redis_url(value: Any) -> str:
     text = _text(value).strip()
     if not text:
         return ""
-    parts = urlsplit(text)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ValueError("must be redis://host:port/db (or rediss:// for TLS)")
+    _check_redis_url(text)
     try:
         import redis  # noqa: F401
     except ImportError:
         raise ValueError(f"needs the Redis client: {install_command('redis')}") from None
     return text
+
+
+REDIS_URL_FORM = "redis://[:password@]host[:port][/db] (rediss:// for TLS, unix:///path/to/redis.sock[?db=N])"
+
+
+def _check_redis_url(text: str) -> None:
+    """What redis-py would otherwise take silently or refuse only at the first connection: the
+    scheme, a host (a socket path for unix://), a numeric port and a numeric database index."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"the scheme must be redis, rediss or unix: {REDIS_URL_FORM}")
+    if parts.scheme == "unix":
+        if not parts.path.strip("/"):
+            raise ValueError(f"a unix:// URL needs the socket's path: {REDIS_URL_FORM}")
+        databases = []
+    else:
+        if not parts.hostname:
+            raise ValueError(f"no host: {REDIS_URL_FORM}")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError(f"the port must be a number from 1 to 65535: {REDIS_URL_FORM}") from None
+        databases = [parts.path[1:]] if parts.path not in ("", "/") else []
+    databases += [value for name, value in parse_qsl(parts.query, keep_blank_values=True) if name == "db"]
+    for database in databases:
+        if not re.fullmatch(r"[0-9]{1,5}", database):
+            raise ValueError(f"the database index must be a number such as 0, not {database[:40]!r}: {REDIS_URL_FORM}")
 
 
 def _key_prefix(value: Any) -> str:

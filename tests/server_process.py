@@ -84,6 +84,21 @@ class ServerProcess:
 
         return await asyncio.wait_for(found(), timeout)
 
+    async def wait_for_output(self, text: str, timeout: float = 30) -> str:
+        """The first line (JSON or not, stdout or stderr) containing ``text``, printed already or yet to come."""
+
+        async def found() -> str:
+            async with self._printed:
+                while True:
+                    for line in self.raw:
+                        if text in line:
+                            return line
+                    if self._ended:
+                        raise OutputEnded(f"server on port {self.port} never printed {text!r}")
+                    await self._printed.wait()
+
+        return await asyncio.wait_for(found(), timeout)
+
     async def wait_for_event(self, name: str, timeout: float = 30) -> dict:
         """The first event ``name`` this server printed (or prints)."""
         return await self.wait_for(lambda e: e.get("event") == name, timeout=timeout)
@@ -121,7 +136,9 @@ class ServerProcess:
         assert self.proc.stdout is not None
         async for line in self.proc.stdout:
             text = line.decode(errors="replace").rstrip("\n")
-            self.raw.append(text)
+            async with self._printed:
+                self.raw.append(text)
+                self._printed.notify_all()
             SUBPROCESS_LINES.append(text)
             try:
                 event = json.loads(text)

@@ -114,6 +114,8 @@ async def test_a_failed_start_keeps_no_admin_token_and_the_next_start_prints_one
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
     assert "skw_admin_" not in result.stdout + result.stderr  # no token shown for a server that never ran
+    assert "skywarden stopping" not in result.stdout + result.stderr  # nor a farewell
+    assert len(result.stderr.strip().splitlines()) == 1
     assert not (data / "admin-token.sha256").exists()
 
     server = await start_server({"SKYWARDEN_DATA_DIR": str(data), "SKYWARDEN_ADMIN_TOKEN": ""})

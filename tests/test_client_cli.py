@@ -46,6 +46,8 @@ async def test_health_and_tools(client):
     assert code == 0 and out.startswith("ok")
     code, out, _ = await cli(client, "--json", "tools")
     assert code == 0 and {"get_forecast", "get_alerts"} <= {t["name"] for t in json.loads(out)}
+    after = await cli(client, "tools", "--json")
+    assert after == (code, out, "")  # --json after the command, as `skywarden keys list --json` takes it
 
 
 @pytest.mark.parametrize("transport", ["rest", "mcp"])

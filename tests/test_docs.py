@@ -45,3 +45,36 @@ def test_every_readme_command_runs_as_written():
 
 def test_the_upstream_metric_label_is_documented_as_an_identifier():
     assert "`nws`" in (ROOT / "docs" / "operations.md").read_text()
+
+
+def test_the_documented_secret_files_are_accepted_and_what_is_checked_is_what_the_docs_say(tmp_path):
+    """Each generation command of deployment.md's "Secrets from files", run as written (into a
+    scratch folder), makes a file the server takes; the length the docs name is the one refused."""
+    import re
+    import subprocess
+
+    import pytest
+
+    from skywarden.server.auth.credentials import CredentialError, load_metrics_credential, load_server_secret
+    from skywarden.server.settings import MIN_SECRET_LENGTH
+
+    docs = (ROOT / "docs" / "deployment.md").read_text()
+    section = docs.split("## Secrets from files\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, flags=re.DOTALL).group(1)
+    made = re.findall(r"^(python3 -c .*) > (/etc/skywarden/[a-z-]+)$", block, flags=re.MULTILINE)
+    assert {Path(path).name for _, path in made} == {"secret", "admin-token", "metrics-token"}
+    for command, path in made:
+        target = tmp_path / Path(path).name
+        with target.open("w") as out:
+            subprocess.run(command, shell=True, stdout=out, check=True)
+        assert load_server_secret("", str(target), str(tmp_path / "data"))
+        assert load_metrics_credential("", str(target)) is not None
+    assert f"at least {MIN_SECRET_LENGTH} characters" in " ".join(section.split())
+    short = tmp_path / "short"
+    short.write_text("x" * (MIN_SECRET_LENGTH - 1) + "\n")
+    for load in (
+        lambda: load_server_secret("", str(short), str(tmp_path)),
+        lambda: load_metrics_credential("", str(short)),
+    ):
+        with pytest.raises(CredentialError):
+            load()

@@ -77,6 +77,38 @@ def documented_commands(kind: str) -> tuple[list[str], str]:
     raise AssertionError(f"docs/deployment.md shows no render.py {kind} command")
 
 
+def documented_start(kind: str) -> tuple[str, list[str]]:
+    """(the file the docs render ``kind``'s configuration into, the commands that follow the render line)."""
+    for block in re.findall(r"```sh\n(.*?)```", _docs_section(), flags=re.DOTALL):
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        at = next((i for i, line in enumerate(lines) if f"render.py {kind} " in line), None)
+        if at is not None:
+            return lines[at].rsplit("> ", 1)[1].strip(), lines[at + 1 :]
+    raise AssertionError(f"docs/deployment.md shows no render.py {kind} command")
+
+
+def documented_check(kind: str, config: Path) -> list[str]:
+    """The docs' command that checks ``kind``'s configuration, pointed at ``config``."""
+    target, commands = documented_start(kind)
+    check = next(c for c in commands if c.startswith(("nginx -t ", "haproxy -c ")))
+    return [_binary(kind), *check.replace(target, str(config)).split()[1:]]
+
+
+def test_the_documented_balancer_commands_are_complete():
+    """Rendered into a file of its own, made ready (nginx's RUN_DIR), checked, then started, each
+    command naming that file."""
+    for kind, flag, check in (("haproxy", "-f", "-c"), ("nginx", "-c", "-t")):
+        target, commands = documented_start(kind)
+        distribution_own = ("/etc/nginx/nginx.conf", "/etc/haproxy/haproxy.cfg")
+        assert target.startswith(f"/etc/{kind}/") and target not in distribution_own
+        runs = [c for c in commands if c.startswith(f"{kind} ")]
+        assert [c.split()[1] for c in runs] == [check, flag] and all(f"{flag} {target}" in c for c in runs), commands
+        if kind == "nginx":
+            assert commands[0] == 'mkdir -p "$RUN_DIR"'  # before nginx reads the pid file's place
+    prose = _docs_section()
+    assert "nginx -s reload -c /etc/nginx/skywarden.conf" in prose and "nginx -s quit -c" in prose
+
+
 def instance_settings(name: str, public_url: str) -> dict[str, str]:
     """The value of each documented setting, for this test's deployment (balancer and instances on loopback)."""
     values = {
@@ -307,6 +339,8 @@ async def _start_balancer(
     }
     config = run_dir / render.TEMPLATES[kind]
     config.write_text(_render_as_documented(kind, values, [f"127.0.0.1:{p}" for p in instances]))
+    checked = subprocess.run(documented_check(kind, config), capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     if kind == "haproxy":
         argv = [_binary("haproxy"), "-db", "-f", str(config)]
     else:  # in the foreground, so the test owns the process

@@ -93,3 +93,33 @@ async def test_the_readme_example_runs_as_written(client, capsys):
     await example["main"](str(client.make_url("/")), client.api_key)  # the base URL, as SKYWARDEN_URL holds it
     out = capsys.readouterr().out
     assert "protocol 2026-07-28" in out and "tool get_alerts" in out and "Winter Weather Advisory" in out
+
+
+@pytest.mark.parametrize("failure", ["nothing listening", "TLS to a plain HTTP server", "wrong key"])
+async def test_the_example_ends_a_failure_with_one_line(client, capsys, failure):
+    import asyncio
+    import runpy
+    import socket
+    from pathlib import Path
+
+    example = runpy.run_path(str(Path(__file__).parent.parent / "examples" / "mcp_client.py"))
+    base = str(client.make_url("/")).rstrip("/")
+    key = client.api_key
+    if failure == "nothing listening":
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            base = f"http://127.0.0.1:{sock.getsockname()[1]}"  # released: nothing listens there
+    elif failure == "TLS to a plain HTTP server":
+        base = base.replace("http://", "https://")
+    else:
+        key = "skw_live_" + "A" * 40
+    code = await asyncio.to_thread(example["run"], base, key)
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("mcp_client: ") and f"{base}/mcp" in err
+    expected = {
+        "nothing listening": "cannot connect",
+        "TLS to a plain HTTP server": "TLS with",
+        "wrong key": "refused: Unauthorized",
+    }
+    assert expected[failure] in err and key not in err

@@ -372,3 +372,26 @@ async def test_garbage_on_the_broadcast_channel_changes_nothing(shared_redis, ma
     for client in clients:  # still listening, and the revocation reached both
         assert (await client.get("/api/health/ready")).status == 200
         assert (await client.get("/api/mcp/tools", headers=headers)).status == 401
+
+
+async def test_a_redis_unreachable_at_start_is_logged_once_without_its_password(make_settings, aiohttp_client):
+    from tests.conftest import drain_logs
+
+    before = len(drain_logs())
+    url = f"redis://:start-pw-never-logged@127.0.0.1:{free_port()}/3"
+    client = await aiohttp_client(create_app(make_settings(redis_url=url)))
+    assert (await client.get("/api/health/ready")).status == 503
+    warnings = [e for e in drain_logs()[before:] if e.get("event", "").startswith("redis unreachable at start")]
+    assert len(warnings) == 1 and warnings[0]["level"] == "warning"
+    assert warnings[0]["redis_url"] == f"redis://:***@127.0.0.1:{url.rsplit(':', 1)[1]}"
+    assert "start-pw-never-logged" not in str(drain_logs())
+
+
+async def test_a_reachable_redis_at_start_logs_no_warning(shared_redis, make_settings, aiohttp_client):
+    from tests.conftest import drain_logs
+
+    url, prefix = shared_redis
+    before = len(drain_logs())
+    client = await aiohttp_client(create_app(make_settings(redis_url=url, redis_key_prefix=prefix)))
+    assert (await client.get("/api/health/ready")).status == 200
+    assert not [e for e in drain_logs()[before:] if e.get("event", "").startswith("redis unreachable")]

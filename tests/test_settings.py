@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skywarden.server.settings import SettingsError, load_settings
 
@@ -113,3 +115,52 @@ def test_settings_survive_pickling_for_worker_processes():
     assert again == settings and again.tool_settings["acme"]["token"] == "x"
     with pytest.raises(TypeError):
         again.tool_settings["acme"]["token"] = "y"  # still read-only
+
+
+_PASSWORD = "pw-never-shown"
+_DATABASES = st.one_of(
+    st.sampled_from(["", "/", "/0", "/15", "/x", "/1/", "/-1", "/0.5", "/ 1"]),
+    st.text(max_size=6).map(lambda t: "/" + t),
+)
+
+
+@given(
+    scheme=st.sampled_from(["redis", "rediss", "unix", "http", "REDIS", ""]),
+    port=st.sampled_from(["", ":6379", ":0x1", ":port", ":99999"]),
+    database=_DATABASES,
+    query=st.sampled_from(["", "?db=2", "?db=a", "?db=", "?socket_timeout=1"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_redis_url_is_accepted_only_when_redis_py_reads_every_part(scheme, port, database, query):
+    """Whatever the settings accept, redis-py reads with a numeric database; whatever they refuse is
+    one line that never shows the password."""
+    import redis.connection
+
+    if scheme == "unix":
+        url = f"unix://:{_PASSWORD}@/run/redis.sock{query}"
+    else:
+        url = f"{scheme}://:{_PASSWORD}@127.0.0.1{port}{database}{query}"
+    try:
+        accepted = load_settings(environ={"SKYWARDEN_REDIS_URL": url})
+    except SettingsError as exc:
+        message = str(exc)
+        assert "\n" not in message and _PASSWORD not in message and message.startswith("invalid setting redis_url")
+        return
+    assert accepted.redis_url == url
+    parsed = redis.connection.parse_url(url)
+    assert isinstance(parsed.get("db", 0), int) and parsed.get("db", 0) >= 0
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis://:pw@127.0.0.1:6379/x", "the database index must be a number"),
+        ("redis://127.0.0.1:6379?db=two", "the database index must be a number"),
+        ("redis://127.0.0.1:sixty/0", "the port must be a number"),
+        ("memcached://127.0.0.1:6379/0", "the scheme must be redis, rediss or unix"),
+        ("unix://", "needs the socket's path"),
+    ],
+)
+def test_a_bad_redis_url_says_which_part(url, says):
+    with pytest.raises(SettingsError, match=says):
+        load_settings(environ={"SKYWARDEN_REDIS_URL": url})

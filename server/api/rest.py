@@ -17,6 +17,7 @@ from skywarden.server.http.paths import HEALTH_PATH, READY_PATH, TOOL_CALL_PATH,
 from skywarden.server.http.problems import problem_responses
 from skywarden.server.http.responses import json_response
 from skywarden.server.observability.audit import note
+from skywarden.server.observability.logging_setup import sink_states
 from skywarden.tools.contract import ToolResult
 
 
@@ -28,9 +29,12 @@ class HealthSchema(Schema):
 class ReadySchema(HealthSchema):
     checks = fields.Dict(
         keys=fields.String(),
-        values=fields.String(metadata={"enum": ["ok", "unreachable"]}),
+        values=fields.String(metadata={"enum": ["ok", "unreachable", "unwritable"]}),
         required=True,
-        metadata={"description": "Each dependency: key_store, rate_limiter, broadcast (Redis pub/sub when shared)"},
+        metadata={
+            "description": "Each dependency: key_store, rate_limiter, broadcast (Redis pub/sub when shared), "
+            "log and audit_log (their file or stdout: unwritable while a write fails)"
+        },
     )
 
 
@@ -67,21 +71,23 @@ async def health(request: web.Request) -> web.Response:
 
 @docs(
     tags=["health"],
-    summary="Readiness: the key store, rate limiter and broadcast are reachable",
+    summary="Readiness: the key store, rate limiter and broadcast are reachable, the log and audit log writable",
     security=[],
     responses=problem_responses(503),
 )
 @response_schema(ReadySchema, 200)
 async def ready(request: web.Request) -> web.Response:
-    """Each dependency by name; 503 when any is unreachable."""
+    """Each dependency by name; 503 when any is unreachable, or a log cannot be written (an audit
+    event that cannot be written is kept and retried, but a balancer should send no traffic)."""
     checks = {
         "key_store": "ok" if await request.app[KEY_STORE].ping() else "unreachable",
         "rate_limiter": "ok" if await request.app[LIMITER].reachable() else "unreachable",
         "broadcast": "ok" if await request.app[BROADCAST].reachable() else "unreachable",
     }
-    if "unreachable" in checks.values():
-        failing = ", ".join(name for name, state in checks.items() if state != "ok")
-        raise ApiError(NOT_READY, f"Not reachable: {failing}.", extra={"checks": checks})
+    checks.update({role: "unwritable" if state.failing else "ok" for role, state in sink_states().items()})
+    if any(state != "ok" for state in checks.values()):
+        failing = ", ".join(f"{name} {state}" for name, state in checks.items() if state != "ok")
+        raise ApiError(NOT_READY, f"Not ready: {failing}.", extra={"checks": checks})
     return json_response({"status": "ready", "version": __version__, "checks": checks})
 
 

@@ -25,7 +25,11 @@ from skywarden.server.shared.backends import open_shared_state
 from skywarden.tools.registry import discover_tools
 
 
-def add_admin_commands(sub: argparse._SubParsersAction, add_setting_flags: Callable[..., None]) -> None:
+def add_admin_commands(
+    sub: argparse._SubParsersAction,
+    add_setting_flags: Callable[..., None],
+    add_json_flag: Callable[[argparse.ArgumentParser], None],
+) -> None:
     keys = sub.add_parser("keys", help="manage API keys on the store directly")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
 
@@ -59,7 +63,7 @@ def add_admin_commands(sub: argparse._SubParsersAction, add_setting_flags: Calla
     rotate.set_defaults(handler=_rotate, changes_state=True)
 
     for parser in (create, listing, show, revoke, rotate):
-        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        add_json_flag(parser)
         add_setting_flags(parser, STORE_SETTINGS)
 
     token = sub.add_parser("admin-token", help="manage the admin token")

@@ -31,6 +31,12 @@ def _add_setting_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | 
         )
 
 
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """``--json`` after a command, as before it: SUPPRESS keeps the command's parser from
+    overwriting a ``--json`` given before the command with its own default."""
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+
+
 def _show_default(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(value) or "none"
@@ -42,20 +48,23 @@ def _show_default(value: Any) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skywarden", description="Skywarden MCP tool server")
     parser.add_argument("--version", action="version", version=f"skywarden {__version__}")
+    parser.add_argument(
+        "--json", action="store_true", help="machine-readable output, for the commands that print (here or after them)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the server")
     _add_setting_flags(serve)
 
     tools = sub.add_parser("tools", help="list the tools that load, and from which distribution")
-    tools.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_flag(tools)
     serve.set_defaults(changes_state=False)  # the server audits with its own settings
     tools.set_defaults(changes_state=False)
 
     from skywarden.server.cli.db import add_db_commands
     from skywarden.server.cli.keys import add_admin_commands
 
-    add_admin_commands(sub, _add_setting_flags)
+    add_admin_commands(sub, _add_setting_flags, add_json_flag)
     add_db_commands(sub, _add_setting_flags)
     return parser
 

@@ -60,9 +60,11 @@ async def run_server(
     credentials = prepare_credentials(settings)
     ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
     app = create_app(settings, credentials=credentials)
+    listening = False
 
     async def farewell(app: web.Application) -> None:
-        log.info("skywarden stopping", grace_seconds=settings.shutdown_timeout)
+        if listening:  # a server that never started does not say it is stopping
+            log.info("skywarden stopping", grace_seconds=settings.shutdown_timeout)
 
     app.on_shutdown.append(farewell)
     runner = GuardedAppRunner(
@@ -87,6 +89,7 @@ async def run_server(
             await site.start()
         except OSError as exc:
             raise cannot_listen(settings, exc) from None
+        listening = True
         addresses = [s.getsockname() for s in site._server.sockets] if site._server else []
         port = addresses[0][1] if addresses else settings.port
         if started is not None:
@@ -148,13 +151,16 @@ def run_on_event_loop(settings: Settings, main: Coroutine[Any, Any, None]) -> No
 
 
 def configure_server_logging(settings: Settings, role: str = "") -> None:
-    """Logging for a server process; ``role`` (a worker, the supervisor) follows its instance name."""
+    """Logging for a server process; ``role`` (a worker, the supervisor) follows its instance name.
+    Its log and audit files are opened here, before anything binds: a server never runs with a
+    log it cannot write (``SinkOpenError``, one line)."""
     configure_logging(
         settings.log_level,
         settings.log_format,
         log_file=settings.log_file,
         audit_log_file=settings.audit_log_file,
         instance=instance_name(settings) + (f"/{role}" if role else ""),
+        open_files=True,
     )
 
 

@@ -55,8 +55,8 @@ STOP_GRACE_EXTRA_SECONDS = 5.0
 
 def _worker(settings: Settings, index: int, reports: Any) -> None:
     """One worker process (spawned: a fresh interpreter, nothing inherited but the arguments)."""
-    configure_server_logging(settings, f"w{index}")
     try:
+        configure_server_logging(settings, f"w{index}")
         run_on_event_loop(
             settings, run_server(settings, reuse_port=True, started=lambda port: reports.put(("started", index, port)))
         )

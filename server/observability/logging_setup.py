@@ -2,7 +2,9 @@
 
 Application logs and audit events (logger ``skywarden.audit``) go to separate
 sinks when ``audit_log_file`` is set, else both to ``log_file`` / stdout. Every
-line is written by a background thread (``BackgroundSink``).
+line is written by a background thread (``BackgroundSink``). A server opens its files
+before it binds (``open_files``): a log it could not write stops it with one line, and one
+that fails later shows in ``sink_states`` (readiness, metrics) until it is written again.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ import logging
 import math
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 import structlog
 
-from skywarden.server.observability.log_sink import BackgroundSink
+from skywarden.server.observability.log_sink import BackgroundSink, SinkOpenError
 from skywarden.server.observability.redaction import looks_secret, redact_processor, redacting_renderer
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 AUDIT_LOGGER = "skywarden.audit"
 _sinks: list[BackgroundSink] = []
+_roles: dict[str, BackgroundSink] = {}  # "log" and "audit_log" (the same sink when they share one)
 _audit_logger: Any = structlog.get_logger(AUDIT_LOGGER)
 
 
@@ -113,12 +118,21 @@ def configure_logging(
     audit_log_file: str = "",
     cache_loggers: bool = True,
     instance: str = "",
+    open_files: bool = False,
 ) -> list[BackgroundSink]:
-    """``instance`` names this process in every line (several instances write one log stream)."""
+    """``instance`` names this process in every line (several instances write one log stream).
+
+    ``open_files``: open ``log_file`` and ``audit_log_file`` now, raising ``SinkOpenError`` with
+    one line (which setting, which file, why, what to do) when one cannot be appended to."""
     close_sinks()
-    main = BackgroundSink(path=log_file or None, stream=stream or sys.stdout)
-    audit = BackgroundSink(path=audit_log_file) if audit_log_file else main
+    main = file_sink(log_file, "log_file", open_files) if log_file else BackgroundSink(stream=stream or sys.stdout)
+    try:
+        audit = file_sink(audit_log_file, "audit_log_file", open_files) if audit_log_file else main
+    except SinkOpenError:
+        main.close()
+        raise
     _sinks.extend({id(s): s for s in (main, audit)}.values())
+    _roles.update(log=main, audit_log=audit)
     renderer = (
         structlog.dev.ConsoleRenderer(colors=False)
         if fmt == "console"
@@ -154,6 +168,40 @@ def configure_logging(
     return list(_sinks)
 
 
+def file_sink(path: str, setting: str, open_now: bool) -> BackgroundSink:
+    try:
+        return BackgroundSink(path=path, open_now=open_now)
+    except SinkOpenError as exc:
+        folder = Path(path).parent
+        if not folder.is_dir():
+            hint = f"create its folder first (install -d -m 0750 {folder})"
+        elif Path(path).is_dir():
+            hint = "it is a folder: name a file in it"
+        else:
+            hint = "let this user append to it"
+        flag, env = "--" + setting.replace("_", "-"), "SKYWARDEN_" + setting.upper()
+        raise SinkOpenError(
+            f"cannot append to {path} ({setting}: {exc.strerror}); {hint}, or set {setting} "
+            f"({flag} or {env}) to a file this user can append to; nothing is served without its log",
+        ) from None
+
+
+@dataclass(frozen=True)
+class SinkState:
+    path: str  # "stdout" when not a file
+    failing: bool
+    failures: int
+    lost: int  # lines given up (buffer full, or a failed file's backlog past its bound)
+
+
+def sink_states() -> dict[str, SinkState]:
+    """``log`` and ``audit_log`` as configured (empty before ``configure_logging``)."""
+    return {
+        role: SinkState(sink.path or "stdout", sink.failing, sink.failures, sink.lost + sink.dropped)
+        for role, sink in _roles.items()
+    }
+
+
 class _ToStructlog(logging.Handler):
     """Standard-library records (aiohttp's own loggers, asyncio, libraries) into the structlog
     pipeline, so they are redacted and land in the same sink as everything else."""
@@ -177,5 +225,6 @@ def _route_stdlib_logging(level: int) -> None:
 
 
 def close_sinks() -> None:
+    _roles.clear()
     while _sinks:
         _sinks.pop().close()

@@ -21,6 +21,7 @@ from prometheus_client.utils import floatToGoString
 from skywarden.server.appkeys import METRICS
 from skywarden.server.http.paths import METRICS_PATH
 from skywarden.server.observability.denials import RecentDenials
+from skywarden.server.observability.logging_setup import sink_states
 from skywarden.tools.upstream import TTLCache
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -54,6 +55,20 @@ class _LiveFigures(Collector):
         )
         dropped.add_metric([], self.denials.dropped if self.denials is not None else 0)
         yield dropped
+        yield from _log_figures()
+
+
+def _log_figures() -> Iterator[Any]:
+    """The log and audit log sinks: failing now (readiness is 503 meanwhile), failed writes, lines lost."""
+    states = sink_states()
+    failing = GaugeMetricFamily("skywarden_log_sink_failing", "1 while a log cannot be written", labels=["sink"])
+    failures = CounterMetricFamily("skywarden_log_write_failures", "Failed log writes (retried)", labels=["sink"])
+    lost = CounterMetricFamily("skywarden_log_lines_lost", "Log lines given up", labels=["sink"])
+    for role, state in sorted(states.items()):
+        failing.add_metric([role], int(state.failing))
+        failures.add_metric([role], state.failures)
+        lost.add_metric([role], state.lost)
+    yield from (failing, failures, lost)
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

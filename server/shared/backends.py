@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from skywarden.server.calls.counters import Counters, MemoryCounters
 from skywarden.server.mcp.sessions import MemorySessionStore, SessionStore
 from skywarden.server.observability.denials import MemoryDenials, RecentDenials
-from skywarden.server.settings import Settings
+from skywarden.server.settings import Settings, hide_url_passwords
 from skywarden.server.shared.broadcast import LocalBroadcast, RedisBroadcast
 
 
@@ -29,6 +30,7 @@ class SharedState:
     broadcast: LocalBroadcast
     denials: RecentDenials
     client: Any = None  # the Redis client, closed last
+    location: str = ""  # the Redis URL as logs show it (no password)
 
 
 def open_shared_state(settings: Settings, sessions: SessionStore | None = None) -> SharedState:
@@ -58,14 +60,23 @@ def open_shared_state(settings: Settings, sessions: SessionStore | None = None) 
         RedisBroadcast(client, prefix),
         RedisDenials(client, prefix),
         client,
+        hide_url_passwords(settings.redis_url),
     )
 
 
 def shared_state_context(state: SharedState) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Subscribe to the broadcast before serving; on clean-up close the sessions, then Redis."""
+    """Subscribe to the broadcast before serving (a Redis that does not answer then is logged
+    once: the server starts, readiness says 503 until it answers); on clean-up close the
+    sessions, then Redis."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         await state.broadcast.start()
+        if state.client is not None and not await state.counters.reachable():
+            structlog.get_logger("skywarden.server").warning(
+                "redis unreachable at start; shared limits, sessions and key-change news wait for it "
+                "(/api/health/ready answers 503 meanwhile)",
+                redis_url=state.location,
+            )
         try:
             yield
         finally:
