@@ -52,6 +52,7 @@ INSUFFICIENT_SCOPE = ErrorKind(403, "Forbidden", "insufficient-scope", FORBIDDEN
 ADMIN_RULE_NOT_MET = ErrorKind(403, "Forbidden", "admin-role-required", FORBIDDEN_CODE, "admin_rule")
 FORBIDDEN_HOST = ErrorKind(403, "Forbidden", "forbidden-origin", INVALID_REQUEST, "host")
 FORBIDDEN_ORIGIN = ErrorKind(403, "Forbidden", "forbidden-origin", INVALID_REQUEST, "origin")
+KEY_RATE_UNUSABLE = ErrorKind(403, "Forbidden", "key-rate-limit-unusable", FORBIDDEN_CODE, "key_rate_limit")
 HTTPS_REQUIRED = ErrorKind(403, "HTTPS required", "https-required", INVALID_REQUEST, "https_required")
 NOT_FOUND = ErrorKind(404, "Not found", "not-found", METHOD_NOT_FOUND)
 OAUTH_NOT_CONFIGURED = ErrorKind(404, "OAuth is not configured", "oauth-not-configured", METHOD_NOT_FOUND)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from skywarden.server.appkeys import AUTHENTICATOR, SETTINGS
 from skywarden.server.calls.pipeline import ToolPipeline
 from skywarden.server.errors import KINDS
 from skywarden.tools.registry import ToolRegistry, register_tool
@@ -61,6 +63,15 @@ def _explode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ToolPipeline, "call", explode)
 
 
+async def _store_a_rate_that_allows_nothing(client) -> None:
+    """As an earlier version could have stored it: straight into the SQLite store."""
+    database = client.server.app[SETTINGS].resolved_database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE api_keys SET rate_limit = '0/second'")
+    conn.close()
+    client.server.app[AUTHENTICATOR].forget_all()
+
+
 async def _hold_the_only_slot(client) -> None:
     plugin_samples.SIGNALS.update(started=asyncio.Event(), cancelled=asyncio.Event())
     client.held = asyncio.create_task(client.post("/api/mcp/tools/waits", json={"text": "x"}))
@@ -101,6 +112,14 @@ CASES = [
         False,
         settings={"rate_limit": "1/minute"},
         before=_use_up_the_key,
+    ),
+    Case(
+        "the key's stored rate limit allows nothing",
+        403,
+        "key-rate-limit-unusable",
+        -32003,
+        False,
+        before=_store_a_rate_that_allows_nothing,
     ),
     Case(
         "body too large",
