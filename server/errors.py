@@ -40,6 +40,7 @@ class ErrorKind:
 
 BAD_REQUEST = ErrorKind(400, "Bad request", "bad-request", INVALID_REQUEST)
 INVALID_HEADER = ErrorKind(400, "Bad request", "invalid-header", INVALID_REQUEST, "invalid_header")
+INVALID_TARGET = ErrorKind(400, "Bad request", "invalid-request-target", INVALID_REQUEST, "request_target")
 INVALID_JSON = ErrorKind(400, "Bad request", "invalid-json", PARSE_ERROR)
 INVALID_BODY = ErrorKind(400, "Bad request", "invalid-body", INVALID_REQUEST)
 AMBIGUOUS_CREDENTIALS = ErrorKind(400, "Bad request", "ambiguous-credentials", INVALID_REQUEST, "ambiguous_credentials")
