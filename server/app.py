@@ -21,6 +21,7 @@ from skywarden.server.appkeys import (
     SETTINGS,
 )
 from skywarden.server.auth.admission import admission_middleware_for
+from skywarden.server.auth.authenticate import check_credential_in_url
 from skywarden.server.auth.authenticator import Authenticator
 from skywarden.server.auth.backends import open_store
 from skywarden.server.auth.credentials import Credentials, prepare_credentials
@@ -103,6 +104,7 @@ def create_app(
     )
 
     edge_checks = [
+        check_credential_in_url,  # first: nothing may answer, or echo the URL, before it is refused
         header_text_check(bool(settings.trusted_proxies)),  # before any header is used
         host_origin_check(settings),
         *([check_https] if settings.require_https else []),  # after the Host check
