@@ -349,8 +349,13 @@ async def test_a_key_without_a_rate_of_its_own_has_no_problem(client):
     assert view["rate_limit"] is None and view["rate_limit_problem"] is None
 
 
-def test_db_status_names_each_key_whose_stored_rate_refuses_it(tmp_path, capsys):
+def test_db_status_names_each_key_whose_stored_rate_refuses_it(tmp_path, capsys, monkeypatch):
     from skywarden.server.cli.main import main
+    from skywarden.server.observability import logging_setup
+
+    # The commands run in this process: they keep the test session's log sink, not their own.
+    monkeypatch.setattr(logging_setup, "configure_logging", lambda *args, **kwargs: [])
+    monkeypatch.setattr(logging_setup, "close_sinks", lambda: None)
 
     data = ["--data-dir", str(tmp_path)]
     ids = {}
