@@ -21,6 +21,7 @@ from skywarden.server.appkeys import (
     SETTINGS,
 )
 from skywarden.server.auth.admission import admission_middleware_for
+from skywarden.server.auth.authenticate import check_credential_in_url
 from skywarden.server.auth.authenticator import Authenticator
 from skywarden.server.auth.backends import open_store
 from skywarden.server.auth.credentials import Credentials, prepare_credentials
@@ -33,7 +34,8 @@ from skywarden.server.calls.upstream import build_upstream, upstream_context
 from skywarden.server.console import pages
 from skywarden.server.console.binding import SignInCookie, derive_key
 from skywarden.server.console.sso import ConsoleSignIn
-from skywarden.server.http.body import body_size_check
+from skywarden.server.http.body import body_size_check, check_content_coding
+from skywarden.server.http.connections import MAX_HEADER_FIELD_BYTES, MAX_REQUEST_LINE_BYTES
 from skywarden.server.http.cors import setup_cors
 from skywarden.server.http.errors import error_middleware
 from skywarden.server.http.headers import header_text_check
@@ -51,10 +53,6 @@ from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state, shared_state_context
 from skywarden.tools.registry import ToolRegistry, discover_tools
 from skywarden.tools.upstream import TTLCache
-
-# aiohttp's limits on one header line and the request line, in bytes (its defaults).
-MAX_HEADER_FIELD_BYTES = 8190
-MAX_REQUEST_LINE_BYTES = 8190
 
 
 def create_app(
@@ -109,10 +107,12 @@ def create_app(
     )
 
     edge_checks = [
+        check_credential_in_url,  # first: nothing may answer, or echo the URL, before it is refused
         header_text_check(bool(settings.trusted_proxies)),  # before any header is used
         host_origin_check(settings),
         *([check_https] if settings.require_https else []),  # after the Host check
         body_size_check(settings.max_body_bytes),  # an announced body over the limit: 413 before a byte is read
+        check_content_coding,  # a body in a coding the server cannot undo: 415 before a byte is read
     ]
     app = web.Application(
         client_max_size=settings.max_body_bytes,

@@ -40,6 +40,7 @@ class ErrorKind:
 
 BAD_REQUEST = ErrorKind(400, "Bad request", "bad-request", INVALID_REQUEST)
 INVALID_HEADER = ErrorKind(400, "Bad request", "invalid-header", INVALID_REQUEST, "invalid_header")
+INVALID_TARGET = ErrorKind(400, "Bad request", "invalid-request-target", INVALID_REQUEST, "request_target")
 INVALID_JSON = ErrorKind(400, "Bad request", "invalid-json", PARSE_ERROR)
 INVALID_BODY = ErrorKind(400, "Bad request", "invalid-body", INVALID_REQUEST)
 AMBIGUOUS_CREDENTIALS = ErrorKind(400, "Bad request", "ambiguous-credentials", INVALID_REQUEST, "ambiguous_credentials")
@@ -52,6 +53,7 @@ INSUFFICIENT_SCOPE = ErrorKind(403, "Forbidden", "insufficient-scope", FORBIDDEN
 ADMIN_RULE_NOT_MET = ErrorKind(403, "Forbidden", "admin-role-required", FORBIDDEN_CODE, "admin_rule")
 FORBIDDEN_HOST = ErrorKind(403, "Forbidden", "forbidden-origin", INVALID_REQUEST, "host")
 FORBIDDEN_ORIGIN = ErrorKind(403, "Forbidden", "forbidden-origin", INVALID_REQUEST, "origin")
+KEY_RATE_UNUSABLE = ErrorKind(403, "Forbidden", "key-rate-limit-unusable", FORBIDDEN_CODE, "key_rate_limit")
 HTTPS_REQUIRED = ErrorKind(403, "HTTPS required", "https-required", INVALID_REQUEST, "https_required")
 NOT_FOUND = ErrorKind(404, "Not found", "not-found", METHOD_NOT_FOUND)
 OAUTH_NOT_CONFIGURED = ErrorKind(404, "OAuth is not configured", "oauth-not-configured", METHOD_NOT_FOUND)

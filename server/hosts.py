@@ -11,6 +11,7 @@ _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?", re.ASCII)
 MAX_HOST_NAME = 253
 MAX_PORT = 65535
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def parse_host(value: str) -> tuple[str, int | None] | None:
@@ -65,3 +66,27 @@ def origin_host(origin: str) -> tuple[str, str] | None:
     scheme, sep, authority = origin.partition("://")
     parsed = parse_host(authority) if sep and scheme in ("http", "https") else None
     return (scheme, parsed[0]) if parsed is not None else None
+
+
+def same_host(scheme: str, first: str, second: str) -> bool:
+    """Whether two ``host[:port]`` values name the same host and port for ``scheme`` (its default
+    port written or not); False when either is not ``host[:port]``."""
+    one, other = parse_host(first), parse_host(second)
+    if one is None or other is None:
+        return False
+    default = DEFAULT_PORTS.get(scheme)
+    return one[0] == other[0] and (one[1] or default) == (other[1] or default)
+
+
+def normal_origin(origin: str) -> str | None:
+    """An origin as browsers send it (RFC 6454): scheme and host lower-cased, the scheme's default
+    port left out, an IPv6 address in brackets; None unless ``origin`` is exactly
+    ``http[s]://host[:port]`` in any case. ``cors_origins`` are kept this way."""
+    scheme, sep, authority = origin.partition("://")
+    scheme = scheme.lower()
+    parsed = parse_host(authority) if sep and scheme in DEFAULT_PORTS else None
+    if parsed is None:
+        return None
+    name, port = parsed
+    shown = f"[{name}]" if ":" in name else name
+    return f"{scheme}://{shown}" if port in (None, DEFAULT_PORTS[scheme]) else f"{scheme}://{shown}:{port}"

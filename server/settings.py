@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from skywarden.server.extras import install_command, pip_install
-from skywarden.server.hosts import origin_host, parse_host
+from skywarden.server.hosts import normal_origin, parse_host
 from skywarden.server.loopback import is_loopback
 from skywarden.server.rates import parse_rate
 
@@ -136,13 +136,18 @@ def _string_list(value: Any) -> tuple[str, ...]:
 
 
 def _origins(value: Any) -> tuple[str, ...]:
-    origins = _string_list(value)
-    for origin in origins:
+    """Each origin as a browser sends it (``HTTPS://App.example.com:443`` is
+    ``https://app.example.com``), so that comparing strings compares origins."""
+    origins: list[str] = []
+    for origin in _string_list(value):
         if origin == "*":
             raise ValueError("'*' is not allowed; list each origin (scheme://host[:port])")
-        if origin_host(origin) is None:
+        normal = normal_origin(origin)
+        if normal is None:
             raise ValueError(f"{origin!r} is not an origin (http[s]://host[:port], nothing else)")
-    return origins
+        if normal not in origins:
+            origins.append(normal)
+    return tuple(origins)
 
 
 def _host_names(value: Any) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
 from skywarden.server.auth import keys
 from skywarden.server.auth.records import utcnow
-from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS, create_key
+from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS, create_key, drain_logs
 
 FORECAST = {"latitude": 39.7456, "longitude": -97.0892}
 TOOL_ROUTES = [("GET", "/api/mcp/tools", None), ("POST", "/api/mcp/tools/get_forecast", FORECAST)]
@@ -384,3 +385,92 @@ async def test_a_key_revoked_behind_the_servers_back_is_refused_after_the_change
     assert (await client.get("/api/mcp/tools")).status == 401
     assert (await client.get("/api/mcp/tools", headers=other_headers)).status == 200
     assert len(store_lookups) == 1  # only the changed key went back to the store
+
+
+# -- a credential in the URL: refused first, on every path -----------------------------------------
+
+EVERY_KIND_OF_PATH = [
+    ("GET", "/api/health"),
+    ("GET", "/api/health/ready"),
+    ("GET", "/api/docs"),
+    ("GET", "/api/docs/openapi.json"),
+    ("GET", "/admin"),
+    ("GET", "/admin/app.js"),
+    ("GET", "/.well-known/oauth-protected-resource"),
+    ("GET", "/.well-known/openid-configuration/mcp"),
+    ("GET", "/favicon.ico"),
+    ("GET", "/nothing/here"),
+    ("GET", "/api/mcp/tools"),
+    ("POST", "/api/mcp/tools/get_alerts"),
+    ("POST", "/mcp"),
+    ("GET", "/api/admin/keys"),
+    ("GET", "/metrics"),
+    ("OPTIONS", "/mcp"),
+]
+
+
+def _every_name_the_check_knows() -> list[str]:
+    from skywarden.server.auth.authenticate import QUERY_SECRET_NAMES
+
+    spelled = {"apikey": ["api_key", "API-Key", "apiKey"], "xapikey": ["x-api-key", "X_API_KEY"]}
+    return [written for name in sorted(QUERY_SECRET_NAMES) for written in spelled.get(name, [name, name.upper()])]
+
+
+@pytest.mark.parametrize(("method", "path"), EVERY_KIND_OF_PATH)
+async def test_a_credential_in_the_url_is_refused_on_every_path(client, method, path):
+    """Public paths, the console, probes, unknown paths, CORS preflights: 400 credential-in-url
+    (JSON-RPC at /mcp), whatever the name, a key under any name, percent-encoded, in the path."""
+    key = client.api_key
+    queries = [f"{name}=x" for name in _every_name_the_check_knows()]
+    queries += [
+        f"q={key}",
+        f"state=Bearer%20{key}",
+        f"x=prefix{key}suffix",
+        f"x={key.replace('_', '%5F')}",
+        f"{key}=1",
+        "id_token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig",
+        "a=1&b=2&Api_Key=3",
+    ]
+    for query in queries:
+        resp = await client.anonymous.request(method, f"{path}?{query}", headers={"Origin": "http://localhost"})
+        text = await resp.text()
+        assert resp.status == 400, (path, query, text[:200])
+        assert key not in text and key not in str(resp.headers)
+        if path == "/mcp":
+            assert json.loads(text)["error"]["code"] == -32600
+        else:
+            assert json.loads(text)["type"].endswith("/credential-in-url"), (path, query)
+    for in_path in (f"{path.rstrip('/')}/{key}", f"{path.rstrip('/')}/{key.replace('_', '%5F')}"):
+        resp = await client.anonymous.request(method, in_path)
+        assert resp.status == 400 and key not in await resp.text(), in_path
+    events = [e for e in drain_logs() if e.get("event") == "request" and e.get("reason") == "key_in_query"]
+    assert events and all("?" not in e["path"] for e in events)
+
+
+async def test_a_credential_in_the_url_is_refused_before_an_https_redirect(
+    client, make_server, make_settings, aiohttp_client
+):
+    settings = make_settings(require_https="true", public_url="https://mcp.example.com")
+    plain = await aiohttp_client(await make_server(settings))
+    for path in ("/api/mcp/tools", "/api/docs", "/admin"):
+        assert (await plain.get(f"{path}?q=1", allow_redirects=False)).status == 308  # redirected to https
+        resp = await plain.get(f"{path}?api_key={client.api_key}", allow_redirects=False)
+        assert resp.status == 400 and "Location" not in resp.headers, path
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "key_id=key_0123",
+        "owner=ops&status=active",
+        "state=CO",
+        "keyword=x",
+        "tokens=1",
+        "monkey=1",
+        "q=skw_live_short",
+        "code=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig",  # an identity provider's code may look like a JWT
+    ],
+)
+async def test_ordinary_parameters_are_not_credentials(client, query):
+    assert (await client.get(f"/api/mcp/tools?{query}")).status == 200
+    assert (await client.anonymous.get(f"/api/health?{query}")).status == 200

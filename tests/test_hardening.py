@@ -11,6 +11,7 @@ import trustme
 from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from multidict import CIMultiDict
 
 from skywarden.server.appkeys import AUTHENTICATOR, LIMITER
 from skywarden.server.auth.authenticator import AuthFailure
@@ -252,6 +253,34 @@ async def test_forwarded_for_sets_the_client_ip_only_from_a_trusted_proxy(make_c
     resp = await plain.get("/api/mcp/tools", headers={"X-Forwarded-For": "203.0.113.9"})
     events = [e for e in drain_logs() if e.get("request_id") == resp.headers["X-Request-ID"] and e.get("audit")]
     assert events[0]["client_ip"] == "127.0.0.1"
+
+
+@given(
+    zone=st.text(st.characters(codec="ascii", exclude_characters=",\r\n"), min_size=1, max_size=12),
+    address=st.sampled_from(["fe80::1", "2001:db8::9", "::1"]),
+    before=st.sampled_from(["", "203.0.113.9, "]),
+)
+def test_a_scoped_ipv6_hop_is_never_a_client_address(zone, address, before):
+    """A zone makes any number of distinct addresses of one (fe80::1%a, fe80::1%b, ...): the chain
+    is not believed from such a hop on, so the peer stays the client."""
+    from skywarden.server.http.proxy import forwarded_client, parse_networks
+
+    class Request:
+        remote = "127.0.0.1"
+        headers = CIMultiDict({"X-Forwarded-For": f"{before}{address}%{zone}"})
+
+    assert forwarded_client(Request(), parse_networks(["127.0.0.1"]))[0] is None
+
+
+async def test_scoped_forwarded_addresses_count_as_one_client(make_client, make_settings):
+    client = await make_client(make_settings(trusted_proxies="127.0.0.1", auth_failure_limit="2/minute"))
+    statuses = []
+    for zone in ("eth0", "eth1", "x"):
+        resp = await client.anonymous.get(
+            "/api/mcp/tools", headers={"X-API-Key": "skw_live_wrong", "X-Forwarded-For": f"fe80::1%{zone}"}
+        )
+        statuses.append(resp.status)
+    assert statuses == [401, 401, 429]
 
 
 async def test_slow_body_is_cut_off(make_client, make_settings):

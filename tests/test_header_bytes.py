@@ -364,3 +364,40 @@ def test_every_header_the_code_reads_is_guarded():
     assert not unknown, f"read but not in READ_HEADERS: {unknown}"
     expected = {"x-api-key", "authorization", "host", "origin", "x-request-id", "accept", "x-forwarded-for"}
     assert expected | {"mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name"} <= {n.lower() for n in read}
+
+
+# -- headers too large for the parser ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", [ROUTES[0], ROUTES[1], ROUTES[2], ROUTES[5], ROUTES[-1]], ids=lambda r: r.name)
+async def test_an_over_long_header_or_too_many_headers_is_431(target, route):
+    """Refused by aiohttp's parser before any door: problem+json ``headers-too-large`` (not a
+    plain 400), audited, at any header (read or not, name or value) on any route."""
+    before = _parser_events()
+    from skywarden.server.http.connections import MAX_HEADER_FIELD_BYTES
+
+    base = [(b"Host", b"localhost"), *((k.encode(), v.encode()) for k, v in route.extra)]
+    if route.credential is not None:
+        base.append((route.credential[0].encode(), _fill(route.credential[1], target).encode()))
+    if route.body:
+        base.append((b"Content-Length", str(len(route.body)).encode()))
+    too_long = b"a" * (MAX_HEADER_FIELD_BYTES + 1)
+    cases = [
+        [(b"X-Junk", too_long)],
+        [(b"X-API-Key", b"skw_live_" + too_long)],
+        [(b"Cookie", too_long)],
+        [(b"X-" + too_long, b"1")],
+        [(b"X-Many-%d" % i, b"1") for i in range(400)],
+    ]
+    for extra in cases:
+        answer = await send(target.port, route.method, route.path, base + extra, route.body)
+        assert answer.status == 431 and answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["type"].endswith("/headers-too-large") and "x-request-id" not in answer.headers
+    assert _parser_events() - before == len(cases)
+    just_fits = [(b"X-Junk", b"a" * (MAX_HEADER_FIELD_BYTES - len("X-Junk")))]
+    assert (await send(target.port, route.method, route.path, base + just_fits, route.body)).status == route.status
+
+
+async def test_an_over_long_request_line_stays_a_400(target):
+    answer = await send(target.port, "GET", "/api/health?" + "a" * 9000, [(b"Host", b"localhost")])
+    assert answer.status == 400 and answer.json()["type"].endswith("/bad-request")

@@ -4,14 +4,17 @@ may hold; the same parser for Origin, ``allowed_hosts`` and ``cors_origins``."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import string
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skywarden.server.hosts import origin_host, parse_host
+from skywarden.server.errors import ApiError
+from skywarden.server.hosts import DEFAULT_PORTS, origin_host, parse_host
 from skywarden.server.settings import SettingsError, load_settings
+from tests.conftest import drain_logs
 from tests.test_header_bytes import send
 
 _label = st.text(string.ascii_letters + string.digits, min_size=1, max_size=20)
@@ -167,3 +170,134 @@ def test_settings_that_name_hosts_use_the_same_parser(name, value):
 def test_allowed_hosts_are_kept_as_the_check_compares_them():
     settings = load_settings(environ={"SKYWARDEN_ALLOWED_HOSTS": "MCP.Example.com., *, [::1]"})
     assert settings.allowed_hosts == ("mcp.example.com", "*", "::1")
+
+
+# -- a request target in absolute form names the Host's host, with no userinfo (RFC 9112 3.2.2) ----
+
+REFUSED_TARGETS = [
+    "http://evil.com{path}",
+    "http://x@localhost{path}",
+    "http://localhost@evil.com{path}",
+    "http://evil.com:80@localhost{path}",
+    "http://:@localhost{path}",
+    "http://127.0.0.1{path}",  # loopback too, but not the Host's name
+    "http://[::1]{path}",
+    "http://localhost:8080{path}",
+    "https://localhost:80{path}",  # a Host without a port is 443 for https
+    "http://local%68ost{path}",
+    "http://localhost:0{path}",
+    "http://localhost:080{path}",
+    "ftp://localhost{path}",
+    "ws://localhost{path}",
+]
+ACCEPTED_TARGETS = [
+    "http://localhost{path}",
+    "http://LOCALHOST{path}",
+    "HTTP://localhost{path}",
+    "http://localhost.{path}",
+    "http://localhost:80{path}",
+    "https://localhost:443{path}",
+]
+
+
+async def _through_both_doors(client, target_template: str, host: bytes = b"localhost"):
+    from tests.mcp_helpers import modern_headers, modern_rpc
+
+    message = modern_rpc("tools/list", id=5)
+    body = json.dumps(message).encode()
+    rest = [(b"Host", host), (b"X-API-Key", client.api_key.encode())]
+    mcp = rest + [(k.encode(), v.encode()) for k, v in modern_headers(message).items()]
+    mcp += [(b"Content-Type", b"application/json"), (b"Content-Length", b"%d" % len(body))]
+    return (
+        await send(client.server.port, "GET", target_template.format(path="/api/mcp/tools"), rest),
+        await send(client.server.port, "POST", target_template.format(path="/mcp"), mcp, body),
+        await send(client.server.port, "GET", target_template.format(path="/api/health"), rest[:1]),
+    )
+
+
+@pytest.mark.parametrize("target", REFUSED_TARGETS)
+async def test_an_absolute_target_naming_another_host_or_userinfo_is_a_400_at_both_doors(client, target):
+    rest, mcp, public = await _through_both_doors(client, target)
+    for answer in (rest, public):
+        assert answer.status == 400 and answer.json()["type"].endswith("/invalid-request-target"), answer.body
+        assert "evil" not in answer.json()["detail"]
+    assert (
+        mcp.status == 400
+        and mcp.json()["error"]["code"] == -32600
+        and "request target" in mcp.json()["error"]["message"]
+    )
+    audited = [e for e in drain_logs() if e.get("request_id") == rest.headers["x-request-id"] and e.get("audit")]
+    assert audited[0]["reason"] == "request_target"
+
+
+@pytest.mark.parametrize("target", ACCEPTED_TARGETS)
+async def test_an_absolute_target_naming_the_hosts_host_is_served(client, target):
+    assert [a.status for a in await _through_both_doors(client, target)] == [200, 200, 200]
+
+
+async def test_an_absolute_target_is_judged_with_the_host_header_port(client):
+    port = client.server.port
+    rest, mcp, _ = await _through_both_doors(client, f"http://127.0.0.1:{port}{{path}}", f"127.0.0.1:{port}".encode())
+    assert (rest.status, mcp.status) == (200, 200)
+    rest, mcp, _ = await _through_both_doors(client, f"http://127.0.0.1:{port}{{path}}", b"127.0.0.1")
+    assert (rest.status, mcp.status) == (400, 400)
+
+
+@given(
+    target=st.tuples(st.sampled_from(["http", "https"]), st.one_of(dns_names, ipv4), ports),
+    header=st.tuples(st.one_of(dns_names, ipv4), ports),
+)
+def test_a_target_and_a_host_agree_exactly_when_they_name_one_host_and_port(target, header):
+    from skywarden.server.http.host_origin import check_target
+
+    scheme, name, port = target
+    same = name.lower() == header[0].lower() and (port or DEFAULT_PORTS[scheme]) == (header[1] or DEFAULT_PORTS[scheme])
+    try:
+        check_target(f"{scheme}://{_host(name, port)}/api/health", _host(*header))
+    except ApiError:
+        assert not same
+    else:
+        assert same
+
+
+async def test_an_absolute_target_without_a_host_header_is_judged_as_the_host(client):
+    import asyncio
+
+    for target, status in ((b"http://localhost/api/health", b" 200 "), (b"http://evil.com/api/health", b" 403 ")):
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+        writer.write(b"GET " + target + b" HTTP/1.0\r\n\r\n")
+        answer = await reader.read()
+        writer.close()
+        assert answer[8:13] == status, answer[:200]
+
+
+# -- cors_origins: kept as browsers send origins, compared as origins ------------------------------
+
+
+def test_cors_origins_are_kept_normal():
+    settings = load_settings(
+        environ={
+            "SKYWARDEN_CORS_ORIGINS": "https://App.example.com, HTTPS://app.example.com:443, http://[::1]:80, "
+            "http://Dev.Example.com:8080"
+        }
+    )
+    assert settings.cors_origins == ("https://app.example.com", "http://[::1]", "http://dev.example.com:8080")
+
+
+async def test_an_origin_written_otherwise_in_cors_origins_is_allowed(make_client, make_settings):
+    from tests.mcp_helpers import modern_headers, modern_rpc
+
+    client = await make_client(make_settings(cors_origins="https://App.Example.com:443"))
+    message = modern_rpc("tools/list")
+    for origin, status in (
+        ("https://app.example.com", 200),
+        ("https://app.example.com:443", 200),
+        ("https://app.example.com:8443", 403),
+        ("http://app.example.com", 403),
+    ):
+        resp = await client.post("/mcp", json=message, headers={**modern_headers(message), "Origin": origin})
+        assert resp.status == status, origin
+    preflight = await client.anonymous.options(
+        "/mcp", headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.headers.get("Access-Control-Allow-Origin") == "https://app.example.com"

@@ -626,6 +626,7 @@ def _meant_for_signatures(entry) -> bool:
     )
 
 
+@pytest.mark.slow  # hundreds of real keys made and mutated
 @settings(max_examples=400, deadline=None, database=None)
 @given(
     entries=st.lists(key_entry(), min_size=1, max_size=3),

@@ -1,16 +1,34 @@
 """The one rate parser (``server/rates.py``) and everything that takes a rate through it: the four
 rate settings (one line naming the setting), a key's own limit at the admin API (422 naming the
-field, nothing stored) and at the CLI, and a rate an earlier version stored."""
+field, nothing stored) and at the CLI, and a rate an earlier version stored (written straight into
+the SQLite store): it keeps its meaning, or refuses the key and says why, never looser."""
 
 from __future__ import annotations
+
+import json
+import sqlite3
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from limits import parse_many
+from limits.util import SEPARATORS, SINGLE_EXPR
 
-from skywarden.server.rates import MAX_AMOUNT, MAX_WINDOW_SECONDS, MAX_WINDOWS, UNITS, parse_rate
+from skywarden.server.appkeys import AUTHENTICATOR, SETTINGS
+from skywarden.server.rates import (
+    MAX_AMOUNT,
+    MAX_STORED_AMOUNT,
+    MAX_STORED_WINDOW_SECONDS,
+    MAX_STORED_WINDOWS,
+    MAX_WINDOW_SECONDS,
+    MAX_WINDOWS,
+    UNITS,
+    parse_rate,
+    stored_rate,
+)
 from skywarden.server.settings import SettingsError, load_settings
-from tests.conftest import create_key, drain_logs
+from tests.conftest import SECRETS, create_key, drain_logs
+from tests.mcp_helpers import modern_headers, modern_rpc
 
 SECONDS = {name: kind.GRANULARITY.seconds for name, kind in UNITS.items()}
 RATE_SETTINGS = ("rate_limit", "oauth_rate_limit", "auth_failure_limit", "unauthenticated_limit")
@@ -159,13 +177,202 @@ async def test_the_admin_api_refuses_nonsense_key_limits_naming_the_field(client
     assert (await (await client.admin.get(f"/api/admin/keys/{key['id']}")).json())["rate_limit"] is None
 
 
-async def test_a_refused_rate_an_earlier_version_stored_holds_the_key_to_the_default(make_client, make_settings):
-    from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
+# -- a rate an earlier version stored ---------------------------------------------------------------
 
-    client = await make_client(make_settings(rate_limit="2/minute"))
-    await client.server.app[KEY_STORE].update(client.key_id, {"rate_limit": "0/second"})  # as parse_many let in
+# Tokens of the limits notation and its near misses; a text is any run of them.
+TOKENS = [
+    *("0", "1", "5", "00", "60", "1000"),
+    *("/", "per", "PER", " per ", ":"),
+    *("second", "seconds", "Minute", "HOURS", "day", "month", "year", "years", "sec", "\u017fecond"),
+    *(";", ",", "|", " ", "  ", "\t", "\n", "\u00a0", "\u2003"),
+    *("x", "-", ".", "e"),
+]
+
+
+def _limits_meaning(text: str) -> list[tuple[int, int]] | None:
+    """What limits.parse_many (the parser of earlier versions) made of ``text``: (amount, seconds)
+    per window, each length once with its smallest amount; None when it refused the text or read
+    a count of 0 (``1/0second``), which it took for 1."""
+    try:
+        items = parse_many(text)
+    except ValueError:
+        return None
+    for part in SEPARATORS.split(text):
+        multiples = SINGLE_EXPR.match(part)[3]
+        if multiples is not None and int(multiples) == 0:
+            return None
+    shortest: dict[int, int] = {}
+    for item in items:
+        shortest[item.get_expiry()] = min(item.amount, shortest.get(item.get_expiry(), item.amount))
+    return list(shortest.items())
+
+
+def _meaning(found) -> list[tuple[int, int]]:
+    return [(w.get_expiry(), w.amount) for w in found.windows]
+
+
+@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=14).map("".join) | windows().map(lambda w: w[0]))
+def test_a_stored_rate_means_what_limits_made_of_it_or_refuses_the_key(text):
+    found = stored_rate(text)
+    meaning = _limits_meaning(text)
+    if meaning is None:  # refused by limits (an error on every request then), or 1/0second
+        assert found.problem and not found.allows_nothing and not found.windows
+        return
+    if any(seconds > MAX_STORED_WINDOW_SECONDS for seconds, _ in meaning) or len(meaning) > MAX_STORED_WINDOWS:
+        assert found.problem and not found.windows
+        return
+    assert _meaning(found) == meaning
+    assert found.allows_nothing == any(amount == 0 for _, amount in meaning)
+    assert (found.problem is not None) == found.allows_nothing
+
+
+@pytest.mark.parametrize(
+    ("text", "meaning"),
+    [
+        ("1per second", [(1, 1)]),
+        ("1 per5 second", [(5, 1)]),
+        ("1per5seconds", [(5, 1)]),
+        ("10 PER 2 Minutes", [(120, 10)]),
+        ("1/2 year", [(2 * 360 * 86400, 1)]),
+        ("1/50 years", [(50 * 360 * 86400, 1)]),
+        ("5/second;5/second", [(1, 5)]),
+        ("10/minute;3/60 seconds", [(60, 3)]),
+        ("1/second:;2/minute", [(1, 1), (60, 2)]),
+        (" 1 / second ,2/day|3 per 2 days", [(1, 1), (86400, 2), (172800, 3)]),
+        ("1\u00a0per\u2003second\n", [(1, 1)]),
+        ("99999999999/day", [(86400, 99999999999)]),
+        (";".join(f"1/{n}second" for n in range(1, 21)), [(n, 1) for n in range(1, 21)]),
+    ],
+)
+def test_sane_forms_earlier_versions_stored_keep_their_meaning(text, meaning):
+    found = stored_rate(text)
+    assert found.problem is None and _meaning(found) == meaning
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("1/0second", "no window"),
+        ("5 per 00 minutes", "no window"),
+        ("1/second;1/0minute", "'1/0minute': a window of 0 minutes"),
+        (f"{MAX_STORED_AMOUNT + 1}/day", "more than a counter holds"),
+        ("1/101 years", "more than 100 years"),
+        ("1/99999999999999999999 day", "more than 100 years"),
+        (";".join(f"1/{n}second" for n in range(1, MAX_STORED_WINDOWS + 2)), "windows"),
+        ("lots", "not a rate"),
+        ("1/fortnight", "unknown unit"),
+        ("1/second;", "empty window"),
+        ("   ", "blank"),
+        ("0/second", "allows no request"),
+        ("0 per 5 minutes;100/day", "allows no request"),
+    ],
+)
+def test_a_stored_rate_that_cannot_be_used_names_its_problem(text, words):
+    found = stored_rate(text)
+    assert found.problem and words in found.problem and "\n" not in found.problem
+
+
+def _store_rate(client, text: str | None) -> None:
+    """Write the key's rate_limit into the SQLite store as an earlier version (or a hand) left it."""
+    database = client.server.app[SETTINGS].resolved_database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE api_keys SET rate_limit = ? WHERE id = ?", (text, client.key_id))
+    conn.close()
     client.server.app[AUTHENTICATOR].forget_all()
-    statuses = [(await client.get("/api/mcp/tools")).status for _ in range(3)]
-    assert statuses == [200, 200, 429]  # the default 2/minute, not "nothing ever"
-    warnings = [e for e in drain_logs() if e.get("event", "").startswith("stored rate limit refused")]
-    assert warnings and warnings[-1]["key_id"] == client.key_id
+
+
+async def _mcp_call(client):
+    message = modern_rpc("tools/call", {"name": "get_alerts", "arguments": {"state": "CO"}}, id=3)
+    return await client.post("/mcp", json=message, headers=modern_headers(message))
+
+
+async def test_sane_stored_forms_limit_the_key_as_they_did(make_client, make_settings):
+    client = await make_client(make_settings(rate_limit="1000/minute"))
+    for text, policy in [
+        ("1per second", '"key-second";q=1;w=1'),
+        ("1 per5 second", '"key-5second";q=1;w=5'),
+        ("1/2 year", '"key-2year";q=1;w=62208000'),
+        ("7/day;7/day", '"key-day";q=7;w=86400'),
+    ]:
+        _store_rate(client, text)
+        resp = await client.get("/api/mcp/tools")
+        assert resp.status == 200 and resp.headers["RateLimit-Policy"] == policy, text
+    _store_rate(client, "1/2 year")  # one request was allowed in two years, and it was made
+    resp = await client.get("/api/mcp/tools")
+    assert resp.status == 429 and resp.headers["RateLimit-Policy"] == '"key-2year";q=1;w=62208000'
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("0/second", "allows no request at all"),
+        ("0 per 5 minutes;100/day", "allows no request at all"),
+        ("1/0second", "a window of 0 seconds is no window"),
+        ("1/minute|1/0hour", "a window of 0 hours"),
+        ("1/101 years", "more than 100 years"),
+        ("lots", "is not a rate"),
+        (" ", "blank"),
+    ],
+)
+async def test_a_stored_rate_that_allows_nothing_or_is_no_rate_refuses_the_key(make_client, make_settings, text, words):
+    client = await make_client(make_settings(rate_limit=""))  # no default to fall back to: nothing looser
+    _store_rate(client, text)
+    for _ in range(2):
+        resp = await client.get("/api/mcp/tools")
+        problem = await resp.json()
+        assert resp.status == 403 and problem["type"].endswith("/key-rate-limit-unusable"), problem
+        assert words in problem["detail"] and repr(text) in problem["detail"]
+    resp = await _mcp_call(client)
+    answer = await resp.json()
+    assert resp.status == 403 and answer["error"]["code"] == -32003 and words in answer["error"]["message"]
+    logged = [
+        e
+        for e in drain_logs()
+        if e.get("event", "").startswith("stored rate limit unusable") and e.get("key_id") == client.key_id
+    ]
+    assert len(logged) == 1 and words.split()[-1] in logged[0]["problem"]
+    audited = [e for e in drain_logs() if e.get("event") == "request" and e.get("key_id") == client.key_id]
+    assert audited[-1]["status"] == 403 and audited[-1]["reason"] == "key_rate_limit"
+
+    view = await (await client.admin.get(f"/api/admin/keys/{client.key_id}")).json()
+    assert view["rate_limit"] == text and words in view["rate_limit_problem"]
+    listed = await (await client.admin.get("/api/admin/keys")).json()
+    assert [k["rate_limit_problem"] for k in listed["keys"] if k["id"] == client.key_id] == [view["rate_limit_problem"]]
+
+    fixed = await client.admin.patch(f"/api/admin/keys/{client.key_id}", json={"rate_limit": "10/minute"})
+    assert fixed.status == 200 and (await fixed.json())["rate_limit_problem"] is None
+    assert (await client.get("/api/mcp/tools")).status == 200
+
+
+async def test_a_key_without_a_rate_of_its_own_has_no_problem(client):
+    view = await (await client.admin.get(f"/api/admin/keys/{client.key_id}")).json()
+    assert view["rate_limit"] is None and view["rate_limit_problem"] is None
+
+
+def test_db_status_names_each_key_whose_stored_rate_refuses_it(tmp_path, capsys, monkeypatch):
+    from skywarden.server.cli.main import main
+    from skywarden.server.observability import logging_setup
+
+    # The commands run in this process: they keep the test session's log sink, not their own.
+    monkeypatch.setattr(logging_setup, "configure_logging", lambda *args, **kwargs: [])
+    monkeypatch.setattr(logging_setup, "close_sinks", lambda: None)
+
+    data = ["--data-dir", str(tmp_path)]
+    ids = {}
+    for name in ("fine", "nothing", "nonsense", "gone"):
+        assert main(["keys", "create", "--name", name, "--json", *data]) == 0
+        created = json.loads(capsys.readouterr().out)
+        SECRETS.add(created["key"])
+        ids[name] = created["id"]
+    assert main(["keys", "revoke", ids["gone"], *data]) == 0
+    with sqlite3.connect(tmp_path / "skywarden.db") as conn:
+        for name, text in (("fine", "1per minute"), ("nothing", "0/day"), ("nonsense", "1/0second"), ("gone", "x")):
+            conn.execute("UPDATE api_keys SET rate_limit = ? WHERE id = ?", (text, ids[name]))
+    conn.close()
+    capsys.readouterr()
+    assert main(["db", "status", *data]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "(up to date)" in lines[0] and len(lines) == 3, lines
+    assert ids["nothing"] in lines[1] and "'0/day': allows no request at all" in lines[1]
+    assert ids["nonsense"] in lines[2] and "'1/0second': a window of 0 seconds is no window" in lines[2]
+    assert f"PATCH /api/admin/keys/{ids['nothing']}" in lines[1] and f"/api/admin/keys/{ids['nonsense']}" in lines[2]

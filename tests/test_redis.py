@@ -75,6 +75,7 @@ async def _start_redis(port: int) -> asyncio.subprocess.Process:
     raise AssertionError("redis-server did not start")
 
 
+@pytest.mark.slow  # starts (or waits out) a Redis server of its own
 @pytest.mark.parametrize("mode", ["open", "closed"])
 async def test_redis_going_away_and_coming_back(make_settings, aiohttp_client, mode):
     port = free_port()
@@ -199,6 +200,7 @@ REFUSALS = [
 BUDGET = {"auth": 3, "anonymous": 2}
 
 
+@pytest.mark.slow  # starts (or waits out) a Redis server of its own
 @pytest.mark.parametrize("mode", ["open", "closed"])
 async def test_refusal_limits_hold_in_the_process_while_redis_is_away(make_settings, aiohttp_client, mode):
     """Brute-force protection never fails open: with Redis gone, every per-IP refusal limit is
@@ -313,6 +315,7 @@ async def test_a_session_opened_through_one_instance_continues_through_another_a
     assert again.status == 200 and "tools" in (await again.json())["result"]
 
 
+@pytest.mark.slow  # starts (or waits out) a Redis server of its own
 async def test_while_redis_is_away_no_instance_trusts_its_cache(make_settings, aiohttp_client):
     """Revocations cannot be heard then: every request is verified with the store, so a key
     revoked through one instance is refused by another at once even without the broadcast."""
@@ -374,6 +377,7 @@ async def test_garbage_on_the_broadcast_channel_changes_nothing(shared_redis, ma
         assert (await client.get("/api/mcp/tools", headers=headers)).status == 401
 
 
+@pytest.mark.slow  # starts (or waits out) a Redis server of its own
 async def test_a_redis_unreachable_at_start_is_logged_once_without_its_password(make_settings, aiohttp_client):
     from tests.conftest import drain_logs
 

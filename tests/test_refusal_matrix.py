@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from skywarden.server.appkeys import AUTHENTICATOR, SETTINGS
 from skywarden.server.calls.pipeline import ToolPipeline
 from skywarden.server.errors import KINDS
 from skywarden.tools.registry import ToolRegistry, register_tool
@@ -61,6 +63,15 @@ def _explode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ToolPipeline, "call", explode)
 
 
+async def _store_a_rate_that_allows_nothing(client) -> None:
+    """As an earlier version could have stored it: straight into the SQLite store."""
+    database = client.server.app[SETTINGS].resolved_database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE api_keys SET rate_limit = '0/second'")
+    conn.close()
+    client.server.app[AUTHENTICATOR].forget_all()
+
+
 async def _hold_the_only_slot(client) -> None:
     plugin_samples.SIGNALS.update(started=asyncio.Event(), cancelled=asyncio.Event())
     client.held = asyncio.create_task(client.post("/api/mcp/tools/waits", json={"text": "x"}))
@@ -103,6 +114,14 @@ CASES = [
         before=_use_up_the_key,
     ),
     Case(
+        "the key's stored rate limit allows nothing",
+        403,
+        "key-rate-limit-unusable",
+        -32003,
+        False,
+        before=_store_a_rate_that_allows_nothing,
+    ),
+    Case(
         "body too large",
         413,
         "payload-too-large",
@@ -112,6 +131,23 @@ CASES = [
         settings={"max_body_bytes": "1024"},
     ),
     Case("unmet expectation", 417, "expectation-failed", -32600, False, headers={"Expect": "teapot"}),
+    Case(
+        "body not in its Content-Encoding",
+        400,
+        "invalid-body",
+        -32600,
+        False,
+        headers={"Content-Encoding": "gzip"},
+        raw=b"notgzip",
+    ),
+    Case(
+        "a Content-Encoding the server cannot undo",
+        415,
+        "unsupported-media-type",
+        -32600,
+        False,
+        headers={"Content-Encoding": "compress"},
+    ),
     Case("wrong content type", 415, "unsupported-media-type", -32600, False, headers={"Content-Type": "text/plain"}),
     Case("invalid JSON", 400, "invalid-json", -32700, False, raw=b"{nope"),
     Case("nesting too deep", 400, "invalid-json", -32700, False, raw=b'{"a":' * 40 + b"1" + b"}" * 40),

@@ -91,6 +91,7 @@ UNUSABLE = {
 }
 
 
+@pytest.mark.slow  # end to end at every door; the claim rules themselves are fast in test_identity_units
 async def test_a_token_with_an_unusable_subject_or_scope_claim_is_a_401_at_every_door(srv, issuer, aiohttp_client):
     client = await aiohttp_client(srv)
     for case, claims in UNUSABLE.items():
@@ -112,6 +113,7 @@ async def test_a_token_with_an_unusable_subject_or_scope_claim_is_a_401_at_every
         assert resp.content_type == "application/problem+json"
 
 
+@pytest.mark.slow  # end to end at every door; the claim rules themselves are fast in test_identity_units
 async def test_hostile_strings_in_the_issuer_or_the_header_are_refused_by_their_check(srv, issuer, aiohttp_client):
     client = await aiohttp_client(srv)
     assert (await call_both_doors(client, issuer.mint({"aud": srv.resource, "scope": "tools"})))[0].status == 200
@@ -164,6 +166,7 @@ def _with_audience(claims: dict, audience: str) -> dict:
     return claims
 
 
+@pytest.mark.slow  # end to end at every door; the claim rules themselves are fast in test_identity_units
 async def test_claims_that_are_only_shown_are_cleaned_and_every_door_keeps_working(srv, issuer, aiohttp_client):
     client = await aiohttp_client(srv)
     admin = await aiohttp_client(srv, headers=ADMIN_HEADERS)
@@ -228,6 +231,7 @@ ANY_CLAIM = st.recursive(
 )
 
 
+@pytest.mark.slow  # end to end at every door; the claim rules themselves are fast in test_identity_units
 @settings(
     max_examples=40,
     deadline=None,

@@ -50,6 +50,13 @@ class KeyOutSchema(Schema):
     revoked_at = fields.DateTime(allow_none=True)
     revoked_reason = fields.String(allow_none=True)
     rate_limit = fields.String(allow_none=True)
+    rate_limit_problem = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Why the stored rate_limit refuses every request with the key (one an earlier "
+            "version stored that allows nothing or is no rate); null when it works"
+        },
+    )
     metadata = fields.Dict()
     created_by = fields.String(allow_none=True, metadata={"description": '"admin", "cli" or a signed-in admin'})
 

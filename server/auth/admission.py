@@ -37,9 +37,9 @@ def admission_middleware_for(
 
     @web.middleware
     async def admission_middleware(request: web.Request, handler):
-        for check in checks:
-            check(request)
         try:
+            for check in checks:
+                check(request)
             principal = await authenticate(request, authenticator)
         except ApiError as exc:
             await note_refused_key(request, authenticator, exc)

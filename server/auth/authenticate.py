@@ -11,6 +11,7 @@ Every key failure is the same 401, whatever the reason (kept for the audit log).
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote_plus
 
 from aiohttp import web
@@ -18,7 +19,7 @@ from aiohttp import web
 from skywarden.server.appkeys import ADMIN, AUDIT, AUTH_FAILURE, IDENTITY, METRICS_CREDENTIAL, PRINCIPAL
 from skywarden.server.auth.authenticator import Authenticator, AuthFailure
 from skywarden.server.auth.challenges import REALM, bearer_challenge
-from skywarden.server.auth.keys import KEY_REGEX, display_prefix, is_well_formed, key_environment
+from skywarden.server.auth.keys import KEY_PATTERN, KEY_REGEX, PRODUCT, display_prefix, is_well_formed, key_environment
 from skywarden.server.auth.principal import Principal
 from skywarden.server.errors import AMBIGUOUS_CREDENTIALS, CREDENTIAL_IN_URL, UNAUTHORIZED, ApiError
 from skywarden.server.http.paths import METRICS_PATH, is_admin, is_mcp, is_public
@@ -29,7 +30,24 @@ from skywarden.server.observability.audit import note
 
 ADMIN_PRINCIPAL = Principal(kind="admin", id="admin", name="admin")
 METRICS_PRINCIPAL = Principal(kind="metrics", id="metrics", name="metrics")
-_QUERY_SECRET_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "x-api-key"})
+# Query parameter names that say "credential", compared lower-cased without anything but letters
+# and digits (api_key, API-Key, apiKey, x-api-key, access_token, ...).
+QUERY_SECRET_NAMES = frozenset(
+    {
+        "apikey",
+        "xapikey",
+        "key",
+        "token",
+        "accesstoken",
+        "authtoken",
+        "admintoken",
+        "idtoken",
+        "bearer",
+        "authorization",
+    }
+)
+_NOT_NAME = re.compile(r"[^a-z0-9]")
+_KEY_ANYWHERE = re.compile(KEY_PATTERN)  # no word boundaries: a key glued to other text is still a key
 
 
 def _one(request: web.Request, header: str) -> str | None:
@@ -63,13 +81,29 @@ def presented_credential(request: web.Request) -> str | None:
     return api_key.strip() if api_key is not None else bearer
 
 
-def key_in_query(request: web.Request) -> bool:
-    if not request.rel_url.raw_query_string:
+def credential_in_url(request: web.Request) -> bool:
+    """Whether the URL holds a credential: a query parameter named for one (``QUERY_SECRET_NAMES``,
+    whatever its value), or an API key anywhere in the path or the query (percent-encoded or not).
+    (A value shaped like a JWT is not refused: an identity provider's sign-in ``code`` may be one.)"""
+    raw = request.raw_path
+    if "?" not in raw and PRODUCT not in raw and "%" not in raw:  # the usual request: nothing to look at
         return False
-    query = request.rel_url.query
-    return any(name.lower() in _QUERY_SECRET_NAMES or KEY_REGEX.search(value) for name, value in query.items()) or bool(
-        KEY_REGEX.search(request.rel_url.raw_query_string)
+    if _KEY_ANYWHERE.search(raw) or _KEY_ANYWHERE.search(request.path):
+        return True
+    return any(
+        _NOT_NAME.sub("", name.lower()) in QUERY_SECRET_NAMES or _KEY_ANYWHERE.search(value)
+        for name, value in request.rel_url.query.items()
     )
+
+
+def check_credential_in_url(request: web.Request) -> None:
+    """The first edge check (``auth/admission.py``), on every path, public ones, unknown ones and
+    CORS preflights included: a credential in the URL is refused before anything else can echo
+    the URL (an HTTPS redirect) or answer as if nothing were wrong."""
+    if credential_in_url(request):
+        raise ApiError(
+            CREDENTIAL_IN_URL, "Credentials are never accepted in the URL; send the key in the X-API-Key header."
+        )
 
 
 def unauthorized(request: web.Request, reason: str, presented: bool) -> ApiError:
@@ -98,10 +132,6 @@ async def authenticate(request: web.Request, authenticator: Authenticator) -> Pr
         return None
     if isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed):
         raise request.match_info.http_exception  # a known path, a method it never takes: public knowledge
-    if key_in_query(request):
-        raise ApiError(
-            CREDENTIAL_IN_URL, "Credentials are never accepted in the URL; send the key in the X-API-Key header."
-        )
     credential = presented_credential(request)
     if path == METRICS_PATH:
         principal = _metrics_principal(request, credential)
@@ -156,14 +186,14 @@ async def _as_subject(request: web.Request, token: str) -> Principal:
 
 def _key_shaped(request: web.Request) -> str | None:
     """The first well-formed API key the request carries anywhere a credential is looked for:
-    ``X-API-Key``, ``Authorization: Bearer`` (every copy of either), then the query string."""
+    ``X-API-Key``, ``Authorization: Bearer`` (every copy of either), then the URL's path and query."""
     candidates = [value.strip() for value in request.headers.getall("X-API-Key", ())]
     for value in request.headers.getall("Authorization", ()):
         scheme, _, token = value.partition(" ")
         if scheme.lower() == "bearer":
             candidates.append(token.strip())
-    if request.rel_url.raw_query_string:
-        candidates += KEY_REGEX.findall(unquote_plus(request.rel_url.raw_query_string))
+    for part in (request.rel_url.raw_path, request.rel_url.raw_query_string):
+        candidates += KEY_REGEX.findall(unquote_plus(part))
     return next((c for c in candidates if is_well_formed(c) and key_environment(c) != "admin"), None)
 
 

@@ -29,6 +29,7 @@ from skywarden.server.auth.records import KeyFilter, KeyNotFound, KeyRecord, usa
 from skywarden.server.auth.store import KeyStore
 from skywarden.server.errors import KEY_NOT_FOUND, KEY_REVOKED, ApiError, ValidationFailed
 from skywarden.server.observability.audit import audit_admin_action
+from skywarden.server.rates import stored_rate_problem
 
 KEY_ID_PREFIX = "key_"
 KEY_ID_RANDOM_BYTES = 10
@@ -63,6 +64,7 @@ def key_view(record: KeyRecord) -> dict[str, Any]:
         "revoked_at": _iso(record.revoked_at),
         "revoked_reason": record.revoked_reason,
         "rate_limit": record.rate_limit,
+        "rate_limit_problem": stored_rate_problem(record.rate_limit),
         "metadata": record.metadata,
         "created_by": record.created_by,
     }

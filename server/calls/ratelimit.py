@@ -39,6 +39,7 @@ from skywarden.server.appkeys import AUTH_FAILURE, PREPAID, RATE_LIMIT_FIELDS
 from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.counters import Counters, CountersUnavailable, MemoryCounters, Outcome, Windows
 from skywarden.server.calls.pipeline import Prepaid
+from skywarden.server.calls.stored_rates import key_windows
 from skywarden.server.errors import LIMITER_UNAVAILABLE, RATE_LIMITED, ApiError
 from skywarden.server.http.client_address import client_of
 from skywarden.server.observability.log_interval import OncePer
@@ -164,17 +165,9 @@ class RateLimits:
         return windows
 
     def _stored_rate(self, principal: Principal) -> Windows:
-        """A key's own rate. One an earlier version stored but ``parse_rate`` now refuses
-        (``0/second``, ``1/0second``) holds the key to the default rate, with a warning."""
-        try:
-            return parse_rate(principal.rate_limit)
-        except ValueError as exc:
-            log.warning(
-                "stored rate limit refused; the default rate applies until it is changed",
-                key_id=principal.id,
-                problem=str(exc),
-            )
-            return self.default
+        """A key's own rate as stored: what it meant when an earlier version stored it, or a
+        refusal of the key (``calls/stored_rates.py``), never the looser default."""
+        return key_windows(principal)
 
     async def _take(
         self, scope: str, windows: Windows, identity: str, cost: int, *, never_lapses: bool = False

@@ -15,11 +15,14 @@ from pathlib import Path
 from skywarden.server.auth.backends import SQLITE_SCHEME, display_url, open_checked, open_store
 from skywarden.server.auth.key_operations import CLI_ACTOR
 from skywarden.server.auth.records import KeyFilter, KeyRecord, StoredHash
+from skywarden.server.auth.store import KeyStore
 from skywarden.server.cli.keys import CliError, describe_store, store_path
 from skywarden.server.observability.audit import audit_operator_action
+from skywarden.server.rates import stored_rate_problem
 from skywarden.server.settings import Settings, parse_database_url
 
 STORE_SETTINGS = ("data_dir", "database_url", "log_level", "log_format", "log_file", "audit_log_file")
+STATUS_PAGE = 500  # keys read at a time while looking for unusable rate limits
 COPY_SETTINGS = ("data_dir", "log_level", "log_format", "log_file", "audit_log_file")  # the stores are --from/--to
 
 
@@ -47,12 +50,32 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
     await open_checked(store, migrate=False)
     try:
         version = await store.schema_version()
+        newest = store.NEWEST_VERSION
+        problems = await _rate_problems(store) if version == newest else []
     finally:
         await store.close()
-    newest = store.NEWEST_VERSION
     state = "up to date" if version == newest else f"{newest - version} migration(s) pending"
     print(f"{describe_store(settings)}: schema version {version} of {newest} ({state})")
+    for record, problem in problems:
+        shown = (record.rate_limit or "")[:100]
+        print(
+            f"key {record.id} ({record.name}): rate_limit {shown!r}: {problem}; every request "
+            f"with it is refused until it is changed (PATCH /api/admin/keys/{record.id} with a rate_limit, or null)"
+        )
     return 0
+
+
+async def _rate_problems(store: KeyStore) -> list[tuple[KeyRecord, str]]:
+    """Keys (not revoked) whose stored rate limit refuses every request: one an earlier version
+    stored that allows nothing or is no rate (``rates.stored_rate``)."""
+    found, offset = [], 0
+    while page := await store.list(KeyFilter(limit=STATUS_PAGE, offset=offset)):
+        for record in page:
+            problem = stored_rate_problem(record.rate_limit)
+            if problem is not None and record.revoked_at is None:
+                found.append((record, problem))
+        offset += len(page)
+    return found
 
 
 async def _upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,4 +1,12 @@
-"""Reading a JSON request body: content type, size and nesting checks."""
+"""Reading a request body, the one place it is read: coding, content type, size, time and nesting checks.
+
+aiohttp undoes a ``Content-Encoding`` of ``gzip`` or ``deflate`` as the body arrives, a chunk
+at a time (so a small compressed body never grows past ``max_body_bytes`` in memory: the read
+stops there with a 413), and leaves any other coding as it is. So the edge check here refuses
+every other coding with a 415 before a byte is read, and ``read_body`` turns a body that is not
+what its headers say (not gzip after all, a broken chunked encoding) into a 400 in the door's
+format instead of an unhandled error.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from skywarden.server.appkeys import SETTINGS
 from skywarden.server.errors import (
@@ -22,17 +33,46 @@ from skywarden.server.jsonutil import BodyError, loads_guarded
 MAX_REASON_SHOWN = 300  # parser messages quote the input; keep them short
 
 
+# The codings aiohttp undoes (br and zstd only with their optional packages installed).
+CODINGS = ("identity", "gzip", "deflate", *(("br",) if HAS_BROTLI else ()), *(("zstd",) if HAS_ZSTD else ()))
+
+
 async def read_body(request: web.Request) -> bytes:
-    """The raw body, within ``body_timeout`` (slow senders get 408) and ``max_body_bytes`` (413)."""
-    if request.content.is_eof():  # the whole body is already here: nothing to wait for
-        return await request.read()
+    """The body, decoded from its Content-Encoding, within ``body_timeout`` (slow senders get
+    408) and ``max_body_bytes`` (413, counted after decoding); one that is not in its coding or
+    whose framing is broken is a 400 ``invalid-body``."""
     try:
+        if request.content.is_eof():  # the whole body is already here: nothing to wait for
+            return await request.read()
         async with asyncio.timeout(request.app[SETTINGS].body_timeout):  # no extra task, unlike wait_for
             return await request.read()
     except TimeoutError:
         raise ApiError(
             REQUEST_TIMEOUT, "The request body arrived too slowly.", headers={"Connection": "close"}
         ) from None
+    except (RequestPayloadError, HttpProcessingError):
+        raise ApiError(INVALID_BODY, _unreadable(request), headers={"Connection": "close"}) from None
+
+
+def _unreadable(request: web.Request) -> str:
+    coding = request.headers.get("Content-Encoding", "").lower()
+    if coding and coding != "identity":
+        return f"The body is not valid {coding} data, as its Content-Encoding says."
+    return "The body could not be read: its framing (chunked transfer coding) is broken."
+
+
+def check_content_coding(request: web.Request) -> None:
+    """An edge check (``auth/admission.py``): a Content-Encoding the server can undo, or none.
+    Any other (``compress``, ``x-gzip``, two codings, an unknown one) would reach the handler
+    still encoded; refused with a 415 before a byte is read."""
+    codings = request.headers.getall("Content-Encoding", ())
+    if not codings or (len(codings) == 1 and codings[0].lower() in CODINGS):
+        return
+    raise ApiError(
+        UNSUPPORTED_MEDIA_TYPE,
+        f"Send the body in one Content-Encoding of {', '.join(CODINGS)}, or none.",
+        headers={"Accept-Encoding": ", ".join(CODINGS)},
+    )
 
 
 def body_size_check(limit: int) -> Callable[[web.Request], None]:

@@ -1,7 +1,9 @@
 """DNS-rebinding protection: check Host on every request and Origin on /mcp.
 
 A Host that is not exactly ``host[:port]`` is a 400 (RFC 9112 section 3.2), as is an HTTP/1.1
-request without one; a well-formed Host the settings do not allow is a 403.
+request without one; a well-formed Host the settings do not allow is a 403. A request target in
+absolute form (``GET http://host/path``, RFC 9112 section 3.2.2) must name the same host as Host
+(aiohttp would take the target's host for the request's), with no userinfo: else a 400.
 
 A server bound to a loopback address answers only to loopback host names
 unless ``allowed_hosts`` says otherwise. A present Origin on /mcp must be in
@@ -16,8 +18,8 @@ from enum import Enum
 
 from aiohttp import web
 
-from skywarden.server.errors import FORBIDDEN_HOST, FORBIDDEN_ORIGIN, INVALID_HEADER, ApiError
-from skywarden.server.hosts import origin_host, parse_host
+from skywarden.server.errors import FORBIDDEN_HOST, FORBIDDEN_ORIGIN, INVALID_HEADER, INVALID_TARGET, ApiError
+from skywarden.server.hosts import DEFAULT_PORTS, normal_origin, origin_host, parse_host, same_host
 from skywarden.server.http.paths import is_mcp
 from skywarden.server.loopback import is_loopback
 from skywarden.server.settings import Settings
@@ -48,10 +50,47 @@ def host_verdict(host_header: str | None, bind_host: str, allowed: tuple[str, ..
 
 
 def origin_allowed(origin: str, bind_host: str, cors_origins: tuple[str, ...]) -> bool:
-    if origin in cors_origins:
+    if origin in cors_origins or _normal_origin(origin) in cors_origins:  # cors_origins are kept normal
         return True
     parts = origin_host(origin)
     return parts is not None and is_loopback(bind_host) and is_loopback(parts[1])
+
+
+_normal_origin = functools.lru_cache(maxsize=1024)(normal_origin)  # Origin values are client input
+
+
+def target_authority(target: str) -> tuple[str, str] | None:
+    """(scheme, authority) of a request target that is not in origin form (``/path``): absolute
+    form ``scheme://authority/path`` (scheme lower-cased), or authority form ``host:port`` (the
+    scheme ""); None for origin form and ``*``."""
+    if target.startswith("/") or target == "*":
+        return None
+    scheme, sep, rest = target.partition("://")
+    if not sep:
+        return "", target
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    return scheme.lower(), rest[:end]
+
+
+def check_target(target: str, host: str | None) -> str | None:
+    """Raise unless a request target in absolute (or authority) form names the host of ``host``
+    (the Host header) with no userinfo; return the host name to judge: ``host``, or the target's
+    authority when a request (HTTP/1.0) has no Host."""
+    found = target_authority(target)
+    if found is None:
+        return host
+    scheme, authority = found
+    if "@" in authority:
+        raise ApiError(INVALID_TARGET, "The request target must not hold userinfo (user@host).")
+    if scheme and scheme not in DEFAULT_PORTS:
+        raise ApiError(INVALID_TARGET, "An absolute request target must be an http or https URL.")
+    if parse_host(authority) is None:
+        raise ApiError(INVALID_TARGET, "The request target's host must be host[:port].")
+    if host is None:
+        return authority
+    if not same_host(scheme, authority, host):
+        raise ApiError(INVALID_TARGET, "The request target names another host than the Host header.")
+    return host
 
 
 MALFORMED_HOST = "The Host header must be host[:port]: a host name or IP address and an optional port 1-65535."
@@ -67,6 +106,9 @@ def host_origin_check(settings: Settings) -> Callable[[web.Request], None]:
         host = headers.get("Host")
         if host is None and request.version >= (1, 1):
             raise ApiError(INVALID_HEADER, "An HTTP/1.1 request must carry a Host header.", audit={"header": "Host"})
+        target = request.raw_path
+        if target[:1] != "/":
+            host = check_target(target, host)
         verdict = host_verdict(host, bind_host, allowed_hosts)
         if verdict is not allowed:
             if verdict is malformed:

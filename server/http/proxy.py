@@ -41,6 +41,8 @@ def forwarded_client(request: web.Request, networks: tuple[Network, ...]) -> tup
     chain = [part.strip() for value in request.headers.getall("X-Forwarded-For", ()) for part in value.split(",")]
     client = None
     for address in reversed(chain):
+        if "%" in address:  # a scoped IPv6 address (fe80::1%eth0): any zone would make a new client
+            break
         try:
             ipaddress.ip_address(address)
         except ValueError:
