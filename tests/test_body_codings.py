@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import ADMIN_TOKEN, CAPTURED, SECRETS
 from tests.mcp_helpers import ACCEPT_BOTH, MODERN, modern_rpc
-from tests.test_header_bytes import Answer, _dechunk
+from tests.raw_http import Answer, parse_answer
 
 MAX_BODY = 64 * 1024
 
@@ -119,18 +119,6 @@ def _head(target: Target, door: Door, headers: list[tuple[str, str]], expect: bo
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def _parse(raw: bytes) -> Answer:
-    head_bytes, _, payload = raw.partition(b"\r\n\r\n")
-    lines = head_bytes.decode("latin-1").split("\r\n")
-    fields = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        fields[name.strip().lower()] = value.strip()
-    if fields.get("transfer-encoding") == "chunked":
-        payload = _dechunk(payload)
-    return Answer(int(lines[0].split()[1]), fields, payload)
-
-
 async def send(target: Target, door: Door, coding: str | None, body: bytes, chunked: bool, split: bool) -> Answer:
     headers = [("Content-Encoding", part.strip()) for part in coding.split(";")] if coding else []
     if chunked:
@@ -153,7 +141,7 @@ async def send(target: Target, door: Door, coding: str | None, body: bytes, chun
             raw += await asyncio.wait_for(reader.read(), 30)  # refused before the body was asked for
     finally:
         writer.close()
-    answer = _parse(raw)
+    answer = parse_answer(raw)
     target.answers.append(answer)
     return answer
 
@@ -269,7 +257,7 @@ async def test_a_broken_chunked_framing_mid_body_is_invalid_body_at_once(target)
             writer.write(_head(target, door, headers, expect=True))
             assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)).startswith(b"HTTP/1.1 100 ")
             writer.write(framing)
-            answer = _parse(await asyncio.wait_for(reader.read(), 30))
+            answer = parse_answer(await asyncio.wait_for(reader.read(), 30))
             writer.close()
             target.answers.append(answer)
             _refused_as(door, answer, 400, "invalid-body", f"{door.name} {framing!r}")

@@ -27,6 +27,7 @@ from skywarden.server.errors import ApiError
 from skywarden.server.http.headers import FORWARDED_HEADERS, READ_HEADERS, READ_UNGUARDED
 from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
 from tests.mcp_helpers import ACCEPT_BOTH, MODERN, modern_rpc
+from tests.raw_http import Answer, parse_answer
 
 UNREAD_HEADERS = ("User-Agent", "Cookie", "Referer", "X-Junk")
 ALL_HEADERS = READ_HEADERS + FORWARDED_HEADERS + UNREAD_HEADERS
@@ -44,27 +45,6 @@ BYTE_CLASSES = {
 }
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
-
-def _dechunk(body: bytes) -> bytes:
-    out, rest = b"", body
-    while rest:
-        size_line, _, rest = rest.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out, rest = out + rest[:size], rest[size + 2 :]
-    return out
-
-
 async def send(port: int, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> Answer:
     head = f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(k + b": " + v + b"\r\n" for k, v in headers)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -74,17 +54,7 @@ async def send(port: int, method: str, path: str, headers: list[tuple[bytes, byt
         raw = await asyncio.wait_for(reader.read(), 30)  # until the server closes
     finally:
         writer.close()
-    while raw.startswith(b"HTTP/1.1 100 "):  # an interim answer to Expect: 100-continue
-        raw = raw.partition(b"\r\n\r\n")[2]
-    head_bytes, _, payload = raw.partition(b"\r\n\r\n")
-    lines = head_bytes.decode("latin-1").split("\r\n")
-    fields = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        fields[name.strip().lower()] = value.strip()
-    if fields.get("transfer-encoding") == "chunked":
-        payload = _dechunk(payload)
-    return Answer(int(lines[0].split()[1]), fields, payload)
+    return parse_answer(raw)
 
 
 @dataclass
