@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 
@@ -40,3 +41,16 @@ def parse_answer(raw: bytes) -> Answer:
     if fields.get("transfer-encoding") == "chunked":
         payload = dechunk(payload)
     return Answer(int(lines[0].split()[1]), fields, payload)
+
+
+async def send(port: int, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> Answer:
+    """One request, written as given, on a connection of its own; the answer once the server closes."""
+    head = f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(k + b": " + v + b"\r\n" for k, v in headers)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head + b"Connection: close\r\n\r\n" + body)
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), 30)  # until the server closes
+    finally:
+        writer.close()
+    return parse_answer(raw)

@@ -12,7 +12,6 @@ classes covers every header at both doors; a small hypothesis run adds arbitrary
 from __future__ import annotations
 
 import ast
-import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from skywarden.server.errors import ApiError
 from skywarden.server.http.headers import FORWARDED_HEADERS, READ_HEADERS, READ_UNGUARDED
 from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
 from tests.mcp_helpers import ACCEPT_BOTH, MODERN, modern_rpc
-from tests.raw_http import Answer, parse_answer
+from tests.raw_http import Answer, send
 
 UNREAD_HEADERS = ("User-Agent", "Cookie", "Referer", "X-Junk")
 ALL_HEADERS = READ_HEADERS + FORWARDED_HEADERS + UNREAD_HEADERS
@@ -43,18 +42,6 @@ BYTE_CLASSES = {
     "long ASCII": b"A" * 7000,
     "long 0xFF": b"\xff" * 7000,
 }
-
-
-async def send(port: int, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> Answer:
-    head = f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(k + b": " + v + b"\r\n" for k, v in headers)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(head + b"Connection: close\r\n\r\n" + body)
-        await writer.drain()
-        raw = await asyncio.wait_for(reader.read(), 30)  # until the server closes
-    finally:
-        writer.close()
-    return parse_answer(raw)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from skywarden.server.errors import ApiError
 from skywarden.server.hosts import DEFAULT_PORTS, origin_host, parse_host
 from skywarden.server.settings import SettingsError, load_settings
 from tests.conftest import drain_logs
-from tests.test_header_bytes import send
+from tests.raw_http import send
 
 _label = st.text(string.ascii_letters + string.digits, min_size=1, max_size=20)
 dns_names = st.lists(_label, min_size=1, max_size=4).map(".".join)
