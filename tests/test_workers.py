@@ -81,7 +81,7 @@ async def test_workers_on_sqlite_say_so_and_still_revoke_at_once(tmp_path):
 async def test_a_worker_that_dies_is_replaced(tmp_path):
     server = await start_server(_secrets(tmp_path), "--workers", "2")
     try:
-        worker = next(e for e in server.lines if e.get("event") == "worker started")
+        worker = await server.wait_for_event("worker started")  # a worker may log after the server answers
         os.kill(int(worker["instance"].rsplit(":", 1)[1].split("/")[0]), signal.SIGKILL)
         died = await server.wait_for_event("worker died; starting a new one")
         assert died["exit_code"] == -signal.SIGKILL
