@@ -18,6 +18,10 @@ the app with a request handler that:
   reading failed;
 - empties an ``Expect`` header aiohttp would answer itself, before any middleware, so that the
   request path refuses it in the door's format (``http/headers.py``).
+
+aiohttp offers no public hook for any of these, so this module uses some of its private names.
+``setup.cfg`` pins aiohttp to the minor release they were read from, and
+``tests/test_aiohttp_internals.py`` names each one, so that raising the pin fails in CI.
 """
 
 from __future__ import annotations
