@@ -348,7 +348,7 @@ class Suite:
                 runs = {"bare aiohttp": (bare_port, request, keys_file), "Skywarden": (sky.port, request, keys_file)}
                 if request.path == "/mcp":
                     runs["official SDK"] = (sdk_port, request, keys_file)
-                else:  # the bar proposed for REST (docs/performance.md): the MCP door's call, same server
+                else:  # the bar REST is held to (docs/performance.md): the MCP door's call, same server
                     runs[SAME_SERVER_CALL] = (sky.port, TOOLS_CALL, keys_file)
                 found = self.rounds(runs)
                 bare_m, sky_m, sdk_m = found["bare aiohttp"], found["Skywarden"], found.get("official SDK")

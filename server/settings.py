@@ -401,7 +401,7 @@ class Settings:
         300.0, _positive_float, "seconds a verified key stays cached at most (changes reach the cache sooner)"
     )
     key_cache_entries: int = _setting(
-        100_000, _int_range(1, 10_000_000), "verified keys kept in memory at most (about 0.5 KB each)"
+        100_000, _int_range(1, 10_000_000), "verified keys kept in memory at most (about 0.6 KB each)"
     )
     cors_origins: tuple[str, ...] = _setting(
         (), _origins, "comma-separated origins allowed for CORS and the /mcp Origin check"
