@@ -1,5 +1,5 @@
-"""The baseline: a bare aiohttp handler that checks one key in constant time, parses the body,
-and answers with the bytes Skywarden gave for the same request (read from RESULTS_FILE: a JSON
+"""The baseline: a bare aiohttp handler that checks one key in constant time, reads and parses
+the body, and encodes per request the answer Skywarden gave for the same request (read from RESULTS_FILE: a JSON
 object of ``"tools/list"``, ``"tools/call"`` and ``"rest"`` results). What any server must at
 least do. It runs on the same event loop Skywarden runs on in the same run.
 
@@ -16,7 +16,6 @@ from aiohttp import web
 def make_app(key: str, results: dict) -> web.Application:
     """The bare handlers for one key, answering ``results`` (see the module docstring)."""
     key_bytes = key.encode()
-    rest_body = json.dumps(results["rest"]).encode()
 
     def allowed(request: web.Request) -> bool:
         return hmac.compare_digest(request.headers.get("X-API-Key", "").encode(), key_bytes)
@@ -31,7 +30,7 @@ def make_app(key: str, results: dict) -> web.Application:
         if not allowed(request):
             return web.json_response({"error": "unauthorized"}, status=401)
         await request.json()
-        return web.Response(body=rest_body, content_type="application/json")
+        return web.json_response(results["rest"])  # encoded per request, as a real handler's answer is
 
     app = web.Application()
     app.router.add_post("/mcp", mcp)
