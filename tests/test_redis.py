@@ -55,126 +55,130 @@ async def test_wrong_credentials_share_one_budget_across_instances(shared_redis,
     assert statuses == [401] * 4 + [429] * 2
 
 
-async def _start_redis(port: int) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        shutil.which("redis-server") or "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    async for line in proc.stdout:  # until it says it accepts connections
-        if b"Ready to accept connections" in line:
-            return proc
-    raise AssertionError("redis-server did not start")
+class OwnRedis:
+    """A redis-server of the test's own on a free port, to kill, freeze, thaw and start again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        async for line in self.proc.stdout:  # until it says it accepts connections
+            if b"Ready to accept connections" in line:
+                return
+        raise AssertionError("redis-server did not start")
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen server dies too
+            self.proc.kill()
+            await self.proc.wait()
+
+    def freeze(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+async def own_redis():
+    redis = OwnRedis()
+    await redis.start()
+    yield redis
+    await redis.kill()
 
 
 @pytest.mark.slow  # starts (or waits out) a Redis server of its own
 @pytest.mark.parametrize("mode", ["open", "closed"])
-async def test_redis_going_away_and_coming_back(make_settings, aiohttp_client, mode):
-    port = free_port()
-    redis = await _start_redis(port)
-    try:
-        clients, headers = await _instances(
-            make_settings,
-            aiohttp_client,
-            1,
-            redis_url=f"redis://127.0.0.1:{port}/0",
-            rate_limit_when_unavailable=mode,
-            rate_limit="100/minute",
-        )
-        client = clients[0]
-        assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
-        keyed = await aiohttp_client(client.server, headers=headers)
-        session = await open_session(keyed)
-        redis.kill()
-        await redis.wait()
-        if mode == "open":  # a session lives only in Redis: without it, a clear 503, nothing crashes
-            resp = await post(keyed, rpc("tools/list", id=3), session_headers(session, "2025-11-25"))
-            answer = await resp.json()
-            assert resp.status == 503 and resp.headers["Retry-After"] and answer["id"] == 3
-            assert "session store" in answer["error"]["message"]
-        resp = await client.get("/api/mcp/tools", headers=headers)
-        if mode == "open":
-            assert resp.status == 200  # keys still verify from the store; the limit is skipped
-        else:
-            assert resp.status == 503 and (await resp.json())["type"].endswith("/limiter-unavailable")
-            assert resp.headers["Retry-After"]
-        ready = await client.get("/api/health/ready")
-        assert ready.status == 503 and (await ready.json())["checks"]["rate_limiter"] == "unreachable"
-        redis = await _start_redis(port)
-        assert (await client.get("/api/health/ready")).status == 200  # recovered, no restart
-        assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
-    finally:
-        if redis.returncode is None:
-            redis.kill()
-            await redis.wait()
-
-
-async def _freeze(redis: asyncio.subprocess.Process) -> None:
-    redis.send_signal(signal.SIGSTOP)
-
-
-async def _thaw(redis: asyncio.subprocess.Process) -> None:
-    redis.send_signal(signal.SIGCONT)
-
-
-async def _kill(redis: asyncio.subprocess.Process) -> None:
-    redis.kill()
-    await redis.wait()
+async def test_redis_going_away_and_coming_back(own_redis, make_settings, aiohttp_client, mode):
+    clients, headers = await _instances(
+        make_settings,
+        aiohttp_client,
+        1,
+        redis_url=own_redis.url,
+        rate_limit_when_unavailable=mode,
+        rate_limit="100/minute",
+    )
+    client = clients[0]
+    assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
+    keyed = await aiohttp_client(client.server, headers=headers)
+    session = await open_session(keyed)
+    await own_redis.kill()
+    if mode == "open":  # a session lives only in Redis: without it, a clear 503, nothing crashes
+        resp = await post(keyed, rpc("tools/list", id=3), session_headers(session, "2025-11-25"))
+        answer = await resp.json()
+        assert resp.status == 503 and resp.headers["Retry-After"] and answer["id"] == 3
+        assert "session store" in answer["error"]["message"]
+    resp = await client.get("/api/mcp/tools", headers=headers)
+    if mode == "open":
+        assert resp.status == 200  # keys still verify from the store; the limit is skipped
+    else:
+        assert resp.status == 503 and (await resp.json())["type"].endswith("/limiter-unavailable")
+        assert resp.headers["Retry-After"]
+    ready = await client.get("/api/health/ready")
+    assert ready.status == 503 and (await ready.json())["checks"]["rate_limiter"] == "unreachable"
+    await own_redis.start()
+    assert (await client.get("/api/health/ready")).status == 200  # recovered, no restart
+    assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("outage", ["killed, then restarted empty", "stopped, then continued"])
-async def test_redis_coming_back_adds_no_budget_to_an_address(make_settings, aiohttp_client, monkeypatch, outage):
+async def test_redis_coming_back_adds_no_budget_to_an_address(
+    own_redis, make_settings, aiohttp_client, monkeypatch, outage
+):
     """An address spends one budget of wrong credentials however Redis comes and goes: what it
     spent before and during the outage still counts when Redis answers again, whether Redis comes
     back empty (restarted) or with the count it had (it was frozen and the client timed out)."""
     from skywarden.server.shared import redis_connection
 
     monkeypatch.setattr(redis_connection, "REDIS_TIMEOUT_SECONDS", 0.3)  # a frozen Redis times out quickly
-    port = free_port()
-    redis = await _start_redis(port)
-    try:
-        clients, _ = await _instances(
-            make_settings,
-            aiohttp_client,
-            1,
-            redis_url=f"redis://127.0.0.1:{port}/0",
-            auth_failure_limit="3/day",  # no window ends during the test
-            trusted_proxies="127.0.0.1",
-        )
-        client = clients[0]
-        wrong = {"X-API-Key": generate_key(), "X-Forwarded-For": "198.51.100.9"}
+    clients, _ = await _instances(
+        make_settings,
+        aiohttp_client,
+        1,
+        redis_url=own_redis.url,
+        auth_failure_limit="3/day",  # no window ends during the test
+        trusted_proxies="127.0.0.1",
+    )
+    client = clients[0]
+    wrong = {"X-API-Key": generate_key(), "X-Forwarded-For": "198.51.100.9"}
 
-        async def statuses(count: int) -> list[int]:
-            return [(await client.get("/api/mcp/tools", headers=wrong)).status for _ in range(count)]
+    async def statuses(count: int) -> list[int]:
+        return [(await client.get("/api/mcp/tools", headers=wrong)).status for _ in range(count)]
 
-        assert await statuses(2) == [401, 401]
-        if outage.startswith("killed"):
-            await _kill(redis)
-        else:
-            await _freeze(redis)
-        assert (await client.get("/api/health/ready")).status == 503  # Redis is really away
-        assert await statuses(2) == [401, 429]  # the third, counted here; then the budget is spent
-        if outage.startswith("killed"):
-            redis = await _start_redis(port)
-        else:
-            await _thaw(redis)
-        assert (await client.get("/api/health/ready")).status == 200
-        assert await statuses(3) == [429, 429, 429]
-        other = {**wrong, "X-Forwarded-For": "198.51.100.10"}  # another address keeps its own budget
-        assert (await client.get("/api/mcp/tools", headers=other)).status == 401
-    finally:
-        if redis.returncode is None:
-            redis.send_signal(signal.SIGCONT)
-            await _kill(redis)
+    assert await statuses(2) == [401, 401]
+    if outage.startswith("killed"):
+        await own_redis.kill()
+    else:
+        own_redis.freeze()
+    assert (await client.get("/api/health/ready")).status == 503  # Redis is really away
+    assert await statuses(2) == [401, 429]  # the third, counted here; then the budget is spent
+    if outage.startswith("killed"):
+        await own_redis.start()
+    else:
+        own_redis.thaw()
+    assert (await client.get("/api/health/ready")).status == 200
+    assert await statuses(3) == [429, 429, 429]
+    other = {**wrong, "X-Forwarded-For": "198.51.100.10"}  # another address keeps its own budget
+    assert (await client.get("/api/mcp/tools", headers=other)).status == 401
 
 
 def _jwt_shaped() -> dict[str, str]:
@@ -202,52 +206,44 @@ BUDGET = {"auth": 3, "anonymous": 2}
 
 @pytest.mark.slow  # starts (or waits out) a Redis server of its own
 @pytest.mark.parametrize("mode", ["open", "closed"])
-async def test_refusal_limits_hold_in_the_process_while_redis_is_away(make_settings, aiohttp_client, mode):
+async def test_refusal_limits_hold_in_the_process_while_redis_is_away(own_redis, make_settings, aiohttp_client, mode):
     """Brute-force protection never fails open: with Redis gone, every per-IP refusal limit is
     counted in the process, whatever ``rate_limit_when_unavailable`` says about per-key limits."""
-    port = free_port()
-    redis = await _start_redis(port)
-    try:
-        clients, headers = await _instances(
-            make_settings,
-            aiohttp_client,
-            1,
-            redis_url=f"redis://127.0.0.1:{port}/0",
-            rate_limit_when_unavailable=mode,
-            auth_failure_limit=f"{BUDGET['auth']}/minute",
-            unauthenticated_limit=f"{BUDGET['anonymous']}/minute",
-            trusted_proxies="127.0.0.1",
-            oidc_issuers=f"http://127.0.0.1:{free_port()}",
-            admin_oidc_audience="urn:skywarden:admin",
-            console_oidc_client_id="console",
-        )
-        client = clients[0]
-        redis.kill()
-        await redis.wait()
-        assert (await client.get("/api/health/ready")).status == 503  # Redis is really away
-        for number, (name, method, path, make_headers, limit) in enumerate(REFUSALS):
-            address = {"X-Forwarded-For": f"198.51.100.{number + 1}"}
-            answers = []
-            for _ in range(BUDGET[limit] + 2):
-                resp = await client.request(
-                    method, path, headers={**address, **make_headers()}, json={}, allow_redirects=False
-                )
-                answers.append(resp)
-            statuses = [r.status for r in answers]
-            assert 429 not in statuses[: BUDGET[limit]], (name, statuses)
-            assert statuses[BUDGET[limit] :] == [429, 429], (name, statuses)
-            assert answers[-1].headers["Retry-After"] and f'"{limit}-minute"' in answers[-1].headers["RateLimit"]
-        # A valid key from a spent address still passes, or meets the per-key setting (closed: 503).
-        spent = {"X-Forwarded-For": "198.51.100.1", **headers}
-        resp = await client.get("/api/mcp/tools", headers=spent)
-        assert resp.status == (200 if mode == "open" else 503)
-        denials = await client.get("/api/admin/denials", headers=ADMIN_HEADERS)  # kept in Redis: a clear 503
-        assert denials.status == 503 and (await denials.json())["type"].endswith("/denials-unavailable")
-        assert denials.headers["Retry-After"]
-    finally:
-        if redis.returncode is None:
-            redis.kill()
-            await redis.wait()
+    clients, headers = await _instances(
+        make_settings,
+        aiohttp_client,
+        1,
+        redis_url=own_redis.url,
+        rate_limit_when_unavailable=mode,
+        auth_failure_limit=f"{BUDGET['auth']}/minute",
+        unauthenticated_limit=f"{BUDGET['anonymous']}/minute",
+        trusted_proxies="127.0.0.1",
+        oidc_issuers=f"http://127.0.0.1:{free_port()}",
+        admin_oidc_audience="urn:skywarden:admin",
+        console_oidc_client_id="console",
+    )
+    client = clients[0]
+    await own_redis.kill()
+    assert (await client.get("/api/health/ready")).status == 503  # Redis is really away
+    for number, (name, method, path, make_headers, limit) in enumerate(REFUSALS):
+        address = {"X-Forwarded-For": f"198.51.100.{number + 1}"}
+        answers = []
+        for _ in range(BUDGET[limit] + 2):
+            resp = await client.request(
+                method, path, headers={**address, **make_headers()}, json={}, allow_redirects=False
+            )
+            answers.append(resp)
+        statuses = [r.status for r in answers]
+        assert 429 not in statuses[: BUDGET[limit]], (name, statuses)
+        assert statuses[BUDGET[limit] :] == [429, 429], (name, statuses)
+        assert answers[-1].headers["Retry-After"] and f'"{limit}-minute"' in answers[-1].headers["RateLimit"]
+    # A valid key from a spent address still passes, or meets the per-key setting (closed: 503).
+    spent = {"X-Forwarded-For": "198.51.100.1", **headers}
+    resp = await client.get("/api/mcp/tools", headers=spent)
+    assert resp.status == (200 if mode == "open" else 503)
+    denials = await client.get("/api/admin/denials", headers=ADMIN_HEADERS)  # kept in Redis: a clear 503
+    assert denials.status == 503 and (await denials.json())["type"].endswith("/denials-unavailable")
+    assert denials.headers["Retry-After"]
 
 
 async def test_a_refused_request_spends_no_window_in_redis(shared_redis):
@@ -316,30 +312,20 @@ async def test_a_session_opened_through_one_instance_continues_through_another_a
 
 
 @pytest.mark.slow  # starts (or waits out) a Redis server of its own
-async def test_while_redis_is_away_no_instance_trusts_its_cache(make_settings, aiohttp_client):
+async def test_while_redis_is_away_no_instance_trusts_its_cache(own_redis, make_settings, aiohttp_client):
     """Revocations cannot be heard then: every request is verified with the store, so a key
     revoked through one instance is refused by another at once even without the broadcast."""
-    port = free_port()
-    redis = await _start_redis(port)
-    try:
-        clients, headers = await _instances(
-            make_settings, aiohttp_client, 2, redis_url=f"redis://127.0.0.1:{port}/0", rate_limit=""
-        )
-        for client in clients:
-            assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
-        redis.kill()
-        await redis.wait()
-        assert (await clients[1].get("/api/health/ready")).status == 503  # it knows it is not listening
-        admin = await aiohttp_client(clients[0].server, headers=ADMIN_HEADERS)
-        listed = await admin.get("/api/admin/keys")
-        assert listed.status == 200
-        key_id = (await listed.json())["keys"][0]["id"]
-        assert (await admin.delete(f"/api/admin/keys/{key_id}")).status == 204
-        assert (await clients[1].get("/api/mcp/tools", headers=headers)).status == 401
-    finally:
-        if redis.returncode is None:
-            redis.kill()
-            await redis.wait()
+    clients, headers = await _instances(make_settings, aiohttp_client, 2, redis_url=own_redis.url, rate_limit="")
+    for client in clients:
+        assert (await client.get("/api/mcp/tools", headers=headers)).status == 200
+    await own_redis.kill()
+    assert (await clients[1].get("/api/health/ready")).status == 503  # it knows it is not listening
+    admin = await aiohttp_client(clients[0].server, headers=ADMIN_HEADERS)
+    listed = await admin.get("/api/admin/keys")
+    assert listed.status == 200
+    key_id = (await listed.json())["keys"][0]["id"]
+    assert (await admin.delete(f"/api/admin/keys/{key_id}")).status == 204
+    assert (await clients[1].get("/api/mcp/tools", headers=headers)).status == 401
 
 
 @pytest.mark.parametrize(
