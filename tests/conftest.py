@@ -54,9 +54,9 @@ def no_secret_in_any_log_line():
 
 def drain_logs() -> list[dict]:
     """Every JSON log line so far, after the background sink wrote what it had."""
-    from skywarden.server.observability.logging_setup import _sinks
+    from skywarden.server.observability.logging_setup import open_sinks
 
-    for sink in _sinks:
+    for sink in open_sinks():
         sink.drain()
     events = []
     for line in CAPTURED.lines:

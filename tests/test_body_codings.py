@@ -174,9 +174,9 @@ def _refused_as(door: Door, answer: Answer, status: int, slug: str, where: str) 
 
 
 def _events_since(start: int) -> list[dict]:
-    from skywarden.server.observability.logging_setup import _sinks
+    from skywarden.server.observability.logging_setup import open_sinks
 
-    for sink in _sinks:
+    for sink in open_sinks():
         sink.drain()
     found = []
     for line in CAPTURED.lines[start:]:

@@ -396,11 +396,11 @@ class ConsoleSignIn:
             raise SignInFailed(
                 refusal(
                     "not_admin",
-                    f"You are signed in as {_text(admin.name)}, who is not a Skywarden admin "
+                    f"You are signed in as {admin.name}, who is not a Skywarden admin "
                     f"({self.identity.admin_rule} is needed).",
                 )
             )
-        return token, _text(admin.name)
+        return token, admin.name  # cleaned with the token's claims (identity/claim_text)
 
     async def _exchange(self, request: web.Request, code: str, verifier: str) -> str:
         form = {

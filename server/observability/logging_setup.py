@@ -26,7 +26,6 @@ from skywarden.server.observability.redaction import looks_secret, redact_proces
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 AUDIT_LOGGER = "skywarden.audit"
-_sinks: list[BackgroundSink] = []
 _roles: dict[str, BackgroundSink] = {}  # "log" and "audit_log" (the same sink when they share one)
 _audit_logger: Any = structlog.get_logger(AUDIT_LOGGER)
 
@@ -131,7 +130,6 @@ def configure_logging(
     except SinkOpenError:
         main.close()
         raise
-    _sinks.extend({id(s): s for s in (main, audit)}.values())
     _roles.update(log=main, audit_log=audit)
     renderer = (
         structlog.dev.ConsoleRenderer(colors=False)
@@ -165,7 +163,7 @@ def configure_logging(
         cache_logger_on_first_use=cache_loggers,
     )
     _route_stdlib_logging(max(_LEVELS[level], logging.WARNING))
-    return list(_sinks)
+    return open_sinks()
 
 
 def file_sink(path: str, setting: str, open_now: bool) -> BackgroundSink:
@@ -224,7 +222,13 @@ def _route_stdlib_logging(level: int) -> None:
     root.setLevel(level)
 
 
+def open_sinks() -> list[BackgroundSink]:
+    """Each open sink once (the log and the audit log may share one)."""
+    return list({id(sink): sink for sink in _roles.values()}.values())
+
+
 def close_sinks() -> None:
+    sinks = open_sinks()
     _roles.clear()
-    while _sinks:
-        _sinks.pop().close()
+    for sink in reversed(sinks):
+        sink.close()
