@@ -118,7 +118,6 @@ class RateLimits:
     # place their windows alike.
     local: Counters = field(default_factory=lambda: MemoryCounters(clock=time.time))
     clock: Callable[[], float] = time.monotonic  # for how often an outage is logged
-    _per_key: dict[str, Windows] = field(default_factory=dict)
     _warned: dict[str, OncePer] = field(default_factory=dict)
 
     @classmethod
@@ -155,19 +154,10 @@ class RateLimits:
         )
 
     def windows_for(self, principal: Principal) -> Windows:
-        if not principal.rate_limit:
-            return self.default
-        windows = self._per_key.get(principal.rate_limit)
-        if windows is None:
-            if len(self._per_key) > MAX_PARSED_RATES:
-                self._per_key.clear()
-            windows = self._per_key[principal.rate_limit] = self._stored_rate(principal)
-        return windows
-
-    def _stored_rate(self, principal: Principal) -> Windows:
-        """A key's own rate as stored: what it meant when an earlier version stored it, or a
-        refusal of the key (``calls/stored_rates.py``), never the looser default."""
-        return key_windows(principal)
+        """The default, or the key's own rate as stored: what it meant when an earlier version
+        stored it, or a refusal of the key (``calls/stored_rates.py``), never the looser default.
+        Parsed once per distinct text (``rates.stored_rate`` keeps them)."""
+        return key_windows(principal) if principal.rate_limit else self.default
 
     async def _take(
         self, scope: str, windows: Windows, identity: str, cost: int, *, never_lapses: bool = False
