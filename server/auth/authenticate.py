@@ -19,7 +19,7 @@ from aiohttp import web
 from skywarden.server.appkeys import ADMIN, AUDIT, AUTH_FAILURE, IDENTITY, METRICS_CREDENTIAL, PRINCIPAL
 from skywarden.server.auth.authenticator import Authenticator, AuthFailure
 from skywarden.server.auth.challenges import REALM, bearer_challenge
-from skywarden.server.auth.keys import KEY_PATTERN, KEY_REGEX, PRODUCT, display_prefix, is_well_formed, key_environment
+from skywarden.server.auth.keys import KEY_ANYWHERE, PRODUCT, display_prefix, is_well_formed, key_environment
 from skywarden.server.auth.principal import Principal
 from skywarden.server.errors import AMBIGUOUS_CREDENTIALS, CREDENTIAL_IN_URL, UNAUTHORIZED, ApiError
 from skywarden.server.http.paths import METRICS_PATH, is_admin, is_mcp, is_public
@@ -47,7 +47,6 @@ QUERY_SECRET_NAMES = frozenset(
     }
 )
 _NOT_NAME = re.compile(r"[^a-z0-9]")
-_KEY_ANYWHERE = re.compile(KEY_PATTERN)  # no word boundaries: a key glued to other text is still a key
 
 
 def _one(request: web.Request, header: str) -> str | None:
@@ -88,10 +87,10 @@ def credential_in_url(request: web.Request) -> bool:
     raw = request.raw_path
     if "?" not in raw and PRODUCT not in raw and "%" not in raw:  # the usual request: nothing to look at
         return False
-    if _KEY_ANYWHERE.search(raw) or _KEY_ANYWHERE.search(request.path):
+    if KEY_ANYWHERE.search(raw) or KEY_ANYWHERE.search(request.path):
         return True
     return any(
-        _NOT_NAME.sub("", name.lower()) in QUERY_SECRET_NAMES or _KEY_ANYWHERE.search(value)
+        _NOT_NAME.sub("", name.lower()) in QUERY_SECRET_NAMES or KEY_ANYWHERE.search(value)
         for name, value in request.rel_url.query.items()
     )
 
@@ -193,7 +192,7 @@ def _key_shaped(request: web.Request) -> str | None:
         if scheme.lower() == "bearer":
             candidates.append(token.strip())
     for part in (request.rel_url.raw_path, request.rel_url.raw_query_string):
-        candidates += KEY_REGEX.findall(unquote_plus(part))
+        candidates += KEY_ANYWHERE.findall(unquote_plus(part))
     return next((c for c in candidates if is_well_formed(c) and key_environment(c) != "admin"), None)
 
 

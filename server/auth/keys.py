@@ -24,6 +24,7 @@ DISPLAY_RANDOM_CHARS = 6
 
 KEY_PATTERN = rf"{PRODUCT}_(?:{'|'.join(ENVIRONMENTS)})_[0-9A-Za-z]{{{RANDOM_LEN + CHECKSUM_LEN}}}"
 KEY_REGEX = re.compile(rf"\b{KEY_PATTERN}\b")
+KEY_ANYWHERE = re.compile(KEY_PATTERN)  # no word boundaries: a key glued to other text is still a key
 _FULL_MATCH = re.compile(
     rf"^{PRODUCT}_({'|'.join(ENVIRONMENTS)})_([0-9A-Za-z]{{{RANDOM_LEN}}})([0-9A-Za-z]{{{CHECKSUM_LEN}}})$"
 )

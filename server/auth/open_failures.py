@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skywarden.server.auth.store_urls import url_passwords
+from skywarden.server.settings import POSTGRES_URL_SHAPE
 
 DEFAULT_PORT = "5432"
-URL_SHAPE = "postgresql://role:password@host:port/database"
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def _postgres_reason(t: PostgresTarget, exc: BaseException, timeout: float) -> s
     if isinstance(exc, OSError):
         return f"cannot connect to {t.host}:{t.port} ({exc.strerror or message}); check the host and port"
     if isinstance(exc, (ValueError, TypeError, OverflowError)):  # the driver's URL parser: its text may quote it
-        return f"the URL does not parse; it must look like {URL_SHAPE}"
+        return f"the URL does not parse; it must look like {POSTGRES_URL_SHAPE}"
     return f"{type(exc).__name__}: {message}"
 
 

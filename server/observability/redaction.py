@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from skywarden.server.auth.keys import KEY_PATTERN, PRODUCT
+from skywarden.server.auth.keys import KEY_ANYWHERE, PRODUCT
 
 REDACTED = "[REDACTED]"
 _SECRET_NAMES = re.compile(r"(authorization|api[_-]?key|token|secret|password|cookie)", re.IGNORECASE)
@@ -19,7 +19,6 @@ _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 _KEY_MARK = PRODUCT + "_"
 # No word boundaries, unlike the published scanner regex: a key glued to other characters
 # ("x<key>", "id<key>") is still a key.
-_ANY_KEY = re.compile(KEY_PATTERN)
 _SAFE_FIELDS = frozenset({"key_id", "key_name", "token_kind"})
 
 extra_secrets: set[str] = set()
@@ -45,7 +44,7 @@ def _secret_name(name: str) -> bool:
 
 def redact_text(text: str) -> str:
     if _KEY_MARK in text:
-        text = _ANY_KEY.sub(REDACTED, text)
+        text = KEY_ANYWHERE.sub(REDACTED, text)
     if "earer" in text or "EARER" in text:
         text = _BEARER.sub(r"\1 " + REDACTED, text)
     for secret in extra_secrets:
