@@ -6,8 +6,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
 
-from skywarden.tools.contract import ToolContext, ToolResult, text_content
-from skywarden.tools.upstream import UpstreamError
+from skywarden.tools.contract import ToolContext, ToolError, ToolResult, text_content
 from skywarden.tools.weather import nws
 
 
@@ -94,30 +93,30 @@ class GetAlerts:
     async def call(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         state = arguments["state"]
         url = f"{nws.base_url(context)}/alerts/active/area/{state}"
-        data = await nws.get(context, url)
-        features = data.get("features") if isinstance(data, dict) else None
-        if not isinstance(features, list):
-            raise UpstreamError(
-                f"{nws.SERVICE} answered the alerts request in an unexpected format.",
-                url=url,
-                cause="unexpected_format",
-            )
-        alerts = []
-        for feature in features:
-            props = feature.get("properties") if isinstance(feature, dict) else None
-            if not isinstance(props, dict):
-                raise UpstreamError(
-                    f"{nws.SERVICE} answered with an alert in an unexpected format.", url=url, cause="unexpected_format"
-                )
-            if props.get("status", "Actual") != "Actual":  # test, exercise and draft messages
-                continue
-            alerts.append(_alert(props))
+        alerts = await nws.get(context, url, derive=_alerts)
         if alerts:
             text = f"{len(alerts)} active alert(s) for {state}:\n\n" + "\n---\n".join(_format(a) for a in alerts)
         else:
             text = f"No active alerts for {state}."
         structured = {"state": state, "alerts": alerts}  # already AlertsResult's shape, no dump needed
         return ToolResult(content=[text_content(text)], structured=structured)
+
+
+def _alerts(document: Any) -> list[dict[str, Any]]:
+    """The actual alerts of an NWS answer (test, exercise and draft messages left out); an answer
+    of another shape is a ``ToolError`` that the upstream client names with its address."""
+    features = document.get("features") if isinstance(document, dict) else None
+    if not isinstance(features, list):
+        raise ToolError(f"{nws.SERVICE} answered the alerts request in an unexpected format.")
+    alerts = []
+    for feature in features:
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        if not isinstance(props, dict):
+            raise ToolError(f"{nws.SERVICE} answered with an alert in an unexpected format.")
+        if props.get("status", "Actual") != "Actual":
+            continue
+        alerts.append(_alert(props))
+    return alerts
 
 
 tool = GetAlerts()
