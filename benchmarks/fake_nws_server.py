@@ -1,4 +1,4 @@
-"""The test suite's fake NWS (tests/fake_nws.py) as a process, for the benchmarks.
+"""The test suite's fake NWS (tests/support/fake_nws.py) as a process, for the benchmarks.
 
 Run from the repository root: python benchmarks/fake_nws_server.py PORT
 """
@@ -10,7 +10,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fake_nws import FakeNWS
+from tests.support.fake_nws import FakeNWS
 
 
 class QuietNWS(FakeNWS):

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pytest
@@ -10,28 +8,9 @@ from skywarden.server.app import create_app
 from skywarden.server.observability.logging_setup import close_sinks, configure_logging
 from skywarden.server.settings import Settings, load_settings
 from skywarden.server.testing import SkywardenTestServer
-from tests.fake_nws import FakeNWS
-
-REQUIRE_SERVICES = os.environ.get("SKYWARDEN_REQUIRE_SERVICES") == "1"
-
-# Every key and token the tests create; no log line of the whole run may contain one.
-SECRETS: set[str] = set()
-
-
-class CaptureStream:
-    """The log sink of the test session: keeps every line written."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, text: str) -> None:
-        self.lines.extend(line for line in text.splitlines() if line)
-
-    def flush(self) -> None:
-        return None
-
-
-CAPTURED = CaptureStream()
+from tests.support.admin import ADMIN_HEADERS, ADMIN_TOKEN, create_key
+from tests.support.fake_nws import FakeNWS
+from tests.support.logs import CAPTURED, SECRETS
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,7 +19,7 @@ def no_secret_in_any_log_line():
     yield
     for sink in sinks:
         sink.drain()
-    from tests.server_process import SUBPROCESS_LINES
+    from tests.support.server_process import SUBPROCESS_LINES
 
     leaks = [
         (secret[:12] + "…", line[:200])
@@ -52,32 +31,12 @@ def no_secret_in_any_log_line():
     assert not leaks, f"secrets found in logs: {leaks[:5]}"
 
 
-def drain_logs() -> list[dict]:
-    """Every JSON log line so far, after the background sink wrote what it had."""
-    from skywarden.server.observability.logging_setup import open_sinks
-
-    for sink in open_sinks():
-        sink.drain()
-    events = []
-    for line in CAPTURED.lines:
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    return events
-
-
 @pytest.fixture
 async def fake_nws(aiohttp_server) -> FakeNWS:
     fake = FakeNWS()
     server = await aiohttp_server(fake.app())
     fake.url = str(server.make_url("")).rstrip("/")
     return fake
-
-
-ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijklmnop"
-SECRETS.add(ADMIN_TOKEN)
-ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
@@ -118,15 +77,6 @@ async def make_server(make_settings):
         await server.close()
 
 
-async def create_key(admin_client, **fields) -> dict:
-    fields.setdefault("name", "test key")
-    resp = await admin_client.post("/api/admin/keys", json=fields)
-    assert resp.status == 201, await resp.text()
-    body = await resp.json()
-    SECRETS.add(body["key"])
-    return body
-
-
 @pytest.fixture
 async def make_client(aiohttp_client, make_server):
     """A client whose requests carry a fresh API key (``client.api_key``); ``client.admin`` holds the admin token."""
@@ -152,8 +102,8 @@ async def client(make_client):
 
 @pytest.fixture
 async def issuer():
-    """A loopback OpenID issuer whose keys and configuration a test can take away (``tests/fake_idp.py``)."""
-    from tests.fake_idp import FakeIssuer
+    """A loopback OpenID issuer whose keys and configuration a test can take away (``tests/support/fake_idp.py``)."""
+    from tests.support.fake_idp import FakeIssuer
 
     fake = FakeIssuer()
     await fake.start()

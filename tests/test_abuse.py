@@ -12,8 +12,9 @@ from skywarden.server.appkeys import SESSIONS
 from skywarden.server.auth.keys import generate_key
 from skywarden.server.http.paths import PROBE_PATHS
 from skywarden.server.mcp.sessions import MAX_CAPABILITY_NAMES, MAX_NAME, MAX_TEXT, MemorySessionStore
-from tests.conftest import SECRETS, create_key, drain_logs
-from tests.mcp_helpers import ACCEPT_BOTH, modern_headers, modern_rpc, open_session, post, rpc, session_headers
+from tests.support.admin import create_key
+from tests.support.logs import SECRETS, drain_logs
+from tests.support.mcp_helpers import ACCEPT_BOTH, modern_headers, modern_rpc, open_session, post, rpc, session_headers
 
 # -- sessions: bounded in bytes, per key, and no key can starve another ------------------------------
 
@@ -99,10 +100,10 @@ async def test_a_batch_larger_than_the_setting_is_refused_whole(make_client, mak
 
 async def test_calls_in_a_batch_count_toward_the_concurrency_cap(make_client, make_settings, tmp_path):
     from skywarden.tools.registry import discover_tools
-    from tests import plugin_samples
-    from tests.test_plugins import fake_distribution
+    from tests.support import plugin_samples
+    from tests.support.plugin_samples import fake_distribution
 
-    fake_distribution(tmp_path, "acme-waits", {"waits": "tests.plugin_samples:waits"})
+    fake_distribution(tmp_path, "acme-waits", {"waits": "tests.support.plugin_samples:waits"})
     plugin_samples.SIGNALS.update(started=asyncio.Event(), cancelled=asyncio.Event())
     client = await make_client(
         make_settings(max_concurrent_calls="1", rate_limit=""), registry=discover_tools(paths=[str(tmp_path)])
@@ -292,10 +293,10 @@ async def test_a_client_that_disconnects_mid_call_is_audited_as_cancelled(
 ):
     from skywarden.server.observability import logging_setup
     from skywarden.tools.registry import discover_tools
-    from tests import plugin_samples
-    from tests.test_plugins import fake_distribution
+    from tests.support import plugin_samples
+    from tests.support.plugin_samples import fake_distribution
 
-    fake_distribution(tmp_path, "acme-waits", {"waits": "tests.plugin_samples:waits"})
+    fake_distribution(tmp_path, "acme-waits", {"waits": "tests.support.plugin_samples:waits"})
     plugin_samples.SIGNALS.update(started=asyncio.Event(), cancelled=asyncio.Event())
     client = await make_client(registry=discover_tools(paths=[str(tmp_path)]))
     _, writer = await asyncio.open_connection(client.server.host, client.server.port)

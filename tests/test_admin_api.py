@@ -6,7 +6,7 @@ import pytest
 
 from skywarden.server.appkeys import KEY_STORE
 from skywarden.server.auth.keys import KEY_REGEX, is_well_formed
-from tests.conftest import create_key
+from tests.support.admin import create_key
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from skywarden.server.app import create_app
 from skywarden.server.auth.keys import is_well_formed
-from tests.conftest import SECRETS
+from tests.support.logs import SECRETS
 
 pytestmark = pytest.mark.slow  # subprocesses or Node tools: run by CI and ./scripts/test, not -m 'not slow'
 
@@ -144,7 +144,7 @@ async def test_a_key_revoked_from_the_cli_is_refused_by_a_running_server_at_once
 ):
     import asyncio
 
-    from tests.services import redis_prefix
+    from tests.support.services import redis_prefix
 
     async with redis_prefix() as (url, prefix):
         settings = make_settings(data_dir=str(tmp_path), redis_url=url, redis_key_prefix=prefix)

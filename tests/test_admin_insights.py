@@ -6,8 +6,9 @@ import pytest
 
 from skywarden.server.app import create_app
 from skywarden.server.auth import keys
-from tests.conftest import ADMIN_HEADERS, SECRETS, create_key
-from tests.services import redis_prefix
+from tests.support.admin import ADMIN_HEADERS, create_key
+from tests.support.logs import SECRETS
+from tests.support.services import redis_prefix
 
 
 async def test_usage_counts_uses_per_hour_and_names_the_top_keys(client):

@@ -16,8 +16,9 @@ from skywarden.server.auth.records import utcnow
 from skywarden.server.observability.log_sink import BackgroundSink
 from skywarden.server.observability.redaction import _SUSPICIOUS_WORDS, REDACTED, looks_secret, redact_processor
 from skywarden.tools.registry import ToolRegistry, register_tool
-from tests.conftest import CAPTURED, SECRETS, create_key, drain_logs
-from tests.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
+from tests.support.admin import create_key
+from tests.support.logs import CAPTURED, SECRETS, drain_logs
+from tests.support.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
 
 
 def audit_events_for(request_id: str) -> list[dict]:
@@ -336,7 +337,7 @@ def test_generated_request_ids_are_random_hex_unique_across_batches_and_forks():
 
 
 def _samples():
-    from tests import plugin_samples
+    from tests.support import plugin_samples
 
     return ToolRegistry([register_tool(plugin_samples.echo, "samples"), register_tool(plugin_samples.waits, "samples")])
 
@@ -395,7 +396,7 @@ async def _spend(client, key, door):
 
 
 async def _hold_the_slot(client, key, door):
-    from tests import plugin_samples
+    from tests.support import plugin_samples
 
     plugin_samples.SIGNALS.update(started=asyncio.Event(), cancelled=asyncio.Event())
     client.held = asyncio.create_task(_call(client, door, "waits", {"text": "x"}, key))

@@ -13,7 +13,8 @@ import pytest
 from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
 from skywarden.server.auth import keys
 from skywarden.server.auth.records import utcnow
-from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS, create_key, drain_logs
+from tests.support.admin import ADMIN_HEADERS, ADMIN_TOKEN, create_key
+from tests.support.logs import SECRETS, drain_logs
 
 FORECAST = {"latitude": 39.7456, "longitude": -97.0892}
 TOOL_ROUTES = [("GET", "/api/mcp/tools", None), ("POST", "/api/mcp/tools/get_forecast", FORECAST)]

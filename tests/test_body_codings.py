@@ -21,9 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ADMIN_TOKEN, CAPTURED, SECRETS
-from tests.mcp_helpers import ACCEPT_BOTH, MODERN, modern_rpc
-from tests.raw_http import Answer, parse_answer
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.logs import CAPTURED, SECRETS
+from tests.support.mcp_helpers import ACCEPT_BOTH, MODERN, modern_rpc
+from tests.support.raw_http import Answer, parse_answer
 
 MAX_BODY = 64 * 1024
 

@@ -10,8 +10,9 @@ import sys
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS
-from tests.server_process import start_server
+from tests.support.admin import ADMIN_HEADERS, ADMIN_TOKEN
+from tests.support.logs import SECRETS
+from tests.support.server_process import start_server
 
 pytestmark = pytest.mark.slow  # subprocesses or Node tools: run by CI and ./scripts/test, not -m 'not slow'
 

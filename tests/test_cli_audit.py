@@ -14,9 +14,9 @@ import pytest
 from skywarden.server.auth.backends import open_checked, open_store
 from skywarden.server.auth.records import KeyFilter, KeyRecord, utcnow
 from skywarden.server.cli.main import build_parser
-from tests.cli_runs import run_skywarden
-from tests.conftest import SECRETS
-from tests.services import fresh_postgres_database
+from tests.support.cli_runs import run_skywarden
+from tests.support.logs import SECRETS
+from tests.support.services import fresh_postgres_database
 
 KEY_ID = "key_0123456789abcdef"
 STATE_CHANGING = {"keys create", "keys revoke", "keys rotate", "admin-token rotate", "db upgrade", "db copy"}

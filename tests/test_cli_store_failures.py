@@ -9,8 +9,8 @@ import asyncio
 import pytest
 
 from skywarden.server.auth.backends import open_checked, open_store
-from tests.cli_runs import run_skywarden
-from tests.services import postgres_url, require_postgres
+from tests.support.cli_runs import run_skywarden
+from tests.support.services import postgres_url, require_postgres
 
 pytestmark = pytest.mark.slow  # subprocesses or Node tools: run by CI and ./scripts/test, not -m 'not slow'
 

@@ -25,9 +25,10 @@ from skywarden.clients import (
     TransportError,
 )
 from skywarden.clients.client import resolve_url
-from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
-from tests.fake_nws import Answer
-from tests.server_process import free_port, start_server
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.fake_nws import Answer
+from tests.support.logs import SECRETS, drain_logs
+from tests.support.server_process import free_port, start_server
 
 FORECAST = {"latitude": 39.7456, "longitude": -97.0892}
 TRANSPORTS = [("rest", "auto"), ("mcp", "auto"), ("mcp", "legacy")]
@@ -305,7 +306,7 @@ async def test_server_restart_is_recovered_on_the_next_call(tmp_path, fake_nws, 
 async def test_mcp_transport_talks_to_the_official_sdk_server():
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.sdk_server", str(port), stderr=asyncio.subprocess.PIPE
+        sys.executable, "-m", "tests.support.sdk_server", str(port), stderr=asyncio.subprocess.PIPE
     )
     try:
         assert proc.stderr is not None

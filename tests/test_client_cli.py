@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, SECRETS
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.logs import SECRETS
 
 pytestmark = pytest.mark.slow  # subprocesses or Node tools: run by CI and ./scripts/test, not -m 'not slow'
 
@@ -120,7 +121,7 @@ async def test_skywarden_url_is_the_base_url(client):
 
 
 async def test_transport_error_exit_9(client):
-    from tests.server_process import free_port
+    from tests.support.server_process import free_port
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKYWARDEN_")}
     proc = await asyncio.create_subprocess_exec(

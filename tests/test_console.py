@@ -13,9 +13,10 @@ import aiohttp
 import pytest
 from playwright.async_api import expect
 
-from tests.browser import browser, watched_page  # noqa: F401 - the fixture
-from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
-from tests.node_tools import ensure_tools
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.browser import browser, watched_page  # noqa: F401 - the fixture
+from tests.support.logs import SECRETS, drain_logs
+from tests.support.node_tools import ensure_tools
 
 slow = pytest.mark.slow  # a browser, or a Node provider, per test
 
@@ -201,8 +202,8 @@ async def test_the_page_and_its_assets_carry_a_strict_csp(client):
 @pytest.fixture
 async def sso_server(make_server, make_settings, tmp_path):
     """A server whose console signs in with oidc-provider's login form (alice is an admin, bob is not)."""
-    from tests.oidc_provider import ADMIN_AUDIENCE, ADMIN_ROLE, Client, OpenIDProvider
-    from tests.server_process import free_port
+    from tests.support.oidc_provider import ADMIN_AUDIENCE, ADMIN_ROLE, Client, OpenIDProvider
+    from tests.support.server_process import free_port
 
     port = free_port()
     console = Client(
@@ -376,7 +377,7 @@ async def test_fifteen_idle_minutes_sign_the_console_out(console):
 
 
 async def test_an_unreachable_identity_provider_is_a_503_at_sign_on_start(make_server, make_settings, aiohttp_client):
-    from tests.server_process import free_port
+    from tests.support.server_process import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     settings = make_settings(
@@ -427,7 +428,7 @@ def known_messages() -> set[str]:
 @pytest.fixture
 async def sso_page(make_server, make_settings, aiohttp_server, browser):  # noqa: F811
     """A console with single sign-on against the in-process provider, and a watched page."""
-    from tests.oidc_provider import ADMIN_AUDIENCE
+    from tests.support.oidc_provider import ADMIN_AUDIENCE
     from tests.test_console_sso import FakeProvider
 
     provider = FakeProvider()

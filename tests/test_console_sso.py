@@ -33,9 +33,10 @@ from skywarden.server.console.sso import (
     ConsoleSignIn,
 )
 from skywarden.server.http.client_address import client_of
-from tests.clock import Clock
-from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
-from tests.oidc_provider import ADMIN_AUDIENCE, ADMIN_ROLE, SigningKey
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.clock import Clock
+from tests.support.logs import SECRETS, drain_logs
+from tests.support.oidc_provider import ADMIN_AUDIENCE, ADMIN_ROLE, SigningKey
 
 REDEEM = "/admin/oidc/redeem"
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, SECRETS
-from tests.mcp_helpers import ACCEPT_BOTH, modern_headers, modern_rpc
-from tests.server_process import ServerProcess, start_server
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.logs import SECRETS
+from tests.support.mcp_helpers import ACCEPT_BOTH, modern_headers, modern_rpc
+from tests.support.server_process import ServerProcess, start_server
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from skywarden.tools.contract import ToolResult, text_content
 from skywarden.tools.registry import ToolRegistry, register_tool
-from tests.json_strategies import json_values
-from tests.mcp_helpers import ACCEPT_BOTH, modern_headers, modern_rpc, open_session
-from tests.plugin_samples import Echo
+from tests.support.json_strategies import json_values
+from tests.support.mcp_helpers import ACCEPT_BOTH, modern_headers, modern_rpc, open_session
+from tests.support.plugin_samples import Echo
 
 pytestmark = pytest.mark.slow  # a few hundred requests per test: CI and ./scripts/test run them
 

@@ -18,10 +18,11 @@ from skywarden.server.auth.authenticator import AuthFailure
 from skywarden.server.auth.keys import generate_key
 from skywarden.server.auth.principal import Principal
 from skywarden.tools.registry import discover_tools
-from tests import plugin_samples
-from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS, create_key
-from tests.server_process import start_server
-from tests.test_plugins import fake_distribution
+from tests.support import plugin_samples
+from tests.support.admin import ADMIN_HEADERS, ADMIN_TOKEN, create_key
+from tests.support.logs import SECRETS
+from tests.support.plugin_samples import fake_distribution
+from tests.support.server_process import start_server
 
 COMMON = {
     "X-Content-Type-Options": "nosniff",
@@ -243,7 +244,7 @@ async def test_forwarded_proto_is_believed_only_from_a_trusted_proxy(make_server
 
 
 async def test_forwarded_for_sets_the_client_ip_only_from_a_trusted_proxy(make_client, make_settings):
-    from tests.conftest import drain_logs
+    from tests.support.logs import drain_logs
 
     trusting = await make_client(make_settings(trusted_proxies="127.0.0.1"))
     resp = await trusting.get("/api/mcp/tools", headers={"X-Forwarded-For": "203.0.113.9, 127.0.0.1"})
@@ -309,7 +310,7 @@ async def test_rate_limit_exact_count_then_429(make_client, make_settings):
     assert int(resp.headers["Retry-After"]) >= 1
     assert resp.headers["RateLimit"].startswith('"key-minute";r=0;t=')
     assert (await resp.json())["type"].endswith("rate-limited")
-    from tests.mcp_helpers import modern_headers, modern_rpc, post
+    from tests.support.mcp_helpers import modern_headers, modern_rpc, post
 
     message = modern_rpc("tools/list")
     resp = await post(client, message, modern_headers(message))
@@ -398,7 +399,7 @@ async def test_limiter_memory_stays_flat_under_100k_bogus_keys(make_client, make
 
 
 async def test_concurrent_calls_per_key_are_capped(make_client, make_settings, tmp_path):
-    fake_distribution(tmp_path, "acme-waits", {"waits": "tests.plugin_samples:waits"})
+    fake_distribution(tmp_path, "acme-waits", {"waits": "tests.support.plugin_samples:waits"})
     plugin_samples.SIGNALS.update(started=asyncio.Event(), cancelled=asyncio.Event())
     client = await make_client(make_settings(max_concurrent_calls="1"), registry=discover_tools(paths=[str(tmp_path)]))
     first = asyncio.create_task(client.post("/api/mcp/tools/waits", json={"text": "x"}))
@@ -410,7 +411,7 @@ async def test_concurrent_calls_per_key_are_capped(make_client, make_settings, t
 
 
 async def test_tool_cost_is_charged(make_client, make_settings, tmp_path):
-    fake_distribution(tmp_path, "acme-costly", {"costly": "tests.plugin_samples:costly"})
+    fake_distribution(tmp_path, "acme-costly", {"costly": "tests.support.plugin_samples:costly"})
     client = await make_client(make_settings(rate_limit="5/minute"), registry=discover_tools(paths=[str(tmp_path)]))
     assert (await client.post("/api/mcp/tools/costly", json={"text": "a"})).status == 200  # 1 + 2 units
     resp = await client.post("/api/mcp/tools/costly", json={"text": "b"})  # 1 more + 2 > 5

@@ -24,9 +24,10 @@ from hypothesis import strategies as st
 from skywarden.server.appkeys import AUTHENTICATOR
 from skywarden.server.errors import ApiError
 from skywarden.server.http.headers import FORWARDED_HEADERS, READ_HEADERS, READ_UNGUARDED
-from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
-from tests.mcp_helpers import ACCEPT_BOTH, MODERN, modern_rpc
-from tests.raw_http import Answer, send
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.logs import SECRETS, drain_logs
+from tests.support.mcp_helpers import ACCEPT_BOTH, MODERN, modern_rpc
+from tests.support.raw_http import Answer, send
 
 UNREAD_HEADERS = ("User-Agent", "Cookie", "Referer", "X-Junk")
 ALL_HEADERS = READ_HEADERS + FORWARDED_HEADERS + UNREAD_HEADERS

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from skywarden.server.errors import ApiError
 from skywarden.server.hosts import DEFAULT_PORTS, origin_host, parse_host
 from skywarden.server.settings import SettingsError, load_settings
-from tests.conftest import drain_logs
-from tests.raw_http import send
+from tests.support.logs import drain_logs
+from tests.support.raw_http import send
 
 _label = st.text(string.ascii_letters + string.digits, min_size=1, max_size=20)
 dns_names = st.lists(_label, min_size=1, max_size=4).map(".".join)
@@ -141,7 +141,7 @@ async def test_an_http_1_1_request_without_host_is_a_400_and_1_0_is_judged_as_be
 
 
 async def test_an_origin_with_userinfo_or_a_path_is_not_a_loopback_origin(client):
-    from tests.mcp_helpers import modern_headers, modern_rpc
+    from tests.support.mcp_helpers import modern_headers, modern_rpc
 
     message = modern_rpc("tools/list")
     for origin in ("http://x@localhost", "http://localhost/x", "http://localhost:0", "http://localhost"):
@@ -201,7 +201,7 @@ ACCEPTED_TARGETS = [
 
 
 async def _through_both_doors(client, target_template: str, host: bytes = b"localhost"):
-    from tests.mcp_helpers import modern_headers, modern_rpc
+    from tests.support.mcp_helpers import modern_headers, modern_rpc
 
     message = modern_rpc("tools/list", id=5)
     body = json.dumps(message).encode()
@@ -285,7 +285,7 @@ def test_cors_origins_are_kept_normal():
 
 
 async def test_an_origin_written_otherwise_in_cors_origins_is_allowed(make_client, make_settings):
-    from tests.mcp_helpers import modern_headers, modern_rpc
+    from tests.support.mcp_helpers import modern_headers, modern_rpc
 
     client = await make_client(make_settings(cors_origins="https://App.Example.com:443"))
     message = modern_rpc("tools/list")

@@ -24,10 +24,11 @@ from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuth
 from mcp.client.streamable_http import streamable_http_client
 
 from skywarden.server.appkeys import IDENTITY
-from tests.clock import Clock
-from tests.conftest import ADMIN_TOKEN, SECRETS, drain_logs
-from tests.oidc_provider import ADMIN_AUDIENCE, ADMIN_ROLE, Client, OpenIDProvider, SigningKey
-from tests.server_process import free_port
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.clock import Clock
+from tests.support.logs import SECRETS, drain_logs
+from tests.support.oidc_provider import ADMIN_AUDIENCE, ADMIN_ROLE, Client, OpenIDProvider, SigningKey
+from tests.support.server_process import free_port
 
 pytestmark = pytest.mark.slow  # a Node process per test
 
@@ -284,7 +285,7 @@ async def test_a_provider_outage_is_a_503_at_every_door_until_it_is_back(server,
         await http(srv, Authorization=f"Bearer {admin_token}"),
         await http(srv, Authorization=f"Bearer {tool_token}"),
     )
-    from tests.mcp_helpers import modern_headers, modern_rpc
+    from tests.support.mcp_helpers import modern_headers, modern_rpc
 
     message = modern_rpc("tools/list")
 
@@ -412,7 +413,7 @@ async def test_a_token_without_the_tools_scope_is_refused_at_both_doors(server, 
     assert 'error="insufficient_scope"' in challenge and 'scope="tool:get_alerts tools"' in challenge
     assert "resource_metadata=" in challenge
 
-    from tests.mcp_helpers import modern_headers, modern_rpc
+    from tests.support.mcp_helpers import modern_headers, modern_rpc
 
     message = modern_rpc("tools/call", {"name": "get_alerts", "arguments": {"state": "KS"}})
     resp = await narrow.post("/mcp", json=message, headers=modern_headers(message))
@@ -469,7 +470,7 @@ async def test_with_resource_server_mode_off_a_token_gets_a_plain_401_and_discov
 
 
 async def test_a_subject_has_one_budget_across_instances_sharing_redis(make_server, make_settings, http, provider):
-    from tests.services import redis_prefix
+    from tests.support.services import redis_prefix
 
     public = f"http://127.0.0.1:{free_port()}/mcp"  # the load balancer's address: one resource, two instances
     async with redis_prefix() as (url, prefix):

@@ -12,7 +12,7 @@ from aiohttp.streams import StreamReader
 
 from skywarden.server.http.response_body import ResponseTooLarge, read_response_body
 from skywarden.server.identity.jwks import IdentityHttp, IssuerKeys, IssuerUnavailable
-from tests.clock import Clock
+from tests.support.clock import Clock
 
 ISSUER = "https://login.example.test/tenant"
 DOCUMENT = b'{"keys": [{"kty": "EC", "kid": "k1"}], "padding": "' + b"x" * 200 + b'"}'

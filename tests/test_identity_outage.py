@@ -1,4 +1,4 @@
-"""The identity provider down, then back: a loopback issuer (tests/fake_idp.py) that stops,
+"""The identity provider down, then back: a loopback issuer (tests/support/fake_idp.py) that stops,
 answers 500 or junk, or publishes no usable key, and a clock the test moves.
 
 While an issuer's keys cannot be read, a token of that issuer gets 503 identity-unavailable at
@@ -13,9 +13,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from tests.conftest import ADMIN_HEADERS, drain_logs
-from tests.fake_idp import ADMIN_AUDIENCE, ADMIN_ROLE, FakeIssuer, server_trusting
-from tests.mcp_helpers import modern_headers, modern_rpc
+from tests.support.admin import ADMIN_HEADERS
+from tests.support.fake_idp import ADMIN_AUDIENCE, ADMIN_ROLE, FakeIssuer, server_trusting
+from tests.support.logs import drain_logs
+from tests.support.mcp_helpers import modern_headers, modern_rpc
 
 COOLDOWN = 30  # oidc_jwks_cooldown's default
 WRONG_KEY = "skw_live_" + "A" * 50

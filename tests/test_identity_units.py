@@ -23,7 +23,7 @@ from skywarden.server.identity.jwks import _usable_keys
 from skywarden.server.identity.resource import challenge, metadata_url
 from skywarden.server.identity.tokens import TokenRefused, TokenVerifier, VerifiedToken, key_fits, looks_like_jwt
 from skywarden.server.settings import ASYMMETRIC_ALGORITHMS, SettingsError, load_settings
-from tests.json_strategies import json_values
+from tests.support.json_strategies import json_values
 
 ISSUER = "https://login.example.test/tenant"
 TOOLS = frozenset({"get_forecast", "get_alerts", "word.count"})

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skywarden.server.jsonutil import BodyError, _stdlib_loads, loads_guarded
-from tests.json_strategies import json_values
+from tests.support.json_strategies import json_values
 
 DEPTH = 8
 

@@ -25,11 +25,11 @@ import trustme
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import ADMIN_TOKEN
-from tests.deployment import Deployment, shared_state_checks
-from tests.mcp_helpers import rpc
-from tests.server_process import ServerProcess, free_port, start_server, which_logged
-from tests.services import REQUIRED, fresh_postgres_database, redis_prefix
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.deployment import Deployment, shared_state_checks
+from tests.support.mcp_helpers import rpc
+from tests.support.server_process import ServerProcess, free_port, start_server, which_logged
+from tests.support.services import REQUIRED, fresh_postgres_database, redis_prefix
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "load-balancer"

@@ -14,8 +14,8 @@ import pytest
 from skywarden.server.observability import logging_setup
 from skywarden.server.observability.log_sink import BackgroundSink, SinkOpenError
 from skywarden.server.observability.logging_setup import file_sink
-from tests.cli_runs import run_skywarden
-from tests.server_process import start_server
+from tests.support.cli_runs import run_skywarden
+from tests.support.server_process import start_server
 
 UNWRITABLE_FILE = "/sys/kernel/notes"  # refused even to root, which every permission bit lets through
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, SECRETS
-from tests.node_tools import ensure_tools, node_env, tool_command
-from tests.server_process import free_port, start_server
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.logs import SECRETS
+from tests.support.node_tools import ensure_tools, node_env, tool_command
+from tests.support.server_process import free_port, start_server
 
 pytestmark = pytest.mark.slow  # subprocesses or Node tools: run by CI and ./scripts/test, not -m 'not slow'
 

@@ -9,9 +9,9 @@ import pytest
 
 from skywarden.server.mcp.sessions import MemorySessionStore
 from skywarden.tools.registry import discover_tools
-from tests import plugin_samples
-from tests.mcp_helpers import open_session, post, rpc, session_headers
-from tests.test_plugins import fake_distribution
+from tests.support import plugin_samples
+from tests.support.mcp_helpers import open_session, post, rpc, session_headers
+from tests.support.plugin_samples import fake_distribution
 
 VERSIONS = ["2025-03-26", "2025-06-18", "2025-11-25"]
 FORECAST = {"latitude": 39.7456, "longitude": -97.0892}
@@ -304,7 +304,7 @@ async def test_progress_without_sse_accept_is_plain_json(client):
 
 
 async def test_client_disconnect_cancels_the_tool_call(make_client, tmp_path):
-    fake_distribution(tmp_path, "acme-waits", {"waits": "tests.plugin_samples:waits"})
+    fake_distribution(tmp_path, "acme-waits", {"waits": "tests.support.plugin_samples:waits"})
     plugin_samples.SIGNALS.update(started=asyncio.Event(), cancelled=asyncio.Event())
     client = await make_client(registry=discover_tools(paths=[str(tmp_path)]))
     session = await open_session(client)

@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.fake_nws import shared_available
+from tests.support.fake_nws import shared_available
 
 
 @asynccontextmanager

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from tests.mcp_helpers import MODERN, modern_headers, modern_rpc, post, rpc
+from tests.support.mcp_helpers import MODERN, modern_headers, modern_rpc, post, rpc
 
 FORECAST = {"latitude": 39.7456, "longitude": -97.0892}
 SERVER_INFO = "io.modelcontextprotocol/serverInfo"

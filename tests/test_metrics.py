@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import ADMIN_HEADERS
+from tests.support.admin import ADMIN_HEADERS
 
 METRICS_TOKEN = "metrics-reader-token-0123456789abcdefghij"
 
@@ -72,7 +72,7 @@ async def test_counters_move(client, fake_nws):
 
 
 async def test_live_sessions_gauge(client):
-    from tests.mcp_helpers import open_session
+    from tests.support.mcp_helpers import open_session
 
     await open_session(client)
     assert value(await scrape(client), "skywarden_mcp_sessions") == 1
@@ -111,7 +111,7 @@ def test_request_figures_are_cumulative_buckets_with_bounded_labels():
 async def test_tool_call_metrics_count_only_registered_tools(make_client):
     """A refused call names whatever the client sent; the metric's labels must stay bounded."""
     client = await make_client(scopes=["get_alerts"])
-    from tests.mcp_helpers import modern_headers, modern_rpc
+    from tests.support.mcp_helpers import modern_headers, modern_rpc
 
     for name in ("made-up-1", "made-up-2", "get_forecast"):
         message = modern_rpc("tools/call", {"name": name, "arguments": {}})

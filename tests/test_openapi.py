@@ -9,8 +9,8 @@ import pytest
 from openapi_spec_validator import validate
 
 from skywarden.server.http.paths import is_admin
-from tests.conftest import ADMIN_HEADERS, create_key
-from tests.server_process import free_port
+from tests.support.admin import ADMIN_HEADERS, create_key
+from tests.support.server_process import free_port
 
 
 async def test_openapi_document_is_valid(client):

@@ -18,7 +18,7 @@ from skywarden.server.calls.counters import CountersUnavailable, MemoryCounters
 from skywarden.server.calls.ratelimit import RateLimited, RateLimits, count_refusal
 from skywarden.server.observability.denials import QUEUED, RedisDenials
 from skywarden.server.observability.log_interval import WARNING_INTERVAL_SECONDS
-from tests.clock import Clock
+from tests.support.clock import Clock
 
 
 class _Away:

@@ -6,19 +6,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from skywarden.tools.registry import DuplicateToolError, discover_tools
-
-
-def fake_distribution(root, name: str, entry_points: dict[str, str]) -> None:
-    """Write a minimal installed distribution (dist-info) into ``root``."""
-    info = root / f"{name.replace('-', '_')}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[skywarden.tools]\n{lines}\n")
+from tests.support.plugin_samples import fake_distribution
 
 
 def test_third_party_plugin_is_discovered(tmp_path):
-    fake_distribution(tmp_path, "acme-echo", {"echo": "tests.plugin_samples:echo"})
+    fake_distribution(tmp_path, "acme-echo", {"echo": "tests.support.plugin_samples:echo"})
     registry = discover_tools(paths=[str(tmp_path)])
     assert registry.names() == ["echo"]
     assert registry.get("echo").distribution == "acme-echo 1.0"
@@ -28,14 +20,14 @@ def test_third_party_plugin_is_discovered(tmp_path):
     ("target", "fragment"),
     [
         ("tests.no_such_module:tool", "ModuleNotFoundError"),
-        ("tests.plugin_samples:missing", "AttributeError"),
-        ("tests.plugin_samples:not_a_tool", "1-128 characters"),
-        ("tests.plugin_samples:sync_call", "must be an async function"),
+        ("tests.support.plugin_samples:missing", "AttributeError"),
+        ("tests.support.plugin_samples:not_a_tool", "1-128 characters"),
+        ("tests.support.plugin_samples:sync_call", "must be an async function"),
     ],
 )
 def test_broken_plugin_is_skipped_with_a_log_line(tmp_path, target, fragment):
     fake_distribution(tmp_path, "acme-broken", {"broken": target})
-    fake_distribution(tmp_path, "acme-echo", {"echo": "tests.plugin_samples:echo"})
+    fake_distribution(tmp_path, "acme-echo", {"echo": "tests.support.plugin_samples:echo"})
     with capture_logs() as logs:
         registry = discover_tools(paths=[str(tmp_path)])
     assert registry.names() == ["echo"]
@@ -45,8 +37,8 @@ def test_broken_plugin_is_skipped_with_a_log_line(tmp_path, target, fragment):
 
 
 def test_duplicate_names_fail_naming_both_distributions(tmp_path):
-    fake_distribution(tmp_path, "acme-one", {"echo": "tests.plugin_samples:echo"})
-    fake_distribution(tmp_path, "acme-two", {"echo": "tests.plugin_samples:echo"})
+    fake_distribution(tmp_path, "acme-one", {"echo": "tests.support.plugin_samples:echo"})
+    fake_distribution(tmp_path, "acme-two", {"echo": "tests.support.plugin_samples:echo"})
     with pytest.raises(DuplicateToolError) as info:
         discover_tools(paths=[str(tmp_path)])
     assert "acme-one 1.0" in str(info.value) and "acme-two 1.0" in str(info.value)
@@ -61,14 +53,14 @@ def test_installed_conformance_plugin_is_loaded():
 
 
 async def test_plugin_tool_is_callable_over_rest(make_client, tmp_path):
-    fake_distribution(tmp_path, "acme-echo", {"echo": "tests.plugin_samples:echo"})
+    fake_distribution(tmp_path, "acme-echo", {"echo": "tests.support.plugin_samples:echo"})
     client = await make_client(registry=discover_tools(paths=[str(tmp_path)]))
     resp = await client.post("/api/mcp/tools/echo", json={"text": "hello"})
     assert (await resp.json())["content"] == [{"type": "text", "text": "hello"}]
 
 
 async def test_plugin_that_raises_gives_tool_error_not_500(make_client, tmp_path):
-    fake_distribution(tmp_path, "acme-explodes", {"explodes": "tests.plugin_samples:explodes"})
+    fake_distribution(tmp_path, "acme-explodes", {"explodes": "tests.support.plugin_samples:explodes"})
     client = await make_client(registry=discover_tools(paths=[str(tmp_path)]))
     with capture_logs() as logs:
         resp = await client.post("/api/mcp/tools/explodes", json={"text": "x"})
@@ -81,7 +73,7 @@ async def test_plugin_that_raises_gives_tool_error_not_500(make_client, tmp_path
 def test_cli_duplicate_fails_startup(tmp_path, monkeypatch, capsys):
     from skywarden.server.cli import main as cli
 
-    fake_distribution(tmp_path, "acme-one", {"get_alerts": "tests.plugin_samples:fake_alerts"})
+    fake_distribution(tmp_path, "acme-one", {"get_alerts": "tests.support.plugin_samples:fake_alerts"})
     monkeypatch.syspath_prepend(str(tmp_path))
     import importlib
 

@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 
 from skywarden.server.app import create_app
-from tests.conftest import ADMIN_HEADERS, SECRETS, create_key
-from tests.services import fresh_postgres_database
+from tests.support.admin import ADMIN_HEADERS, create_key
+from tests.support.logs import SECRETS
+from tests.support.services import fresh_postgres_database
 
 SHARED_SECRET = "shared-server-secret-for-every-instance-0123"  # instances on one store share it
 TERMINATE = (

@@ -27,8 +27,9 @@ from skywarden.server.rates import (
     stored_rate,
 )
 from skywarden.server.settings import SettingsError, load_settings
-from tests.conftest import SECRETS, create_key, drain_logs
-from tests.mcp_helpers import modern_headers, modern_rpc
+from tests.support.admin import create_key
+from tests.support.logs import SECRETS, drain_logs
+from tests.support.mcp_helpers import modern_headers, modern_rpc
 
 SECONDS = {name: kind.GRANULARITY.seconds for name, kind in UNITS.items()}
 RATE_SETTINGS = ("rate_limit", "oauth_rate_limit", "auth_failure_limit", "unauthenticated_limit")

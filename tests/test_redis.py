@@ -12,10 +12,11 @@ import pytest
 from skywarden.server.app import create_app
 from skywarden.server.appkeys import SETTINGS
 from skywarden.server.auth.keys import generate_key
-from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, SECRETS, create_key
-from tests.mcp_helpers import open_session, post, rpc, session_headers
-from tests.server_process import free_port
-from tests.services import redis_prefix
+from tests.support.admin import ADMIN_HEADERS, ADMIN_TOKEN, create_key
+from tests.support.logs import SECRETS
+from tests.support.mcp_helpers import open_session, post, rpc, session_headers
+from tests.support.server_process import free_port
+from tests.support.services import redis_prefix
 
 SHARED_SECRET = "shared-server-secret-for-every-instance-0123"
 
@@ -365,7 +366,7 @@ async def test_garbage_on_the_broadcast_channel_changes_nothing(shared_redis, ma
 
 @pytest.mark.slow  # starts (or waits out) a Redis server of its own
 async def test_a_redis_unreachable_at_start_is_logged_once_without_its_password(make_settings, aiohttp_client):
-    from tests.conftest import drain_logs
+    from tests.support.logs import drain_logs
 
     before = len(drain_logs())
     url = f"redis://:start-pw-never-logged@127.0.0.1:{free_port()}/3"
@@ -378,7 +379,7 @@ async def test_a_redis_unreachable_at_start_is_logged_once_without_its_password(
 
 
 async def test_a_reachable_redis_at_start_logs_no_warning(shared_redis, make_settings, aiohttp_client):
-    from tests.conftest import drain_logs
+    from tests.support.logs import drain_logs
 
     url, prefix = shared_redis
     before = len(drain_logs())

@@ -15,9 +15,9 @@ from skywarden.tools.contract import ToolError, ToolResult, text_content
 from skywarden.tools.registry import InvalidToolError, ToolRegistry, register_tool
 from skywarden.tools.upstream import TTLCache, Upstream, UpstreamError
 from skywarden.tools.weather import alerts, forecast
-from tests.clock import Clock
-from tests.conftest import create_key
-from tests.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
+from tests.support.admin import create_key
+from tests.support.clock import Clock
+from tests.support.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
 
 CALLER = Principal("key", "key_kept", "kept", frozenset({"*"}))
 POINT = {"latitude": 39.7456, "longitude": -97.0892}

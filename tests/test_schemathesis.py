@@ -28,8 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, SECRETS
-from tests.server_process import start_server
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.logs import SECRETS
+from tests.support.server_process import start_server
 
 pytestmark = pytest.mark.slow
 

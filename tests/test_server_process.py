@@ -1,4 +1,4 @@
-"""The subprocess harness's waits (tests/server_process.py), on lines this test prints itself.
+"""The subprocess harness's waits (tests/support/server_process.py), on lines this test prints itself.
 
 A wait that was cancelled or timed out must leave nothing behind: the harness once shared one
 future per event name, and a cancelled one answered the next wait at once, so the load-balancer
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.server_process import OutputEnded, ServerProcess, which_logged
+from tests.support.server_process import OutputEnded, ServerProcess, which_logged
 
 
 def _reading() -> tuple[ServerProcess, asyncio.StreamReader]:

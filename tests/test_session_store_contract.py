@@ -11,7 +11,7 @@ import pytest
 from skywarden.server.mcp.redis_sessions import RedisSessionStore
 from skywarden.server.mcp.sessions import MAX_CAPABILITY_NAMES, MAX_TEXT, MemorySessionStore, TooManySessions
 from skywarden.server.shared.redis_connection import redis_client
-from tests.services import redis_prefix
+from tests.support.services import redis_prefix
 
 IDLE = 60.0
 

@@ -17,7 +17,7 @@ from skywarden.server.auth.records import (
     usage_hour,
     utcnow,
 )
-from tests.services import fresh_postgres_database
+from tests.support.services import fresh_postgres_database
 
 
 def record(key_id: str, **fields) -> KeyRecord:

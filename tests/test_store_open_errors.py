@@ -17,7 +17,7 @@ from skywarden.server.auth.backends import StoreOpenError, open_checked, open_st
 from skywarden.server.auth.open_failures import explain_postgres, explain_sqlite
 from skywarden.server.auth.store_urls import display_url, url_passwords
 from skywarden.server.settings import SettingsError, hide_url_passwords, load_settings
-from tests.services import fresh_postgres_database, postgres_role_without_rights, postgres_url
+from tests.support.services import fresh_postgres_database, postgres_role_without_rights, postgres_url
 
 PASSWORD = "hunter2-never-shown"
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from skywarden.server.testing import Answer, fake_upstream, running_app
-from tests.conftest import SECRETS
-from tests.plugin_samples import echo, lookup
+from tests.support.logs import SECRETS
+from tests.support.plugin_samples import echo, lookup
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nws"
 

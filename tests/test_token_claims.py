@@ -1,6 +1,6 @@
 """What a verified token says, end to end: signed tokens whose claims no provider should issue
 (lone surrogates, controls, NUL, overlong or mistyped values, scopes that only look right),
-at both tool doors and the admin API, signed by a loopback issuer (tests/fake_idp.py).
+at both tool doors and the admin API, signed by a loopback issuer (tests/support/fake_idp.py).
 
 A token is either refused with a 401 that names the claim, or served; whatever it carried, the
 audit log, the store and later requests keep working (docs/identity.md, "Claims")."""
@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skywarden.server.appkeys import KEY_STORE
-from tests.conftest import ADMIN_HEADERS, create_key, drain_logs
-from tests.fake_idp import ADMIN_AUDIENCE, ADMIN_ROLE, server_trusting
-from tests.mcp_helpers import modern_headers, modern_rpc
-from tests.services import fresh_postgres_database
+from tests.support.admin import ADMIN_HEADERS, create_key
+from tests.support.fake_idp import ADMIN_AUDIENCE, ADMIN_ROLE, server_trusting
+from tests.support.logs import drain_logs
+from tests.support.mcp_helpers import modern_headers, modern_rpc
+from tests.support.services import fresh_postgres_database
 
 FORECAST = {"latitude": 39.7456, "longitude": -97.0892}
 PLAIN = ("\x00", "\x1b", "\ud800", "\udfff", "\u2028", "\u202e", "\x85", "\u200b", "\ufeff", "\U000e0041", "\u3164")

@@ -6,8 +6,8 @@ import pytest
 
 from skywarden.tools.contract import ToolError
 from skywarden.tools.upstream import TTLCache, Upstream
-from tests.clock import Clock
-from tests.fake_nws import Answer
+from tests.support.clock import Clock
+from tests.support.fake_nws import Answer
 
 POINT = "/points/39.7456,-97.0892"
 

@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from skywarden.tools.upstream import UpstreamError, loggable_url
-from tests.conftest import drain_logs
-from tests.fake_nws import Answer
-from tests.mcp_helpers import modern_headers, modern_rpc
-from tests.server_process import free_port
+from tests.support.fake_nws import Answer
+from tests.support.logs import drain_logs
+from tests.support.mcp_helpers import modern_headers, modern_rpc
+from tests.support.server_process import free_port
 
 POINT = "/points/39.7456,-97.0892"
 FORECAST = "/gridpoints/TOP/32,81/forecast"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fake_nws import Answer, shared_available
+from tests.support.fake_nws import Answer, shared_available
 
 needs_shared = pytest.mark.skipif(not shared_available(), reason="shared recorded fixtures not present")
 

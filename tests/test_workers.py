@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN
-from tests.deployment import Deployment, shared_state_checks
-from tests.server_process import start_server
-from tests.services import fresh_postgres_database, redis_prefix
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.deployment import Deployment, shared_state_checks
+from tests.support.server_process import start_server
+from tests.support.services import fresh_postgres_database, redis_prefix
 
 pytestmark = pytest.mark.slow  # subprocesses: run by CI and ./scripts/test, not -m 'not slow'
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-HERE = Path(__file__).parent
-OWN_FIXTURES = HERE / "fixtures" / "nws"
+TESTS = Path(__file__).parent.parent
+OWN_FIXTURES = TESTS / "fixtures" / "nws"
 SHARED_FIXTURES = Path(
-    os.environ.get("SKYWARDEN_SHARED_FIXTURES", HERE.parent.parent / "shared" / "fixtures" / "weather")
+    os.environ.get("SKYWARDEN_SHARED_FIXTURES", TESTS.parent.parent / "shared" / "fixtures" / "weather")
 )
 REAL_BASE = "https://api.weather.gov"
 GEO_JSON = "application/geo+json"

@@ -1,6 +1,6 @@
 """Test-only: a server built with the official MCP SDK, to prove the client speaks standard MCP.
 
-Run: python -m tests.sdk_server PORT
+Run: python -m tests.support.sdk_server PORT
 """
 
 import sys

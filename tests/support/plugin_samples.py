@@ -1,4 +1,4 @@
-"""Objects that fake third-party distributions point their entry points at."""
+"""Fake third-party distributions (``fake_distribution``) and the objects their entry points point at."""
 
 from marshmallow import Schema, fields
 
@@ -112,3 +112,12 @@ class Lookup:
 
 
 lookup = Lookup()
+
+
+def fake_distribution(root, name: str, entry_points: dict[str, str]) -> None:
+    """Write a minimal installed distribution (dist-info) into ``root``."""
+    info = root / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[skywarden.tools]\n{lines}\n")

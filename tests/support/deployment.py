@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from tests.conftest import ADMIN_HEADERS, SECRETS
-from tests.mcp_helpers import ACCEPT_BOTH, rpc, session_headers
+from tests.support.admin import ADMIN_HEADERS
+from tests.support.logs import SECRETS
+from tests.support.mcp_helpers import ACCEPT_BOTH, rpc, session_headers
 
 
 class PinnedResolver(AbstractResolver):

@@ -1,7 +1,7 @@
 """An OpenID issuer on loopback in the test's own process: discovery and JWKS, nothing else.
 
 For the tests that need an issuer to misbehave on cue (stop, come back, answer 500 or junk) or
-to sign claims no real provider would issue; tests/oidc_provider.py is the real one (Node).
+to sign claims no real provider would issue; tests/support/oidc_provider.py is the real one (Node).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from skywarden.server.appkeys import IDENTITY
-from tests.clock import Clock
-from tests.conftest import SECRETS
-from tests.server_process import free_port
+from tests.support.clock import Clock
+from tests.support.logs import SECRETS
+from tests.support.server_process import free_port
 
 CONFIGURATION_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/jwks"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 TOOLS_DIR = Path(os.environ.get("SKYWARDEN_TEST_TOOLS", ROOT / ".test-tools"))
 PREFIX = TOOLS_DIR / "npm"
 NPM_INSTALL_TIMEOUT = 900

@@ -20,10 +20,10 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from tests.node_tools import ensure_tools, node_binary, node_env
-from tests.server_process import free_port
+from tests.support.node_tools import ensure_tools, node_binary, node_env
+from tests.support.server_process import free_port
 
-SCRIPT = Path(__file__).resolve().parent / "oidc" / "provider.mjs"
+SCRIPT = Path(__file__).resolve().parent.parent / "oidc" / "provider.mjs"
 ADMIN_AUDIENCE = "urn:skywarden:admin"
 ADMIN_ROLE = "Skywarden.Admin"
 START_TIMEOUT = 30

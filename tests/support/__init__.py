@@ -1,0 +1,1 @@
+"""What the tests share: fake upstreams and issuers, server processes, raw HTTP, protocol helpers."""
