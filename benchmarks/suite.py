@@ -93,6 +93,7 @@ TOOLS_CALL_DISTINCT = dataclasses.replace(
 )
 REST_CALL = Request("/api/mcp/tools/get_forecast", FORECAST_ARGUMENTS)
 SAME_SERVER_CALL = "Skywarden tools/call"  # run in REST's rounds: REST's req/s as a share of it
+SDK_CALL = "official SDK tools/call"  # run in REST's rounds too: REST's req/s as a multiple of it
 # The rows measured again on PostgreSQL + Redis and with --workers 2 (``Suite.shared_state``).
 SHARED_SCENARIOS = (
     ("MCP tools/list", TOOLS_LIST),
@@ -348,11 +349,12 @@ class Suite:
                 runs = {"bare aiohttp": (bare_port, request, keys_file), "Skywarden": (sky.port, request, keys_file)}
                 if request.path == "/mcp":
                     runs["official SDK"] = (sdk_port, request, keys_file)
-                else:  # the bar REST is held to (docs/performance.md): the MCP door's call, same server
+                else:  # REST's bars (docs/performance.md): the MCP door's call on the same server, and the SDK's call
                     runs[SAME_SERVER_CALL] = (sky.port, TOOLS_CALL, keys_file)
+                    runs[SDK_CALL] = (sdk_port, TOOLS_CALL, keys_file)
                 found = self.rounds(runs)
                 bare_m, sky_m, sdk_m = found["bare aiohttp"], found["Skywarden"], found.get("official SDK")
-                mcp_call = found.get(SAME_SERVER_CALL)
+                mcp_call, sdk_call = found.get(SAME_SERVER_CALL), found.get(SDK_CALL)
                 self.rows.append(Row(scenario, "bare aiohttp", bare_m))
                 if sdk_m is not None:
                     self.rows.append(Row(scenario, "official SDK", sdk_m, bare=sdk_m.rps / bare_m.rps))
@@ -362,6 +364,11 @@ class Suite:
                     self.notes.append(
                         f"{scenario}: {sky_m.rps / mcp_call.rps:.0%} of Skywarden's MCP tools/call get_forecast"
                         f" ({mcp_call.rps:,.0f} req/s) in the same interleaved rounds"
+                    )
+                if sdk_call is not None:
+                    self.notes.append(
+                        f"{scenario}: {sky_m.rps / sdk_call.rps:.1f}x the official SDK's tools/call get_forecast"
+                        f" ({sdk_call.rps:,.0f} req/s) in the same interleaved rounds"
                     )
         finally:
             for process in (sky, bare, sdk):
