@@ -209,3 +209,55 @@ def test_every_import_keeps_the_layer_order():
     for module in with_types.keys() - TYPING_EXEMPT:
         graph[module] = with_types[module]
     assert layer_violations(graph) == []
+
+
+def _request_uses(node: ast.AST) -> str | None:
+    """``request[...]`` or ``request.app`` / ``request.config_dict``: the source text, else None."""
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "request":
+        return ast.unparse(node)
+    if isinstance(node, ast.Attribute) and node.attr in {"app", "config_dict"}:
+        if isinstance(node.value, ast.Name) and node.value.id == "request":
+            return ast.unparse(node)
+    return None
+
+
+def test_per_request_state_is_one_object_reached_through_state_of():
+    """No request key but ``request_state.STATE``, and no module but request_state reads or
+    writes a request's own values: a new per-request value is a field of ``RequestState``."""
+    found = []
+    for name, path in _modules().items():
+        if name == "skywarden.server.request_state":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("RequestKey"):
+                found.append(f"{name}: {ast.unparse(node)}")
+            used = _request_uses(node)
+            if used is not None and used.startswith("request["):
+                found.append(f"{name}: {used}")
+    assert found == []
+
+
+# Route handlers read what the factory put on the app; every other module is given what it needs
+# when the app is built. auth.authenticate's look-ups go when the access rules move onto the
+# routes (issue 30, item 3).
+APP_LOOKUPS_ALLOWED = frozenset(
+    {
+        "skywarden.server.api.admin",
+        "skywarden.server.api.rest",
+        "skywarden.server.console.sso",
+        "skywarden.server.observability.metrics",
+        "skywarden.server.auth.authenticate",
+    }
+)
+
+
+def test_only_route_handlers_look_things_up_on_the_app():
+    found = []
+    for name, path in _modules().items():
+        if name in APP_LOOKUPS_ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            used = _request_uses(node)
+            if used is not None and not used.startswith("request["):
+                found.append(f"{name}: {used}")
+    assert found == [], "inject it from the app factory (server/app.py)"
