@@ -415,7 +415,7 @@ class Suite:
 
     def bogus_keys(self) -> None:
         """RSS growth after 100,000 requests, each with a different well-formed key nobody issued."""
-        from skywarden.server.auth.keys import generate_key
+        from skywarden.server.keys import generate_key
 
         bogus = self.keys_file([generate_key("live") for _ in range(100_000)])
         sky, _ = self.skywarden("bogus")

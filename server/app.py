@@ -9,6 +9,7 @@ from skywarden.server.api.openapi import setup_openapi
 from skywarden.server.appkeys import (
     ADMIN,
     AUTHENTICATOR,
+    BODY_READER,
     BROADCAST,
     DENIALS,
     IDENTITY,
@@ -34,21 +35,24 @@ from skywarden.server.calls.upstream import build_upstream, upstream_context
 from skywarden.server.console import pages
 from skywarden.server.console.binding import SignInCookie, derive_key
 from skywarden.server.console.sso import ConsoleSignIn
-from skywarden.server.http.body import body_size_check, check_content_coding
+from skywarden.server.http.body import BodyReader, body_size_check, check_content_coding
 from skywarden.server.http.connections import MAX_HEADER_FIELD_BYTES, MAX_REQUEST_LINE_BYTES
 from skywarden.server.http.cors import setup_cors
-from skywarden.server.http.errors import error_middleware
+from skywarden.server.http.errors import DoorRenderers, error_middleware_for
 from skywarden.server.http.headers import header_text_check
 from skywarden.server.http.host_origin import host_origin_check
-from skywarden.server.http.https_policy import check_https
+from skywarden.server.http.https_policy import https_check
+from skywarden.server.http.paths import MCP_PATH
 from skywarden.server.http.proxy import parse_networks, proxy_middleware_for
 from skywarden.server.http.security_headers import security_headers_for
 from skywarden.server.identity.service import build_identity, identity_context
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.sessions import SessionStore
 from skywarden.server.mcp.transport import McpEndpoint
-from skywarden.server.observability.audit import audit_middleware_for
+from skywarden.server.mcp.wire import rpc_error_answer
+from skywarden.server.observability.audit import audit_middleware_for, note_refusal
 from skywarden.server.observability.metrics import Metrics, setup_metrics
+from skywarden.server.request_state import open_state, state_of
 from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state, shared_state_context
 from skywarden.tools.registry import ToolRegistry, discover_tools
@@ -110,18 +114,23 @@ def create_app(
         check_credential_in_url,  # first: nothing may answer, or echo the URL, before it is refused
         header_text_check(bool(settings.trusted_proxies)),  # before any header is used
         host_origin_check(settings),
-        *([check_https] if settings.require_https else []),  # after the Host check
+        *([https_check(settings)] if settings.require_https else []),  # after the Host check
         body_size_check(settings.max_body_bytes),  # an announced body over the limit: 413 before a byte is read
         check_content_coding,  # a body in a coding the server cannot undo: 415 before a byte is read
     ]
+    body_reader = BodyReader(settings.body_timeout, settings.max_json_depth)
+    renderers = DoorRenderers()  # problem+json, and each door's own format for its path
+    renderers.register(MCP_PATH, rpc_error_answer)
+    proxied = bool(settings.trusted_proxies)  # then the proxy middleware is outermost and makes the request state
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
             m
             for m, wanted in (
-                (proxy_middleware_for(parse_networks(settings.trusted_proxies)), bool(settings.trusted_proxies)),  # 0
-                (audit_middleware_for(metrics, shared.denials), True),  # 1-2. request id, one audit event per answer
-                (error_middleware, True),  # 3. every error in the door's format (JSON-RPC or problem+json)
+                (proxy_middleware_for(parse_networks(settings.trusted_proxies)), proxied),  # 0
+                # 1-2. request id, one audit event per answer
+                (audit_middleware_for(metrics, shared.denials, state_of if proxied else open_state), True),
+                (error_middleware_for(renderers, note_refusal), True),  # 3. every error in the door's format
                 (admission_middleware_for(edge_checks, authenticator, limits), True),  # 4-9. edge, credential, limits
             )
             if wanted
@@ -140,16 +149,17 @@ def create_app(
     app[SESSIONS] = sessions
     app[BROADCAST] = broadcast
     app[IDENTITY] = identity
+    app[BODY_READER] = body_reader
     app[DENIALS] = shared.denials
 
-    app.cleanup_ctx.append(key_store_context)
+    app.cleanup_ctx.append(key_store_context(key_store, authenticator))
     app.cleanup_ctx.append(shared_state_context(shared))
     app.cleanup_ctx.append(upstream_context(upstream))
     if identity is not None:
         app.cleanup_ctx.append(identity_context(identity))
 
-    McpEndpoint(McpMethods(pipeline), sessions).add_routes(app)
-    rest.add_routes(app, pipeline)
+    McpEndpoint(McpMethods(pipeline), sessions, body_reader, limits.charge, settings.max_batch_size).add_routes(app)
+    rest.add_routes(app, pipeline, body_reader)
     admin.add_routes(app)
     discovery.add_routes(app, identity)
     if metrics is not None:
@@ -164,6 +174,7 @@ def create_app(
                 settings.console_oidc_client_id,
                 settings.console_oidc_client_secret,
                 SignInCookie(derive_key(credentials.secret)),
+                body_reader,
             ).add_routes(app)
     setup_openapi(app)
     setup_cors(app, settings.cors_origins)

@@ -5,8 +5,8 @@ Every refusal or failure on the request path is an ``ApiError`` carrying an
 answers it: the HTTP status, problem type and title for the REST and admin
 paths (problem+json, RFC 9457), the JSON-RPC code for /mcp, and the reason the
 audit log records. Raise; never build an answer by hand. The door renderers
-are ``http.problems.problem_response`` and ``mcp.protocol.rpc_error_from``;
-``http.errors.error_middleware`` picks one by path.
+are ``http.problems.problem_answer`` and ``mcp.wire.rpc_error_answer``; the
+error middleware (``http/errors.py``) asks its ``DoorRenderers`` for the path's.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ import tracemalloc
 import pytest
 
 from skywarden.server.appkeys import SESSIONS
-from skywarden.server.auth.keys import generate_key
 from skywarden.server.http.paths import PROBE_PATHS
+from skywarden.server.keys import generate_key
 from skywarden.server.mcp.sessions import MAX_CAPABILITY_NAMES, MAX_NAME, MAX_TEXT, MemorySessionStore
 from tests.support.admin import create_key
 from tests.support.logs import SECRETS, drain_logs
@@ -364,8 +364,8 @@ async def test_a_cached_key_costs_under_0_56_kilobytes():
     import tracemalloc
 
     from skywarden.server.auth.authenticator import Authenticator
-    from skywarden.server.auth.keys import generate_key
     from skywarden.server.auth.records import HashMatch, KeyRecord, utcnow
+    from skywarden.server.keys import generate_key
 
     class Store:
         async def find_by_hash(self, key_hash):

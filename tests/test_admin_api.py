@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from skywarden.server.appkeys import KEY_STORE
-from skywarden.server.auth.keys import KEY_REGEX, is_well_formed
+from skywarden.server.keys import KEY_REGEX, is_well_formed
 from tests.support.admin import create_key
 
 

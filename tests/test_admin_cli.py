@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from skywarden.server.app import create_app
-from skywarden.server.auth.keys import is_well_formed
+from skywarden.server.keys import is_well_formed
 from tests.support.logs import SECRETS
 
 pytestmark = pytest.mark.slow  # subprocesses or Node tools: run by CI and ./scripts/test, not -m 'not slow'

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from skywarden.server import keys
 from skywarden.server.app import create_app
-from skywarden.server.auth import keys
 from tests.support.admin import ADMIN_HEADERS, create_key
 from tests.support.logs import SECRETS
 from tests.support.services import redis_prefix

@@ -1,4 +1,5 @@
-"""The structure docs/architecture.md describes, held by tests: no import cycle, the CLI never
+"""The structure docs/architecture.md describes, held by tests: the folders of server/ are layers
+(a module imports only its own folder and the layers below it), no import cycle, the CLI never
 imports HTTP handlers, tool plugins never see the server, key stores are opened through one
 function, and no code cites files outside the repo."""
 
@@ -25,12 +26,13 @@ def _is_type_checking(node: ast.If) -> bool:
     return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
 
 
-def _imports(path: Path, known: set[str]) -> set[str]:
-    """Every skywarden module this file imports, at any depth, except under ``if TYPE_CHECKING``."""
+def _imports(path: Path, known: set[str], *, typing_too: bool = False) -> set[str]:
+    """Every skywarden module this file imports, at any depth; those under ``if TYPE_CHECKING``
+    only with ``typing_too``."""
     result: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
+        if isinstance(node, ast.If) and _is_type_checking(node) and not typing_too:
             return
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("skywarden"):
             for alias in node.names:
@@ -45,10 +47,10 @@ def _imports(path: Path, known: set[str]) -> set[str]:
     return {m for m in result if m in known}
 
 
-def _graph() -> dict[str, set[str]]:
+def _graph(*, typing_too: bool = False) -> dict[str, set[str]]:
     modules = _modules()
     known = set(modules)
-    return {name: _imports(path, known) for name, path in modules.items()}
+    return {name: _imports(path, known, typing_too=typing_too) for name, path in modules.items()}
 
 
 def test_the_graph_is_read():
@@ -122,3 +124,140 @@ def test_key_stores_are_opened_only_through_open_checked():
                 if receiver not in not_stores and receiver not in ("os", "io", "sqlite3", "zipfile"):
                     calls.append(f"{name}: {receiver}.open(...)")
     assert calls == [], "open a key store with auth.backends.open_checked"
+
+
+# The layers of server/, from the bottom up (docs/architecture.md draws them). A module may import
+# its own folder and any folder of a lower layer; the folders of one layer never import each other.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("tools",),  # skywarden.tools, the plugin contract: it never imports the server
+    ("core",),  # the modules directly in server/: errors, settings, principal, request state, ...
+    ("http",),
+    ("observability",),
+    ("calls",),
+    ("identity",),
+    ("auth",),
+    ("mcp", "api", "console"),  # the doors
+    ("shared",),
+    ("app",),  # server/app.py (the factory) and server/testing.py, built on it
+    ("cli",),
+)
+TOP_MODULES = frozenset({"app", "testing"})  # directly in server/, yet the top: they wire everything
+# appkeys names the type of each thing the factory puts on the app, which lives in the layer that
+# makes it. Those imports are for annotations only (under TYPE_CHECKING): they never run, so they
+# add no dependency at run time, and a module reading a key from a lower layer gets no more than
+# the key. Every other module's TYPE_CHECKING imports keep the order too.
+TYPING_EXEMPT = frozenset({"skywarden.server.appkeys"})
+
+
+def folder_of(module: str) -> str:
+    """The layer folder of a skywarden module: a folder of server/, "core", "app" or "tools"."""
+    parts = module.split(".")
+    if parts[1] != "server":
+        return parts[1]
+    if len(parts) == 2:
+        return "core"  # the package itself: its version
+    if (ROOT / "server" / parts[2]).is_dir():
+        return parts[2]
+    return "app" if parts[2] in TOP_MODULES else "core"
+
+
+def rank_of(folder: str) -> int:
+    """Its layer's place from the bottom; a package outside the layers (clients) is above them all."""
+    return next((rank for rank, layer in enumerate(LAYERS) if folder in layer), len(LAYERS))
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    found = []
+    for module, imported in graph.items():
+        if not module.startswith("skywarden.server"):
+            continue
+        own = folder_of(module)
+        for target in imported:
+            other = folder_of(target)
+            if other != own and rank_of(other) >= rank_of(own):
+                found.append(f"{module} ({own}) imports {target} ({other})")
+    return sorted(found)
+
+
+def test_the_layer_check_finds_an_upward_or_sideways_import():
+    graph = {
+        "skywarden.server.http.errors": {"skywarden.server.mcp.protocol", "skywarden.server.errors"},
+        "skywarden.server.api.rest": {"skywarden.server.mcp.wire", "skywarden.server.http.body"},
+        "skywarden.server.errors": {"skywarden.server.app"},
+        "skywarden.server.cli.main": {"skywarden.server.app", "skywarden.tools.registry"},
+    }
+    assert layer_violations(graph) == [
+        "skywarden.server.api.rest (api) imports skywarden.server.mcp.wire (mcp)",
+        "skywarden.server.errors (core) imports skywarden.server.app (app)",
+        "skywarden.server.http.errors (http) imports skywarden.server.mcp.protocol (mcp)",
+    ]
+
+
+def test_the_layers_name_every_folder_of_the_server_once():
+    named = [folder for layer in LAYERS for folder in layer]
+    folders = {p.name for p in (ROOT / "server").iterdir() if (p / "__init__.py").exists()}
+    assert len(named) == len(set(named))
+    assert set(named) == folders | {"tools", "core", "app"}
+    assert all((ROOT / "server" / f"{name}.py").exists() for name in TOP_MODULES)
+    assert {folder_of(m) for m in _modules()} <= set(named) | {"clients"}
+
+
+def test_every_import_keeps_the_layer_order():
+    """TYPE_CHECKING imports too, but for ``TYPING_EXEMPT`` (see there)."""
+    graph = _graph()
+    with_types = _graph(typing_too=True)
+    for module in with_types.keys() - TYPING_EXEMPT:
+        graph[module] = with_types[module]
+    assert layer_violations(graph) == []
+
+
+def _request_uses(node: ast.AST) -> str | None:
+    """``request[...]`` or ``request.app`` / ``request.config_dict``: the source text, else None."""
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "request":
+        return ast.unparse(node)
+    if isinstance(node, ast.Attribute) and node.attr in {"app", "config_dict"}:
+        if isinstance(node.value, ast.Name) and node.value.id == "request":
+            return ast.unparse(node)
+    return None
+
+
+def test_per_request_state_is_one_object_reached_through_state_of():
+    """No request key but ``request_state.STATE``, and no module but request_state reads or
+    writes a request's own values: a new per-request value is a field of ``RequestState``."""
+    found = []
+    for name, path in _modules().items():
+        if name == "skywarden.server.request_state":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("RequestKey"):
+                found.append(f"{name}: {ast.unparse(node)}")
+            used = _request_uses(node)
+            if used is not None and used.startswith("request["):
+                found.append(f"{name}: {used}")
+    assert found == []
+
+
+# Route handlers read what the factory put on the app; every other module is given what it needs
+# when the app is built. auth.authenticate's look-ups go when the access rules move onto the
+# routes (issue 30, item 3).
+APP_LOOKUPS_ALLOWED = frozenset(
+    {
+        "skywarden.server.api.admin",
+        "skywarden.server.api.rest",
+        "skywarden.server.console.sso",
+        "skywarden.server.observability.metrics",
+        "skywarden.server.auth.authenticate",
+    }
+)
+
+
+def test_only_route_handlers_look_things_up_on_the_app():
+    found = []
+    for name, path in _modules().items():
+        if name in APP_LOOKUPS_ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            used = _request_uses(node)
+            if used is not None and not used.startswith("request["):
+                found.append(f"{name}: {used}")
+    assert found == [], "inject it from the app factory (server/app.py)"

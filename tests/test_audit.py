@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 import structlog
 
+from skywarden.server import keys
 from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
-from skywarden.server.auth import keys
 from skywarden.server.auth.records import utcnow
 from skywarden.server.observability.log_sink import BackgroundSink
 from skywarden.server.observability.redaction import _SUSPICIOUS_WORDS, REDACTED, looks_secret, redact_processor
@@ -78,7 +78,7 @@ async def test_denied_missing_or_malformed(client, headers, reason):
 
 
 async def test_denied_unknown_revoked_and_scope(client, make_client):
-    from skywarden.server.auth.keys import generate_key
+    from skywarden.server.keys import generate_key
 
     resp = await client.anonymous.get("/api/mcp/tools", headers={"X-API-Key": generate_key()})
     assert (await one_event(resp))["reason"] == "unknown"

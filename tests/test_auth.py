@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from skywarden.server import keys
 from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
-from skywarden.server.auth import keys
 from skywarden.server.auth.records import utcnow
 from tests.support.admin import ADMIN_HEADERS, ADMIN_TOKEN, create_key
 from tests.support.logs import SECRETS, drain_logs

@@ -130,7 +130,7 @@ async def test_a_key_from_creation_to_revocation(console):
     content = await page.content()
     assert key not in content and new_key not in content
     assert "revoked" in await page.locator("#keys-body tr", has_text="console key").inner_text()
-    from skywarden.server.auth.keys import display_prefix
+    from skywarden.server.keys import display_prefix
 
     denied = page.locator("#denials-body tr", has_text=display_prefix(new_key)).first
     assert "revoked" in await denied.inner_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skywarden.server.auth.keys import KEY_PATTERN, generate_key
+from skywarden.server.keys import KEY_PATTERN, generate_key
 from skywarden.server.settings import env_name, markdown_table, setting_fields
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,8 +15,8 @@ from multidict import CIMultiDict
 
 from skywarden.server.appkeys import AUTHENTICATOR, LIMITER
 from skywarden.server.auth.authenticator import AuthFailure
-from skywarden.server.auth.keys import generate_key
-from skywarden.server.auth.principal import Principal
+from skywarden.server.keys import generate_key
+from skywarden.server.principal import Principal
 from skywarden.tools.registry import discover_tools
 from tests.support import plugin_samples
 from tests.support.admin import ADMIN_HEADERS, ADMIN_TOKEN, create_key
@@ -65,13 +65,13 @@ async def test_security_headers_keep_a_handlers_own_value_and_add_the_rest(trust
     set some. Only with trusted proxies does a forwarded HTTPS bring HSTS."""
     from aiohttp.test_utils import make_mocked_request
 
-    from skywarden.server.appkeys import FORWARDED_HTTPS
     from skywarden.server.http.security_headers import API_CSP, security_headers_for
+    from skywarden.server.request_state import STATE, RequestState
 
     hook = security_headers_for(trust_forwarded)
     for own in ({}, {"X-Frame-Options": "SAMEORIGIN", "Content-Security-Policy": "default-src 'self'"}):
         request = make_mocked_request("GET", "/api/mcp/tools")
-        request[FORWARDED_HTTPS] = True
+        request[STATE] = RequestState(forwarded_https=True)
         response = web.Response(headers={**own, "Cache-Control": "no-cache, no-transform"})
         await hook(request, response)
         expected = {**COMMON, "Content-Security-Policy": API_CSP, **own}

@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from skywarden.server.auth.principal import ALL_TOOLS, Principal
 from skywarden.server.identity.claim_text import UnusableClaim, read_claims
 from skywarden.server.identity.claims import ClaimRule, scopes_for_tool, tool_scopes
 from skywarden.server.identity.jwks import _usable_keys
 from skywarden.server.identity.resource import challenge, metadata_url
 from skywarden.server.identity.tokens import TokenRefused, TokenVerifier, VerifiedToken, key_fits, looks_like_jwt
+from skywarden.server.principal import ALL_TOOLS, Principal
 from skywarden.server.settings import ASYMMETRIC_ALGORITHMS, SettingsError, load_settings
 from tests.support.json_strategies import json_values
 

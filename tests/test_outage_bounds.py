@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from limits import parse_many
 from structlog.testing import capture_logs
 
-from skywarden.server.appkeys import AUTH_FAILURE
-from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.counters import CountersUnavailable, MemoryCounters
 from skywarden.server.calls.ratelimit import RateLimited, RateLimits, count_refusal
 from skywarden.server.observability.denials import QUEUED, RedisDenials
 from skywarden.server.observability.log_interval import WARNING_INTERVAL_SECONDS
+from skywarden.server.principal import Principal
+from skywarden.server.request_state import STATE, RequestState
 from tests.support.clock import Clock
 
 
@@ -105,7 +105,7 @@ def _request(remote: str, failure: str = "unknown") -> dict:
     class _Request(dict):
         pass
 
-    request = _Request({AUTH_FAILURE: failure})
+    request = _Request({STATE: RequestState(auth_failure=failure)})
     request.remote = remote
     return request
 

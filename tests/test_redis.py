@@ -11,7 +11,7 @@ import pytest
 
 from skywarden.server.app import create_app
 from skywarden.server.appkeys import SETTINGS
-from skywarden.server.auth.keys import generate_key
+from skywarden.server.keys import generate_key
 from tests.support.admin import ADMIN_HEADERS, ADMIN_TOKEN, create_key
 from tests.support.logs import SECRETS
 from tests.support.mcp_helpers import open_session, post, rpc, session_headers

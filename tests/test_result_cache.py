@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from marshmallow import Schema, fields
 
-from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.pipeline import ToolPipeline
+from skywarden.server.principal import Principal
 from skywarden.tools.contract import ToolError, ToolResult, text_content
 from skywarden.tools.registry import InvalidToolError, ToolRegistry, register_tool
 from skywarden.tools.upstream import TTLCache, Upstream, UpstreamError

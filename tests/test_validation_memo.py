@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from marshmallow import Schema, fields, post_load
 
-from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline
+from skywarden.server.principal import Principal
 from skywarden.tools.contract import ToolResult, text_content
 from skywarden.tools.registry import ToolRegistry, register_tool
 from skywarden.tools.upstream import TTLCache, Upstream

@@ -3,11 +3,13 @@ time and the recent denials (what the admin console shows)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema, response_schema
 from marshmallow import Schema, fields
 
-from skywarden.server.appkeys import DENIALS, KEY_OPERATIONS, PRINCIPAL, REQUEST_ID
+from skywarden.server.appkeys import BODY_READER, DENIALS, KEY_OPERATIONS
 from skywarden.server.auth.key_operations import Actor, key_view, load
 from skywarden.server.auth.key_schemas import (
     DEFAULT_LIST_LIMIT,
@@ -24,10 +26,10 @@ from skywarden.server.auth.key_schemas import (
     RotateSchema,
     UpdateKeySchema,
 )
-from skywarden.server.http.body import read_json
 from skywarden.server.http.paths import ADMIN_DENIALS_PATH, ADMIN_KEYS_PATH, ADMIN_USAGE_PATH
 from skywarden.server.http.problems import problem_responses
 from skywarden.server.http.responses import json_response
+from skywarden.server.request_state import state_of
 
 ADMIN_SECURITY = [{"AdminToken": []}]
 
@@ -69,9 +71,15 @@ class KeyListSchema(Schema):
     keys = fields.List(fields.Nested(KeyOutSchema), required=True)
 
 
+async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
+    """The request's JSON body, read by the app's body reader (``http/body.py``)."""
+    return await request.app[BODY_READER].read_json(request, allow_empty=allow_empty)
+
+
 def _actor(request: web.Request) -> Actor:
-    principal = request[PRINCIPAL]
-    return Actor(principal.name, request.get(REQUEST_ID), principal.identity_fields() or None)
+    state = state_of(request)
+    principal = state.caller
+    return Actor(principal.name, state.request_id or None, principal.identity_fields() or None)
 
 
 HEADERS_DOC = dict(tags=["admin"], security=ADMIN_SECURITY)

@@ -8,16 +8,16 @@ from aiohttp_apigami import docs, response_schema
 from marshmallow import Schema, fields
 
 from skywarden.server import __version__
-from skywarden.server.appkeys import BROADCAST, KEY_STORE, LIMITER, PRINCIPAL
+from skywarden.server.appkeys import BROADCAST, KEY_STORE, LIMITER
 from skywarden.server.calls.pipeline import ARGUMENTS_MUST_BE_AN_OBJECT, MAX_NAME_SHOWN, InvalidArguments, ToolPipeline
-from skywarden.server.calls.ratelimit import prepaid_of
 from skywarden.server.errors import NOT_READY, ApiError
-from skywarden.server.http.body import read_json
+from skywarden.server.http.body import BodyReader
 from skywarden.server.http.paths import HEALTH_PATH, READY_PATH, TOOL_CALL_PATH, TOOLS_PATH
 from skywarden.server.http.problems import problem_responses
 from skywarden.server.http.responses import json_response
 from skywarden.server.observability.audit import note
 from skywarden.server.observability.logging_setup import sink_states
+from skywarden.server.request_state import state_of
 from skywarden.tools.contract import ToolResult
 
 
@@ -97,9 +97,9 @@ TOOL_CALL_400 = (
 )
 
 
-def tool_handlers(pipeline: ToolPipeline) -> tuple[Handler, Handler]:
-    """The tool list and the tool call, bound to the pipeline by the app factory (no look-up on
-    the app per request)."""
+def tool_handlers(pipeline: ToolPipeline, body_reader: BodyReader) -> tuple[Handler, Handler]:
+    """The tool list and the tool call, bound to the pipeline and the body reader by the app
+    factory (no look-up on the app per request)."""
 
     @docs(
         tags=["tools"],
@@ -107,7 +107,7 @@ def tool_handlers(pipeline: ToolPipeline) -> tuple[Handler, Handler]:
     )
     @response_schema(ToolListSchema, 200)
     async def list_tools(request: web.Request) -> web.Response:
-        tools = pipeline.visible_tools(request[PRINCIPAL])
+        tools = pipeline.visible_tools(state_of(request).caller)
         return json_response({"tools": [t.describe() for t in tools]})
 
     @docs(
@@ -131,18 +131,19 @@ def tool_handlers(pipeline: ToolPipeline) -> tuple[Handler, Handler]:
     async def call_tool(request: web.Request) -> web.Response:
         name = request.match_info["toolName"]
         note(request, tool=name[:128])
-        arguments = await read_json(request)
+        arguments = await body_reader.read_json(request)
         if not isinstance(arguments, dict):  # MCP may omit arguments; a REST body is always the object itself
             raise InvalidArguments(name[:MAX_NAME_SHOWN], {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
-        outcome = await pipeline.call(name, arguments, request[PRINCIPAL], prepaid=prepaid_of(request))
+        state = state_of(request)
+        outcome = await pipeline.call(name, arguments, state.caller, prepaid=state.prepaid)
         note(request, tool_error=outcome.result.is_error)
         return json_response(outcome.encoded("rest", result_body))
 
     return list_tools, call_tool
 
 
-def add_routes(app: web.Application, pipeline: ToolPipeline) -> None:
-    list_tools, call_tool = tool_handlers(pipeline)
+def add_routes(app: web.Application, pipeline: ToolPipeline, body_reader: BodyReader) -> None:
+    list_tools, call_tool = tool_handlers(pipeline, body_reader)
     app.router.add_get(HEALTH_PATH, health, allow_head=True)
     app.router.add_get(READY_PATH, ready, allow_head=True)
     # The call route first: the router tries the resources under /api/mcp/tools in the order they

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from skywarden.server.appkeys import RATE_LIMIT_FIELDS
 from skywarden.server.auth.authenticate import authenticate, note_refused_key
 from skywarden.server.auth.authenticator import Authenticator
 from skywarden.server.calls.ratelimit import RateLimits, charge_request, count_refusal
 from skywarden.server.errors import UNAUTHORIZED, ApiError
+from skywarden.server.request_state import state_of
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Middleware
@@ -49,7 +49,9 @@ def admission_middleware_for(
         charged = principal is not None and await charge_request(request, principal, limits)
         response = await handler(request)
         if charged and not response.prepared:
-            response.headers.update(request[RATE_LIMIT_FIELDS])  # the handler may have charged more (a batch)
+            fields = state_of(request).rate_limit_fields  # the handler may have charged more (a batch)
+            if fields:
+                response.headers.update(fields)
         return response
 
     return admission_middleware

@@ -1,6 +1,6 @@
 """Step 8 of the request path (docs/architecture.md): authenticate every non-public request.
 
-Run by the admission middleware (``auth/admission.py``); it sets ``PRINCIPAL`` or raises.
+Run by the admission middleware (``auth/admission.py``); it sets the request state's ``principal`` or raises.
 
 API keys open the tool routes and /mcp; the admin token opens /api/admin. With OpenID issuers
 configured (docs/identity.md), an access token may open /api/admin (admin sign-in) and, in
@@ -16,17 +16,18 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
-from skywarden.server.appkeys import ADMIN, AUDIT, AUTH_FAILURE, IDENTITY, METRICS_CREDENTIAL, PRINCIPAL
+from skywarden.server.appkeys import ADMIN, IDENTITY, METRICS_CREDENTIAL
 from skywarden.server.auth.authenticator import Authenticator, AuthFailure
-from skywarden.server.auth.challenges import REALM, bearer_challenge
-from skywarden.server.auth.keys import KEY_ANYWHERE, PRODUCT, display_prefix, is_well_formed, key_environment
-from skywarden.server.auth.principal import Principal
 from skywarden.server.errors import AMBIGUOUS_CREDENTIALS, CREDENTIAL_IN_URL, UNAUTHORIZED, ApiError
+from skywarden.server.http.challenges import REALM, bearer_challenge
 from skywarden.server.http.paths import METRICS_PATH, is_admin, is_mcp, is_public
 from skywarden.server.identity.resource import challenge
 from skywarden.server.identity.signin import admin_principal, refused, subject_principal
 from skywarden.server.identity.tokens import looks_like_jwt
+from skywarden.server.keys import KEY_ANYWHERE, PRODUCT, display_prefix, is_well_formed, key_environment
 from skywarden.server.observability.audit import note
+from skywarden.server.principal import Principal
+from skywarden.server.request_state import state_of
 
 ADMIN_PRINCIPAL = Principal(kind="admin", id="admin", name="admin")
 METRICS_PRINCIPAL = Principal(kind="metrics", id="metrics", name="metrics")
@@ -107,7 +108,7 @@ def check_credential_in_url(request: web.Request) -> None:
 
 def unauthorized(request: web.Request, reason: str, presented: bool) -> ApiError:
     """The one 401: the same answer whatever the reason, which only the audit log keeps."""
-    request[AUTH_FAILURE] = reason
+    state_of(request).auth_failure = reason
     error = "invalid_token" if presented else None
     identity = request.app[IDENTITY]
     if identity is not None and identity.resource_server and not is_admin(request.path):
@@ -124,7 +125,7 @@ def unauthorized(request: web.Request, reason: str, presented: bool) -> ApiError
 
 
 async def authenticate(request: web.Request, authenticator: Authenticator) -> Principal | None:
-    """Set (and return) the request's ``PRINCIPAL``, or raise; public paths and CORS preflights
+    """Set (and return) the request's principal (``request_state``), or raise; public paths and CORS preflights
     get none. ``authenticator`` checks API keys (the app factory's, passed by admission)."""
     path = request.path
     if is_public(path) or request.method == "OPTIONS":
@@ -147,7 +148,7 @@ async def authenticate(request: web.Request, authenticator: Authenticator) -> Pr
             elif credential and failure.reason not in {"malformed", "admin_token_as_key"}:
                 note(request, key_prefix=display_prefix(credential))  # well-formed: the prefix is not secret
             raise unauthorized(request, failure.reason, bool(credential)) from None
-    request[PRINCIPAL] = principal
+    state_of(request).principal = principal
     return principal
 
 
@@ -207,7 +208,7 @@ async def note_refused_key(request: web.Request, authenticator: Authenticator, e
     if error.kind.status not in REFUSED_STATUSES:
         return
     try:
-        event = request[AUDIT]
+        event = state_of(request).audit
     except KeyError:
         return
     if "key_prefix" in event or "key_id" in event:

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from skywarden.server.auth import keys
-from skywarden.server.auth.principal import Principal
+from skywarden.server import keys
 from skywarden.server.auth.records import CHANGES_AT_MOST, DISABLED, EXPIRED, REVOKED, HashMatch, KeyRecord, utcnow
 from skywarden.server.auth.store import KeyStore
+from skywarden.server.principal import Principal
 
 
 class AuthFailure(Exception):

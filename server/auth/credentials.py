@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from skywarden.server.auth.keys import generate_key
+from skywarden.server.keys import generate_key
 from skywarden.server.observability.redaction import register_secret
 from skywarden.server.settings import MIN_SECRET_LENGTH, Settings
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError
 
-from skywarden.server.auth import keys
+from skywarden.server import keys
 from skywarden.server.auth.key_schemas import (
     CreateKeySchema,
     ListQuerySchema,

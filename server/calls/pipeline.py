@@ -18,8 +18,6 @@ from typing import Any
 import marshmallow
 import structlog
 
-from skywarden.server.auth.challenges import REALM, bearer_challenge
-from skywarden.server.auth.principal import Principal
 from skywarden.server.errors import (
     CAPABILITY_REQUIRED,
     INSUFFICIENT_SCOPE,
@@ -29,7 +27,10 @@ from skywarden.server.errors import (
     ValidationFailed,
     describe_errors,
 )
+from skywarden.server.http.challenges import REALM, bearer_challenge
 from skywarden.server.jsonutil import dumps
+from skywarden.server.principal import Principal
+from skywarden.server.request_state import Prepaid
 from skywarden.tools.contract import (
     MissingClientCapability,
     ProgressReporter,
@@ -98,18 +99,6 @@ class TooManyConcurrentCalls(ApiError):
             data={"policy": "concurrency"},
             audit={"limit": "concurrency"},
         )
-
-
-@dataclass
-class Prepaid:
-    """Units a request already paid at the door (the per-request charge); the first call uses them."""
-
-    units: int = 0
-
-    def take(self, wanted: int) -> int:
-        used = min(self.units, wanted)
-        self.units -= used
-        return used
 
 
 @dataclass

@@ -35,15 +35,14 @@ import structlog
 from aiohttp import web
 from limits import RateLimitItem
 
-from skywarden.server.appkeys import AUTH_FAILURE, PREPAID, RATE_LIMIT_FIELDS
-from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.counters import Counters, CountersUnavailable, MemoryCounters, Outcome, Windows
-from skywarden.server.calls.pipeline import Prepaid
 from skywarden.server.calls.stored_rates import key_windows
 from skywarden.server.errors import LIMITER_UNAVAILABLE, RATE_LIMITED, ApiError
 from skywarden.server.http.client_address import client_of
 from skywarden.server.observability.log_interval import OncePer
+from skywarden.server.principal import Principal
 from skywarden.server.rates import parse_rate
+from skywarden.server.request_state import Prepaid, state_of
 from skywarden.server.settings import Settings
 
 log = structlog.get_logger("skywarden.server")
@@ -210,7 +209,7 @@ async def count_refusal(request: web.Request, limits: RateLimits) -> None:
     counts toward ``auth_failure_limit`` and a missing one toward ``unauthenticated_limit``;
     over either, the 401 becomes a 429."""
     ip = client_of(request.remote)
-    if request.get(AUTH_FAILURE) == "missing":
+    if state_of(request).auth_failure == "missing":
         await limits.count_unauthenticated(ip)
     else:
         await limits.count_failure(ip)
@@ -218,18 +217,11 @@ async def count_refusal(request: web.Request, limits: RateLimits) -> None:
 
 async def charge_request(request: web.Request, principal: Principal, limits: RateLimits) -> bool:
     """Step 9, after authentication: one unit of the key's own limit per request (its RateLimit
-    fields kept in ``RATE_LIMIT_FIELDS``); a tool call's cost is charged by the pipeline, which
+    fields kept in the request state's ``rate_limit_fields``); a tool call's cost is charged by the pipeline, which
     uses this unit for the first call of the request. False when nothing was charged."""
     if not principal.metered or request.method == "OPTIONS":
         return False
-    request[RATE_LIMIT_FIELDS] = await limits.charge(principal)
-    request[PREPAID] = Prepaid(1)
+    state = state_of(request)
+    state.rate_limit_fields = await limits.charge(principal)
+    state.prepaid = Prepaid(1)
     return True
-
-
-def prepaid_of(request: web.Request) -> Prepaid | None:
-    """What the request paid at the door (``charge_request``), if it paid."""
-    try:
-        return request[PREPAID]  # not request.get: a miss there raises and catches inside Mapping.get
-    except KeyError:
-        return None

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import structlog
 
-from skywarden.server.auth.principal import Principal
 from skywarden.server.calls.counters import Windows
 from skywarden.server.errors import KEY_RATE_UNUSABLE, ApiError
+from skywarden.server.principal import Principal
 from skywarden.server.rates import stored_rate
 
 log = structlog.get_logger("skywarden.server")

@@ -54,7 +54,7 @@ from skywarden.server.errors import (
     ApiError,
     ErrorKind,
 )
-from skywarden.server.http.body import read_json
+from skywarden.server.http.body import BodyReader
 from skywarden.server.http.client_address import client_of
 from skywarden.server.http.paths import CONSOLE_PATH
 from skywarden.server.http.response_body import read_response_body
@@ -245,6 +245,7 @@ class ConsoleSignIn:
     client_id: str
     client_secret: str
     cookie: SignInCookie
+    body_reader: BodyReader
     # Handles of tokens, each reserved before its code is spent; taken once.
     handles: OnceStore[SignedIn | None] = field(default_factory=_store(HANDLE_SECONDS, MAX_PER_CLIENT))
     # States that are at the provider or got a token: another callback with one is a replay.
@@ -438,7 +439,7 @@ class ConsoleSignIn:
     async def redeem(self, request: web.Request) -> web.Response:
         if not _sent_from(request, REDEEM_SITES):
             raise refusal("cross_site").error()
-        body = await read_json(request)
+        body = await self.body_reader.read_json(request)
         handle = body.get("handle") if isinstance(body, dict) else None
         if not isinstance(handle, str):
             raise refusal("expired").error()

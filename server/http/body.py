@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +20,6 @@ from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from skywarden.server.appkeys import SETTINGS
 from skywarden.server.errors import (
     INVALID_BODY,
     INVALID_JSON,
@@ -37,21 +37,53 @@ MAX_REASON_SHOWN = 300  # parser messages quote the input; keep them short
 CODINGS = ("identity", "gzip", "deflate", *(("br",) if HAS_BROTLI else ()), *(("zstd",) if HAS_ZSTD else ()))
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The body, decoded from its Content-Encoding, within ``body_timeout`` (slow senders get
-    408) and ``max_body_bytes`` (413, counted after decoding); one that is not in its coding or
-    whose framing is broken is a 400 ``invalid-body``."""
-    try:
-        if request.content.is_eof():  # the whole body is already here: nothing to wait for
-            return await request.read()
-        async with asyncio.timeout(request.app[SETTINGS].body_timeout):  # no extra task, unlike wait_for
-            return await request.read()
-    except TimeoutError:
-        raise ApiError(
-            REQUEST_TIMEOUT, "The request body arrived too slowly.", headers={"Connection": "close"}
-        ) from None
-    except (RequestPayloadError, HttpProcessingError):
-        raise ApiError(INVALID_BODY, _unreadable(request), headers={"Connection": "close"}) from None
+@dataclass(frozen=True, slots=True)
+class BodyReader:
+    """Reads request bodies within the limits the app factory gives it from the settings:
+    ``timeout`` (``body_timeout``) and ``max_json_depth``; handlers receive it from the factory."""
+
+    timeout: float
+    max_json_depth: int
+
+    async def read(self, request: web.Request) -> bytes:
+        """The body, decoded from its Content-Encoding, within ``timeout`` (slow senders get
+        408) and ``max_body_bytes`` (413, counted after decoding); one that is not in its coding
+        or whose framing is broken is a 400 ``invalid-body``."""
+        try:
+            if request.content.is_eof():  # the whole body is already here: nothing to wait for
+                return await request.read()
+            async with asyncio.timeout(self.timeout):  # no extra task, unlike wait_for
+                return await request.read()
+        except TimeoutError:
+            raise ApiError(
+                REQUEST_TIMEOUT, "The request body arrived too slowly.", headers={"Connection": "close"}
+            ) from None
+        except (RequestPayloadError, HttpProcessingError):
+            raise ApiError(INVALID_BODY, _unreadable(request), headers={"Connection": "close"}) from None
+
+    def loads(self, body: bytes) -> Any:
+        """Parse a JSON body no deeper than ``max_json_depth`` (raises ``jsonutil.BodyError``)."""
+        return loads_guarded(body, self.max_json_depth)
+
+    async def read_json(self, request: web.Request, *, allow_empty: bool = False) -> Any:
+        """Return the parsed JSON body or raise an ApiError (400/408/413/415). With ``allow_empty``
+        an absent or blank body reads as ``{}`` (a body of ``null`` stays ``None``)."""
+        if not request.body_exists:
+            if allow_empty:
+                return {}
+            raise ApiError(INVALID_BODY, "A JSON body is required.")
+        if not is_json_content_type(request):
+            raise ApiError(
+                UNSUPPORTED_MEDIA_TYPE,
+                f"Send the body as application/json, not {request.content_type or 'no content type'}.",
+            )
+        body = await self.read(request)
+        if not body.strip() and allow_empty:
+            return {}
+        try:
+            return self.loads(body)
+        except BodyError as exc:
+            raise ApiError(INVALID_JSON, exc.reason[:MAX_REASON_SHOWN]) from None
 
 
 def _unreadable(request: web.Request) -> str:
@@ -96,24 +128,3 @@ def unread_body(request: web.Request) -> bool:
 def is_json_content_type(request: web.Request) -> bool:
     ctype = request.content_type
     return ctype == "application/json" or (ctype.startswith("application/") and ctype.endswith("+json"))
-
-
-async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
-    """Return the parsed JSON body or raise an ApiError (400/408/413/415). With ``allow_empty``
-    an absent or blank body reads as ``{}`` (a body of ``null`` stays ``None``)."""
-    if not request.body_exists:
-        if allow_empty:
-            return {}
-        raise ApiError(INVALID_BODY, "A JSON body is required.")
-    if not is_json_content_type(request):
-        raise ApiError(
-            UNSUPPORTED_MEDIA_TYPE,
-            f"Send the body as application/json, not {request.content_type or 'no content type'}.",
-        )
-    body = await read_body(request)
-    if not body.strip() and allow_empty:
-        return {}
-    try:
-        return loads_guarded(body, request.app[SETTINGS].max_json_depth)
-    except BodyError as exc:
-        raise ApiError(INVALID_JSON, exc.reason[:MAX_REASON_SHOWN]) from None

@@ -14,8 +14,6 @@ import re
 import structlog
 from aiohttp import web
 
-from skywarden.server.appkeys import REQUEST_ID
-
 # structlog's own context variable for ``request_id``, as bind_contextvars would create it
 _REQUEST_ID_VAR = next(iter(structlog.contextvars.bind_contextvars(request_id=None).values())).var
 structlog.contextvars.unbind_contextvars("request_id")
@@ -54,10 +52,10 @@ def request_id_for(request: web.Request) -> str:
 
 
 def open_request_context(request: web.Request) -> tuple[str, contextvars.Token]:
-    """The request's id (kept on the request and bound into the structlog context) and the token
-    that undoes the binding; the audit middleware opens and closes it around the whole request."""
+    """The request's id (bound into the structlog context) and the token that undoes the binding;
+    the audit middleware opens and closes it around the whole request and keeps the id in the
+    request's state."""
     request_id = request_id_for(request)
-    request[REQUEST_ID] = request_id
     return request_id, _REQUEST_ID_VAR.set(request_id)
 
 

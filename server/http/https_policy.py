@@ -7,9 +7,10 @@ Host that was merely let through is never echoed into a Location: everything els
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
-from skywarden.server.appkeys import SETTINGS
 from skywarden.server.errors import HTTPS_REQUIRED, ApiError
 from skywarden.server.hosts import hostname_of
 from skywarden.server.http.paths import HEALTH_PATHS
@@ -28,13 +29,18 @@ def redirect_target(request: web.Request, settings: Settings) -> str | None:
     return None
 
 
-def check_https(request: web.Request) -> None:
-    """An edge check (``auth/admission.py``). Health and readiness stay on plain HTTP: a load
-    balancer probes each instance directly, and they carry no credential or data."""
-    if request.secure or request.path in HEALTH_PATHS:
-        return
-    if request.method in ("GET", "HEAD"):
-        target = redirect_target(request, request.app[SETTINGS])
-        if target is not None:
-            raise web.HTTPPermanentRedirect(target)
-    raise ApiError(HTTPS_REQUIRED, REFUSAL)
+def https_check(settings: Settings) -> Callable[[web.Request], None]:
+    """An edge check (``auth/admission.py``), for ``require_https``. Health and readiness stay
+    on plain HTTP: a load balancer probes each instance directly, and they carry no credential
+    or data."""
+
+    def check_https(request: web.Request) -> None:
+        if request.secure or request.path in HEALTH_PATHS:
+            return
+        if request.method in ("GET", "HEAD"):
+            target = redirect_target(request, settings)
+            if target is not None:
+                raise web.HTTPPermanentRedirect(target)
+        raise ApiError(HTTPS_REQUIRED, REFUSAL)
+
+    return check_https

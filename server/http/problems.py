@@ -8,6 +8,7 @@ from aiohttp import web
 
 from skywarden.server.errors import ApiError
 from skywarden.server.jsonutil import dumps
+from skywarden.server.request_state import state_of
 
 PROBLEM_TYPE_BASE = "https://skywarden.dev/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -31,6 +32,11 @@ def problem_response(error: ApiError, request_id: str | None = None) -> web.Resp
         content_type=PROBLEM_CONTENT_TYPE,
         headers=error.headers,
     )
+
+
+def problem_answer(request: web.Request, error: ApiError) -> web.Response:
+    """The problem+json door's renderer (``http/errors.py``), with the request's id."""
+    return problem_response(error, state_of(request).request_id)
 
 
 PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from skywarden.server.appkeys import FORWARDED_HTTPS
+from skywarden.server.request_state import open_state
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -55,8 +55,12 @@ def forwarded_client(request: web.Request, networks: tuple[Network, ...]) -> tup
 
 
 def proxy_middleware_for(networks: tuple[Network, ...]):
+    """Step 0, the outermost middleware when ``trusted_proxies`` is set: it makes the request's
+    state, which the clone it hands on shares (``request_state``)."""
+
     @web.middleware
     async def trusted_proxy_middleware(request: web.Request, handler):
+        state = open_state(request)
         client, scheme = forwarded_client(request, networks)
         if client is not None or scheme is not None:
             overrides = {}
@@ -64,7 +68,7 @@ def proxy_middleware_for(networks: tuple[Network, ...]):
                 overrides["remote"] = client
             if scheme is not None:
                 overrides["scheme"] = scheme
-                request[FORWARDED_HTTPS] = scheme == "https"
+                state.forwarded_https = scheme == "https"
             request = request.clone(**overrides)
         return await handler(request)
 

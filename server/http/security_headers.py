@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import hdrs, web
 from multidict import istr
 
-from skywarden.server.appkeys import FORWARDED_HTTPS
 from skywarden.server.http.paths import DOCS_PATH, is_console, is_public
+from skywarden.server.request_state import state_of
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # Swagger UI's page needs its own scripts, styles, images and the spec (same origin only).
@@ -44,6 +44,16 @@ def _csp_for(path: str) -> str:
     return DOCS_CSP if path == DOCS_PATH else CONSOLE_CSP if is_console(path) else API_CSP
 
 
+def _forwarded_https(request: web.Request) -> bool:
+    """The scheme the trusted proxy vouched for, else the connection's own. An answer aiohttp
+    gives before any middleware (a request it could not parse) has no state."""
+    try:
+        vouched = state_of(request).forwarded_https
+    except KeyError:
+        return request.secure
+    return request.secure if vouched is None else vouched
+
+
 def security_headers_for(trust_forwarded: bool) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
     """The response signal handler: it runs for every answer, errors and streams included, just
     before headers go out. A handler's own value of a header wins (Cache-Control and Server
@@ -63,7 +73,7 @@ def security_headers_for(trust_forwarded: bool) -> Callable[[web.Request, web.St
             cache_control = headers.get(hdrs.CACHE_CONTROL)
             no_transform = cache_control is not None and "no-transform" in cache_control
             headers[hdrs.CACHE_CONTROL] = "no-store, no-transform" if no_transform else "no-store"
-        if request.get(FORWARDED_HTTPS, request.secure) if trust_forwarded else request.secure:
+        if _forwarded_https(request) if trust_forwarded else request.secure:
             headers.setdefault(_HSTS, _HSTS_VALUE)
         headers[hdrs.SERVER] = "skywarden"  # no version banner
 

@@ -7,8 +7,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from skywarden.server.auth.principal import ALL_TOOLS
 from skywarden.server.identity.claim_text import words
+from skywarden.server.principal import ALL_TOOLS
 
 if TYPE_CHECKING:
     from skywarden.server.identity.tokens import VerifiedToken

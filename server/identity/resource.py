@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from skywarden.server.auth.challenges import bearer_challenge
+from skywarden.server.http.challenges import bearer_challenge
 from skywarden.server.identity.claims import ALL_TOOLS_SCOPE, TOOL_SCOPE_PREFIX
 from skywarden.server.jsonutil import dumps
 

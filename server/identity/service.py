@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
-from skywarden.server.auth.principal import ALL_TOOLS, Principal, subject_id
 from skywarden.server.calls.pipeline import ToolForbidden, forbid_tool
 from skywarden.server.identity.claims import ClaimRule, scopes_for_tool, tool_scopes
 from skywarden.server.identity.jwks import IdentityHttp, IssuerKeys
 from skywarden.server.identity.resource import challenge
 from skywarden.server.identity.tokens import TokenVerifier, VerifiedToken
+from skywarden.server.principal import ALL_TOOLS, Principal, subject_id
 from skywarden.server.settings import Settings
 
 log = structlog.get_logger("skywarden.server")

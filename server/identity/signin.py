@@ -13,20 +13,20 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from skywarden.server.appkeys import AUTH_FAILURE
-from skywarden.server.auth.challenges import REALM, bearer_challenge
-from skywarden.server.auth.principal import Principal
 from skywarden.server.errors import ADMIN_RULE_NOT_MET, IDENTITY_UNAVAILABLE, UNAUTHORIZED, ApiError
+from skywarden.server.http.challenges import REALM, bearer_challenge
 from skywarden.server.identity.jwks import IssuerUnavailable
 from skywarden.server.identity.resource import challenge
 from skywarden.server.identity.service import Identity
 from skywarden.server.identity.tokens import TokenRefused
+from skywarden.server.principal import Principal
+from skywarden.server.request_state import state_of
 
 T = TypeVar("T")
 
 
 def refused(request: web.Request, reason: str, description: str, www_authenticate: str) -> ApiError:
-    request[AUTH_FAILURE] = reason
+    state_of(request).auth_failure = reason
     return ApiError(UNAUTHORIZED, description, headers={"WWW-Authenticate": www_authenticate})
 
 
@@ -41,7 +41,7 @@ async def _checked(request: web.Request, verification: Awaitable[T], challenge_f
         # A 503, not a 401 (the credential may be valid, and a 401 sends clients back to sign in),
         # not counted as a wrong credential; Retry-After says when the issuer will be asked again.
         # The failed fetch itself is logged once (``jwks``).
-        request[AUTH_FAILURE] = "identity_unavailable"
+        state_of(request).auth_failure = "identity_unavailable"
         raise ApiError(
             IDENTITY_UNAVAILABLE,
             f"The identity provider's signing keys cannot be read right now; try again in {exc.retry_after} seconds.",
@@ -57,7 +57,7 @@ async def admin_principal(request: web.Request, identity: Identity, token: str) 
     """An admin signed in with an access token for ``admin_oidc_audience`` meeting ``admin_oidc_rule``."""
     principal, allowed = await _checked(request, identity.admin_token(token), admin_challenge)
     if not allowed:
-        request[AUTH_FAILURE] = "admin_rule"
+        state_of(request).auth_failure = "admin_rule"
         raise ApiError(
             ADMIN_RULE_NOT_MET,
             f"The access token is valid but does not grant admin rights: it needs {identity.admin_rule}.",

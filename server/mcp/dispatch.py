@@ -8,14 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from skywarden.server.appkeys import PRINCIPAL
-from skywarden.server.calls.pipeline import Prepaid
-from skywarden.server.calls.ratelimit import prepaid_of
 from skywarden.server.errors import ApiError
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.wire import EventStream, accepts, progress_token
 from skywarden.server.observability.audit import note, note_refusal
+from skywarden.server.request_state import Prepaid, state_of
 from skywarden.tools.contract import ProgressReporter, no_progress
 
 Handlers = dict[str, Callable[[Any], dict[str, Any]]]
@@ -43,7 +41,8 @@ async def answer(
     request_id = message["id"]
     method = message["method"]
     params = message.get("params") or {}
-    principal = request[PRINCIPAL]
+    state = state_of(request)
+    principal = state.caller
     note(request, mcp_method=method, protocol_version=version)
     if method == "tools/call":
         note(request, tool=params.get("name")[:128] if isinstance(params.get("name"), str) else None)
@@ -52,7 +51,7 @@ async def answer(
                 version,
                 params,
                 principal,
-                prepaid=prepaid if prepaid is not None else prepaid_of(request),
+                prepaid=prepaid if prepaid is not None else state.prepaid,
                 report_progress=report_progress,
                 client_capabilities=client_capabilities,
             )

@@ -6,13 +6,13 @@ status; the endpoint answers them with the id of the message once it was read.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from skywarden.server.appkeys import LIMITER, PRINCIPAL, RATE_LIMIT_FIELDS, SETTINGS
-from skywarden.server.calls.pipeline import Prepaid
 from skywarden.server.errors import BATCH_TOO_LARGE, METHOD_NOT_ALLOWED, TOO_MANY_SESSIONS, ApiError
+from skywarden.server.http.body import BodyReader
 from skywarden.server.http.responses import json_response
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
@@ -21,6 +21,11 @@ from skywarden.server.mcp.methods import McpMethods, initialize_result
 from skywarden.server.mcp.sessions import Session, SessionStore, TooManySessions
 from skywarden.server.mcp.wire import read_message
 from skywarden.server.observability.audit import note
+from skywarden.server.principal import Principal
+from skywarden.server.request_state import Prepaid, state_of
+
+# ``RateLimits.charge``: units of a principal's own limit, answered with its RateLimit fields.
+Charge = Callable[[Principal, int], Awaitable[dict[str, str]]]
 
 SUPPORTED = [*p.HANDSHAKE_VERSIONS, *p.MODERN_VERSIONS]
 SESSION_RETRY_SECONDS = 60
@@ -52,9 +57,14 @@ def _check_version(version_header: str | None) -> None:
 
 
 class HandshakeEra:
-    def __init__(self, methods: McpMethods, sessions: SessionStore) -> None:
+    def __init__(
+        self, methods: McpMethods, sessions: SessionStore, body_reader: BodyReader, charge: Charge, max_batch_size: int
+    ) -> None:
         self.methods = methods
         self.sessions = sessions
+        self.body_reader = body_reader
+        self.charge = charge
+        self.max_batch_size = max_batch_size
 
     async def handle(self, request: web.Request, version_header: str | None) -> web.StreamResponse:
         if request.method == "POST":
@@ -71,7 +81,7 @@ class HandshakeEra:
         if not session_id:
             raise p.RpcError(p.INVALID_REQUEST, "Mcp-Session-Id header is required", status=400)
         session = await self.sessions.get(session_id)
-        if session is None or session.principal_id != request[PRINCIPAL].id:
+        if session is None or session.principal_id != state_of(request).caller.id:
             note(request, session=session_fingerprint(session_id), denied="session")
             raise p.RpcError(p.INVALID_REQUEST, "Session not found", status=404)
         note(request, session=session_fingerprint(session_id))
@@ -87,7 +97,7 @@ class HandshakeEra:
         """One POST. A supported version header that differs from the negotiated revision is
         accepted, as the official SDK does (the conformance suite relies on it); answers follow
         the negotiated revision."""
-        message = await read_message(request)
+        message = await read_message(request, self.body_reader)
         _check_version(version_header)
         session_id = request.headers.get(p.SESSION_HEADER)
         if session_id is None and isinstance(message, dict) and message.get("method") == "initialize":
@@ -108,7 +118,7 @@ class HandshakeEra:
         capabilities = params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {}
         try:
             session = await self.sessions.create(
-                request[PRINCIPAL].id, result["protocolVersion"], client_info, capabilities
+                state_of(request).caller.id, result["protocolVersion"], client_info, capabilities
             )
         except TooManySessions as exc:
             raise ApiError(
@@ -141,13 +151,13 @@ class HandshakeEra:
             request, self.methods, message, version, HANDLERS, _handshake_status, session.client_capabilities
         )
 
-    @staticmethod
-    async def _charge_batch(request: web.Request, requests: int) -> None:
+    async def _charge_batch(self, request: web.Request, requests: int) -> None:
         """A batch costs what its messages would cost as separate requests: one unit each (the
         HTTP request paid the first), then each tool call its tool's cost. All or nothing."""
-        principal = request[PRINCIPAL]
+        state = state_of(request)
+        principal = state.caller
         if requests > 1 and principal.metered:
-            request[RATE_LIMIT_FIELDS] = await request.app[LIMITER].charge(principal, requests - 1)
+            state.rate_limit_fields = await self.charge(principal, requests - 1)
 
     async def _batch(self, request: web.Request, session: Session, batch: list[Any]) -> web.StreamResponse:
         if session.protocol_version not in p.BATCH_VERSIONS:
@@ -156,7 +166,7 @@ class HandshakeEra:
             )
         if not batch:
             raise p.RpcError(p.INVALID_REQUEST, "Empty batch", status=400)
-        limit = request.app[SETTINGS].max_batch_size
+        limit = self.max_batch_size
         if len(batch) > limit:
             raise ApiError(BATCH_TOO_LARGE, f"A batch may hold at most {limit} messages; this one has {len(batch)}.")
         await self._charge_batch(request, sum(1 for m in batch if p.is_request(m)))

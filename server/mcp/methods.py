@@ -12,10 +12,11 @@ import functools
 from typing import Any
 
 from skywarden.server import __version__
-from skywarden.server.auth.principal import Principal
-from skywarden.server.calls.pipeline import InvalidArguments, Prepaid, ToolPipeline
+from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
+from skywarden.server.principal import Principal
+from skywarden.server.request_state import Prepaid
 from skywarden.tools.contract import ProgressReporter, ToolResult, no_progress, text_content
 
 SERVER_INFO = {"name": "skywarden", "title": "Skywarden", "version": __version__}

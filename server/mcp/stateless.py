@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from skywarden.server.errors import METHOD_NOT_ALLOWED, ApiError
+from skywarden.server.http.body import BodyReader
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.dispatch import run_request
 from skywarden.server.mcp.methods import McpMethods, discover_result
@@ -66,14 +67,15 @@ def check_envelope(request: web.Request, message: dict[str, Any]) -> None:
 
 
 class StatelessEra:
-    def __init__(self, methods: McpMethods) -> None:
+    def __init__(self, methods: McpMethods, body_reader: BodyReader) -> None:
         self.methods = methods
+        self.body_reader = body_reader
 
     async def handle(self, request: web.Request, version_header: str) -> web.StreamResponse:
         note(request, protocol_version=version_header[:40])
         if request.method != "POST":
             raise ApiError(METHOD_NOT_ALLOWED, f"{version_header} takes POST only.", headers={"Allow": "POST"})
-        message = await read_message(request)
+        message = await read_message(request, self.body_reader)
         if isinstance(message, dict) and "id" not in message:
             if not p.is_notification(message):
                 raise p.RpcError(p.INVALID_REQUEST, "Not a valid JSON-RPC notification", status=400)

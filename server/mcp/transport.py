@@ -9,21 +9,29 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_apigami import docs
 
-from skywarden.server.appkeys import RPC_ID
+from skywarden.server.http.body import BodyReader
 from skywarden.server.http.paths import MCP_PATH
 from skywarden.server.mcp import protocol as p
-from skywarden.server.mcp.handshake import HandshakeEra
+from skywarden.server.mcp.handshake import Charge, HandshakeEra
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.sessions import SessionStore
 from skywarden.server.mcp.stateless import StatelessEra
 from skywarden.server.mcp.wire import error_answer
 from skywarden.server.observability.audit import note
+from skywarden.server.request_state import state_of
 
 
 class McpEndpoint:
-    def __init__(self, methods: McpMethods, sessions: SessionStore) -> None:
-        self.handshake = HandshakeEra(methods, sessions)
-        self.stateless = StatelessEra(methods)
+    def __init__(
+        self,
+        methods: McpMethods,
+        sessions: SessionStore,
+        body_reader: BodyReader,
+        charge: Charge,
+        max_batch_size: int,
+    ) -> None:
+        self.handshake = HandshakeEra(methods, sessions, body_reader, charge, max_batch_size)
+        self.stateless = StatelessEra(methods, body_reader)
 
     @docs(
         tags=["mcp"],
@@ -58,7 +66,7 @@ class McpEndpoint:
             return await self.stateless.handle(request, version)
         except p.RpcError as error:
             note(request, rpc_error=error.code)
-            return error_answer(request.get(RPC_ID), error, error.status or 400)
+            return error_answer(state_of(request).rpc_id, error, error.status or 400)
 
     def add_routes(self, app: web.Application) -> None:
         # POST and DELETE are served; GET goes to ``handle`` too, which answers 405 with the era's

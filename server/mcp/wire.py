@@ -1,4 +1,5 @@
-"""HTTP framing shared by both eras: body checks, JSON answers and lazily committed SSE."""
+"""HTTP framing shared by both eras: body checks, JSON answers, lazily committed SSE, and the
+JSON-RPC door's error renderer (registered for /mcp by the app factory)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from skywarden.server.appkeys import RPC_ID, SETTINGS
 from skywarden.server.errors import INVALID_JSON, NOT_ACCEPTABLE, UNSUPPORTED_MEDIA_TYPE, ApiError
-from skywarden.server.http.body import read_body
+from skywarden.server.http.body import BodyReader
 from skywarden.server.http.responses import json_response
-from skywarden.server.jsonutil import BodyError, dumps, loads_guarded
+from skywarden.server.jsonutil import BodyError, dumps
 from skywarden.server.mcp import protocol as p
+from skywarden.server.request_state import state_of
 
 _B64 = re.compile(r"^=\?base64\?(.*)\?=$")
 
@@ -40,6 +41,15 @@ def error_answer(
     return json_response(p.error_message(request_id, error), error.status or status, headers)
 
 
+def rpc_error_answer(request: web.Request, error: ApiError) -> web.Response:
+    """The JSON-RPC door's rendering of an ``ApiError`` raised outside a dispatched request
+    (``http/errors.py``), with the id of the message once its body was read."""
+    body = p.error_message(state_of(request).rpc_id, p.rpc_error_from(error))
+    return web.Response(
+        status=error.kind.status, body=dumps(body), content_type="application/json", headers=error.headers
+    )
+
+
 def accepts(request: web.Request) -> tuple[bool, bool]:
     """(JSON acceptable, SSE acceptable) from the Accept header, wildcards included."""
     return _accepted(request.headers.get("Accept", ""))
@@ -55,7 +65,7 @@ def _accepted(accept: str) -> tuple[bool, bool]:
     )
 
 
-async def read_message(request: web.Request) -> Any:
+async def read_message(request: web.Request, body_reader: BodyReader) -> Any:
     """Check Accept and Content-Type, then parse the body (raising ``ApiError``s the error
     middleware renders as JSON-RPC). Once parsed, the message's id is kept for every later error."""
     json_ok, _ = accepts(request)
@@ -63,12 +73,12 @@ async def read_message(request: web.Request) -> Any:
         raise ApiError(NOT_ACCEPTABLE, "Accept must include application/json")
     if request.content_type != "application/json":
         raise ApiError(UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json")
-    body = await read_body(request)
+    body = await body_reader.read(request)
     try:
-        message = loads_guarded(body, request.app[SETTINGS].max_json_depth)
+        message = body_reader.loads(body)
     except BodyError as exc:
         raise ApiError(INVALID_JSON, f"Parse error: {exc.reason}") from None
-    request[RPC_ID] = p.echo_id(message)
+    state_of(request).rpc_id = p.echo_id(message)
     return message
 
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from skywarden.server.appkeys import AUDIT, AUTH_FAILURE, PRINCIPAL
 from skywarden.server.errors import ApiError
 from skywarden.server.http.context import close_request_context, open_request_context
 from skywarden.server.observability import logging_setup
 from skywarden.server.observability.denials import RecentDenials, compact
+from skywarden.server.request_state import RequestState, open_state, state_of
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Middleware
@@ -30,10 +31,10 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's convention for "the client closed the con
 def note(request: web.Request, **fields: Any) -> None:
     """Add fields (MCP method, tool, revision, denial reason, ...) to this request's audit event."""
     try:
-        event = request[AUDIT]  # not request.get: Mapping.get is one more Python call, several times a request
-    except KeyError:
+        state = state_of(request)
+    except KeyError:  # a request that never reached the audit middleware
         return
-    event.update(fields)
+    state.audit.update(fields)
 
 
 def note_refusal(request: web.Request, error: ApiError) -> None:
@@ -53,10 +54,9 @@ def outcome_for(status: int) -> str:
     return "allowed"
 
 
-def _principal_fields(request: web.Request) -> dict[str, Any]:
-    try:
-        principal = request[PRINCIPAL]  # not request.get: a miss there raises and catches inside Mapping.get
-    except KeyError:
+def _principal_fields(state: RequestState) -> dict[str, Any]:
+    principal = state.principal
+    if principal is None:
         return {"principal": "anonymous"}
     if principal.kind != "key":
         return {"principal": principal.kind, **principal.identity_fields()}
@@ -74,23 +74,23 @@ def _body_bytes(response: web.StreamResponse | None) -> int | None:
 
 def _request_fields(
     request: web.Request,
-    request_id: str,
-    event: dict[str, Any],
+    state: RequestState,
     status: int,
     response: web.StreamResponse | None,
     latency: float,
 ) -> dict[str, Any]:
     """The audit event of one answered request."""
-    failure = request.get(AUTH_FAILURE) if status >= 400 else None  # a refused credential is never answered < 400
+    event = state.audit
+    failure = state.auth_failure if status >= 400 else None  # a refused credential is never answered < 400
     reason = failure or event.pop("denied", None)
     if reason is None and status == 429:
         reason = "rate_limited"
     fields = {
-        "request_id": request_id,
+        "request_id": state.request_id,
         "client_ip": request.remote,
         "method": request.method,
         "path": request.path,
-        **_principal_fields(request),
+        **_principal_fields(state),
         **event,
         "status": status,
         "outcome": outcome_for(status),
@@ -102,17 +102,23 @@ def _request_fields(
     return fields
 
 
-def audit_middleware_for(metrics: Metrics | None, denials: RecentDenials | None) -> Middleware:
+def audit_middleware_for(
+    metrics: Metrics | None,
+    denials: RecentDenials | None,
+    state_for: Callable[[web.Request], RequestState] = open_state,
+) -> Middleware:
     """Steps 1-2 in one layer: the request id (``http/context.py``, echoed in ``X-Request-ID``),
     then one audit event per request when its answer is done, the request metrics, and the
-    recent denials; ``metrics`` and ``denials`` come from the app factory."""
+    recent denials; ``metrics`` and ``denials`` come from the app factory. ``state_for`` makes
+    the request's state, or finds it when a middleware before this one made it."""
 
     @web.middleware
     async def audit_middleware(request: web.Request, handler):
+        state = state_for(request)
         request_id, context = open_request_context(request)
+        state.request_id = request_id
         started = time.perf_counter()
-        event: dict[str, Any] = {}
-        request[AUDIT] = event
+        event = state.audit
         status = 500
         response: web.StreamResponse | None = None
         try:
@@ -131,7 +137,7 @@ def audit_middleware_for(metrics: Metrics | None, denials: RecentDenials | None)
         finally:
             try:
                 latency = time.perf_counter() - started
-                fields = _request_fields(request, request_id, event, status, response, latency)
+                fields = _request_fields(request, state, status, response, latency)
                 logging_setup.audit_logger().info("request", audit=True, **fields)
                 if metrics is not None:
                     metrics.observe_request(request, status, latency, fields)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from skywarden.server.auth.keys import KEY_ANYWHERE, PRODUCT
+from skywarden.server.keys import KEY_ANYWHERE, PRODUCT
 
 REDACTED = "[REDACTED]"
 _SECRET_NAMES = re.compile(r"(authorization|api[_-]?key|token|secret|password|cookie)", re.IGNORECASE)
