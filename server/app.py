@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from skywarden.server.api import admin, discovery, rest
+from skywarden.server.api import discovery
+from skywarden.server.api.admin import AdminApi
 from skywarden.server.api.openapi import setup_openapi
+from skywarden.server.api.rest import RestApi
 from skywarden.server.appkeys import (
-    ADMIN,
     AUTHENTICATOR,
-    BROADCAST,
-    DENIALS,
     IDENTITY,
     KEY_OPERATIONS,
     KEY_STORE,
     LIMITER,
-    METRICS_CREDENTIAL,
     REGISTRY,
     SESSIONS,
     SETTINGS,
 )
 from skywarden.server.auth.admission import admission_middleware_for
-from skywarden.server.auth.authenticate import check_credential_in_url
+from skywarden.server.auth.authenticate import Authentication, check_credential_in_url
 from skywarden.server.auth.authenticator import Authenticator
 from skywarden.server.auth.backends import open_store
 from skywarden.server.auth.credentials import Credentials, prepare_credentials
@@ -48,7 +46,7 @@ from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.sessions import SessionStore
 from skywarden.server.mcp.transport import McpEndpoint
 from skywarden.server.observability.audit import audit_middleware_for
-from skywarden.server.observability.metrics import Metrics, setup_metrics
+from skywarden.server.observability.metrics import Metrics
 from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state, shared_state_context
 from skywarden.tools.registry import ToolRegistry, discover_tools
@@ -106,6 +104,7 @@ def create_app(
         flush_usage=lambda: broadcast.publish("flush-usage"),
     )
 
+    authentication = Authentication(authenticator, credentials.admin, credentials.metrics, identity)
     edge_checks = [
         check_credential_in_url,  # first: nothing may answer, or echo the URL, before it is refused
         header_text_check(bool(settings.trusted_proxies)),  # before any header is used
@@ -122,7 +121,7 @@ def create_app(
                 (proxy_middleware_for(parse_networks(settings.trusted_proxies)), bool(settings.trusted_proxies)),  # 0
                 (audit_middleware_for(metrics, shared.denials), True),  # 1-2. request id, one audit event per answer
                 (error_middleware, True),  # 3. every error in the door's format (JSON-RPC or problem+json)
-                (admission_middleware_for(edge_checks, authenticator, limits), True),  # 4-9. edge, credential, limits
+                (admission_middleware_for(edge_checks, authentication, limits), True),  # 4-9. edge, credential, limits
             )
             if wanted
         ],
@@ -132,15 +131,11 @@ def create_app(
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[LIMITER] = limits
-    app[ADMIN] = credentials.admin
-    app[METRICS_CREDENTIAL] = credentials.metrics
     app[KEY_STORE] = key_store
     app[AUTHENTICATOR] = authenticator
     app[KEY_OPERATIONS] = operations
     app[SESSIONS] = sessions
-    app[BROADCAST] = broadcast
     app[IDENTITY] = identity
-    app[DENIALS] = shared.denials
 
     app.cleanup_ctx.append(key_store_context)
     app.cleanup_ctx.append(shared_state_context(shared))
@@ -149,11 +144,12 @@ def create_app(
         app.cleanup_ctx.append(identity_context(identity))
 
     McpEndpoint(McpMethods(pipeline), sessions).add_routes(app)
-    rest.add_routes(app, pipeline)
-    admin.add_routes(app)
+    readiness = {"key_store": key_store.ping, "rate_limiter": limits.reachable, "broadcast": broadcast.reachable}
+    RestApi(pipeline, readiness).add_routes(app)
+    AdminApi(operations, shared.denials).add_routes(app)
     discovery.add_routes(app, identity)
     if metrics is not None:
-        setup_metrics(app, metrics)
+        metrics.add_routes(app)
     if settings.console_enabled:
         sso = identity is not None and identity.admin_sign_in and bool(settings.console_oidc_client_id)
         pages.add_routes(app, registry.names(), sso)
@@ -164,6 +160,7 @@ def create_app(
                 settings.console_oidc_client_id,
                 settings.console_oidc_client_secret,
                 SignInCookie(derive_key(credentials.secret)),
+                limits,
             ).add_routes(app)
     setup_openapi(app)
     setup_cors(app, settings.cors_origins)

@@ -13,17 +13,9 @@ from aiohttp_apigami.swagger_ui import SWAGGER_UI_STATIC_FILES
 from skywarden.server import __version__
 from skywarden.server.appkeys import REGISTRY
 from skywarden.server.http.assets import asset_handler
-from skywarden.server.http.paths import (
-    ADMIN_PREFIX,
-    DOCS_PATH,
-    DOCS_STATIC_PATH,
-    HEALTH_PATHS,
-    MCP_PATH,
-    METRICS_PATH,
-    SPEC_PATH,
-    is_public,
-)
+from skywarden.server.http.paths import DOCS_PATH, DOCS_STATIC_PATH, HEALTH_PATHS, MCP_PATH, SPEC_PATH, TOOL_CALL_PATH
 from skywarden.server.http.problems import PROBLEM
+from skywarden.server.http.routes import PUBLIC, Access, Door, Rule, add_route, declare, rule_of_resource
 
 SPEC_URL = SPEC_PATH
 UI_PATH = DOCS_PATH
@@ -71,10 +63,12 @@ def setup_openapi(app: web.Application) -> AiohttpApiSpec:
     for name, scheme in SECURITY_SCHEMES.items():
         spec.spec.components.security_scheme(name, scheme)
     spec.register(app, in_place=False)
+    declare(next(r for r in app.router.resources() if r.canonical == SPEC_URL), PUBLIC)  # apigami's route
     app.on_startup.append(_finish_document)
-    app.router.add_get(UI_PATH, _ui_page)
-    app.router.add_get(UI_PATH + "/init.js", _ui_init)
-    app.router.add_get(STATIC_PATH + "/{name}", asset_handler(Path(SWAGGER_UI_STATIC_FILES), UI_ASSETS, {}))
+    add_route(app, "GET", UI_PATH, _ui_page, rule=PUBLIC, allow_head=True)
+    add_route(app, "GET", UI_PATH + "/init.js", _ui_init, rule=PUBLIC, allow_head=True)
+    ui_assets = asset_handler(Path(SWAGGER_UI_STATIC_FILES), UI_ASSETS, {})
+    add_route(app, "GET", STATIC_PATH + "/{name}", ui_assets, rule=PUBLIC, allow_head=True)
     return spec
 
 
@@ -133,7 +127,8 @@ async def _finish_document(app: web.Application) -> None:
             operation.pop("consumes", None)
     _document_mcp(doc)
     doc["components"]["schemas"]["JsonRpcError"] = JSON_RPC_ERROR
-    generic = doc["paths"].get("/api/mcp/tools/{toolName}", {}).get("post", {})
+    generic = doc["paths"].get(TOOL_CALL_PATH, {}).get("post", {})
+    rules = {r.canonical: rule for r in app.router.resources() if (rule := rule_of_resource(r)) is not None}
     for tool in app[REGISTRY]:
         operation = {
             **generic,
@@ -144,9 +139,10 @@ async def _finish_document(app: web.Application) -> None:
             "requestBody": {"required": True, "content": {"application/json": _tool_body(tool.input_schema)}},
         }
         doc["paths"][f"/api/mcp/tools/{tool.name}"] = {"post": operation}
+        rules[f"/api/mcp/tools/{tool.name}"] = rules[TOOL_CALL_PATH]
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
-            _document_request_path(path, method, operation)
+            _document_request_path(path, method, operation, rules[path])
 
 
 # What the steps before a handler may answer (docs/architecture.md, "The request path"): every
@@ -193,13 +189,10 @@ JSON_RPC_ERROR = {
 JSON_RPC_CONTENT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/JsonRpcError"}}}}
 
 
-def _metered(path: str) -> bool:
-    return not is_public(path) and not path.startswith(ADMIN_PREFIX) and path != METRICS_PATH
-
-
-def _document_request_path(path: str, method: str, operation: dict[str, Any]) -> None:
-    """Add what the request path answers to one operation (statuses with their body and headers);
-    a status the handler documents too keeps the handler's text, with the request path's added."""
+def _document_request_path(path: str, method: str, operation: dict[str, Any], rule: Rule) -> None:
+    """Add what the request path answers to one operation of a route with ``rule`` (statuses with
+    their body and headers); a status the handler documents too keeps the handler's text, with the
+    request path's added. Only a route for a key (or access token) is metered."""
     answers = dict(EVERY_ROUTE)
     if method in ("get", "head") and path not in HEALTH_PATHS:
         answers.update(HTTPS_REDIRECT)
@@ -218,11 +211,11 @@ def _document_request_path(path: str, method: str, operation: dict[str, Any]) ->
         headers = {**response.get("headers", {}), "X-Request-ID": REQUEST_ID_HEADER}
         if status in ("429", "503"):
             headers["Retry-After"] = {**RETRY_AFTER_HEADER, "required": status == "429"}
-        if _metered(path) and (status.startswith("2") or status == "429"):
+        if rule.access is Access.KEY and (status.startswith("2") or status == "429"):
             headers.update(RATE_LIMIT_HEADERS)
         response["headers"] = headers
         if int(status) >= 400:
-            response.update(JSON_RPC_CONTENT if path == MCP_PATH else PROBLEM)
+            response.update(JSON_RPC_CONTENT if rule.door is Door.JSON_RPC else PROBLEM)
     operation["responses"] = dict(sorted(responses.items()))
 
 
