@@ -162,6 +162,6 @@ def create_app(
                 SignInCookie(derive_key(credentials.secret)),
                 limits,
             ).add_routes(app)
-    setup_openapi(app)
+    setup_openapi(app, registry)
     setup_cors(app, settings.cors_origins)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,11 @@ from aiohttp_apigami.constants import SWAGGER_DICT
 from aiohttp_apigami.swagger_ui import SWAGGER_UI_STATIC_FILES
 
 from skywarden.server import __version__
-from skywarden.server.appkeys import REGISTRY
 from skywarden.server.http.assets import asset_handler
 from skywarden.server.http.paths import DOCS_PATH, DOCS_STATIC_PATH, HEALTH_PATHS, MCP_PATH, SPEC_PATH, TOOL_CALL_PATH
 from skywarden.server.http.problems import PROBLEM
 from skywarden.server.http.routes import PUBLIC, Access, Door, Rule, add_route, declare, rule_of_resource
+from skywarden.tools.registry import ToolRegistry
 
 SPEC_URL = SPEC_PATH
 UI_PATH = DOCS_PATH
@@ -49,7 +50,7 @@ SECURITY_SCHEMES = {
 }
 
 
-def setup_openapi(app: web.Application) -> AiohttpApiSpec:
+def setup_openapi(app: web.Application, tools: ToolRegistry) -> AiohttpApiSpec:
     spec = AiohttpApiSpec(
         url=SPEC_URL,
         swagger_path=None,
@@ -64,7 +65,7 @@ def setup_openapi(app: web.Application) -> AiohttpApiSpec:
         spec.spec.components.security_scheme(name, scheme)
     spec.register(app, in_place=False)
     declare(next(r for r in app.router.resources() if r.canonical == SPEC_URL), PUBLIC)  # apigami's route
-    app.on_startup.append(_finish_document)
+    app.on_startup.append(_document_finisher(tools))
     add_route(app, "GET", UI_PATH, _ui_page, rule=PUBLIC, allow_head=True)
     add_route(app, "GET", UI_PATH + "/init.js", _ui_init, rule=PUBLIC, allow_head=True)
     ui_assets = asset_handler(Path(SWAGGER_UI_STATIC_FILES), UI_ASSETS, {})
@@ -118,7 +119,14 @@ async def _ui_init(request: web.Request) -> web.Response:
     return web.Response(text=_UI_INIT, content_type="application/javascript")
 
 
-async def _finish_document(app: web.Application) -> None:
+def _document_finisher(tools: ToolRegistry) -> Callable[[web.Application], Awaitable[None]]:
+    async def finish_document(app: web.Application) -> None:
+        _finish_document(app, tools)
+
+    return finish_document
+
+
+def _finish_document(app: web.Application, tools: ToolRegistry) -> None:
     """Drop Swagger-2-only keys apigami adds; document each tool as its own operation."""
     doc: dict[str, Any] = app[SWAGGER_DICT]
     for operations in doc["paths"].values():
@@ -129,7 +137,7 @@ async def _finish_document(app: web.Application) -> None:
     doc["components"]["schemas"]["JsonRpcError"] = JSON_RPC_ERROR
     generic = doc["paths"].get(TOOL_CALL_PATH, {}).get("post", {})
     rules = {r.canonical: rule for r in app.router.resources() if (rule := rule_of_resource(r)) is not None}
-    for tool in app[REGISTRY]:
+    for tool in tools:
         operation = {
             **generic,
             "summary": tool.title,

@@ -1,12 +1,15 @@
-"""Step 8 of the request path (docs/architecture.md): authenticate every non-public request.
+"""Step 8 of the request path (docs/architecture.md): authenticate every request whose route
+is not public.
 
 Run by the admission middleware (``auth/admission.py``); it sets ``PRINCIPAL`` or raises.
 
-API keys open the tool routes and /mcp; the admin token opens /api/admin. With OpenID issuers
-configured (docs/identity.md), an access token may open /api/admin (admin sign-in) and, in
-resource-server mode, the tool routes and /mcp. A credential shaped like a JWT is only ever
-verified as a token, and anything else only ever looked up as a key.
-Every key failure is the same 401, whatever the reason (kept for the audit log).
+Who may call a route is its rule (``http/routes.py``): API keys open ``KEY`` routes (the tool
+routes and /mcp); the admin token opens ``ADMIN`` routes (/api/admin), and it or the metrics
+token ``METRICS`` (/metrics). With OpenID issuers configured (docs/identity.md), an access token
+may open ``ADMIN`` routes (admin sign-in) and, in resource-server mode, ``KEY`` routes. A
+credential shaped like a JWT is only ever verified as a token, and anything else only ever
+looked up as a key. Every key failure is the same 401, whatever the reason (kept for the audit
+log).
 """
 
 from __future__ import annotations
