@@ -134,3 +134,24 @@ async def test_an_address_no_route_answers_keeps_its_areas_rule(make_settings, a
     client = await aiohttp_client(app)
     assert (await client.get(path)).status == anonymous
     assert (await client.get(path, headers=ADMIN_HEADERS)).status == admin
+
+
+async def test_the_door_is_json_rpc_at_mcp_only(make_settings, aiohttp_client):
+    """``door_of`` names the JSON-RPC door for /mcp, whatever the method (a 405 too), and the
+    problem+json door for every other address, known or not."""
+    app = create_app(make_settings(**EVERY_FEATURE))
+    seen: dict[tuple[str, str], Door] = {}
+
+    @web.middleware
+    async def record(request: web.Request, handler):
+        seen[request.method, request.path] = door_of(request)
+        return await handler(request)
+
+    app.middlewares.insert(0, record)
+    client = await aiohttp_client(app)
+    paths = {resource.canonical.replace("{", "").replace("}", "") for resource in app.router.resources()}
+    paths |= {"/mcp/", "/nope", "/api/admin/nope", "/admin/nope", "/metricsx"}
+    for path in sorted(paths):
+        for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"):
+            await client.request(method, path)
+            assert seen[method, path] is (Door.JSON_RPC if path == "/mcp" else Door.PROBLEM), (method, path)
