@@ -1,8 +1,8 @@
 """Who may call a route, and in which format it answers: declared where the route is added.
 
 Every route is added with ``add_route`` and a ``Rule``; authentication (``auth/authenticate.py``)
-reads the rule of the matched route, the error renderer its door (``door_of``), the security
-headers whether it is public. Adding a route is that one call: no other table names it, and
+reads the rule of the matched route, the security headers whether it is public, and ``door_of``
+gives the format its errors are answered in. Adding a route is that one call: no other table names it, and
 ``tests/test_routes.py`` fails for a route added without a rule.
 
 Two doors: ``/mcp`` answers in JSON-RPC, every other route (REST, admin, docs, metrics) in
@@ -45,7 +45,9 @@ ADMIN = Rule(Access.ADMIN)
 METRICS = Rule(Access.METRICS)
 MCP = Rule(Access.KEY, Door.JSON_RPC)
 
-_RULE = "skywarden_rule"  # the attribute of an aiohttp resource that holds its rule
+# The attribute of an aiohttp resource that holds its rule: read per request as one attribute,
+# no look-up table (an aiohttp whose resources took no attributes would fail at the first route).
+_RULE = "skywarden_rule"
 
 
 def add_route(
@@ -58,7 +60,7 @@ def add_route(
         resource.add_route(each, handler)
 
 
-def declare(resource: AbstractResource | None, rule: Rule) -> None:
+def declare(resource: AbstractResource, rule: Rule) -> None:
     """Give ``rule`` to a resource (the routes of one path): what ``add_route`` does, and what a
     library's own resources need (the OpenAPI document's). One path has one rule."""
     held = rule_of_resource(resource)
