@@ -4,25 +4,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from skywarden.server.api import admin, discovery, rest
+from skywarden.server.api import discovery
+from skywarden.server.api.admin import AdminApi
 from skywarden.server.api.openapi import setup_openapi
+from skywarden.server.api.rest import RestApi
 from skywarden.server.appkeys import (
-    ADMIN,
     AUTHENTICATOR,
-    BODY_READER,
-    BROADCAST,
-    DENIALS,
     IDENTITY,
     KEY_OPERATIONS,
     KEY_STORE,
     LIMITER,
-    METRICS_CREDENTIAL,
     REGISTRY,
     SESSIONS,
     SETTINGS,
 )
 from skywarden.server.auth.admission import admission_middleware_for
-from skywarden.server.auth.authenticate import check_credential_in_url
+from skywarden.server.auth.authenticate import Authentication, check_credential_in_url
 from skywarden.server.auth.authenticator import Authenticator
 from skywarden.server.auth.backends import open_store
 from skywarden.server.auth.credentials import Credentials, prepare_credentials
@@ -42,8 +39,8 @@ from skywarden.server.http.errors import DoorRenderers, error_middleware_for
 from skywarden.server.http.headers import header_text_check
 from skywarden.server.http.host_origin import host_origin_check
 from skywarden.server.http.https_policy import https_check
-from skywarden.server.http.paths import MCP_PATH
 from skywarden.server.http.proxy import parse_networks, proxy_middleware_for
+from skywarden.server.http.routes import Door
 from skywarden.server.http.security_headers import security_headers_for
 from skywarden.server.identity.service import build_identity, identity_context
 from skywarden.server.mcp.methods import McpMethods
@@ -51,7 +48,7 @@ from skywarden.server.mcp.sessions import SessionStore
 from skywarden.server.mcp.transport import McpEndpoint
 from skywarden.server.mcp.wire import rpc_error_answer
 from skywarden.server.observability.audit import audit_middleware_for, note_refusal
-from skywarden.server.observability.metrics import Metrics, setup_metrics
+from skywarden.server.observability.metrics import Metrics
 from skywarden.server.request_state import open_state, state_of
 from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state, shared_state_context
@@ -110,6 +107,7 @@ def create_app(
         flush_usage=lambda: broadcast.publish("flush-usage"),
     )
 
+    authentication = Authentication(authenticator, credentials.admin, credentials.metrics, identity)
     edge_checks = [
         check_credential_in_url,  # first: nothing may answer, or echo the URL, before it is refused
         header_text_check(bool(settings.trusted_proxies)),  # before any header is used
@@ -119,8 +117,8 @@ def create_app(
         check_content_coding,  # a body in a coding the server cannot undo: 415 before a byte is read
     ]
     body_reader = BodyReader(settings.body_timeout, settings.max_json_depth)
-    renderers = DoorRenderers()  # problem+json, and each door's own format for its path
-    renderers.register(MCP_PATH, rpc_error_answer)
+    renderers = DoorRenderers()  # problem+json, and each door's own format
+    renderers.register(Door.JSON_RPC, rpc_error_answer)
     proxied = bool(settings.trusted_proxies)  # then the proxy middleware is outermost and makes the request state
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -131,7 +129,7 @@ def create_app(
                 # 1-2. request id, one audit event per answer
                 (audit_middleware_for(metrics, shared.denials, state_of if proxied else open_state), True),
                 (error_middleware_for(renderers, note_refusal), True),  # 3. every error in the door's format
-                (admission_middleware_for(edge_checks, authenticator, limits), True),  # 4-9. edge, credential, limits
+                (admission_middleware_for(edge_checks, authentication, limits), True),  # 4-9. edge, credential, limits
             )
             if wanted
         ],
@@ -141,16 +139,11 @@ def create_app(
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[LIMITER] = limits
-    app[ADMIN] = credentials.admin
-    app[METRICS_CREDENTIAL] = credentials.metrics
     app[KEY_STORE] = key_store
     app[AUTHENTICATOR] = authenticator
     app[KEY_OPERATIONS] = operations
     app[SESSIONS] = sessions
-    app[BROADCAST] = broadcast
     app[IDENTITY] = identity
-    app[BODY_READER] = body_reader
-    app[DENIALS] = shared.denials
 
     app.cleanup_ctx.append(key_store_context(key_store, authenticator))
     app.cleanup_ctx.append(shared_state_context(shared))
@@ -159,11 +152,12 @@ def create_app(
         app.cleanup_ctx.append(identity_context(identity))
 
     McpEndpoint(McpMethods(pipeline), sessions, body_reader, limits.charge, settings.max_batch_size).add_routes(app)
-    rest.add_routes(app, pipeline, body_reader)
-    admin.add_routes(app)
+    readiness = {"key_store": key_store.ping, "rate_limiter": limits.reachable, "broadcast": broadcast.reachable}
+    RestApi(pipeline, body_reader, readiness).add_routes(app)
+    AdminApi(operations, shared.denials, body_reader).add_routes(app)
     discovery.add_routes(app, identity)
     if metrics is not None:
-        setup_metrics(app, metrics)
+        metrics.add_routes(app)
     if settings.console_enabled:
         sso = identity is not None and identity.admin_sign_in and bool(settings.console_oidc_client_id)
         pages.add_routes(app, registry.names(), sso)
@@ -175,7 +169,8 @@ def create_app(
                 settings.console_oidc_client_secret,
                 SignInCookie(derive_key(credentials.secret)),
                 body_reader,
+                limits,
             ).add_routes(app)
-    setup_openapi(app)
+    setup_openapi(app, registry)
     setup_cors(app, settings.cors_origins)
     return app

@@ -9,17 +9,12 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from skywarden.server.auth.authenticator import Authenticator
-    from skywarden.server.auth.credentials import AdminCredential
     from skywarden.server.auth.key_operations import KeyOperations
     from skywarden.server.auth.store import KeyStore
     from skywarden.server.calls.ratelimit import RateLimits
-    from skywarden.server.http.body import BodyReader
     from skywarden.server.identity.service import Identity
     from skywarden.server.mcp.sessions import SessionStore
-    from skywarden.server.observability.denials import RecentDenials
-    from skywarden.server.observability.metrics import Metrics
     from skywarden.server.settings import Settings
-    from skywarden.server.shared.broadcast import LocalBroadcast
     from skywarden.tools.registry import ToolRegistry
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -27,12 +22,6 @@ REGISTRY: web.AppKey[ToolRegistry] = web.AppKey("registry")
 KEY_STORE: web.AppKey[KeyStore] = web.AppKey("key_store")
 KEY_OPERATIONS: web.AppKey[KeyOperations] = web.AppKey("key_operations")
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
-ADMIN: web.AppKey[AdminCredential] = web.AppKey("admin_credential")
-METRICS_CREDENTIAL: web.AppKey[AdminCredential | None] = web.AppKey("metrics_credential")
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 LIMITER: web.AppKey[RateLimits] = web.AppKey("limiter")
-METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
-BROADCAST: web.AppKey[LocalBroadcast] = web.AppKey("broadcast")
-DENIALS: web.AppKey[RecentDenials] = web.AppKey("denials")
-BODY_READER: web.AppKey[BodyReader] = web.AppKey("body_reader")  # for the admin handlers
 IDENTITY: web.AppKey[Identity | None] = web.AppKey("identity")  # None unless oidc_issuers is set

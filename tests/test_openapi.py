@@ -8,9 +8,13 @@ from urllib.parse import urlsplit
 import pytest
 from openapi_spec_validator import validate
 
-from skywarden.server.http.paths import is_admin
+from skywarden.server.http.paths import ADMIN_PREFIX
 from tests.support.admin import ADMIN_HEADERS, create_key
 from tests.support.server_process import free_port
+
+
+def is_admin(path: str) -> bool:
+    return path.startswith(ADMIN_PREFIX + "/")
 
 
 async def test_openapi_document_is_valid(client):

@@ -4,7 +4,7 @@ MCP clients (the official SDKs, mcp-remote, the Inspector) look for OAuth metada
 dynamic client registration when a request gets 401. Each probe gets a public 404 problem that
 says what to do instead, so a client given a wrong key stops at once and shows why, rather
 than starting a browser sign-in. The probes are public and count toward no limit
-(``http.paths.PROBE_PATHS``).
+(``http.paths.PROBE_PATHS``); so is the metadata document.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from aiohttp import web
 
 from skywarden.server.errors import NOT_FOUND, OAUTH_NOT_CONFIGURED, ApiError
 from skywarden.server.http.paths import PROBE_PATHS
+from skywarden.server.http.routes import PUBLIC, add_route
 from skywarden.server.identity.resource import PRM_PATH, metadata, metadata_handler, metadata_url
 from skywarden.server.identity.service import Identity
 
@@ -47,9 +48,9 @@ def add_routes(app: web.Application, identity: Identity | None) -> None:
         handler = metadata_handler(document)
         metadata_paths = {PRM_PATH, urlsplit(metadata_url(identity.resource_url)).path}
         for path in sorted(metadata_paths):
-            app.router.add_get(path, handler)
+            add_route(app, "GET", path, handler, rule=PUBLIC, allow_head=True)
     for path in sorted(PROBE_PATHS):
         for method in ("GET", "POST"):
             if method == "GET" and path in metadata_paths:
                 continue
-            app.router.add_route(method, path, probe)
+            add_route(app, method, path, probe, rule=PUBLIC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,19 +12,11 @@ from aiohttp_apigami.constants import SWAGGER_DICT
 from aiohttp_apigami.swagger_ui import SWAGGER_UI_STATIC_FILES
 
 from skywarden.server import __version__
-from skywarden.server.appkeys import REGISTRY
 from skywarden.server.http.assets import asset_handler
-from skywarden.server.http.paths import (
-    ADMIN_PREFIX,
-    DOCS_PATH,
-    DOCS_STATIC_PATH,
-    HEALTH_PATHS,
-    MCP_PATH,
-    METRICS_PATH,
-    SPEC_PATH,
-    is_public,
-)
+from skywarden.server.http.paths import DOCS_PATH, DOCS_STATIC_PATH, HEALTH_PATHS, MCP_PATH, SPEC_PATH, TOOL_CALL_PATH
 from skywarden.server.http.problems import PROBLEM
+from skywarden.server.http.routes import PUBLIC, Access, Door, Rule, add_route, declare, rule_of_resource
+from skywarden.tools.registry import ToolRegistry
 
 SPEC_URL = SPEC_PATH
 UI_PATH = DOCS_PATH
@@ -57,7 +50,7 @@ SECURITY_SCHEMES = {
 }
 
 
-def setup_openapi(app: web.Application) -> AiohttpApiSpec:
+def setup_openapi(app: web.Application, tools: ToolRegistry) -> AiohttpApiSpec:
     spec = AiohttpApiSpec(
         url=SPEC_URL,
         swagger_path=None,
@@ -71,10 +64,12 @@ def setup_openapi(app: web.Application) -> AiohttpApiSpec:
     for name, scheme in SECURITY_SCHEMES.items():
         spec.spec.components.security_scheme(name, scheme)
     spec.register(app, in_place=False)
-    app.on_startup.append(_finish_document)
-    app.router.add_get(UI_PATH, _ui_page)
-    app.router.add_get(UI_PATH + "/init.js", _ui_init)
-    app.router.add_get(STATIC_PATH + "/{name}", asset_handler(Path(SWAGGER_UI_STATIC_FILES), UI_ASSETS, {}))
+    declare(next(r for r in app.router.resources() if r.canonical == SPEC_URL), PUBLIC)  # apigami's route
+    app.on_startup.append(_document_finisher(tools))
+    add_route(app, "GET", UI_PATH, _ui_page, rule=PUBLIC, allow_head=True)
+    add_route(app, "GET", UI_PATH + "/init.js", _ui_init, rule=PUBLIC, allow_head=True)
+    ui_assets = asset_handler(Path(SWAGGER_UI_STATIC_FILES), UI_ASSETS, {})
+    add_route(app, "GET", STATIC_PATH + "/{name}", ui_assets, rule=PUBLIC, allow_head=True)
     return spec
 
 
@@ -124,7 +119,14 @@ async def _ui_init(request: web.Request) -> web.Response:
     return web.Response(text=_UI_INIT, content_type="application/javascript")
 
 
-async def _finish_document(app: web.Application) -> None:
+def _document_finisher(tools: ToolRegistry) -> Callable[[web.Application], Awaitable[None]]:
+    async def finish_document(app: web.Application) -> None:
+        _finish_document(app, tools)
+
+    return finish_document
+
+
+def _finish_document(app: web.Application, tools: ToolRegistry) -> None:
     """Drop Swagger-2-only keys apigami adds; document each tool as its own operation."""
     doc: dict[str, Any] = app[SWAGGER_DICT]
     for operations in doc["paths"].values():
@@ -133,8 +135,9 @@ async def _finish_document(app: web.Application) -> None:
             operation.pop("consumes", None)
     _document_mcp(doc)
     doc["components"]["schemas"]["JsonRpcError"] = JSON_RPC_ERROR
-    generic = doc["paths"].get("/api/mcp/tools/{toolName}", {}).get("post", {})
-    for tool in app[REGISTRY]:
+    generic = doc["paths"].get(TOOL_CALL_PATH, {}).get("post", {})
+    rules = {r.canonical: rule for r in app.router.resources() if (rule := rule_of_resource(r)) is not None}
+    for tool in tools:
         operation = {
             **generic,
             "summary": tool.title,
@@ -144,9 +147,10 @@ async def _finish_document(app: web.Application) -> None:
             "requestBody": {"required": True, "content": {"application/json": _tool_body(tool.input_schema)}},
         }
         doc["paths"][f"/api/mcp/tools/{tool.name}"] = {"post": operation}
+        rules[f"/api/mcp/tools/{tool.name}"] = rules[TOOL_CALL_PATH]
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
-            _document_request_path(path, method, operation)
+            _document_request_path(path, method, operation, rules[path])
 
 
 # What the steps before a handler may answer (docs/architecture.md, "The request path"): every
@@ -193,13 +197,10 @@ JSON_RPC_ERROR = {
 JSON_RPC_CONTENT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/JsonRpcError"}}}}
 
 
-def _metered(path: str) -> bool:
-    return not is_public(path) and not path.startswith(ADMIN_PREFIX) and path != METRICS_PATH
-
-
-def _document_request_path(path: str, method: str, operation: dict[str, Any]) -> None:
-    """Add what the request path answers to one operation (statuses with their body and headers);
-    a status the handler documents too keeps the handler's text, with the request path's added."""
+def _document_request_path(path: str, method: str, operation: dict[str, Any], rule: Rule) -> None:
+    """Add what the request path answers to one operation of a route with ``rule`` (statuses with
+    their body and headers); a status the handler documents too keeps the handler's text, with the
+    request path's added. Only a route for a key (or access token) is metered."""
     answers = dict(EVERY_ROUTE)
     if method in ("get", "head") and path not in HEALTH_PATHS:
         answers.update(HTTPS_REDIRECT)
@@ -218,11 +219,11 @@ def _document_request_path(path: str, method: str, operation: dict[str, Any]) ->
         headers = {**response.get("headers", {}), "X-Request-ID": REQUEST_ID_HEADER}
         if status in ("429", "503"):
             headers["Retry-After"] = {**RETRY_AFTER_HEADER, "required": status == "429"}
-        if _metered(path) and (status.startswith("2") or status == "429"):
+        if rule.access is Access.KEY and (status.startswith("2") or status == "429"):
             headers.update(RATE_LIMIT_HEADERS)
         response["headers"] = headers
         if int(status) >= 400:
-            response.update(JSON_RPC_CONTENT if path == MCP_PATH else PROBLEM)
+            response.update(JSON_RPC_CONTENT if rule.door is Door.JSON_RPC else PROBLEM)
     operation["responses"] = dict(sorted(responses.items()))
 
 

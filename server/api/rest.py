@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from aiohttp_apigami import docs, response_schema
 from marshmallow import Schema, fields
 
 from skywarden.server import __version__
-from skywarden.server.appkeys import BROADCAST, KEY_STORE, LIMITER
 from skywarden.server.calls.pipeline import ARGUMENTS_MUST_BE_AN_OBJECT, MAX_NAME_SHOWN, InvalidArguments, ToolPipeline
 from skywarden.server.errors import NOT_READY, ApiError
 from skywarden.server.http.body import BodyReader
 from skywarden.server.http.paths import HEALTH_PATH, READY_PATH, TOOL_CALL_PATH, TOOLS_PATH
 from skywarden.server.http.problems import problem_responses
 from skywarden.server.http.responses import json_response
+from skywarden.server.http.routes import KEY, PUBLIC, add_route
 from skywarden.server.observability.audit import note
 from skywarden.server.observability.logging_setup import sink_states
 from skywarden.server.request_state import state_of
@@ -69,45 +70,47 @@ async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "version": __version__})
 
 
-@docs(
-    tags=["health"],
-    summary="Readiness: the key store, rate limiter and broadcast are reachable, the log and audit log writable",
-    security=[],
-    responses=problem_responses(503),
-)
-@response_schema(ReadySchema, 200)
-async def ready(request: web.Request) -> web.Response:
-    """Each dependency by name; 503 when any is unreachable, or a log cannot be written (an audit
-    event that cannot be written is kept and retried, but a balancer should send no traffic)."""
-    checks = {
-        "key_store": "ok" if await request.app[KEY_STORE].ping() else "unreachable",
-        "rate_limiter": "ok" if await request.app[LIMITER].reachable() else "unreachable",
-        "broadcast": "ok" if await request.app[BROADCAST].reachable() else "unreachable",
-    }
-    checks.update({role: "unwritable" if state.failing else "ok" for role, state in sink_states().items()})
-    if any(state != "ok" for state in checks.values()):
-        failing = ", ".join(f"{name} {state}" for name, state in checks.items() if state != "ok")
-        raise ApiError(NOT_READY, f"Not ready: {failing}.", extra={"checks": checks})
-    return json_response({"status": "ready", "version": __version__, "checks": checks})
-
-
 TOOL_CALL_400 = (
     "The body cannot be read (not JSON, not UTF-8, nested too deeply), or the tool needs an MCP client "
     "capability: call it over /mcp"
 )
+Reachable = Callable[[], Awaitable[bool]]
 
 
-def tool_handlers(pipeline: ToolPipeline, body_reader: BodyReader) -> tuple[Handler, Handler]:
-    """The tool list and the tool call, bound to the pipeline and the body reader by the app
-    factory (no look-up on the app per request)."""
+class RestApi:
+    """Readiness, the tool list and the tool call, with what they need from the app factory:
+    the pipeline, the body reader, and each dependency readiness asks by name (``key_store``,
+    ``rate_limiter``, ``broadcast``)."""
+
+    def __init__(self, pipeline: ToolPipeline, body_reader: BodyReader, dependencies: Mapping[str, Reachable]) -> None:
+        self.pipeline = pipeline
+        self.body_reader = body_reader
+        self.dependencies = dict(dependencies)
+
+    @docs(
+        tags=["health"],
+        summary="Readiness: the key store, rate limiter and broadcast are reachable, the log and audit log writable",
+        security=[],
+        responses=problem_responses(503),
+    )
+    @response_schema(ReadySchema, 200)
+    async def ready(self, request: web.Request) -> web.Response:
+        """Each dependency by name; 503 when any is unreachable, or a log cannot be written (an audit
+        event that cannot be written is kept and retried, but a balancer should send no traffic)."""
+        checks = {name: "ok" if await reachable() else "unreachable" for name, reachable in self.dependencies.items()}
+        checks.update({role: "unwritable" if state.failing else "ok" for role, state in sink_states().items()})
+        if any(state != "ok" for state in checks.values()):
+            failing = ", ".join(f"{name} {state}" for name, state in checks.items() if state != "ok")
+            raise ApiError(NOT_READY, f"Not ready: {failing}.", extra={"checks": checks})
+        return json_response({"status": "ready", "version": __version__, "checks": checks})
 
     @docs(
         tags=["tools"],
         summary="List the tools this key may use",
     )
     @response_schema(ToolListSchema, 200)
-    async def list_tools(request: web.Request) -> web.Response:
-        tools = pipeline.visible_tools(state_of(request).caller)
+    async def list_tools(self, request: web.Request) -> web.Response:
+        tools = self.pipeline.visible_tools(state_of(request).caller)
         return json_response({"tools": [t.describe() for t in tools]})
 
     @docs(
@@ -128,25 +131,21 @@ def tool_handlers(pipeline: ToolPipeline, body_reader: BodyReader) -> tuple[Hand
         },
     )
     @response_schema(ToolResultSchema, 200)
-    async def call_tool(request: web.Request) -> web.Response:
+    async def call_tool(self, request: web.Request) -> web.Response:
         name = request.match_info["toolName"]
         note(request, tool=name[:128])
-        arguments = await body_reader.read_json(request)
+        arguments = await self.body_reader.read_json(request)
         if not isinstance(arguments, dict):  # MCP may omit arguments; a REST body is always the object itself
             raise InvalidArguments(name[:MAX_NAME_SHOWN], {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
         state = state_of(request)
-        outcome = await pipeline.call(name, arguments, state.caller, prepaid=state.prepaid)
+        outcome = await self.pipeline.call(name, arguments, state.caller, prepaid=state.prepaid)
         note(request, tool_error=outcome.result.is_error)
         return json_response(outcome.encoded("rest", result_body))
 
-    return list_tools, call_tool
-
-
-def add_routes(app: web.Application, pipeline: ToolPipeline, body_reader: BodyReader) -> None:
-    list_tools, call_tool = tool_handlers(pipeline, body_reader)
-    app.router.add_get(HEALTH_PATH, health, allow_head=True)
-    app.router.add_get(READY_PATH, ready, allow_head=True)
-    # The call route first: the router tries the resources under /api/mcp/tools in the order they
-    # were added, and tool calls are the busier of the two.
-    app.router.add_post(TOOL_CALL_PATH, call_tool)
-    app.router.add_get(TOOLS_PATH, list_tools, allow_head=False)
+    def add_routes(self, app: web.Application) -> None:
+        add_route(app, "GET", HEALTH_PATH, health, rule=PUBLIC, allow_head=True)
+        add_route(app, "GET", READY_PATH, self.ready, rule=PUBLIC, allow_head=True)
+        # The call route first: the router tries the resources under /api/mcp/tools in the order
+        # they were added, and tool calls are the busier of the two.
+        add_route(app, "POST", TOOL_CALL_PATH, self.call_tool, rule=KEY)
+        add_route(app, "GET", TOOLS_PATH, self.list_tools, rule=KEY)

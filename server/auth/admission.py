@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from skywarden.server.auth.authenticate import authenticate, note_refused_key
-from skywarden.server.auth.authenticator import Authenticator
+from skywarden.server.auth.authenticate import Authentication
 from skywarden.server.calls.ratelimit import RateLimits, charge_request, count_refusal
 from skywarden.server.errors import UNAUTHORIZED, ApiError
 from skywarden.server.request_state import state_of
@@ -31,7 +30,7 @@ EdgeCheck = Callable[[web.Request], None]
 
 
 def admission_middleware_for(
-    edge_checks: Sequence[EdgeCheck], authenticator: Authenticator, limits: RateLimits
+    edge_checks: Sequence[EdgeCheck], authenticate: Authentication, limits: RateLimits
 ) -> Middleware:
     checks = tuple(edge_checks)
 
@@ -40,9 +39,9 @@ def admission_middleware_for(
         try:
             for check in checks:
                 check(request)
-            principal = await authenticate(request, authenticator)
+            principal = await authenticate(request)
         except ApiError as exc:
-            await note_refused_key(request, authenticator, exc)
+            await authenticate.note_refused_key(request, exc)
             if exc.kind is UNAUTHORIZED:
                 await count_refusal(request, limits)
             raise

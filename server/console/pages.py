@@ -9,6 +9,7 @@ from aiohttp import web
 
 from skywarden.server.http.assets import asset_handler
 from skywarden.server.http.paths import CONSOLE_PATH
+from skywarden.server.http.routes import PUBLIC, add_route
 from skywarden.server.jsonutil import dumps
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -29,7 +30,8 @@ def add_routes(app: web.Application, tool_names: list[str], sso: bool) -> None:
     async def to_page(request: web.Request) -> web.Response:
         raise web.HTTPFound(CONSOLE_PATH)
 
-    app.router.add_get(CONSOLE_PATH, index)
-    app.router.add_get(CONSOLE_PATH + "/", to_page)
-    app.router.add_get(CONSOLE_PATH + "/static/{name}", asset_handler(STATIC, ASSETS, NO_CACHE))
-    app.router.add_get(CONSOLE_PATH + "/config.json", console_config)
+    add_route(app, "GET", CONSOLE_PATH, index, rule=PUBLIC, allow_head=True)
+    add_route(app, "GET", CONSOLE_PATH + "/", to_page, rule=PUBLIC, allow_head=True)
+    assets = asset_handler(STATIC, ASSETS, NO_CACHE)
+    add_route(app, "GET", CONSOLE_PATH + "/static/{name}", assets, rule=PUBLIC, allow_head=True)
+    add_route(app, "GET", CONSOLE_PATH + "/config.json", console_config, rule=PUBLIC, allow_head=True)

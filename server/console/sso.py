@@ -41,8 +41,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from skywarden.server.appkeys import LIMITER
-from skywarden.server.calls.ratelimit import RateLimited
+from skywarden.server.calls.ratelimit import RateLimited, RateLimits
 from skywarden.server.console.binding import SignInCookie
 from skywarden.server.console.pending import Full, OnceStore
 from skywarden.server.errors import (
@@ -58,6 +57,7 @@ from skywarden.server.http.body import BodyReader
 from skywarden.server.http.client_address import client_of
 from skywarden.server.http.paths import CONSOLE_PATH
 from skywarden.server.http.response_body import read_response_body
+from skywarden.server.http.routes import PUBLIC, add_route
 from skywarden.server.identity.jwks import IssuerKeys, IssuerUnavailable
 from skywarden.server.identity.service import Identity
 from skywarden.server.identity.tokens import TokenRefused
@@ -246,6 +246,7 @@ class ConsoleSignIn:
     client_secret: str
     cookie: SignInCookie
     body_reader: BodyReader
+    limits: RateLimits  # a start and a callback count toward their address's unauthenticated budget
     # Handles of tokens, each reserved before its code is spent; taken once.
     handles: OnceStore[SignedIn | None] = field(default_factory=_store(HANDLE_SECONDS, MAX_PER_CLIENT))
     # States that are at the provider or got a token: another callback with one is a replay.
@@ -282,7 +283,7 @@ class ConsoleSignIn:
         # Nothing is kept for a start; it counts toward its address's unauthenticated budget
         # because it may make the server ask the issuer.
         try:
-            await request.app[LIMITER].count_unauthenticated(request.remote or "unknown")
+            await self.limits.count_unauthenticated(request.remote or "unknown")
         except RateLimited as limited:
             if not _navigating(request):
                 raise
@@ -322,7 +323,7 @@ class ConsoleSignIn:
         if "error" in query or not 0 < len(code) <= MAX_CODE_CHARS:
             return self._finished(request, state, refusal=self._provider_refusal(query))
         try:  # the code exchange asks the provider on an anonymous caller's behalf
-            await request.app[LIMITER].count_unauthenticated(request.remote or "unknown")
+            await self.limits.count_unauthenticated(request.remote or "unknown")
         except RateLimited as limited:
             return _refused_back(request, "busy", limited)
         if state in self.spent:  # another callback with this state went ahead meanwhile
@@ -463,6 +464,6 @@ class ConsoleSignIn:
         )
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_get(START_PATH, self.start)
-        app.router.add_get(CALLBACK_PATH, self.callback)
-        app.router.add_post(REDEEM_PATH, self.redeem)
+        add_route(app, "GET", START_PATH, self.start, rule=PUBLIC, allow_head=True)
+        add_route(app, "GET", CALLBACK_PATH, self.callback, rule=PUBLIC, allow_head=True)
+        add_route(app, "POST", REDEEM_PATH, self.redeem, rule=PUBLIC)

@@ -1,9 +1,9 @@
 """The one place an error becomes an answer, in the format of the door it came through.
 
 Every middleware and handler raises ``ApiError`` (or lets anything else
-escape); this middleware renders it with the door's renderer from ``DoorRenderers``,
-which the app factory fills: problem+json unless a door registered its own
-(JSON-RPC on /mcp, ``mcp/wire.rpc_error_answer``). Nothing else builds an error
+escape); this middleware renders it with the renderer of the door its route declares
+(``http/routes.py``), from ``DoorRenderers``, which the app factory fills: problem+json
+unless a door registered its own (JSON-RPC, ``mcp/wire.rpc_error_answer``). Nothing else builds an error
 answer from scratch, and no stack trace ever reaches a client.
 """
 
@@ -19,6 +19,7 @@ from aiohttp import web
 from skywarden.server.errors import INTERNAL, INVALID_REQUEST, KIND_BY_STATUS, ApiError, ErrorKind
 from skywarden.server.http.body import unread_body
 from skywarden.server.http.problems import problem_answer
+from skywarden.server.http.routes import Door, door_of
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Middleware
@@ -46,18 +47,19 @@ Renderer = Callable[[web.Request, ApiError], web.Response]
 
 
 class DoorRenderers:
-    """Which renderer answers an error on which path: a door registers its own for its path
-    (the app factory registers JSON-RPC for /mcp); every other path gets ``default``."""
+    """Which renderer answers an error at which door: a door registers its own format (the app
+    factory registers JSON-RPC for ``Door.JSON_RPC``); the door of a request is its route's rule
+    (``routes.door_of``), and a door with no renderer of its own gets ``default``."""
 
     def __init__(self, default: Renderer = problem_answer) -> None:
         self.default = default
-        self._by_path: dict[str, Renderer] = {}
+        self._by_door: dict[Door, Renderer] = {}
 
-    def register(self, path: str, renderer: Renderer) -> None:
-        self._by_path[path] = renderer
+    def register(self, door: Door, renderer: Renderer) -> None:
+        self._by_door[door] = renderer
 
-    def for_path(self, path: str) -> Renderer:
-        return self._by_path.get(path, self.default)
+    def for_request(self, request: web.Request) -> Renderer:
+        return self._by_door.get(door_of(request), self.default)
 
 
 INTERNAL_DETAIL = "The server failed to answer; the error was logged with this request id."
@@ -70,7 +72,7 @@ def error_middleware_for(renderers: DoorRenderers, note_refusal: Callable[[web.R
         """Render ``error`` for the door of ``request`` and note its audit reason. A refused request
         whose body was never read closes its connection instead of draining an upload nobody wants."""
         note_refusal(request, error)
-        response = renderers.for_path(request.path)(request, error)
+        response = renderers.for_request(request)(request, error)
         if unread_body(request):
             response.force_close()
             skip_lingering = getattr(request.protocol, "skip_lingering", None)  # a guarded connection

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from skywarden.server.errors import FORBIDDEN_HOST, FORBIDDEN_ORIGIN, INVALID_HEADER, INVALID_TARGET, ApiError
 from skywarden.server.hosts import DEFAULT_PORTS, normal_origin, origin_host, parse_host, same_host
-from skywarden.server.http.paths import is_mcp
+from skywarden.server.http.routes import Door, door_of
 from skywarden.server.loopback import is_loopback
 from skywarden.server.settings import Settings
 
@@ -115,7 +115,11 @@ def host_origin_check(settings: Settings) -> Callable[[web.Request], None]:
                 raise ApiError(INVALID_HEADER, MALFORMED_HOST, audit={"header": "Host"})
             raise ApiError(FORBIDDEN_HOST, "This Host is not allowed.")
         origin = headers.get("Origin")
-        if origin is not None and is_mcp(request.path) and not origin_allowed(origin, bind_host, cors_origins):
+        if (
+            origin is not None
+            and door_of(request) is Door.JSON_RPC
+            and not origin_allowed(origin, bind_host, cors_origins)
+        ):
             raise ApiError(FORBIDDEN_ORIGIN, "This Origin is not allowed.")
 
     return check_host_origin

@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import hdrs, web
 from multidict import istr
 
-from skywarden.server.http.paths import DOCS_PATH, is_console, is_public
+from skywarden.server.http.paths import DOCS_PATH, is_console
+from skywarden.server.http.routes import Access, rule_of
 from skywarden.server.request_state import state_of
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -61,14 +62,13 @@ def security_headers_for(trust_forwarded: bool) -> Callable[[web.Request, web.St
 
     async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
-        path = request.path
-        csp = _csp_for(path)
+        csp = _csp_for(request.path)
         if headers.keys().isdisjoint(_OWN_NAMES):
             headers.extend(_BLOCKS[csp])
         else:
             for name, value in _BLOCKS[csp]:
                 headers.setdefault(name, value)
-        if not is_public(path):
+        if rule_of(request).access is not Access.PUBLIC:
             # no-store always; an event stream's no-transform (proxies must not buffer or compress it) stays
             cache_control = headers.get(hdrs.CACHE_CONTROL)
             no_transform = cache_control is not None and "no-transform" in cache_control

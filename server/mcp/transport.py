@@ -11,6 +11,7 @@ from aiohttp_apigami import docs
 
 from skywarden.server.http.body import BodyReader
 from skywarden.server.http.paths import MCP_PATH
+from skywarden.server.http.routes import MCP, add_route
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.handshake import Charge, HandshakeEra
 from skywarden.server.mcp.methods import McpMethods
@@ -73,4 +74,4 @@ class McpEndpoint:
         # Allow header (no server-initiated stream). Any other method is aiohttp's 405, answered
         # before authentication. (Explicit methods, not "*": aiohttp-cors adds its own OPTIONS.)
         for method in ("POST", "GET", "DELETE"):
-            app.router.add_route(method, MCP_PATH, self.handle)
+            add_route(app, method, MCP_PATH, self.handle, rule=MCP)

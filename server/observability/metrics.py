@@ -18,8 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from skywarden.server.appkeys import METRICS
 from skywarden.server.http.paths import METRICS_PATH
+from skywarden.server.http.routes import METRICS, add_route
 from skywarden.server.observability.denials import RecentDenials
 from skywarden.server.observability.logging_setup import sink_states
 from skywarden.tools.upstream import TTLCache
@@ -176,18 +176,15 @@ class Metrics:
         if failed:
             self.upstream_errors.labels(service).inc()
 
+    @docs(
+        tags=["monitoring"],
+        summary="Prometheus metrics (text exposition format)",
+        security=[{"AdminToken": []}, {"MetricsToken": []}],
+        responses={200: {"description": "Metrics"}},
+    )
+    async def metrics_handler(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-@docs(
-    tags=["monitoring"],
-    summary="Prometheus metrics (text exposition format)",
-    security=[{"AdminToken": []}, {"MetricsToken": []}],
-    responses={200: {"description": "Metrics"}},
-)
-async def metrics_handler(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def setup_metrics(app: web.Application, metrics: Metrics) -> None:
-    app[METRICS] = metrics
-    app.router.add_get(METRICS_PATH, metrics_handler, allow_head=False)
+    def add_routes(self, app: web.Application) -> None:
+        add_route(app, "GET", METRICS_PATH, self.metrics_handler, rule=METRICS)
