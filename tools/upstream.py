@@ -212,9 +212,11 @@ class Upstream:
 
         With ``derive`` (a pure function of the document, which may raise ``ToolError``) the answer
         is ``derive(document)``, cached beside the document until it expires: a tool that reshapes
-        an upstream answer does that once per answer, not once per call. Never mutate the result."""
+        an upstream answer does that once per answer, not once per call. The shape is kept under the
+        function itself, not its name: two functions never share a shape (closures made by one
+        factory have one name). Never mutate the result."""
         key = f"{accept} {url}"
-        kept_as = key if derive is None else f"{key} {derive.__module__}.{derive.__qualname__}"
+        kept_as: Hashable = key if derive is None else (key, derive)
         freshness = _freshness.get()
         if freshness is None:
             return await self._answer(key, kept_as, url, service, accept, label, derive)
@@ -229,7 +231,7 @@ class Upstream:
     async def _answer(
         self,
         key: str,
-        kept_as: str,
+        kept_as: Hashable,
         url: str,
         service: str,
         accept: str,
