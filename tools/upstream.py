@@ -78,8 +78,9 @@ def cache_ttl(cache_control: str | None) -> float:
 
 
 class TTLCache:
-    """A bounded LRU map whose entries expire; keyed by the full request URL (upstream answers)
-    or by a tool call's identity (kept results)."""
+    """The one bounded cache of the request path: a least-recently-used map of at most
+    ``max_entries`` (0 keeps nothing) whose entries may expire. Upstream answers are kept under
+    their URL; the server's own caches are built in ``skywarden.server.calls.caches``."""
 
     def __init__(self, max_entries: int, clock: Any = time.monotonic) -> None:
         self.max_entries = max_entries
@@ -102,6 +103,10 @@ class TTLCache:
     def put(self, key: Hashable, value: Any, ttl: float) -> None:
         if ttl > 0:
             self.put_until(key, value, self._clock() + ttl)
+
+    def keep(self, key: Hashable, value: Any) -> None:
+        """An entry that never expires: it leaves only as the least recently used."""
+        self.put_until(key, value, math.inf)
 
     def put_until(self, key: Hashable, value: Any, expires: float) -> None:
         if expires <= self._clock() or self.max_entries <= 0:
