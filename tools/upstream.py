@@ -77,6 +77,9 @@ def cache_ttl(cache_control: str | None) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+_NEVER = math.inf  # the expiry of an entry that is only ever evicted
+
+
 class TTLCache:
     """The one bounded cache of the request path: a least-recently-used map of at most
     ``max_entries`` (0 keeps nothing) whose entries may expire. Upstream answers are kept under
@@ -91,7 +94,7 @@ class TTLCache:
 
     def get(self, key: Hashable, *, count: bool = True) -> Any | None:
         entry = self._data.get(key)
-        if entry is None or entry[0] <= self._clock():
+        if entry is None or (entry[0] != _NEVER and entry[0] <= self._clock()):  # kept entries skip the clock
             if entry is not None:
                 del self._data[key]
             self.misses += count
@@ -106,7 +109,7 @@ class TTLCache:
 
     def keep(self, key: Hashable, value: Any) -> None:
         """An entry that never expires: it leaves only as the least recently used."""
-        self.put_until(key, value, math.inf)
+        self.put_until(key, value, _NEVER)
 
     def put_until(self, key: Hashable, value: Any, expires: float) -> None:
         if expires <= self._clock() or self.max_entries <= 0:
