@@ -26,6 +26,7 @@ from skywarden.server.auth.credentials import Credentials, prepare_credentials
 from skywarden.server.auth.key_operations import KeyOperations
 from skywarden.server.auth.lifecycle import key_store_context
 from skywarden.server.auth.store import KeyStore
+from skywarden.server.calls.caches import RequestCaches
 from skywarden.server.calls.pipeline import ToolPipeline, forbid_tool
 from skywarden.server.calls.ratelimit import RateLimits
 from skywarden.server.calls.upstream import build_upstream, upstream_context
@@ -53,7 +54,6 @@ from skywarden.server.request_state import open_state, state_of
 from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state, shared_state_context
 from skywarden.tools.registry import ToolRegistry, discover_tools
-from skywarden.tools.upstream import TTLCache
 
 
 def create_app(
@@ -71,13 +71,12 @@ def create_app(
     shared = open_shared_state(settings, sessions)
     sessions, broadcast = shared.sessions, shared.broadcast
     limits = RateLimits.from_settings(settings, shared.counters)
-    upstream_cache = TTLCache(settings.upstream_cache_entries)
-    result_cache = TTLCache(settings.tool_result_cache_entries)
+    caches = RequestCaches.from_settings(settings)
     tool_names = frozenset(registry.names())
     metrics = None
     if settings.metrics_enabled:
-        metrics = Metrics(sessions, upstream_cache, result_cache, tool_names, shared.denials)
-    upstream = build_upstream(settings, upstream_cache, metrics.observe_upstream if metrics else None)
+        metrics = Metrics(sessions, caches.upstream, caches.results, tool_names, shared.denials)
+    upstream = build_upstream(settings, caches.upstream, metrics.observe_upstream if metrics else None)
     authenticator = Authenticator(
         key_store,
         credentials.secret,
@@ -96,7 +95,8 @@ def create_app(
         charge=limits.charge,
         max_concurrent=settings.max_concurrent_calls,
         refuse=identity.scope_refusal if identity is not None else forbid_tool,
-        results=result_cache,
+        results=caches.results,
+        validated=caches.validated,
     )
     operations = KeyOperations(
         store=key_store,
@@ -151,7 +151,9 @@ def create_app(
     if identity is not None:
         app.cleanup_ctx.append(identity_context(identity))
 
-    McpEndpoint(McpMethods(pipeline), sessions, body_reader, limits.charge, settings.max_batch_size).add_routes(app)
+    McpEndpoint(
+        McpMethods(pipeline, caches.tool_lists), sessions, body_reader, limits.charge, settings.max_batch_size
+    ).add_routes(app)
     readiness = {"key_store": key_store.ping, "rate_limiter": limits.reachable, "broadcast": broadcast.reachable}
     RestApi(pipeline, body_reader, readiness).add_routes(app)
     AdminApi(operations, shared.denials, body_reader).add_routes(app)

@@ -77,3 +77,15 @@ def test_take_hands_a_live_entry_out_once():
     clock.now += 2
     assert cache.take("handle") == "token" and cache.take("handle") is None
     assert cache.take("stale") is None and len(cache) == 0
+
+
+async def test_two_shapes_of_one_name_are_kept_apart(upstream, fake_nws):
+    def pick(field):
+        return lambda document: document["properties"][field]  # one __qualname__ for every field
+
+    url = fake_nws.url + POINT
+    forecast, hourly = pick("forecast"), pick("forecastHourly")
+    assert (await upstream.get_json(url, service="NWS", derive=forecast)).endswith("/forecast")
+    assert (await upstream.get_json(url, service="NWS", derive=hourly)).endswith("/forecast/hourly")
+    assert (await upstream.get_json(url, service="NWS", derive=forecast)).endswith("/forecast")
+    assert fake_nws.hits(POINT) == 1

@@ -89,10 +89,8 @@ async def test_other_tools_and_other_shapes_are_validated_every_time(pipeline):
 
 
 def test_the_memo_is_bounded(pipeline, monkeypatch):
-    import skywarden.server.calls.pipeline as module
-
-    monkeypatch.setattr(module, "VALIDATED_KEPT", 10)
+    monkeypatch.setattr(pipeline, "validated", TTLCache(10))
     tool = pipeline.registry.get("pure")
     for i in range(50):
         pipeline._validate(tool, {"flag": i})
-    assert len(pipeline._validated) == 10
+    assert len(pipeline.validated) == 10

@@ -77,9 +77,13 @@ def cache_ttl(cache_control: str | None) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+_NEVER = math.inf  # the expiry of an entry that is only ever evicted
+
+
 class TTLCache:
-    """A bounded LRU map whose entries expire; keyed by the full request URL (upstream answers)
-    or by a tool call's identity (kept results)."""
+    """The one bounded cache of the request path: a least-recently-used map of at most
+    ``max_entries`` (0 keeps nothing) whose entries may expire. Upstream answers are kept under
+    their URL; the server's own caches are built in ``skywarden.server.calls.caches``."""
 
     def __init__(self, max_entries: int, clock: Any = time.monotonic) -> None:
         self.max_entries = max_entries
@@ -90,7 +94,7 @@ class TTLCache:
 
     def get(self, key: Hashable, *, count: bool = True) -> Any | None:
         entry = self._data.get(key)
-        if entry is None or entry[0] <= self._clock():
+        if entry is None or (entry[0] != _NEVER and entry[0] <= self._clock()):  # kept entries skip the clock
             if entry is not None:
                 del self._data[key]
             self.misses += count
@@ -102,6 +106,10 @@ class TTLCache:
     def put(self, key: Hashable, value: Any, ttl: float) -> None:
         if ttl > 0:
             self.put_until(key, value, self._clock() + ttl)
+
+    def keep(self, key: Hashable, value: Any) -> None:
+        """An entry that never expires: it leaves only as the least recently used."""
+        self.put_until(key, value, _NEVER)
 
     def put_until(self, key: Hashable, value: Any, expires: float) -> None:
         if expires <= self._clock() or self.max_entries <= 0:
@@ -212,9 +220,11 @@ class Upstream:
 
         With ``derive`` (a pure function of the document, which may raise ``ToolError``) the answer
         is ``derive(document)``, cached beside the document until it expires: a tool that reshapes
-        an upstream answer does that once per answer, not once per call. Never mutate the result."""
+        an upstream answer does that once per answer, not once per call. The shape is kept under the
+        function itself, not its name: two functions never share a shape (closures made by one
+        factory have one name). Never mutate the result."""
         key = f"{accept} {url}"
-        kept_as = key if derive is None else f"{key} {derive.__module__}.{derive.__qualname__}"
+        kept_as: Hashable = key if derive is None else (key, derive)
         freshness = _freshness.get()
         if freshness is None:
             return await self._answer(key, kept_as, url, service, accept, label, derive)
@@ -229,7 +239,7 @@ class Upstream:
     async def _answer(
         self,
         key: str,
-        kept_as: str,
+        kept_as: Hashable,
         url: str,
         service: str,
         accept: str,

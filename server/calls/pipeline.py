@@ -10,7 +10,6 @@ never an error.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import marshmallow
 import structlog
 
+from skywarden.server.calls.caches import no_kept_results, validated_arguments
 from skywarden.server.errors import (
     CAPABILITY_REQUIRED,
     INSUFFICIENT_SCOPE,
@@ -124,12 +124,10 @@ class ToolPipeline:
     charge: Charger | None = None
     max_concurrent: int = 8
     refuse: Callable[[str, Principal], ApiError] = forbid_tool  # the scope refusal (resource-server mode: its own)
-    results: TTLCache = field(default_factory=lambda: TTLCache(0))  # kept outcomes of cache_results tools
-    _running: dict[str, int] = field(default_factory=dict)
+    results: TTLCache = field(default_factory=no_kept_results)  # kept outcomes of cache_results tools
     # raw argument key -> (validated arguments, their own key: what a kept result is kept under)
-    _validated: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], tuple[Any, ...] | None]] = field(
-        default_factory=OrderedDict
-    )
+    validated: TTLCache = field(default_factory=validated_arguments)
+    _running: dict[str, int] = field(default_factory=dict)
     _loggers: dict[str, Any] = field(default_factory=dict)
 
     def visible_tools(self, principal: Principal) -> list[RegisteredTool]:
@@ -185,9 +183,8 @@ class ToolPipeline:
             raise InvalidArguments(tool.name, {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
         memo_key = _memo_key(tool, arguments)
         if memo_key is not None:
-            found = self._validated.get(memo_key)
+            found = self.validated.get(memo_key, count=False)
             if found is not None:
-                self._validated.move_to_end(memo_key)
                 return dict(found[0]), found[1]  # scalars only: a shallow copy is a full one
         try:
             validated = tool.arguments_schema.load(arguments)
@@ -197,9 +194,7 @@ class ToolPipeline:
         if memo_key is None or not all(type(v) in _SCALARS for v in validated.values()):
             return validated, None
         validated_key = _memo_key(tool, validated)
-        self._validated[memo_key] = (dict(validated), validated_key)
-        if len(self._validated) > VALIDATED_KEPT:
-            self._validated.popitem(last=False)
+        self.validated.keep(memo_key, (dict(validated), validated_key))
         return validated, validated_key
 
     def _take_slot(self, key_id: str) -> None:
@@ -292,7 +287,6 @@ def log_tool_failure(bound: Any, error: ToolError) -> None:
     bound.warning("tool call failed", **fields)
 
 
-VALIDATED_KEPT = 4096  # validated argument sets remembered (pure_arguments tools), least recently used first out
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _MEMO_MAX_ITEMS = 16
 _MEMO_MAX_TEXT = 256

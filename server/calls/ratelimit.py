@@ -46,7 +46,6 @@ from skywarden.server.request_state import Prepaid, state_of
 from skywarden.server.settings import Settings
 
 log = structlog.get_logger("skywarden.server")
-MAX_PARSED_RATES = 10_000  # distinct per-key rate strings kept parsed; cleared when exceeded
 
 
 @functools.lru_cache(maxsize=4096)
@@ -80,20 +79,10 @@ class RateLimited(ApiError):
 LIMITER_RETRY_SECONDS = 5
 
 
-_descriptions: dict[tuple[str, int], tuple[Windows, tuple[str, ...], str]] = {}
-
-
+@functools.lru_cache(maxsize=4096)
 def _description(scope: str, windows: Windows) -> tuple[tuple[str, ...], str]:
-    """Each window's policy name and the RateLimit-Policy field, made once per limit. Kept by the
-    windows' identity (with the windows, so that identity is not reused while kept): hashing them
-    would call ``limits`` for every window on every charge."""
-    found = _descriptions.get((scope, id(windows)))
-    if found is None or found[0] is not windows:
-        if len(_descriptions) >= MAX_PARSED_RATES:
-            _descriptions.clear()
-        names = tuple(window_name(scope, w) for w in windows)
-        found = _descriptions[(scope, id(windows))] = (windows, names, policy_field(scope, windows))
-    return found[1], found[2]
+    """Each window's policy name and the RateLimit-Policy field, made once per limit."""
+    return tuple(window_name(scope, w) for w in windows), policy_field(scope, windows)
 
 
 def _fields(scope: str, windows: Windows, outcome: Outcome) -> dict[str, str]:

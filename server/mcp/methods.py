@@ -3,7 +3,7 @@
 Results are shaped per revision: ``title``/``outputSchema``/``structuredContent``
 from 2025-06-18, and ``resultType``/``ttlMs``/``cacheScope``/serverInfo only on
 2026-07-28. The tools/list result is encoded once per (revision, scopes) and
-reused; a kept tool result once per revision.
+kept (``calls/caches.py``); a kept tool result once per revision.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import functools
 from typing import Any
 
 from skywarden.server import __version__
+from skywarden.server.calls import caches
 from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
 from skywarden.server.principal import Principal
 from skywarden.server.request_state import Prepaid
 from skywarden.tools.contract import ProgressReporter, ToolResult, no_progress, text_content
+from skywarden.tools.upstream import TTLCache
 
 SERVER_INFO = {"name": "skywarden", "title": "Skywarden", "version": __version__}
 CAPABILITIES = {"tools": {"listChanged": False}}
@@ -49,18 +51,16 @@ def discover_result() -> dict[str, Any]:
     )
 
 
-MAX_CACHED_TOOL_LISTS = 1024  # distinct (revision, scopes) pairs; cleared when exceeded
-
-
 class McpMethods:
-    def __init__(self, pipeline: ToolPipeline) -> None:
+    def __init__(self, pipeline: ToolPipeline, tool_lists: TTLCache | None = None) -> None:
         self.pipeline = pipeline
-        self._tools_cache: dict[tuple[str, frozenset[str]], bytes] = {}
+        self.tool_lists = tool_lists if tool_lists is not None else caches.tool_lists()
 
     def tools_list(self, version: str, principal: Principal) -> bytes:
-        """The encoded tools/list result for this revision and this key's scopes."""
+        """The encoded tools/list result for this revision and this key's scopes (what it shows
+        depends on nothing else: the registry is the app's)."""
         cache_key = (version, principal.scopes)
-        cached = self._tools_cache.get(cache_key)
+        cached = self.tool_lists.get(cache_key, count=False)
         if cached is not None:
             return cached
         structured = version in p.STRUCTURED_VERSIONS
@@ -75,9 +75,7 @@ class McpMethods:
             result.update(ttlMs=TOOLS_TTL_MS, cacheScope="private")
             modern(result)
         encoded = dumps(result)
-        if len(self._tools_cache) >= MAX_CACHED_TOOL_LISTS:
-            self._tools_cache.clear()
-        self._tools_cache[cache_key] = encoded
+        self.tool_lists.keep(cache_key, encoded)
         return encoded
 
     async def tools_call(
