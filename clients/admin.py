@@ -58,25 +58,32 @@ class AdminClient:
             raise problem_error(answer)
         return decode(answer) if answer.body else None
 
+    @staticmethod
+    def _object(answer: Answer, *statuses: int) -> dict[str, Any]:
+        """The JSON object a successful answer carries."""
+        body: dict[str, Any] = AdminClient._ok(answer, *statuses)
+        return body
+
     async def create_key(self, name: str, **fields: Any) -> dict[str, Any]:
         """Create a key; the answer's ``key`` is the only time the full key is shown."""
         answer = await self._core.request("POST", "/api/admin/keys", json={"name": name, **fields}, idempotent=False)
-        return self._ok(answer, 201)
+        return self._object(answer, 201)
 
     async def list_keys(self, **filters: Any) -> list[dict[str, Any]]:
         query = "&".join(f"{k}={quote(str(v))}" for k, v in filters.items() if v is not None)
         answer = await self._core.request("GET", "/api/admin/keys" + (f"?{query}" if query else ""), idempotent=True)
-        return self._ok(answer, 200)["keys"]
+        keys: list[dict[str, Any]] = self._object(answer, 200)["keys"]
+        return keys
 
     async def get_key(self, key_id: str) -> dict[str, Any]:
         answer = await self._core.request("GET", f"/api/admin/keys/{quote(key_id, safe='')}", idempotent=True)
-        return self._ok(answer, 200)
+        return self._object(answer, 200)
 
     async def update_key(self, key_id: str, **changes: Any) -> dict[str, Any]:
         answer = await self._core.request(
             "PATCH", f"/api/admin/keys/{quote(key_id, safe='')}", json=changes, idempotent=True
         )
-        return self._ok(answer, 200)
+        return self._object(answer, 200)
 
     async def rotate_key(self, key_id: str, grace_seconds: int = 3600) -> dict[str, Any]:
         answer = await self._core.request(
@@ -85,7 +92,7 @@ class AdminClient:
             json={"grace_seconds": grace_seconds},
             idempotent=False,
         )
-        return self._ok(answer, 200)
+        return self._object(answer, 200)
 
     async def revoke_key(self, key_id: str, reason: str | None = None) -> None:
         answer = await self._core.request(

@@ -14,7 +14,7 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ def call_arguments(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def spinner(label: str, enabled: bool):
+async def spinner(label: str, enabled: bool) -> AsyncIterator[None]:
     """A small progress indicator on a terminal while a slow call runs."""
     if not enabled:
         yield
@@ -176,7 +176,7 @@ def admin_credential(args: argparse.Namespace) -> str:
     """The admin token or an admin's access token, first found of: --admin-token, --token-file,
     SKYWARDEN_ADMIN_TOKEN, SKYWARDEN_ACCESS_TOKEN."""
     if args.admin_token:
-        return args.admin_token
+        return str(args.admin_token)
     if args.token_file:
         try:
             token = Path(args.token_file).read_text().strip()
@@ -187,13 +187,13 @@ def admin_credential(args: argparse.Namespace) -> str:
         if not token or any(c.isspace() for c in token):
             raise UsageError(f"--token-file {args.token_file}: must hold one token and nothing else")
         return token
-    token = os.environ.get("SKYWARDEN_ADMIN_TOKEN") or os.environ.get("SKYWARDEN_ACCESS_TOKEN")
-    if not token:
+    from_env = os.environ.get("SKYWARDEN_ADMIN_TOKEN") or os.environ.get("SKYWARDEN_ACCESS_TOKEN")
+    if not from_env:
         raise UsageError(
             "no admin credential is set: set SKYWARDEN_ADMIN_TOKEN or SKYWARDEN_ACCESS_TOKEN"
             " (or pass --admin-token or --token-file)"
         )
-    return token
+    return from_env
 
 
 async def run_keys_commands(args: argparse.Namespace) -> int:

@@ -105,7 +105,8 @@ class SkywardenClient:
         answer = await self._core.request("GET", "/api/health", idempotent=True)
         if answer.status != 200:
             raise problem_error(answer)
-        return decode(answer)
+        health: dict[str, Any] = decode(answer)
+        return health
 
     async def list_tools(self) -> list[ToolInfo]:
         return await self._transport.list_tools()

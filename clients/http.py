@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
+from multidict import CIMultiDictProxy
 
 from skywarden.clients.errors import TransportError
 
@@ -44,7 +45,7 @@ class RetryPolicy:
 @dataclass
 class Answer:
     status: int
-    headers: Any
+    headers: CIMultiDictProxy[str]
     body: bytes
     content_type: str
 

@@ -32,7 +32,7 @@ NO_FALLBACK = (e.AuthenticationError, e.PermissionDenied, e.RateLimited, e.Trans
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 
 
-async def _read_sse(resp: aiohttp.ClientResponse, on_event: Callable[[dict], Awaitable[None]]) -> bytes:
+async def _read_sse(resp: aiohttp.ClientResponse, on_event: Callable[[dict[str, Any]], Awaitable[None]]) -> bytes:
     """Read an event stream; hand each JSON-RPC message to ``on_event``; return the last one."""
     last = b""
     data: list[bytes] = []
@@ -73,7 +73,7 @@ class McpTransport:
         idempotent: bool,
         progress: ProgressCallback | None = None,
     ) -> Answer:
-        async def on_event(event: dict) -> None:
+        async def on_event(event: dict[str, Any]) -> None:
             if progress is not None and event.get("method") == "notifications/progress":
                 params = event.get("params") or {}
                 await progress(params.get("progress", 0), params.get("total"), params.get("message"))

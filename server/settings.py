@@ -547,12 +547,16 @@ def _rebuild_settings(values: dict[str, Any]) -> Settings:
     )
 
 
-def setting_fields() -> tuple[dataclasses.Field, ...]:
+def setting_fields() -> tuple[dataclasses.Field[Any], ...]:
     return dataclasses.fields(Settings)
 
 
-def default_of(f: dataclasses.Field) -> Any:
-    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+def default_of(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if callable(f.default_factory):
+        return f.default_factory()
+    raise TypeError(f"setting {f.name} has no default")
 
 
 def env_name(name: str) -> str:
@@ -568,7 +572,7 @@ def _shown(value: Any) -> str:
     return repr(hide_url_passwords(value) if isinstance(value, str) else value)
 
 
-def _parse_one(f: dataclasses.Field, value: Any, source: str) -> Any:
+def _parse_one(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
     try:
         return f.metadata["parse"](value)
     except ValueError as exc:

@@ -116,7 +116,8 @@ class RunningApp:
             answer = await resp.json()
             if resp.status != 201:
                 raise AssertionError(f"creating a key failed with {resp.status}: {answer}")
-            return answer["key"]
+            key: str = answer["key"]
+            return key
 
     async def list_tools(self, key: str) -> tuple[int, Any]:
         async with self.session.get(self.url + TOOLS_PATH, headers={"X-API-Key": key}) as resp:

@@ -24,7 +24,7 @@ def json_schema(schema: type[marshmallow.Schema] | marshmallow.Schema) -> dict[s
     ``exclusiveMaximum`` here.
     """
     instance = schema() if isinstance(schema, type) else schema
-    result = _CONVERTER.schema2jsonschema(instance)
+    result: dict[str, Any] = _CONVERTER.schema2jsonschema(instance)
     _fix_exclusive_bounds(instance, result)
     result.setdefault("type", "object")
     result.setdefault("properties", {})

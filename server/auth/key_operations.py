@@ -75,9 +75,10 @@ def load(schema: Schema, data: Any, detail: str = "Some fields are not valid.") 
     if not isinstance(data, dict):
         raise ValidationFailed({"_schema": ["The body must be a JSON object."]})
     try:
-        return schema.load(data)
+        loaded: dict[str, Any] = schema.load(data)
+        return loaded
     except ValidationError as exc:
-        raise ValidationFailed(exc.messages, detail) from None
+        raise ValidationFailed(exc.messages_dict, detail) from None
 
 
 def _key_not_found(key_id: str) -> ApiError:

@@ -35,7 +35,7 @@ def _rate_limit(value: str | None) -> None:
         ) from None
 
 
-def _metadata(value: dict) -> None:
+def _metadata(value: dict[str, Any]) -> None:
     if len(json.dumps(value)) > MAX_METADATA_BYTES:
         raise ValidationError(f"Must be at most {MAX_METADATA_BYTES} bytes as JSON.")
 
@@ -84,7 +84,7 @@ class UpdateKeySchema(_KeyFields):
     disabled_reason = fields.String(allow_none=True, validate=validate.Length(max=500))
 
     @validates_schema
-    def _not_empty(self, data: dict, **kwargs: Any) -> None:
+    def _not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
         if not data:
             raise ValidationError("Give at least one field to change.")
 

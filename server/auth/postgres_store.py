@@ -8,6 +8,7 @@ do not race), a connection pool, and one retry of an operation whose connection 
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
@@ -246,7 +247,8 @@ class PostgresKeyStore:
 
     async def ping(self) -> bool:
         try:
-            return await self._retry(lambda: self.pool.fetchval("SELECT 1")) == 1
+            answer: int = await self._retry(lambda: self.pool.fetchval("SELECT 1"))
+            return answer == 1
         except Exception:
             return False
 
@@ -423,7 +425,7 @@ class PostgresKeyStore:
         # not retried: increments; the authenticator keeps unflushed counts for the next flush
         await self._once(write)
 
-    async def usage_since(self, since: datetime) -> list[tuple[str, datetime, int]]:
+    async def usage_since(self, since: datetime) -> builtins.list[tuple[str, datetime, int]]:
         rows = await self._retry(
             lambda: self.pool.fetch(
                 "SELECT key_id, hour, count FROM api_key_usage WHERE hour >= $1 ORDER BY hour", usage_hour(since)

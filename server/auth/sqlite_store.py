@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import os
 import sqlite3
@@ -87,7 +88,19 @@ def _t(value: datetime | None) -> str | None:
 
 
 def _dt(value: str | None) -> datetime | None:
-    return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=UTC) if value else None
+    return _when(value) if value else None
+
+
+def _when(value: str) -> datetime:
+    """A time from a NOT NULL column."""
+    return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=UTC)
+
+
+async def _scalar(cur: aiosqlite.Cursor) -> Any:
+    """The first column of a query that always answers one row (an aggregate, ``SELECT 1``)."""
+    row = await cur.fetchone()
+    assert row is not None, "an aggregate query answers one row"
+    return row[0]
 
 
 def _record(row: Any) -> KeyRecord:
@@ -98,7 +111,7 @@ def _record(row: Any) -> KeyRecord:
         prefix=row[3],
         environment=row[4],
         scopes=json.loads(row[5]),
-        created_at=_dt(row[6]),
+        created_at=_when(row[6]),
         updated_at=_dt(row[7]),
         expires_at=_dt(row[8]),
         last_used_at=_dt(row[9]),
@@ -193,8 +206,7 @@ class SQLiteKeyStore:
     async def _migrate(self) -> None:
         await self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         async with self.db.execute("SELECT MAX(version) FROM schema_version") as cur:
-            row = await cur.fetchone()
-        current = row[0] or 0
+            current = await _scalar(cur) or 0
         if current > len(MIGRATIONS):
             raise SchemaTooNew(f"schema version {current} is newer than this Skywarden's ({len(MIGRATIONS)})")
         for version in range(current + 1, len(MIGRATIONS) + 1):
@@ -210,7 +222,7 @@ class SQLiteKeyStore:
     async def ping(self) -> bool:
         try:
             async with self.db.execute("SELECT 1") as cur:
-                return (await cur.fetchone())[0] == 1
+                return int(await _scalar(cur)) == 1
         except Exception:
             return False
 
@@ -355,29 +367,29 @@ class SQLiteKeyStore:
                 await self.db.execute("DELETE FROM api_key_usage WHERE hour < ?", (_t(usage_cutoff(utcnow())),))
             await self.db.commit()
 
-    async def usage_since(self, since: datetime) -> list[tuple[str, datetime, int]]:
+    async def usage_since(self, since: datetime) -> builtins.list[tuple[str, datetime, int]]:
         async with self.db.execute(
             "SELECT key_id, hour, count FROM api_key_usage WHERE hour >= ? ORDER BY hour", (_t(usage_hour(since)),)
         ) as cur:
-            return [(row[0], _dt(row[1]), row[2]) for row in await cur.fetchall()]
+            return [(row[0], _when(row[1]), row[2]) for row in await cur.fetchall()]
 
     async def schema_version(self) -> int:
         async with self.db.execute("SELECT name FROM sqlite_master WHERE name = 'schema_version'") as cur:
             if await cur.fetchone() is None:
                 return 0
         async with self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
-            return (await cur.fetchone())[0]
+            return int(await _scalar(cur))
 
-    async def export_keys(self) -> list[tuple[KeyRecord, list[StoredHash]]]:
+    async def export_keys(self) -> builtins.list[tuple[KeyRecord, builtins.list[StoredHash]]]:
         async with self.db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, id") as cur:
             records = [_record(row) for row in await cur.fetchall()]
         async with self.db.execute("SELECT key_id, key_hash, valid_until, created_at FROM api_key_hashes") as cur:
             hashes: dict[str, list[StoredHash]] = {}
             for key_id, key_hash, valid_until, created_at in await cur.fetchall():
-                hashes.setdefault(key_id, []).append(StoredHash(key_hash, _dt(valid_until), _dt(created_at)))
+                hashes.setdefault(key_id, []).append(StoredHash(key_hash, _dt(valid_until), _when(created_at)))
         return [(record, hashes.get(record.id, [])) for record in records]
 
-    async def import_key(self, record: KeyRecord, hashes: list[StoredHash]) -> None:
+    async def import_key(self, record: KeyRecord, hashes: builtins.list[StoredHash]) -> None:
         async with self._write_lock:
             await self.db.execute(f"INSERT INTO api_keys ({_COLUMNS}) VALUES ({', '.join('?' * 18)})", _row(record))
             await self.db.executemany(

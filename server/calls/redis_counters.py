@@ -94,7 +94,8 @@ class _Pipelined:
         pipe = self.client.pipeline(transaction=False)
         for args, _ in batch:
             pipe.evalsha(self.script.sha, 0, *args)
-        return await pipe.execute(raise_on_error=False)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
 
     async def _send(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
         from redis.exceptions import NoScriptError

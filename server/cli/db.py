@@ -26,7 +26,9 @@ STATUS_PAGE = 500  # keys read at a time while looking for unusable rate limits
 COPY_SETTINGS = ("data_dir", "log_level", "log_format", "log_file", "audit_log_file")  # the stores are --from/--to
 
 
-def add_db_commands(sub: argparse._SubParsersAction, add_setting_flags: Callable[..., None]) -> None:
+def add_db_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], add_setting_flags: Callable[..., None]
+) -> None:
     db = sub.add_parser("db", help="the key store: schema version, upgrade, copy between stores")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     status = db_sub.add_parser("status", help="the store's schema version (changes nothing)")

@@ -26,7 +26,7 @@ from skywarden.tools.registry import discover_tools
 
 
 def add_admin_commands(
-    sub: argparse._SubParsersAction,
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
     add_setting_flags: Callable[..., None],
     add_json_flag: Callable[[argparse.ArgumentParser], None],
 ) -> None:

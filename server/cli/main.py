@@ -113,7 +113,7 @@ def _run_store_command(args: argparse.Namespace, settings: Settings) -> int:
         audit_log_file=audit.path,
     )
     try:
-        code = asyncio.run(args.handler(args, settings))
+        code: int = asyncio.run(args.handler(args, settings))
     finally:
         close_sinks()
     lost = audit_write_failed(audit, sinks) if args.changes_state else None

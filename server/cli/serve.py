@@ -90,8 +90,7 @@ async def run_server(
         except OSError as exc:
             raise cannot_listen(settings, exc) from None
         listening = True
-        addresses = [s.getsockname() for s in site._server.sockets] if site._server else []
-        port = addresses[0][1] if addresses else settings.port
+        port = site.port  # the bound port (settings.port may be 0)
         if started is not None:
             log.info("worker started", port=port)
             started(port)

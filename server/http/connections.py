@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError, LineTooLong
+from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 from aiohttp.web_request import BaseRequest
@@ -191,11 +192,14 @@ class GuardedAppRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = GuardedServer  # the same object; only how it makes handlers changes
+        assert isinstance(server, GuardedServer)
         server.idle_timeout = self._idle_timeout
         server.auditor = self._auditor
         make_request = server.request_factory
 
-        def request_factory(message, payload, protocol, *args: Any) -> BaseRequest:
+        def request_factory(
+            message: RawRequestMessage, payload: StreamReader, protocol: RequestHandler, *args: Any
+        ) -> BaseRequest:
             if isinstance(protocol, GuardedRequestHandler):
                 protocol.body = payload
             return make_request(blank_unmet_expectation(message), payload, protocol, *args)

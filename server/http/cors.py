@@ -59,7 +59,9 @@ def _only_for_cross_origin_requests(app: web.Application) -> None:
             app.on_response_prepare[index] = _when_origin(hook)
 
 
-def _when_origin(hook: Callable[[web.Request, web.StreamResponse], Awaitable[None]]):
+def _when_origin(
+    hook: Callable[[web.Request, web.StreamResponse], Awaitable[object]],
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
     async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
         if hdrs.ORIGIN in request.headers:
             await hook(request, response)

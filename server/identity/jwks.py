@@ -78,7 +78,7 @@ class IssuerKeys:
     _attempted_at: float | None = None
     _failure: str | None = None  # why the last fetch failed; None once one succeeded
     _unreadable: list[str] = field(default_factory=list)  # kids of published keys left out, as last logged
-    _fetching: asyncio.Task | None = None
+    _fetching: asyncio.Task[None] | None = None
 
     async def configuration(self) -> dict[str, Any]:
         """The issuer's OpenID configuration (endpoints, ``jwks_uri``), read once and kept; every
@@ -111,7 +111,7 @@ class IssuerKeys:
         if self._failure is not None:
             raise self._unavailable(self._failure)
 
-    def _fetched(self, task: asyncio.Task) -> None:
+    def _fetched(self, task: asyncio.Task[None]) -> None:
         if self._fetching is task:
             self._fetching = None
 

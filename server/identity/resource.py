@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from skywarden.server.http.challenges import bearer_challenge
 from skywarden.server.identity.claims import ALL_TOOLS_SCOPE, TOOL_SCOPE_PREFIX
@@ -28,7 +30,9 @@ def challenge(resource_url: str, error: str | None = None, description: str | No
     )
 
 
-def metadata(resource_url: str, issuers: tuple[str, ...], tool_names: list[str], extra_scopes: list[str]) -> dict:
+def metadata(
+    resource_url: str, issuers: tuple[str, ...], tool_names: list[str], extra_scopes: list[str]
+) -> dict[str, Any]:
     return {
         "resource": resource_url,
         "authorization_servers": list(issuers),
@@ -39,7 +43,7 @@ def metadata(resource_url: str, issuers: tuple[str, ...], tool_names: list[str],
     }
 
 
-def metadata_handler(document: dict) -> web.RequestHandler:
+def metadata_handler(document: dict[str, Any]) -> Handler:
     body = dumps(document)
 
     async def handler(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from skywarden.server.calls.pipeline import ToolForbidden, forbid_tool
+from skywarden.server.errors import ApiError
 from skywarden.server.identity.claims import ClaimRule, scopes_for_tool, tool_scopes
 from skywarden.server.identity.jwks import IdentityHttp, IssuerKeys
 from skywarden.server.identity.resource import challenge
@@ -56,7 +57,7 @@ class Identity:
         verified = await self.verifier.verify(token, self.admin_audience)
         return self.admin(verified), self.admin_rule.matches(verified)
 
-    def scope_refusal(self, tool_name: str, principal: Principal) -> ToolForbidden:
+    def scope_refusal(self, tool_name: str, principal: Principal) -> ApiError:
         """The 403 for a caller without the tool's scope. For an access token it carries an
         ``insufficient_scope`` challenge naming the scopes that would do (RFC 6750 section 3.1)."""
         if principal.kind != SUBJECT_KIND:

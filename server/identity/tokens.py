@@ -82,7 +82,7 @@ def key_fits(key: jwt.PyJWK, alg: str) -> bool:
     declared = key._jwk_data.get("alg")
     if isinstance(declared, str) and declared:
         return declared == alg
-    return alg.startswith(_FAMILY.get(key.key_type, ()))
+    return alg.startswith(_FAMILY.get(key.key_type or "", ()))
 
 
 @dataclass
@@ -123,7 +123,8 @@ class TokenVerifier:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise TokenRefused("token_algorithm", "The access token's signature algorithm is not accepted here.")
-        issuer = self.issuers.get(unverified.get("iss")) if isinstance(unverified.get("iss"), str) else None
+        iss = unverified.get("iss")
+        issuer = self.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
             raise TokenRefused("token_issuer", "The access token's issuer is not trusted here.")
         kid = header.get("kid")

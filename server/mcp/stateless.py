@@ -41,7 +41,9 @@ def check_envelope(request: web.Request, message: dict[str, Any]) -> None:
         if len(request.headers.getall(name, ())) > 1:
             raise p.RpcError(p.HEADER_MISMATCH, f"{name} header appears more than once")
     params = message.get("params")
-    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(params, dict):
+        params = {}
+    meta = params.get("_meta")
     if not isinstance(meta, dict):
         raise p.RpcError(
             p.INVALID_PARAMS,

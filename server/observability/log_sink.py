@@ -158,7 +158,8 @@ class BackgroundSink:
             if not self._failing:
                 self._failing = True
                 with contextlib.suppress(Exception):  # stderr itself may be gone
-                    sys.__stderr__.write(f"skywarden: log sink {self.path or 'stream'} failed: {exc}\n")
+                    if sys.__stderr__ is not None:
+                        sys.__stderr__.write(f"skywarden: log sink {self.path or 'stream'} failed: {exc}\n")
             self._close_file()
 
     def _write_file(self, data: bytes) -> None:

@@ -9,7 +9,10 @@ searched with the regexes when a plain substring test says it might hold a key
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import MutableMapping
+from typing import Any, TypeVar
+
+from structlog.typing import EventDict
 
 from skywarden.server.keys import KEY_ANYWHERE, PRODUCT
 
@@ -68,7 +71,11 @@ def _redact(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def redact_processor(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+_Fields = TypeVar("_Fields", bound=MutableMapping[str, Any])
+
+
+def redact_processor(logger: Any, method_name: str, event_dict: _Fields) -> _Fields:
+    """Redact ``event_dict`` in place and return it (a structlog processor)."""
     for key, value in event_dict.items():
         if value is None or isinstance(value, (int, float)):
             continue
@@ -126,7 +133,7 @@ def redacting_renderer(render: Any) -> Any:
     and rendered again.
     """
 
-    def processor(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
+    def processor(logger: Any, method_name: str, event_dict: EventDict) -> Any:
         line = render(logger, method_name, dict(event_dict))
         text = line if isinstance(line, str) else str(line)
         if looks_secret(text):
