@@ -24,7 +24,7 @@ from skywarden.server.errors import UNAUTHORIZED, ApiError
 from skywarden.server.request_state import state_of
 
 if TYPE_CHECKING:
-    from aiohttp.typedefs import Middleware
+    from aiohttp.typedefs import Handler, Middleware
 
 EdgeCheck = Callable[[web.Request], None]
 
@@ -35,7 +35,7 @@ def admission_middleware_for(
     checks = tuple(edge_checks)
 
     @web.middleware
-    async def admission_middleware(request: web.Request, handler):
+    async def admission_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             for check in checks:
                 check(request)

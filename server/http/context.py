@@ -51,7 +51,7 @@ def request_id_for(request: web.Request) -> str:
     return given if given and _VALID_ID.match(given) else _random_ids.next()
 
 
-def open_request_context(request: web.Request) -> tuple[str, contextvars.Token]:
+def open_request_context(request: web.Request) -> tuple[str, contextvars.Token[str | None]]:
     """The request's id (bound into the structlog context) and the token that undoes the binding;
     the audit middleware opens and closes it around the whole request and keeps the id in the
     request's state."""
@@ -59,5 +59,5 @@ def open_request_context(request: web.Request) -> tuple[str, contextvars.Token]:
     return request_id, _REQUEST_ID_VAR.set(request_id)
 
 
-def close_request_context(token: contextvars.Token) -> None:
+def close_request_context(token: contextvars.Token[str | None]) -> None:
     _REQUEST_ID_VAR.reset(token)

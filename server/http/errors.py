@@ -22,7 +22,7 @@ from skywarden.server.http.problems import problem_answer
 from skywarden.server.http.routes import Door, door_of
 
 if TYPE_CHECKING:
-    from aiohttp.typedefs import Middleware
+    from aiohttp.typedefs import Handler, Middleware
 
 log = structlog.get_logger("skywarden.server")
 
@@ -81,7 +81,7 @@ def error_middleware_for(renderers: DoorRenderers, note_refusal: Callable[[web.R
         return response
 
     @web.middleware
-    async def error_middleware(request: web.Request, handler):
+    async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except ApiError as exc:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypedDict
 
 from aiohttp import web
 
 from skywarden.server.request_state import open_state
+
+if TYPE_CHECKING:
+    from aiohttp.typedefs import Handler, Middleware
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -54,16 +58,23 @@ def forwarded_client(request: web.Request, networks: tuple[Network, ...]) -> tup
     return client, proto if proto in ("http", "https") else None
 
 
-def proxy_middleware_for(networks: tuple[Network, ...]):
+class _Overrides(TypedDict, total=False):
+    """What ``Request.clone`` replaces for a request that came through a trusted proxy."""
+
+    remote: str
+    scheme: str
+
+
+def proxy_middleware_for(networks: tuple[Network, ...]) -> Middleware:
     """Step 0, the outermost middleware when ``trusted_proxies`` is set: it makes the request's
     state, which the clone it hands on shares (``request_state``)."""
 
     @web.middleware
-    async def trusted_proxy_middleware(request: web.Request, handler):
+    async def trusted_proxy_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         state = open_state(request)
         client, scheme = forwarded_client(request, networks)
         if client is not None or scheme is not None:
-            overrides = {}
+            overrides: _Overrides = {}
             if client is not None:
                 overrides["remote"] = client
             if scheme is not None:

@@ -17,6 +17,7 @@ from skywarden.server.http.responses import json_response
 from skywarden.server.jsonutil import BodyError, dumps
 from skywarden.server.mcp import protocol as p
 from skywarden.server.request_state import state_of
+from skywarden.tools.contract import ProgressReporter
 
 _B64 = re.compile(r"^=\?base64\?(.*)\?=$")
 
@@ -110,7 +111,7 @@ class EventStream:
             await self.response.prepare(self.request)
         await self.response.write(b"event: message\ndata: " + dumps(message) + b"\n\n")
 
-    def progress_reporter(self, token: str | int):
+    def progress_reporter(self, token: str | int) -> ProgressReporter:
         async def report(progress: float, total: float | None = None, message: str | None = None) -> None:
             params: dict[str, Any] = {"progressToken": token, "progress": progress}
             if total is not None:

@@ -20,7 +20,7 @@ from skywarden.server.observability.denials import RecentDenials, compact
 from skywarden.server.request_state import RequestState, open_state, state_of
 
 if TYPE_CHECKING:
-    from aiohttp.typedefs import Middleware
+    from aiohttp.typedefs import Handler, Middleware
 
     from skywarden.server.observability.metrics import Metrics
 
@@ -113,7 +113,7 @@ def audit_middleware_for(
     the request's state, or finds it when a middleware before this one made it."""
 
     @web.middleware
-    async def audit_middleware(request: web.Request, handler):
+    async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         state = state_for(request)
         request_id, context = open_request_context(request)
         state.request_id = request_id
