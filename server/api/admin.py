@@ -3,6 +3,8 @@ time and the recent denials (what the admin console shows)."""
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema, response_schema
 from marshmallow import Schema, fields
@@ -31,7 +33,7 @@ from skywarden.server.http.routes import ADMIN, add_route
 from skywarden.server.observability.denials import RecentDenials
 from skywarden.server.request_state import state_of
 
-ADMIN_SECURITY = [{"AdminToken": []}]
+ADMIN_SECURITY: list[dict[str, list[str]]] = [{"AdminToken": []}]
 
 
 class KeyOutSchema(Schema):
@@ -77,7 +79,14 @@ def _actor(request: web.Request) -> Actor:
     return Actor(principal.name, state.request_id or None, principal.identity_fields() or None)
 
 
-HEADERS_DOC = dict(tags=["admin"], security=ADMIN_SECURITY)
+class _AdminDocs(TypedDict):
+    """What the ``docs`` of every admin operation starts with."""
+
+    tags: list[str]
+    security: list[dict[str, list[str]]]
+
+
+HEADERS_DOC = _AdminDocs(tags=["admin"], security=ADMIN_SECURITY)
 KEY_ID_PARAM = [{"in": "path", "name": "key_id", "required": True, "schema": {"type": "string"}}]
 
 

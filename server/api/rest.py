@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from aiohttp_apigami import docs, response_schema
@@ -57,8 +58,8 @@ class ToolResultSchema(Schema):
     isError = fields.Boolean(required=True)
 
 
-def result_body(result: ToolResult) -> dict:
-    body = {"content": result.content, "isError": result.is_error}
+def result_body(result: ToolResult) -> dict[str, Any]:
+    body: dict[str, Any] = {"content": result.content, "isError": result.is_error}
     if result.structured is not None and not result.is_error:
         body["structuredContent"] = result.structured
     return body

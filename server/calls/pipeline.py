@@ -158,7 +158,7 @@ class ToolPipeline:
         invocation = (tool, validated, principal, report_progress, client_capabilities)
         if result_key is None or not tool.cache_results or not self.results.max_entries:
             return CallOutcome(tool, await self._invoke(*invocation))
-        kept = self.results.get(result_key)
+        kept: CallOutcome | None = self.results.get(result_key)
         if kept is not None:
             return kept
         with FreshnessTracker() as freshness:

@@ -45,7 +45,8 @@ async def answer(
     principal = state.caller
     note(request, mcp_method=method, protocol_version=version)
     if method == "tools/call":
-        note(request, tool=params.get("name")[:128] if isinstance(params.get("name"), str) else None)
+        name = params.get("name")
+        note(request, tool=name[:128] if isinstance(name, str) else None)
         try:
             encoded, is_error = await methods.tools_call(
                 version,

@@ -16,7 +16,7 @@ from skywarden.server.http.body import BodyReader
 from skywarden.server.http.responses import json_response
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
-from skywarden.server.mcp.dispatch import answer, run_request, session_fingerprint
+from skywarden.server.mcp.dispatch import Handlers, answer, run_request, session_fingerprint
 from skywarden.server.mcp.methods import McpMethods, initialize_result
 from skywarden.server.mcp.sessions import Session, SessionStore, TooManySessions
 from skywarden.server.mcp.wire import read_message
@@ -43,7 +43,7 @@ def _no_reinitialize(params: Any) -> dict[str, Any]:
     raise p.RpcError(p.INVALID_REQUEST, "This session is already initialized")
 
 
-HANDLERS = {"ping": _ping, "initialize": _no_reinitialize}
+HANDLERS: Handlers = {"ping": _ping, "initialize": _no_reinitialize}
 
 
 def _check_version(version_header: str | None) -> None:
@@ -114,11 +114,14 @@ class HandshakeEra:
         if not isinstance(params.get("protocolVersion"), str):
             raise p.RpcError(p.INVALID_PARAMS, "params.protocolVersion must be a string", status=400)
         result = initialize_result(params["protocolVersion"])
-        client_info = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
-        capabilities = params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {}
+        client_info = params.get("clientInfo")
+        capabilities = params.get("capabilities")
         try:
             session = await self.sessions.create(
-                state_of(request).caller.id, result["protocolVersion"], client_info, capabilities
+                state_of(request).caller.id,
+                result["protocolVersion"],
+                client_info if isinstance(client_info, dict) else {},
+                capabilities if isinstance(capabilities, dict) else {},
             )
         except TooManySessions as exc:
             raise ApiError(

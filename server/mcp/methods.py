@@ -60,7 +60,7 @@ class McpMethods:
         """The encoded tools/list result for this revision and this key's scopes (what it shows
         depends on nothing else: the registry is the app's)."""
         cache_key = (version, principal.scopes)
-        cached = self.tool_lists.get(cache_key, count=False)
+        cached: bytes | None = self.tool_lists.get(cache_key, count=False)
         if cached is not None:
             return cached
         structured = version in p.STRUCTURED_VERSIONS
