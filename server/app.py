@@ -164,6 +164,7 @@ def create_app(
         sso = identity is not None and identity.admin_sign_in and bool(settings.console_oidc_client_id)
         pages.add_routes(app, registry.names(), sso)
         if sso:
+            assert identity is not None  # sso is off without an identity
             ConsoleSignIn(
                 identity,
                 identity.verifier.issuers[identity.issuers[0]],

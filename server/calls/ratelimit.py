@@ -170,6 +170,7 @@ class RateLimits:
             here = await self.local.take(scope, identity, windows, cost)
             if outcome is None or here.refused is not None:
                 outcome = here
+        assert outcome is not None  # None only when never_lapses, and then the local count stands in
         if outcome.refused is not None:
             state = next(s for s in outcome.states if s.window is outcome.refused)
             raise RateLimited(scope, windows, outcome.refused, max(1, state.reset_seconds))

@@ -77,7 +77,7 @@ def rule_of(request: web.Request) -> Rule:
     """The rule of the route ``request`` matched; a request that matched none is held to the rule
     of the resource at its path (405: a known path, a method it never takes), else to
     ``unmatched_rule``."""
-    rule = getattr(request.match_info.route.resource, _RULE, None)
+    rule = rule_of_resource(request.match_info.route.resource)
     if rule is not None:
         return rule
     return _known_path_rule(request) or unmatched_rule(request.path)
