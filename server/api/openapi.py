@@ -215,14 +215,14 @@ def _document_request_path(path: str, method: str, operation: dict[str, Any], ru
         elif text not in response.get("description", ""):
             own = response.get("description", "").rstrip(".")
             response["description"] = f"{own}; or {text[0].lower()}{text[1:]}" if own else text
-    for status, response in responses.items():
+    for code, response in responses.items():
         headers = {**response.get("headers", {}), "X-Request-ID": REQUEST_ID_HEADER}
-        if status in ("429", "503"):
-            headers["Retry-After"] = {**RETRY_AFTER_HEADER, "required": status == "429"}
-        if rule.access is Access.KEY and (status.startswith("2") or status == "429"):
+        if code in ("429", "503"):
+            headers["Retry-After"] = {**RETRY_AFTER_HEADER, "required": code == "429"}
+        if rule.access is Access.KEY and (code.startswith("2") or code == "429"):
             headers.update(RATE_LIMIT_HEADERS)
         response["headers"] = headers
-        if int(status) >= 400:
+        if int(code) >= 400:
             response.update(JSON_RPC_CONTENT if rule.door is Door.JSON_RPC else PROBLEM)
     operation["responses"] = dict(sorted(responses.items()))
 

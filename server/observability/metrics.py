@@ -102,7 +102,8 @@ class _RequestFigures(Collector):
         yield requests
         latency = HistogramMetricFamily("skywarden_http_request_duration_seconds", "Time to answer", labels=["route"])
         for route, figures in sorted(self.latency.items()):
-            buckets, total = [], 0
+            buckets: list[tuple[str, float]] = []
+            total: float = 0
             for bound, in_bucket in zip((*map(floatToGoString, _LATENCY_BUCKETS), "+Inf"), figures[:-1], strict=True):
                 total += in_bucket
                 buckets.append((bound, total))

@@ -40,7 +40,7 @@ class LocalBroadcast:
     def __init__(self, alone: bool = True) -> None:
         self.listening = alone
         self._handlers: dict[str, list[Handler]] = {}
-        self.on_resubscribe: list[Callable[[], None]] = []
+        self.on_resubscribe: list[Callable[[], object]] = []  # what they return is not used
 
     def on(self, event: str, handler: Handler) -> None:
         if event not in EVENT_NAMES:
