@@ -31,6 +31,12 @@ def test_every_installed_package_is_checked_strictly_under_its_installed_name() 
         assert link.resolve() == (ROOT / folder).resolve(), f"{link} must lead to {folder}/"
 
 
+def test_no_module_has_its_errors_ignored() -> None:
+    overrides = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"].get("overrides", [])
+    ignored = [override["module"] for override in overrides if override.get("ignore_errors")]
+    assert not ignored, f"mypy ignores the errors of {ignored}: fix them instead"
+
+
 def test_mypy_finds_no_error() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=110, check=False
