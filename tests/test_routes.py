@@ -84,6 +84,36 @@ def test_one_path_has_one_rule():
     assert sorted(route.method for route in app.router.routes()) == ["GET", "POST"]
 
 
+def test_one_path_has_one_rule_however_far_apart_its_routes_are_added():
+    """aiohttp reuses only the last resource for a path: routes of one path added with another
+    path between them sit on two resources, which must still agree."""
+    app = web.Application()
+    add_route(app, "GET", "/x", _door, rule=PUBLIC)
+    add_route(app, "GET", "/y", _door, rule=KEY)
+    with pytest.raises(ValueError, match="already added"):
+        add_route(app, "POST", "/x", _door, rule=KEY)
+    add_route(app, "POST", "/x", _door, rule=PUBLIC)
+    assert {rule_of_resource(r) for r in app.router.resources() if r.canonical == "/x"} == {PUBLIC}
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "options", "*"])
+def test_no_route_takes_options(method):
+    """OPTIONS is a CORS preflight, answered before authentication: a handler of its own (or of
+    every method) would run for anyone, whatever its rule."""
+    app = web.Application()
+    with pytest.raises(ValueError, match="preflight"):
+        add_route(app, method, "/x", _door, rule=ADMIN)
+    assert list(app.router.routes()) == []
+
+
+def test_every_options_route_is_a_cors_preflight(make_settings):
+    app = create_app(make_settings(**EVERY_FEATURE, cors_origins="https://app.example.test"))
+    preflights = [route for route in app.router.routes() if route.method in {"OPTIONS", "*"}]
+    assert preflights
+    for route in preflights:
+        assert route.method == "OPTIONS" and route.handler.__module__ == "aiohttp_cors.preflight_handler", route
+
+
 async def test_a_rule_is_all_a_new_route_needs(make_settings, aiohttp_client):
     """Adding a route with its rule is enough: no table of paths to edit for admission, the 401's
     wording and challenge, the cache policy or the door."""

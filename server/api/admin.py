@@ -33,8 +33,6 @@ from skywarden.server.http.routes import ADMIN, add_route
 from skywarden.server.observability.denials import RecentDenials
 from skywarden.server.request_state import state_of
 
-ADMIN_SECURITY: list[dict[str, list[str]]] = [{"AdminToken": []}]
-
 
 class KeyOutSchema(Schema):
     id = fields.String(required=True)
@@ -80,13 +78,13 @@ def _actor(request: web.Request) -> Actor:
 
 
 class _AdminDocs(TypedDict):
-    """What the ``docs`` of every admin operation starts with."""
+    """What the ``docs`` of every admin operation starts with (its credentials come from the
+    route's rule, ``api/openapi.py``)."""
 
     tags: list[str]
-    security: list[dict[str, list[str]]]
 
 
-HEADERS_DOC = _AdminDocs(tags=["admin"], security=ADMIN_SECURITY)
+HEADERS_DOC = _AdminDocs(tags=["admin"])
 KEY_ID_PARAM = [{"in": "path", "name": "key_id", "required": True, "schema": {"type": "string"}}]
 
 

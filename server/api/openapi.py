@@ -197,14 +197,28 @@ JSON_RPC_ERROR = {
 JSON_RPC_CONTENT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/JsonRpcError"}}}}
 
 
+# The credentials each access rule takes, as the document names them; a KEY route keeps the
+# document's default (an API key or an access token, in either header).
+SECURITY_OF: dict[Access, list[dict[str, list[str]]]] = {
+    Access.PUBLIC: [],
+    Access.ADMIN: [{"AdminToken": []}],
+    Access.METRICS: [{"AdminToken": []}, {"MetricsToken": []}],
+}
+
+
 def _document_request_path(path: str, method: str, operation: dict[str, Any], rule: Rule) -> None:
-    """Add what the request path answers to one operation of a route with ``rule`` (statuses with
-    their body and headers); a status the handler documents too keeps the handler's text, with the
-    request path's added. Only a route for a key (or access token) is metered."""
+    """Add what the request path answers to one operation of a route with ``rule``: the
+    credentials the rule takes (from the rule alone, so the document cannot say otherwise than
+    authentication does), and statuses with their body and headers; a status the handler
+    documents too keeps the handler's text, with the request path's added. Only a route for a key
+    (or access token) is metered."""
+    operation.pop("security", None)
+    if rule.access in SECURITY_OF:
+        operation["security"] = SECURITY_OF[rule.access]
     answers = dict(EVERY_ROUTE)
     if method in ("get", "head") and path not in HEALTH_PATHS:
         answers.update(HTTPS_REDIRECT)
-    if operation.get("security") != []:
+    if rule.access is not Access.PUBLIC:
         for status, text in AUTHENTICATED.items():
             answers[status] = f"{answers[status]}; {text[0].lower()}{text[1:]}" if status in answers else text
     responses = {str(status): dict(response) for status, response in operation.get("responses", {}).items()}

@@ -65,7 +65,7 @@ def result_body(result: ToolResult) -> dict[str, Any]:
     return body
 
 
-@docs(tags=["health"], summary="Liveness: the process answers", security=[])
+@docs(tags=["health"], summary="Liveness: the process answers")
 @response_schema(HealthSchema, 200)
 async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "version": __version__})
@@ -91,7 +91,6 @@ class RestApi:
     @docs(
         tags=["health"],
         summary="Readiness: the key store, rate limiter and broadcast are reachable, the log and audit log writable",
-        security=[],
         responses=problem_responses(503),
     )
     @response_schema(ReadySchema, 200)

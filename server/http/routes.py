@@ -2,8 +2,8 @@
 
 Every route is added with ``add_route`` and a ``Rule``; authentication (``auth/authenticate.py``)
 reads the rule of the matched route, the security headers whether it is public, and ``door_of``
-gives the format its errors are answered in. Adding a route is that one call: no other table names it, and
-``tests/test_routes.py`` fails for a route added without a rule.
+gives the format its errors are answered in. Adding a route is that one call: no other table
+says who may call it, and ``tests/test_routes.py`` fails for a route added without a rule.
 
 Two doors: ``/mcp`` answers in JSON-RPC, every other route (REST, admin, docs, metrics) in
 problem+json.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from aiohttp.web_urldispatcher import AbstractResource
 
@@ -53,7 +53,15 @@ _RULE = "skywarden_rule"
 def add_route(
     app: web.Application, method: str, path: str, handler: Handler, *, rule: Rule, allow_head: bool = False
 ) -> None:
-    """Add ``method path`` (and HEAD beside a GET with ``allow_head``), callable as ``rule`` says."""
+    """Add ``method path`` (and HEAD beside a GET with ``allow_head``), callable as ``rule`` says.
+
+    OPTIONS and ``*`` are refused: an OPTIONS request is a CORS preflight, answered before
+    authentication (``http/cors.py``), so a handler for it would run for anyone."""
+    if method.upper() in {"OPTIONS", hdrs.METH_ANY}:
+        raise ValueError(f"{method} {path}: OPTIONS is the CORS preflight's, answered without a credential")
+    for earlier in app.router.resources():  # one path, one rule, however far apart its routes are added
+        if earlier.canonical == path:
+            declare(earlier, rule)
     resource = app.router.add_resource(path)  # the previous one when it has the same path, as add_route does
     declare(resource, rule)
     for each in ("HEAD", method) if allow_head else (method,):

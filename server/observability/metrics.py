@@ -180,7 +180,6 @@ class Metrics:
     @docs(
         tags=["monitoring"],
         summary="Prometheus metrics (text exposition format)",
-        security=[{"AdminToken": []}, {"MetricsToken": []}],
         responses={200: {"description": "Metrics"}},
     )
     async def metrics_handler(self, request: web.Request) -> web.Response:
