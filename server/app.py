@@ -162,12 +162,12 @@ def create_app(
         metrics.add_routes(app)
     if settings.console_enabled:
         sso = identity is not None and identity.admin_sign_in and bool(settings.console_oidc_client_id)
-        pages.add_routes(app, registry.names(), sso)
-        if sso:
-            assert identity is not None  # sso is off without an identity
+        signs_in = identity if sso else None
+        pages.add_routes(app, registry.names(), signs_in is not None)
+        if signs_in is not None:
             ConsoleSignIn(
-                identity,
-                identity.verifier.issuers[identity.issuers[0]],
+                signs_in,
+                signs_in.verifier.issuers[signs_in.issuers[0]],
                 settings.console_oidc_client_id,
                 settings.console_oidc_client_secret,
                 SignInCookie(derive_key(credentials.secret)),

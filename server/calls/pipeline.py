@@ -50,7 +50,8 @@ MAX_NAME_SHOWN = 128  # the longest tool name MCP allows; longer input is cut in
 CONCURRENCY_RETRY_SECONDS = 1
 ARGUMENTS_MUST_BE_AN_OBJECT = "Arguments must be a JSON object."
 
-Charger = Callable[[Principal, int], Awaitable[object]]
+# ``RateLimits.charge``: units of a principal's own limit, answered with its RateLimit fields.
+Charger = Callable[[Principal, int], Awaitable[dict[str, str]]]
 
 
 class UnknownTool(ApiError):

@@ -157,20 +157,20 @@ class RateLimits:
         if not windows:
             return {}
         try:
-            outcome: Outcome | None = await self.counters.take(scope, identity, windows, cost)
+            outcome = await self.counters.take(scope, identity, windows, cost)
         except CountersUnavailable:
             if not never_lapses:
                 self._unavailable()
                 return {}
             self._warn("rate limiter unreachable; counting the refusal limits in this process")
-            outcome = None
-        if never_lapses and (outcome is None or outcome.refused is None):
-            # Not counted locally when the shared count refused: the local count stays a subset of
-            # the shared one, so it never refuses before the shared count would.
-            here = await self.local.take(scope, identity, windows, cost)
-            if outcome is None or here.refused is not None:
-                outcome = here
-        assert outcome is not None  # None only when never_lapses, and then the local count stands in
+            outcome = await self.local.take(scope, identity, windows, cost)
+        else:
+            if never_lapses and outcome.refused is None:
+                # Not counted locally when the shared count refused: the local count stays a subset
+                # of the shared one, so it never refuses before the shared count would.
+                here = await self.local.take(scope, identity, windows, cost)
+                if here.refused is not None:
+                    outcome = here
         if outcome.refused is not None:
             state = next(s for s in outcome.states if s.window is outcome.refused)
             raise RateLimited(scope, windows, outcome.refused, max(1, state.reset_seconds))

@@ -6,11 +6,11 @@ status; the endpoint answers them with the id of the message once it was read.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from skywarden.server.calls.pipeline import Charger
 from skywarden.server.errors import BATCH_TOO_LARGE, METHOD_NOT_ALLOWED, TOO_MANY_SESSIONS, ApiError
 from skywarden.server.http.body import BodyReader
 from skywarden.server.http.responses import json_response
@@ -21,11 +21,7 @@ from skywarden.server.mcp.methods import McpMethods, initialize_result
 from skywarden.server.mcp.sessions import Session, SessionStore, TooManySessions
 from skywarden.server.mcp.wire import read_message
 from skywarden.server.observability.audit import note
-from skywarden.server.principal import Principal
 from skywarden.server.request_state import Prepaid, state_of
-
-# ``RateLimits.charge``: units of a principal's own limit, answered with its RateLimit fields.
-Charge = Callable[[Principal, int], Awaitable[dict[str, str]]]
 
 SUPPORTED = [*p.HANDSHAKE_VERSIONS, *p.MODERN_VERSIONS]
 SESSION_RETRY_SECONDS = 60
@@ -58,7 +54,7 @@ def _check_version(version_header: str | None) -> None:
 
 class HandshakeEra:
     def __init__(
-        self, methods: McpMethods, sessions: SessionStore, body_reader: BodyReader, charge: Charge, max_batch_size: int
+        self, methods: McpMethods, sessions: SessionStore, body_reader: BodyReader, charge: Charger, max_batch_size: int
     ) -> None:
         self.methods = methods
         self.sessions = sessions

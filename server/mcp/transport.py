@@ -9,11 +9,12 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_apigami import docs
 
+from skywarden.server.calls.pipeline import Charger
 from skywarden.server.http.body import BodyReader
 from skywarden.server.http.paths import MCP_PATH
 from skywarden.server.http.routes import MCP, add_route
 from skywarden.server.mcp import protocol as p
-from skywarden.server.mcp.handshake import Charge, HandshakeEra
+from skywarden.server.mcp.handshake import HandshakeEra
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.sessions import SessionStore
 from skywarden.server.mcp.stateless import StatelessEra
@@ -28,7 +29,7 @@ class McpEndpoint:
         methods: McpMethods,
         sessions: SessionStore,
         body_reader: BodyReader,
-        charge: Charge,
+        charge: Charger,
         max_batch_size: int,
     ) -> None:
         self.handshake = HandshakeEra(methods, sessions, body_reader, charge, max_batch_size)

@@ -45,9 +45,8 @@ def error_answer(
 def rpc_error_answer(request: web.Request, error: ApiError) -> web.Response:
     """The JSON-RPC door's rendering of an ``ApiError`` raised outside a dispatched request
     (``http/errors.py``), with the id of the message once its body was read."""
-    body = p.error_message(state_of(request).rpc_id, p.rpc_error_from(error))
-    return web.Response(
-        status=error.kind.status, body=dumps(body), content_type="application/json", headers=error.headers
+    return json_response(
+        p.error_message(state_of(request).rpc_id, p.rpc_error_from(error)), error.kind.status, error.headers
     )
 
 
