@@ -20,8 +20,9 @@ import structlog
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 
+from skywarden.server.plugins.http_client import Upstream
+from skywarden.server.ttlcache import TTLCache
 from skywarden.tools.contract import ToolContext
-from skywarden.tools.upstream import TTLCache, Upstream
 from skywarden.tools.weather import alerts, forecast
 
 server = MCPServer("sdk-bench")

@@ -29,7 +29,6 @@ from skywarden.server.auth.store import KeyStore
 from skywarden.server.calls.caches import RequestCaches
 from skywarden.server.calls.pipeline import ToolPipeline, forbid_tool
 from skywarden.server.calls.ratelimit import RateLimits
-from skywarden.server.calls.upstream import build_upstream, upstream_context
 from skywarden.server.console import pages
 from skywarden.server.console.binding import SignInCookie, derive_key
 from skywarden.server.console.sso import ConsoleSignIn
@@ -50,10 +49,11 @@ from skywarden.server.mcp.transport import McpEndpoint
 from skywarden.server.mcp.wire import rpc_error_answer
 from skywarden.server.observability.audit import audit_middleware_for, note_refusal
 from skywarden.server.observability.metrics import Metrics
+from skywarden.server.plugins.registry import ToolRegistry, discover_tools
+from skywarden.server.plugins.upstream_setup import build_upstream, upstream_context
 from skywarden.server.request_state import open_state, state_of
 from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state, shared_state_context
-from skywarden.tools.registry import ToolRegistry, discover_tools
 
 
 def create_app(

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from skywarden.server.calls.ratelimit import RateLimits
     from skywarden.server.identity.service import Identity
     from skywarden.server.mcp.sessions import SessionStore
+    from skywarden.server.plugins.registry import ToolRegistry
     from skywarden.server.settings import Settings
-    from skywarden.tools.registry import ToolRegistry
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 REGISTRY: web.AppKey[ToolRegistry] = web.AppKey("registry")

@@ -33,8 +33,8 @@ from skywarden.server.appkeys import SETTINGS
 from skywarden.server.http.connections import GuardedAppRunner
 from skywarden.server.http.paths import ADMIN_KEYS_PATH, MCP_PATH, TOOLS_PATH
 from skywarden.server.observability.audit import audit_connection
+from skywarden.server.plugins.registry import ToolRegistry, discover_tools, register_tool
 from skywarden.server.settings import Settings, load_settings
-from skywarden.tools.registry import ToolRegistry, discover_tools, register_tool
 
 MODERN_VERSION = "2026-07-28"
 

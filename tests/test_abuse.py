@@ -99,7 +99,7 @@ async def test_a_batch_larger_than_the_setting_is_refused_whole(make_client, mak
 
 
 async def test_calls_in_a_batch_count_toward_the_concurrency_cap(make_client, make_settings, tmp_path):
-    from skywarden.tools.registry import discover_tools
+    from skywarden.server.plugins.registry import discover_tools
     from tests.support import plugin_samples
     from tests.support.plugin_samples import fake_distribution
 
@@ -292,7 +292,7 @@ async def test_a_client_that_disconnects_mid_call_is_audited_as_cancelled(
     make_client, make_settings, tmp_path, monkeypatch
 ):
     from skywarden.server.observability import logging_setup
-    from skywarden.tools.registry import discover_tools
+    from skywarden.server.plugins.registry import discover_tools
     from tests.support import plugin_samples
     from tests.support.plugin_samples import fake_distribution
 

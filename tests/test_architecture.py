@@ -131,6 +131,7 @@ def test_key_stores_are_opened_only_through_open_checked():
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("tools",),  # skywarden.tools, the plugin contract: it never imports the server
     ("core",),  # the modules directly in server/: errors, settings, principal, request state, ...
+    ("plugins",),  # discovery, registry, schemas, the HTTP client: the server side of skywarden.tools
     ("http",),
     ("observability",),
     ("calls",),
@@ -184,7 +185,7 @@ def test_the_layer_check_finds_an_upward_or_sideways_import():
         "skywarden.server.http.errors": {"skywarden.server.mcp.protocol", "skywarden.server.errors"},
         "skywarden.server.api.rest": {"skywarden.server.mcp.wire", "skywarden.server.http.body"},
         "skywarden.server.errors": {"skywarden.server.app"},
-        "skywarden.server.cli.main": {"skywarden.server.app", "skywarden.tools.registry"},
+        "skywarden.server.cli.main": {"skywarden.server.app", "skywarden.server.plugins.registry"},
     }
     assert layer_violations(graph) == [
         "skywarden.server.api.rest (api) imports skywarden.server.mcp.wire (mcp)",

@@ -15,7 +15,7 @@ from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
 from skywarden.server.auth.records import utcnow
 from skywarden.server.observability.log_sink import BackgroundSink
 from skywarden.server.observability.redaction import _SUSPICIOUS_WORDS, REDACTED, looks_secret, redact_processor
-from skywarden.tools.registry import ToolRegistry, register_tool
+from skywarden.server.plugins.registry import ToolRegistry, register_tool
 from tests.support.admin import create_key
 from tests.support.logs import CAPTURED, SECRETS, drain_logs
 from tests.support.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers

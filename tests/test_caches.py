@@ -10,10 +10,11 @@ import pytest
 from marshmallow import Schema, fields
 
 from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline
+from skywarden.server.plugins.http_client import Upstream
+from skywarden.server.plugins.registry import ToolRegistry, register_tool
 from skywarden.server.principal import Principal
+from skywarden.server.ttlcache import TTLCache
 from skywarden.tools.contract import ToolResult, text_content
-from skywarden.tools.registry import ToolRegistry, register_tool
-from skywarden.tools.upstream import TTLCache, Upstream
 from skywarden.tools.weather import alerts, forecast
 from tests.support.fake_nws import FakeNWS
 from tests.support.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
@@ -24,7 +25,7 @@ CACHES_MODULE = "server/calls/caches.py"
 # Where an OrderedDict may live: the one cache primitive, the two security caches (kept with
 # what keeps them honest) and two stores that are no caches (sessions, console sign-ins).
 ORDERED_DICT_ALLOWED = {
-    "tools/upstream.py",
+    "server/ttlcache.py",
     "server/auth/authenticator.py",
     "server/identity/tokens.py",
     "server/mcp/sessions.py",

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from skywarden.server.plugins.registry import ToolRegistry, register_tool
 from skywarden.tools.contract import ToolResult, text_content
-from skywarden.tools.registry import ToolRegistry, register_tool
 from tests.support.json_strategies import json_values
 from tests.support.mcp_helpers import ACCEPT_BOTH, modern_headers, modern_rpc, open_session
 from tests.support.plugin_samples import Echo

@@ -16,8 +16,8 @@ from multidict import CIMultiDict
 from skywarden.server.appkeys import AUTHENTICATOR, LIMITER
 from skywarden.server.auth.authenticator import AuthFailure
 from skywarden.server.keys import generate_key
+from skywarden.server.plugins.registry import discover_tools
 from skywarden.server.principal import Principal
-from skywarden.tools.registry import discover_tools
 from tests.support import plugin_samples
 from tests.support.admin import ADMIN_HEADERS, ADMIN_TOKEN, create_key
 from tests.support.logs import SECRETS

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from skywarden.server.mcp.sessions import MemorySessionStore
-from skywarden.tools.registry import discover_tools
+from skywarden.server.plugins.registry import discover_tools
 from tests.support import plugin_samples
 from tests.support.mcp_helpers import open_session, post, rpc, session_headers
 from tests.support.plugin_samples import fake_distribution

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from skywarden.tools.registry import DuplicateToolError, discover_tools
+from skywarden.server.plugins.registry import DuplicateToolError, discover_tools
 from tests.support.plugin_samples import fake_distribution
 
 

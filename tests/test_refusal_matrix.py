@@ -20,7 +20,7 @@ import pytest
 from skywarden.server.appkeys import AUTHENTICATOR, SETTINGS
 from skywarden.server.calls.pipeline import ToolPipeline
 from skywarden.server.errors import KINDS
-from skywarden.tools.registry import ToolRegistry, register_tool
+from skywarden.server.plugins.registry import ToolRegistry, register_tool
 from tests.support import plugin_samples
 from tests.support.admin import ADMIN_HEADERS, create_key
 from tests.support.mcp_helpers import modern_headers, modern_rpc

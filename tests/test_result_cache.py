@@ -10,10 +10,12 @@ import pytest
 from marshmallow import Schema, fields
 
 from skywarden.server.calls.pipeline import ToolPipeline
+from skywarden.server.plugins.http_client import Upstream
+from skywarden.server.plugins.registry import InvalidToolError, ToolRegistry, register_tool
 from skywarden.server.principal import Principal
+from skywarden.server.ttlcache import TTLCache
 from skywarden.tools.contract import ToolError, ToolResult, text_content
-from skywarden.tools.registry import InvalidToolError, ToolRegistry, register_tool
-from skywarden.tools.upstream import TTLCache, Upstream, UpstreamError
+from skywarden.tools.http import UpstreamError
 from skywarden.tools.weather import alerts, forecast
 from tests.support.admin import create_key
 from tests.support.clock import Clock

@@ -6,8 +6,8 @@ import jsonschema
 import pytest
 from marshmallow import Schema, fields, validate
 
-from skywarden.tools.registry import discover_tools
-from skywarden.tools.schema import json_schema
+from skywarden.server.plugins.json_schema import json_schema
+from skywarden.server.plugins.registry import discover_tools
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from skywarden.server.plugins.http_client import Upstream
+from skywarden.server.ttlcache import TTLCache
 from skywarden.tools.contract import ToolError
-from skywarden.tools.upstream import TTLCache, Upstream
 from tests.support.clock import Clock
 from tests.support.fake_nws import Answer
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skywarden.tools.upstream import UpstreamError, loggable_url
+from skywarden.tools.http import UpstreamError, loggable_url
 from tests.support.fake_nws import Answer
 from tests.support.logs import drain_logs
 from tests.support.mcp_helpers import modern_headers, modern_rpc

@@ -8,10 +8,11 @@ import pytest
 from marshmallow import Schema, fields, post_load
 
 from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline
+from skywarden.server.plugins.http_client import Upstream
+from skywarden.server.plugins.registry import ToolRegistry, register_tool
 from skywarden.server.principal import Principal
+from skywarden.server.ttlcache import TTLCache
 from skywarden.tools.contract import ToolResult, text_content
-from skywarden.tools.registry import ToolRegistry, register_tool
-from skywarden.tools.upstream import TTLCache, Upstream
 
 LOADS: list[dict] = []
 CALLER = Principal("key", "key_memo", "memo", frozenset({"*"}))

@@ -176,7 +176,7 @@ async def test_structured_results_are_what_the_result_schema_dumps(client, tool,
     their published Result schema gives, and validate against the advertised outputSchema."""
     import jsonschema
 
-    from skywarden.tools.schema import json_schema
+    from skywarden.server.plugins.json_schema import json_schema
     from skywarden.tools.weather import alerts, forecast
 
     result = {"get_forecast": forecast.tool, "get_alerts": alerts.tool}[tool].Result

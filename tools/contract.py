@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import marshmallow
-
-if TYPE_CHECKING:
-    from skywarden.tools.upstream import Upstream
 
 ProgressReporter = Callable[[float, "float | None", "str | None"], Awaitable[None]]
 
@@ -52,7 +49,7 @@ class ToolContext:
     ``principal`` is the authenticated caller.
     """
 
-    upstream: Upstream
+    upstream: Any  # the server's HTTP client for outside APIs (get_json)
     settings: Mapping[str, Any]
     log: Any
     principal: Any = None

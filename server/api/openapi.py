@@ -16,7 +16,7 @@ from skywarden.server.http.assets import asset_handler
 from skywarden.server.http.paths import DOCS_PATH, DOCS_STATIC_PATH, HEALTH_PATHS, MCP_PATH, SPEC_PATH, TOOL_CALL_PATH
 from skywarden.server.http.problems import PROBLEM
 from skywarden.server.http.routes import PUBLIC, Access, Door, Rule, add_route, declare, rule_of_resource
-from skywarden.tools.registry import ToolRegistry
+from skywarden.server.plugins.registry import ToolRegistry
 
 SPEC_URL = SPEC_PATH
 UI_PATH = DOCS_PATH

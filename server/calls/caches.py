@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from skywarden.server.settings import Settings
-from skywarden.tools.upstream import TTLCache
+from skywarden.server.ttlcache import TTLCache
 
 VALIDATED_ARGUMENT_SETS = 4096  # validated argument sets of pure_arguments tools
 TOOL_LISTS = 1024  # encoded tools/list results: one per (revision, scopes) pair in use

@@ -29,8 +29,11 @@ from skywarden.server.errors import (
 )
 from skywarden.server.http.challenges import REALM, bearer_challenge
 from skywarden.server.jsonutil import dumps
+from skywarden.server.plugins.http_client import FreshnessTracker, Upstream
+from skywarden.server.plugins.registry import RegisteredTool, ToolRegistry
 from skywarden.server.principal import Principal
 from skywarden.server.request_state import Prepaid
+from skywarden.server.ttlcache import TTLCache
 from skywarden.tools.contract import (
     MissingClientCapability,
     ProgressReporter,
@@ -40,8 +43,7 @@ from skywarden.tools.contract import (
     no_progress,
     text_content,
 )
-from skywarden.tools.registry import RegisteredTool, ToolRegistry
-from skywarden.tools.upstream import FreshnessTracker, TTLCache, Upstream, UpstreamError
+from skywarden.tools.http import UpstreamError
 
 log = structlog.get_logger("skywarden.tools")
 

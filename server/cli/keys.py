@@ -20,9 +20,9 @@ from skywarden.server.auth.key_operations import CLI_ACTOR, KeyOperations, key_v
 from skywarden.server.auth.key_schemas import DEFAULT_GRACE_SECONDS, KEY_ENVIRONMENTS, MAX_LIST_LIMIT, STATUSES
 from skywarden.server.errors import ApiError, ValidationFailed, flatten_errors
 from skywarden.server.observability.audit import audit_operator_action
+from skywarden.server.plugins.registry import discover_tools
 from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state
-from skywarden.tools.registry import discover_tools
 
 
 def add_admin_commands(

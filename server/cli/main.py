@@ -77,7 +77,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def _cmd_tools(args: argparse.Namespace) -> int:
     import json
 
-    from skywarden.tools.registry import discover_tools
+    from skywarden.server.plugins.registry import discover_tools
 
     registry = discover_tools()
     if args.json:
@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # start-up failures: one clear line, no trace
         from skywarden.server.auth.backends import StoreOpenError
         from skywarden.server.cli.serve import StartError
-        from skywarden.tools.registry import DuplicateToolError
+        from skywarden.server.plugins.registry import DuplicateToolError
 
         if isinstance(exc, (DuplicateToolError, StartError, StoreOpenError, OSError)):
             print(f"skywarden: {exc}", file=sys.stderr)

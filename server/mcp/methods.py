@@ -18,8 +18,8 @@ from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
 from skywarden.server.principal import Principal
 from skywarden.server.request_state import Prepaid
+from skywarden.server.ttlcache import TTLCache
 from skywarden.tools.contract import ProgressReporter, ToolResult, no_progress, text_content
-from skywarden.tools.upstream import TTLCache
 
 SERVER_INFO = {"name": "skywarden", "title": "Skywarden", "version": __version__}
 CAPABILITIES = {"tools": {"listChanged": False}}

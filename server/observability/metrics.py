@@ -22,7 +22,7 @@ from skywarden.server.http.paths import METRICS_PATH
 from skywarden.server.http.routes import METRICS, add_route
 from skywarden.server.observability.denials import RecentDenials
 from skywarden.server.observability.logging_setup import sink_states
-from skywarden.tools.upstream import TTLCache
+from skywarden.server.ttlcache import TTLCache
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from skywarden.tools.contract import ToolContext, ToolError, ToolResult, text_content
-from skywarden.tools.upstream import UpstreamError
+from skywarden.tools.http import UpstreamError
 from skywarden.tools.weather import nws
 
 PERIODS = 5

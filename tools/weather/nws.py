@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from skywarden.tools.contract import ToolContext
-from skywarden.tools.upstream import UpstreamError
+from skywarden.tools.http import UpstreamError
 
 SERVICE = "The National Weather Service API"
 LABEL = "nws"  # the metric label

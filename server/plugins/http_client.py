@@ -12,61 +12,18 @@ import json
 import math
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
+from skywarden.server.ttlcache import TTLCache
 from skywarden.tools.contract import ToolError
+from skywarden.tools.http import UpstreamError
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-maxage|max-age)\s*=\s*\"?(\d+)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache|private)\b", re.IGNORECASE)
-
-
-class UpstreamError(ToolError):
-    """An upstream request failed; the message is safe to show. ``url`` (``loggable_url``: no
-    query, no credentials), ``status`` and ``cause`` (an exception class or a short reason) say
-    why, for the log line the pipeline writes."""
-
-    def __init__(
-        self,
-        message: str,
-        status: int | None = None,
-        problem: dict[str, Any] | None = None,
-        *,
-        url: str | None = None,
-        cause: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.problem = problem or {}
-        self.url = loggable_url(url) if url else None
-        self.cause = cause
-
-
-MAX_LOGGED_PATH = 200
-
-
-def loggable_url(url: str) -> str:
-    """``scheme://host[:port]/path`` of ``url``: never its query (where APIs take keys), path
-    parameters (``;jsessionid=...``), fragment or user info. An IPv6 host keeps its brackets and
-    a port written in the URL is kept, so the address logged is the one that was asked."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(not a URL)"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port is not None else ""
-    except ValueError:
-        port = ":(not a port)"
-    path = "/".join(segment.partition(";")[0] for segment in parts.path.split("/"))
-    return f"{parts.scheme}://{host}{port}{path[:MAX_LOGGED_PATH]}"
 
 
 def cache_ttl(cache_control: str | None) -> float:
@@ -75,62 +32,6 @@ def cache_ttl(cache_control: str | None) -> float:
         return 0.0
     match = _MAX_AGE.search(cache_control)
     return float(match.group(1)) if match else 0.0
-
-
-_NEVER = math.inf  # the expiry of an entry that is only ever evicted
-
-
-class TTLCache:
-    """The one bounded cache of the request path: a least-recently-used map of at most
-    ``max_entries`` (0 keeps nothing) whose entries may expire. Upstream answers are kept under
-    their URL; the server's own caches are built in ``skywarden.server.calls.caches``."""
-
-    def __init__(self, max_entries: int, clock: Any = time.monotonic) -> None:
-        self.max_entries = max_entries
-        self._clock = clock
-        self._data: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: Hashable, *, count: bool = True) -> Any | None:
-        entry = self._data.get(key)
-        if entry is None or (entry[0] != _NEVER and entry[0] <= self._clock()):  # kept entries skip the clock
-            if entry is not None:
-                del self._data[key]
-            self.misses += count
-            return None
-        self._data.move_to_end(key)
-        self.hits += count
-        return entry[1]
-
-    def put(self, key: Hashable, value: Any, ttl: float) -> None:
-        if ttl > 0:
-            self.put_until(key, value, self._clock() + ttl)
-
-    def keep(self, key: Hashable, value: Any) -> None:
-        """An entry that never expires: it leaves only as the least recently used."""
-        self.put_until(key, value, _NEVER)
-
-    def put_until(self, key: Hashable, value: Any, expires: float) -> None:
-        if expires <= self._clock() or self.max_entries <= 0:
-            return
-        self._data[key] = (expires, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
-
-    def take(self, key: Hashable) -> Any | None:
-        """Remove and return a live entry (a value meant to be used once)."""
-        found = self.get(key, count=False)
-        self._data.pop(key, None)
-        return found
-
-    def expires(self, key: Hashable) -> float | None:
-        entry = self._data.get(key)
-        return entry[0] if entry is not None else None
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 @dataclass

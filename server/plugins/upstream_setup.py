@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from skywarden.server.plugins.http_client import Upstream
 from skywarden.server.settings import Settings
-from skywarden.tools.upstream import TTLCache, Upstream
+from skywarden.server.ttlcache import TTLCache
 
 
 def build_upstream(

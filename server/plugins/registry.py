@@ -16,7 +16,7 @@ from typing import Any
 import marshmallow
 import structlog
 
-from skywarden.tools.schema import json_schema
+from skywarden.server.plugins.json_schema import json_schema
 
 ENTRY_POINT_GROUP = "skywarden.tools"
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
