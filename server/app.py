@@ -50,6 +50,7 @@ from skywarden.server.mcp.wire import rpc_error_answer
 from skywarden.server.observability.audit import audit_middleware_for, note_refusal
 from skywarden.server.observability.metrics import Metrics
 from skywarden.server.plugins.registry import ToolRegistry, discover_tools
+from skywarden.server.plugins.runtime import build_runtimes
 from skywarden.server.plugins.upstream_setup import build_upstream, upstream_context
 from skywarden.server.request_state import open_state, state_of
 from skywarden.server.settings import Settings
@@ -90,8 +91,7 @@ def create_app(
     identity = build_identity(settings, tool_names)
     pipeline = ToolPipeline(
         registry=registry,
-        upstream=upstream,
-        tool_settings={t.name: settings.group(t.settings_group) for t in registry if t.settings_group},
+        runtimes=build_runtimes(registry, settings, upstream),
         charge=limits.charge,
         max_concurrent=settings.max_concurrent_calls,
         refuse=identity.scope_refusal if identity is not None else forbid_tool,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from marshmallow import Schema, fields
 
-from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline
+from skywarden.server.calls.pipeline import InvalidArguments
 from skywarden.server.plugins.http_client import Upstream
 from skywarden.server.plugins.registry import ToolRegistry, register_tool
 from skywarden.server.principal import Principal
@@ -18,6 +18,7 @@ from skywarden.tools.contract import ToolResult, text_content
 from skywarden.tools.weather import alerts, forecast
 from tests.support.fake_nws import FakeNWS
 from tests.support.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
+from tests.support.pipelines import pipeline_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*(ROOT / "server").rglob("*.py"), *(ROOT / "tools").rglob("*.py")])
@@ -170,8 +171,8 @@ def pure_tool(field: fields.Field):
 async def test_a_tool_of_the_same_name_in_another_registry_validates_by_its_own_schema():
     caller = Principal("key", "key_caches", "caches", frozenset({"*"}))
     upstream = Upstream("t", 1, 1000, TTLCache(1))
-    numbers = ToolPipeline(ToolRegistry([pure_tool(fields.Integer(required=True))]), upstream, {})
-    texts = ToolPipeline(ToolRegistry([pure_tool(fields.String(required=True))]), upstream, {})
+    numbers = pipeline_of(ToolRegistry([pure_tool(fields.Integer(required=True))]), upstream)
+    texts = pipeline_of(ToolRegistry([pure_tool(fields.String(required=True))]), upstream)
     assert not (await numbers.call("pure", {"flag": 1}, caller)).result.is_error
     with pytest.raises(InvalidArguments):
         await texts.call("pure", {"flag": 1}, caller)

@@ -20,6 +20,7 @@ from skywarden.tools.weather import alerts, forecast
 from tests.support.admin import create_key
 from tests.support.clock import Clock
 from tests.support.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
+from tests.support.pipelines import pipeline_of
 
 CALLER = Principal("key", "key_kept", "kept", frozenset({"*"}))
 POINT = {"latitude": 39.7456, "longitude": -97.0892}
@@ -38,7 +39,7 @@ async def weather(fake_nws):
     upstream = Upstream("test", 5, 1 << 20, TTLCache(64, clock=clock))
     await upstream.open()
     registry = ToolRegistry([register_tool(forecast.tool, "t"), register_tool(alerts.tool, "t")])
-    pipeline = ToolPipeline(
+    pipeline = pipeline_of(
         registry, upstream, {name: {"base_url": fake_nws.url} for name in registry.names()}, results=TTLCache(8, clock)
     )
     pipeline.clock = clock
@@ -121,7 +122,7 @@ def make_tool(call, name: str = "kept", cache_results: Any = True, pure_argument
 
 def pipeline_for(tool, upstream: Upstream, clock: Clock, entries: int = 8) -> ToolPipeline:
     registry = ToolRegistry([register_tool(tool, "t")])
-    return ToolPipeline(registry, upstream, {}, results=TTLCache(entries, clock))
+    return pipeline_of(registry, upstream, results=TTLCache(entries, clock))
 
 
 @pytest.fixture

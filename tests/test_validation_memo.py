@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 from marshmallow import Schema, fields, post_load
 
-from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline
+from skywarden.server.calls.pipeline import InvalidArguments
 from skywarden.server.plugins.http_client import Upstream
 from skywarden.server.plugins.registry import ToolRegistry, register_tool
 from skywarden.server.principal import Principal
 from skywarden.server.ttlcache import TTLCache
 from skywarden.tools.contract import ToolResult, text_content
+from tests.support.pipelines import pipeline_of
 
 LOADS: list[dict] = []
 CALLER = Principal("key", "key_memo", "memo", frozenset({"*"}))
@@ -48,7 +49,7 @@ def pipeline():
     registry = ToolRegistry(
         [register_tool(make_tool("pure", True), "t"), register_tool(make_tool("plain", False), "t")]
     )
-    return ToolPipeline(registry, Upstream("t", 1, 1000, TTLCache(1)), {})
+    return pipeline_of(registry, Upstream("t", 1, 1000, TTLCache(1)))
 
 
 async def test_identical_arguments_are_validated_once_and_stay_private_to_each_call(pipeline):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Generic
 
-import marshmallow
+from typing_extensions import TypeVar
+
+if TYPE_CHECKING:
+    from skywarden.tools.http import HttpClient
 
 ProgressReporter = Callable[[float, "float | None", "str | None"], Awaitable[None]]
 
@@ -31,40 +35,51 @@ class MissingClientCapability(Exception):
         self.capabilities = capabilities
 
 
+T = TypeVar("T", default=Any)
+
+
 @dataclass
-class ToolResult:
+class ToolResult(Generic[T]):
+    """A tool's answer: ``content`` blocks for the model, and ``structured`` data (an instance of
+    the declared result type, or a dict of its published shape) for ``structuredContent``.
+    Annotate a tool ``-> ToolResult[Forecast]`` to publish ``Forecast`` as its output schema and
+    still write the text yourself."""
+
     content: list[dict[str, Any]]
-    structured: dict[str, Any] | None = None
+    structured: T | dict[str, Any] | None = None
     is_error: bool = False
 
 
-@dataclass
-class ToolContext:
-    """Everything a tool call gets besides its arguments, and nothing more of the server.
+S = TypeVar("S", default=Any)
 
-    ``upstream`` is the shared HTTP client for outside APIs (timeouts, size
-    caps, caching); ``settings`` holds the tool's own settings only (its
-    ``settings_group``: the server's ``<group>_*`` settings without the prefix,
-    plus ``tool_settings.<group>``); ``log`` is bound to the request;
-    ``principal`` is the authenticated caller.
+
+@dataclass(slots=True)
+class Context(Generic[S]):
+    """What a tool call gets besides its arguments, and nothing more of the server.
+
+    ``settings`` is the plugin's own settings (an instance of its settings dataclass; a tool
+    without one gets an empty mapping, a class-form tool with ``settings_group`` its group's
+    table); ``http`` the plugin's HTTP client for outside APIs (its User-Agent, the SSRF guard,
+    timeouts, size caps, caching); ``log`` a structlog logger bound to the request and tool;
+    ``principal`` the caller (``id``, ``name``, ``scopes``; ``None`` in start-up and shutdown
+    hooks); ``state`` the plugin's own namespace, filled by its start-up hooks.
     """
 
-    upstream: Any  # the server's HTTP client for outside APIs (get_json)
-    settings: Mapping[str, Any]
+    settings: S
+    http: HttpClient
     log: Any
     principal: Any = None
     report_progress: ProgressReporter = no_progress
     client_capabilities: Mapping[str, Any] | None = None  # None when the door (REST) has no such notion
+    state: SimpleNamespace = field(default_factory=SimpleNamespace)
+
+    @property
+    def upstream(self) -> HttpClient:
+        """The HTTP client under its first name (plugin API 1)."""
+        return self.http
 
 
-@runtime_checkable
-class Tool(Protocol):
-    name: str
-    title: str
-    description: str
-    Arguments: type[marshmallow.Schema]
-
-    async def call(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult: ...
+ToolContext = Context  # plugin API 1's name, kept for class-form tools
 
 
 def text_content(text: str) -> dict[str, Any]:

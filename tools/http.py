@@ -1,11 +1,15 @@
-"""What a plugin's HTTP calls raise: ``UpstreamError``, with an address that is safe to log."""
+"""``context.http``: the client a plugin calls outside APIs with, what it answers and what it raises."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from skywarden.tools.contract import ToolError
+from skywarden.tools.settings import Secret
 
 
 class UpstreamError(ToolError):
@@ -49,3 +53,65 @@ def loggable_url(url: str) -> str:
         port = ":(not a port)"
     path = "/".join(segment.partition(";")[0] for segment in parts.path.split("/"))
     return f"{parts.scheme}://{host}{port}{path[:MAX_LOGGED_PATH]}"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """An upstream's answer to ``HttpClient.request``, read whole (within the size cap)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+    def json(self) -> Any:
+        """The body as JSON; ``UpstreamError`` if it is not."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            raise UpstreamError(
+                "The upstream answered with something that is not valid JSON.",
+                status=self.status,
+                url=self.url,
+                cause="not_json",
+            ) from None
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+class HttpClient(Protocol):
+    """``context.http``: the plugin's client for outside APIs. Every call goes through the SSRF
+    guard, sends the plugin's User-Agent, and fails as ``UpstreamError`` (a ``ToolError``) with a
+    message naming ``service`` (default: the plugin's title). ``Secret`` header values are sent
+    as their value and never logged."""
+
+    async def get_json(
+        self,
+        url: str,
+        *,
+        service: str | None = None,
+        accept: str = "application/json",
+        label: str | None = None,
+        headers: Mapping[str, str | Secret] | None = None,
+        derive: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """GET ``url`` and return its JSON (status 200 only), cached per ``Cache-Control``."""
+        ...
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        service: str | None = None,
+        label: str | None = None,
+        headers: Mapping[str, str | Secret] | None = None,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: bytes | str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-request cap, passed to the client)
+    ) -> HttpResponse:
+        """Any method, headers, a JSON or raw body, a timeout (at most the server's). Answers of
+        every status are returned; only transport failures, the size cap and the guard raise."""
+        ...

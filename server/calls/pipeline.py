@@ -29,15 +29,16 @@ from skywarden.server.errors import (
 )
 from skywarden.server.http.challenges import REALM, bearer_challenge
 from skywarden.server.jsonutil import dumps
-from skywarden.server.plugins.http_client import FreshnessTracker, Upstream
+from skywarden.server.plugins.http_client import FreshnessTracker
 from skywarden.server.plugins.registry import RegisteredTool, ToolRegistry
+from skywarden.server.plugins.runtime import PluginRuntime
 from skywarden.server.principal import Principal
 from skywarden.server.request_state import Prepaid
 from skywarden.server.ttlcache import TTLCache
 from skywarden.tools.contract import (
+    Context,
     MissingClientCapability,
     ProgressReporter,
-    ToolContext,
     ToolError,
     ToolResult,
     no_progress,
@@ -122,8 +123,7 @@ class CallOutcome:
 @dataclass
 class ToolPipeline:
     registry: ToolRegistry
-    upstream: Upstream
-    tool_settings: Mapping[str, Mapping[str, Any]]  # a tool's own settings, by tool name
+    runtimes: Mapping[str, PluginRuntime]  # by tool name: its plugin's settings, HTTP client and state
     charge: Charger | None = None
     max_concurrent: int = 8
     refuse: Callable[[str, Principal], ApiError] = forbid_tool  # the scope refusal (resource-server mode: its own)
@@ -226,13 +226,15 @@ class ToolPipeline:
         bound = self._loggers.get(tool.name)
         if bound is None:
             bound = self._loggers[tool.name] = log.bind(tool=tool.name)
-        context = ToolContext(
-            upstream=self.upstream,
-            settings=self.tool_settings.get(tool.name, {}),
-            log=bound,
-            principal=principal,
-            report_progress=report_progress,
-            client_capabilities=client_capabilities,
+        runtime = self.runtimes[tool.name]
+        context = Context(
+            runtime.settings,
+            runtime.http,
+            bound,
+            principal,
+            report_progress,
+            client_capabilities,
+            runtime.state,
         )
         self._take_slot(principal.id)
         try:
