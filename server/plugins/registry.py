@@ -34,6 +34,22 @@ class InvalidToolError(ValueError):
 
 
 @dataclass(frozen=True)
+class PluginInfo:
+    """A loaded plugin: what its tools share. A ``Plugin`` (API 2) is one; a class-form tool is a
+    plugin of its own, or shares one with the tools of its ``settings_group``."""
+
+    name: str  # the settings prefix: ``<name>_<setting>``
+    distribution: str
+    title: str
+    settings: type | None = None  # the settings dataclass (API 2)
+    settings_group: str | None = None  # a class-form tool's group: its settings are that raw table
+    user_agent: str | None = None
+    startup: tuple[Any, ...] = ()
+    shutdown: tuple[Any, ...] = ()
+    tools: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RegisteredTool:
     """A validated tool with everything the hot path needs precomputed."""
 
@@ -50,6 +66,7 @@ class RegisteredTool:
     settings_group: str | None = None  # the tool gets the server's ``<group>_*`` settings
     pure_arguments: bool = False  # its Arguments schema's answer depends on the input alone
     cache_results: bool = False  # its result depends on the arguments and upstream answers alone
+    plugin: str = ""  # the name of its PluginInfo
 
     def describe(self, with_output_schema: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -68,6 +85,18 @@ class ToolRegistry:
         self._tools: dict[str, RegisteredTool] = {}
         for tool in tools:
             self.add(tool)
+
+    @property
+    def plugins(self) -> list[PluginInfo]:
+        """The plugins of the registered tools, by name: a class-form tool is a plugin of its own
+        (named after its ``settings_group`` when it has one, shared with the group's other tools)."""
+        found: dict[str, PluginInfo] = {}
+        for tool in self:
+            name = tool.plugin or tool.settings_group or _plugin_name(tool.name)
+            seen = found.get(name)
+            tools = (*seen.tools, tool.name) if seen is not None else (tool.name,)
+            found[name] = PluginInfo(name, tool.distribution, name, settings_group=tool.settings_group, tools=tools)
+        return [found[name] for name in sorted(found)]
 
     def add(self, tool: RegisteredTool) -> None:
         existing = self._tools.get(tool.name)
@@ -88,6 +117,12 @@ class ToolRegistry:
 
     def __len__(self) -> int:
         return len(self._tools)
+
+
+def _plugin_name(tool_name: str) -> str:
+    """A settings-prefix-shaped name for a tool's own plugin."""
+    name = re.sub(r"[^a-z0-9_]+", "_", tool_name.lower()).strip("_")[:40]
+    return name if name[:1].isalpha() else f"tool_{name}"[:40]
 
 
 def _schema_instance(value: Any, what: str) -> marshmallow.Schema:

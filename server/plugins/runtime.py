@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from skywarden.server.plugins.http_client import Upstream
 from skywarden.server.plugins.registry import ToolRegistry
 from skywarden.server.settings import Settings
 
@@ -22,9 +23,12 @@ class PluginRuntime:
     state: SimpleNamespace = field(default_factory=SimpleNamespace)
 
 
-def build_runtimes(registry: ToolRegistry, settings: Settings, http: Any) -> dict[str, PluginRuntime]:
-    """One runtime per tool name (tools of one plugin share it)."""
-    return {
-        t.name: PluginRuntime(t.name, settings.group(t.settings_group) if t.settings_group else {}, http)
-        for t in registry
-    }
+def build_runtimes(registry: ToolRegistry, settings: Settings, http: Upstream) -> dict[str, PluginRuntime]:
+    """One runtime per tool name (the tools of one plugin share it)."""
+    runtimes = {}
+    for plugin in registry.plugins:
+        own = settings.group(plugin.settings_group) if plugin.settings_group else {}
+        client = http.for_plugin(plugin.name, user_agent=plugin.user_agent or "", service=plugin.title)
+        runtime = PluginRuntime(plugin.name, own, client)
+        runtimes.update(dict.fromkeys(plugin.tools, runtime))
+    return runtimes
