@@ -81,18 +81,32 @@ class RegisteredTool:
 
 
 class ToolRegistry:
-    def __init__(self, tools: Iterable[RegisteredTool] = ()) -> None:
+    def __init__(self, tools: Iterable[RegisteredTool] = (), plugins: Iterable[PluginInfo] = ()) -> None:
         self._tools: dict[str, RegisteredTool] = {}
+        self._plugins: dict[str, PluginInfo] = {}
         for tool in tools:
             self.add(tool)
+        for plugin in plugins:
+            self.add_plugin(plugin)
+
+    def add_plugin(self, plugin: PluginInfo) -> None:
+        existing = self._plugins.get(plugin.name)
+        if existing is not None:
+            raise DuplicateToolError(
+                f"plugin name {plugin.name!r} is used by both {existing.distribution!r} and {plugin.distribution!r}"
+            )
+        self._plugins[plugin.name] = plugin
 
     @property
     def plugins(self) -> list[PluginInfo]:
-        """The plugins of the registered tools, by name: a class-form tool is a plugin of its own
-        (named after its ``settings_group`` when it has one, shared with the group's other tools)."""
-        found: dict[str, PluginInfo] = {}
+        """Every plugin, by name: those added, and for a class-form tool that names none, a plugin
+        of its own (named after its ``settings_group`` when it has one, shared with the group's
+        other tools)."""
+        found = dict(self._plugins)
         for tool in self:
-            name = tool.plugin or tool.settings_group or _plugin_name(tool.name)
+            if tool.plugin in self._plugins:
+                continue
+            name = tool.settings_group or _plugin_name(tool.name)
             seen = found.get(name)
             tools = (*seen.tools, tool.name) if seen is not None else (tool.name,)
             found[name] = PluginInfo(name, tool.distribution, name, settings_group=tool.settings_group, tools=tools)
