@@ -375,6 +375,12 @@ class Settings:
         4 * 1024 * 1024, _int_range(1024, 256 * 1024 * 1024), "largest upstream answer accepted, bytes"
     )
     upstream_cache_entries: int = _setting(512, _int_range(0, 100_000), "upstream answers kept in the cache")
+    upstream_allowed_networks: tuple[str, ...] = _setting(
+        (),
+        _networks,
+        "comma-separated addresses/networks plugins may call besides public ones (e.g. 10.0.0.0/8); "
+        "a plugin's own URL settings are always allowed",
+    )
     tool_result_cache_entries: int = _setting(
         1024,
         _int_range(0, 100_000),

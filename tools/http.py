@@ -82,9 +82,13 @@ class HttpResponse:
 
 class HttpClient(Protocol):
     """``context.http``: the plugin's client for outside APIs. Every call goes through the SSRF
-    guard, sends the plugin's User-Agent, and fails as ``UpstreamError`` (a ``ToolError``) with a
-    message naming ``service`` (default: the plugin's title). ``Secret`` header values are sent
-    as their value and never logged."""
+    guard (http/https only; the destination's addresses must be public, or in the server's
+    ``upstream_allowed_networks``, unless the origin is one of the plugin's URL settings), sends
+    the plugin's User-Agent, and fails as ``UpstreamError`` (a ``ToolError``) with a message
+    naming ``service`` (default: the plugin's title) and a ``cause``: ``invalid_request`` (a
+    malformed method, URL, header, query or body), ``blocked_address``, ``too_large``,
+    ``TimeoutError`` or the transport error's name; ``get_json`` also ``status`` and ``not_json``.
+    ``Secret`` header (and query) values are sent as their value and never logged."""
 
     async def get_json(
         self,
@@ -96,7 +100,9 @@ class HttpClient(Protocol):
         headers: Mapping[str, str | Secret] | None = None,
         derive: Callable[[Any], Any] | None = None,
     ) -> Any:
-        """GET ``url`` and return its JSON (status 200 only), cached per ``Cache-Control``."""
+        """GET ``url`` and return its JSON (status 200 only), cached per ``Cache-Control`` apart
+        for each plugin and each set of ``headers``. ``derive`` (a pure function of the document)
+        makes a shape cached with the answer; never mutate what is returned."""
         ...
 
     async def request(
@@ -107,11 +113,14 @@ class HttpClient(Protocol):
         service: str | None = None,
         label: str | None = None,
         headers: Mapping[str, str | Secret] | None = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str | Secret] | None = None,
         json: Any = None,
         data: bytes | str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (a per-request cap, passed to the client)
     ) -> HttpResponse:
-        """Any method, headers, a JSON or raw body, a timeout (at most the server's). Answers of
-        every status are returned; only transport failures, the size cap and the guard raise."""
+        """Any method, headers, query ``params``, a JSON (``json``, not ``null``) or raw body
+        (``data``; not both), a timeout (at most the server's). Answers of every status are
+        returned, redirects too (never followed); never cached, and a result made with it is
+        never kept. Only a malformed request, the guard, transport failures, timeouts and the
+        size cap raise."""
         ...

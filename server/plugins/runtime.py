@@ -28,7 +28,9 @@ def build_runtimes(registry: ToolRegistry, settings: Settings, http: Upstream) -
     runtimes = {}
     for plugin in registry.plugins:
         own = settings.group(plugin.settings_group) if plugin.settings_group else {}
-        client = http.for_plugin(plugin.name, user_agent=plugin.user_agent or "", service=plugin.title)
+        client = http.for_plugin(
+            plugin.name, user_agent=plugin.user_agent or "", service=plugin.title, trusted_origins=own.values()
+        )
         runtime = PluginRuntime(plugin.name, own, client)
         runtimes.update(dict.fromkeys(plugin.tools, runtime))
     return runtimes

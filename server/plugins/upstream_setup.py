@@ -21,6 +21,7 @@ def build_upstream(
         cache=cache,
         max_connections=settings.upstream_max_connections,
         observer=observer,
+        allowed_networks=settings.upstream_allowed_networks,
     )
 
 
