@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +41,8 @@ MODERN_VERSION = "2026-07-28"
 
 @dataclass(frozen=True)
 class Answer:
-    """A canned upstream answer; a bare dict or list in the routes means 200 with that JSON."""
+    """A canned upstream answer; a bare dict or list in the routes means 200 with that JSON.
+    ``body`` is sent as JSON, or as it is when it is ``bytes``."""
 
     body: Any
     status: int = 200
@@ -49,33 +50,64 @@ class Answer:
     content_type: str = "application/json"
 
 
+@dataclass(frozen=True)
+class SeenRequest:
+    """A request the fake upstream received. Unpacks as ``(path, headers)``, its first form."""
+
+    method: str
+    path: str  # with the query, when there is one
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.path, self.headers))
+
+
 @dataclass
 class FakeUpstream:
     url: str
     routes: dict[str, Any]
-    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (path with query, headers)
+    requests: list[SeenRequest] = field(default_factory=list)
 
 
 @asynccontextmanager
 async def fake_upstream(routes: Mapping[str, Any]) -> AsyncIterator[FakeUpstream]:
-    """A local HTTP server answering GET ``path`` (query included, when given) from ``routes``; 404 else."""
+    """A local HTTP server (on 127.0.0.1) answering from ``routes``, 404 for anything else.
+
+    A route is a path (query included, when given), answered for GET and HEAD, or a method and
+    a path (``"POST /things"``, ``"DELETE /things/1"``); its value is an ``Answer`` or the JSON
+    of a 200. Every request is recorded in ``requests`` (method, path, headers, body).
+
+    The server is on loopback, which the SSRF guard of ``context.http`` refuses unless the
+    plugin's operator configured it: give its ``url`` as one of the plugin's URL settings (as
+    ``running_app(tool_settings={"mygroup": {"base_url": upstream.url}})`` does), or allow
+    loopback for the test with ``running_app(upstream_allowed_networks="127.0.0.1")``."""
     fake = FakeUpstream(url="", routes=dict(routes))
 
     async def answer(request: web.Request) -> web.Response:
-        fake.requests.append((request.path_qs, dict(request.headers)))
-        found = fake.routes.get(request.path_qs, fake.routes.get(request.path))
+        body = await request.read()
+        fake.requests.append(SeenRequest(request.method, request.path_qs, dict(request.headers), body))
+        found = None
+        for key in _route_keys(request.method, request.path_qs, request.path):
+            found = fake.routes.get(key)
+            if found is not None:
+                break
         if found is None:
             return web.json_response({"title": "Not Found", "status": 404}, status=404)
         canned = found if isinstance(found, Answer) else Answer(found)
+        content = canned.body if isinstance(canned.body, bytes) else json.dumps(canned.body).encode()
         return web.Response(
-            body=json.dumps(canned.body).encode(),
+            body=content,
             status=canned.status,
             headers=dict(canned.headers),
             content_type=canned.content_type,
         )
 
     app = web.Application()
-    app.router.add_get("/{tail:.*}", answer)
+    app.router.add_route("*", "/{tail:.*}", answer)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     fake.url = str(server.make_url("")).rstrip("/")
@@ -83,6 +115,14 @@ async def fake_upstream(routes: Mapping[str, Any]) -> AsyncIterator[FakeUpstream
         yield fake
     finally:
         await server.close()
+
+
+def _route_keys(method: str, path_qs: str, path: str) -> Iterator[str]:
+    yield f"{method} {path_qs}"
+    yield f"{method} {path}"
+    if method in ("GET", "HEAD"):
+        yield path_qs
+        yield path
 
 
 class SkywardenTestServer(TestServer):

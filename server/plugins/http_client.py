@@ -302,12 +302,13 @@ class PluginHttp:
     through only public addresses, those in ``upstream_allowed_networks``, and the origins
     its operator configured (``trusted``; ``None``: every origin, for the pool's own calls)."""
 
-    __slots__ = ("_label", "_name", "_pool", "_service", "_trusted", "user_agent")
+    __slots__ = ("_cache", "_label", "_name", "_pool", "_service", "_trusted", "user_agent")
 
     def __init__(
         self, pool: Upstream, name: str | None, user_agent: str, service: str, trusted: frozenset[Origin] | None
     ) -> None:
         self._pool = pool
+        self._cache = pool.cache
         self._name = name
         self.user_agent = user_agent
         self._service = service
@@ -340,8 +341,7 @@ class PluginHttp:
         an upstream answer does that once per answer, not once per call. The shape is kept under the
         function itself, not its name: two functions never share a shape (closures made by one
         factory have one name). Never mutate the result."""
-        name = service or self._service
-        sent = checked_headers(headers, name, url) if headers else None
+        sent = checked_headers(headers, service or self._service, url) if headers else None
         key: Hashable
         if sent is None and self._name is None:
             key = f"{accept} {url}"  # the pool's own answers keep plugin API 1's keys
@@ -350,13 +350,13 @@ class PluginHttp:
         kept_as: Hashable = key if derive is None else (key, derive)
         freshness = _freshness.get()
         if freshness is None:
-            return await self._answer(key, kept_as, url, name, accept, label, sent, derive)
+            return await self._answer(key, kept_as, url, service, accept, label, sent, derive)
         try:
-            found = await self._answer(key, kept_as, url, name, accept, label, sent, derive)
+            found = await self._answer(key, kept_as, url, service, accept, label, sent, derive)
         except BaseException:
             freshness.saw(None)
             raise
-        freshness.saw(self._pool.cache.expires(kept_as))
+        freshness.saw(self._cache.expires(kept_as))
         return found
 
     async def _answer(
@@ -364,14 +364,14 @@ class PluginHttp:
         key: Hashable,
         kept_as: Hashable,
         url: str,
-        service: str,
+        service: str | None,
         accept: str,
         label: str | None,
         sent: dict[str, str] | None,
         derive: Callable[[Any], Any] | None,
     ) -> Any:
         """The answer for ``key``, or ``derive`` of it, kept under ``kept_as``."""
-        cache = self._pool.cache
+        cache = self._cache
         if derive is None:
             cached = cache.get(key)
             return cached if cached is not None else await self._get(key, url, service, accept, label, sent)
@@ -394,24 +394,25 @@ class PluginHttp:
         return derived
 
     async def _get(
-        self, key: Hashable, url: str, service: str, accept: str, label: str | None, sent: dict[str, str] | None
+        self, key: Hashable, url: str, service: str | None, accept: str, label: str | None, sent: dict[str, str] | None
     ) -> Any:
-        target = checked_target(url, service)
+        name = service or self._service
+        target = checked_target(url, name)
         headers = CIMultiDict({"User-Agent": self.user_agent, "Accept": accept})
         if sent:
             headers.update(sent)
-        shown = label or (self._label if service is self._service else service_label(service))
+        shown = label or (self._label if name is self._service else service_label(name))
         started = time.perf_counter()
         try:
             status, answer_headers, body, content_type = await self._pool.exchange(
-                self, "GET", url, target, service, headers, None, self._pool.timeout
+                self, "GET", url, target, name, headers, None, self._pool.timeout
             )
-            data = _document(status, answer_headers, body, content_type, service, url)
+            data = _document(status, answer_headers, body, content_type, name, url)
         except UpstreamError:
             self._pool._observe(shown, started, failed=True)
             raise
         self._pool._observe(shown, started, failed=False)
-        self._pool.cache.put(key, data, cache_ttl(answer_headers.get("Cache-Control")))
+        self._cache.put(key, data, cache_ttl(answer_headers.get("Cache-Control")))
         return data
 
     async def request(

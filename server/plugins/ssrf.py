@@ -23,6 +23,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Origin = tuple[str, str, int]  # (scheme, host as yarl writes it for the wire, port)
 
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known prefix: the last 32 bits are an IPv4 address
+# Special-purpose blocks (IANA registries) that this Python's ``is_global`` may still call global.
+NOT_PUBLIC = tuple(
+    ipaddress.ip_network(block) for block in ("192.0.0.0/24", "192.88.99.0/24", "3fff::/20", "5f00::/16")
+)
 WEB_SCHEMES = frozenset({"http", "https"})
 
 
@@ -50,7 +54,8 @@ def is_public(address: IPAddress) -> bool:
         if address.teredo is not None or address.is_site_local:
             return False
     return address.is_global and not (
-        address.is_multicast
+        any(address in block for block in NOT_PUBLIC)
+        or address.is_multicast
         or address.is_reserved
         or address.is_private
         or address.is_loopback
