@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+from hypothesis import given
+from hypothesis import strategies as st
 
 from skywarden.server.plugins.http_client import FreshnessTracker, PluginHttp, Upstream
 from skywarden.server.plugins.registry import ToolRegistry, register_tool
@@ -256,6 +258,11 @@ async def test_an_answer_over_the_size_cap_is_refused_by_both_methods(pool, serv
     assert caught.value.cause == "too_large"
     with pytest.raises(UpstreamError, match=f"larger than {CAP} bytes"):
         await http.get_json(server.url + path)
+
+
+async def test_a_head_answer_announcing_a_large_body_is_no_answer_over_the_cap(pool, server):
+    answer = await acme(pool, server).request("HEAD", server.url + "/big")
+    assert answer.status == 200 and answer.body == b"" and int(answer.headers["Content-Length"]) > CAP
 
 
 async def test_an_upstream_that_is_down_is_a_transport_error(pool, server):
@@ -649,3 +656,21 @@ async def test_running_app_reaches_a_loopback_upstream_outside_the_settings_when
                 text = body["content"][0]["text"]
                 assert text == '200 {"id": 2}' if status else "is not allowed" in text
     assert len(upstream.requests) == 1
+
+
+@given(st.ip_addresses(v=4))
+def test_an_ipv4_address_is_judged_alike_in_every_ipv6_form_that_carries_it(address):
+    public = is_public(address)
+    packed = int(address)
+    for form in (
+        ipaddress.IPv6Address(0xFFFF_0000_0000 | packed),  # IPv4-mapped
+        ipaddress.IPv6Address((0x64_FF9B << 96) | packed),  # NAT64
+        ipaddress.IPv6Address((0x2002 << 112) | (packed << 80) | 1),  # 6to4
+    ):
+        assert is_public(form) == public, form
+    assert AddressPolicy().allows(f"::ffff:{address}") == public
+
+
+async def test_a_scoped_link_local_literal_is_refused(pool):
+    http = pool.for_plugin("acme", user_agent="", service="The Acme API")
+    await refused(http.request("GET", "http://[fe80::1%25eth0]:8080/"))

@@ -283,6 +283,8 @@ class Upstream:
             ) from None
 
     async def _read_capped(self, resp: aiohttp.ClientResponse, service: str, url: str) -> bytes:
+        if resp.method == "HEAD":  # its Content-Length announces the GET's body, not one to read
+            return b""
         too_large = f"{service} sent an answer larger than {self.max_bytes} bytes."
         if resp.content_length is not None and resp.content_length > self.max_bytes:
             raise UpstreamError(too_large, status=resp.status, url=url, cause="too_large")
