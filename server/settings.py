@@ -763,6 +763,9 @@ class _PluginReader:
             values = checked[plugin.name] = {}
             for setting in plugin.settings:
                 given = [g for g in self.given if g.setting is setting]
+                for value in given:  # every value is checked, as the server's own are, even one that is overridden
+                    if not value.file:
+                        _check(value)
                 new, old = [g for g in given if not g.old], [g for g in given if g.old]
                 chosen = _highest(new or old)
                 if chosen is None:

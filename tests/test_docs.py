@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skywarden.server.keys import KEY_PATTERN, generate_key
 from skywarden.server.cli.reference import built_in_plugins, settings_reference
+from skywarden.server.keys import KEY_PATTERN, generate_key
 from skywarden.server.settings import env_name, setting_fields
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -64,10 +64,11 @@ def setting(default: Any = MISSING, *, help: str, alias: str | None = None) -> A
     """A dataclass field that is a setting. No ``default``: the setting is required (the server
     does not start without it). ``help`` is shown by ``skywarden serve --help`` and the settings
     reference. ``alias`` is an older full name (``"nws_base_url"``) still accepted everywhere the
-    new one is, with a deprecation warning at start-up; when both are given the new one wins."""
+    new one is, with a deprecation warning at start-up; when both are given the new one wins.
+    Settings are keyword-only fields, so a required one may follow one with a default."""
     metadata = {"help": help, "alias": alias}
     if default is MISSING:
-        return dataclasses.field(metadata=metadata)
+        return dataclasses.field(metadata=metadata, kw_only=True)
     if isinstance(default, list):  # a list default is copied for each instance
-        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata, kw_only=True)
+    return dataclasses.field(default=default, metadata=metadata, kw_only=True)

@@ -7,6 +7,7 @@ plugin's hooks with it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType, SimpleNamespace
@@ -32,7 +33,11 @@ def default_user_agent(distribution: str) -> str:
     """``<distribution>/<version> skywarden/<version>`` (PluginInfo.distribution is "name version")."""
     name, _, version = distribution.partition(" ")
     own = f"skywarden/{__version__}"
-    if name and version and name != "skywarden" and " " not in version:
+    if (
+        name != "skywarden"
+        and re.fullmatch(r"[A-Za-z0-9._-]+", name)
+        and re.fullmatch(r"[0-9][A-Za-z0-9.+!-]*", version)
+    ):
         return f"{name}/{version} {own}"
     return own
 

@@ -209,7 +209,8 @@ def _field_for(annotation: Any, validators: Sequence[Callable[[Any], Any]] = ())
         return _Strings(list, validate=list(validators))
     if origin is tuple and arguments == (str, ...):
         return _Strings(tuple, validate=list(validators))
-    raise ValueError(f"unsupported type {getattr(annotation, '__name__', annotation)!s} ({SUPPORTED_TYPES})")
+    shown = annotation.__name__ if isinstance(annotation, type) and origin is None else str(annotation)
+    raise ValueError(f"unsupported type {shown} ({SUPPORTED_TYPES})")
 
 
 def _check(field: _Setting, value: Any) -> Any:
