@@ -30,6 +30,7 @@ from skywarden.server.settings import (
 )
 
 if TYPE_CHECKING:
+    from skywarden.server.cli.discovery import Logged
     from skywarden.server.plugins.registry import ToolRegistry
 
 
@@ -50,14 +51,14 @@ def _add_setting_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | 
 
 
 def _plugin_help(setting: PluginSetting) -> str:
-    text = f"{setting.help} ({setting.kind}" if setting.kind else f"{setting.help} ("
-    text += f"; or {flag_name(setting.name + '_file')})" if setting.secret else ")"
-    text += f"; env {env_name(setting.name)}"
+    """Help, kind, variable and default; a secret's default is never shown."""
+    notes = [note for note in (setting.kind, setting.secret and f"or {flag_name(setting.name + '_file')}") if note]
+    text = setting.help + (f" ({'; '.join(notes)})" if notes else "") + f"; env {env_name(setting.name)}"
     if setting.required:
         text += " (required)"
     elif not setting.secret:
         text += f" (default: {_show_default(setting.default)})"
-    return text.replace("%", "%%").replace(" ()", "")
+    return text.replace("%", "%%")  # argparse formats help with %
 
 
 def _add_plugin_flags(parser: argparse.ArgumentParser, plugins: Sequence[PluginSettings]) -> None:
@@ -142,18 +143,6 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
-def _discover() -> tuple[ToolRegistry, Sequence[Mapping[str, Any]]]:
-    """The installed plugins, and what discovery logged (a plugin skipped), held until the
-    command has configured logging from the settings."""
-    from structlog.testing import capture_logs
-
-    from skywarden.server.plugins.registry import discover_tools
-
-    with capture_logs() as logged:
-        registry = discover_tools()
-    return registry, logged
-
-
 def _cmd_tools(args: argparse.Namespace, registry: ToolRegistry) -> int:
     import json
 
@@ -165,7 +154,7 @@ def _cmd_tools(args: argparse.Namespace, registry: ToolRegistry) -> int:
     return 0
 
 
-def _cmd_serve(settings: Settings, registry: ToolRegistry, logged: Sequence[Mapping[str, Any]]) -> int:
+def _cmd_serve(settings: Settings, registry: ToolRegistry, logged: Logged) -> int:
     if settings.workers > 1:
         from skywarden.server.cli.workers import supervise
 
@@ -175,7 +164,7 @@ def _cmd_serve(settings: Settings, registry: ToolRegistry, logged: Sequence[Mapp
     return serve(settings, registry, logged)
 
 
-def _run_store_command(args: argparse.Namespace, settings: Settings, logged: Sequence[Mapping[str, Any]]) -> int:
+def _run_store_command(args: argparse.Namespace, settings: Settings, logged: Logged) -> int:
     """A ``keys``, ``admin-token`` or ``db`` command; one that changes state runs only once its
     audit file is open (``audit_trail``)."""
     from skywarden.server.cli.audit_trail import audit_write_failed, cli_audit_file, require_audit_file
@@ -189,7 +178,7 @@ def _run_store_command(args: argparse.Namespace, settings: Settings, logged: Seq
         log_file=settings.log_file,
         audit_log_file=audit.path,
     )
-    from skywarden.server.cli.serve import replay_logged
+    from skywarden.server.cli.discovery import replay_logged
 
     replay_logged(logged)
     try:
@@ -209,14 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _command_of(argv) is None:  # --help, --version, or no command: no plugin is needed
             build_parser().parse_args(argv)
             return 2
+        from skywarden.server.cli.discovery import discover_plugins, replay_logged
         from skywarden.server.plugins.settings import declared_settings
 
-        registry, logged = _discover()
+        registry, logged = discover_plugins()
         plugins = declared_settings(registry.plugins)
         args = build_parser(plugins).parse_args(argv)
         if args.command == "tools":
-            from skywarden.server.cli.serve import replay_logged
-
             replay_logged(logged)
             return _cmd_tools(args, registry)
         if args.command == "serve":

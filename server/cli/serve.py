@@ -22,6 +22,7 @@ from aiohttp import web
 from skywarden.server import __version__
 from skywarden.server.app import create_app
 from skywarden.server.auth.credentials import prepare_credentials
+from skywarden.server.cli.discovery import replay_logged
 from skywarden.server.cli.tls import server_ssl_context
 from skywarden.server.http.connections import GuardedAppRunner
 from skywarden.server.observability.audit import audit_connection
@@ -169,15 +170,6 @@ def configure_server_logging(settings: Settings, role: str = "") -> None:
         instance=instance_name(settings) + (f"/{role}" if role else ""),
         open_files=True,
     )
-
-
-def replay_logged(logged: Iterable[Mapping[str, Any]]) -> None:
-    """Log what was logged before logging was configured (plugin discovery), now to its destination."""
-    log = structlog.get_logger("skywarden.tools")
-    for event in logged:
-        fields = dict(event)
-        name, level = fields.pop("event", ""), fields.pop("log_level", "info")
-        getattr(log, level, log.info)(name, **fields)
 
 
 def log_start_notices(settings: Settings, logged: Iterable[Mapping[str, Any]] = ()) -> None:
