@@ -746,7 +746,7 @@ class _PluginReader:
                     f"(plugins with settings: {', '.join(readers) or 'none'})"
                 )
             for key, value in entries.items():
-                name, where = f"{group}_{key}", f"{source}, tool_settings.{group}.{key}"
+                name, where = f"{group}_{key}", ", ".join(filter(None, (source, f"tool_settings.{group}.{key}")))
                 if name not in self.names:
                     raise SettingsError(f"invalid setting {name} ({where}): unknown setting")
                 self.add(name, value, rank, where)
@@ -832,7 +832,7 @@ def plugin_values(plugin: PluginSettings, settings: Settings) -> Mapping[str, An
     if kept is not None:
         return kept
     reader = _PluginReader([plugin])
-    reader.add_tables({plugin.name: settings.tool_settings.get(plugin.name, {})}, CONFIG, "tool_settings")
+    reader.add_tables({plugin.name: settings.tool_settings.get(plugin.name, {})}, CONFIG, "")
     checked, _ = reader.resolve()
     return MappingProxyType(checked[plugin.name])
 

@@ -418,7 +418,7 @@ def test_settings_made_without_the_plugin_are_checked_when_its_runtime_is_built(
         acme(load_settings(environ={}))
     bad = load_settings(environ={}, cli={"tool_settings": {"acme": {"api_key": API_KEY, "timeout": "x"}}})
     with pytest.raises(
-        SettingsError, match=r"invalid setting acme_timeout \(tool_settings, tool_settings.acme.timeout\)"
+        SettingsError, match=r"invalid setting acme_timeout \(tool_settings.acme.timeout\): must be a number"
     ):
         acme(bad)
 

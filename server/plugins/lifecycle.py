@@ -64,6 +64,11 @@ class PluginLifecycle:
             for index, hook in enumerate(plugin.startup):
                 try:
                     await self._run(hook, context)
+                except asyncio.CancelledError:  # the server was asked to stop while starting
+                    if index:
+                        self._started.append(plugin)
+                    await self.stop()
+                    raise
                 except Exception as exc:
                     reason = _reason(exc, self.hook_timeout)
                     log.error(
