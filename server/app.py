@@ -49,8 +49,11 @@ from skywarden.server.mcp.transport import McpEndpoint
 from skywarden.server.mcp.wire import rpc_error_answer
 from skywarden.server.observability.audit import audit_middleware_for, note_refusal
 from skywarden.server.observability.metrics import Metrics
+from skywarden.server.observability.redaction import register_secret
+from skywarden.server.plugins.lifecycle import PluginLifecycle, lifecycle_context
 from skywarden.server.plugins.registry import ToolRegistry, discover_tools
-from skywarden.server.plugins.runtime import build_runtimes
+from skywarden.server.plugins.runtime import plugin_runtimes, tool_runtimes
+from skywarden.server.plugins.settings import secret_texts
 from skywarden.server.plugins.upstream_setup import build_upstream, upstream_context
 from skywarden.server.request_state import open_state, state_of
 from skywarden.server.settings import Settings
@@ -78,6 +81,10 @@ def create_app(
     if settings.metrics_enabled:
         metrics = Metrics(sessions, caches.upstream, caches.results, tool_names, shared.denials)
     upstream = build_upstream(settings, caches.upstream, metrics.observe_upstream if metrics else None)
+    runtimes = plugin_runtimes(registry, settings, upstream)
+    for runtime in runtimes.values():
+        for secret in secret_texts(runtime.settings):
+            register_secret(secret)  # a plugin's secret is redacted from every log line
     authenticator = Authenticator(
         key_store,
         credentials.secret,
@@ -91,7 +98,7 @@ def create_app(
     identity = build_identity(settings, tool_names)
     pipeline = ToolPipeline(
         registry=registry,
-        runtimes=build_runtimes(registry, settings, upstream),
+        runtimes=tool_runtimes(registry, runtimes),
         charge=limits.charge,
         max_concurrent=settings.max_concurrent_calls,
         refuse=identity.scope_refusal if identity is not None else forbid_tool,
@@ -150,6 +157,8 @@ def create_app(
     app.cleanup_ctx.append(upstream_context(upstream))
     if identity is not None:
         app.cleanup_ctx.append(identity_context(identity))
+    # last: start-up hooks see the open upstream pool; shutdown hooks run first, after the last call
+    app.cleanup_ctx.append(lifecycle_context(PluginLifecycle(registry.plugins, runtimes, settings.plugin_hook_timeout)))
 
     McpEndpoint(
         McpMethods(pipeline, caches.tool_lists), sessions, body_reader, limits.charge, settings.max_batch_size

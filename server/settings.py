@@ -2,6 +2,10 @@
 
 Every field carries its own parser and help text in ``metadata`` so the CLI,
 the environment reader and the config-file reader all share one definition.
+
+Plugins declare settings of their own (``skywarden.tools.setting``); ``server/plugins/settings.py``
+describes each as a ``PluginSetting`` and ``load_settings`` reads them from the same sources, by
+the same rules, into ``Settings.plugin_settings``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -336,6 +340,11 @@ def _scope_map(value: Any) -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType(mapping)
 
 
+def _table_value(value: Any) -> bool:
+    scalar = (str, int, float, bool)
+    return isinstance(value, scalar) or (isinstance(value, list) and all(isinstance(v, scalar) for v in value))
+
+
 def _tool_settings(value: Any) -> Mapping[str, Mapping[str, Any]]:
     """``[skywarden.tool_settings.<group>]`` tables in TOML, or the same as a JSON object in the environment."""
     value = _table(value, '{"mytool": {"base_url": "..."}}', "tables (one per settings group)")
@@ -343,8 +352,8 @@ def _tool_settings(value: Any) -> Mapping[str, Mapping[str, Any]]:
     for group, entries in value.items():
         if not isinstance(group, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", group):
             raise ValueError(f"group {str(group)[:40]!r} must be lower-case letters, digits and _")
-        if not isinstance(entries, dict) or not all(isinstance(v, (str, int, float, bool)) for v in entries.values()):
-            raise ValueError(f"group {group!r} must be a table of strings, numbers or booleans")
+        if not isinstance(entries, dict) or not all(_table_value(v) for v in entries.values()):
+            raise ValueError(f"group {group!r} must be a table of strings, numbers, booleans or arrays of them")
         groups[group] = MappingProxyType(dict(entries))
     return MappingProxyType(groups)
 
@@ -497,6 +506,11 @@ class Settings:
         50, _int_range(1, 10_000), "JSON-RPC messages in one batch (2025-03-26); a larger batch is refused whole"
     )
     shutdown_timeout: float = _setting(30.0, _positive_float, "seconds in-flight requests get on shutdown")
+    plugin_hook_timeout: float = _setting(
+        30.0,
+        _positive_float,
+        "seconds each plugin start-up or shutdown hook may take (a slower start-up hook stops the start)",
+    )
     event_loop: str = _setting(
         "auto", _event_loop, "event loop: uvloop when it is installed (auto), uvloop (required), or asyncio"
     )
@@ -507,10 +521,13 @@ class Settings:
         default_factory=lambda: MappingProxyType({}),
         metadata={
             "parse": _tool_settings,
-            "help": "settings of third-party tool plugins, by group (TOML tables or JSON)",
+            "help": "tool plugins' settings by plugin: TOML tables [skywarden.tool_settings.NAME], or a JSON object",
             "secret": False,
         },
     )
+    # Not settings of their own (no flag, no variable): what load_settings made of the plugins' settings.
+    plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    deprecations: tuple[Deprecation, ...] = ()
 
     @property
     def resolved_database_url(self) -> str:
@@ -519,7 +536,7 @@ class Settings:
         return f"sqlite:///{Path(self.data_dir).resolve() / 'skywarden.db'}"
 
     def group(self, name: str) -> Mapping[str, Any]:
-        """A tool plugin's own settings: the ``<name>_*`` fields without the prefix, then
+        """A class-form tool's settings group: the ``<name>_*`` fields without the prefix, then
         ``tool_settings[name]``. A plugin sees these and nothing else of the server's settings."""
         prefix = name + "_"
         values = {f.name[len(prefix) :]: getattr(self, f.name) for f in setting_fields() if f.name.startswith(prefix)}
@@ -531,6 +548,7 @@ class Settings:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         values["tool_settings"] = {group: dict(entries) for group, entries in self.tool_settings.items()}
         values["oauth_scope_map"] = {scope: list(tools) for scope, tools in self.oauth_scope_map.items()}
+        values["plugin_settings"] = {plugin: dict(checked) for plugin, checked in self.plugin_settings.items()}
         return _rebuild_settings, (values,)
 
     def __repr__(self) -> str:
@@ -543,18 +561,27 @@ class Settings:
         return f"Settings({', '.join(shown)})"
 
 
+def _read_only(tables: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Mapping[str, Any]]:
+    return MappingProxyType({name: MappingProxyType(dict(entries)) for name, entries in tables.items()})
+
+
 def _rebuild_settings(values: dict[str, Any]) -> Settings:
     return Settings(
         **{
             **values,
             "tool_settings": _tool_settings(values["tool_settings"]),
             "oauth_scope_map": _scope_map(values["oauth_scope_map"]),
+            "plugin_settings": _read_only(values["plugin_settings"]),
         }
     )
 
 
+_SETTING_FIELDS = tuple(f for f in dataclasses.fields(Settings) if "parse" in f.metadata)
+
+
 def setting_fields() -> tuple[dataclasses.Field[Any], ...]:
-    return dataclasses.fields(Settings)
+    """The fields that are settings (each with a flag, a variable and a config key)."""
+    return _SETTING_FIELDS
 
 
 def default_of(f: dataclasses.Field[Any]) -> Any:
@@ -569,6 +596,10 @@ def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def hide_url_passwords(text: str) -> str:
     """``text`` with the password of any URL in it (``user:password@``, ``password=``) as ***."""
     return _URL_PASSWORD.sub(r"\1***@", _PASSWORD_PARAMETER.sub(r"\1***", text))
@@ -578,12 +609,16 @@ def _shown(value: Any) -> str:
     return repr(hide_url_passwords(value) if isinstance(value, str) else value)
 
 
+def _invalid(name: str, source: str, reason: object, value: Any, secret: bool) -> SettingsError:
+    shown = "***" if secret else _shown(value)
+    return SettingsError(f"invalid setting {name} ({source}): {reason}; got {shown}")
+
+
 def _parse_one(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
     try:
         return f.metadata["parse"](value)
     except ValueError as exc:
-        shown = "***" if f.metadata.get("secret") else _shown(value)
-        raise SettingsError(f"invalid setting {f.name} ({source}): {exc}; got {shown}") from None
+        raise _invalid(f.name, source, exc, value, bool(f.metadata.get("secret"))) from None
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -600,35 +635,262 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return section
 
 
+CONFIG, ENVIRONMENT, FLAG = 1, 2, 3  # where a value came from, by precedence
+
+
+@dataclass(frozen=True)
+class PluginSetting:
+    """One setting a plugin declares, as the readers see it (``server/plugins/settings.py`` makes
+    them from the plugin's settings dataclass)."""
+
+    plugin: str
+    field: str
+    help: str
+    parse: Callable[[Any], Any]  # a raw value (text, a TOML value) -> the checked one; ValueError says why not
+    default: Any = dataclasses.MISSING  # the checked default; MISSING: the setting is required
+    secret: bool = False  # also read from a file (<name>_file); its value is never shown
+    alias: str | None = None  # an older full name, still accepted with a warning
+    kind: str = ""  # what a value looks like ("integer", "http(s) URL"), for --help and the reference
+
+    @property
+    def name(self) -> str:
+        return f"{self.plugin}_{self.field}"
+
+    @property
+    def required(self) -> bool:
+        return self.default is dataclasses.MISSING
+
+    def spellings(self) -> dict[str, tuple[bool, bool]]:
+        """Every full name this setting answers to -> (it is the old name, it names a file)."""
+        names = {self.name: (False, False)}
+        if self.alias:
+            names[self.alias] = (True, False)
+        if self.secret:
+            names[self.name + "_file"] = (False, True)
+            if self.alias:
+                names[self.alias + "_file"] = (True, True)
+        return names
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    """What one plugin reads from the settings: the settings it declares, or (``table``, a
+    class-form tool's ``settings_group``) the table ``[tool_settings.<name>]`` as it is given."""
+
+    name: str
+    title: str  # names the plugin in --help and the reference, e.g. "acme (acme-tools 1.2)"
+    settings: tuple[PluginSetting, ...] = ()
+    table: bool = False
+
+
+@dataclass(frozen=True)
+class Deprecation:
+    """A plugin setting given under its old name (its alias); logged once at start-up."""
+
+    old: str
+    new: str
+    source: str  # where the old name was given
+    overridden_by: str = ""  # where the new name was given too: then the old one is ignored
+
+    def __str__(self) -> str:
+        if self.overridden_by:
+            return (
+                f"setting {self.old} ({self.source}) is deprecated and ignored: "
+                f"{self.new} is set too ({self.overridden_by}) and wins"
+            )
+        return (
+            f"setting {self.old} ({self.source}) is deprecated: use {self.new} "
+            f"({flag_name(self.new)}, {env_name(self.new)}); the old name will be removed in a future release"
+        )
+
+
+@dataclass(frozen=True)
+class _Given:
+    setting: PluginSetting
+    rank: int
+    source: str
+    old: bool
+    file: bool
+    raw: Any
+
+
+class _PluginReader:
+    """The plugins' settings as the sources give them, then checked (``resolve``)."""
+
+    def __init__(self, plugins: Sequence[PluginSettings] | None) -> None:
+        self.plugins = plugins or ()
+        self.registry_known = plugins is not None
+        self.names: dict[str, tuple[PluginSetting, bool, bool]] = {
+            name: (setting, *how)
+            for p in self.plugins
+            for setting in p.settings
+            for name, how in setting.spellings().items()
+        }
+        self.table_groups = {p.name for p in self.plugins if p.table}
+        self.given: list[_Given] = []
+        self._tables: dict[str, tuple[int, Mapping[str, Any]]] = {}
+
+    def add(self, name: str, raw: Any, rank: int, source: str) -> None:
+        setting, old, file = self.names[name]
+        if file and raw == "":  # an empty <name>_file is no file, as for the server's own *_file settings
+            return
+        self.given.append(_Given(setting, rank, source, old, file, raw))
+
+    def add_tables(self, tables: Mapping[str, Mapping[str, Any]], rank: int, source: str) -> None:
+        """``[tool_settings.<group>]``: a class-form group's table is kept whole (a group given by a
+        source of higher precedence replaces it); an entry ``x`` of another group is the setting
+        ``<group>_x`` (a plugin's setting, or an old name)."""
+        for group, entries in tables.items():
+            if group in self.table_groups or not self.registry_known:
+                if rank >= self._tables.get(group, (0, {}))[0]:
+                    self._tables[group] = (rank, entries)
+                continue
+            if not any(name.startswith(group + "_") for name in self.names):
+                readers = sorted({*self.table_groups, *(p.name for p in self.plugins if p.settings)})
+                raise SettingsError(
+                    f"invalid setting tool_settings ({source}): no plugin reads [tool_settings.{group}] "
+                    f"(plugins with settings: {', '.join(readers) or 'none'})"
+                )
+            for key, value in entries.items():
+                name, where = f"{group}_{key}", ", ".join(filter(None, (source, f"tool_settings.{group}.{key}")))
+                if name not in self.names:
+                    raise SettingsError(f"invalid setting {name} ({where}): unknown setting")
+                self.add(name, value, rank, where)
+
+    def raw_tables(self) -> dict[str, Mapping[str, Any]]:
+        return {group: entries for group, (_, entries) in sorted(self._tables.items())}
+
+    def resolve(self) -> tuple[dict[str, dict[str, Any]], list[Deprecation]]:
+        """Each plugin's checked values, every field included (defaults for those not given), and
+        the old names used. The new name wins over the old one wherever each was given."""
+        checked: dict[str, dict[str, Any]] = {}
+        deprecations = []
+        for plugin in self.plugins:
+            values = checked[plugin.name] = {}
+            for setting in plugin.settings:
+                given = [g for g in self.given if g.setting is setting]
+                for value in given:  # every value is checked, as the server's own are, even one that is overridden
+                    if not value.file:
+                        _check(value)
+                new, old = [g for g in given if not g.old], [g for g in given if g.old]
+                chosen = _highest(new or old)
+                if chosen is None:
+                    if setting.required:
+                        raise SettingsError(_missing(setting))
+                    values[setting.field] = setting.default
+                    continue
+                values[setting.field] = _check(chosen)
+                if old:
+                    used = max(old, key=lambda g: g.rank)
+                    deprecations.append(
+                        Deprecation(used.setting.alias or "", setting.name, used.source, chosen.source if new else "")
+                    )
+        return checked, deprecations
+
+
+def _highest(given: list[_Given]) -> _Given | None:
+    """The value from the source of highest precedence; two spellings there (``x`` and ``x_file``,
+    or a name and its tool_settings entry) are refused."""
+    if not given:
+        return None
+    top = max(g.rank for g in given)
+    first, *others = [g for g in given if g.rank == top]
+    if others:
+        raise SettingsError(
+            f"invalid setting {first.setting.name}: given twice ({first.source} and {others[0].source}); give it once"
+        )
+    return first
+
+
+def _check(given: _Given) -> Any:
+    setting, raw, source = given.setting, given.raw, given.source
+    if given.file:
+        name = setting.name + "_file"
+        if not isinstance(raw, str):
+            raise _invalid(name, source, "must be the path of a file", raw, secret=False)
+        try:
+            raw = Path(raw).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise SettingsError(
+                f"invalid setting {name} ({source}): cannot read {given.raw!r} ({exc.strerror or type(exc).__name__})"
+            ) from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"invalid setting {name} ({source}): {given.raw!r} is not UTF-8 text") from None
+        source = f"{source}: {given.raw}"
+    try:
+        return setting.parse(raw)
+    except ValueError as exc:
+        raise _invalid(setting.name, source, exc, raw, setting.secret) from None
+
+
+def _missing(setting: PluginSetting) -> str:
+    ways = [flag_name(setting.name), env_name(setting.name), setting.name]
+    if setting.secret:
+        ways.append(setting.name + "_file")
+    return f"missing setting {setting.name}: set {', '.join(ways[:-1])} or {ways[-1]}"
+
+
+def plugin_values(plugin: PluginSettings, settings: Settings) -> Mapping[str, Any]:
+    """The plugin's checked values (every field): those ``load_settings`` kept, or, for settings
+    read without the plugin known (built directly, or by ``load_settings`` without ``plugins``),
+    its ``[tool_settings.<name>]`` table checked now. SettingsError names a bad or missing one."""
+    kept = settings.plugin_settings.get(plugin.name)
+    if kept is not None:
+        return kept
+    reader = _PluginReader([plugin])
+    reader.add_tables({plugin.name: settings.tool_settings.get(plugin.name, {})}, CONFIG, "")
+    checked, _ = reader.resolve()
+    return MappingProxyType(checked[plugin.name])
+
+
 def load_settings(
     cli: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     config_path: str | os.PathLike[str] | None = None,
+    plugins: Sequence[PluginSettings] | None = None,
+    *,
+    check_plugins: bool = True,
 ) -> Settings:
-    """Build Settings; raises SettingsError naming the first bad setting."""
+    """Build Settings; raises SettingsError naming the first bad setting.
+
+    ``plugins`` (``server/plugins/settings.py`` describes a registry's) makes their settings
+    known: each is read from the same sources by the same precedence, checked, and kept in
+    ``plugin_settings``; a ``[tool_settings.<group>]`` no plugin reads is refused. Without
+    ``plugins`` the registry is unknown: ``tool_settings`` is kept as given and the runtime
+    checks a plugin's table when it is built. ``check_plugins=False`` knows the plugins' names
+    but neither checks nor keeps their values (commands that do not run tools)."""
     environ = os.environ if environ is None else environ
     cli = cli or {}
     known = {f.name: f for f in setting_fields()}
+    reader = _PluginReader(plugins)
     values: dict[str, Any] = {}
+
+    def take(name: str, value: Any, rank: int, source: str) -> None:
+        if name == "tool_settings":
+            reader.add_tables(_parse_one(known[name], value, source), rank, source)
+        elif name in known:
+            values[name] = _parse_one(known[name], value, source)
+        elif name in reader.names:
+            reader.add(name, value, rank, source)
+        else:
+            raise SettingsError(f"invalid setting {name}{f' ({source})' if rank == CONFIG else ''}: unknown setting")
 
     config_path = config_path or environ.get(ENV_PREFIX + "CONFIG") or None
     if config_path:
         for name, value in read_config_file(config_path).items():
-            if name not in known:
-                raise SettingsError(f"invalid setting {name} (config file): unknown setting")
-            values[name] = _parse_one(known[name], value, "config file")
-
-    for name, f in known.items():
+            take(name, value, CONFIG, "config file")
+    for name in (*known, *reader.names):
         if env_name(name) in environ:
-            values[name] = _parse_one(f, environ[env_name(name)], env_name(name))
-
+            take(name, environ[env_name(name)], ENVIRONMENT, env_name(name))
     for name, value in cli.items():
-        if value is None:
-            continue
-        if name not in known:
-            raise SettingsError(f"invalid setting {name}: unknown setting")
-        values[name] = _parse_one(known[name], value, "--" + name.replace("_", "-"))
+        if value is not None:
+            take(name, value, FLAG, flag_name(name))
 
+    values["tool_settings"] = _read_only(reader.raw_tables())
+    if plugins is not None and check_plugins:
+        checked, deprecations = reader.resolve()
+        values["plugin_settings"] = _read_only(checked)
+        values["deprecations"] = tuple(deprecations)
     settings = Settings(**values)
     _check_identity(settings)
     return settings
@@ -645,17 +907,34 @@ def _check_identity(settings: Settings) -> None:
         )
 
 
+def _default_text(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value) or "(empty)"
+    if value is None or value == "":
+        return "(unset)"
+    return str(value)
+
+
 def markdown_table() -> str:
-    """The settings table of the README (``python -m skywarden.server.settings`` prints it)."""
+    """The table of the server's own settings in the README (``python -m skywarden.server.cli.reference``
+    prints it with the built-in plugins' tables)."""
     rows = ["| Setting | Environment | Default | Meaning |", "|---|---|---|---|"]
     for f in setting_fields():
-        default = default_of(f)
-        if isinstance(default, tuple):
-            default = ",".join(default) or "(empty)"
-        shown = "(unset)" if default == "" else default
-        rows.append(f"| `{f.name}` | `{env_name(f.name)}` | `{shown}` | {f.metadata['help']} |")
+        rows.append(f"| `{f.name}` | `{env_name(f.name)}` | `{_default_text(default_of(f))}` | {f.metadata['help']} |")
     return "\n".join(rows) + "\n"
 
 
-if __name__ == "__main__":
-    print(markdown_table(), end="")
+def plugin_markdown_table(plugin: PluginSettings) -> str:
+    """A plugin's settings as a table like ``markdown_table``'s."""
+    rows = ["| Setting | Environment | Default | Meaning |", "|---|---|---|---|"]
+    for s in plugin.settings:
+        if s.required:
+            default = "(required)"
+        else:
+            default = "(unset)" if s.secret and not s.default else f"`{_default_text(s.default)}`"
+        also = [f"or `{s.name}_file`, a file holding it"] if s.secret else []
+        if s.alias:
+            also.append(f"formerly `{s.alias}`")
+        meaning = f"{s.help} ({'; '.join([s.kind, *also])})" if s.kind or also else s.help
+        rows.append(f"| `{s.name}` | `{env_name(s.name)}` | {default} | {meaning} |")
+    return "\n".join(rows) + "\n"

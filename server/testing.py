@@ -34,6 +34,7 @@ from skywarden.server.http.connections import GuardedAppRunner
 from skywarden.server.http.paths import ADMIN_KEYS_PATH, MCP_PATH, TOOLS_PATH
 from skywarden.server.observability.audit import audit_connection
 from skywarden.server.plugins.registry import ToolRegistry, discover_tools, register_tool
+from skywarden.server.plugins.settings import declared_settings
 from skywarden.server.settings import Settings, load_settings
 
 MODERN_VERSION = "2026-07-28"
@@ -205,18 +206,20 @@ async def running_app(
 ) -> AsyncIterator[RunningApp]:
     """Serve Skywarden on a free loopback port with ``tools`` (default: every installed plugin).
 
-    ``settings`` are Skywarden settings by name (e.g. ``nws_base_url=upstream.url``,
-    ``tool_settings={"mygroup": {...}}``, ``rate_limit="5/minute"``)."""
+    ``settings`` are Skywarden settings by name (e.g. ``rate_limit="5/minute"``), the plugins'
+    settings by their full names (``acme_base_url=upstream.url``, ``acme_api_key="..."``) or as
+    tables (``tool_settings={"acme": {...}}``). The plugins' start-up hooks run before this
+    yields (a failing one raises ``PluginStartError``), their shutdown hooks when it ends."""
     registry = (
         ToolRegistry(register_tool(tool, "under test") for tool in tools) if tools is not None else discover_tools()
     )
     admin_token = "skw_test_admin_" + secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="skywarden-test-") as temporary:
         values = {"data_dir": data_dir or temporary, "admin_token": admin_token, **settings}
-        resolved = load_settings(cli=values, environ={})
+        resolved = load_settings(cli=values, environ={}, plugins=declared_settings(registry.plugins))
         server = SkywardenTestServer(create_app(resolved, registry=registry), host="127.0.0.1")
-        await server.start_server()
         try:
+            await server.start_server()  # a start that fails still closes what it opened
             async with aiohttp.ClientSession() as session:
                 yield RunningApp(str(server.make_url("")).rstrip("/"), admin_token, resolved, session)
         finally:

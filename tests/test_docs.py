@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from skywarden.server.cli.reference import built_in_plugins, settings_reference
 from skywarden.server.keys import KEY_PATTERN, generate_key
-from skywarden.server.settings import env_name, markdown_table, setting_fields
+from skywarden.server.settings import env_name, setting_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -14,7 +15,10 @@ def test_readme_documents_every_setting():
     readme = (ROOT / "README.md").read_text()
     for f in setting_fields():
         assert f"`{env_name(f.name)}`" in readme, f.name
-    assert markdown_table() in readme, "regenerate the table: ./scripts/update-readme-settings"
+    for plugin in built_in_plugins():
+        for setting in plugin.settings:
+            assert f"`{env_name(setting.name)}`" in readme, setting.name
+    assert settings_reference() in readme, "regenerate the reference: ./scripts/update-readme-settings"
 
 
 def test_quick_start_commands_exist_and_ci_calls_the_test_command():

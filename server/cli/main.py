@@ -1,4 +1,9 @@
-"""``skywarden``: run the server, list tools, manage keys on the store directly."""
+"""``skywarden``: run the server, list tools, manage keys on the store directly.
+
+The installed plugins are discovered once, before the arguments are read: ``serve`` takes their
+settings as flags (a group per plugin in ``serve --help``), and every command knows their names
+in the environment and the config file.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,27 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skywarden.server import __version__
 from skywarden.server.auth.credentials import CredentialError
 from skywarden.server.cli.keys import CliError
 from skywarden.server.cli.tls import TLSConfigError
-from skywarden.server.settings import Settings, SettingsError, default_of, env_name, load_settings, setting_fields
+from skywarden.server.settings import (
+    PluginSetting,
+    PluginSettings,
+    Settings,
+    SettingsError,
+    default_of,
+    env_name,
+    flag_name,
+    load_settings,
+    setting_fields,
+)
+
+if TYPE_CHECKING:
+    from skywarden.server.cli.discovery import Logged
+    from skywarden.server.plugins.registry import ToolRegistry
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
@@ -31,6 +50,38 @@ def _add_setting_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | 
         )
 
 
+def _plugin_help(setting: PluginSetting) -> str:
+    """Help, kind, variable and default; a secret's default is never shown."""
+    notes = [note for note in (setting.kind, setting.secret and f"or {flag_name(setting.name + '_file')}") if note]
+    text = setting.help + (f" ({'; '.join(notes)})" if notes else "") + f"; env {env_name(setting.name)}"
+    if setting.required:
+        text += " (required)"
+    elif not setting.secret:
+        text += f" (default: {_show_default(setting.default)})"
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
+def _add_plugin_flags(parser: argparse.ArgumentParser, plugins: Sequence[PluginSettings]) -> None:
+    """A group per plugin with settings; old names (aliases) are accepted but not listed."""
+    for plugin in plugins:
+        if not plugin.settings:
+            continue
+        group = parser.add_argument_group(f"plugin {plugin.title}".replace("%", "%%"))
+        for setting in plugin.settings:
+            group.add_argument(
+                flag_name(setting.name), dest=setting.name, default=None, metavar=setting.name.upper(),
+                help=_plugin_help(setting),
+            )  # fmt: skip
+            if setting.secret:
+                group.add_argument(
+                    flag_name(setting.name + "_file"), dest=setting.name + "_file", default=None, metavar="PATH",
+                    help=f"file holding {setting.name}; env {env_name(setting.name + '_file')}",
+                )  # fmt: skip
+            for name, (old, _) in setting.spellings().items():
+                if old:
+                    group.add_argument(flag_name(name), dest=name, default=None, help=argparse.SUPPRESS)
+
+
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     """``--json`` after a command, as before it: SUPPRESS keeps the command's parser from
     overwriting a ``--json`` given before the command with its own default."""
@@ -38,14 +89,17 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _show_default(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(value) or "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value) or "none"
+    if value is None:
+        return "none"
     if isinstance(value, Mapping):
         return "none" if not value else str(dict(value))
     return str(value) if value != "" else "unset"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugins: Sequence[PluginSettings] = ()) -> argparse.ArgumentParser:
+    """The parser; ``plugins`` (``plugins.settings.declared_settings``) add their flags to ``serve``."""
     parser = argparse.ArgumentParser(prog="skywarden", description="Skywarden MCP tool server")
     parser.add_argument("--version", action="version", version=f"skywarden {__version__}")
     parser.add_argument(
@@ -55,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the server")
     _add_setting_flags(serve)
+    _add_plugin_flags(serve, plugins)
 
     tools = sub.add_parser("tools", help="list the tools that load, and from which distribution")
     add_json_flag(tools)
@@ -69,17 +124,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
+def settings_from_args(
+    args: argparse.Namespace, plugins: Sequence[PluginSettings] | None = None, *, check_plugins: bool = True
+) -> Settings:
+    """The settings from the flags, the environment and the config file. With ``plugins``, theirs
+    too (``check_plugins=False``: their names are known, their values neither checked nor kept)."""
     cli = {f.name: getattr(args, f.name, None) for f in setting_fields()}
-    return load_settings(cli=cli, config_path=getattr(args, "config", None))
+    for plugin in plugins or ():
+        for setting in plugin.settings:
+            cli.update({name: getattr(args, name, None) for name in setting.spellings()})
+    return load_settings(
+        cli=cli, config_path=getattr(args, "config", None), plugins=plugins, check_plugins=check_plugins
+    )
 
 
-def _cmd_tools(args: argparse.Namespace) -> int:
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command named (the top-level options take no values), or None."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def _cmd_tools(args: argparse.Namespace, registry: ToolRegistry) -> int:
     import json
 
-    from skywarden.server.plugins.registry import discover_tools
-
-    registry = discover_tools()
     if args.json:
         print(json.dumps([{"name": t.name, "title": t.title, "distribution": t.distribution} for t in registry]))
     else:
@@ -88,17 +154,17 @@ def _cmd_tools(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_serve(settings: Settings) -> int:
+def _cmd_serve(settings: Settings, registry: ToolRegistry, logged: Logged) -> int:
     if settings.workers > 1:
         from skywarden.server.cli.workers import supervise
 
-        return supervise(settings)
+        return supervise(settings, logged)
     from skywarden.server.cli.serve import serve
 
-    return serve(settings)
+    return serve(settings, registry, logged)
 
 
-def _run_store_command(args: argparse.Namespace, settings: Settings) -> int:
+def _run_store_command(args: argparse.Namespace, settings: Settings, logged: Logged) -> int:
     """A ``keys``, ``admin-token`` or ``db`` command; one that changes state runs only once its
     audit file is open (``audit_trail``)."""
     from skywarden.server.cli.audit_trail import audit_write_failed, cli_audit_file, require_audit_file
@@ -112,6 +178,9 @@ def _run_store_command(args: argparse.Namespace, settings: Settings) -> int:
         log_file=settings.log_file,
         audit_log_file=audit.path,
     )
+    from skywarden.server.cli.discovery import replay_logged
+
+    replay_logged(logged)
     try:
         code: int = asyncio.run(args.handler(args, settings))
     finally:
@@ -124,24 +193,34 @@ def _run_store_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if _command_of(argv) is None:  # --help, --version, or no command: no plugin is needed
+            build_parser().parse_args(argv)
+            return 2
+        from skywarden.server.cli.discovery import discover_plugins, replay_logged
+        from skywarden.server.plugins.settings import declared_settings
+
+        registry, logged = discover_plugins()
+        plugins = declared_settings(registry.plugins)
+        args = build_parser(plugins).parse_args(argv)
         if args.command == "tools":
-            return _cmd_tools(args)
-        settings = settings_from_args(args)
+            replay_logged(logged)
+            return _cmd_tools(args, registry)
         if args.command == "serve":
-            return _cmd_serve(settings)
-        return _run_store_command(args, settings)
+            return _cmd_serve(settings_from_args(args, plugins), registry, logged)
+        # commands that run no tool know the plugins' names, and neither need nor check their values
+        return _run_store_command(args, settings_from_args(args, plugins, check_plugins=False), logged)
     except (SettingsError, CliError, CredentialError, TLSConfigError) as exc:
         print(f"skywarden: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # start-up failures: one clear line, no trace
         from skywarden.server.auth.backends import StoreOpenError
         from skywarden.server.cli.serve import StartError
+        from skywarden.server.plugins.lifecycle import PluginStartError
         from skywarden.server.plugins.registry import DuplicateToolError
 
-        if isinstance(exc, (DuplicateToolError, StartError, StoreOpenError, OSError)):
+        if isinstance(exc, (DuplicateToolError, PluginStartError, StartError, StoreOpenError, OSError)):
             print(f"skywarden: {exc}", file=sys.stderr)
             return 1
         raise

@@ -1,7 +1,9 @@
 """Run the app: bind, announce the real address, shut down gracefully on SIGTERM/SIGINT.
 
-Shutdown order (aiohttp's runner): stop accepting, run on_shutdown, let in-flight
-requests finish within ``shutdown_timeout``, then clean up (upstream session, stores).
+Start-up order: the app's cleanup contexts open (stores, shared state, the upstream pool, then
+the plugins' start-up hooks), then the port is bound. Shutdown order (aiohttp's runner): stop
+accepting, run on_shutdown, let in-flight requests finish within ``shutdown_timeout``, then
+clean up (the plugins' shutdown hooks, the upstream session, stores).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -20,10 +22,12 @@ from aiohttp import web
 from skywarden.server import __version__
 from skywarden.server.app import create_app
 from skywarden.server.auth.credentials import prepare_credentials
+from skywarden.server.cli.discovery import replay_logged
 from skywarden.server.cli.tls import server_ssl_context
 from skywarden.server.http.connections import GuardedAppRunner
 from skywarden.server.observability.audit import audit_connection
 from skywarden.server.observability.logging_setup import close_sinks, configure_logging
+from skywarden.server.plugins.registry import ToolRegistry
 from skywarden.server.settings import Settings
 
 
@@ -52,14 +56,19 @@ def cannot_listen(settings: Settings, exc: OSError) -> StartError:
 
 
 async def run_server(
-    settings: Settings, *, reuse_port: bool = False, started: Callable[[int], None] | None = None
+    settings: Settings,
+    *,
+    registry: ToolRegistry | None = None,
+    reuse_port: bool = False,
+    started: Callable[[int], None] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT. A worker (``started`` given) reports its port instead of
-    announcing itself; its supervisor says what the whole server is."""
+    announcing itself; its supervisor says what the whole server is. ``registry``: the plugins
+    the command discovered (a worker discovers its own)."""
     log = structlog.get_logger("skywarden.server")
     credentials = prepare_credentials(settings)
     ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
-    app = create_app(settings, credentials=credentials)
+    app = create_app(settings, registry=registry, credentials=credentials)
     listening = False
 
     async def farewell(app: web.Application) -> None:
@@ -76,12 +85,12 @@ async def run_server(
         handler_cancellation=True,
         shutdown_timeout=settings.shutdown_timeout,
     )
-    await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        await runner.setup()  # the cleanup contexts: a failure (a plugin's start-up hook) still closes the others
         site = web.TCPSite(
             runner, settings.host, settings.port, backlog=512, ssl_context=ssl_context, reuse_port=reuse_port or None
         )
@@ -163,10 +172,27 @@ def configure_server_logging(settings: Settings, role: str = "") -> None:
     )
 
 
-def serve(settings: Settings) -> int:
+def log_start_notices(settings: Settings, logged: Iterable[Mapping[str, Any]] = ()) -> None:
+    """Once per server, once logging is configured: what discovery logged, and each old setting
+    name in use (with the name that replaces it)."""
+    replay_logged(logged)
+    log = structlog.get_logger("skywarden.server")
+    for old in settings.deprecations:
+        log.warning(
+            "deprecated setting",
+            setting=old.old,
+            replacement=old.new,
+            source=old.source,
+            ignored=bool(old.overridden_by),
+            detail=str(old),
+        )
+
+
+def serve(settings: Settings, registry: ToolRegistry | None = None, logged: Iterable[Mapping[str, Any]] = ()) -> int:
     configure_server_logging(settings)
     try:
-        run_on_event_loop(settings, run_server(settings))
+        log_start_notices(settings, logged)
+        run_on_event_loop(settings, run_server(settings, registry=registry))
     finally:
         close_sinks()
     return 0

@@ -26,6 +26,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -39,6 +40,7 @@ from skywarden.server.cli.serve import (
     announce_admin_token,
     cannot_listen,
     configure_server_logging,
+    log_start_notices,
     mode,
     run_on_event_loop,
     run_server,
@@ -149,15 +151,16 @@ class _Supervisor:
                 process.join()
 
 
-def supervise(settings: Settings) -> int:
+def supervise(settings: Settings, logged: Iterable[Mapping[str, Any]] = ()) -> int:
     try:
-        return _supervise(settings)
+        return _supervise(settings, logged)
     finally:
         close_sinks()
 
 
-def _supervise(settings: Settings) -> int:
+def _supervise(settings: Settings, logged: Iterable[Mapping[str, Any]]) -> int:
     configure_server_logging(settings, "supervisor")
+    log_start_notices(settings, logged)
     log = structlog.get_logger("skywarden.server")
     credentials = prepare_credentials(settings)
     server_ssl_context(settings.tls_cert, settings.tls_key)  # a bad certificate stops us here, not in N workers
