@@ -12,7 +12,7 @@ import pytest
 import skywarden.server.testing as testing
 from skywarden.server.app import create_app
 from skywarden.server.http.paths import TOOLS_PATH
-from skywarden.server.plugins.http_client import Upstream
+from skywarden.server.plugins.http_client import PluginHttp
 from skywarden.server.plugins.lifecycle import PluginStartError
 from skywarden.server.plugins.registry import PluginInfo, ToolRegistry
 from skywarden.server.testing import SkywardenTestServer, fake_upstream, running_app
@@ -86,7 +86,7 @@ async def test_hooks_get_the_plugin_context_and_tools_see_the_state(installed):
             status, body = await app.call_tool("show_settings", {}, key)
     assert status == 200 and body["structuredContent"]["state"] == {"greeting": "there"}
     assert isinstance(seen["settings"], AcmeSettings) and seen["settings"].api_key.reveal() == API_KEY
-    assert seen["principal"] is None and isinstance(seen["http"], Upstream)
+    assert seen["principal"] is None and isinstance(seen["http"], PluginHttp)
     assert seen["state at shutdown"] == {"greeting": "there"}
     (logged,) = [e for e in drain_logs() if e.get("event") == "acme connected"]
     assert logged["plugin"] == "acme"
