@@ -33,7 +33,7 @@ from skywarden.server.appkeys import SETTINGS
 from skywarden.server.http.connections import GuardedAppRunner
 from skywarden.server.http.paths import ADMIN_KEYS_PATH, MCP_PATH, TOOLS_PATH
 from skywarden.server.observability.audit import audit_connection
-from skywarden.server.plugins.registry import ToolRegistry, discover_tools, register_tool
+from skywarden.server.plugins.registry import discover_tools, registry_of
 from skywarden.server.settings import Settings, load_settings
 
 MODERN_VERSION = "2026-07-28"
@@ -167,9 +167,7 @@ async def running_app(
 
     ``settings`` are Skywarden settings by name (e.g. ``nws_base_url=upstream.url``,
     ``tool_settings={"mygroup": {...}}``, ``rate_limit="5/minute"``)."""
-    registry = (
-        ToolRegistry(register_tool(tool, "under test") for tool in tools) if tools is not None else discover_tools()
-    )
+    registry = registry_of(tools, "under test") if tools is not None else discover_tools()
     admin_token = "skw_test_admin_" + secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="skywarden-test-") as temporary:
         values = {"data_dir": data_dir or temporary, "admin_token": admin_token, **settings}

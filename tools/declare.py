@@ -62,6 +62,8 @@ class _Declare:
         result: Any,
         annotations: dict[str, Any] | None,
     ) -> ToolSpec[P, R]:
+        if isinstance(scopes, str):
+            raise TypeError(f"scopes must be a list of scope names, such as [{scopes!r}], not a string")
         return ToolSpec(
             function=function,
             name=name or str(getattr(function, "__name__", "")),
