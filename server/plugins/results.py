@@ -55,12 +55,13 @@ class ResultShape:
         self._wrap = wrap
 
     def __call__(self, value: Any) -> ToolResult:
+        written: ToolResult | None = None
         if isinstance(value, ToolResult):
             if value.is_error or self._validator is None:
                 return value
             if value.structured is None:
                 raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": "no structured result"}])
-            structured, content = value.structured, value.content
+            written, structured, content = value, value.structured, value.content
         elif self._validator is None:
             if isinstance(value, str):
                 return ToolResult(content=[text_content(value)])
@@ -76,6 +77,8 @@ class ResultShape:
             raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": "not JSON"}]) from None
         if not valid:
             raise ResultMismatch(self._failures(data))
+        if written is not None and data is structured and content:  # the class form's, as it came
+            return written
         if not content:
             content = [text_content(dumps(data[WRAPPED] if self._wrap else data).decode())]
         return ToolResult(content=content, structured=data)
