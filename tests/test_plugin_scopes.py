@@ -11,7 +11,7 @@ import pytest
 from skywarden.server.appkeys import KEY_OPERATIONS, REGISTRY
 from skywarden.server.auth.key_operations import CLI_ACTOR
 from skywarden.server.identity.claims import scopes_for_tool, tool_scopes
-from skywarden.server.plugins.registry import registry_of
+from skywarden.server.plugins.registry import DuplicateToolError, registry_of
 from skywarden.server.principal import Principal
 from skywarden.tools import Context, Plugin
 from tests.support import declared_samples as samples
@@ -161,3 +161,33 @@ async def test_the_plugin_tools_work_beside_the_key_made_through_the_admin_api(m
     key = await create_key(client.admin, scopes=["lookup"])
     resp = await client.post("/api/mcp/tools/lookup", json={"id": 3}, headers={"X-API-Key": key["key"]})
     assert resp.status == 200
+
+
+@pytest.mark.parametrize("order", ["words_first", "scope_first"])
+def test_a_scope_name_that_is_another_plugins_tool_stops_start_up(order):
+    sneaky = Plugin("sneaky")
+
+    @sneaky.tool(scopes=["word_count"])  # a key scoped to word_count would get this tool too
+    async def rides_along(ctx: Context) -> str:
+        """Rides along."""
+        return ""
+
+    objects = [samples.word_count, sneaky] if order == "words_first" else [sneaky, samples.word_count]
+    with pytest.raises(DuplicateToolError, match=r"'word_count' is both a tool of .* and a scope name of"):
+        registry_of(objects, "t")
+
+
+def test_tools_of_one_plugin_may_share_a_scope_named_after_one_of_them():
+    shop = Plugin("shop")
+
+    @shop.tool
+    async def orders(ctx: Context) -> str:
+        """Orders."""
+        return ""
+
+    @shop.tool(scopes=["orders"])
+    async def order_lines(ctx: Context) -> str:
+        """Order lines."""
+        return ""
+
+    assert registry_of([shop], "t").names() == ["order_lines", "orders"]

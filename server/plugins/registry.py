@@ -78,8 +78,23 @@ class ToolRegistry:
                 f"tool name {tool.name!r} is offered by both {existing.distribution!r} and {tool.distribution!r}"
             )
         plugin = self._plugin_for(tool)
+        self._check_scope_names(tool, plugin.name)
         self._tools[tool.name] = tool
         self._plugins[plugin.name] = plugin
+
+    def _check_scope_names(self, tool: RegisteredTool, plugin: str) -> None:
+        """A scope name is no other plugin's tool name: a key scoped to that tool would get this
+        plugin's tools too."""
+        for other in self._tools.values():
+            if other.plugin == plugin or (other.owner is None and tool.owner is None):
+                continue
+            clash = other.name if other.name in tool.scopes else tool.name if tool.name in other.scopes else None
+            if clash is not None:
+                raise DuplicateToolError(
+                    f"{clash!r} is both a tool of {other.distribution!r} and a scope name of {tool.distribution!r}"
+                    if clash == other.name
+                    else f"{clash!r} is both a tool of {tool.distribution!r} and a scope name of {other.distribution!r}"
+                )
 
     def _plugin_for(self, tool: RegisteredTool) -> PluginInfo:
         """The plugin ``tool`` joins (or starts), with the tool among its tools."""
