@@ -650,3 +650,23 @@ def test_a_schema_derived_from_any_supported_type_refuses_or_loads_as_it_publish
         assert not published.is_valid({"value": value})
     else:
         assert published.is_valid({"value": value})
+
+
+async def test_the_openapi_document_describes_declared_tools_validly(make_client):
+    from openapi_spec_validator import validate as validate_openapi
+
+    client = await make_client(registry=registry_of([typed, many, samples.acme], "t"))
+    doc = await (await client.get("/api/docs/openapi.json")).json()
+    validate_openapi(doc)
+    operation = doc["paths"]["/api/mcp/tools/many"]["post"]
+    arguments = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert arguments["properties"]["maybe"] == {
+        "type": "string",
+        "enum": ["red", "blue", None],
+        "nullable": True,
+        "default": None,
+    }
+    answer = doc["paths"]["/api/mcp/tools/lookup"]["post"]["responses"]["200"]["content"]["application/json"]
+    structured = answer["schema"]["allOf"][1]["properties"]["structuredContent"]
+    assert structured["required"] == ["name", "size"]
+    assert structured["properties"]["size"] == {"type": "integer", "nullable": True}
