@@ -32,8 +32,10 @@ class Principal:
         found = {"subject": self.subject, "issuer": self.issuer, "subject_name": self.name, "email": self.email}
         return {k: v for k, v in found.items() if v}
 
-    def allows(self, tool_name: str) -> bool:
-        return ALL_TOOLS in self.scopes or tool_name in self.scopes
+    def allows(self, grants: frozenset[str]) -> bool:
+        """Whether any of a tool's grants (``RegisteredTool.grants``: ``*``, its name and its
+        declared scopes) is among this caller's scopes."""
+        return not self.scopes.isdisjoint(grants)
 
     @property
     def is_admin(self) -> bool:

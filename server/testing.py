@@ -33,7 +33,7 @@ from skywarden.server.appkeys import SETTINGS
 from skywarden.server.http.connections import GuardedAppRunner
 from skywarden.server.http.paths import ADMIN_KEYS_PATH, MCP_PATH, TOOLS_PATH
 from skywarden.server.observability.audit import audit_connection
-from skywarden.server.plugins.registry import ToolRegistry, discover_tools, register_tool
+from skywarden.server.plugins.registry import discover_tools, registry_of
 from skywarden.server.plugins.settings import declared_settings
 from skywarden.server.settings import Settings, load_settings
 
@@ -210,9 +210,7 @@ async def running_app(
     settings by their full names (``acme_base_url=upstream.url``, ``acme_api_key="..."``) or as
     tables (``tool_settings={"acme": {...}}``). The plugins' start-up hooks run before this
     yields (a failing one raises ``PluginStartError``), their shutdown hooks when it ends."""
-    registry = (
-        ToolRegistry(register_tool(tool, "under test") for tool in tools) if tools is not None else discover_tools()
-    )
+    registry = registry_of(tools, "under test") if tools is not None else discover_tools()
     admin_token = "skw_test_admin_" + secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="skywarden-test-") as temporary:
         values = {"data_dir": data_dir or temporary, "admin_token": admin_token, **settings}

@@ -34,9 +34,10 @@ class TTLCache:
         self.hits += count
         return entry[1]
 
-    def put(self, key: Hashable, value: Any, ttl: float) -> None:
+    def put(self, key: Hashable, value: Any, ttl: float, until: float = _NEVER) -> None:
+        """Keep ``value`` for ``ttl`` seconds, and not past ``until`` (on this cache's clock)."""
         if ttl > 0:
-            self.put_until(key, value, self._clock() + ttl)
+            self.put_until(key, value, min(self._clock() + ttl, until))
 
     def keep(self, key: Hashable, value: Any) -> None:
         """An entry that never expires: it leaves only as the least recently used."""

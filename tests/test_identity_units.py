@@ -542,9 +542,9 @@ def test_a_key_scope_is_matched_exactly_and_only_star_means_every_tool(scopes):
     """Keys: tool names, or ``*`` for all (docs/security.md); no pattern, case or spacing variant."""
     principal = Principal(kind="key", id="k", name="k", scopes=frozenset(scopes))
     for tool in TOOLS:
-        assert principal.allows(tool) == ("*" in scopes or tool in scopes)
+        assert principal.allows(frozenset({"*", tool})) == ("*" in scopes or tool in scopes)
     if not ({"*"} | TOOLS) & set(scopes):
-        assert not any(principal.allows(t) for t in TOOLS)
+        assert not any(principal.allows(frozenset({"*", t})) for t in TOOLS)
 
 
 @settings(max_examples=100, deadline=None, database=None)

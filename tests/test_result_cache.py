@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from marshmallow import Schema, fields
+from structlog.testing import capture_logs
 
 from skywarden.server.calls.pipeline import ToolPipeline
 from skywarden.server.plugins.http_client import Upstream
-from skywarden.server.plugins.registry import InvalidToolError, ToolRegistry, register_tool
+from skywarden.server.plugins.registry import InvalidToolError, ToolRegistry, register_tool, registry_of
 from skywarden.server.principal import Principal
 from skywarden.server.ttlcache import TTLCache
+from skywarden.tools import Context, tool
 from skywarden.tools.contract import ToolError, ToolResult, text_content
 from skywarden.tools.http import UpstreamError
 from skywarden.tools.weather import alerts, forecast
@@ -309,3 +311,153 @@ async def test_a_kept_result_still_needs_the_scope_and_the_budget(make_client, m
 async def test_repeated_rest_answers_are_byte_identical(client):
     bodies = {await (await client.post("/api/mcp/tools/get_alerts", json={"state": "KS"})).read() for _ in range(3)}
     assert len(bodies) == 1
+
+
+# cache_ttl: a result kept for its TTL, keyed by the validated arguments, and never past the
+# first expiry of the upstream answers it used.
+
+
+def counted(cache_ttl: float = 30, fetch: str | None = None, fail: bool = False):
+    """A ``@tool`` with ``cache_ttl``, fetching ``fetch`` first, and the list of its runs."""
+    runs: list[dict] = []
+
+    @tool(cache_ttl=cache_ttl)
+    async def kept_ttl(ctx: Context, n: int = 0, items: list[dict[str, float]] = [], word: str = "") -> str:  # noqa: B006
+        """Counts its runs."""
+        runs.append({"n": n, "items": items, "word": word})
+        if fetch is not None:
+            await ctx.http.get_json(fetch, service="Up")
+        if fail:
+            raise ToolError("no")
+        return f"run {len(runs)}"
+
+    return kept_ttl, runs
+
+
+def ttl_pipeline(spec, upstream: Upstream, clock: Clock, entries: int = 8) -> ToolPipeline:
+    return pipeline_of(registry_of([spec], "t"), upstream, results=TTLCache(entries, clock))
+
+
+async def test_a_cache_ttl_result_answers_identical_arguments_for_its_ttl(primed, clock):
+    spec, runs = counted(cache_ttl=30)
+    pipeline = ttl_pipeline(spec, primed, clock)
+    first = await pipeline.call("kept_ttl", {"n": 1}, CALLER)
+    clock.now += 29
+    assert await pipeline.call("kept_ttl", {"n": 1}, CALLER) is first
+    assert (await pipeline.call("kept_ttl", {"n": 2}, CALLER)) is not first
+    clock.now += 1
+    assert await pipeline.call("kept_ttl", {"n": 1}, CALLER) is not first
+    assert [r["n"] for r in runs] == [1, 2, 1]
+
+
+@pytest.mark.parametrize(("path", "kept_for"), [("http://up/short", 10), ("http://up/long", 30)])
+async def test_a_cache_ttl_result_never_outlives_the_upstream_answers_it_used(primed, clock, path, kept_for):
+    spec, runs = counted(cache_ttl=30, fetch=path)  # short: max 10 s fresh; long: 50 s
+    pipeline = ttl_pipeline(spec, primed, clock)
+    first = await pipeline.call("kept_ttl", {}, CALLER)
+    clock.now += kept_for - 0.5
+    assert await pipeline.call("kept_ttl", {}, CALLER) is first
+    clock.now += 1
+    assert await pipeline.call("kept_ttl", {}, CALLER) is not first
+    assert len(runs) == 2
+
+
+async def test_a_cache_ttl_result_made_from_an_answer_that_may_not_be_kept_is_not_kept(primed, clock):
+    spec, runs = counted(cache_ttl=30, fetch="http://up/not-cached")  # the client is not open: the request fails
+    pipeline = ttl_pipeline(spec, primed, clock)
+    for _ in range(2):
+        assert (await pipeline.call("kept_ttl", {}, CALLER)).result.is_error
+    assert len(runs) == 2 and len(pipeline.results) == 0
+
+
+async def test_a_cache_ttl_error_is_never_kept_nor_anything_with_no_room(primed, clock):
+    failing, failed_runs = counted(fail=True)
+    pipeline = ttl_pipeline(failing, primed, clock)
+    off, off_runs = counted()
+    no_room = ttl_pipeline(off, primed, clock, entries=0)
+    for _ in range(2):
+        await pipeline.call("kept_ttl", {}, CALLER)
+        await no_room.call("kept_ttl", {}, CALLER)
+    assert len(failed_runs) == len(off_runs) == 2
+
+
+async def test_nested_arguments_that_validate_alike_share_a_kept_result(primed, clock):
+    spec, runs = counted()
+    pipeline = ttl_pipeline(spec, primed, clock)
+    first = await pipeline.call("kept_ttl", {"items": [{"a": 1, "b": 2.5}], "word": "x" * 300}, CALLER)
+    same = {"word": "x" * 300, "items": [{"b": 2.5, "a": 1.0}]}  # key order and 1 / 1.0 as a float field
+    assert await pipeline.call("kept_ttl", same, CALLER) is first
+    for other in ({"items": [{"a": 1, "b": 2.5}, {}]}, {"items": [{"a": -0.0}]}, {"items": [{"a": 0.0}]}):
+        assert await pipeline.call("kept_ttl", other, CALLER) is not first
+    assert len(runs) == 4
+
+
+def test_the_key_of_a_kept_result_tells_apart_what_python_finds_equal():
+    from skywarden.server.calls.caches import kept_result_key
+
+    keys = {
+        kept_result_key("t", arguments)
+        for arguments in (
+            {"v": 1},
+            {"v": 1.0},
+            {"v": True},
+            {"v": 0.0},
+            {"v": -0.0},
+            {"v": "1"},
+            {"v": [1]},
+            {"v": (1,)},
+        )
+    }
+    assert len(keys) == 7  # a list and a tuple are both JSON arrays
+    assert kept_result_key("t", {"a": 1, "b": {"c": [1, 2]}}) == kept_result_key("t", {"b": {"c": [1, 2]}, "a": 1})
+    assert kept_result_key("t", {"v": 1}) != kept_result_key("u", {"v": 1})
+    assert len(kept_result_key("t", {"text": "x" * 100_000})[1]) == 32  # a digest, whatever the size
+    assert kept_result_key("t", {"v": object()}) is None  # no stable form: that call is not kept
+
+
+async def test_arguments_without_a_stable_form_are_run_every_time(primed, clock):
+    class Token:
+        pass
+
+    class Loads(Schema):
+        token = fields.Function(deserialize=lambda value: Token())
+
+    runs = []
+
+    @tool(arguments=Loads, cache_ttl=30)
+    async def opaque(ctx: Context, token) -> str:
+        """Gets an object its schema made."""
+        runs.append(token)
+        return "ran"
+
+    pipeline = ttl_pipeline(opaque, primed, clock)
+    for _ in range(2):
+        assert not (await pipeline.call("opaque", {"token": "t"}, CALLER)).result.is_error
+    assert len(runs) == 2
+
+
+def test_cache_results_is_deprecated_with_a_warning_when_the_tool_loads():
+    async def call(arguments, context):
+        return ToolResult(content=[])
+
+    with capture_logs() as logs:
+        register_tool(make_tool(call), "acme 1.0")
+        register_tool(make_tool(call, name="fresh", cache_results=False), "acme 1.0")
+    [line] = [e for e in logs if e["event"].startswith("cache_results is deprecated")]
+    assert line["log_level"] == "warning" and line["tool"] == "kept" and "cache_ttl" in line["event"]
+
+
+async def test_a_class_form_tool_may_declare_cache_ttl(primed, clock):
+    runs = []
+
+    async def call(arguments, context):
+        runs.append(1)
+        return ToolResult(content=[text_content("made")])
+
+    tool_object = make_tool(call, cache_results=False, pure_arguments=False)
+    tool_object.cache_ttl = 5
+    pipeline = pipeline_for(tool_object, primed, clock)
+    first = await pipeline.call("kept", {"n": 1}, CALLER)
+    assert await pipeline.call("kept", {"n": 1}, CALLER) is first
+    clock.now += 5
+    assert await pipeline.call("kept", {"n": 1}, CALLER) is not first and len(runs) == 2

@@ -62,6 +62,9 @@ class _Declare:
         result: Any,
         annotations: dict[str, Any] | None,
     ) -> ToolSpec[P, R]:
+        given: object = scopes  # typed as a list, but a string is what a slip gives
+        if isinstance(given, str):
+            raise TypeError(f"scopes must be a list of scope names, such as [{given!r}], not a string")
         return ToolSpec(
             function=function,
             name=name or str(getattr(function, "__name__", "")),

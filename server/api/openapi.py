@@ -146,6 +146,8 @@ def _finish_document(app: web.Application, tools: ToolRegistry) -> None:
             "parameters": [],
             "requestBody": {"required": True, "content": {"application/json": _tool_body(tool.input_schema)}},
         }
+        if tool.output_schema is not None:
+            operation["responses"] = _with_output_schema(generic.get("responses", {}), tool.output_schema)
         doc["paths"][f"/api/mcp/tools/{tool.name}"] = {"post": operation}
         rules[f"/api/mcp/tools/{tool.name}"] = rules[TOOL_CALL_PATH]
     for path, operations in doc["paths"].items():
@@ -287,6 +289,17 @@ def _document_mcp(doc: dict[str, Any]) -> None:
         }
 
 
+def _with_output_schema(responses: dict[str, Any], output_schema: dict[str, Any]) -> dict[str, Any]:
+    """The generic call's answers, its 200 saying what ``structuredContent`` holds for this tool."""
+    ok = next((answer for status, answer in responses.items() if str(status) == "200"), None)  # int or str keys
+    if not isinstance(ok, dict):
+        return responses
+    generic = ok.get("content", {}).get("application/json", {}).get("schema", {})
+    structured = {"type": "object", "properties": {"structuredContent": openapi30_schema(output_schema)}}
+    content = {"application/json": {"schema": {"allOf": [generic, structured]}}}
+    return {**{k: v for k, v in responses.items() if str(k) != "200"}, "200": {**ok, "content": content}}
+
+
 def _tool_body(input_schema: dict[str, Any]) -> dict[str, Any]:
     """A tool's request body: its arguments' schema, and an example made of its properties' own
     first examples when every required one has one (what Swagger UI fills in)."""
@@ -299,13 +312,25 @@ def _tool_body(input_schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def openapi30_schema(schema: Any) -> Any:
-    """JSON Schema 2020-12 -> OpenAPI 3.0: numeric exclusive bounds in the boolean form, and
-    ``examples`` (a list) as the one ``example`` 3.0 knows."""
+    """JSON Schema 2020-12 -> OpenAPI 3.0: numeric exclusive bounds in the boolean form,
+    ``examples`` (a list) as the one ``example`` 3.0 knows, and a type that takes null
+    (``["integer", "null"]``) as the type with ``nullable``."""
     if isinstance(schema, list):
         return [openapi30_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
     result = {key: openapi30_schema(value) for key, value in schema.items()}
+    kinds = result.get("type")
+    if isinstance(kinds, list) and "null" in kinds:  # a schema's (a property named so would be a dict)
+        rest = [kind for kind in kinds if kind != "null"]
+        if len(rest) == 1:
+            result["type"] = rest[0]
+        else:
+            del result["type"]
+        result["nullable"] = True
+    choices = result.get("enum")
+    if isinstance(choices, list) and None in choices:
+        result["nullable"] = True
     examples = result.get("examples")
     if isinstance(examples, list) and examples:  # a schema's (a property named so would be a dict)
         result["example"] = examples[0]

@@ -46,6 +46,9 @@ class ToolInfoSchema(Schema):
     description = fields.String()
     inputSchema = fields.Dict(required=True)
     outputSchema = fields.Dict()
+    annotations = fields.Dict(
+        metadata={"description": "MCP tool annotations (title, readOnlyHint, destructiveHint, ...): hints"}
+    )
 
 
 class ToolListSchema(Schema):

@@ -16,9 +16,13 @@ them honest (``auth/authenticator.py``, ``identity/tokens.py``). docs/architectu
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from skywarden.server.settings import Settings
 from skywarden.server.ttlcache import TTLCache
@@ -30,7 +34,9 @@ TOOL_LISTS = 1024  # encoded tools/list results: one per (revision, scopes) pair
 @dataclass(frozen=True)
 class RequestCaches:
     upstream: TTLCache  # answers (and derived shapes) per Cache-Control; upstream_cache_entries
-    results: TTLCache  # cache_results tools' results until an answer they used expires; tool_result_cache_entries
+    # results of cache_ttl tools for their TTL, of cache_results tools while the upstream answers
+    # they used are fresh; neither past the first expiry of those answers; tool_result_cache_entries
+    results: TTLCache
     validated: TTLCache  # (tool, arguments) -> validated arguments and their key; VALIDATED_ARGUMENT_SETS
     tool_lists: TTLCache  # (revision, scopes) -> the encoded tools/list result; TOOL_LISTS
 
@@ -56,3 +62,46 @@ def tool_lists() -> TTLCache:
 
 def no_kept_results() -> TTLCache:
     return TTLCache(0)
+
+
+class Unkeyable(Exception):
+    """A validated value with no stable key (an object an explicit schema made)."""
+
+
+_ATOMS = frozenset({str, int, bool, type(None)})
+MAX_KEY_DEPTH = 64
+
+
+def kept_result_key(tool: str, arguments: dict[str, Any]) -> tuple[str, bytes] | None:
+    """The key a ``cache_ttl`` tool's result is kept under: the tool and a digest of its validated
+    arguments, however nested (lists, objects, dataclasses, enums). Each value is written with its
+    type, so ``1``, ``1.0`` and ``True`` (equal in Python) and ``0.0`` and ``-0.0`` differ; the
+    digest keeps a key small whatever the arguments' size. None when a value has no stable form:
+    that call is not kept."""
+    try:
+        text = repr(_stable(arguments, 0))
+    except (Unkeyable, ValueError):  # ValueError: an integer too long to write
+        return None
+    return tool, hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def _stable(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind in _ATOMS:
+        return kind.__name__, value
+    if depth > MAX_KEY_DEPTH:
+        raise Unkeyable
+    if kind is float:
+        return "float", value.hex()
+    if kind is list or kind is tuple:
+        return "list", tuple(_stable(item, depth + 1) for item in value)
+    if kind is dict:
+        if not all(type(k) is str for k in value):
+            raise Unkeyable
+        return "dict", tuple(sorted((k, _stable(v, depth + 1)) for k, v in value.items()))
+    if isinstance(value, enum.Enum):
+        return kind.__module__, kind.__qualname__, value.name
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return kind.__module__, kind.__qualname__, _stable(fields, depth + 1)
+    raise Unkeyable

@@ -17,7 +17,7 @@ from typing import Any
 import marshmallow
 import structlog
 
-from skywarden.server.calls.caches import no_kept_results, validated_arguments
+from skywarden.server.calls.caches import kept_result_key, no_kept_results, validated_arguments
 from skywarden.server.errors import (
     CAPABILITY_REQUIRED,
     INSUFFICIENT_SCOPE,
@@ -31,6 +31,7 @@ from skywarden.server.http.challenges import REALM, bearer_challenge
 from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.http_client import FreshnessTracker
 from skywarden.server.plugins.registry import RegisteredTool, ToolRegistry
+from skywarden.server.plugins.results import InvalidResult, ResultMismatch
 from skywarden.server.plugins.runtime import PluginRuntime
 from skywarden.server.principal import Principal
 from skywarden.server.request_state import Prepaid
@@ -73,9 +74,10 @@ class ToolForbidden(ApiError):
         self.name = name
 
 
-def forbid_tool(name: str, principal: Principal) -> ApiError:
-    """The 403 for a key without the tool in its scopes (resource-server mode has its own)."""
-    return ToolForbidden(name)
+def forbid_tool(tool: RegisteredTool, principal: Principal) -> ApiError:
+    """The 403 for a key without the tool (or one of its scopes) in its scopes (resource-server
+    mode has its own)."""
+    return ToolForbidden(tool.name)
 
 
 class InvalidArguments(ValidationFailed):
@@ -126,23 +128,24 @@ class ToolPipeline:
     runtimes: Mapping[str, PluginRuntime]  # by tool name: its plugin's settings, HTTP client and state
     charge: Charger | None = None
     max_concurrent: int = 8
-    refuse: Callable[[str, Principal], ApiError] = forbid_tool  # the scope refusal (resource-server mode: its own)
-    results: TTLCache = field(default_factory=no_kept_results)  # kept outcomes of cache_results tools
+    # the scope refusal (resource-server mode: its own)
+    refuse: Callable[[RegisteredTool, Principal], ApiError] = forbid_tool
+    results: TTLCache = field(default_factory=no_kept_results)  # kept outcomes of cache_ttl and cache_results tools
     # raw argument key -> (validated arguments, their own key: what a kept result is kept under)
     validated: TTLCache = field(default_factory=validated_arguments)
     _running: dict[str, int] = field(default_factory=dict)
     _loggers: dict[str, Any] = field(default_factory=dict)
 
     def visible_tools(self, principal: Principal) -> list[RegisteredTool]:
-        return [t for t in self.registry if principal.allows(t.name)]
+        return [t for t in self.registry if principal.allows(t.grants)]
 
     def authorize(self, name: Any, principal: Principal) -> RegisteredTool:
         """Steps 1-2: the tool exists and this principal may use it."""
         tool = self.registry.get(name) if isinstance(name, str) else None
         if tool is None:
             raise UnknownTool(str(name))
-        if not principal.allows(tool.name):
-            raise self.refuse(tool.name, principal)
+        if not principal.allows(tool.grants):
+            raise self.refuse(tool, principal)
         return tool
 
     async def call(
@@ -159,7 +162,11 @@ class ToolPipeline:
         await self._charge(tool, principal, prepaid)
         validated, result_key = self._validate(tool, arguments)
         invocation = (tool, validated, principal, report_progress, client_capabilities)
-        if result_key is None or not tool.cache_results or not self.results.max_entries:
+        if tool.cache_ttl is not None and self.results.max_entries:
+            result_key = result_key if result_key is not None else kept_result_key(tool.name, validated)
+        elif not tool.cache_results or not self.results.max_entries:
+            result_key = None
+        if result_key is None:
             return CallOutcome(tool, await self._invoke(*invocation))
         kept: CallOutcome | None = self.results.get(result_key)
         if kept is not None:
@@ -167,7 +174,11 @@ class ToolPipeline:
         with FreshnessTracker() as freshness:
             result = await self._invoke(*invocation)
         outcome = CallOutcome(tool, result)
-        if not result.is_error and freshness.consulted:
+        if result.is_error:
+            return outcome
+        if tool.cache_ttl is not None:  # for its TTL, and no longer than the upstream answers it used
+            self.results.put(result_key, outcome, tool.cache_ttl, until=freshness.until)
+        elif freshness.consulted:  # cache_results: while the upstream answers it used are fresh
             self.results.put_until(result_key, outcome, freshness.until)
         return outcome
 
@@ -238,7 +249,7 @@ class ToolPipeline:
         )
         self._take_slot(principal.id)
         try:
-            result = await tool.tool.call(arguments, context)
+            returned = await tool.invoke(arguments, context)
         except ToolError as exc:
             log_tool_failure(bound, exc)
             return ToolResult(content=[text_content(str(exc))], is_error=True)
@@ -254,14 +265,17 @@ class ToolPipeline:
             )
         finally:
             self._free_slot(principal.id)
-        if isinstance(result, str):
-            result = ToolResult(content=[text_content(result)])
-        if not isinstance(result, ToolResult):
-            bound.error("tool returned an unexpected value", returned=type(result).__name__)
+        try:
+            return tool.shape(returned)
+        except ResultMismatch as exc:
+            bound.error("tool result does not match its output schema", failures=exc.failures)
+            text = f"The tool {tool.name} returned a result that does not match its output schema."
+            return ToolResult(content=[text_content(text)], is_error=True)
+        except InvalidResult:
+            bound.error("tool returned an unexpected value", returned=type(returned).__name__)
             return ToolResult(
                 content=[text_content(f"The tool {tool.name} returned an invalid result.")], is_error=True
             )
-        return result
 
 
 MAX_LOGGED_DETAIL = 300

@@ -43,10 +43,12 @@ class ClaimRule:
 def tool_scopes(
     token_scopes: Iterable[str], scope_map: Mapping[str, tuple[str, ...]], tool_names: AbstractSet[str]
 ) -> frozenset[str]:
-    """Tools a token may call, each scope compared exactly as written: ``tools`` = every tool
-    (``*``), ``tool:<name>`` = that tool when ``<name>`` is exactly one of ``tool_names``, and a
-    scope of ``oauth_scope_map`` = its tools that exist (``*`` there = every tool). Nothing else
-    grants anything: no pattern (``tool:*``, ``tool:get_*``), no other case, no other spacing."""
+    """What a token may call, as a key's scopes say it: each scope compared exactly as written,
+    ``tools`` = every tool (``*``), ``tool:<name>`` = ``<name>`` when it is exactly one of
+    ``tool_names`` (a tool's name, or a scope name tools declare, such as ``acme`` for the tools
+    declared with ``scopes=["acme"]``), and a scope of ``oauth_scope_map`` = the names it lists
+    that exist (``*`` there = every tool). Nothing else grants anything: no pattern (``tool:*``,
+    ``tool:get_*``), no other case, no other spacing."""
     granted: set[str] = set()
     for scope in token_scopes:
         if scope == ALL_TOOLS_SCOPE:
@@ -57,7 +59,12 @@ def tool_scopes(
     return frozenset(granted)
 
 
-def scopes_for_tool(tool_name: str, scope_map: Mapping[str, tuple[str, ...]]) -> list[str]:
-    """Scopes that grant ``tool_name``, narrowest first (for an insufficient_scope challenge)."""
-    extra = [scope for scope, tools in scope_map.items() if tool_name in tools or ALL_TOOLS in tools]
-    return [TOOL_SCOPE_PREFIX + tool_name, *extra, ALL_TOOLS_SCOPE]
+def scopes_for_tool(
+    tool_name: str, scope_map: Mapping[str, tuple[str, ...]], declared: tuple[str, ...] = ()
+) -> list[str]:
+    """Token scopes that grant ``tool_name`` (whose declaration names the scopes ``declared``),
+    narrowest first (for an insufficient_scope challenge)."""
+    grants = {tool_name, *declared, ALL_TOOLS}
+    extra = [scope for scope, names in scope_map.items() if not grants.isdisjoint(names)]
+    own = [TOOL_SCOPE_PREFIX + name for name in (tool_name, *declared)]
+    return [*own, *extra, ALL_TOOLS_SCOPE]

@@ -19,6 +19,7 @@ from skywarden.server.identity.claims import ClaimRule, scopes_for_tool, tool_sc
 from skywarden.server.identity.jwks import IdentityHttp, IssuerKeys
 from skywarden.server.identity.resource import challenge
 from skywarden.server.identity.tokens import TokenVerifier, VerifiedToken
+from skywarden.server.plugins.registry import RegisteredTool
 from skywarden.server.principal import ALL_TOOLS, Principal, subject_id
 from skywarden.server.settings import Settings
 
@@ -35,7 +36,7 @@ class Identity:
     resource_url: str
     scope_map: Mapping[str, tuple[str, ...]]
     subject_rate_limit: str | None
-    tool_names: frozenset[str]
+    tool_names: frozenset[str]  # what a scope may grant: the tools' names and the scope names they declare
     http: IdentityHttp
 
     @property
@@ -57,15 +58,15 @@ class Identity:
         verified = await self.verifier.verify(token, self.admin_audience)
         return self.admin(verified), self.admin_rule.matches(verified)
 
-    def scope_refusal(self, tool_name: str, principal: Principal) -> ApiError:
+    def scope_refusal(self, tool: RegisteredTool, principal: Principal) -> ApiError:
         """The 403 for a caller without the tool's scope. For an access token it carries an
         ``insufficient_scope`` challenge naming the scopes that would do (RFC 6750 section 3.1)."""
         if principal.kind != SUBJECT_KIND:
-            return forbid_tool(tool_name, principal)
-        scopes = " ".join(scopes_for_tool(tool_name, self.scope_map))
+            return forbid_tool(tool, principal)
+        scopes = " ".join(scopes_for_tool(tool.name, self.scope_map, tool.scopes))
         return ToolForbidden(
-            tool_name,
-            f"This access token may not use the tool {tool_name!r}: it needs one of the scopes {scopes}.",
+            tool.name,
+            f"This access token may not use the tool {tool.name!r}: it needs one of the scopes {scopes}.",
             challenge(self.resource_url, "insufficient_scope", scope=scopes),
         )
 
@@ -91,7 +92,9 @@ def _principal(kind: str, token: VerifiedToken, scopes: frozenset[str], rate_lim
 
 
 def build_identity(settings: Settings, tool_names: frozenset[str]) -> Identity | None:
-    """None unless an issuer is configured: then nothing of this runs per request."""
+    """None unless an issuer is configured: then nothing of this runs per request. ``tool_names``:
+    what a token scope may grant (``ToolRegistry.grantable_names``: the tools' names and the
+    scope names they declare)."""
     if not settings.oidc_issuers:
         return None
     http = IdentityHttp()
@@ -113,7 +116,8 @@ def build_identity(settings: Settings, tool_names: frozenset[str]) -> Identity |
 
 
 def unknown_mapped_tools(scope_map: Mapping[str, tuple[str, ...]], tool_names: frozenset[str]) -> dict[str, list[str]]:
-    """Each ``oauth_scope_map`` scope -> the tools it names that do not exist (they grant nothing)."""
+    """Each ``oauth_scope_map`` scope -> the names it lists that are no tool nor declared scope
+    (they grant nothing)."""
     unknown = {scope: sorted(set(tools) - tool_names - {ALL_TOOLS}) for scope, tools in scope_map.items()}
     return {scope: tools for scope, tools in unknown.items() if tools}
 

@@ -19,19 +19,21 @@ _CONVERTER = OpenAPIConverter(
 def json_schema(schema: type[marshmallow.Schema] | marshmallow.Schema) -> dict[str, Any]:
     """Convert a marshmallow schema to an inline JSON Schema object.
 
-    apispec writes ``minimum``/``maximum`` for a ``Range`` whatever its
-    inclusivity; exclusive bounds are corrected to ``exclusiveMinimum`` /
-    ``exclusiveMaximum`` here.
+    Corrections to apispec's answer, at every depth: a ``Range``'s exclusive bounds become
+    ``exclusiveMinimum`` / ``exclusiveMaximum`` (apispec writes ``minimum``/``maximum`` whatever
+    the inclusivity); a ``OneOf``'s choices are listed as given (apispec makes a set of them, in
+    which ``1`` and ``True`` are one); and a field that takes ``null`` and has an ``enum`` (an
+    Enum or Literal that may be None) lists ``null`` among its values.
     """
     instance = schema() if isinstance(schema, type) else schema
     result: dict[str, Any] = _CONVERTER.schema2jsonschema(instance)
-    _fix_exclusive_bounds(instance, result)
+    _fix_schema(instance, result)
     result.setdefault("type", "object")
     result.setdefault("properties", {})
     return result
 
 
-def _fix_exclusive_bounds(schema: marshmallow.Schema, json_obj: dict[str, Any]) -> None:
+def _fix_schema(schema: marshmallow.Schema, json_obj: dict[str, Any]) -> None:
     properties = json_obj.get("properties", {})
     for name, field in schema.fields.items():
         key = field.data_key or name
@@ -50,7 +52,17 @@ def _fix_field(field: fields.Field, prop: dict[str, Any]) -> None:
             if validator.max is not None and not validator.max_inclusive:
                 prop.pop("maximum", None)
                 prop["exclusiveMaximum"] = validator.max
+    one_of = [v for v in field.validators if isinstance(v, validate.OneOf)]
+    if len(one_of) == 1 and "enum" in prop:  # apispec makes a set of them: 1 and True would be one
+        prop["enum"] = list(one_of[0].choices)
+    choices = prop.get("enum")
+    if field.allow_none and isinstance(choices, list) and None not in choices:
+        prop["enum"] = [*choices, None]
     if isinstance(field, fields.Nested) and isinstance(field.schema, marshmallow.Schema):
-        _fix_exclusive_bounds(field.schema, prop)
+        _fix_schema(field.schema, prop)
     elif isinstance(field, fields.List) and isinstance(prop.get("items"), dict):
         _fix_field(field.inner, prop["items"])
+    elif isinstance(field, fields.Dict) and field.value_field is not None:
+        values = prop.get("additionalProperties")
+        if isinstance(values, dict):
+            _fix_field(field.value_field, values)
