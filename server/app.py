@@ -95,7 +95,7 @@ def create_app(
     broadcast.on("key-changed", authenticator.invalidate)
     broadcast.on("flush-usage", authenticator.flush_usage)
     broadcast.on_resubscribe.append(authenticator.forget_all)
-    identity = build_identity(settings, tool_names)
+    identity = build_identity(settings, frozenset(registry.grantable_names()))
     pipeline = ToolPipeline(
         registry=registry,
         runtimes=tool_runtimes(registry, runtimes),
@@ -108,7 +108,7 @@ def create_app(
     operations = KeyOperations(
         store=key_store,
         secret=credentials.secret,
-        tool_names=registry.names,
+        tool_names=registry.grantable_names,
         default_environment=settings.key_environment,
         changed=lambda key_id: broadcast.publish("key-changed", key_id),
         flush_usage=lambda: broadcast.publish("flush-usage"),
@@ -172,7 +172,7 @@ def create_app(
     if settings.console_enabled:
         sso = identity is not None and identity.admin_sign_in and bool(settings.console_oidc_client_id)
         signs_in = identity if sso else None
-        pages.add_routes(app, registry.names(), signs_in is not None)
+        pages.add_routes(app, registry.grantable_names(), signs_in is not None)
         if signs_in is not None:
             ConsoleSignIn(
                 signs_in,

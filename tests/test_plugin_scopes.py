@@ -4,19 +4,15 @@ audited and rate-limited as any other."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
-from skywarden.server.appkeys import KEY_OPERATIONS, REGISTRY
-from skywarden.server.auth.key_operations import CLI_ACTOR
 from skywarden.server.identity.claims import scopes_for_tool, tool_scopes
 from skywarden.server.plugins.registry import DuplicateToolError, registry_of
 from skywarden.server.principal import Principal
 from skywarden.tools import Context, Plugin
 from tests.support import declared_samples as samples
 from tests.support.admin import create_key
-from tests.support.logs import SECRETS, drain_logs
+from tests.support.logs import drain_logs
 from tests.support.mcp_helpers import modern_headers, modern_rpc, post
 
 
@@ -25,13 +21,9 @@ def plugins():
 
 
 async def scoped_key(client, scopes: list[str]) -> dict[str, str]:
-    """A key with these scopes, made by the app's key operations given the names a scope may
-    hold (the factory hands them ``registry.grantable_names``)."""
-    app = client.server.app
-    operations = dataclasses.replace(app[KEY_OPERATIONS], tool_names=app[REGISTRY].grantable_names)
-    record, key = await operations.create({"name": "scoped", "scopes": scopes}, CLI_ACTOR)
-    SECRETS.add(key)
-    return {"X-API-Key": key, "id": record.id}
+    """A key with these scopes, made through the admin API (declared scope names are accepted)."""
+    body = await create_key(client.admin, name="scoped", scopes=scopes)
+    return {"X-API-Key": body["key"], "id": body["id"]}
 
 
 async def mcp_call(client, name: str, key: dict[str, str], arguments: dict):

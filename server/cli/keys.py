@@ -138,7 +138,7 @@ async def _with_operations(
     operations = KeyOperations(
         store=store,
         secret=secret,
-        tool_names=lambda: discover_tools().names(),
+        tool_names=lambda: discover_tools().grantable_names(),
         default_environment=settings.key_environment,
         changed=lambda key_id: shared.broadcast.publish("key-changed", key_id),
         flush_usage=lambda: shared.broadcast.publish("flush-usage"),

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from marshmallow import validate
 
-from skywarden.tools import Context, Plugin, tool
+from skywarden.tools import Context, Plugin, Url, setting, tool
 
 
 @tool(cost=1)
@@ -18,7 +18,7 @@ async def word_count(ctx: Context, text: Annotated[str, "The text to count", val
 
 @dataclass(frozen=True)
 class AcmeSettings:
-    base_url: str = "https://api.acme.test"
+    base_url: Url = setting("https://api.acme.test", help="Acme API base URL")
 
 
 acme = Plugin("acme", settings=AcmeSettings, user_agent="acme-tools/2.0", title="Acme")
