@@ -10,7 +10,8 @@ from typing import Any
 import structlog
 from structlog.testing import capture_logs
 
-from skywarden.server.plugins.registry import ToolRegistry, discover_tools
+from skywarden.server.plugins import registry as plugin_registry
+from skywarden.server.plugins.registry import ToolRegistry
 
 Logged = Sequence[Mapping[str, Any]]
 
@@ -18,7 +19,7 @@ Logged = Sequence[Mapping[str, Any]]
 def discover_plugins() -> tuple[ToolRegistry, Logged]:
     """The installed plugins, and the events discovery logged."""
     with capture_logs() as logged:
-        registry = discover_tools()
+        registry = plugin_registry.discover_tools()  # looked up per call: tests install their own
     return registry, logged
 
 

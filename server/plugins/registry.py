@@ -53,10 +53,10 @@ class ToolRegistry:
     def __init__(self, tools: Iterable[RegisteredTool] = (), plugins: Iterable[PluginInfo] = ()) -> None:
         self._tools: dict[str, RegisteredTool] = {}
         self._plugins: dict[str, PluginInfo] = {}
+        for plugin in plugins:  # first: a tool that names one (``RegisteredTool.plugin``) joins it
+            self.add_plugin(plugin)
         for tool in tools:
             self.add(tool)
-        for plugin in plugins:
-            self.add_plugin(plugin)
 
     def add_plugin(self, plugin: PluginInfo) -> None:
         existing = self._plugins.get(plugin.name)
@@ -100,6 +100,8 @@ class ToolRegistry:
         """The plugin ``tool`` joins (or starts), with the tool among its tools."""
         if tool.owner is not None:
             declared = tool.owner
+        elif tool.plugin in self._plugins:  # a tool given with the plugin it belongs to
+            return _with_tool(self._plugins[tool.plugin], tool.name)
         else:
             name = tool.settings_group or plugin_name_of(tool.name)
             declared = PluginInfo(name, tool.distribution, name, settings_group=tool.settings_group)
@@ -134,6 +136,8 @@ class ToolRegistry:
 
 
 def _with_tool(plugin: PluginInfo, tool: str) -> PluginInfo:
+    if tool in plugin.tools:
+        return plugin
     return PluginInfo(
         plugin.name,
         plugin.distribution,
