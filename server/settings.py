@@ -522,7 +522,7 @@ class Settings:
         metadata={
             "parse": _tool_settings,
             "help": "tool plugins' settings by plugin: TOML tables [skywarden.tool_settings.NAME], or a JSON object",
-            "secret": False,
+            "secret": True,  # it may hold plugins' secrets: an error never quotes it
         },
     )
     # Not settings of their own (no flag, no variable): what load_settings made of the plugins' settings.

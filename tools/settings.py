@@ -37,6 +37,11 @@ class Secret:
     def reveal(self) -> str:
         return self._value
 
+    def prefixed(self, prefix: str) -> Secret:
+        """The secret with ``prefix`` before it, still a secret: ``key.prefixed("Bearer ")`` for an
+        Authorization header (``f"Bearer {key}"`` would send ``Bearer ***``)."""
+        return Secret(prefix + self._value)
+
     def __repr__(self) -> str:
         return "Secret('***')"
 

@@ -31,7 +31,7 @@ from skywarden.server.http.challenges import REALM, bearer_challenge
 from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.http_client import FreshnessTracker
 from skywarden.server.plugins.registry import RegisteredTool, ToolRegistry
-from skywarden.server.plugins.results import InvalidResult, ResultMismatch
+from skywarden.server.plugins.results import InvalidResult, ResultMismatch, ResultNotJson
 from skywarden.server.plugins.runtime import PluginRuntime
 from skywarden.server.principal import Principal
 from skywarden.server.request_state import Prepaid
@@ -118,7 +118,15 @@ class CallOutcome:
         outcome answers every identical call with the same bytes. ``shape`` names ``build``."""
         found = self._encoded.get(shape)
         if found is None:
-            found = self._encoded[shape] = dumps(build(self.result))
+            try:
+                found = dumps(build(self.result))
+            except (TypeError, ValueError, RecursionError):  # content that is no JSON: bytes, a cycle, ...
+                log.error("tool result cannot be written as JSON", tool=self.tool.name)
+                text = f"The tool {self.tool.name} returned a result that cannot be written as JSON."
+                self.result = ToolResult(content=[text_content(text)], is_error=True)
+                self._encoded.clear()
+                found = dumps(build(self.result))
+            self._encoded[shape] = found
         return found
 
 
@@ -252,7 +260,7 @@ class ToolPipeline:
             returned = await tool.invoke(arguments, context)
         except ToolError as exc:
             log_tool_failure(bound, exc)
-            return ToolResult(content=[text_content(str(exc))], is_error=True)
+            return ToolResult(content=[text_content(runtime.scrub(str(exc)))], is_error=True)
         except MissingClientCapability as exc:
             raise CapabilityRequired(exc.capabilities) from None
         except asyncio.CancelledError:
@@ -270,6 +278,10 @@ class ToolPipeline:
         except ResultMismatch as exc:
             bound.error("tool result does not match its output schema", failures=exc.failures)
             text = f"The tool {tool.name} returned a result that does not match its output schema."
+            return ToolResult(content=[text_content(text)], is_error=True)
+        except ResultNotJson:
+            bound.error("tool result cannot be written as JSON")
+            text = f"The tool {tool.name} returned a result that cannot be written as JSON."
             return ToolResult(content=[text_content(text)], is_error=True)
         except InvalidResult:
             bound.error("tool returned an unexpected value", returned=type(returned).__name__)

@@ -19,6 +19,7 @@ from skywarden.server.plugins.model import (
     plugin_name_of,
 )
 from skywarden.server.plugins.results import declared_result, no_annotation
+from skywarden.server.plugins.settings import SettingsDeclarationError, settings_of
 from skywarden.server.plugins.signature import read_signature, type_hints
 from skywarden.tools.declare import Plugin, ToolSpec
 
@@ -33,6 +34,11 @@ def plugin_info(plugin: Plugin[Any], distribution: str) -> PluginInfo:
     settings = plugin.settings
     if settings is not None and not (isinstance(settings, type) and dataclasses.is_dataclass(settings)):
         raise InvalidToolError(f"plugin {name!r}: settings must be a dataclass (its fields declared with setting())")
+    if settings is not None:
+        try:
+            settings_of(name, settings)  # a declaration error skips this plugin, not every command
+        except SettingsDeclarationError as exc:
+            raise InvalidToolError(str(exc)) from None
     if plugin.user_agent is not None and not isinstance(plugin.user_agent, str):
         raise InvalidToolError(f"plugin {name!r}: user_agent must be a string")
     if not isinstance(plugin.title, str) or not plugin.title.strip():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import jsonschema_rs
 import marshmallow
 from apispec import APISpec
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
@@ -23,13 +25,16 @@ def json_schema(schema: type[marshmallow.Schema] | marshmallow.Schema) -> dict[s
     ``exclusiveMinimum`` / ``exclusiveMaximum`` (apispec writes ``minimum``/``maximum`` whatever
     the inclusivity); a ``OneOf``'s choices are listed as given (apispec makes a set of them, in
     which ``1`` and ``True`` are one); and a field that takes ``null`` and has an ``enum`` (an
-    Enum or Literal that may be None) lists ``null`` among its values.
+    Enum or Literal that may be None) lists ``null`` among its values; a ``Regexp`` with flags
+    publishes no ``pattern``. The result must compile as JSON Schema (a Python-only pattern such
+    as ``\\Z`` does not): clients compile what they are given.
     """
     instance = schema() if isinstance(schema, type) else schema
     result: dict[str, Any] = _CONVERTER.schema2jsonschema(instance)
     _fix_schema(instance, result)
     result.setdefault("type", "object")
     result.setdefault("properties", {})
+    jsonschema_rs.validator_for(result)  # ValidationError for one that is not valid JSON Schema
     return result
 
 
@@ -44,6 +49,8 @@ def _fix_schema(schema: marshmallow.Schema, json_obj: dict[str, Any]) -> None:
 
 
 def _fix_field(field: fields.Field, prop: dict[str, Any]) -> None:
+    if any(isinstance(v, validate.Regexp) and v.regex.flags & ~re.UNICODE for v in field.validators):
+        prop.pop("pattern", None)  # JSON Schema has no flags: a pattern without them would refuse more
     for validator in field.validators:
         if isinstance(validator, validate.Range):
             if validator.min is not None and not validator.min_inclusive:

@@ -95,6 +95,13 @@ class ToolRegistry:
                     if clash == other.name
                     else f"{clash!r} is both a tool of {tool.distribution!r} and a scope name of {other.distribution!r}"
                 )
+            shared = sorted(set(tool.scopes) & set(other.scopes))
+            if shared and _distribution_name(other) != _distribution_name(
+                tool
+            ):  # a key scoped for one distribution's would reach another's
+                raise DuplicateToolError(
+                    f"scope name {shared[0]!r} is declared by both {other.distribution!r} and {tool.distribution!r}"
+                )
 
     def _plugin_for(self, tool: RegisteredTool) -> PluginInfo:
         """The plugin ``tool`` joins (or starts), with the tool among its tools."""
@@ -133,6 +140,11 @@ class ToolRegistry:
 
     def __len__(self) -> int:
         return len(self._tools)
+
+
+def _distribution_name(tool: RegisteredTool) -> str:
+    """The distribution's name, without its version: the plugins of one distribution may share a scope."""
+    return tool.distribution.partition(" ")[0]
 
 
 def _with_tool(plugin: PluginInfo, tool: str) -> PluginInfo:

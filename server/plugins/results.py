@@ -30,6 +30,10 @@ class InvalidResult(Exception):
     """The tool returned something it may not (not a ToolResult, nor a value of its type)."""
 
 
+class ResultNotJson(InvalidResult):
+    """The result holds a value JSON cannot write (bytes, a cycle, an integer of 4,300 digits)."""
+
+
 class ResultMismatch(Exception):
     """The structured result does not match the output schema; ``failures`` say where (paths only:
     the values are the tool's data and are never logged)."""
@@ -73,14 +77,17 @@ class ResultShape:
         data = self._data(structured)
         try:
             valid = self._validator.is_valid(data)
-        except ValueError:  # a value that is no JSON (a class-form tool's datetime, ...)
+        except (ValueError, TypeError, RecursionError):  # no JSON (a class-form tool's datetime, a cycle, ...)
             raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": "not JSON"}]) from None
         if not valid:
             raise ResultMismatch(self._failures(data))
         if written is not None and data is structured and content:  # the class form's, as it came
             return written
         if not content:
-            content = [text_content(dumps(data[WRAPPED] if self._wrap else data).decode())]
+            try:
+                content = [text_content(dumps(data[WRAPPED] if self._wrap else data).decode())]
+            except (TypeError, ValueError, RecursionError):
+                raise ResultNotJson(type(value).__name__) from None
         return ToolResult(content=content, structured=data)
 
     def _data(self, structured: Any) -> Any:
@@ -92,11 +99,14 @@ class ResultShape:
             raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": type(exc).__name__}]) from None
 
     def _failures(self, data: Any) -> list[dict[str, str]]:
-        errors = self._validator.iter_errors(data) if self._validator is not None else iter(())
-        return [
-            {"instance_path": _pointer(error.instance_path), "schema_path": _pointer(error.schema_path)}
-            for _, error in zip(range(MAX_FAILURES_LOGGED), errors, strict=False)
-        ]
+        try:
+            errors = self._validator.iter_errors(data) if self._validator is not None else iter(())
+            return [
+                {"instance_path": _pointer(error.instance_path), "schema_path": _pointer(error.schema_path)}
+                for _, error in zip(range(MAX_FAILURES_LOGGED), errors, strict=False)
+            ]
+        except (ValueError, TypeError, RecursionError):  # the validator gives up on it (a cycle, ...)
+            return [{"instance_path": "", "schema_path": "", "problem": "not JSON"}]
 
 
 def _pointer(path: Any) -> str:

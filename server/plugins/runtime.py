@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from skywarden.server import __version__
 from skywarden.server.plugins.http_client import Upstream
 from skywarden.server.plugins.registry import PluginInfo, ToolRegistry
-from skywarden.server.plugins.settings import settings_instance, url_values
+from skywarden.server.plugins.settings import secret_texts, settings_instance, url_values
 from skywarden.server.settings import Settings
 
 
@@ -27,6 +27,15 @@ class PluginRuntime:
     settings: Any  # the plugin's settings dataclass instance, or a read-only mapping
     http: Any  # its HttpClient
     state: SimpleNamespace = field(default_factory=SimpleNamespace)
+    secrets: tuple[str, ...] = ()  # its Secret settings' values, never shown in a tool's error text
+
+    def scrub(self, text: str) -> str:
+        """``text`` (an error a caller will read, perhaps quoting an upstream that echoed a key)
+        with every value of the plugin's secrets replaced by ``***``."""
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
 
 
 def default_user_agent(distribution: str) -> str:
@@ -72,7 +81,7 @@ def plugin_runtimes(registry: ToolRegistry, settings: Settings, http: Upstream) 
         client = http.for_plugin(
             plugin.name, user_agent=user_agent, service=plugin.title, trusted_origins=_trusted_origins(own)
         )
-        runtimes[plugin.name] = PluginRuntime(plugin.name, own, client)
+        runtimes[plugin.name] = PluginRuntime(plugin.name, own, client, secrets=tuple(secret_texts(own)))
     return runtimes
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from marshmallow import ValidationError, fields
 
-from skywarden.server.plugins.registry import PluginInfo
+from skywarden.server.plugins.model import PluginInfo
 from skywarden.server.settings import (
     PluginSetting,
     PluginSettings,
@@ -134,6 +134,15 @@ class _Secret(_Setting):
             raise ValueError("must not be empty")
         return Secret(value.strip())
 
+    def _validate(self, value: Any) -> None:
+        """Validators see the value itself; what they answer never quotes it."""
+        revealed = value.reveal() if isinstance(value, Secret) else value
+        try:
+            super()._validate(revealed)
+        except ValidationError as exc:
+            messages = exc.messages if isinstance(exc.messages, list) else [str(exc.messages)]
+            raise ValidationError([str(m).replace(str(revealed), "***") for m in messages]) from None
+
 
 class _Choice(_Setting):
     def __init__(self, choices: tuple[Any, ...], **kwargs: Any) -> None:
@@ -221,6 +230,8 @@ def _check(field: _Setting, value: Any) -> Any:
         messages = exc.messages if isinstance(exc.messages, list) else [str(exc.messages)]
         reason = "; ".join(str(m).rstrip(".") for m in messages)
         raise ValueError(reason[:1].lower() + reason[1:]) from None
+    except Exception as exc:  # a validator that cannot take this value: one line, not a traceback
+        raise ValueError(f"its check failed ({type(exc).__name__})") from None
 
 
 def _declared(plugin: str, cls: type, f: dataclasses.Field[Any], annotation: Any) -> PluginSetting:

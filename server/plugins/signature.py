@@ -426,16 +426,34 @@ def read_signature(function: Any, tool: str, arguments: Any = None) -> Signature
             made[param.name] = maker.field(hints[param.name], **_default_options(param.default))
         except UnsupportedAnnotation as exc:
             raise InvalidToolError(f"tool {tool!r}: parameter {param.name!r}: {exc}") from None
+        _check_default(made[param.name], param, tool)
     schema = type(f"{tool}Arguments", (DerivedSchema,), made)
     return Signature(context, names, schema(), maker.pure)
+
+
+_ATOMS = (str, int, float, bool, type(None), enum.Enum)
 
 
 def _default_options(default: Any) -> dict[str, Any]:
     if default is inspect.Parameter.empty:
         return {"required": True}
-    if isinstance(default, list | dict | set):  # each call gets its own copy
-        return {"load_default": lambda: copy.deepcopy(default), "metadata": {"default": default}}
+    if not isinstance(default, _ATOMS):  # each call gets its own copy: no caller sees another's changes
+        shown = {"default": default} if isinstance(default, list | dict) else {}  # published when JSON
+        return {"load_default": lambda: copy.deepcopy(default), "metadata": shown}
     return {"load_default": default}
+
+
+def _check_default(field: marshmallow.fields.Field, param: inspect.Parameter, tool: str) -> None:
+    """A JSON-shaped default is one its own field takes: it is published as the default."""
+    default = param.default
+    if default is inspect.Parameter.empty or not isinstance(default, str | int | float | bool | list | dict | None):
+        return
+    try:
+        field.deserialize(default)
+    except marshmallow.ValidationError as exc:
+        raise InvalidToolError(
+            f"tool {tool!r}: parameter {param.name!r}: its default does not fit its type ({exc.messages})"
+        ) from None
 
 
 def _given_schema(arguments: Any, params: list[inspect.Parameter], tool: str) -> marshmallow.Schema:
