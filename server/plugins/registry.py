@@ -96,9 +96,8 @@ class ToolRegistry:
                     else f"{clash!r} is both a tool of {tool.distribution!r} and a scope name of {other.distribution!r}"
                 )
             shared = sorted(set(tool.scopes) & set(other.scopes))
-            if shared and _distribution_name(other) != _distribution_name(
-                tool
-            ):  # a key scoped for one distribution's would reach another's
+            # a key scoped for one distribution's tools would reach another's
+            if shared and _distribution_name(other) != _distribution_name(tool):
                 raise DuplicateToolError(
                     f"scope name {shared[0]!r} is declared by both {other.distribution!r} and {tool.distribution!r}"
                 )
