@@ -14,7 +14,8 @@ from skywarden.tools.weather.nws import WeatherSettings, weather
 
 class StateCode(fields.String):
     """A state code as people write it: ``" ks"`` is ``KS``. Normalised while the arguments are
-    validated, so ``ks`` and ``KS`` are one argument set (and share a kept result)."""
+    validated, so ``ks`` and ``KS`` are one argument set and share a kept result. A field, not an
+    ``arguments=`` Schema class, so the signature stays the one place the arguments are declared."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         return str(super()._deserialize(value, attr, data, **kwargs)).strip().upper()

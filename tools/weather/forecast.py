@@ -14,8 +14,8 @@ from skywarden.tools.weather.nws import WeatherSettings, weather
 
 PERIODS = 5
 
-# Whole marshmallow fields, for the examples Swagger UI fills in (a description string and
-# validators alone would do otherwise).
+# Whole marshmallow fields, for their examples (Swagger UI fills them in); a description string
+# and validators alone would do otherwise.
 Latitude = Annotated[
     float,
     fields.Float(
