@@ -131,6 +131,8 @@ async def child(target: str, scenario: str, count: int, nws_url: str, workdir: s
     from skywarden.server.cli.serve import configure_server_logging
     from skywarden.server.http.connections import GuardedAppRunner
     from skywarden.server.observability.audit import audit_connection
+    from skywarden.server.plugins.registry import discover_tools
+    from skywarden.server.plugins.settings import declared_settings
     from skywarden.server.settings import load_settings
 
     cli = {
@@ -139,12 +141,13 @@ async def child(target: str, scenario: str, count: int, nws_url: str, workdir: s
         "secret": suite.SECRET,
         "rate_limit": suite.HIGH_LIMIT,
         "auth_failure_limit": suite.HIGH_LIMIT,
-        "nws_base_url": nws_url,
+        "weather_base_url": nws_url,
         "log_file": str(Path(workdir) / "server.log"),
     }
-    settings = load_settings(cli=cli, environ={})
+    registry = discover_tools()
+    settings = load_settings(cli=cli, environ={}, plugins=declared_settings(registry.plugins))
     configure_server_logging(settings)
-    app = create_app(settings)
+    app = create_app(settings, registry=registry)
     sky = GuardedAppRunner(app, idle_timeout=60, auditor=audit_connection, handle_signals=False, access_log=None)
     await sky.setup()
     _, key = await app[KEY_OPERATIONS].create(suite.BENCH_KEY, CLI_ACTOR)

@@ -12,6 +12,7 @@ Run: python benchmarks/sdk_server.py PORT KEY NWS_URL [uvloop|asyncio]
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import sys
 from typing import Any
@@ -22,32 +23,41 @@ from mcp.server.mcpserver import MCPServer
 
 from skywarden.server.plugins.http_client import Upstream
 from skywarden.server.ttlcache import TTLCache
-from skywarden.tools.contract import ToolContext
-from skywarden.tools.weather import alerts, forecast
+from skywarden.tools import Context, Url
+from skywarden.tools.weather import WeatherSettings, get_alerts, get_forecast, weather
 
 server = MCPServer("sdk-bench")
 upstream = Upstream(user_agent="bench", timeout=10, max_bytes=4 * 1024 * 1024, cache=TTLCache(512))
-settings: dict[str, Any] = {}
+settings: list[WeatherSettings] = []  # main() sets it from the command line
+contexts: list[Context[WeatherSettings]] = []  # made, with the pool opened, by the first call
 _opened = asyncio.Lock()
 
 
-async def _context() -> ToolContext:
+async def _context() -> Context[WeatherSettings]:
+    """What Skywarden gives a weather call: the plugin's settings and its view of the pool."""
     async with _opened:
-        if upstream._session is None:
+        if not contexts:
             await upstream.open()
-    return ToolContext(upstream=upstream, settings=settings, log=structlog.get_logger("sdk-bench"))
+            own = settings[0]
+            http = upstream.for_plugin(
+                weather.name, user_agent=own.user_agent, service=weather.title, trusted_origins=[own.base_url]
+            )
+            contexts.append(Context(own, http, structlog.get_logger("sdk-bench")))
+    return contexts[0]
 
 
-@server.tool(name="get_forecast", description=forecast.tool.description)
-async def get_forecast(latitude: float, longitude: float) -> dict[str, Any]:
-    result = await forecast.tool.call({"latitude": latitude, "longitude": longitude}, await _context())
-    return result.structured or {}
+def _structured(result: Any) -> dict[str, Any]:
+    return dataclasses.asdict(result.structured) if dataclasses.is_dataclass(result.structured) else {}
 
 
-@server.tool(name="get_alerts", description=alerts.tool.description)
-async def get_alerts(state: str) -> dict[str, Any]:
-    result = await alerts.tool.call({"state": state}, await _context())
-    return result.structured or {}
+@server.tool(name="get_forecast", description=get_forecast.description)
+async def sdk_get_forecast(latitude: float, longitude: float) -> dict[str, Any]:
+    return _structured(await get_forecast(await _context(), latitude=latitude, longitude=longitude))
+
+
+@server.tool(name="get_alerts", description=get_alerts.description)
+async def sdk_get_alerts(state: str) -> dict[str, Any]:
+    return _structured(await get_alerts(await _context(), state=state))
 
 
 class OneKey:
@@ -70,7 +80,7 @@ class OneKey:
 def main() -> None:
     port, key, nws_url = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     loop = sys.argv[4] if len(sys.argv) > 4 else "asyncio"
-    settings.update({"base_url": nws_url, "user_agent": "bench"})
+    settings.append(WeatherSettings(base_url=Url(nws_url), user_agent="bench"))
     app = server.streamable_http_app(stateless_http=True, json_response=True)
     uvicorn.run(OneKey(app, key), host="127.0.0.1", port=port, log_level="warning", access_log=False, loop=loop)
 

@@ -214,7 +214,7 @@ def skywarden_argv(port: int, data_dir: Path, nws_url: str, loop: str, *extra: s
     return [
         PYTHON, "-m", "skywarden.server.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
         "--admin-token", ADMIN_TOKEN, "--secret", SECRET, "--rate-limit", HIGH_LIMIT,
-        "--auth-failure-limit", HIGH_LIMIT, "--nws-base-url", nws_url, "--event-loop", loop,
+        "--auth-failure-limit", HIGH_LIMIT, "--weather-base-url", nws_url, "--event-loop", loop,
         "--log-file", str(data_dir / "server.log"), *extra,
     ]  # fmt: skip
 

@@ -20,9 +20,9 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "console"
 
 async def main() -> None:
     OUT.mkdir(exist_ok=True)
-    from skywarden.tools.weather import alerts, forecast
+    from skywarden.tools.weather import weather
 
-    async with running_app(tools=[forecast.tool, alerts.tool], nws_base_url="http://127.0.0.1:9") as app:
+    async with running_app(tools=[weather], weather_base_url="http://127.0.0.1:9") as app:
         keys = []
         for name, owner in [("nightly-report", "data team"), ("support-agent", "support"), ("ci-smoke", "platform")]:
             keys.append(await app.create_key(name=name, owner=owner))

@@ -95,16 +95,6 @@ def _optional_path(value: Any) -> str:
     return _text(value).strip()
 
 
-def _http_url(value: Any) -> str:
-    text = _text(value).strip().rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError("must be an http(s) URL such as https://api.weather.gov")
-    if parts.query or parts.fragment:
-        raise ValueError("must not contain a query or fragment")
-    return text
-
-
 def _public_url(value: Any) -> str:
     text = _text(value).strip().rstrip("/")
     if not text:
@@ -371,12 +361,6 @@ class Settings:
         "",
         parse_database_url,
         "key store URL: sqlite:///path or postgresql://user@host:port/db; empty = sqlite:///<data_dir>/skywarden.db",
-    )
-    nws_base_url: str = _setting("https://api.weather.gov", _http_url, "National Weather Service API base URL")
-    nws_user_agent: str = _setting(
-        "skywarden/0.1 (+https://github.com/skywarden/skywarden)",
-        _text,
-        "User-Agent sent to NWS (they ask for contact details)",
     )
     upstream_timeout: float = _setting(10.0, _positive_float, "total timeout of one upstream request, seconds")
     upstream_max_connections: int = _setting(20, _int_range(1, 1000), "connection pool size for upstream calls")

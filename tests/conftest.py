@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from skywarden.server.app import create_app
 from skywarden.server.observability.logging_setup import close_sinks, configure_logging
-from skywarden.server.settings import Settings, load_settings
+from skywarden.server.plugins.registry import discover_tools
+from skywarden.server.plugins.settings import declared_settings
+from skywarden.server.settings import PluginSettings, Settings, load_settings
 from skywarden.server.testing import SkywardenTestServer
 from tests.support.admin import ADMIN_HEADERS, ADMIN_TOKEN, create_key
 from tests.support.fake_nws import FakeNWS
@@ -39,18 +43,28 @@ async def fake_nws(aiohttp_server) -> FakeNWS:
     return fake
 
 
+@functools.cache
+def installed_plugins() -> tuple[PluginSettings, ...]:
+    """The settings the installed plugins declare (``weather_*`` among them), discovered once."""
+    return declared_settings(discover_tools().plugins)
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path, fake_nws: FakeNWS):
-    def make(**overrides) -> Settings:
+    def make(plugins: Sequence[PluginSettings] | None = None, **overrides) -> Settings:
+        """Settings for a test server; ``plugins``: those whose settings it reads (default: the
+        installed ones); the weather plugin's calls go to the fake NWS."""
+        plugins = installed_plugins() if plugins is None else tuple(plugins)
         values = {
             "data_dir": str(tmp_path / "data"),
             "admin_token": ADMIN_TOKEN,
-            "nws_base_url": fake_nws.url,
             "upstream_timeout": "5",
             "log_level": "debug",
         }
-        values.update({k: v for k, v in overrides.items()})
-        return load_settings(cli=values, environ={})
+        if any(plugin.name == "weather" for plugin in plugins):
+            values["weather_base_url"] = fake_nws.url
+        values.update(overrides)
+        return load_settings(cli=values, environ={}, plugins=plugins)
 
     return make
 

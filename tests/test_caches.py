@@ -15,7 +15,7 @@ from skywarden.server.plugins.registry import ToolRegistry, register_tool
 from skywarden.server.principal import Principal
 from skywarden.server.ttlcache import TTLCache
 from skywarden.tools.contract import ToolResult, text_content
-from skywarden.tools.weather import alerts, forecast
+from skywarden.tools.weather import get_alerts, get_forecast
 from tests.support.fake_nws import FakeNWS
 from tests.support.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
 from tests.support.pipelines import pipeline_of
@@ -132,8 +132,8 @@ async def test_a_keys_new_rate_is_advertised_at_once(make_client):
 
 
 async def test_apps_with_other_registries_list_their_own_tools(make_client):
-    narrow = await make_client(registry=ToolRegistry([register_tool(alerts.tool, "t")]))
-    both = [register_tool(alerts.tool, "t"), register_tool(forecast.tool, "t")]
+    narrow = await make_client(registry=ToolRegistry([register_tool(get_alerts, "t")]))
+    both = [register_tool(get_alerts, "t"), register_tool(get_forecast, "t")]
     wide = await make_client(registry=ToolRegistry(both))
     for version in ("2025-11-25", "2026-07-28"):
         assert [t["name"] for t in (await listed(narrow, version))["tools"]] == ["get_alerts"]
@@ -145,7 +145,7 @@ async def test_apps_with_other_tool_settings_never_share_a_kept_result(make_clie
     del elsewhere.routes["/alerts/active/area/KS"]  # this upstream knows nothing of Kansas
     elsewhere.url = str((await aiohttp_server(elsewhere.app())).make_url("")).rstrip("/")
     here = await make_client()
-    there = await make_client(make_settings(nws_base_url=elsewhere.url))
+    there = await make_client(make_settings(weather_base_url=elsewhere.url))
     kept = await (await here.post("/api/mcp/tools/get_alerts", json={"state": "KS"})).json()
     assert kept["isError"] is False
     other = await (await there.post("/api/mcp/tools/get_alerts", json={"state": "KS"})).json()

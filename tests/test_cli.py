@@ -65,7 +65,7 @@ async def test_serve_answers_and_shuts_down_gracefully(tmp_path, fake_nws):
     server = await start_server(
         {
             "SKYWARDEN_DATA_DIR": str(tmp_path),
-            "SKYWARDEN_NWS_BASE_URL": fake_nws.url,
+            "SKYWARDEN_NWS_BASE_URL": fake_nws.url,  # the old name of weather_base_url: still works, with a warning
             "SKYWARDEN_ADMIN_TOKEN": ADMIN_TOKEN,
         }
     )
@@ -92,6 +92,9 @@ async def test_serve_answers_and_shuts_down_gracefully(tmp_path, fake_nws):
     code = await server.stop()
     assert code == 0, "\n".join(server.raw)
     assert any(e.get("event") == "skywarden stopped" for e in server.lines)
+    [warned] = [e for e in server.lines if e.get("event") == "deprecated setting"]
+    assert warned["level"] == "warning" and warned["source"] == "SKYWARDEN_NWS_BASE_URL"
+    assert (warned["setting"], warned["replacement"]) == ("nws_base_url", "weather_base_url")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:

@@ -284,7 +284,7 @@ async def test_server_restart_is_recovered_on_the_next_call(tmp_path, fake_nws, 
     port = free_port()
     env = {
         "SKYWARDEN_DATA_DIR": str(tmp_path),
-        "SKYWARDEN_NWS_BASE_URL": fake_nws.url,
+        "SKYWARDEN_WEATHER_BASE_URL": fake_nws.url,
         "SKYWARDEN_ADMIN_TOKEN": ADMIN_TOKEN,
         "SKYWARDEN_PORT": str(port),
     }

@@ -32,7 +32,7 @@ def _env(data_dir: Path, nws: str, port: int | None = None) -> dict[str, str]:
     env = {
         "SKYWARDEN_DATA_DIR": str(data_dir),
         "SKYWARDEN_ADMIN_TOKEN": ADMIN_TOKEN,
-        "SKYWARDEN_NWS_BASE_URL": nws,
+        "SKYWARDEN_WEATHER_BASE_URL": nws,
         "SKYWARDEN_RATE_LIMIT": "",
         "SKYWARDEN_AUTH_FAILURE_LIMIT": "",
         "SKYWARDEN_UNAUTHENTICATED_LIMIT": "",

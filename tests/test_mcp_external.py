@@ -192,7 +192,7 @@ async def test_inspector_lists_tools_and_calls_get_forecast(node_tools, fake_nws
     server = await start_server(
         {
             "SKYWARDEN_DATA_DIR": str(tmp_path),
-            "SKYWARDEN_NWS_BASE_URL": fake_nws.url,
+            "SKYWARDEN_WEATHER_BASE_URL": fake_nws.url,
             "SKYWARDEN_ADMIN_TOKEN": ADMIN_TOKEN,
         }
     )

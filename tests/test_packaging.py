@@ -55,5 +55,5 @@ def test_wheel_contents(tmp_path):
     }
     assert by_extra == {"postgres": {"asyncpg"}, "redis": {"redis", "hiredis"}}
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "get_forecast = skywarden.tools.weather.forecast:tool" in entry_points
+    assert "weather = skywarden.tools.weather:weather" in entry_points
     assert "skywarden-client = skywarden.clients.cli:main" in entry_points

@@ -15,6 +15,7 @@ from skywarden.server.http.paths import TOOLS_PATH
 from skywarden.server.plugins.http_client import PluginHttp
 from skywarden.server.plugins.lifecycle import PluginStartError
 from skywarden.server.plugins.registry import PluginInfo, ToolRegistry
+from skywarden.server.plugins.settings import declared_settings
 from skywarden.server.testing import SkywardenTestServer, fake_upstream, running_app
 from tests.support.admin import ADMIN_HEADERS
 from tests.support.logs import SECRETS, drain_logs
@@ -174,7 +175,7 @@ async def test_shutdown_hooks_run_after_the_last_call_has_ended(make_settings):
         seen["call had ended"] = ended.is_set()
 
     registry = ToolRegistry([tool_of("acme", Slow())], plugins=[acme_plugin(tools=("slow",), shutdown=(record,))])
-    settings = make_settings(tool_settings={"acme": {"api_key": API_KEY}})
+    settings = make_settings(declared_settings(registry.plugins), acme_api_key=API_KEY)
     app = create_app(settings, registry=registry)
 
     async def stopping(app: Any) -> None:  # the server no longer accepts; now let the call finish

@@ -17,6 +17,7 @@ from skywarden.server.plugins.settings import SettingsDeclarationError, declared
 from skywarden.server.settings import Settings, SettingsError, load_settings
 from skywarden.server.testing import running_app
 from skywarden.tools import Secret, Url, setting
+from skywarden.tools.weather import WeatherSettings
 from tests.support.logs import SECRETS, drain_logs
 from tests.support.plugin_settings_samples import (
     ACME_DISTRIBUTION,
@@ -132,9 +133,9 @@ def test_a_name_taken_by_the_server_or_another_plugin_is_refused():
         SettingsDeclarationError, match="plugin upstream: setting upstream_timeout is already a setting of the server"
     ):
         declared_settings([_plugin(_Timeout, "upstream")])
-    # while the server still has nws_base_url, no plugin can take it as its old name
-    with pytest.raises(SettingsDeclarationError, match="nws_base_url is already a setting of the server"):
-        declared_settings([_plugin(_OldNws, "weather")])
+    # the weather plugin kept nws_base_url as its old name: no other plugin can take it
+    with pytest.raises(SettingsDeclarationError, match="nws_base_url is already a setting of plugin weather"):
+        declared_settings([_plugin(WeatherSettings, "weather"), _plugin(_OldNws, "other")])
     with pytest.raises(
         SettingsDeclarationError, match="plugin b: setting a_b_timeout is already a setting of plugin a_b"
     ):

@@ -41,7 +41,7 @@ async def live(tmp_path, fake_nws):
         {
             "SKYWARDEN_DATA_DIR": str(tmp_path),
             "SKYWARDEN_ADMIN_TOKEN": ADMIN_TOKEN,
-            "SKYWARDEN_NWS_BASE_URL": fake_nws.url,
+            "SKYWARDEN_WEATHER_BASE_URL": fake_nws.url,
         }
     )
     key = await server.create_key(ADMIN_TOKEN, name="desktop")

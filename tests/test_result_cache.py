@@ -1,5 +1,6 @@
-"""Kept results: a ``cache_results`` tool's result answers identical calls for as long as every
-upstream answer it was made from stays fresh, and never longer; refusals still come first."""
+"""Kept results: a ``cache_ttl`` (or ``cache_results``) tool's result answers identical calls for
+as long as every upstream answer it was made from stays fresh, and never longer (nor longer than
+its ``cache_ttl``); refusals still come first."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from skywarden.server.plugins.http_client import Upstream
 from skywarden.server.plugins.registry import InvalidToolError, ToolRegistry, register_tool, registry_of
 from skywarden.server.principal import Principal
 from skywarden.server.ttlcache import TTLCache
-from skywarden.tools import Context, tool
+from skywarden.tools import Context, Url, tool
 from skywarden.tools.contract import ToolError, ToolResult, text_content
 from skywarden.tools.http import UpstreamError
-from skywarden.tools.weather import alerts, forecast
+from skywarden.tools.weather import WeatherSettings, get_alerts, get_forecast
+from skywarden.tools.weather.nws import CACHE_TTL, SERVICE
 from tests.support.admin import create_key
 from tests.support.clock import Clock
 from tests.support.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
@@ -40,10 +42,10 @@ async def weather(fake_nws):
     clock = Clock()
     upstream = Upstream("test", 5, 1 << 20, TTLCache(64, clock=clock))
     await upstream.open()
-    registry = ToolRegistry([register_tool(forecast.tool, "t"), register_tool(alerts.tool, "t")])
-    pipeline = pipeline_of(
-        registry, upstream, {name: {"base_url": fake_nws.url} for name in registry.names()}, results=TTLCache(8, clock)
-    )
+    registry = registry_of([get_forecast, get_alerts], "t")
+    http = upstream.for_plugin("weather", user_agent="test", service=SERVICE, trusted_origins=[fake_nws.url])
+    settings = WeatherSettings(base_url=Url(fake_nws.url))
+    pipeline = pipeline_of(registry, http, dict.fromkeys(registry.names(), settings), results=TTLCache(8, clock))
     pipeline.clock = clock
     yield pipeline
     await upstream.close()
@@ -68,6 +70,17 @@ async def test_a_result_lives_only_as_long_as_the_first_of_its_answers_to_expire
     weather.clock.now += 2
     assert await weather.call("get_forecast", POINT, CALLER) is not first
     assert upstream_paths(fake_nws) == [POINTS_PATH, FORECAST_PATH, FORECAST_PATH]  # the points answer stayed fresh
+
+
+async def test_a_weather_result_is_kept_for_its_cache_ttl_at_most(weather, fake_nws):
+    fake_nws.routes["/alerts/active/area/KS"].headers = {"Cache-Control": "max-age=3600"}
+    first = await weather.call("get_alerts", {"state": "KS"}, CALLER)
+    weather.clock.now += CACHE_TTL - 1
+    assert await weather.call("get_alerts", {"state": "KS"}, CALLER) is first
+    weather.clock.now += 2
+    again = await weather.call("get_alerts", {"state": "KS"}, CALLER)
+    assert again is not first and again.result == first.result
+    assert upstream_paths(fake_nws) == ["/alerts/active/area/KS"]  # made again from the answer NWS lets us keep
 
 
 @pytest.mark.parametrize("cache_control", ["no-cache", "no-store", "private, max-age=60", "max-age=0", ""])

@@ -47,7 +47,7 @@ async def live(tmp_path, fake_nws):
     env = {
         "SKYWARDEN_DATA_DIR": str(tmp_path),
         "SKYWARDEN_ADMIN_TOKEN": ADMIN_TOKEN,
-        "SKYWARDEN_NWS_BASE_URL": fake_nws.url,
+        "SKYWARDEN_WEATHER_BASE_URL": fake_nws.url,
         "SKYWARDEN_RATE_LIMIT": "",
         "SKYWARDEN_AUTH_FAILURE_LIMIT": "",
         "SKYWARDEN_UNAUTHENTICATED_LIMIT": "",

@@ -10,7 +10,6 @@ from skywarden.server.settings import SettingsError, load_settings
 def test_defaults():
     s = load_settings(environ={})
     assert (s.host, s.port, s.data_dir) == ("127.0.0.1", 8080, "./.skywarden")
-    assert s.nws_base_url == "https://api.weather.gov"
     assert s.resolved_database_url.startswith("sqlite:///") and s.resolved_database_url.endswith("skywarden.db")
 
 
@@ -36,8 +35,6 @@ def test_config_file_from_environment(tmp_path):
     [
         ({"SKYWARDEN_PORT": "eighty"}, "SKYWARDEN_PORT"),
         ({"SKYWARDEN_PORT": "70000"}, "SKYWARDEN_PORT"),
-        ({"SKYWARDEN_NWS_BASE_URL": "ftp://x"}, "SKYWARDEN_NWS_BASE_URL"),
-        ({"SKYWARDEN_NWS_BASE_URL": "https://x/?q=1"}, "SKYWARDEN_NWS_BASE_URL"),
         ({"SKYWARDEN_UPSTREAM_TIMEOUT": "-1"}, "SKYWARDEN_UPSTREAM_TIMEOUT"),
         ({"SKYWARDEN_UPSTREAM_TIMEOUT": "nan"}, "SKYWARDEN_UPSTREAM_TIMEOUT"),
         ({"SKYWARDEN_LOG_LEVEL": "loud"}, "SKYWARDEN_LOG_LEVEL"),

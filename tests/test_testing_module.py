@@ -52,7 +52,7 @@ async def test_the_built_in_weather_tools_against_a_fake_nws():
     async with fake_upstream({}) as nws:
         points["properties"]["forecast"] = f"{nws.url}/gridpoints/TOP/32,81/forecast"
         nws.routes.update({"/points/39.7456,-97.0892": points, "/gridpoints/TOP/32,81/forecast": Answer(forecast)})
-        async with running_app(nws_base_url=nws.url) as app:
+        async with running_app(weather_base_url=nws.url) as app:
             key = await app.create_key(scopes=["get_forecast"])
             SECRETS.add(key)
             status, tools = await app.list_tools(key)

@@ -278,7 +278,8 @@ NOT_A_GRANT = [
     "tools\u00a0",
     "tооls",  # Cyrillic o
     "ｔｏｏｌｓ",  # fullwidth
-    "tool:weather",
+    "tool:Weather",
+    "tool:weather*",
     "weather*",
     "Weather",
     "tool:tools",
@@ -299,7 +300,9 @@ async def test_only_the_documented_scopes_grant_tools_at_both_doors(srv, issuer,
         ("tools", "get_alerts", 200),
         ("tool:get_forecast", "get_forecast", 200),
         ("tool:get_forecast", "get_alerts", 403),
-        ("weather", "get_forecast", 200),
+        ("tool:weather", "get_forecast", 200),  # the scope name both weather tools declare
+        ("tool:weather", "get_alerts", 200),
+        ("weather", "get_forecast", 200),  # mapped by this server's oauth_scope_map to get_forecast alone
         ("weather", "get_alerts", 403),
     ]:  # scope: a string (RFC 9068); scp: a string (Entra ID) or a list (Okta)
         for claim in ({"scope": f"openid {scope}"}, {"scp": f"{scope} email"}, {"scp": ["openid", scope]}):

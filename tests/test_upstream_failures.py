@@ -95,7 +95,7 @@ async def test_an_upstream_failure_is_logged_once_with_its_cause(make_client, ma
     failure = FAILURES[name]
     settings = dict(failure.settings)
     if failure.path is None:
-        settings["nws_base_url"] = f"http://127.0.0.1:{free_port()}"
+        settings["weather_base_url"] = f"http://127.0.0.1:{free_port()}"
     elif failure.answer is not None:
         fake_nws.set(failure.path, failure.answer)
     client = await make_client(make_settings(**settings))
@@ -108,7 +108,7 @@ async def test_an_upstream_failure_is_logged_once_with_its_cause(make_client, ma
     line = lines[0]
     assert line["level"] == "warning" and line["tool"] == failure.tool
     assert line["cause"] == failure.cause and line.get("upstream_status") == failure.status
-    base = settings.get("nws_base_url", fake_nws.url)
+    base = settings.get("weather_base_url", fake_nws.url)
     logged = failure.logged if failure.logged is None or "://" in failure.logged else base + failure.logged
     assert line.get("upstream") == logged
     assert SECRET not in str(line) and client.api_key not in str(line)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from skywarden.server import __version__
 from skywarden.server.plugins.http_client import Upstream
 from skywarden.server.settings import Settings
 from skywarden.server.ttlcache import TTLCache
@@ -14,8 +15,10 @@ from skywarden.server.ttlcache import TTLCache
 def build_upstream(
     settings: Settings, cache: TTLCache, observer: Callable[[str, float, bool], None] | None
 ) -> Upstream:
+    """The one pool every plugin's client shares. Its own User-Agent (``skywarden/<version>``) is
+    only what a client sends whose plugin gives none; each plugin's runtime gives one."""
     return Upstream(
-        user_agent=settings.nws_user_agent,
+        user_agent=f"skywarden/{__version__}",
         timeout=settings.upstream_timeout,
         max_bytes=settings.upstream_max_bytes,
         cache=cache,

@@ -1,18 +1,21 @@
-"""What both NWS tools share: the API's base URL, its link rule and its codes."""
+"""The ``weather`` plugin and what its two tools share: settings, the calls to the National
+Weather Service API, the rule for following its links, and its state codes."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from skywarden.tools.contract import ToolContext
-from skywarden.tools.http import UpstreamError
+from skywarden.tools import Context, Plugin, UpstreamError, Url, setting
 
-SERVICE = "The National Weather Service API"
-LABEL = "nws"  # the metric label
+SERVICE = "The National Weather Service API"  # the plugin's title: what error texts call the service
+LABEL = "nws"  # the metric label of its requests (skywarden_upstream_* metrics)
 ACCEPT = "application/geo+json"
+CACHE_TTL = 300  # seconds a result may answer identical arguments (never past NWS's own max-age)
 
 # USPS codes of the states, DC, the territories and freely associated states NWS issues alerts for.
 STATE_CODES = frozenset(
@@ -21,11 +24,31 @@ STATE_CODES = frozenset(
 )
 
 
-SETTINGS_GROUP = "nws"  # the server's nws_* settings reach these tools as context.settings
+@dataclass(frozen=True)
+class WeatherSettings:
+    """``weather_base_url`` and ``weather_user_agent`` (formerly ``nws_base_url``, ``nws_user_agent``)."""
+
+    base_url: Url = setting(
+        "https://api.weather.gov", help="National Weather Service API base URL", alias="nws_base_url"
+    )
+    user_agent: str = setting(
+        f"skywarden/{metadata.version('skywarden')} (+https://github.com/skywarden/skywarden)",
+        help="User-Agent sent to the National Weather Service; NWS asks for contact details in it: "
+        "a URL or an e-mail address",
+        alias="nws_user_agent",
+    )
 
 
-def base_url(context: ToolContext) -> str:
-    return str(context.settings["base_url"]).rstrip("/")
+weather = Plugin("weather", settings=WeatherSettings, title=SERVICE)
+
+T = TypeVar("T")
+
+
+async def get(ctx: Context[WeatherSettings], url: str, derive: Callable[[Any], T]) -> T:
+    """GET an NWS document and ``derive`` what a tool needs from it, once per upstream answer
+    (kept beside the answer while NWS says it is fresh)."""
+    found: T = await ctx.http.get_json(url, accept=ACCEPT, label=LABEL, derive=derive)
+    return found
 
 
 @functools.lru_cache(maxsize=256)
@@ -39,23 +62,19 @@ def _origin(url: str) -> tuple[str, str, int | None] | None:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def follow_link(context: ToolContext, url: Any, source: str | None = None) -> str:
-    """Return ``url`` if it is safe to fetch: it must stay on the configured NWS origin.
-    ``source`` is the address of the answer the link came from (logged when there is none)."""
+def follow_link(ctx: Context[WeatherSettings], url: Any, source: str) -> str:
+    """Return ``url`` if it is safe to fetch: NWS answers link to NWS, so a link must stay on
+    the configured origin (``weather_base_url``). ``source``: the address the link came from."""
     if not isinstance(url, str) or not url:
         raise UpstreamError(
             f"{SERVICE} answered without the expected link; try again later.", url=source, cause="no_link"
         )
     origin = _origin(url)
-    if origin is None or origin != _origin(base_url(context)):
+    if origin is None or origin != _origin(ctx.settings.base_url):
         raise UpstreamError(
             f"{SERVICE} answered with a link to another site, which is not followed.", url=url, cause="foreign_link"
         )
     return url
-
-
-async def get(context: ToolContext, url: str, derive: Callable[[Any], Any] | None = None) -> Any:
-    return await context.upstream.get_json(url, service=SERVICE, accept=ACCEPT, label=LABEL, derive=derive)
 
 
 @functools.lru_cache(maxsize=4096)  # callers ask for the same places again and again; bounded
