@@ -4,7 +4,9 @@ error naming it (``isError``), and one log line says where, never what."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import typing
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -284,3 +286,80 @@ async def test_both_doors_publish_the_output_schema_and_send_structured_content(
         status, answer = await app.call_tool_mcp("thing", {"name": "broken"}, key)
         assert status == 200 and answer["result"]["isError"] is True
         assert "does not match its output schema" in answer["result"]["content"][0]["text"]
+
+
+# --- The plain dump of a result dataclass ----------------------------------------------------------
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclasses.dataclass
+class Leaf:
+    name: str
+    weight: float | None = None
+
+
+@dataclasses.dataclass
+class Tree:
+    leaves: list[Leaf]
+    by_name: dict[str, Leaf]
+    colour: Colour
+    best: Leaf | None
+    kind: typing.Literal["oak", "elm"]
+    tags: typing.Annotated[list[str], "labels"]
+
+
+TREE = Tree(
+    leaves=[Leaf("a", 1.5), Leaf("b")],
+    by_name={"a": Leaf("a", 2)},
+    colour=Colour.BLUE,
+    best=None,
+    kind="elm",
+    tags=["x"],
+)
+
+
+def test_a_result_dataclass_is_written_as_marshmallow_would_write_it():
+    from skywarden.server.plugins.plain_dump import plain_dumper
+    from skywarden.server.plugins.results import declared_result
+
+    plan = declared_result(Tree, "tree")
+    dump = plain_dumper(Tree)
+    assert dump is not None and dump(TREE) == plan.schema.dump(TREE)
+    assert dump(dataclasses.replace(TREE, best=Leaf("c"))) == plan.schema.dump(
+        dataclasses.replace(TREE, best=Leaf("c"))
+    )
+
+
+def test_a_type_the_plain_dump_does_not_know_keeps_marshmallow():
+
+    from skywarden.server.plugins.plain_dump import plain_dumper
+
+    @dataclasses.dataclass
+    class Whole:
+        at: typing.Annotated[str, fields.String()]
+
+    class Shape(typing.TypedDict):
+        name: str
+
+    @dataclasses.dataclass
+    class Node:
+        children: list[Node]
+
+    assert plain_dumper(Whole) is None and plain_dumper(Shape) is None and plain_dumper(Node) is None
+
+
+async def test_a_result_dataclass_field_of_the_wrong_type_is_refused_not_converted():
+    @tool
+    async def bad_leaf() -> Leaf:
+        """A leaf whose name is a number."""
+        return Leaf(7)  # type: ignore[arg-type]  # what the test is about
+
+    async with running_app(tools=[bad_leaf]) as app:
+        key = await app.create_key()
+        status, body = await app.call_tool("bad_leaf", {}, key)
+    assert status == 200 and body["isError"] is True
+    assert "does not match its output schema" in body["content"][0]["text"]

@@ -19,6 +19,7 @@ from typing_extensions import is_typeddict
 from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.json_schema import json_schema
 from skywarden.server.plugins.model import InvalidToolError
+from skywarden.server.plugins.plain_dump import plain_dumper
 from skywarden.server.plugins.signature import DerivedSchema, FieldMaker, UnsupportedAnnotation
 from skywarden.tools.contract import ToolResult, text_content
 
@@ -51,12 +52,20 @@ class ResultShape:
     of it; the class form returns JSON as it is), and gets the JSON as its text when it wrote
     none. The structured part of a successful result must match the output schema."""
 
-    __slots__ = ("_dump", "_validator", "_wrap")
+    __slots__ = ("_dump", "_plain", "_plain_type", "_validator", "_wrap")
 
-    def __init__(self, output_schema: dict[str, Any] | None, dump: marshmallow.Schema | None, wrap: bool) -> None:
+    def __init__(
+        self,
+        output_schema: dict[str, Any] | None,
+        dump: marshmallow.Schema | None,
+        wrap: bool,
+        plain_type: type | None = None,
+    ) -> None:
         self._validator = jsonschema_rs.validator_for(output_schema) if output_schema is not None else None
         self._dump = dump
         self._wrap = wrap
+        self._plain = plain_dumper(plain_type) if plain_type is not None else None
+        self._plain_type = plain_type if self._plain is not None else None
 
     def __call__(self, value: Any) -> ToolResult:
         written: ToolResult | None = None
@@ -93,6 +102,13 @@ class ResultShape:
     def _data(self, structured: Any) -> Any:
         if self._dump is None:
             return structured
+        if type(structured) is self._plain_type and self._plain is not None:  # the declared dataclass itself
+            try:
+                return self._plain(structured)
+            except (AttributeError, TypeError) as exc:  # a field holding what its type cannot
+                raise ResultMismatch(
+                    [{"instance_path": "", "schema_path": "", "problem": type(exc).__name__}]
+                ) from None
         try:
             return self._dump.dump({WRAPPED: structured} if self._wrap else structured)
         except Exception as exc:  # a value its type's fields cannot read (a str where a list goes, ...)
@@ -154,7 +170,8 @@ def declared_result(annotation: Any, tool: str) -> ResultPlan:
     except UnsupportedAnnotation as exc:
         raise InvalidToolError(f"tool {tool!r}: result: {exc}") from None
     output = _json_schema(schema, tool)
-    return ResultPlan(_shape(output, schema, wrap, tool), schema, output)
+    plain = bare if not wrap and dataclasses.is_dataclass(bare) and isinstance(bare, type) else None
+    return ResultPlan(_shape(output, schema, wrap, tool, plain), schema, output)
 
 
 def no_annotation() -> Any:
@@ -177,8 +194,10 @@ def _json_schema(schema: marshmallow.Schema, tool: str) -> dict[str, Any]:
         raise InvalidToolError(f"tool {tool!r}: result schema cannot be converted to JSON Schema: {exc}") from None
 
 
-def _shape(output: dict[str, Any] | None, dump: marshmallow.Schema | None, wrap: bool, tool: str) -> ResultShape:
+def _shape(
+    output: dict[str, Any] | None, dump: marshmallow.Schema | None, wrap: bool, tool: str, plain: type | None = None
+) -> ResultShape:
     try:
-        return ResultShape(output, dump, wrap)
+        return ResultShape(output, dump, wrap, plain)
     except ValueError as exc:  # jsonschema_rs refuses the schema
         raise InvalidToolError(f"tool {tool!r}: result schema is no valid JSON Schema: {exc}") from None
