@@ -33,9 +33,12 @@ from skywarden.server.appkeys import SETTINGS
 from skywarden.server.http.connections import GuardedAppRunner
 from skywarden.server.http.paths import ADMIN_KEYS_PATH, MCP_PATH, TOOLS_PATH
 from skywarden.server.observability.audit import audit_connection
+from skywarden.server.plugins.lifecycle import PluginStartError
 from skywarden.server.plugins.registry import discover_tools, registry_of
 from skywarden.server.plugins.settings import declared_settings
 from skywarden.server.settings import Settings, load_settings
+
+__all__ = ["Answer", "FakeUpstream", "PluginStartError", "RunningApp", "SeenRequest", "fake_upstream", "running_app"]
 
 MODERN_VERSION = "2026-07-28"
 

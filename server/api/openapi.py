@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ def setup_openapi(app: web.Application, tools: ToolRegistry) -> AiohttpApiSpec:
     for name, scheme in SECURITY_SCHEMES.items():
         spec.spec.components.security_scheme(name, scheme)
     spec.register(app, in_place=False)
+    app.on_startup[-1] = _without_app_key_warning(app.on_startup[-1])
     declare(next(r for r in app.router.resources() if r.canonical == SPEC_URL), PUBLIC)  # apigami's route
     app.on_startup.append(_document_finisher(tools))
     add_route(app, "GET", UI_PATH, _ui_page, rule=PUBLIC, allow_head=True)
@@ -117,6 +119,20 @@ async def _ui_page(request: web.Request) -> web.Response:
 
 async def _ui_init(request: web.Request) -> web.Response:
     return web.Response(text=_UI_INIT, content_type="application/javascript")
+
+
+def _without_app_key_warning(
+    register: Callable[[web.Application], Awaitable[object]],
+) -> Callable[[web.Application], Awaitable[None]]:
+    """apigami's start-up step, without the warning aiohttp gives for apigami's string key on
+    every start (not this server's code, nor a plugin's: their test runs would show it)."""
+
+    async def register_quietly(app: web.Application) -> None:
+        with warnings.catch_warnings():  # the step never awaits, so no other task runs inside
+            warnings.filterwarnings("ignore", category=web.NotAppKeyWarning)
+            await register(app)
+
+    return register_quietly
 
 
 def _document_finisher(tools: ToolRegistry) -> Callable[[web.Application], Awaitable[None]]:

@@ -13,7 +13,6 @@ import zlib
 from typing import Any
 
 from marshmallow import RAISE, Schema
-
 from skywarden.tools import (
     MissingClientCapability,
     ToolContext,
