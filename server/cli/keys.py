@@ -36,7 +36,12 @@ def add_admin_commands(
     create = keys_sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True)
     create.add_argument("--owner")
-    create.add_argument("--scope", action="append", dest="scopes", help="tool name or * (repeatable; default *)")
+    create.add_argument(
+        "--scope",
+        action="append",
+        dest="scopes",
+        help="tool name, a scope name tools declare (e.g. weather), or * (repeatable; default *)",
+    )
     create.add_argument("--environment", choices=KEY_ENVIRONMENTS)
     create.add_argument("--expires-at", help="ISO 8601 time with zone, e.g. 2027-01-01T00:00:00Z")
     create.add_argument("--rate-limit", help="e.g. 120/minute")
