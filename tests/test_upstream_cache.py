@@ -41,16 +41,16 @@ async def test_a_derived_shape_is_made_once_per_answer_and_expires_with_it(upstr
         return document["properties"]["forecast"]
 
     url = fake_nws.url + POINT
-    first = await upstream.get_json(url, service="NWS", derive=shape)
-    second = await upstream.get_json(url, service="NWS", derive=shape)
+    first = await upstream.trusting.get_json(url, service="NWS", derive=shape)
+    second = await upstream.trusting.get_json(url, service="NWS", derive=shape)
     assert first == second and first.endswith("/forecast")
     assert len(made) == 1 and fake_nws.hits(POINT) == 1
     assert (upstream.cache.hits, upstream.cache.misses) == (1, 1)
-    plain = await upstream.get_json(url, service="NWS")  # the document itself is still there
+    plain = await upstream.trusting.get_json(url, service="NWS")  # the document itself is still there
     assert plain["properties"]["forecast"] == first
 
     upstream.clock.now += 301  # the answer said max-age=300
-    await upstream.get_json(url, service="NWS", derive=shape)
+    await upstream.trusting.get_json(url, service="NWS", derive=shape)
     assert len(made) == 2 and fake_nws.hits(POINT) == 2
 
 
@@ -61,12 +61,12 @@ async def test_a_failing_shape_is_not_cached_and_an_uncacheable_answer_keeps_no_
     url = fake_nws.url + POINT
     for _ in range(2):
         with pytest.raises(ToolError, match="unexpected format"):
-            await upstream.get_json(url, service="NWS", derive=refuse)
+            await upstream.trusting.get_json(url, service="NWS", derive=refuse)
     assert fake_nws.hits(POINT) == 1  # the document stayed cached; only the shape failed
 
     fake_nws.set("/uncached", Answer(200, b'{"a": 1}', headers={"Cache-Control": "no-store"}))
     for _ in range(2):
-        assert await upstream.get_json(fake_nws.url + "/uncached", service="NWS", derive=lambda d: d["a"]) == 1
+        assert await upstream.trusting.get_json(fake_nws.url + "/uncached", service="NWS", derive=lambda d: d["a"]) == 1
     assert fake_nws.hits("/uncached") == 2 and len(upstream.cache) == 1  # only the point: no shape of it
 
 
@@ -86,7 +86,7 @@ async def test_two_shapes_of_one_name_are_kept_apart(upstream, fake_nws):
 
     url = fake_nws.url + POINT
     forecast, hourly = pick("forecast"), pick("forecastHourly")
-    assert (await upstream.get_json(url, service="NWS", derive=forecast)).endswith("/forecast")
-    assert (await upstream.get_json(url, service="NWS", derive=hourly)).endswith("/forecast/hourly")
-    assert (await upstream.get_json(url, service="NWS", derive=forecast)).endswith("/forecast")
+    assert (await upstream.trusting.get_json(url, service="NWS", derive=forecast)).endswith("/forecast")
+    assert (await upstream.trusting.get_json(url, service="NWS", derive=hourly)).endswith("/forecast/hourly")
+    assert (await upstream.trusting.get_json(url, service="NWS", derive=forecast)).endswith("/forecast")
     assert fake_nws.hits(POINT) == 1

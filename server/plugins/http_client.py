@@ -137,11 +137,11 @@ class Upstream:
     resolver: Callable[[], AbstractResolver] | None = None  # makes the resolver under the guard; default aiohttp's
     _sessions: _Sessions | None = None
     policy: AddressPolicy = field(init=False)
-    _own: PluginHttp = field(init=False)
+    trusting: PluginHttp = field(init=False)  # no plugin's: every origin trusted (the server's own calls, tests)
 
     def __post_init__(self) -> None:
         self.policy = AddressPolicy(parse_networks(self.allowed_networks))
-        self._own = PluginHttp(self, None, self.user_agent, DEFAULT_SERVICE, None)
+        self.trusting = PluginHttp(self, None, self.user_agent, DEFAULT_SERVICE, None)
 
     async def open(self) -> None:
         inner = self._new_resolver()
@@ -186,40 +186,6 @@ class Upstream:
             await sessions.configured.close()
             for resolver in sessions.resolvers:
                 await resolver.close()
-
-    async def get_json(
-        self,
-        url: str,
-        *,
-        service: str | None = None,
-        accept: str = "application/json",
-        label: str | None = None,
-        headers: Mapping[str, str | Secret] | None = None,
-        derive: Callable[[Any], Any] | None = None,
-    ) -> Any:
-        """``PluginHttp.get_json`` for the server itself: no plugin, every origin trusted."""
-        return await self._own.get_json(
-            url, service=service, accept=accept, label=label, headers=headers, derive=derive
-        )
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        service: str | None = None,
-        label: str | None = None,
-        headers: Mapping[str, str | Secret] | None = None,
-        params: Mapping[str, str | Secret] | None = None,
-        json: Any = None,
-        data: bytes | str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (a per-request cap, passed to the client)
-    ) -> HttpResponse:
-        """``PluginHttp.request`` for the server itself: no plugin, every origin trusted."""
-        return await self._own.request(
-            method, url, service=service, label=label, headers=headers, params=params, json=json, data=data,
-            timeout=timeout,
-        )  # fmt: skip
 
     def _observe(self, label: str, started: float, failed: bool) -> None:
         if self.observer is not None:
