@@ -410,7 +410,7 @@ async def test_a_token_without_the_tools_scope_is_refused_at_both_doors(server, 
     resp = await narrow.post("/api/mcp/tools/get_alerts", json={"state": "KS"})
     assert resp.status == 403
     challenge = resp.headers["WWW-Authenticate"]
-    assert 'error="insufficient_scope"' in challenge and 'scope="tool:get_alerts tools"' in challenge
+    assert 'error="insufficient_scope"' in challenge and 'scope="tool:get_alerts tool:weather tools"' in challenge
     assert "resource_metadata=" in challenge
 
     from tests.support.mcp_helpers import modern_headers, modern_rpc
