@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -33,12 +34,24 @@ from skywarden.server.appkeys import SETTINGS
 from skywarden.server.http.connections import GuardedAppRunner
 from skywarden.server.http.paths import ADMIN_KEYS_PATH, MCP_PATH, TOOLS_PATH
 from skywarden.server.observability.audit import audit_connection
+from skywarden.server.observability.redaction import redacting_renderer
 from skywarden.server.plugins.lifecycle import PluginStartError
+from skywarden.server.plugins.model import InvalidToolError
 from skywarden.server.plugins.registry import discover_tools, registry_of
 from skywarden.server.plugins.settings import declared_settings
-from skywarden.server.settings import Settings, load_settings
+from skywarden.server.settings import Settings, SettingsError, load_settings
 
-__all__ = ["Answer", "FakeUpstream", "PluginStartError", "RunningApp", "SeenRequest", "fake_upstream", "running_app"]
+__all__ = [
+    "Answer",
+    "FakeUpstream",
+    "InvalidToolError",
+    "PluginStartError",
+    "RunningApp",
+    "SeenRequest",
+    "SettingsError",
+    "fake_upstream",
+    "running_app",
+]
 
 MODERN_VERSION = "2026-07-28"
 
@@ -200,6 +213,23 @@ class RunningApp:
             return resp.status, await resp.json(content_type=None)
 
 
+def _log_plainly() -> None:
+    """When the test run has not set up logging: the server's redaction, and tracebacks without
+    their local variables (structlog's default shows them, and a request's locals hold secrets)."""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.format_exc_info,
+            redacting_renderer(structlog.dev.ConsoleRenderer(colors=False)),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+
+
 @asynccontextmanager
 async def running_app(
     *,
@@ -212,7 +242,10 @@ async def running_app(
     ``settings`` are Skywarden settings by name (e.g. ``rate_limit="5/minute"``), the plugins'
     settings by their full names (``acme_base_url=upstream.url``, ``acme_api_key="..."``) or as
     tables (``tool_settings={"acme": {...}}``). The plugins' start-up hooks run before this
-    yields (a failing one raises ``PluginStartError``), their shutdown hooks when it ends."""
+    yields (a failing one raises ``PluginStartError``), their shutdown hooks when it ends. A
+    missing or invalid setting raises ``SettingsError``; a tool the server cannot use,
+    ``InvalidToolError`` (both naming what is wrong)."""
+    _log_plainly()
     registry = registry_of(tools, "under test") if tools is not None else discover_tools()
     admin_token = "skw_test_admin_" + secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="skywarden-test-") as temporary:

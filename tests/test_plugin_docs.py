@@ -169,6 +169,7 @@ def test_each_module_loads_as_tools(block, tmp_path, monkeypatch):
     assert len(registry) >= len(objects)
 
 
+@pytest.mark.slow  # starts subprocesses
 def test_the_test_files_pass_as_written_with_no_configuration(tmp_path):
     """Plain pytest and pytest-asyncio in its default (strict) mode: no ini file, no conftest."""
     write_files(tmp_path)
@@ -186,6 +187,7 @@ def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Compl
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow  # starts subprocesses
 def test_the_page_code_is_ruff_clean(tmp_path):
     """As the example packages are: formatted, imports sorted as an author's project sorts them."""
     write_files(tmp_path)
@@ -310,6 +312,7 @@ def test_the_shell_commands_are_real():
                 raise AssertionError(f"{block}: no check for {program}")
 
 
+@pytest.mark.slow  # starts subprocesses
 async def test_the_shell_sessions_print_what_the_page_shows(tmp_path):
     """Each session against `skywarden serve` (running_app with every installed plugin, on the
     data folder the commands use by default): `skywarden` and `skywarden-client` run as

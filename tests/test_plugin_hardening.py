@@ -230,3 +230,76 @@ def test_a_prefixed_secret_stays_a_secret():
     bearer = Secret(API_KEY).prefixed("Bearer ")
     assert isinstance(bearer, Secret) and bearer.reveal() == f"Bearer {API_KEY}"
     assert str(bearer) == "***" and API_KEY not in repr(bearer)
+
+
+def test_an_option_written_without_its_name_is_refused_where_it_is_written():
+    with pytest.raises(TypeError, match=r"@tool takes its options by name, such as @tool\(scopes=\[...\]\); got list"):
+        tool(["dice"])  # type: ignore[call-overload]  # the mistake under test
+    with pytest.raises(TypeError, match="takes its options by name"):
+        Plugin("dice").tool(["dice"])  # type: ignore[call-overload]
+
+
+async def test_running_app_refuses_a_missing_setting_and_a_tool_it_cannot_use_with_errors_authors_can_import():
+    from skywarden.server import testing
+
+    with pytest.raises(testing.SettingsError, match="missing setting echo_api_key"):
+        async with running_app(tools=[echo]):
+            pass
+
+    async def unannotated(text):
+        """Its argument has no type."""
+        return text
+
+    with pytest.raises(testing.InvalidToolError, match="parameter 'text' needs a type annotation"):
+        async with running_app(tools=[tool(unannotated)]):
+            pass
+
+
+HOOK_SCRIPT = """
+import asyncio, socket
+from dataclasses import dataclass
+from skywarden.server.testing import PluginStartError, running_app
+from skywarden.tools import Context, Plugin, Secret, Url, setting
+
+@dataclass(frozen=True)
+class S:
+    base_url: Url = setting(help="base")
+    api_key: Secret = setting(help="key")
+
+p = Plugin("leaky", settings=S)
+
+@p.on_startup
+async def connect(ctx: Context[S]) -> None:
+    await ctx.http.request("GET", ctx.settings.base_url + "/x", headers={"Authorization": ctx.settings.api_key})
+
+@p.tool
+async def noop() -> str:
+    "Nothing."
+    return ""
+
+async def main():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once this block ends: nothing listens there
+    try:
+        async with running_app(tools=[p], leaky_base_url=f"http://127.0.0.1:{port}", leaky_api_key=%r):
+            pass
+    except PluginStartError as exc:
+        print("refused:", exc)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow  # starts a subprocess
+def test_a_failing_hook_in_an_authors_test_run_logs_no_secret():
+    """A plugin author's test run has not set up logging: what running_app logs still hides secrets."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", HOOK_SCRIPT % API_KEY], capture_output=True, text=True, timeout=60, check=False
+    )
+    output = done.stdout + done.stderr
+    assert "refused: plugin leaky: start-up hook connect failed" in output, output[-2000:]
+    assert API_KEY not in output

@@ -45,6 +45,13 @@ class ToolSpec(Generic[P, R]):
         return self.function(*args, **kwargs)
 
 
+def _function(given: Any) -> Any:
+    """What ``@tool`` was given first: the function, never an option written without its name."""
+    if not callable(given):
+        raise TypeError(f"@tool takes its options by name, such as @tool(scopes=[...]); got {type(given).__name__}")
+    return given
+
+
 class _Declare:
     """The options ``tool`` takes, shared by ``tool`` and ``Plugin.tool``."""
 
@@ -126,7 +133,7 @@ def tool(
             fn, None, name, title, description, cost, scopes, cache_ttl, arguments, result, annotations
         )
 
-    return declare(function) if function is not None else declare
+    return declare(_function(function)) if function is not None else declare
 
 
 class Plugin(Generic[S]):
@@ -197,7 +204,7 @@ class Plugin(Generic[S]):
             self.tools.append(spec)
             return spec
 
-        return declare(function) if function is not None else declare
+        return declare(_function(function)) if function is not None else declare
 
     def on_startup(self, hook: Hook) -> Hook:
         """Run ``await hook(context)`` when the server starts, in declaration order; a hook that

@@ -284,7 +284,11 @@ class ToolPipeline:
             text = f"The tool {tool.name} returned a result that cannot be written as JSON."
             return ToolResult(content=[text_content(text)], is_error=True)
         except InvalidResult:
-            bound.error("tool returned an unexpected value", returned=type(returned).__name__)
+            bound.error(
+                "tool returned an unexpected value",
+                returned=type(returned).__name__,
+                hint="return a str or a ToolResult, or annotate the result type (-> int, -> Thing)",
+            )
             return ToolResult(
                 content=[text_content(f"The tool {tool.name} returned an invalid result.")], is_error=True
             )
