@@ -834,6 +834,7 @@ def load_settings(
     plugins: Sequence[PluginSettings] | None = None,
     *,
     check_plugins: bool = True,
+    cli_source: Callable[[str], str] = flag_name,
 ) -> Settings:
     """Build Settings; raises SettingsError naming the first bad setting.
 
@@ -842,7 +843,8 @@ def load_settings(
     ``plugin_settings``; a ``[tool_settings.<group>]`` no plugin reads is refused. Without
     ``plugins`` the registry is unknown: ``tool_settings`` is kept as given and the runtime
     checks a plugin's table when it is built. ``check_plugins=False`` knows the plugins' names
-    but neither checks nor keeps their values (commands that do not run tools)."""
+    but neither checks nor keeps their values (commands that do not run tools). ``cli_source``
+    names where a ``cli`` value came from in an error (the flag, unless a caller says otherwise)."""
     environ = os.environ if environ is None else environ
     cli = cli or {}
     known = {f.name: f for f in setting_fields()}
@@ -868,7 +870,7 @@ def load_settings(
             take(name, environ[env_name(name)], ENVIRONMENT, env_name(name))
     for name, value in cli.items():
         if value is not None:
-            take(name, value, FLAG, flag_name(name))
+            take(name, value, FLAG, cli_source(name))
 
     values["tool_settings"] = _read_only(reader.raw_tables())
     if plugins is not None and check_plugins:

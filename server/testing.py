@@ -250,7 +250,12 @@ async def running_app(
     admin_token = "skw_test_admin_" + secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="skywarden-test-") as temporary:
         values = {"data_dir": data_dir or temporary, "admin_token": admin_token, **settings}
-        resolved = load_settings(cli=values, environ={}, plugins=declared_settings(registry.plugins))
+        resolved = load_settings(
+            cli=values,
+            environ={},
+            plugins=declared_settings(registry.plugins),
+            cli_source=lambda name: f"running_app({name}=...)",
+        )
         server = SkywardenTestServer(create_app(resolved, registry=registry), host="127.0.0.1")
         try:
             await server.start_server()  # a start that fails still closes what it opened

@@ -246,6 +246,12 @@ async def test_running_app_refuses_a_missing_setting_and_a_tool_it_cannot_use_wi
         async with running_app(tools=[echo]):
             pass
 
+    with pytest.raises(
+        testing.SettingsError, match=r"invalid setting echo_base_url \(running_app\(echo_base_url=\.\.\.\)\)"
+    ):
+        async with running_app(tools=[echo], echo_base_url="ftp://x", echo_api_key=API_KEY):
+            pass
+
     async def unannotated(text):
         """Its argument has no type."""
         return text

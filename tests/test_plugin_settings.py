@@ -505,7 +505,8 @@ async def test_running_app_takes_plugin_settings_by_name_and_the_tool_sees_them(
 
 async def test_running_app_refuses_a_bad_plugin_setting_before_starting(acme_installed):
     with pytest.raises(
-        SettingsError, match=r"^invalid setting acme_timeout \(--acme-timeout\): must be a number; got 'x'$"
+        SettingsError,
+        match=r"^invalid setting acme_timeout \(running_app\(acme_timeout=\.\.\.\)\): must be a number; got 'x'$",
     ):
         async with running_app(acme_api_key=API_KEY, acme_timeout="x"):
             pass
