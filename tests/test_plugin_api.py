@@ -586,7 +586,7 @@ async def many(
     return "ok"
 
 
-FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 argument_sets = st.one_of(
     json_values,
     st.dictionaries(st.sampled_from([*inspect.signature(many.function).parameters, "extra"]), json_values),
