@@ -10,6 +10,7 @@ from skywarden.server.api.openapi import setup_openapi
 from skywarden.server.api.rest import RestApi
 from skywarden.server.appkeys import (
     AUTHENTICATOR,
+    GATEWAY,
     IDENTITY,
     KEY_OPERATIONS,
     KEY_STORE,
@@ -32,6 +33,7 @@ from skywarden.server.calls.ratelimit import RateLimits
 from skywarden.server.console import pages
 from skywarden.server.console.binding import SignInCookie, derive_key
 from skywarden.server.console.sso import ConsoleSignIn
+from skywarden.server.gateway.gateway import Gateway, gateway_context
 from skywarden.server.http.body import BodyReader, body_size_check, check_content_coding
 from skywarden.server.http.connections import MAX_HEADER_FIELD_BYTES, MAX_REQUEST_LINE_BYTES
 from skywarden.server.http.cors import setup_cors
@@ -58,6 +60,7 @@ from skywarden.server.plugins.upstream_setup import build_upstream, upstream_con
 from skywarden.server.request_state import open_state, state_of
 from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state, shared_state_context
+from skywarden.server.upstreams import grantable_names
 
 
 def create_app(
@@ -76,7 +79,13 @@ def create_app(
     sessions, broadcast = shared.sessions, shared.broadcast
     limits = RateLimits.from_settings(settings, shared.counters)
     caches = RequestCaches.from_settings(settings)
+    # upstream MCP servers: their tools join the registry as they list them (docs/gateway.md)
+    gateway = Gateway(settings, registry, caches.tool_lists.clear) if settings.upstreams else None
     tool_names = frozenset(registry.names())
+
+    def grantable() -> frozenset[str]:
+        return grantable_names(registry.grantable_names(), settings.upstreams, settings.gateway_separator)
+
     metrics = None
     if settings.metrics_enabled:
         metrics = Metrics(sessions, caches.upstream, caches.results, tool_names, shared.denials)
@@ -95,7 +104,7 @@ def create_app(
     broadcast.on("key-changed", authenticator.invalidate)
     broadcast.on("flush-usage", authenticator.flush_usage)
     broadcast.on_resubscribe.append(authenticator.forget_all)
-    identity = build_identity(settings, frozenset(registry.grantable_names()))
+    identity = build_identity(settings, grantable())
     pipeline = ToolPipeline(
         registry=registry,
         runtimes=tool_runtimes(registry, runtimes),
@@ -108,7 +117,7 @@ def create_app(
     operations = KeyOperations(
         store=key_store,
         secret=credentials.secret,
-        tool_names=registry.grantable_names,
+        tool_names=grantable,
         default_environment=settings.key_environment,
         changed=lambda key_id: broadcast.publish("key-changed", key_id),
         flush_usage=lambda: broadcast.publish("flush-usage"),
@@ -151,10 +160,13 @@ def create_app(
     app[KEY_OPERATIONS] = operations
     app[SESSIONS] = sessions
     app[IDENTITY] = identity
+    app[GATEWAY] = gateway
 
     app.cleanup_ctx.append(key_store_context(key_store, authenticator))
     app.cleanup_ctx.append(shared_state_context(shared))
     app.cleanup_ctx.append(upstream_context(upstream))
+    if gateway is not None:
+        app.cleanup_ctx.append(gateway_context(gateway))
     if identity is not None:
         app.cleanup_ctx.append(identity_context(identity))
     # last: start-up hooks see the open upstream pool; shutdown hooks run first, after the last call
@@ -164,15 +176,17 @@ def create_app(
         McpMethods(pipeline, caches.tool_lists), sessions, body_reader, limits.charge, settings.max_batch_size
     ).add_routes(app)
     readiness = {"key_store": key_store.ping, "rate_limiter": limits.reachable, "broadcast": broadcast.reachable}
-    RestApi(pipeline, body_reader, readiness).add_routes(app)
+    RestApi(pipeline, body_reader, readiness, gateway.states if gateway is not None else None).add_routes(app)
     AdminApi(operations, shared.denials, body_reader).add_routes(app)
     discovery.add_routes(app, identity)
     if metrics is not None:
+        if gateway is not None:
+            metrics.registry.register(gateway.collector())
         metrics.add_routes(app)
     if settings.console_enabled:
         sso = identity is not None and identity.admin_sign_in and bool(settings.console_oidc_client_id)
         signs_in = identity if sso else None
-        pages.add_routes(app, registry.grantable_names(), signs_in is not None)
+        pages.add_routes(app, sorted(grantable()), signs_in is not None)
         if signs_in is not None:
             ConsoleSignIn(
                 signs_in,

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from skywarden.server.auth.key_operations import KeyOperations
     from skywarden.server.auth.store import KeyStore
     from skywarden.server.calls.ratelimit import RateLimits
+    from skywarden.server.gateway.gateway import Gateway
     from skywarden.server.identity.service import Identity
     from skywarden.server.mcp.sessions import SessionStore
     from skywarden.server.plugins.registry import ToolRegistry
@@ -25,3 +26,4 @@ AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 LIMITER: web.AppKey[RateLimits] = web.AppKey("limiter")
 IDENTITY: web.AppKey[Identity | None] = web.AppKey("identity")  # None unless oidc_issuers is set
+GATEWAY: web.AppKey[Gateway | None] = web.AppKey("gateway")  # None unless upstreams are set

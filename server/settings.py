@@ -27,6 +27,7 @@ from skywarden.server.extras import install_command, pip_install
 from skywarden.server.hosts import normal_origin, parse_host
 from skywarden.server.loopback import is_loopback
 from skywarden.server.rates import parse_rate
+from skywarden.server.upstreams import UpstreamConfig, check_separator, parse_upstreams
 
 ENV_PREFIX = "SKYWARDEN_"
 POSTGRES_URL_SHAPE = "postgresql://role:password@host:port/database"
@@ -508,6 +509,18 @@ class Settings:
             "help": "tool plugins' settings by plugin: TOML tables [skywarden.tool_settings.NAME], or a JSON object",
             "secret": True,  # it may hold plugins' secrets: an error never quotes it
         },
+    )
+    upstreams: tuple[UpstreamConfig, ...] = field(
+        default=(),
+        metadata={
+            "parse": parse_upstreams,
+            "help": "upstream MCP servers behind this one (docs/gateway.md): TOML tables [skywarden.upstreams.NAME], "
+            "or a JSON object",
+            "secret": True,  # it may hold an upstream's credential: an error never quotes it
+        },
+    )
+    gateway_separator: str = _setting(
+        "__", check_separator, "what joins an upstream's name and its tool's name: <upstream>__<tool>"
     )
     # Not settings of their own (no flag, no variable): what load_settings made of the plugins' settings.
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))

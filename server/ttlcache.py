@@ -61,5 +61,9 @@ class TTLCache:
         entry = self._data.get(key)
         return entry[0] if entry is not None else None
 
+    def clear(self) -> None:
+        """Forget every entry (what they were made from changed: an upstream listed new tools)."""
+        self._data.clear()
+
     def __len__(self) -> int:
         return len(self._data)

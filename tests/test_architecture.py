@@ -134,6 +134,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("plugins",),  # discovery, registry, schemas, the HTTP client: the server side of skywarden.tools
     ("http",),
     ("observability",),
+    ("gateway",),  # upstream MCP servers: their connections, their tools as registered tools
     ("calls",),
     ("identity",),
     ("auth",),

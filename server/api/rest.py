@@ -38,6 +38,14 @@ class ReadySchema(HealthSchema):
             "log and audit_log (their file or stdout: unwritable while a write fails)"
         },
     )
+    upstreams = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(metadata={"enum": ["starting", "up", "down", "disabled"]}),
+        metadata={
+            "description": "Each upstream MCP server (docs/gateway.md), when any is configured. An upstream "
+            "that is down does not make the server unready: its tools answer with a tool error meanwhile"
+        },
+    )
 
 
 class ToolInfoSchema(Schema):
@@ -86,10 +94,17 @@ class RestApi:
     the pipeline, the body reader, and each dependency readiness asks by name (``key_store``,
     ``rate_limiter``, ``broadcast``)."""
 
-    def __init__(self, pipeline: ToolPipeline, body_reader: BodyReader, dependencies: Mapping[str, Reachable]) -> None:
+    def __init__(
+        self,
+        pipeline: ToolPipeline,
+        body_reader: BodyReader,
+        dependencies: Mapping[str, Reachable],
+        upstreams: Callable[[], dict[str, str]] | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.body_reader = body_reader
         self.dependencies = dict(dependencies)
+        self.upstreams = upstreams
 
     @docs(
         tags=["health"],
@@ -105,7 +120,10 @@ class RestApi:
         if any(state != "ok" for state in checks.values()):
             failing = ", ".join(f"{name} {state}" for name, state in checks.items() if state != "ok")
             raise ApiError(NOT_READY, f"Not ready: {failing}.", extra={"checks": checks})
-        return json_response({"status": "ready", "version": __version__, "checks": checks})
+        body: dict[str, Any] = {"status": "ready", "version": __version__, "checks": checks}
+        if self.upstreams is not None:
+            body["upstreams"] = self.upstreams()
+        return json_response(body)
 
     @docs(
         tags=["tools"],
@@ -143,6 +161,8 @@ class RestApi:
         state = state_of(request)
         outcome = await self.pipeline.call(name, arguments, state.caller, prepaid=state.prepaid)
         note(request, tool_error=outcome.result.is_error)
+        if outcome.tool.upstream is not None:
+            note(request, upstream=outcome.tool.upstream)
         return json_response(outcome.encoded("rest", result_body))
 
     def add_routes(self, app: web.Application) -> None:

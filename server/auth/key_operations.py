@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,7 +123,8 @@ class KeyOperations:
     flush_usage: Callable[[], Awaitable[None]] | None = None  # make use counts current (every instance) before a read
 
     def _check_scopes(self, scopes: list[str] | None) -> None:
-        known = set(self.tool_names())
+        names = self.tool_names()
+        known = names if isinstance(names, AbstractSet) else set(names)  # GrantableNames: upstream prefixes too
         unknown = [s for s in scopes or [] if s != "*" and s not in known]
         if unknown:
             raise ValidationFailed({"scopes": [f"Unknown tool: {name}" for name in unknown]})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import marshmallow
@@ -141,6 +142,8 @@ class ToolPipeline:
     results: TTLCache = field(default_factory=no_kept_results)  # kept outcomes of cache_ttl and cache_results tools
     # raw argument key -> (validated arguments, their own key: what a kept result is kept under)
     validated: TTLCache = field(default_factory=validated_arguments)
+    # the runtime of a tool that joined after the app was built (an upstream's: it reads none of it)
+    default_runtime: PluginRuntime = field(default_factory=lambda: PluginRuntime("", MappingProxyType({}), None))
     _running: dict[str, int] = field(default_factory=dict)
     _loggers: dict[str, Any] = field(default_factory=dict)
 
@@ -245,7 +248,7 @@ class ToolPipeline:
         bound = self._loggers.get(tool.name)
         if bound is None:
             bound = self._loggers[tool.name] = log.bind(tool=tool.name)
-        runtime = self.runtimes[tool.name]
+        runtime = self.runtimes.get(tool.name) or self.default_runtime
         context = Context(
             runtime.settings,
             runtime.http,

@@ -23,6 +23,7 @@ from skywarden.server.observability.audit import audit_operator_action
 from skywarden.server.plugins.registry import discover_tools
 from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state
+from skywarden.server.upstreams import grantable_names
 
 
 def add_admin_commands(
@@ -143,7 +144,9 @@ async def _with_operations(
     operations = KeyOperations(
         store=store,
         secret=secret,
-        tool_names=lambda: discover_tools().grantable_names(),
+        tool_names=lambda: grantable_names(
+            discover_tools().grantable_names(), settings.upstreams, settings.gateway_separator
+        ),
         default_environment=settings.key_environment,
         changed=lambda key_id: shared.broadcast.publish("key-changed", key_id),
         flush_usage=lambda: shared.broadcast.publish("flush-usage"),

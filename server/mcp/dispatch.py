@@ -48,7 +48,7 @@ async def answer(
         name = params.get("name")
         note(request, tool=name[:128] if isinstance(name, str) else None)
         try:
-            encoded, is_error = await methods.tools_call(
+            encoded, is_error, upstream = await methods.tools_call(
                 version,
                 params,
                 principal,
@@ -59,7 +59,7 @@ async def answer(
         except ApiError as exc:
             note_refusal(request, exc)
             raise p.rpc_error_from(exc) from None
-        note(request, tool_error=is_error)
+        note(request, tool_error=is_error, **({"upstream": upstream} if upstream is not None else {}))
         return p.result_bytes(request_id, encoded)
     if method == "tools/list":
         return p.result_bytes(request_id, methods.tools_list(version, principal))

@@ -87,8 +87,9 @@ class McpMethods:
         prepaid: Prepaid | None = None,
         report_progress: ProgressReporter = no_progress,
         client_capabilities: dict[str, Any] | None = None,
-    ) -> tuple[bytes, bool]:
-        """Run the call through the pipeline: the encoded result and whether it is an error.
+    ) -> tuple[bytes, bool, str | None]:
+        """Run the call through the pipeline: the encoded result, whether it is an error, and the
+        upstream MCP server the tool belongs to (None for a plugin's).
         Refusals propagate as ``ApiError`` except argument errors, which are an ``isError``
         result from 2025-11-25 on (SEP-1303)."""
         name = params.get("name")
@@ -106,8 +107,9 @@ class McpMethods:
         except InvalidArguments as exc:
             if version not in p.ARGUMENT_ERRORS_AS_RESULTS:
                 raise
-            return dumps(call_result(version, ToolResult(content=[text_content(exc.detail)], is_error=True))), True
-        return outcome.encoded(version, _CALL_RESULT_SHAPES[version]), outcome.result.is_error
+            error = ToolResult(content=[text_content(exc.detail)], is_error=True)
+            return dumps(call_result(version, error)), True, None
+        return outcome.encoded(version, _CALL_RESULT_SHAPES[version]), outcome.result.is_error, outcome.tool.upstream
 
 
 def call_result(version: str, result: ToolResult) -> dict[str, Any]:

@@ -79,6 +79,7 @@ class RegisteredTool:
     cache_ttl: float | None = None  # seconds a successful result answers identical arguments
     annotations: Mapping[str, Any] = field(default_factory=lambda: _NO_ANNOTATIONS)  # MCP tool annotations
     owner: PluginInfo | None = None  # API 2: its plugin as declared (the registry fills in ``tools``)
+    upstream: str | None = None  # the upstream MCP server it is a tool of (the gateway's), for the audit event
     invoke: Invoke = field(kw_only=True)  # the call, arguments as keywords and the Context injected
     shape: ResultShape = field(kw_only=True)  # the return value -> a ToolResult, checked
     grants: frozenset[str] = field(init=False)  # any of these in a caller's scopes allows the tool

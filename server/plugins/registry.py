@@ -123,6 +123,21 @@ class ToolRegistry:
             raise _duplicate_plugin(declared.name, existing, declared)
         return _with_tool(existing, tool.name)
 
+    def replace_plugin(self, plugin: PluginInfo, tools: Iterable[RegisteredTool]) -> list[str]:
+        """The tools of ``plugin`` (an upstream's, listed anew) become ``tools``. A tool whose name
+        another plugin's tool has is left out: its name is in the answer."""
+        for name in self._plugins.get(plugin.name, plugin).tools:
+            self._tools.pop(name, None)
+        self._plugins[plugin.name] = plugin
+        clashes = []
+        for tool in tools:
+            if tool.name in self._tools:
+                clashes.append(tool.name)
+                continue
+            self._tools[tool.name] = tool
+            self._plugins[plugin.name] = _with_tool(self._plugins[plugin.name], tool.name)
+        return clashes
+
     def get(self, name: str) -> RegisteredTool | None:
         return self._tools.get(name)
 

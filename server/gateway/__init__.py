@@ -1,0 +1,1 @@
+"""The gateway: upstream MCP servers whose tools join Skywarden's own (docs/gateway.md)."""

@@ -1,0 +1,46 @@
+"""An upstream's configured values, read when it starts: text as it is, a secret from its file or
+environment variable. Every secret read is registered with the log redaction before it is used."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from skywarden.server.observability.redaction import register_secret
+from skywarden.server.upstreams import SecretSource
+
+MAX_SECRET_BYTES = 8192
+
+
+class MissingSecret(Exception):
+    """A secret's file or variable cannot be read; the message names the source, never a value."""
+
+
+def resolve(source: SecretSource) -> str:
+    if source.text is not None:
+        return source.text
+    if source.env is not None:
+        value = os.environ.get(source.env)
+        if value is None:
+            raise MissingSecret(f"environment variable {source.env} is not set")
+    else:
+        assert source.file is not None
+        try:
+            with open(source.file, "rb") as fh:
+                raw = fh.read(MAX_SECRET_BYTES + 1)
+        except OSError as exc:
+            raise MissingSecret(f"file {source.file} cannot be read: {exc.strerror}") from None
+        if len(raw) > MAX_SECRET_BYTES:
+            raise MissingSecret(f"file {source.file} is larger than {MAX_SECRET_BYTES} bytes")
+        try:
+            value = raw.decode().splitlines()[0] if raw.strip() else ""
+        except UnicodeDecodeError:
+            raise MissingSecret(f"file {source.file} is not UTF-8 text") from None
+    if not value or "\x00" in value or "\n" in value or "\r" in value:
+        raise MissingSecret(f"{source.describe()} is empty or holds a line break or NUL")
+    register_secret(value)
+    return source.prefix + value
+
+
+def resolve_all(sources: Mapping[str, SecretSource]) -> dict[str, str]:
+    return {name: resolve(source) for name, source in sources.items()}

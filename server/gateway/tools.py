@@ -1,0 +1,139 @@
+"""An upstream's tool as a Skywarden tool: ``<upstream><separator><tool>``, its schemas,
+annotations and description passed through, its arguments checked against its input schema
+before they leave, and what it answers turned into a bounded ``ToolResult``.
+
+The ``RegisteredTool`` made here goes through the same pipeline as a plugin's: scopes, charging,
+concurrency slots, the audit event. Its grants are its name, ``<upstream><separator>*`` and
+``upstream:<upstream>``, so a key scoped to one upstream reaches none of another's tools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import jsonschema_rs
+import marshmallow
+import structlog
+
+from skywarden.server.jsonutil import dumps
+from skywarden.server.plugins.model import TOOL_NAME, PluginInfo, RegisteredTool
+from skywarden.server.plugins.results import ResultShape
+from skywarden.server.upstreams import UpstreamConfig
+from skywarden.tools.contract import ToolResult
+
+log = structlog.get_logger("skywarden.gateway")
+
+MAX_ERRORS_SHOWN = 10
+MAX_ERROR_TEXT = 200
+MAX_DESCRIPTION = 4000
+UPSTREAM_SCOPE_PREFIX = "upstream:"
+# What an upstream may annotate a tool with: MCP's annotation fields, nothing else.
+ANNOTATION_FIELDS = ("title", "readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
+
+# (config, upstream tool name, validated arguments) -> the upstream's answer as a ToolResult
+Forward = Callable[[str, dict[str, Any], Any], Awaitable[ToolResult]]
+
+
+class UnusableTool(ValueError):
+    """An upstream tool Skywarden cannot offer (its name or schemas); the tool is left out, logged."""
+
+
+def upstream_scopes(name: str, separator: str) -> tuple[str, str]:
+    """The scope names that grant every tool of an upstream."""
+    return f"{name}{separator}*", f"{UPSTREAM_SCOPE_PREFIX}{name}"
+
+
+def plugin_of(config: UpstreamConfig) -> PluginInfo:
+    """The plugin an upstream's tools belong to in the registry (their distribution names it)."""
+    return PluginInfo(f"upstream:{config.name}", f"upstream:{config.name}", config.description or config.name)
+
+
+class JsonSchemaArguments(marshmallow.Schema):
+    """The pipeline's argument check for an upstream tool: its input JSON Schema, compiled once
+    (offline: a remote ``$ref`` is never fetched), errors by field as marshmallow gives them."""
+
+    def __init__(self, validator: Any) -> None:
+        super().__init__()
+        self._validator = validator
+
+    def load(self, data: Any, **_: Any) -> Any:  # a schema of JSON, not of fields
+        try:
+            if self._validator.is_valid(data):
+                return dict(data)
+            errors: dict[str, list[str]] = {}
+            for _n, error in zip(range(MAX_ERRORS_SHOWN), self._validator.iter_errors(data), strict=False):
+                field = ".".join(str(p) for p in error.instance_path) or "_schema"
+                errors.setdefault(field, []).append(error.message[:MAX_ERROR_TEXT])
+        except (ValueError, TypeError, RecursionError):
+            errors = {"_schema": ["Arguments are not JSON the tool's schema can check."]}
+        raise marshmallow.ValidationError(errors)
+
+
+def compile_schema(schema: Any, what: str) -> Any:
+    if not isinstance(schema, dict):
+        raise UnusableTool(f"its {what} is not a JSON object")
+    try:
+        return jsonschema_rs.validator_for(schema, offline=True)
+    except (jsonschema_rs.ValidationError, ValueError) as exc:
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise UnusableTool(f"its {what} is not a JSON Schema Skywarden can check: {first}") from None
+
+
+def registered_tool(
+    config: UpstreamConfig, separator: str, tool: Mapping[str, Any], forward: Forward
+) -> RegisteredTool:
+    """The upstream tool ``tool`` (as the upstream listed it: name, description, inputSchema,
+    outputSchema, annotations, title) as a Skywarden tool; ``UnusableTool`` says why not."""
+    upstream_name = tool.get("name")
+    if not isinstance(upstream_name, str):
+        raise UnusableTool("it has no name")
+    name = f"{config.name}{separator}{upstream_name}"
+    if not TOOL_NAME.match(name):
+        raise UnusableTool(f"{name[:140]!r} is no valid tool name (letters, digits, _ . -; at most 128)")
+    input_schema = tool.get("inputSchema")
+    arguments = JsonSchemaArguments(compile_schema(input_schema, "input schema"))
+    output_schema = tool.get("outputSchema")
+    if output_schema is not None:
+        compile_schema(output_schema, "output schema")
+    description = tool.get("description") or ""
+    title = tool.get("title") or upstream_name
+    annotations = tool.get("annotations") or {}
+    plugin = plugin_of(config)
+
+    async def invoke(validated: dict[str, Any], context: Any) -> ToolResult:
+        return await forward(upstream_name, validated, context)
+
+    return RegisteredTool(
+        name=name,
+        title=str(title)[:MAX_DESCRIPTION],
+        description=str(description)[:MAX_DESCRIPTION],
+        tool=dict(tool),
+        arguments_schema=arguments,
+        result_schema=None,
+        input_schema=dict(input_schema) if isinstance(input_schema, dict) else {},
+        output_schema=dict(output_schema) if output_schema is not None else None,
+        distribution=plugin.distribution,
+        plugin=plugin.name,
+        scopes=upstream_scopes(config.name, separator),
+        annotations={
+            k: annotations[k] for k in ANNOTATION_FIELDS if isinstance(annotations, dict) and k in annotations
+        },
+        owner=plugin,
+        upstream=config.name,
+        invoke=invoke,
+        shape=ResultShape(output_schema, None, False),
+    )
+
+
+def bounded_result(result: ToolResult, limit: int, upstream: str) -> ToolResult:
+    """``result`` when its JSON fits in ``limit`` bytes; else an error result that says so."""
+    size = len(dumps({"content": result.content, "structuredContent": result.structured}))
+    if size <= limit:
+        return result
+    log.warning("upstream result too large", upstream=upstream, bytes=size, limit=limit)
+    return error_result(f"The upstream {upstream} answered with {size} bytes, more than its limit of {limit}.")
+
+
+def error_result(text: str) -> ToolResult:
+    return ToolResult(content=[{"type": "text", "text": text}], is_error=True)

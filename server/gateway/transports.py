@@ -1,0 +1,88 @@
+"""The official MCP SDK's client for one upstream: stdio (under the orphan guard), Streamable HTTP
+or HTTP+SSE, with the upstream's own headers and nothing of the caller's.
+
+An HTTP upstream's address is checked before each connection: public addresses only, unless the
+upstream has ``allow_private`` or the address is in ``upstream_allowed_networks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from typing import Any
+from urllib.parse import urlsplit
+
+from skywarden.server import __version__
+from skywarden.server.gateway.credentials import resolve_all
+from skywarden.server.plugins.ssrf import AddressPolicy
+from skywarden.server.upstreams import UpstreamConfig
+
+USER_AGENT = f"skywarden-gateway/{__version__}"
+MessageHandler = Any
+
+
+class BlockedUpstream(Exception):
+    """An HTTP upstream's host resolves to an address it may not reach."""
+
+
+async def check_address(config: UpstreamConfig, policy: AddressPolicy) -> None:
+    """Every address the URL's host has is one this upstream may reach."""
+    if config.allow_private:
+        return
+    parts = urlsplit(config.url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise BlockedUpstream(f"{host} cannot be resolved: {exc.strerror or exc}") from None
+    for info in infos:
+        address = str(info[4][0])
+        if not policy.allows(address):
+            raise BlockedUpstream(
+                f"{host} resolves to {address}, which is not a public address; "
+                "set allow_private = true on this upstream, or list the network in upstream_allowed_networks"
+            )
+
+
+def client_for(config: UpstreamConfig, message_handler: MessageHandler, errlog: Any) -> tuple[Any, Any]:
+    """An un-entered ``mcp.Client`` for this upstream, and the HTTP client to close after it (or
+    None). The SDK is imported here: only a server with upstreams needs it."""
+    from mcp import Client
+    from mcp.types import Implementation
+
+    info = Implementation(name="skywarden-gateway", version=__version__)
+    common: dict[str, Any] = {"mode": "auto", "message_handler": message_handler, "client_info": info, "cache": None}
+    if config.transport == "stdio":
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+
+        guarded = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "skywarden.server.gateway.guard", config.command, *config.args],
+            env=resolve_all(config.env),
+            cwd=config.cwd or None,
+        )
+        return Client(stdio_client(guarded, errlog=errlog), **common), None
+    import httpx2
+
+    headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers)}
+    timeout = httpx2.Timeout(config.connect_timeout, read=max(config.timeout, 300.0))
+    if config.transport == "sse":
+        from mcp.client.sse import sse_client
+
+        def factory(headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None) -> httpx2.AsyncClient:
+            return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, follow_redirects=False)
+
+        transport = sse_client(
+            config.url,
+            headers=headers,
+            timeout=config.connect_timeout,
+            sse_read_timeout=max(config.timeout, 300.0),
+            httpx_client_factory=factory,
+        )
+        return Client(transport, **{**common, "mode": "legacy"}), None
+    from mcp.client.streamable_http import streamable_http_client
+
+    http = httpx2.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False)
+    return Client(streamable_http_client(config.url, http_client=http), **common), http

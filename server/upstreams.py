@@ -1,0 +1,296 @@
+"""Upstream MCP servers as settings: ``[skywarden.upstreams.<name>]`` tables (docs/gateway.md).
+
+One ``UpstreamConfig`` per table: a stdio server (``command``, ``args``, ``cwd``, ``env``) or a
+remote one (``url`` over Streamable HTTP, or the older HTTP+SSE with ``transport = "sse"``, and
+the ``headers`` that carry the upstream's own credential). A value of ``env`` or ``headers`` is
+text, or a secret read when the upstream is started: ``{file = "/run/secrets/x"}`` or
+``{env = "NAME"}``, each with an optional ``prefix`` (``"Bearer "``). Only the source is kept
+here, never the secret, so settings can be shown and pickled without it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+UPSTREAM_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+MAX_NAME = 32
+SEPARATORS = ("__", "_", "-", "--", ".", "..")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+# Hop-by-hop, framing and MCP's own headers: the transport sets them, a configured value may not.
+_RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "accept",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "last-event-id",
+    }
+)
+_KEYS = {
+    "stdio": {"command", "args", "cwd", "env"},
+    "streamable-http": {"url", "headers", "allow_private"},
+    "sse": {"url", "headers", "allow_private"},
+}
+_COMMON = {"transport", "enabled", "timeout", "connect_timeout", "max_result_bytes", "tools", "description"}
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where a value comes from: the text itself, a file (its first line) or an environment variable."""
+
+    text: str | None = None
+    file: str | None = None
+    env: str | None = None
+    prefix: str = ""
+
+    @property
+    def secret(self) -> bool:
+        return self.text is None
+
+    def describe(self) -> str:
+        """What a message may show: never the value."""
+        if self.file is not None:
+            return f"file {self.file}"
+        if self.env is not None:
+            return f"environment variable {self.env}"
+        return "text"
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    name: str
+    transport: str  # "stdio", "streamable-http" or "sse"
+    command: str = ""
+    args: tuple[str, ...] = ()
+    cwd: str = ""
+    env: Mapping[str, SecretSource] = field(default_factory=lambda: MappingProxyType({}))
+    url: str = ""
+    headers: Mapping[str, SecretSource] = field(default_factory=lambda: MappingProxyType({}))
+    allow_private: bool = False  # loopback and private addresses allowed (else public ones only)
+    enabled: bool = True
+    timeout: float = 60.0  # seconds a tool call may take upstream
+    connect_timeout: float = 30.0  # seconds to start (or reach) the server and list its tools
+    max_result_bytes: int = 1024 * 1024
+    tools: tuple[str, ...] = ()  # only these of its tools are offered; empty = all
+    description: str = ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Picklable for worker processes (read-only tables as dicts)."""
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        values["env"], values["headers"] = dict(self.env), dict(self.headers)
+        return _rebuild, (values,)
+
+    def target(self) -> str:
+        """What a log line or the console may show of where it runs: the command or the URL without
+        its query and credentials."""
+        if self.transport == "stdio":
+            return self.command
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _rebuild(values: dict[str, Any]) -> UpstreamConfig:
+    values["env"] = MappingProxyType(values["env"])
+    values["headers"] = MappingProxyType(values["headers"])
+    return UpstreamConfig(**values)
+
+
+def parse_upstreams(value: Any) -> tuple[UpstreamConfig, ...]:
+    """``[upstreams.<name>]`` tables (TOML), or the same as a JSON object (environment, flag)."""
+    if isinstance(value, tuple) and all(isinstance(v, UpstreamConfig) for v in value):
+        return value
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise ValueError('must be a JSON object such as {"calc": {"command": "calc-server"}}') from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a table of upstreams, one table per upstream: [upstreams.<name>]")
+    return tuple(parse_upstream(name, table) for name, table in sorted(value.items()))
+
+
+def parse_upstream(name: Any, table: Any) -> UpstreamConfig:
+    if not isinstance(name, str) or len(name) > MAX_NAME or not UPSTREAM_NAME.match(name):
+        raise ValueError(
+            f"upstream name {str(name)[:40]!r} must be lower-case letters and digits, words joined by "
+            f"single hyphens, at most {MAX_NAME} characters"
+        )
+    where = f"upstream {name!r}"
+    if not isinstance(table, dict):
+        raise ValueError(f"{where} must be a table")
+    transport = table.get("transport", "stdio" if "command" in table else "streamable-http" if "url" in table else None)
+    if transport is None:
+        raise ValueError(f"{where} needs a command (stdio) or a url (Streamable HTTP or SSE)")
+    if transport not in _KEYS:
+        raise ValueError(f"{where}: transport must be one of {', '.join(_KEYS)}")
+    unknown = sorted(set(table) - _KEYS[transport] - _COMMON)
+    if unknown:
+        raise ValueError(f"{where}: unknown option {str(unknown[0])[:40]!r} for transport {transport}")
+    common: dict[str, Any] = {
+        "enabled": _bool(table.get("enabled", True), f"{where}: enabled"),
+        "timeout": _seconds(table.get("timeout", 60.0), f"{where}: timeout"),
+        "connect_timeout": _seconds(table.get("connect_timeout", 30.0), f"{where}: connect_timeout"),
+        "max_result_bytes": _count(table.get("max_result_bytes", 1024 * 1024), f"{where}: max_result_bytes"),
+        "tools": _tool_names(table.get("tools", []), f"{where}: tools"),
+        "description": _text(table.get("description", ""), f"{where}: description", 1000, empty=True),
+    }
+    if transport == "stdio":
+        return UpstreamConfig(
+            name,
+            transport,
+            command=_text(table.get("command"), f"{where}: command", 4096),
+            args=tuple(
+                _text(a, f"{where}: args", 4096, empty=True) for a in _list(table.get("args", []), f"{where}: args")
+            ),
+            cwd=_text(table.get("cwd", ""), f"{where}: cwd", 4096, empty=True),
+            env=_sources(table.get("env", {}), f"{where}: env", _ENV_NAME, "an environment variable name"),
+            **common,
+        )
+    return UpstreamConfig(
+        name,
+        transport,
+        url=_url(table.get("url"), f"{where}: url"),
+        headers=_headers(table.get("headers", {}), f"{where}: headers"),
+        allow_private=_bool(table.get("allow_private", False), f"{where}: allow_private"),
+        **common,
+    )
+
+
+def _text(value: Any, where: str, limit: int, empty: bool = False) -> str:
+    if not isinstance(value, str) or (not value and not empty):
+        raise ValueError(f"{where} must be {'text' if empty else 'non-empty text'}")
+    if len(value) > limit or "\x00" in value:
+        raise ValueError(f"{where} must be at most {limit} characters, without NUL")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list) or len(value) > 256:
+        raise ValueError(f"{where} must be an array (at most 256 items)")
+    return value
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where} must be true or false")
+    return value
+
+
+def _seconds(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+        raise ValueError(f"{where} must be a number of seconds above 0, at most 3600")
+    return float(value)
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value <= 64 * 1024 * 1024:
+        raise ValueError(f"{where} must be a number of bytes from 1024 to {64 * 1024 * 1024}")
+    return value
+
+
+def _tool_names(value: Any, where: str) -> tuple[str, ...]:
+    names = _list(value, where)
+    for name in names:
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            raise ValueError(f"{where}: {str(name)[:40]!r} is not a tool name (letters, digits, _ . -)")
+    return tuple(names)
+
+
+def _url(value: Any, where: str) -> str:
+    text = _text(value, where, 2048)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{where} must be an http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{where} must not carry credentials; put the upstream's credential in headers")
+    if parts.fragment:
+        raise ValueError(f"{where} must not have a fragment")
+    return text
+
+
+def _source(value: Any, where: str) -> SecretSource:
+    if isinstance(value, str):
+        if "\x00" in value or len(value) > 8192:
+            raise ValueError(f"{where} must be at most 8192 characters, without NUL")
+        return SecretSource(text=value)
+    if isinstance(value, dict):
+        prefix = value.get("prefix", "")
+        if not isinstance(prefix, str) or len(prefix) > 100:
+            raise ValueError(f"{where}: prefix must be text")
+        kinds = sorted(set(value) & {"file", "env"})
+        if len(kinds) != 1 or set(value) - {"file", "env", "prefix"}:
+            raise ValueError(f'{where} must be text, {{file = "path"}} or {{env = "NAME"}} (with an optional prefix)')
+        if kinds == ["env"]:
+            name = value["env"]
+            if not isinstance(name, str) or not _ENV_NAME.match(name):
+                raise ValueError(f"{where}: env must name an environment variable")
+            return SecretSource(env=name, prefix=prefix)
+        return SecretSource(file=_text(value["file"], f"{where}: file", 4096), prefix=prefix)
+    raise ValueError(f'{where} must be text, {{file = "path"}} or {{env = "NAME"}}')
+
+
+def _sources(value: Any, where: str, names: re.Pattern[str], shape: str) -> Mapping[str, SecretSource]:
+    if not isinstance(value, dict) or len(value) > 100:
+        raise ValueError(f"{where} must be a table (at most 100 entries)")
+    found = {}
+    for key, entry in value.items():
+        if not isinstance(key, str) or not names.match(key):
+            raise ValueError(f"{where}: {str(key)[:40]!r} is not {shape}")
+        found[key] = _source(entry, f"{where}.{key}")
+    return MappingProxyType(found)
+
+
+def _headers(value: Any, where: str) -> Mapping[str, SecretSource]:
+    found = _sources(value, where, _HEADER_NAME, "a header name")
+    for name in found:
+        if name.lower() in _RESERVED_HEADERS:
+            raise ValueError(f"{where}: {name} is set by the transport, not by configuration")
+    return found
+
+
+def check_separator(value: Any) -> str:
+    if value not in SEPARATORS:
+        raise ValueError(f"must be one of {', '.join(repr(s) for s in SEPARATORS)}")
+    return str(value)
+
+
+def upstream_grants(configs: tuple[UpstreamConfig, ...], separator: str) -> list[str]:
+    """The scope names that grant all of an upstream's tools: ``<name><separator>*`` and
+    ``upstream:<name>``, for every upstream configured (enabled or not, connected or not)."""
+    return [grant for c in configs for grant in (f"{c.name}{separator}*", f"upstream:{c.name}")]
+
+
+class GrantableNames(frozenset[str]):
+    """What a key's or token's scopes may name: the names given, and any tool name under a
+    configured upstream's prefix (``calc__add`` while ``calc`` is down or before it listed it)."""
+
+    prefixes: tuple[str, ...] = ()
+
+    def __contains__(self, name: object) -> bool:
+        if frozenset.__contains__(self, name):
+            return True
+        return (
+            isinstance(name, str)
+            and bool(_TOOL_NAME.match(name))
+            and any(name.startswith(p) and len(name) > len(p) and name[-1] != "*" for p in self.prefixes)
+        )
+
+
+def grantable_names(names: Any, configs: tuple[UpstreamConfig, ...], separator: str) -> GrantableNames:
+    found = GrantableNames({*names, *upstream_grants(configs, separator)})
+    found.prefixes = tuple(f"{c.name}{separator}" for c in configs)
+    return found

@@ -1,0 +1,323 @@
+"""The gateway against real upstream servers: a server built with the official SDK's MCPServer
+(tests/support/upstream_server.py) over stdio and over Streamable HTTP, called through Skywarden
+with keys, by REST and by the official SDK client. Each test starts upstream processes: slow."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from skywarden.server.appkeys import GATEWAY
+from tests.support.admin import create_key
+from tests.support.logs import SECRETS, drain_logs
+from tests.support.server_process import free_port
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+CALC_TOKEN = "calc-" + secrets.token_urlsafe(24)
+REMOTE_TOKEN = "remote-" + secrets.token_urlsafe(24)
+SECRETS.update({CALC_TOKEN, REMOTE_TOKEN})
+
+
+def stdio_upstream(**options) -> dict:
+    return {
+        "command": sys.executable,
+        "args": ["-m", "tests.support.upstream_server", "stdio"],
+        "cwd": str(ROOT),
+        **options,
+    }
+
+
+@asynccontextmanager
+async def http_upstream_process(transport: str = "streamable-http"):
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.support.upstream_server",
+        transport,
+        str(port),
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        async for line in proc.stderr:  # uvicorn says when it listens
+            if b"Uvicorn running on" in line:
+                break
+        path = "/mcp" if transport == "streamable-http" else "/sse"
+        yield f"http://127.0.0.1:{port}{path}"
+    finally:
+        proc.kill()  # uvicorn would wait for the streams of a client still connected
+        await proc.wait()
+
+
+@pytest.fixture
+async def http_upstream():
+    async with http_upstream_process() as url:
+        yield url
+
+
+@pytest.fixture
+async def gateway(http_upstream, make_client, make_settings, tmp_path, monkeypatch):  # the upstream outlives the server
+    """A server with two upstreams: ``calc`` (stdio) and ``remote`` (Streamable HTTP), each given
+    a credential from a file or a variable. Its client's key may use every tool."""
+    token_file = tmp_path / "calc-token"
+    token_file.write_text(CALC_TOKEN + "\n")
+    monkeypatch.setenv("REMOTE_TOKEN_FOR_TEST", REMOTE_TOKEN)
+    settings = make_settings(
+        upstreams={
+            "calc": stdio_upstream(env={"CALC_TOKEN": {"file": str(token_file)}}, timeout=2),
+            "remote": {
+                "url": http_upstream,
+                "allow_private": True,
+                "headers": {"Authorization": {"env": "REMOTE_TOKEN_FOR_TEST", "prefix": "Bearer "}},
+            },
+        }
+    )
+    return await make_client(settings)
+
+
+async def key_for(client, scopes: list[str]) -> dict[str, str]:
+    key = await create_key(client.admin, scopes=scopes)
+    return {"X-API-Key": key["key"]}
+
+
+async def call(client, tool: str, arguments: dict, headers: dict | None = None):
+    return await client.post(f"/api/mcp/tools/{tool}", json=arguments, headers=headers or {})
+
+
+@asynccontextmanager
+async def sdk_client(client, mode: str = "auto"):
+    async with httpx2.AsyncClient(headers={"X-API-Key": client.api_key}) as http:
+        transport = streamable_http_client(str(client.make_url("/mcp")), http_client=http)
+        async with Client(transport, mode=mode) as mcp:
+            yield mcp
+
+
+async def test_upstream_tools_are_listed_beside_the_built_in_ones_with_their_schemas(gateway):
+    tools = {t["name"]: t for t in (await (await gateway.get("/api/mcp/tools")).json())["tools"]}
+    assert {"get_forecast", "calc__add", "calc__echo", "remote__add", "remote__headers"} <= set(tools)
+    add = tools["calc__add"]
+    assert add["description"] == "Add two integers."
+    assert add["inputSchema"]["required"] == ["a", "b"]
+    assert add["outputSchema"]["properties"]["total"]["type"] == "integer"
+
+
+@pytest.mark.parametrize("upstream", ["calc", "remote"])
+async def test_a_call_reaches_the_upstream_and_its_structured_answer_comes_back(gateway, upstream):
+    answer = await call(gateway, f"{upstream}__add", {"a": 2, "b": 40})
+    assert answer.status == 200
+    body = await answer.json()
+    assert body["isError"] is False and body["structuredContent"] == {"total": 42}
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_the_sdk_client_calls_upstream_tools_through_skywarden(gateway, mode):
+    async with sdk_client(gateway, mode) as mcp:
+        names = {t.name for t in (await mcp.list_tools()).tools}
+        assert {"calc__add", "remote__echo", "get_alerts"} <= names
+        result = await mcp.call_tool("remote__echo", {"text": "through the gateway"})
+        assert result.is_error is False and result.content[0].text == "through the gateway"
+        result = await mcp.call_tool("calc__add", {"a": 1, "b": 2})
+        assert result.structured_content == {"total": 3}
+
+
+async def test_progress_from_the_upstream_reaches_the_mcp_client(gateway):
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    async with sdk_client(gateway) as mcp:
+        result = await mcp.call_tool("calc__slow_progress", {}, progress_callback=on_progress)
+    assert result.content[0].text == "finished"
+    assert seen == [(1, 2, "half"), (2, 2, "done")]
+
+
+async def test_arguments_are_checked_against_the_upstreams_schema_before_they_leave(gateway):
+    answer = await call(gateway, "calc__add", {"a": "two", "c": 1})
+    assert answer.status == 422
+    body = await answer.json()
+    assert answer.content_type == "application/problem+json"
+    assert "Invalid arguments for calc__add" in body["detail"]
+    assert '"two" is not of type "integer"' in body["detail"] and '"b" is a required property' in body["detail"]
+    async with sdk_client(gateway) as mcp:  # 2025-11-25 on: a tool error (SEP-1303)
+        result = await mcp.call_tool("remote__add", {"a": 1})
+    assert result.is_error is True and "Invalid arguments for remote__add" in result.content[0].text
+
+
+async def test_a_key_scoped_to_one_upstream_neither_sees_nor_calls_another(gateway):
+    for scope in ("upstream:remote", "remote__*"):
+        headers = await key_for(gateway, [scope])
+        listed = await (await gateway.get("/api/mcp/tools", headers=headers)).json()
+        names = {t["name"] for t in listed["tools"]}
+        assert names and all(name.startswith("remote__") for name in names)
+        assert (await call(gateway, "remote__add", {"a": 1, "b": 1}, headers)).status == 200
+        refused = await call(gateway, "calc__add", {"a": 1, "b": 1}, headers)
+        assert refused.status == 403 and "calc__add" in (await refused.json())["detail"]
+        assert (await call(gateway, "get_alerts", {"state": "KS"}, headers)).status == 403
+
+
+async def test_a_key_scoped_to_one_upstream_tool_gets_only_that_tool(gateway):
+    headers = await key_for(gateway, ["calc__echo"])
+    listed = await (await gateway.get("/api/mcp/tools", headers=headers)).json()
+    assert [t["name"] for t in listed["tools"]] == ["calc__echo"]
+    assert (await call(gateway, "calc__add", {"a": 1, "b": 1}, headers)).status == 403
+
+
+async def test_a_revoked_key_stops_at_once(gateway):
+    key = await create_key(gateway.admin, scopes=["upstream:calc"])
+    headers = {"X-API-Key": key["key"]}
+    assert (await call(gateway, "calc__echo", {"text": "hi"}, headers)).status == 200
+    assert (await gateway.admin.delete(f"/api/admin/keys/{key['id']}")).status in (200, 204)
+    assert (await call(gateway, "calc__echo", {"text": "hi"}, headers)).status == 401
+
+
+async def test_the_callers_credential_never_reaches_the_upstream_only_its_own(gateway):
+    body = await (await call(gateway, "remote__headers", {})).json()
+    seen = {name.lower(): value for name, value in body["structuredContent"].items()}
+    assert seen["authorization"] == f"Bearer {REMOTE_TOKEN}"
+    assert gateway.api_key not in str(seen) and "x-api-key" not in seen
+    assert seen["user-agent"].startswith("skywarden-gateway/")
+    env = await (await call(gateway, "calc__environment", {"name": "CALC_TOKEN"})).json()
+    assert env["content"][0]["text"] == CALC_TOKEN
+    leaked = [line for line in map(str, drain_logs()) if CALC_TOKEN in line or REMOTE_TOKEN in line]
+    assert leaked == []
+
+
+async def test_an_upstream_error_is_a_tool_error(gateway):
+    body = await (await call(gateway, "calc__fail", {})).json()
+    assert body["isError"] is True and body["content"][0]["text"] == "Error executing tool fail"  # the upstream's text
+
+
+async def test_an_answer_over_the_upstreams_limit_is_refused(make_client, make_settings):
+    client = await make_client(make_settings(upstreams={"calc": stdio_upstream(max_result_bytes=4096)}))
+    assert (await (await call(client, "calc__big", {"size": 1000})).json())["isError"] is False
+    body = await (await call(client, "calc__big", {"size": 10_000})).json()
+    assert body["isError"] is True and "more than its limit of 4096" in body["content"][0]["text"]
+
+
+async def test_a_hanging_upstream_call_ends_at_its_timeout(gateway):
+    body = await (await call(gateway, "calc__hang", {})).json()
+    assert body["isError"] is True
+    assert body["content"][0]["text"] == "The upstream calc did not answer within 2 s."
+    assert (await (await call(gateway, "calc__echo", {"text": "still here"})).json())["isError"] is False
+
+
+async def test_an_upstream_killed_mid_call_gives_a_clear_error_and_comes_back(gateway):
+    connection = gateway.server.app[GATEWAY].connections["calc"]
+    first_pid = (await (await call(gateway, "calc__pid", {})).json())["structuredContent"]["result"]
+    body = await (await call(gateway, "calc__crash", {})).json()
+    assert body["isError"] is True
+    assert body["content"][0]["text"] == "The upstream calc failed during the call; it is being reconnected."
+    down = await (await call(gateway, "calc__echo", {"text": "x"})).json()
+    assert down["isError"] is True and down["content"][0]["text"].startswith("The upstream calc is unavailable")
+    ready = await (await gateway.get("/api/health/ready")).json()
+    assert ready["upstreams"]["calc"] == "down" and ready["status"] == "ready"
+    await asyncio.wait_for(connection.wait_for("up", connects=2), 30)
+    again = await (await call(gateway, "calc__pid", {})).json()
+    assert again["isError"] is False and again["structuredContent"]["result"] != first_pid
+    assert (await (await gateway.get("/api/health/ready")).json())["upstreams"]["calc"] == "up"
+
+
+async def test_a_tools_list_changed_notification_refreshes_the_list(gateway):
+    connection = gateway.server.app[GATEWAY].connections["calc"]
+    assert (await call(gateway, "calc__newcomer", {})).status == 404
+    listed = asyncio.Event()
+    publish = connection.publish
+
+    def watching(config, tools):
+        publish(config, tools)
+        if any(t.name == "calc__newcomer" for t in tools):
+            listed.set()
+
+    connection.publish = watching
+    assert (await (await call(gateway, "calc__grow", {"name": "newcomer"})).json())["isError"] is False
+    await asyncio.wait_for(listed.wait(), 10)
+    body = await (await call(gateway, "calc__newcomer", {})).json()
+    assert body["content"][0]["text"] == "I am newcomer"
+    async with sdk_client(gateway) as mcp:
+        assert "calc__newcomer" in {t.name for t in (await mcp.list_tools()).tools}
+
+
+async def test_rate_limits_and_cost_apply_to_upstream_calls(gateway):
+    key = await create_key(gateway.admin, scopes=["upstream:calc"], rate_limit="2/minute")
+    headers = {"X-API-Key": key["key"]}
+    assert (await call(gateway, "calc__echo", {"text": "1"}, headers)).status == 200
+    assert (await call(gateway, "calc__echo", {"text": "2"}, headers)).status == 200
+    refused = await call(gateway, "calc__echo", {"text": "3"}, headers)
+    assert refused.status == 429 and "Retry-After" in refused.headers
+
+
+async def test_metrics_and_the_audit_event_name_the_upstream(gateway):
+    await call(gateway, "remote__echo", {"text": "counted"})
+    metrics = await (await gateway.admin.get("/metrics")).text()
+    assert 'skywarden_gateway_up{upstream="calc"} 1.0' in metrics
+    assert 'skywarden_gateway_up{upstream="remote"} 1.0' in metrics
+    assert 'skywarden_gateway_calls_total{upstream="remote"}' in metrics
+    events = [e for e in drain_logs() if e.get("audit") and e.get("tool") == "remote__echo"]
+    assert events and events[-1]["upstream"] == "remote" and events[-1]["status"] == 200
+
+
+async def test_an_upstream_that_cannot_start_leaves_the_server_up_and_says_so(make_client, make_settings):
+    settings = make_settings(
+        upstreams={
+            "broken": {"command": "/nonexistent/mcp-server", "connect_timeout": 5},
+            "off": {"command": "x", "enabled": False},
+        }
+    )
+    client = await make_client(settings, scopes=["*"])
+    ready = await (await client.get("/api/health/ready")).json()
+    assert ready["status"] == "ready" and ready["upstreams"] == {"broken": "down", "off": "disabled"}
+    key = await create_key(client.admin, scopes=["broken__run", "upstream:off"])  # grantable before listed
+    assert key["scopes"] == ["broken__run", "upstream:off"]
+
+
+async def test_a_private_address_needs_allow_private(http_upstream, make_client, make_settings):
+    settings = make_settings(upstreams={"remote": {"url": http_upstream, "connect_timeout": 5}})
+    client = await make_client(settings)
+    assert (await (await client.get("/api/health/ready")).json())["upstreams"] == {"remote": "down"}
+    warnings = [e for e in drain_logs() if e.get("event") == "upstream unavailable" and e.get("upstream") == "remote"]
+    assert "127.0.0.1, which is not a public address" in warnings[-1]["reason"]
+
+
+async def test_an_sse_upstream_works_too(make_client, make_settings):
+    async with http_upstream_process("sse") as url:
+        client = await make_client(
+            make_settings(upstreams={"old": {"url": url, "transport": "sse", "allow_private": True}})
+        )
+        body = await (await call(client, "old__add", {"a": 5, "b": 5})).json()
+    assert body["structuredContent"] == {"total": 10}
+
+
+async def test_stopping_the_server_stops_its_stdio_upstreams(make_server, make_settings):
+    server = await make_server(make_settings(upstreams={"calc": stdio_upstream()}))
+    connection = server.app[GATEWAY].connections["calc"]
+    result = await connection.call("pid", {}, None)
+    pid = result.structured["result"]
+    assert _alive(pid)
+    await server.close()
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone for our purpose
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
