@@ -29,6 +29,7 @@ INSPECTOR = "2.12.0"
 MCP_REMOTE = "0.15.1"
 OIDC_PROVIDER = "9.13.3"
 AXE_CORE = "4.14.1"
+SERVER_EVERYTHING = "2026.8.31"
 # alias -> npm package spec; aliases name the tools in the tests
 PACKAGES = {
     "node": "node@22",
@@ -39,6 +40,7 @@ PACKAGES = {
     "mcp-remote": f"mcp-remote@{MCP_REMOTE}",
     "oidc-provider": f"oidc-provider@{OIDC_PROVIDER}",
     "axe-core": f"axe-core@{AXE_CORE}",
+    "server-everything": f"npm:@modelcontextprotocol/server-everything@{SERVER_EVERYTHING}",
 }
 
 
