@@ -23,7 +23,7 @@ class Run:
         return lines[0]
 
 
-def run_skywarden(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> Run:
+def run_skywarden(*args: str, env: dict[str, str] | None = None, timeout: float = 90, cwd: str | None = None) -> Run:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SKYWARDEN_")} | (env or {})
     done = subprocess.run(
         [sys.executable, "-m", "skywarden.server.cli", *args],
@@ -31,5 +31,6 @@ def run_skywarden(*args: str, env: dict[str, str] | None = None, timeout: float 
         text=True,
         env=environ,
         timeout=timeout,
+        cwd=cwd,
     )
     return Run(done.returncode, done.stdout, done.stderr)

@@ -208,7 +208,7 @@ async def which_logged(servers: Sequence[ServerProcess], request_id: str, timeou
         await asyncio.gather(*waits, return_exceptions=True)
 
 
-async def start_server(env: dict[str, str], *args: str, timeout: float = 30) -> ServerProcess:
+async def start_server(env: dict[str, str], *args: str, timeout: float = 30, cwd: str | None = None) -> ServerProcess:
     port = int(env.get("SKYWARDEN_PORT") or free_port())
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SKYWARDEN_")}
     full_env.update({"SKYWARDEN_PORT": str(port), "SKYWARDEN_LOG_FORMAT": "json"}, **env)
@@ -221,6 +221,7 @@ async def start_server(env: dict[str, str], *args: str, timeout: float = 30) -> 
         env=full_env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=cwd,
     )
     server = ServerProcess(proc, port)
     started: asyncio.Future = asyncio.get_running_loop().create_future()
