@@ -7,6 +7,7 @@ same fake NWS, so both servers do the same tool work and differ only in the serv
 It runs on the same event loop as Skywarden does in the run (uvloop when given).
 
 Run: python benchmarks/sdk_server.py PORT KEY NWS_URL [uvloop|asyncio]
+or, as a stdio server (an upstream of Skywarden's gateway): python benchmarks/sdk_server.py stdio - NWS_URL
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ class OneKey:
 
 
 def main() -> None:
+    if sys.argv[1] == "stdio":
+        settings.append(WeatherSettings(base_url=Url(sys.argv[3]), user_agent="bench"))
+        server.run("stdio")
+        return
     port, key, nws_url = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     loop = sys.argv[4] if len(sys.argv) > 4 else "asyncio"
     settings.append(WeatherSettings(base_url=Url(nws_url), user_agent="bench"))

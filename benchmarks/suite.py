@@ -269,10 +269,12 @@ class Suite:
     def wanted(self, scenario: str) -> bool:
         return not self.args.only or any(name in scenario for name in self.args.only)
 
-    def measure(self, port: int, request: Request, keys_file: Path, warm_up: int = 2) -> Measured:
+    def measure(
+        self, port: int, request: Request, keys_file: Path, warm_up: int = 2, connections: int | None = None
+    ) -> Measured:
         script = wrk_script(self.workdir, request, keys_file)
-        wrk(port, script, warm_up, self.args.connections)
-        return wrk(port, script, self.args.seconds, self.args.connections)
+        wrk(port, script, warm_up, connections or self.args.connections)
+        return wrk(port, script, self.args.seconds, connections or self.args.connections)
 
     def keys_file(self, keys: list[str]) -> Path:
         path = self.workdir / f"keys-{secrets.token_hex(4)}.txt"
@@ -288,10 +290,10 @@ class Suite:
         wait_for(f"http://127.0.0.1:{port}/api/health")
         return process, data_dir
 
-    def new_key(self, port: int) -> str:
+    def new_key(self, port: int, scopes: list[str] | None = None) -> str:
         req = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/admin/keys",
-            data=json.dumps(BENCH_KEY).encode(),
+            data=json.dumps({**BENCH_KEY, "scopes": scopes or BENCH_KEY["scopes"]}).encode(),
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"},
         )
         with urllib.request.urlopen(req, timeout=10) as resp:
@@ -307,17 +309,21 @@ class Suite:
                 self.bogus_keys()
             if self.wanted("start-up"):
                 self.start_up()
+            if self.wanted("gateway"):
+                self.gateway()
             if not self.args.no_shared and self.wanted("shared"):
                 self.shared_state()
         finally:
             self.nws.stop()
 
-    def rounds(self, runs: dict[str, tuple[int, Request, Path]]) -> dict[str, Measured]:
+    def rounds(
+        self, runs: dict[str, tuple[int, Request, Path]], connections: int | None = None
+    ) -> dict[str, Measured]:
         """Each named run ``--rounds`` times, interleaved (a noisy minute hits all alike); medians."""
         found: dict[str, list[Measured]] = {name: [] for name in runs}
         for _ in range(self.args.rounds):
             for name, (port, request, keys_file) in runs.items():
-                found[name].append(self.measure(port, request, keys_file))
+                found[name].append(self.measure(port, request, keys_file, connections=connections))
         return {name: _median(values) for name, values in found.items()}
 
     def single_key_scenarios(self) -> None:
@@ -452,6 +458,73 @@ class Suite:
             f"start-up, `skywarden serve` to the first 200 on /api/health: median {statistics.median(times):.2f} s "
             f"(of {', '.join(f'{t:.2f}' for t in times)})"
         )
+
+    def gateway(self) -> None:
+        """The official SDK server (sdk_server.py) as an upstream of Skywarden's gateway, over
+        Streamable HTTP and over stdio: tools/call get_forecast straight to the SDK server, and
+        through Skywarden to each. Latency at one connection (what the gateway adds to a call),
+        throughput at --connections. Every process but wrk on core 0."""
+        upstream_key = secrets.token_urlsafe(24)
+        port = free_port()
+        upstream = Process([PYTHON, str(HERE / "sdk_server.py"), str(port), upstream_key, self.nws_url,
+                            self.args.loop], port, self.workdir / "upstream.log")  # fmt: skip
+        sky = None
+        try:
+            self._wait_port(port)
+            upstreams = {
+                "sdk": {"url": f"http://127.0.0.1:{port}/mcp", "allow_private": True,
+                        "headers": {"X-API-Key": upstream_key}},
+                "stdio": {"command": "taskset", "args": ["-c", "0", PYTHON, str(HERE / "sdk_server.py"), "stdio", "-",
+                                                         self.nws_url]},
+            }  # fmt: skip
+            plain, _ = self.skywarden("gateway-none")
+            idle_plain = rss_kb(plain.proc.pid)
+            plain.stop()
+            # one key and --connections calls at once: as many concurrency slots, so none is refused
+            slots = str(self.args.connections * 2)
+            sky, _ = self.skywarden("gateway", "--upstreams", json.dumps(upstreams), "--max-concurrent-calls", slots)
+            idle_gateway = rss_kb(sky.proc.pid)
+            guards = [int(p) for p in subprocess.run(["pgrep", "-P", str(sky.proc.pid)], capture_output=True,
+                                                      text=True).stdout.split()]  # fmt: skip
+            key = self.new_key(sky.port, scopes=["upstream:sdk", "upstream:stdio"])
+            sky_keys, upstream_keys = self.keys_file([key]), self.keys_file([upstream_key])
+
+            def through(name: str) -> Request:
+                tool = f"{name}__get_forecast"
+                return mcp_request("tools/call", {"name": tool, "arguments": FORECAST_ARGUMENTS}, tool)
+
+            for name in ("sdk", "stdio"):
+                answer = json.loads(send(sky.port, through(name), key))
+                assert answer["result"]["isError"] is False, answer
+            runs = {
+                "official SDK server, direct": (port, TOOLS_CALL, upstream_keys),
+                "Skywarden -> SDK server over Streamable HTTP": (sky.port, through("sdk"), sky_keys),
+                "Skywarden -> SDK server over stdio": (sky.port, through("stdio"), sky_keys),
+            }
+            latency = self.rounds(runs, connections=1)
+            load = self.rounds(runs)
+            direct = "official SDK server, direct"
+            for name in runs:
+                self.rows.append(Row("gateway tools/call get_forecast, 1 connection", name, latency[name]))
+                self.rows.append(
+                    Row(f"gateway tools/call get_forecast, {self.args.connections} connections", name, load[name],
+                        sdk=load[name].rps / load[direct].rps)  # fmt: skip
+                )
+            for name in list(runs)[1:]:
+                self.notes.append(
+                    f"{name}: p50 {latency[name].p50_ms / latency[direct].p50_ms:.2f}x the SDK server's own at one "
+                    f"connection ({latency[direct].p50_ms:.2f} ms); {load[name].rps / load[direct].rps:.2f}x its "
+                    f"req/s at {self.args.connections} connections"
+                )
+            self.notes.append(
+                f"gateway memory: Skywarden idle with both upstreams connected {idle_gateway / 1024:.1f} MB, without "
+                f"upstreams {idle_plain / 1024:.1f} MB (+{(idle_gateway - idle_plain) / 1024:.1f} MB: the MCP SDK "
+                f"and two connections); the stdio upstream's guard {sum(map(rss_kb, guards)) / 1024:.1f} MB"
+            )
+        finally:
+            upstream.stop()
+            if sky is not None:
+                sky.stop()
 
     def shared_state(self) -> None:
         """The single-key table's Skywarden rows (tools/list, the hot tools/call, REST) on four

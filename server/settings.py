@@ -311,7 +311,7 @@ def _table(value: Any, example: str, shape: str) -> dict[Any, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise ValueError(f"must be a JSON object such as {example}") from None
     if not isinstance(value, dict):
         raise ValueError(f"must be a table of {shape}")

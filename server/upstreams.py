@@ -18,12 +18,12 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-UPSTREAM_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+UPSTREAM_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*\Z")  # \Z: "$" would let a final newline in
 MAX_NAME = 32
 SEPARATORS = ("__", "_", "-", "--", ".", "..")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}\Z")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}\Z")
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}\Z")
 # Hop-by-hop, framing and MCP's own headers: the transport sets them, a configured value may not.
 _RESERVED_HEADERS = frozenset(
     {
@@ -40,17 +40,20 @@ _RESERVED_HEADERS = frozenset(
 )
 _KEYS = {
     "stdio": {"command", "args", "cwd", "env"},
-    "streamable-http": {"url", "headers", "allow_private"},
-    "sse": {"url", "headers", "allow_private"},
+    "streamable-http": {"url", "headers", "allow_private", "identity_header"},
+    "sse": {"url", "headers", "allow_private", "identity_header"},
 }
-_COMMON = {"transport", "enabled", "timeout", "connect_timeout", "max_result_bytes", "tools", "description"}
+_COMMON = {
+    "transport", "enabled", "timeout", "connect_timeout", "max_result_bytes", "tools", "description", "identity"
+}  # fmt: skip
+DEFAULT_IDENTITY_HEADER = "Skywarden-Caller"
 
 
 @dataclass(frozen=True)
 class SecretSource:
     """Where a value comes from: the text itself, a file (its first line) or an environment variable."""
 
-    text: str | None = None
+    text: str | None = field(default=None, repr=False)  # a header's may be its credential
     file: str | None = None
     env: str | None = None
     prefix: str = ""
@@ -85,6 +88,8 @@ class UpstreamConfig:
     max_result_bytes: int = 1024 * 1024
     tools: tuple[str, ...] = ()  # only these of its tools are offered; empty = all
     description: str = ""
+    identity: bool = False  # tell the upstream who calls: in _meta, and (HTTP) in identity_header
+    identity_header: str = DEFAULT_IDENTITY_HEADER
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Picklable for worker processes (read-only tables as dicts)."""
@@ -116,11 +121,11 @@ def parse_upstreams(value: Any) -> tuple[UpstreamConfig, ...]:
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise ValueError('must be a JSON object such as {"calc": {"command": "calc-server"}}') from None
     if not isinstance(value, dict):
         raise ValueError("must be a table of upstreams, one table per upstream: [upstreams.<name>]")
-    return tuple(parse_upstream(name, table) for name, table in sorted(value.items()))
+    return tuple(parse_upstream(name, table) for name, table in sorted(value.items(), key=lambda item: str(item[0])))
 
 
 def parse_upstream(name: Any, table: Any) -> UpstreamConfig:
@@ -135,7 +140,9 @@ def parse_upstream(name: Any, table: Any) -> UpstreamConfig:
     transport = table.get("transport", "stdio" if "command" in table else "streamable-http" if "url" in table else None)
     if transport is None:
         raise ValueError(f"{where} needs a command (stdio) or a url (Streamable HTTP or SSE)")
-    if transport not in _KEYS:
+    if "transport" not in table and "command" in table and "url" in table:  # which was meant?
+        raise ValueError(f"{where} needs a command (stdio) or a url (Streamable HTTP or SSE), not both")
+    if not isinstance(transport, str) or transport not in _KEYS:
         raise ValueError(f"{where}: transport must be one of {', '.join(_KEYS)}")
     unknown = sorted(set(table) - _KEYS[transport] - _COMMON)
     if unknown:
@@ -147,6 +154,7 @@ def parse_upstream(name: Any, table: Any) -> UpstreamConfig:
         "max_result_bytes": _count(table.get("max_result_bytes", 1024 * 1024), f"{where}: max_result_bytes"),
         "tools": _tool_names(table.get("tools", []), f"{where}: tools"),
         "description": _text(table.get("description", ""), f"{where}: description", 1000, empty=True),
+        "identity": _bool(table.get("identity", False), f"{where}: identity"),
     }
     if transport == "stdio":
         return UpstreamConfig(
@@ -166,6 +174,7 @@ def parse_upstream(name: Any, table: Any) -> UpstreamConfig:
         url=_url(table.get("url"), f"{where}: url"),
         headers=_headers(table.get("headers", {}), f"{where}: headers"),
         allow_private=_bool(table.get("allow_private", False), f"{where}: allow_private"),
+        identity_header=_identity_header(table, where),
         **common,
     )
 
@@ -212,7 +221,11 @@ def _tool_names(value: Any, where: str) -> tuple[str, ...]:
 
 def _url(value: Any, where: str) -> str:
     text = _text(value, where, 2048)
-    parts = urlsplit(text)
+    try:  # urlsplit's and port's messages may quote the URL, its password too: never shown
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  (checked here, not when the upstream is reached)
+    except ValueError:
+        raise ValueError(f"{where} must be an http(s) URL (with a port from 0 to 65535, if any)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{where} must be an http(s) URL")
     if parts.username is not None or parts.password is not None:
@@ -252,6 +265,15 @@ def _sources(value: Any, where: str, names: re.Pattern[str], shape: str) -> Mapp
             raise ValueError(f"{where}: {str(key)[:40]!r} is not {shape}")
         found[key] = _source(entry, f"{where}.{key}")
     return MappingProxyType(found)
+
+
+def _identity_header(table: dict[str, Any], where: str) -> str:
+    name = table.get("identity_header", DEFAULT_IDENTITY_HEADER)
+    if not isinstance(name, str) or not _HEADER_NAME.match(name) or name.lower() in _RESERVED_HEADERS:
+        raise ValueError(f"{where}: identity_header must be a header name the transport does not set")
+    if name.lower() in {h.lower() for h in table.get("headers", {}) if isinstance(h, str)}:
+        raise ValueError(f"{where}: identity_header {name} is also one of its headers")
+    return name
 
 
 def _headers(value: Any, where: str) -> Mapping[str, SecretSource]:

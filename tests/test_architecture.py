@@ -6,6 +6,7 @@ function, and no code cites files outside the repo."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,3 +255,17 @@ def test_nothing_looks_things_up_on_the_app():
             if used is not None and not used.startswith("request[") and id(node) not in routers:
                 found.append(f"{name}: {used}")
     assert found == [], "inject it from the app factory (server/app.py)"
+
+
+def test_no_pattern_ends_in_a_dollar_which_lets_a_final_newline_in():
+    """``$`` also matches before a final newline, so ``"calc\\n"`` would pass a name check: every
+    anchored pattern of the code ends in ``\\Z`` instead."""
+    dollar = re.compile(r"""re\.(?:compile|match|fullmatch|search)\(\s*r?(["'])[^"']*\$\1""")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in ("server", "tools", "clients")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if dollar.search(line)
+    ]
+    assert found == []

@@ -82,6 +82,7 @@ async def gateway(http_upstream, make_client, make_settings, tmp_path, monkeypat
                 "url": http_upstream,
                 "allow_private": True,
                 "headers": {"Authorization": {"env": "REMOTE_TOKEN_FOR_TEST", "prefix": "Bearer "}},
+                "identity": True,
             },
         }
     )
@@ -194,6 +195,15 @@ async def test_the_callers_credential_never_reaches_the_upstream_only_its_own(ga
     assert env["content"][0]["text"] == CALC_TOKEN
     leaked = [line for line in map(str, drain_logs()) if CALC_TOKEN in line or REMOTE_TOKEN in line]
     assert leaked == []
+
+
+async def test_an_upstream_with_identity_learns_who_calls_and_no_one_else_does(gateway):
+    caller = await (await call(gateway, "remote__caller", {})).json()
+    assert caller["structuredContent"] == {"kind": "key", "id": gateway.key_id, "name": "test key"}
+    headers = await (await call(gateway, "remote__headers", {}, {"Skywarden-Caller": "key:key_spoofed"})).json()
+    seen = {name.lower(): value for name, value in headers["structuredContent"].items()}
+    assert seen["skywarden-caller"] == f"key:{gateway.key_id}"  # the caller's own header never goes upstream
+    assert (await (await call(gateway, "calc__caller", {})).json())["structuredContent"] == {}  # identity off
 
 
 async def test_an_upstream_error_is_a_tool_error(gateway):

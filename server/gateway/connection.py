@@ -24,7 +24,7 @@ import structlog
 
 from skywarden.server.gateway.credentials import MissingSecret
 from skywarden.server.gateway.tools import UnusableTool, bounded_result, error_result, registered_tool
-from skywarden.server.gateway.transports import BlockedUpstream, check_address, client_for
+from skywarden.server.gateway.transports import CALLER_META, BlockedUpstream, check_address, client_for
 from skywarden.server.plugins.model import RegisteredTool
 from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
@@ -295,9 +295,10 @@ class UpstreamConnection:
             await context.report_progress(done, total, message)
 
         started = time.monotonic()
+        meta = caller_meta(context.principal) if self.config.identity and context is not None else None
         try:
             async with asyncio.timeout(self.config.timeout):
-                answer = await client.call_tool(tool, arguments, progress_callback=progress)
+                answer = await client.call_tool(tool, arguments, progress_callback=progress, meta=meta)
         except TimeoutError:
             self._count_failure(client)
             return error_result(f"The upstream {self.name} did not answer within {self.config.timeout:g} s.")
@@ -336,6 +337,13 @@ def _refusal_of(exc: BaseException) -> str | None:
     if isinstance(message, str) and isinstance(getattr(error, "code", None), int):
         return message[:MAX_ERROR_TEXT]
     return None
+
+
+def caller_meta(principal: Any) -> dict[str, Any] | None:
+    """Who is calling, for an upstream with ``identity``: the principal's kind, id and name."""
+    if principal is None:
+        return None
+    return {CALLER_META: {"kind": principal.kind, "id": principal.id, "name": principal.name}}
 
 
 def _connection_closed(exc: BaseException) -> bool:

@@ -42,5 +42,12 @@ def resolve(source: SecretSource) -> str:
     return source.prefix + value
 
 
-def resolve_all(sources: Mapping[str, SecretSource]) -> dict[str, str]:
-    return {name: resolve(source) for name, source in sources.items()}
+def resolve_all(sources: Mapping[str, SecretSource], text_is_secret: bool = False) -> dict[str, str]:
+    """Every value; with ``text_is_secret`` (headers: their values are credentials) a value given
+    as text is registered with the log redaction too."""
+    values = {name: resolve(source) for name, source in sources.items()}
+    if text_is_secret:
+        for source, value in zip(sources.values(), values.values(), strict=True):
+            if source.text is not None:
+                register_secret(value)
+    return values

@@ -86,10 +86,10 @@ def registered_tool(
     """The upstream tool ``tool`` (as the upstream listed it: name, description, inputSchema,
     outputSchema, annotations, title) as a Skywarden tool; ``UnusableTool`` says why not."""
     upstream_name = tool.get("name")
-    if not isinstance(upstream_name, str):
+    if not isinstance(upstream_name, str) or not upstream_name:  # "": the bare prefix as a tool name
         raise UnusableTool("it has no name")
     name = f"{config.name}{separator}{upstream_name}"
-    if not TOOL_NAME.match(name):
+    if not TOOL_NAME.fullmatch(name):  # not match: its $ lets a final newline in
         raise UnusableTool(f"{name[:140]!r} is no valid tool name (letters, digits, _ . -; at most 128)")
     input_schema = tool.get("inputSchema")
     arguments = JsonSchemaArguments(compile_schema(input_schema, "input schema"))

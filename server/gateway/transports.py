@@ -11,7 +11,9 @@ import asyncio
 import socket
 import sys
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
+
+import orjson
 
 from skywarden.server import __version__
 from skywarden.server.gateway.credentials import resolve_all
@@ -19,6 +21,8 @@ from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
 
 USER_AGENT = f"skywarden-gateway/{__version__}"
+CALLER_META = "dev.skywarden/caller"  # the ``_meta`` entry naming the caller (an upstream with ``identity``)
+_SAFE_IN_HEADER = ":_-.@|/+="
 MessageHandler = Any
 
 
@@ -66,13 +70,16 @@ def client_for(config: UpstreamConfig, message_handler: MessageHandler, errlog: 
         return Client(stdio_client(guarded, errlog=errlog), **common), None
     import httpx2
 
-    headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers)}
+    headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers, text_is_secret=True)}
     timeout = httpx2.Timeout(config.connect_timeout, read=max(config.timeout, 300.0))
+    hooks = {"request": [caller_header(config.identity_header)]} if config.identity else {}
     if config.transport == "sse":
         from mcp.client.sse import sse_client
 
         def factory(headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None) -> httpx2.AsyncClient:
-            return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, follow_redirects=False)
+            return httpx2.AsyncClient(
+                headers=headers, timeout=timeout, auth=auth, follow_redirects=False, event_hooks=hooks
+            )
 
         transport = sse_client(
             config.url,
@@ -84,5 +91,24 @@ def client_for(config: UpstreamConfig, message_handler: MessageHandler, errlog: 
         return Client(transport, **{**common, "mode": "legacy"}), None
     from mcp.client.streamable_http import streamable_http_client
 
-    http = httpx2.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False)
+    http = httpx2.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False, event_hooks=hooks)
     return Client(streamable_http_client(config.url, http_client=http), **common), http
+
+
+def caller_header(name: str) -> Any:
+    """An httpx request hook: the caller named in a request's ``_meta`` (``CALLER_META``) also as
+    the header ``name`` (``kind:id``), and never a value for it from anywhere else."""
+
+    async def hook(request: Any) -> None:
+        request.headers.pop(name, None)
+        if request.method != "POST" or not request.content:
+            return
+        try:
+            body = orjson.loads(request.content)
+            caller = body["params"]["_meta"][CALLER_META]
+            value = f"{caller['kind']}:{caller['id']}"
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        request.headers[name] = quote(value, safe=_SAFE_IN_HEADER)
+
+    return hook

@@ -17,7 +17,7 @@ from aiohttp import web
 # structlog's own context variable for ``request_id``, as bind_contextvars would create it
 _REQUEST_ID_VAR = next(iter(structlog.contextvars.bind_contextvars(request_id=None).values())).var
 structlog.contextvars.unbind_contextvars("request_id")
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}\Z")
 
 
 class _RandomIds:

@@ -19,7 +19,7 @@ from skywarden.server.mcp import protocol as p
 from skywarden.server.request_state import state_of
 from skywarden.tools.contract import ProgressReporter
 
-_B64 = re.compile(r"^=\?base64\?(.*)\?=$")
+_B64 = re.compile(r"^=\?base64\?(.*)\?=\Z")
 
 
 def decode_header_value(value: str | None) -> str | None:

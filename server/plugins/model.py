@@ -16,8 +16,8 @@ from skywarden.server.principal import ALL_TOOLS
 if TYPE_CHECKING:
     from skywarden.server.plugins.results import ResultShape
 
-TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
-PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # a plugin's name is its settings prefix
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}\Z")
+PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")  # a plugin's name is its settings prefix
 SETTINGS_GROUP = PLUGIN_NAME
 
 # A tool's call as the pipeline makes it: (validated arguments, context) -> the tool's awaitable.

@@ -31,8 +31,8 @@ from skywarden.server.settings import (
 from skywarden.tools.settings import Secret, Url
 
 SUPPORTED_TYPES = "str, int, float, bool, Url, Secret, Literal[...], list[str], tuple[str, ...], or one of them | None"
-FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
-FULL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,59}\Z")
+FULL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}\Z")
 
 
 class SettingsDeclarationError(SettingsError):

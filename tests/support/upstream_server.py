@@ -50,6 +50,13 @@ def headers(ctx: Context) -> dict[str, str]:
 
 
 @server.tool()
+def caller(ctx: Context) -> dict[str, str]:
+    """Who Skywarden says is calling (``_meta``), if it says."""
+    meta = ctx.request_context.meta or {}
+    return dict(meta.get("dev.skywarden/caller") or {})
+
+
+@server.tool()
 def environment(name: str) -> str:
     """One environment variable of this server."""
     return os.environ.get(name, "<unset>")
