@@ -331,3 +331,64 @@ def _alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def raw_upstream(*args: str) -> dict:
+    return {"command": sys.executable, "args": ["-m", "tests.support.raw_upstream", *args], "cwd": str(ROOT)}
+
+
+@pytest.fixture
+async def raw(make_client, make_settings):
+    """A hand-written upstream that misbehaves (tests/support/raw_upstream.py)."""
+    client = await make_client(make_settings(upstreams={"raw": raw_upstream()}))
+    client.connection = client.server.app[GATEWAY].connections["raw"]
+    return client
+
+
+async def test_an_answer_against_its_own_output_schema_is_a_tool_error_and_restarts_nothing(raw):
+    body = await (await call(raw, "raw__outs", {})).json()
+    assert body["isError"] is True and "cannot pass on" in body["content"][0]["text"]
+    assert (await (await call(raw, "raw__echo", {"text": "same process"})).json())["isError"] is False
+    assert raw.connection.figures.connects == 1 and raw.connection.figures.state == "up"
+
+
+async def test_an_upstream_claiming_a_closed_connection_is_checked_not_restarted(raw):
+    for _ in range(3):
+        body = await (await call(raw, "raw__closed", {})).json()
+        assert body["content"][0]["text"] == "The upstream raw refused the call: Connection closed"
+    probe = raw.connection._probe
+    if probe is not None:
+        await probe  # the liveness check it made: the upstream answered
+    assert raw.connection.figures.connects == 1 and raw.connection.figures.state == "up"
+
+
+async def test_progress_from_an_upstream_is_bounded(raw):
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append(message)
+
+    async with sdk_client(raw) as mcp:
+        result = await mcp.call_tool("raw__flood", {}, progress_callback=on_progress)
+    assert result.content[0].text == "flooded"
+    assert len(seen) <= 1000 and all(len(m) <= 1000 for m in seen)
+
+
+async def test_a_stdio_upstream_that_ignores_its_input_ending_is_still_stopped(make_server, make_settings):
+    server = await make_server(make_settings(upstreams={"raw": raw_upstream("stubborn")}))
+    connection = server.app[GATEWAY].connections["raw"]
+    await connection.wait_for("up")
+    guard = [int(p) for p in open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()]
+    upstreams = [int(p) for g in guard for p in open(f"/proc/{g}/task/{g}/children").read().split()]
+    assert upstreams
+    await asyncio.wait_for(server.close(), 20)
+    assert not any(_alive(pid) for pid in upstreams)
+
+
+async def test_a_dead_stdio_upstream_is_noticed_at_once(gateway):
+    connection = gateway.server.app[GATEWAY].connections["calc"]
+    pid = (await (await call(gateway, "calc__pid", {})).json())["structuredContent"]["result"]
+    os.kill(pid, 9)
+    await asyncio.wait_for(connection.wait_for("down"), 5)  # well before any liveness check
+    assert "connection ended" in connection.figures.last_error
+    await asyncio.wait_for(connection.wait_for("up", connects=2), 30)

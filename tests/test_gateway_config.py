@@ -993,3 +993,12 @@ def test_parsed_upstreams_pass_through():
     assert parse_upstreams(found) is found
     with pytest.raises(ValueError, match="must be a table of upstreams"):
         parse_upstreams((1, 2))
+
+
+def test_a_scope_map_naming_an_upstream_tool_is_not_reported_unknown():
+    from skywarden.server.identity.service import unknown_mapped_tools
+    from skywarden.server.upstreams import UpstreamConfig
+
+    names = grantable_names(["get_alerts"], (UpstreamConfig("calc", "stdio", command="x"),), "__")
+    mapped = {"ops": ("calc__add", "upstream:calc", "get_alerts", "nope__x", "*")}
+    assert unknown_mapped_tools(mapped, names) == {"ops": ["nope__x"]}

@@ -1,12 +1,19 @@
 """One upstream's connection: started, watched, restarted with backoff, stopped cleanly.
 
 A supervisor task holds the SDK client (its task groups live in that task). It connects within
-``connect_timeout``, lists the tools (every page) and publishes them, then watches: the
-connection is given up when its transport fails (the SDK's task group ends it), when a ping
-goes unanswered, or when calls fail ``BREAK_AFTER`` times in a row (time-outs included). It is then
-down: calls answer at once with a tool error saying when the next attempt is, and the supervisor
-reconnects after a backoff that doubles from ``FIRST_BACKOFF`` to ``MAX_BACKOFF``. A stdio server
-is started again; its tools stay listed meanwhile.
+``connect_timeout``, lists the tools (every page) and publishes them, then watches. The
+connection is given up when its transport ends (the read stream is watched: a stdio server that
+exits is noticed at once), or when a liveness check goes unanswered: a ping (before 2026-07-28)
+or a listing (2026-07-28), every ``PING_INTERVAL``, and at once after ``BREAK_AFTER`` failed calls
+in a row (time-outs included) or an error that may mean a broken transport. A slow tool or an
+upstream's odd answer therefore never restarts an upstream that still answers.
+
+A connection given up is down: calls answer at once with a tool error saying when the next
+attempt is, and the supervisor reconnects after a backoff that doubles from ``FIRST_BACKOFF`` to
+``MAX_BACKOFF``; it starts again from ``FIRST_BACKOFF`` only once a connection stayed up for
+``STABLE_AFTER``. A stdio server is started again; its tools stay listed meanwhile. Stopping
+never cancels the SDK's own shutdown (it closes the server's input, then ends its process group,
+within about 7 s).
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import structlog
 
 from skywarden.server.gateway.credentials import MissingSecret
 from skywarden.server.gateway.tools import UnusableTool, bounded_result, error_result, registered_tool
 from skywarden.server.gateway.transports import CALLER_META, BlockedUpstream, check_address, client_for
+from skywarden.server.observability.redaction import redact_text
 from skywarden.server.plugins.model import RegisteredTool
 from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
@@ -34,15 +43,19 @@ log = structlog.get_logger("skywarden.gateway")
 
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
-BREAK_AFTER = 3  # failed calls in a row that end a connection (the upstream is restarted)
+STABLE_AFTER = 30.0  # seconds a connection must last before the backoff starts again from the first
+BREAK_AFTER = 3  # failed calls in a row that make the connection's liveness be checked at once
 PING_INTERVAL = 15.0
+LIST_INTERVAL = 60.0  # 2026-07-28 has no ping: the liveness check is a listing, less often
+STOP_GRACE = 10.0  # seconds the SDK's shutdown of a connection gets before it is cancelled
+MAX_PROGRESS = 1000  # progress notifications passed on per call
+MAX_PROGRESS_MESSAGE = 1000
 LEGACY_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
 MAX_PAGES = 100  # tools/list pages read at most
 MAX_TOOLS = 1000  # tools offered per upstream at most
 MAX_STDERR_LINES = 1000
 MAX_STDERR_LINE = 500
 MAX_ERROR_TEXT = 300
-CONNECTION_CLOSED = -32000  # the SDK's code (mcp.types.CONNECTION_CLOSED), with its message "Connection closed"
 
 Publish = Callable[[UpstreamConfig, list[RegisteredTool]], None]
 
@@ -61,19 +74,23 @@ class UpstreamFigures:
     last_error: str = ""
 
 
-async def _log_lines(reader: asyncio.StreamReader, bound: Any) -> None:
+async def _log_lines(reader: asyncio.StreamReader, bound: Any, last: list[str]) -> None:
     """A stdio upstream's stderr, line by line into the log (redacted like every line), at most
-    ``MAX_STDERR_LINES`` lines of ``MAX_STDERR_LINE`` characters per connection."""
+    ``MAX_STDERR_LINES`` lines of ``MAX_STDERR_LINE`` characters per connection; ``last`` keeps
+    the last line, for the reason a connection failed."""
     logged = 0
     while line := await reader.readline():
+        text = line.decode(errors="replace").rstrip()[:MAX_STDERR_LINE]
+        if text:
+            last[:] = [text]
         if logged < MAX_STDERR_LINES:
-            bound.info("upstream stderr", line=line.decode(errors="replace").rstrip()[:MAX_STDERR_LINE])
+            bound.info("upstream stderr", line=text)
         elif logged == MAX_STDERR_LINES:
             bound.warning("upstream stderr: further lines dropped", limit=MAX_STDERR_LINES)
         logged += 1
 
 
-async def _stderr_pipe(stack: contextlib.AsyncExitStack, bound: Any) -> Any:
+async def _stderr_pipe(stack: contextlib.AsyncExitStack, bound: Any, last: list[str]) -> Any:
     """A file the child writes its stderr to, read into the log until it closes."""
     read_fd, write_fd = os.pipe()
     reader = asyncio.StreamReader(limit=64 * 1024)
@@ -81,7 +98,7 @@ async def _stderr_pipe(stack: contextlib.AsyncExitStack, bound: Any) -> Any:
     transport, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
     )
-    task = asyncio.create_task(_drain(reader, bound))
+    task = asyncio.create_task(_drain(reader, bound, last))
     writer = os.fdopen(write_fd, "w")
 
     async def close() -> None:
@@ -95,9 +112,9 @@ async def _stderr_pipe(stack: contextlib.AsyncExitStack, bound: Any) -> Any:
     return writer
 
 
-async def _drain(reader: asyncio.StreamReader, bound: Any) -> None:
+async def _drain(reader: asyncio.StreamReader, bound: Any, last: list[str]) -> None:
     with contextlib.suppress(ValueError, OSError, asyncio.LimitOverrunError):
-        await _log_lines(reader, bound)
+        await _log_lines(reader, bound, last)
 
 
 class UpstreamConnection:
@@ -117,6 +134,8 @@ class UpstreamConnection:
         self._task: asyncio.Task[None] | None = None
         self._refresh: asyncio.Task[None] | None = None
         self._listed: list[dict[str, Any]] = []
+        self._probe: asyncio.Task[None] | None = None
+        self._stderr: list[str] = []  # the last line a stdio upstream wrote on stderr
         self.log = log.bind(upstream=config.name)
 
     @property
@@ -137,12 +156,15 @@ class UpstreamConnection:
         self._task = asyncio.create_task(self._supervise(), name=f"upstream {self.name}")
 
     async def stop(self) -> None:
+        """End the connection the way the SDK ends one (never cancelled in the middle of it), and
+        cancel it only if that takes longer than ``STOP_GRACE`` (a connect still under way)."""
         self._stopping.set()
         self._lost.set()
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), self.config.connect_timeout)
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE + self.config.connect_timeout)
             except TimeoutError:
+                self.log.error("upstream connection did not stop in time; cancelled")
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
@@ -151,11 +173,13 @@ class UpstreamConnection:
         backoff = FIRST_BACKOFF
         while not self._stopping.is_set():
             self._lost = asyncio.Event()
+            self._stderr.clear()
+            began = time.monotonic()
             try:
                 await self._connected_session()
-                backoff = FIRST_BACKOFF
             except asyncio.CancelledError:
-                if self._stopping.is_set():
+                task = asyncio.current_task()
+                if self._stopping.is_set() or (task is not None and task.cancelling()):
                     raise
                 self._note_failure("the connection was cancelled")
             except BaseException as exc:  # the SDK's task groups end in an ExceptionGroup
@@ -165,8 +189,13 @@ class UpstreamConnection:
             finally:
                 self._client = None
                 self.first_attempt.set()
+                for task in (self._refresh, self._probe):
+                    if task is not None:
+                        task.cancel()
             if self._stopping.is_set():
                 break
+            if self.figures.connects and time.monotonic() - began >= STABLE_AFTER:
+                backoff = FIRST_BACKOFF  # it had been up a while: this is a new failure, not the same one
             self._set_state("down")
             self.figures.restarts += 1
             self._retry_at = time.monotonic() + backoff
@@ -176,17 +205,24 @@ class UpstreamConnection:
 
     async def _connected_session(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
-            async with asyncio.timeout(self.config.connect_timeout):
-                if self.config.transport == "stdio":
-                    errlog = await _stderr_pipe(stack, self.log)
-                else:
-                    errlog = None
-                    await check_address(self.config, self.policy)
-                client, http = client_for(self.config, self._on_message, errlog)
-                if http is not None:
-                    stack.push_async_callback(http.aclose)
-                client = await stack.enter_async_context(client)
-                tools = await self._list_tools(client)
+            try:
+                async with asyncio.timeout(self.config.connect_timeout):
+                    if self.config.transport == "stdio":
+                        errlog = await _stderr_pipe(stack, self.log, self._stderr)
+                    else:
+                        errlog = None
+                        await check_address(self.config, self.policy)
+                    client, http = client_for(self.config, self._on_message, errlog, self._transport_ended)
+                    if http is not None:
+                        stack.push_async_callback(http.aclose)
+                    client = await stack.enter_async_context(client)
+                    tools = await self._list_tools(client)
+            except TimeoutError:
+                raise ConnectFailed(f"no answer within connect_timeout ({self.config.connect_timeout:g} s)") from None
+            except BaseException as exc:
+                if self._stderr and not isinstance(exc, asyncio.CancelledError):
+                    raise ConnectFailed(f"{_describe(exc)} (its last line on stderr: {self._stderr[0]})") from None
+                raise
             self._client = client
             self._failures_in_a_row = 0
             self.figures.connects += 1
@@ -204,21 +240,47 @@ class UpstreamConnection:
                     await listening
 
     async def _watch(self, client: Any) -> None:
-        """Until the connection is given up: every ``PING_INTERVAL`` the tools are listed again
-        (``ping`` is gone from 2026-07-28; a listing works in both eras and catches a change the
-        upstream did not announce)."""
+        """Until the connection is given up: a liveness check every ``PING_INTERVAL`` (a ping), or
+        every ``LIST_INTERVAL`` from 2026-07-28, where ping is gone (a listing, which also catches a
+        change of tools the upstream did not announce)."""
+        legacy = client.protocol_version in LEGACY_VERSIONS
         while not self._lost.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), PING_INTERVAL)
+                await asyncio.wait_for(self._lost.wait(), PING_INTERVAL if legacy else LIST_INTERVAL)
                 return
-            try:
-                async with asyncio.timeout(self.config.connect_timeout):
-                    tools = await self._list_tools(client)
-            except Exception as exc:
-                self._note_failure(f"no answer to tools/list: {_describe(exc)}")
-                return
-            if tools != self._listed:
-                self._publish(tools)
+            await self._check_alive(client)
+
+    async def _check_alive(self, client: Any) -> None:
+        """The connection answers a ping or a listing within ``connect_timeout``; else it is given up."""
+        try:
+            with anyio.fail_after(self.config.connect_timeout):
+                if client.protocol_version in LEGACY_VERSIONS:
+                    await client.session.send_ping()
+                    return
+                tools = await self._list_tools(client)
+        except Exception as exc:
+            if client is self._client:
+                self._give_up(f"no answer to a liveness check: {_describe(exc)}")
+            return
+        if client is self._client and tools != self._listed:
+            self._publish(tools)
+
+    def _transport_ended(self) -> None:
+        """The read stream of the transport ended: the process exited or the stream broke."""
+        if not self._stopping.is_set() and not self._lost.is_set():
+            reason = "the upstream's connection ended"
+            self._give_up(f"{reason} (its last line on stderr: {self._stderr[0]})" if self._stderr else reason)
+
+    def _give_up(self, reason: str) -> None:
+        self._note_failure(reason)
+        self._client = None
+        self._set_state("down")
+        self._lost.set()
+
+    def _suspect(self, client: Any) -> None:
+        """Calls failed: check at once whether the connection still answers (one check at a time)."""
+        if client is self._client and (self._probe is None or self._probe.done()):
+            self._probe = asyncio.create_task(self._check_alive(client))
 
     async def _listen(self, client: Any) -> None:
         """From 2026-07-28 a change of tools is an event of a ``subscriptions/listen`` stream
@@ -291,8 +353,13 @@ class UpstreamConnection:
             when = f"; the next attempt is in {wait} s" if wait > 0 else "; it is being reconnected"
             return error_result(f"The upstream {self.name} is unavailable{when}. Try again later.")
 
+        reported = 0
+
         async def progress(done: float, total: float | None, message: str | None) -> None:
-            await context.report_progress(done, total, message)
+            nonlocal reported
+            reported += 1
+            if reported <= MAX_PROGRESS:
+                await context.report_progress(done, total, message[:MAX_PROGRESS_MESSAGE] if message else message)
 
         started = time.monotonic()
         meta = caller_meta(context.principal) if self.config.identity and context is not None else None
@@ -303,13 +370,20 @@ class UpstreamConnection:
             self._count_failure(client)
             return error_result(f"The upstream {self.name} did not answer within {self.config.timeout:g} s.")
         except Exception as exc:
+            if self._lost.is_set() or client is not self._client:  # the transport ended during the call
+                self.figures.errors += 1
+                return error_result(f"The upstream {self.name} failed during the call; it is being reconnected.")
             refusal = _refusal_of(exc)
-            if refusal is not None and not _connection_closed(exc):  # the upstream answered with a JSON-RPC error
-                self._failures_in_a_row = 0
-                return error_result(f"The upstream {self.name} refused the call: {refusal}")
-            self.log.warning("upstream call failed", tool=tool, error=_describe(exc))
-            self._count_failure(client, lost=True)
-            return error_result(f"The upstream {self.name} failed during the call; it is being reconnected.")
+            if refusal is not None:  # a JSON-RPC error: the upstream's, or the SDK's for a closed connection
+                if _may_be_transport(exc):
+                    self._suspect(client)
+                return error_result(f"The upstream {self.name} refused the call: {redact_text(refusal)}")
+            self.log.warning("upstream answer not passed on", tool=tool, error=_describe(exc))
+            self._count_failure(client)
+            return error_result(
+                f"The upstream {self.name} answered with something Skywarden cannot pass on "
+                f"({type(exc).__name__}); the error was logged."
+            )
         self._failures_in_a_row = 0
         self.figures.latency_sum += time.monotonic() - started
         body = answer.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -320,14 +394,12 @@ class UpstreamConnection:
         )
         return bounded_result(result, self.config.max_result_bytes, self.name)
 
-    def _count_failure(self, client: Any, lost: bool = False) -> None:
+    def _count_failure(self, client: Any) -> None:
         self.figures.errors += 1
         self._failures_in_a_row += 1
-        if client is self._client and (lost or self._failures_in_a_row >= BREAK_AFTER):
-            self._note_failure("calls failed" if not lost else "the transport failed during a call")
-            self._client = None
-            self._set_state("down")
-            self._lost.set()
+        if self._failures_in_a_row >= BREAK_AFTER:
+            self._failures_in_a_row = 0
+            self._suspect(client)
 
 
 def _refusal_of(exc: BaseException) -> str | None:
@@ -346,19 +418,24 @@ def caller_meta(principal: Any) -> dict[str, Any] | None:
     return {CALLER_META: {"kind": principal.kind, "id": principal.id, "name": principal.name}}
 
 
-def _connection_closed(exc: BaseException) -> bool:
-    """The SDK's own error for a transport that ended (the stdio server exited, the stream closed)."""
-    error = getattr(exc, "error", None)
-    return getattr(error, "code", None) == CONNECTION_CLOSED and getattr(error, "message", None) == "Connection closed"
+class ConnectFailed(Exception):
+    """Why a connection could not be made, in words (a time-out, with what the upstream said last)."""
+
+
+def _may_be_transport(exc: BaseException) -> bool:
+    """The SDK answers a call whose connection closed with a JSON-RPC error of its own (-32000);
+    an upstream may send that code too, so it only makes the liveness be checked."""
+    return getattr(getattr(exc, "error", None), "code", None) == -32000
 
 
 def _describe(exc: BaseException) -> str:
-    """One line about a failure: the innermost cause of an ExceptionGroup, its type and message."""
+    """A line about a failure: the innermost cause of an ExceptionGroup, its type and message (three
+    lines of it: a validation error names the failing field on its second)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    if isinstance(exc, MissingSecret | BlockedUpstream):
-        return str(exc)
-    text = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, MissingSecret | BlockedUpstream | ConnectFailed):
+        return str(exc)[:MAX_ERROR_TEXT]
+    text = "; ".join(line.strip() for line in str(exc).splitlines()[:3] if line.strip())
     return f"{type(exc).__name__}: {text}"[:MAX_ERROR_TEXT] if text else type(exc).__name__
 
 

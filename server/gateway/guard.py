@@ -1,10 +1,12 @@
-"""The orphan guard: ``python -m skywarden.server.gateway.guard COMMAND [ARGS...]``.
+"""The orphan guard: ``python -m skywarden.server.gateway.guard SERVER_PID COMMAND [ARGS...]``.
 
-A stdio upstream runs under this small parent in a process group of its own (the SDK starts it
-in a new session). When the server that started it stops cleanly, the SDK closes the upstream's
-stdin and then ends the group. When the server is killed (SIGKILL, OOM), nothing of it runs: the
-kernel then sends this guard SIGTERM (``PR_SET_PDEATHSIG``), and the guard kills the whole group,
-the upstream and anything it started, so no upstream outlives the server.
+A stdio upstream runs as the child of this small parent, in a process group of its own. When the
+server that started the guard stops cleanly, the SDK closes the upstream's stdin (it exits, and
+the guard with it) or, after a grace period, sends the guard SIGTERM. When the server is killed
+(SIGKILL, out of memory), nothing of it runs: the kernel then sends the guard SIGTERM
+(``PR_SET_PDEATHSIG``). Either way the guard kills the upstream's whole group, the upstream and
+anything it started, and reaps the upstream before it exits itself, so no upstream process
+outlives the server and none is left a zombie for a server running as PID 1 to collect.
 """
 
 from __future__ import annotations
@@ -16,36 +18,56 @@ import subprocess
 import sys
 
 PR_SET_PDEATHSIG = 1
+_children: list[subprocess.Popen[bytes]] = []
+_asked: list[int] = []  # a SIGTERM that came before the upstream was started
 
 
-def _end_group(signum: int, frame: object) -> None:
-    os.killpg(os.getpgrp(), signal.SIGKILL)  # the guard is in the group too: it ends with it
+def _end(signum: int = signal.SIGTERM, frame: object = None) -> None:
+    if not _children:
+        _asked.append(signum)
+        return
+    for child in _children:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)  # its group: the upstream and what it started
+        except ProcessLookupError:
+            pass
+        child.wait()
+    os._exit(128 + signum)
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print("usage: python -m skywarden.server.gateway.guard COMMAND [ARGS...]", file=sys.stderr)
+    if len(argv) < 2 or not argv[0].isdigit():
+        print("usage: python -m skywarden.server.gateway.guard SERVER_PID COMMAND [ARGS...]", file=sys.stderr)
         return 2
-    parent = os.getppid()
+    server, command = int(argv[0]), argv[1:]
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _end_group)
-    if os.getppid() != parent:  # the server died before the guard was armed
-        _end_group(signal.SIGTERM, None)
+    signal.signal(signal.SIGTERM, _end)
+    if os.getppid() != server:  # the server died before the guard was armed
+        return 1
     try:
-        child = subprocess.Popen(argv, stdin=0, stdout=1, stderr=2)  # noqa: S603  (the operator's configured command)
+        # the operator's configured command, in a group of its own that the guard can end whole
+        _children.append(subprocess.Popen(command, stdin=0, stdout=1, stderr=2, process_group=0))  # noqa: S603
     except OSError as exc:
-        print(f"skywarden: cannot start {argv[0]}: {exc.strerror}", file=sys.stderr)
+        print(f"skywarden: cannot start {command[0]}: {exc.strerror}", file=sys.stderr)
         return 127
+    if _asked:
+        _end(_asked[0])
     # The upstream holds the pipes now: when it exits, the server reads the end of its output.
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     while True:
         try:
-            return child.wait()
+            code = _children[0].wait()
+            break
         except InterruptedError:
             continue
+    try:
+        os.killpg(_children[0].pid, signal.SIGKILL)  # what it started and left behind
+    except ProcessLookupError:
+        pass
+    return code if code >= 0 else 128 - code
 
 
 if __name__ == "__main__":

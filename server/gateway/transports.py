@@ -8,8 +8,11 @@ upstream has ``allow_private`` or the address is in ``upstream_allowed_networks`
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import sys
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -24,6 +27,7 @@ USER_AGENT = f"skywarden-gateway/{__version__}"
 CALLER_META = "dev.skywarden/caller"  # the ``_meta`` entry naming the caller (an upstream with ``identity``)
 _SAFE_IN_HEADER = ":_-.@|/+="
 MessageHandler = Any
+MIN_EVENT_BYTES = 4 * 1024 * 1024  # a tools/list page may be larger than any one result
 
 
 class BlockedUpstream(Exception):
@@ -50,7 +54,9 @@ async def check_address(config: UpstreamConfig, policy: AddressPolicy) -> None:
             )
 
 
-def client_for(config: UpstreamConfig, message_handler: MessageHandler, errlog: Any) -> tuple[Any, Any]:
+def client_for(
+    config: UpstreamConfig, message_handler: MessageHandler, errlog: Any, ended: Callable[[], None]
+) -> tuple[Any, Any]:
     """An un-entered ``mcp.Client`` for this upstream, and the HTTP client to close after it (or
     None). The SDK is imported here: only a server with upstreams needs it."""
     from mcp import Client
@@ -63,11 +69,11 @@ def client_for(config: UpstreamConfig, message_handler: MessageHandler, errlog: 
 
         guarded = StdioServerParameters(
             command=sys.executable,
-            args=["-m", "skywarden.server.gateway.guard", config.command, *config.args],
+            args=["-m", "skywarden.server.gateway.guard", str(os.getpid()), config.command, *config.args],
             env=resolve_all(config.env),
             cwd=config.cwd or None,
         )
-        return Client(stdio_client(guarded, errlog=errlog), **common), None
+        return Client(watched(stdio_client(guarded, errlog=errlog), ended), **common), None
     import httpx2
 
     headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers, text_is_secret=True)}
@@ -88,11 +94,14 @@ def client_for(config: UpstreamConfig, message_handler: MessageHandler, errlog: 
             sse_read_timeout=max(config.timeout, 300.0),
             httpx_client_factory=factory,
         )
-        return Client(transport, **{**common, "mode": "legacy"}), None
+        return Client(watched(transport, ended), **{**common, "mode": "legacy"}), None
     from mcp.client.streamable_http import streamable_http_client
 
     http = httpx2.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False, event_hooks=hooks)
-    return Client(streamable_http_client(config.url, http_client=http), **common), http
+    # an event of an answer streamed as SSE is bounded; an answer sent as JSON is read whole first
+    events = max(config.max_result_bytes * 2, MIN_EVENT_BYTES)
+    transport = streamable_http_client(config.url, http_client=http, max_sse_event_size=events)
+    return Client(watched(transport, ended), **common), http
 
 
 def caller_header(name: str) -> Any:
@@ -112,3 +121,45 @@ def caller_header(name: str) -> Any:
         request.headers[name] = quote(value, safe=_SAFE_IN_HEADER)
 
     return hook
+
+
+class _WatchedStream:
+    """A transport's read stream that says when it ends (``ended``), whatever else it does."""
+
+    def __init__(self, inner: Any, ended: Callable[[], None]) -> None:
+        self._inner = inner
+        self._ended = ended
+
+    async def __aenter__(self) -> _WatchedStream:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._inner.__aexit__(*exc)
+
+    def __aiter__(self) -> _WatchedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._inner.__anext__()
+        except (StopAsyncIteration, Exception):
+            self._ended()
+            raise
+
+    async def receive(self) -> Any:
+        try:
+            return await self._inner.receive()
+        except Exception:
+            self._ended()
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@contextlib.asynccontextmanager
+async def watched(transport: Any, ended: Callable[[], None]) -> AsyncIterator[tuple[Any, Any]]:
+    """``transport`` (an SDK transport) whose read stream calls ``ended`` when it ends."""
+    async with transport as (read, write):
+        yield _WatchedStream(read, ended), write

@@ -118,7 +118,10 @@ def build_identity(settings: Settings, tool_names: frozenset[str]) -> Identity |
 def unknown_mapped_tools(scope_map: Mapping[str, tuple[str, ...]], tool_names: frozenset[str]) -> dict[str, list[str]]:
     """Each ``oauth_scope_map`` scope -> the names it lists that are no tool nor declared scope
     (they grant nothing)."""
-    unknown = {scope: sorted(set(tools) - tool_names - {ALL_TOOLS}) for scope, tools in scope_map.items()}
+    unknown = {  # ``in``, not a set difference: GrantableNames also holds every name under an upstream's prefix
+        scope: sorted({t for t in tools if t != ALL_TOOLS and t not in tool_names})
+        for scope, tools in scope_map.items()
+    }
     return {scope: tools for scope, tools in unknown.items() if tools}
 
 
