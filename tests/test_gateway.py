@@ -392,3 +392,28 @@ async def test_a_dead_stdio_upstream_is_noticed_at_once(gateway):
     await asyncio.wait_for(connection.wait_for("down"), 5)  # well before any liveness check
     assert "connection ended" in connection.figures.last_error
     await asyncio.wait_for(connection.wait_for("up", connects=2), 30)
+
+
+async def test_a_remote_upstream_is_pinned_to_the_address_checked(http_upstream, make_client, make_settings):
+    url = http_upstream.replace("127.0.0.1", "localhost")
+    settings = make_settings(
+        upstreams={"remote": {"url": url, "connect_timeout": 5}},
+        upstream_allowed_networks="127.0.0.0/8,::1/128",
+    )
+    client = await make_client(settings)
+    body = await (await call(client, "remote__headers", {})).json()
+    seen = {name.lower(): value for name, value in body["structuredContent"].items()}
+    assert seen["host"] == url.split("/")[2]  # the name, though the connection went to the address
+
+
+async def test_the_pin_keeps_the_name_for_host_and_tls():
+    from skywarden.server.gateway.transports import pin_address
+
+    request = httpx2.Request("POST", "https://mcp.example.com:8443/mcp", content=b"{}")
+    await pin_address("mcp.example.com", "203.0.113.7")(request)
+    assert str(request.url) == "https://203.0.113.7:8443/mcp"
+    assert request.headers["Host"] == "mcp.example.com:8443"
+    assert request.extensions["sni_hostname"] == "mcp.example.com"
+    other = httpx2.Request("POST", "https://elsewhere.example/mcp")
+    await pin_address("mcp.example.com", "203.0.113.7")(other)
+    assert other.url.host == "elsewhere.example"

@@ -207,12 +207,13 @@ class UpstreamConnection:
         async with contextlib.AsyncExitStack() as stack:
             try:
                 async with asyncio.timeout(self.config.connect_timeout):
+                    pinned = None
                     if self.config.transport == "stdio":
                         errlog = await _stderr_pipe(stack, self.log, self._stderr)
                     else:
                         errlog = None
-                        await check_address(self.config, self.policy)
-                    client, http = client_for(self.config, self._on_message, errlog, self._transport_ended)
+                        pinned = await check_address(self.config, self.policy)
+                    client, http = client_for(self.config, self._on_message, errlog, self._transport_ended, pinned)
                     if http is not None:
                         stack.push_async_callback(http.aclose)
                     client = await stack.enter_async_context(client)

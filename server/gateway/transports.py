@@ -34,10 +34,12 @@ class BlockedUpstream(Exception):
     """An HTTP upstream's host resolves to an address it may not reach."""
 
 
-async def check_address(config: UpstreamConfig, policy: AddressPolicy) -> None:
-    """Every address the URL's host has is one this upstream may reach."""
+async def check_address(config: UpstreamConfig, policy: AddressPolicy) -> str | None:
+    """Every address the URL's host has is one this upstream may reach; the one the connection
+    is pinned to (IPv4 first), so a name that resolves elsewhere later (DNS rebinding) changes
+    nothing until the next connection is checked. None with ``allow_private`` (nothing pinned)."""
     if config.allow_private:
-        return
+        return None
     parts = urlsplit(config.url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -45,17 +47,24 @@ async def check_address(config: UpstreamConfig, policy: AddressPolicy) -> None:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise BlockedUpstream(f"{host} cannot be resolved: {exc.strerror or exc}") from None
-    for info in infos:
-        address = str(info[4][0])
+    addresses = [str(info[4][0]) for info in infos]
+    for address in addresses:
         if not policy.allows(address):
             raise BlockedUpstream(
                 f"{host} resolves to {address}, which is not a public address; "
                 "set allow_private = true on this upstream, or list the network in upstream_allowed_networks"
             )
+    if not addresses:
+        raise BlockedUpstream(f"{host} resolves to no address")
+    return sorted(addresses, key=lambda a: ":" in a)[0]
 
 
 def client_for(
-    config: UpstreamConfig, message_handler: MessageHandler, errlog: Any, ended: Callable[[], None]
+    config: UpstreamConfig,
+    message_handler: MessageHandler,
+    errlog: Any,
+    ended: Callable[[], None],
+    pinned: str | None = None,
 ) -> tuple[Any, Any]:
     """An un-entered ``mcp.Client`` for this upstream, and the HTTP client to close after it (or
     None). The SDK is imported here: only a server with upstreams needs it."""
@@ -78,7 +87,10 @@ def client_for(
 
     headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers, text_is_secret=True)}
     timeout = httpx2.Timeout(config.connect_timeout, read=max(config.timeout, 300.0))
-    hooks = {"request": [caller_header(config.identity_header)]} if config.identity else {}
+    request_hooks = [caller_header(config.identity_header)] if config.identity else []
+    if pinned is not None:
+        request_hooks.append(pin_address(urlsplit(config.url).hostname or "", pinned))
+    hooks = {"request": request_hooks}
     if config.transport == "sse":
         from mcp.client.sse import sse_client
 
@@ -163,3 +175,15 @@ async def watched(transport: Any, ended: Callable[[], None]) -> AsyncIterator[tu
     """``transport`` (an SDK transport) whose read stream calls ``ended`` when it ends."""
     async with transport as (read, write):
         yield _WatchedStream(read, ended), write
+
+
+def pin_address(host: str, address: str) -> Any:
+    """An httpx request hook: a request to ``host`` goes to ``address`` (checked when the connection
+    was made), still naming ``host`` in its Host header and in TLS (SNI and the certificate)."""
+
+    async def hook(request: Any) -> None:
+        if request.url.host == host:
+            request.extensions = {**request.extensions, "sni_hostname": host}
+            request.url = request.url.copy_with(host=address)
+
+    return hook
