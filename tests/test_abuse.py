@@ -361,7 +361,6 @@ async def test_a_load_balancer_probe_gets_its_200_over_plain_http(make_server, m
 
 async def test_a_cached_key_costs_under_0_56_kilobytes():
     """What key_cache_entries x this bounds: the verified-key cache's memory (docs/performance.md)."""
-    import gc
     import tracemalloc
 
     from skywarden.server.auth.authenticator import Authenticator
@@ -381,7 +380,6 @@ async def test_a_cached_key_costs_under_0_56_kilobytes():
     presented = [generate_key("live") for _ in range(2_000)]
     for key in [generate_key("live") for _ in range(50)]:  # one-off state (logs, parsers) made before measuring
         await authenticator.authenticate(key)
-    gc.collect()  # garbage of earlier tests in this worker is not this cache's
     tracemalloc.start()
     try:
         before = tracemalloc.take_snapshot()
