@@ -6,6 +6,7 @@ from aiohttp import web
 
 from skywarden.server.api import discovery
 from skywarden.server.api.admin import AdminApi
+from skywarden.server.api.admin_upstreams import UpstreamAdminApi
 from skywarden.server.api.openapi import setup_openapi
 from skywarden.server.api.rest import RestApi
 from skywarden.server.appkeys import (
@@ -27,6 +28,7 @@ from skywarden.server.auth.credentials import Credentials, prepare_credentials
 from skywarden.server.auth.key_operations import KeyOperations
 from skywarden.server.auth.lifecycle import key_store_context
 from skywarden.server.auth.store import KeyStore
+from skywarden.server.auth.upstream_operations import UpstreamOperations
 from skywarden.server.calls.caches import RequestCaches
 from skywarden.server.calls.pipeline import ToolPipeline, forbid_tool
 from skywarden.server.calls.ratelimit import RateLimits
@@ -79,12 +81,31 @@ def create_app(
     sessions, broadcast = shared.sessions, shared.broadcast
     limits = RateLimits.from_settings(settings, shared.counters)
     caches = RequestCaches.from_settings(settings)
-    # upstream MCP servers: their tools join the registry as they list them (docs/gateway.md)
-    gateway = Gateway(settings, registry, caches.tool_lists.clear) if settings.upstreams else None
-    tool_names = frozenset(registry.names())
+    upstream_operations = UpstreamOperations(
+        store=key_store,
+        secret=credentials.secret,
+        declared=settings.upstreams,
+        separator=settings.gateway_separator,
+        admin_commands=settings.upstream_admin_commands,
+        changed=lambda: broadcast.publish("upstreams-changed"),
+    )
+    grantable_now: list[frozenset[str]] = []  # made again after every change of tools or upstreams
 
     def grantable() -> frozenset[str]:
-        return grantable_names(registry.grantable_names(), settings.upstreams, settings.gateway_separator)
+        if not grantable_now:
+            grantable_now.append(
+                grantable_names(registry.grantable_names(), gateway.configs, settings.gateway_separator)
+            )
+        return grantable_now[0]
+
+    def tools_changed() -> None:
+        caches.tool_lists.clear()
+        grantable_now.clear()
+
+    # upstream MCP servers, declared or stored: their tools join the registry as they list them (docs/gateway.md)
+    gateway = Gateway(settings, registry, tools_changed, upstream_operations.load)
+    broadcast.on("upstreams-changed", gateway.refresh)
+    tool_names = frozenset(registry.names())
 
     metrics = None
     if settings.metrics_enabled:
@@ -104,7 +125,7 @@ def create_app(
     broadcast.on("key-changed", authenticator.invalidate)
     broadcast.on("flush-usage", authenticator.flush_usage)
     broadcast.on_resubscribe.append(authenticator.forget_all)
-    identity = build_identity(settings, grantable())
+    identity = build_identity(settings, grantable)
     pipeline = ToolPipeline(
         registry=registry,
         runtimes=tool_runtimes(registry, runtimes),
@@ -165,8 +186,7 @@ def create_app(
     app.cleanup_ctx.append(key_store_context(key_store, authenticator))
     app.cleanup_ctx.append(shared_state_context(shared))
     app.cleanup_ctx.append(upstream_context(upstream))
-    if gateway is not None:
-        app.cleanup_ctx.append(gateway_context(gateway))
+    app.cleanup_ctx.append(gateway_context(gateway))
     if identity is not None:
         app.cleanup_ctx.append(identity_context(identity))
     # last: start-up hooks see the open upstream pool; shutdown hooks run first, after the last call
@@ -176,17 +196,17 @@ def create_app(
         McpMethods(pipeline, caches.tool_lists), sessions, body_reader, limits.charge, settings.max_batch_size
     ).add_routes(app)
     readiness = {"key_store": key_store.ping, "rate_limiter": limits.reachable, "broadcast": broadcast.reachable}
-    RestApi(pipeline, body_reader, readiness, gateway.states if gateway is not None else None).add_routes(app)
+    RestApi(pipeline, body_reader, readiness, gateway.states).add_routes(app)
     AdminApi(operations, shared.denials, body_reader).add_routes(app)
+    UpstreamAdminApi(upstream_operations, gateway, body_reader).add_routes(app)
     discovery.add_routes(app, identity)
     if metrics is not None:
-        if gateway is not None:
-            metrics.registry.register(gateway.collector())
+        metrics.registry.register(gateway.collector())
         metrics.add_routes(app)
     if settings.console_enabled:
         sso = identity is not None and identity.admin_sign_in and bool(settings.console_oidc_client_id)
         signs_in = identity if sso else None
-        pages.add_routes(app, sorted(grantable()), signs_in is not None)
+        pages.add_routes(app, lambda: sorted(grantable()), signs_in is not None)
         if signs_in is not None:
             ConsoleSignIn(
                 signs_in,

@@ -26,4 +26,4 @@ AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 LIMITER: web.AppKey[RateLimits] = web.AppKey("limiter")
 IDENTITY: web.AppKey[Identity | None] = web.AppKey("identity")  # None unless oidc_issuers is set
-GATEWAY: web.AppKey[Gateway | None] = web.AppKey("gateway")  # None unless upstreams are set
+GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")

@@ -130,6 +130,13 @@ def _string_list(value: Any) -> tuple[str, ...]:
     return tuple(result)
 
 
+def _admin_commands(value: Any) -> tuple[str, ...]:
+    commands = _string_list(value)
+    if len(commands) > 100 or any(len(c) > 4096 or "\x00" in c for c in commands):
+        raise ValueError("must be at most 100 commands of at most 4096 characters, without NUL")
+    return commands
+
+
 def _origins(value: Any) -> tuple[str, ...]:
     """Each origin as a browser sends it (``HTTPS://App.example.com:443`` is
     ``https://app.example.com``), so that comparing strings compares origins."""
@@ -521,6 +528,12 @@ class Settings:
     )
     gateway_separator: str = _setting(
         "__", check_separator, "what joins an upstream's name and its tool's name: <upstream>__<tool>"
+    )
+    upstream_admin_commands: tuple[str, ...] = _setting(
+        (),
+        _admin_commands,
+        "commands an admin may start as stdio upstreams through the admin API, console or CLI "
+        "(comma-separated, exactly as given; * = any); empty = remote upstreams only",
     )
     # Not settings of their own (no flag, no variable): what load_settings made of the plugins' settings.
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -290,10 +290,14 @@ def check_separator(value: Any) -> str:
     return str(value)
 
 
-def upstream_grants(configs: tuple[UpstreamConfig, ...], separator: str) -> list[str]:
+def upstream_grants(upstreams: Iterable[UpstreamConfig | str], separator: str) -> list[str]:
     """The scope names that grant all of an upstream's tools: ``<name><separator>*`` and
-    ``upstream:<name>``, for every upstream configured (enabled or not, connected or not)."""
-    return [grant for c in configs for grant in (f"{c.name}{separator}*", f"upstream:{c.name}")]
+    ``upstream:<name>``, for every upstream (by config or name; enabled or not, connected or not)."""
+    return [grant for name in _names(upstreams) for grant in (f"{name}{separator}*", f"upstream:{name}")]
+
+
+def _names(upstreams: Iterable[UpstreamConfig | str]) -> list[str]:
+    return [u if isinstance(u, str) else u.name for u in upstreams]
 
 
 class GrantableNames(frozenset[str]):
@@ -312,7 +316,8 @@ class GrantableNames(frozenset[str]):
         )
 
 
-def grantable_names(names: Any, configs: tuple[UpstreamConfig, ...], separator: str) -> GrantableNames:
-    found = GrantableNames({*names, *upstream_grants(configs, separator)})
-    found.prefixes = tuple(f"{c.name}{separator}" for c in configs)
+def grantable_names(names: Any, upstreams: Iterable[UpstreamConfig | str], separator: str) -> GrantableNames:
+    upstream_names = _names(upstreams)
+    found = GrantableNames({*names, *upstream_grants(upstream_names, separator)})
+    found.prefixes = tuple(f"{name}{separator}" for name in upstream_names)
     return found

@@ -91,7 +91,7 @@ async def test_a_static_asset_is_answered_whole_or_refused_in_problem_json(clien
 def _operations(doc: dict, key_id: str):
     """(method, concrete path, operation) for every operation of the document."""
     for template, operations in doc["paths"].items():
-        path = template.replace("{toolName}", "get_forecast").replace("{key_id}", key_id)
+        path = template.replace("{toolName}", "get_forecast").replace("{key_id}", key_id).replace("{name}", "calc")
         for method, operation in operations.items():
             yield method.upper(), path, template, operation
 

@@ -71,7 +71,7 @@ class KeyListSchema(Schema):
     keys = fields.List(fields.Nested(KeyOutSchema), required=True)
 
 
-def _actor(request: web.Request) -> Actor:
+def actor_of(request: web.Request) -> Actor:
     state = state_of(request)
     principal = state.caller
     return Actor(principal.name, state.request_id or None, principal.identity_fields() or None)
@@ -146,7 +146,7 @@ class AdminApi:
     @request_schema(CreateKeySchema, required=True)  # an empty body is a 400
     @response_schema(NewKeySchema, 201)
     async def create_key(self, request: web.Request) -> web.Response:
-        record, key = await self.operations.create(await self.read_json(request), _actor(request))
+        record, key = await self.operations.create(await self.read_json(request), actor_of(request))
         return json_response({**key_view(record), "key": key}, status=201)
 
     @docs(
@@ -185,7 +185,7 @@ class AdminApi:
     @response_schema(KeyOutSchema, 200)
     async def update_key(self, request: web.Request) -> web.Response:
         key_id = request.match_info["key_id"]
-        updated = await self.operations.update(key_id, await self.read_json(request), _actor(request))
+        updated = await self.operations.update(key_id, await self.read_json(request), actor_of(request))
         return json_response(key_view(updated))
 
     @docs(
@@ -199,7 +199,7 @@ class AdminApi:
     async def rotate_key(self, request: web.Request) -> web.Response:
         key_id = request.match_info["key_id"]
         body = await self.read_json(request, allow_empty=True)
-        updated, key = await self.operations.rotate(key_id, body, _actor(request))
+        updated, key = await self.operations.rotate(key_id, body, actor_of(request))
         return json_response({**key_view(updated), "key": key})
 
     @docs(
@@ -211,7 +211,7 @@ class AdminApi:
     @request_schema(RevokeSchema, required=False)
     async def revoke_key(self, request: web.Request) -> web.Response:
         key_id = request.match_info["key_id"]
-        await self.operations.revoke(key_id, await self.read_json(request, allow_empty=True), _actor(request))
+        await self.operations.revoke(key_id, await self.read_json(request, allow_empty=True), actor_of(request))
         return web.Response(status=204)
 
     @docs(

@@ -9,6 +9,7 @@ than starting a browser sign-in. The probes are public and count toward no limit
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -39,12 +40,11 @@ def add_routes(app: web.Application, identity: Identity | None) -> None:
     every other probe address stays a 404 (the authorization server is the issuer, elsewhere)."""
     metadata_paths: set[str] = set()
     if identity is not None and identity.resource_server:
-        document = metadata(
-            identity.resource_url,
-            identity.issuers,
-            sorted(identity.tool_names),
-            sorted(identity.scope_map),
-        )
+        found = identity
+
+        def document() -> dict[str, Any]:
+            return metadata(found.resource_url, found.issuers, sorted(found.tool_names), sorted(found.scope_map))
+
         handler = metadata_handler(document)
         metadata_paths = {PRM_PATH, urlsplit(metadata_url(identity.resource_url)).path}
         for path in sorted(metadata_paths):

@@ -121,8 +121,9 @@ class RestApi:
             failing = ", ".join(f"{name} {state}" for name, state in checks.items() if state != "ok")
             raise ApiError(NOT_READY, f"Not ready: {failing}.", extra={"checks": checks})
         body: dict[str, Any] = {"status": "ready", "version": __version__, "checks": checks}
-        if self.upstreams is not None:
-            body["upstreams"] = self.upstreams()
+        upstreams = self.upstreams() if self.upstreams is not None else {}
+        if upstreams:
+            body["upstreams"] = upstreams
         return json_response(body)
 
     @docs(

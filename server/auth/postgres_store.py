@@ -28,7 +28,9 @@ from skywarden.server.auth.records import (
     PurgeSchedule,
     SchemaTooNew,
     StoredHash,
+    StoredUpstream,
     StoreUnavailable,
+    UpstreamExists,
     usage_cutoff,
     usage_hour,
     utcnow,
@@ -81,6 +83,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX api_key_usage_hour ON api_key_usage (hour);
     ALTER TABLE api_keys ADD COLUMN created_by TEXT;
+    """,
+    # 4: upstream MCP servers added through the admin API or CLI (docs/gateway.md)
+    """
+    CREATE TABLE upstreams (
+        name TEXT PRIMARY KEY,
+        spec JSONB NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        created_by TEXT
+    );
     """,
 ]
 
@@ -432,3 +444,43 @@ class PostgresKeyStore:
             )
         )
         return [(row["key_id"], row["hour"], row["count"]) for row in rows]
+
+    async def list_upstreams(self) -> builtins.list[StoredUpstream]:
+        rows = await self._retry(
+            lambda: self.pool.fetch(
+                "SELECT name, spec, created_at, updated_at, created_by FROM upstreams ORDER BY name"
+            )
+        )
+        return [
+            StoredUpstream(r["name"], json.loads(r["spec"]), r["created_at"], r["updated_at"], r["created_by"])
+            for r in rows
+        ]
+
+    async def add_upstream(self, upstream: StoredUpstream) -> None:
+        async def run() -> None:
+            try:
+                await self.pool.execute(
+                    "INSERT INTO upstreams (name, spec, created_at, updated_at, created_by) "
+                    "VALUES ($1, $2::jsonb, $3, $4, $5)",
+                    upstream.name,
+                    json.dumps(upstream.spec),
+                    upstream.created_at,
+                    upstream.updated_at,
+                    upstream.created_by,
+                )
+            except asyncpg.exceptions.UniqueViolationError:
+                raise UpstreamExists(upstream.name) from None
+
+        await self._once(run)
+
+    async def replace_upstream(self, name: str, spec: dict[str, Any], when: datetime) -> bool:
+        status = await self._once(
+            lambda: self.pool.execute(
+                "UPDATE upstreams SET spec = $1::jsonb, updated_at = $2 WHERE name = $3", json.dumps(spec), when, name
+            )
+        )
+        return bool(status.endswith(" 1"))
+
+    async def remove_upstream(self, name: str) -> bool:
+        status = await self._once(lambda: self.pool.execute("DELETE FROM upstreams WHERE name = $1", name))
+        return bool(status.endswith(" 1"))

@@ -125,3 +125,19 @@ class PurgeSchedule:
             return False
         self.last = now
         return True
+
+
+class UpstreamExists(LookupError):
+    """An upstream of this name is already stored (raised by stores)."""
+
+
+@dataclass(frozen=True)
+class StoredUpstream:
+    """An upstream added through the admin API or CLI: its table as given (the same options as a
+    ``[skywarden.upstreams.<name>]`` table), every ``env`` and ``headers`` value sealed."""
+
+    name: str
+    spec: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None = None

@@ -24,6 +24,8 @@ from skywarden.server.auth.records import (
     PurgeSchedule,
     SchemaTooNew,
     StoredHash,
+    StoredUpstream,
+    UpstreamExists,
     usage_cutoff,
     usage_hour,
     utcnow,
@@ -73,6 +75,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX api_key_usage_hour ON api_key_usage (hour);
     ALTER TABLE api_keys ADD COLUMN created_by TEXT;
+    """,
+    # 4: upstream MCP servers added through the admin API or CLI (docs/gateway.md)
+    """
+    CREATE TABLE upstreams (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        created_by TEXT
+    );
     """,
 ]
 
@@ -397,3 +409,44 @@ class SQLiteKeyStore:
                 [(h.key_hash, record.id, _t(h.valid_until), _t(h.created_at)) for h in hashes],
             )
             await self.db.commit()
+
+    async def list_upstreams(self) -> builtins.list[StoredUpstream]:
+        async with self.db.execute(
+            "SELECT name, spec, created_at, updated_at, created_by FROM upstreams ORDER BY name"
+        ) as cur:
+            return [
+                StoredUpstream(row[0], json.loads(row[1]), _when(row[2]), _when(row[3]), row[4])
+                for row in await cur.fetchall()
+            ]
+
+    async def add_upstream(self, upstream: StoredUpstream) -> None:
+        async with self._write_lock:
+            try:
+                await self.db.execute(
+                    "INSERT INTO upstreams (name, spec, created_at, updated_at, created_by) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        upstream.name,
+                        json.dumps(upstream.spec),
+                        _t(upstream.created_at),
+                        _t(upstream.updated_at),
+                        upstream.created_by,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                await self.db.rollback()
+                raise UpstreamExists(upstream.name) from None
+            await self.db.commit()
+
+    async def replace_upstream(self, name: str, spec: dict[str, Any], when: datetime) -> bool:
+        async with self._write_lock:
+            cur = await self.db.execute(
+                "UPDATE upstreams SET spec = ?, updated_at = ? WHERE name = ?", (json.dumps(spec), _t(when), name)
+            )
+            await self.db.commit()
+            return bool(cur.rowcount)
+
+    async def remove_upstream(self, name: str) -> bool:
+        async with self._write_lock:
+            cur = await self.db.execute("DELETE FROM upstreams WHERE name = ?", (name,))
+            await self.db.commit()
+            return bool(cur.rowcount)

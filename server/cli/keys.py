@@ -23,7 +23,7 @@ from skywarden.server.observability.audit import audit_operator_action
 from skywarden.server.plugins.registry import discover_tools
 from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state
-from skywarden.server.upstreams import grantable_names
+from skywarden.server.upstreams import UpstreamConfig, grantable_names
 
 
 def add_admin_commands(
@@ -141,12 +141,16 @@ async def _with_operations(
     await open_checked(store)
     print(f"skywarden: using {describe_store(settings)}", file=sys.stderr)
     shared = open_shared_state(settings)  # with Redis, running servers hear of every change at once
+    try:
+        stored = [u.name for u in await store.list_upstreams()]
+    except Exception:
+        await store.close()
+        raise
+    upstreams: list[UpstreamConfig | str] = [*settings.upstreams, *stored]
     operations = KeyOperations(
         store=store,
         secret=secret,
-        tool_names=lambda: grantable_names(
-            discover_tools().grantable_names(), settings.upstreams, settings.gateway_separator
-        ),
+        tool_names=lambda: grantable_names(discover_tools().grantable_names(), upstreams, settings.gateway_separator),
         default_environment=settings.key_environment,
         changed=lambda key_id: shared.broadcast.publish("key-changed", key_id),
         flush_usage=lambda: shared.broadcast.publish("flush-usage"),
@@ -154,7 +158,7 @@ async def _with_operations(
     try:
         return await action(operations)
     except ApiError as exc:
-        raise CliError(_one_line(exc)) from None
+        raise CliError(one_line(exc)) from None
     finally:
         await store.close()
         if shared.client is not None:
@@ -169,7 +173,7 @@ FLAG_NAMES = {
 }
 
 
-def _one_line(error: ApiError) -> str:
+def one_line(error: ApiError) -> str:
     if isinstance(error, ValidationFailed):
         return "; ".join(
             f"{FLAG_NAMES.get(e['field'], e['field'])}: {' '.join(e['messages'])}" for e in flatten_errors(error.errors)

@@ -118,8 +118,10 @@ def build_parser(plugins: Sequence[PluginSettings] = ()) -> argparse.ArgumentPar
 
     from skywarden.server.cli.db import add_db_commands
     from skywarden.server.cli.keys import add_admin_commands
+    from skywarden.server.cli.upstreams import add_upstream_commands
 
     add_admin_commands(sub, _add_setting_flags, add_json_flag)
+    add_upstream_commands(sub, _add_setting_flags, add_json_flag)
     add_db_commands(sub, _add_setting_flags)
     return parser
 
@@ -165,7 +167,7 @@ def _cmd_serve(settings: Settings, registry: ToolRegistry, logged: Logged) -> in
 
 
 def _run_store_command(args: argparse.Namespace, settings: Settings, logged: Logged) -> int:
-    """A ``keys``, ``admin-token`` or ``db`` command; one that changes state runs only once its
+    """A ``keys``, ``upstreams``, ``admin-token`` or ``db`` command; one that changes state runs only once its
     audit file is open (``audit_trail``)."""
     from skywarden.server.cli.audit_trail import audit_write_failed, cli_audit_file, require_audit_file
     from skywarden.server.observability.logging_setup import close_sinks, configure_logging

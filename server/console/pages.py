@@ -3,6 +3,7 @@ to know before sign-in (tool names, whether single sign-on is offered). None of 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -17,14 +18,15 @@ NO_CACHE = {"Cache-Control": "no-cache"}
 ASSETS = {"app.js": "text/javascript", "style.css": "text/css", "icon.svg": "image/svg+xml"}
 
 
-def add_routes(app: web.Application, tool_names: list[str], sso: bool) -> None:
+def add_routes(app: web.Application, tool_names: Callable[[], list[str]], sso: bool) -> None:
+    """``tool_names``: what a key's scopes may name now (upstreams come and go)."""
     page = (STATIC / "index.html").read_bytes()
-    config = dumps({"tools": tool_names, "sso": sso})
 
     async def index(request: web.Request) -> web.Response:
         return web.Response(body=page, content_type="text/html", charset="utf-8", headers=NO_CACHE)
 
     async def console_config(request: web.Request) -> web.Response:
+        config = dumps({"tools": tool_names(), "sso": sso})
         return web.Response(body=config, content_type="application/json", headers=NO_CACHE)
 
     async def to_page(request: web.Request) -> web.Response:

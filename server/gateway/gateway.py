@@ -1,16 +1,22 @@
-"""Every configured upstream, and what the rest of the server sees of them.
+"""Every upstream, declared in settings or added by an admin, and what the rest of the server
+sees of them.
 
-The factory builds one ``Gateway`` from the settings. Its cleanup context starts a connection per
-enabled upstream, waits for each one's first attempt (within its ``connect_timeout``: a server
-that answers is listed before the first client arrives; one that does not is retried in the
-background), and stops them all on shutdown. Each listing replaces the upstream's tools in the
-registry and calls ``changed`` (the factory drops the encoded tool lists).
+The factory builds one ``Gateway`` from the settings and a reader of the stored upstreams. Its
+cleanup context starts a connection per enabled upstream, waits for each one's first attempt
+(within its ``connect_timeout``: a server that answers is listed before the first client
+arrives; one that does not is retried in the background), and stops them all on shutdown.
+``refresh`` (the broadcast's ``upstreams-changed``, and a poll) reads the store again: an added
+upstream starts, a removed or disabled one's tools go at once and its connection ends in the
+background, a changed one starts anew. Each listing replaces the upstream's tools in the
+registry; every change calls ``changed`` (the factory drops the encoded tool lists and the
+names scopes may grant).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import structlog
@@ -28,11 +34,20 @@ from skywarden.server.settings import Settings, SettingsError
 from skywarden.server.upstreams import UpstreamConfig
 
 log = structlog.get_logger("skywarden.gateway")
+STORE_POLL_SECONDS = 5.0  # stored upstreams are read this often besides the broadcast (CLI, workers without Redis)
 
 
 class Gateway:
-    def __init__(self, settings: Settings, registry: ToolRegistry, changed: Callable[[], None]) -> None:
-        separator = settings.gateway_separator
+    """``load_stored`` (from the factory): the upstreams an admin added, read from the key store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ToolRegistry,
+        changed: Callable[[], None],
+        load_stored: Callable[[], Awaitable[tuple[UpstreamConfig, ...]]] | None = None,
+    ) -> None:
+        self.separator = separator = settings.gateway_separator
         for config in settings.upstreams:
             if separator in config.name:
                 raise SettingsError(
@@ -40,18 +55,24 @@ class Gateway:
                     "(gateway_separator); rename the upstream or choose another separator"
                 )
         if any(c.enabled for c in settings.upstreams):
-            _require_sdk()
+            require_sdk()
         self.registry = registry
         self.changed = changed
-        policy = AddressPolicy(parse_networks(settings.upstream_allowed_networks))
-        self.configs = settings.upstreams
-        self.connections = {
-            c.name: UpstreamConnection(c, separator, self._publish, policy) for c in settings.upstreams if c.enabled
-        }
+        self.load_stored = load_stored
+        self.policy = AddressPolicy(parse_networks(settings.upstream_allowed_networks))
+        self.declared = settings.upstreams
+        self.configs: tuple[UpstreamConfig, ...] = settings.upstreams
+        self.connections: dict[str, UpstreamConnection] = {}
+        self._lock = asyncio.Lock()
+        self._stopping: set[asyncio.Task[None]] = set()  # connections being stopped after a change
+        self._poll: asyncio.Task[None] | None = None
         for config in settings.upstreams:
             registry.replace_plugin(plugin_of(config), [])
 
     def _publish(self, config: UpstreamConfig, tools: list[RegisteredTool]) -> None:
+        current = self.connections.get(config.name)
+        if current is None or current.config is not config:
+            return  # a listing that ends after its upstream was changed or removed
         clashes = self.registry.replace_plugin(plugin_of(config), tools)
         for name in clashes:
             log.warning("upstream tool left out: another tool has its name", upstream=config.name, tool=name)
@@ -59,23 +80,102 @@ class Gateway:
 
     def states(self) -> dict[str, str]:
         """Each upstream by name: starting, up, down or disabled."""
+        return {c.name: self.status(c.name)["state"] for c in self.configs}
+
+    def status(self, name: str) -> dict[str, Any]:
+        """What the console and the admin API show of an upstream now."""
+        connection = self.connections.get(name)
+        if connection is None:
+            known = any(c.name == name for c in self.configs)
+            return {"state": "disabled" if known else "absent", "tools": [], "last_error": ""}
+        f = connection.figures
+        plugin = next((p for p in self.registry.plugins if p.name == plugin_of(connection.config).name), None)
         return {
-            c.name: self.connections[c.name].figures.state if c.name in self.connections else "disabled"
-            for c in self.configs
+            "state": f.state,
+            "tools": list(plugin.tools) if plugin is not None else [],
+            "last_error": f.last_error,
+            "calls": f.calls,
+            "errors": f.errors,
+            "restarts": f.restarts,
         }
 
     async def start(self) -> None:
-        for connection in self.connections.values():
-            connection.start()
+        stored = await self._read_store() if self.load_stored is not None else ()
+        async with self._lock:
+            self._apply(stored or ())
         waits = [
             asyncio.wait_for(c.first_attempt.wait(), c.config.connect_timeout + 1) for c in self.connections.values()
         ]
         for outcome in await asyncio.gather(*waits, return_exceptions=True):
             if isinstance(outcome, BaseException) and not isinstance(outcome, TimeoutError):
                 raise outcome
+        if self.load_stored is not None:
+            self._poll = asyncio.create_task(self._poll_store(), name="upstreams from the store")
+
+    async def refresh(self, _: str = "") -> None:
+        """Read the stored upstreams again and start, stop or restart what changed (the broadcast
+        handler: its argument is not used)."""
+        stored = await self._read_store()
+        if stored is None:
+            return
+        async with self._lock:
+            self._apply(stored)
+
+    async def _read_store(self) -> tuple[UpstreamConfig, ...] | None:
+        assert self.load_stored is not None
+        try:
+            return await self.load_stored()
+        except Exception as exc:  # the store is away: keep what runs, read again later
+            log.warning("stored upstreams could not be read; kept as they were", error=type(exc).__name__)
+            return None
+
+    async def _poll_store(self) -> None:
+        while True:
+            await asyncio.sleep(STORE_POLL_SECONDS)
+            await self.refresh()
+
+    def _apply(self, stored: tuple[UpstreamConfig, ...]) -> None:
+        declared = {c.name for c in self.declared}
+        wanted = {c.name: c for c in (*self.declared, *(c for c in stored if c.name not in declared))}
+        for name, connection in list(self.connections.items()):
+            if wanted.get(name) != connection.config or not wanted[name].enabled:
+                del self.connections[name]
+                self._stop_later(connection)
+        for config in self.configs:
+            if config.name not in wanted:
+                self.registry.remove_plugin(plugin_of(config).name)
+                log.info("upstream removed", upstream=config.name)
+        for config in wanted.values():
+            if config.name in self.connections:
+                continue
+            self.registry.replace_plugin(plugin_of(config), [])
+            if config.enabled:
+                try:
+                    require_sdk()
+                except SettingsError as exc:
+                    log.error("upstream not started", upstream=config.name, reason=str(exc))
+                    continue
+                connection = UpstreamConnection(config, self.separator, self._publish, self.policy)
+                self.connections[config.name] = connection
+                connection.start()
+        changed = self.configs != tuple(wanted.values())
+        self.configs = tuple(wanted.values())
+        if changed:
+            self.changed()
+
+    def _stop_later(self, connection: UpstreamConnection) -> None:
+        """A changed or removed upstream's tools go at once; its connection ends in the background
+        (a stdio server gets the SDK's whole shutdown), awaited by ``stop``."""
+        task = asyncio.create_task(connection.stop(), name=f"stop upstream {connection.name}")
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     async def stop(self) -> None:
-        await asyncio.gather(*(c.stop() for c in self.connections.values()))
+        if self._poll is not None:
+            self._poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poll
+        await asyncio.gather(*(c.stop() for c in self.connections.values()), *self._stopping)
 
     def collector(self) -> Collector:
         return _UpstreamFigures(self)
@@ -92,7 +192,7 @@ def gateway_context(gateway: Gateway) -> Callable[[web.Application], AsyncIterat
     return ctx
 
 
-def _require_sdk() -> None:
+def require_sdk() -> None:
     try:
         import mcp  # noqa: F401
     except ImportError:

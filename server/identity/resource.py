@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,12 +44,12 @@ def metadata(
     }
 
 
-def metadata_handler(document: dict[str, Any]) -> Handler:
-    body = dumps(document)
+def metadata_handler(document: Callable[[], dict[str, Any]]) -> Handler:
+    """``document`` is made for each request: the scopes follow the upstreams as they change."""
 
     async def handler(request: web.Request) -> web.Response:
         return web.Response(
-            body=body,
+            body=dumps(document()),
             content_type="application/json",
             headers={"Cache-Control": f"public, max-age={METADATA_CACHE_SECONDS}"},
         )

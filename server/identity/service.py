@@ -36,8 +36,12 @@ class Identity:
     resource_url: str
     scope_map: Mapping[str, tuple[str, ...]]
     subject_rate_limit: str | None
-    tool_names: frozenset[str]  # what a scope may grant: the tools' names and the scope names they declare
+    grantable: Callable[[], frozenset[str]]  # what a scope may grant now: tools' names, scope names they declare
     http: IdentityHttp
+
+    @property
+    def tool_names(self) -> frozenset[str]:
+        return self.grantable()
 
     @property
     def issuers(self) -> tuple[str, ...]:
@@ -91,10 +95,10 @@ def _principal(kind: str, token: VerifiedToken, scopes: frozenset[str], rate_lim
     )
 
 
-def build_identity(settings: Settings, tool_names: frozenset[str]) -> Identity | None:
-    """None unless an issuer is configured: then nothing of this runs per request. ``tool_names``:
-    what a token scope may grant (``ToolRegistry.grantable_names``: the tools' names and the
-    scope names they declare)."""
+def build_identity(settings: Settings, grantable: Callable[[], frozenset[str]]) -> Identity | None:
+    """None unless an issuer is configured: then nothing of this runs per request. ``grantable``:
+    what a token scope may grant now (``ToolRegistry.grantable_names``: the tools' names and the
+    scope names they declare; upstreams come and go)."""
     if not settings.oidc_issuers:
         return None
     http = IdentityHttp()
@@ -110,7 +114,7 @@ def build_identity(settings: Settings, tool_names: frozenset[str]) -> Identity |
         resource_url=settings.oauth_resource_url,
         scope_map=settings.oauth_scope_map,
         subject_rate_limit=settings.oauth_rate_limit or settings.rate_limit or None,
-        tool_names=tool_names,
+        grantable=grantable,
         http=http,
     )
 

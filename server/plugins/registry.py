@@ -138,6 +138,12 @@ class ToolRegistry:
             self._plugins[plugin.name] = _with_tool(self._plugins[plugin.name], tool.name)
         return clashes
 
+    def remove_plugin(self, name: str) -> None:
+        """A removed upstream: its tools and its plugin are gone."""
+        plugin = self._plugins.pop(name, None)
+        for tool in plugin.tools if plugin is not None else ():
+            self._tools.pop(tool, None)
+
     def get(self, name: str) -> RegisteredTool | None:
         return self._tools.get(name)
 
