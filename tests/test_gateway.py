@@ -9,7 +9,6 @@ import os
 import secrets
 import sys
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx2
 import pytest
@@ -19,47 +18,13 @@ from mcp.client.streamable_http import streamable_http_client
 from skywarden.server.appkeys import GATEWAY
 from tests.support.admin import create_key
 from tests.support.logs import SECRETS, drain_logs
-from tests.support.server_process import free_port
+from tests.support.upstreams import ROOT, http_upstream_process, stdio_upstream
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 CALC_TOKEN = "calc-" + secrets.token_urlsafe(24)
 REMOTE_TOKEN = "remote-" + secrets.token_urlsafe(24)
 SECRETS.update({CALC_TOKEN, REMOTE_TOKEN})
-
-
-def stdio_upstream(**options) -> dict:
-    return {
-        "command": sys.executable,
-        "args": ["-m", "tests.support.upstream_server", "stdio"],
-        "cwd": str(ROOT),
-        **options,
-    }
-
-
-@asynccontextmanager
-async def http_upstream_process(transport: str = "streamable-http"):
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.support.upstream_server",
-        transport,
-        str(port),
-        cwd=ROOT,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stderr is not None
-        async for line in proc.stderr:  # uvicorn says when it listens
-            if b"Uvicorn running on" in line:
-                break
-        path = "/mcp" if transport == "streamable-http" else "/sse"
-        yield f"http://127.0.0.1:{port}{path}"
-    finally:
-        proc.kill()  # uvicorn would wait for the streams of a client still connected
-        await proc.wait()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ nothing connects, so these run in the everyday loop; tests/test_gateway_admin_li
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import sqlite3
@@ -14,6 +15,7 @@ import pytest
 
 from skywarden.server.appkeys import GATEWAY, SETTINGS
 from skywarden.server.auth import upstream_operations
+from skywarden.server.gateway import gateway as gateway_module
 from tests.support.admin import create_key
 from tests.support.logs import SECRETS, drain_logs
 
@@ -70,6 +72,28 @@ async def test_every_instance_reads_the_same_store_and_sees_the_upstream(make_cl
     other = await make_server(make_settings())  # the same data_dir: the same store and secret
     assert [c.name for c in other.app[GATEWAY].configs] == ["remote"]
     assert other.app[GATEWAY].configs[0].headers["Authorization"].text == f"Bearer {TOKEN}"
+
+
+async def test_without_the_broadcast_an_instance_reads_the_store_again_on_its_own(make_client, monkeypatch):
+    """No Redis: each server hears only itself, and reads the store every STORE_POLL_SECONDS."""
+    monkeypatch.setattr(gateway_module, "STORE_POLL_SECONDS", 0.01)
+    first = await make_client()
+    gateway = (await make_client()).server.app[GATEWAY]
+    seen = asyncio.Event()
+    apply = gateway._apply
+
+    def watched(stored):
+        apply(stored)
+        if any(c.name == "remote" for c in gateway.configs):
+            seen.set()
+
+    monkeypatch.setattr(gateway, "_apply", watched)
+    await add(first, REMOTE)
+    await asyncio.wait_for(seen.wait(), 10)
+    await first.admin.delete(f"{PATH}/remote")
+    seen.clear()
+    monkeypatch.setattr(gateway, "_apply", lambda stored: (apply(stored), seen.set() if not gateway.configs else None))
+    await asyncio.wait_for(seen.wait(), 10)
 
 
 async def test_scopes_may_name_an_added_upstream_and_not_a_removed_one(client):

@@ -212,11 +212,16 @@ class UpstreamOperations:
         return spec
 
     def _opened(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """The stored table with its credentials opened; without the server secret (a CLI command
+        that only reads) each one is ``(sealed)``, enough to show the upstream."""
         table = dict(spec)
         for option in SECRET_MAPS:
             if option in table:
-                if not isinstance(table[option], dict) or not self._key:
+                if not isinstance(table[option], dict):
                     raise Unsealable(option)
+                if not self._key:
+                    table[option] = {k: "(sealed)" for k in table[option]}
+                    continue
                 table[option] = {
                     k: unseal(self._key, v.get(SEALED) if isinstance(v, dict) else None, name, option, k)
                     for k, v in table[option].items()

@@ -1,0 +1,104 @@
+"""Upstreams added, disabled and removed through the admin API while the server runs, against the
+real upstream server of tests/support/upstream_server.py: its tools come and go at once, on
+this instance and on every instance sharing the store and Redis. Each test starts upstream
+processes: slow."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+
+import pytest
+
+from skywarden.server.appkeys import GATEWAY
+from tests.support.admin import create_key
+from tests.support.logs import SECRETS
+from tests.support.services import redis_prefix
+from tests.support.upstreams import http_upstream_process, stdio_upstream
+
+pytestmark = pytest.mark.slow
+
+PATH = "/api/admin/upstreams"
+ENV_VALUE = "live-env-" + secrets.token_urlsafe(24)
+SECRETS.add(ENV_VALUE)
+SHARED_SECRET = "shared-server-secret-for-the-upstreams-0123"
+
+
+async def up(server, name: str) -> None:
+    """Until this instance's connection to ``name`` is up (its tools listed)."""
+    connection = server.app[GATEWAY].connections[name]
+    await asyncio.wait_for(connection.wait_for("up", 1), 30)
+
+
+async def tool_names(client) -> set[str]:
+    return {t["name"] for t in (await (await client.get("/api/mcp/tools")).json())["tools"]}
+
+
+async def add(admin, body: dict) -> dict:
+    resp = await admin.post(PATH, json=body)
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def test_an_added_upstream_serves_its_tools_and_they_go_at_once_when_disabled_or_removed(client):
+    async with http_upstream_process() as url:
+        view = await add(client.admin, {"name": "remote", "url": url, "allow_private": True})
+        assert view["state"] in ("starting", "up")
+        await up(client.server, "remote")
+        answer = await client.post("/api/mcp/tools/remote__add", json={"a": 2, "b": 40})
+        assert (await answer.json())["structuredContent"] == {"total": 42}
+        shown = await (await client.admin.get(f"{PATH}/remote")).json()
+        assert shown["state"] == "up" and "remote__add" in shown["tools"] and shown["calls"] == 1
+
+        await client.admin.patch(f"{PATH}/remote", json={"enabled": False})
+        assert not {t for t in await tool_names(client) if t.startswith("remote__")}
+        assert (await client.post("/api/mcp/tools/remote__add", json={"a": 1, "b": 1})).status == 404
+        assert (await (await client.admin.get(f"{PATH}/remote")).json())["state"] == "disabled"
+
+        await client.admin.patch(f"{PATH}/remote", json={"enabled": True})
+        await up(client.server, "remote")
+        assert (await client.post("/api/mcp/tools/remote__add", json={"a": 1, "b": 1})).status == 200
+
+        gateway = client.server.app[GATEWAY]
+        connection = gateway.connections["remote"]
+        assert (await client.admin.delete(f"{PATH}/remote")).status == 204
+        assert (await client.post("/api/mcp/tools/remote__add", json={"a": 1, "b": 1})).status == 404
+        await asyncio.gather(*gateway._stopping)
+        assert connection._task is not None and connection._task.done()
+        assert "remote" not in gateway.connections and (await client.admin.get(PATH)).status == 200
+
+
+async def test_a_key_scoped_to_an_added_upstream_calls_it_and_nothing_else(client):
+    async with http_upstream_process() as url:
+        await add(client.admin, {"name": "remote", "url": url, "allow_private": True})
+        await up(client.server, "remote")
+        key = await create_key(client.admin, scopes=["upstream:remote"])
+        headers = {"X-API-Key": key["key"]}
+        listed = await (await client.get("/api/mcp/tools", headers=headers)).json()
+        assert {t["name"] for t in listed["tools"]} and all(t["name"].startswith("remote__") for t in listed["tools"])
+        assert (await client.post("/api/mcp/tools/get_alerts", json={"area": "KS"}, headers=headers)).status == 403
+
+
+async def test_a_stdio_upstream_added_by_an_admin_gets_its_environment(make_client, make_settings):
+    client = await make_client(make_settings(upstream_admin_commands=[sys.executable]))
+    await add(client.admin, {"name": "calc", **stdio_upstream(env={"CALC_VALUE": ENV_VALUE})})
+    await up(client.server, "calc")
+    answer = await client.post("/api/mcp/tools/calc__environment", json={"name": "CALC_VALUE"})
+    assert (await answer.json())["content"][0]["text"] == ENV_VALUE
+
+
+async def test_instances_sharing_the_store_and_redis_start_and_drop_an_added_upstream_together(
+    make_client, make_settings
+):
+    async with redis_prefix() as (redis_url, prefix), http_upstream_process() as url:
+        shared = {"redis_url": redis_url, "redis_key_prefix": prefix, "secret": SHARED_SECRET}
+        first = await make_client(make_settings(**shared))
+        second = await make_client(make_settings(**shared))
+        await add(first.admin, {"name": "remote", "url": url, "allow_private": True})
+        assert "remote" in second.server.app[GATEWAY].connections  # the broadcast was confirmed before the answer
+        await up(second.server, "remote")
+        answer = await second.post("/api/mcp/tools/remote__add", json={"a": 20, "b": 22})
+        assert (await answer.json())["structuredContent"] == {"total": 42}
+        assert (await first.admin.delete(f"{PATH}/remote")).status == 204
+        assert (await second.post("/api/mcp/tools/remote__add", json={"a": 1, "b": 1})).status == 404
