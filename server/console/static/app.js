@@ -4,7 +4,7 @@
 
 const IDLE_MINUTES = 15;
 const $ = (id) => document.getElementById(id);
-const state = { token: null, keys: [], tools: [], sort: { field: "name", descending: false }, idleTimer: null, current: null, refreshing: null, again: null };
+const state = { token: null, keys: [], upstreams: [], tools: [], sort: { field: "name", descending: false }, idleTimer: null, current: null, refreshing: null, again: null, removing: null };
 
 function say(text, isError = false) {
   const box = $("message");
@@ -43,9 +43,10 @@ function tableRow(...cells) {
 }
 
 class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, errors = []) {
     super(detail);
     this.status = status;
+    this.errors = errors;  // a 422's [{field, messages}]
   }
 }
 
@@ -66,7 +67,7 @@ async function api(path, options = {}) {
     let detail = body.detail || (body.error && body.error.message) || `HTTP ${response.status}`;
     if (Array.isArray(body.errors)) detail += " " + body.errors.map((e) => `${e.field}: ${e.messages.join(" ")}`).join("; ");
     if (response.status === 401) signOut("Your sign-in is no longer accepted; sign in again.");
-    throw new ApiError(response.status, detail);
+    throw new ApiError(response.status, detail, Array.isArray(body.errors) ? body.errors : []);
   }
   return body;
 }
@@ -100,10 +101,13 @@ async function signIn(token, label) {
 function signOut(text = "Signed out.") {
   state.token = null;
   state.keys = [];
+  state.upstreams = [];
   clearTimeout(state.idleTimer);
   for (const dialog of document.querySelectorAll("dialog")) if (dialog.open) dialog.close();
   $("revealed").value = "";
+  forgetUpstreamSecrets();
   $("keys-body").replaceChildren();
+  $("upstreams-body").replaceChildren();
   $("denials-body").replaceChildren();
   $("top-keys").replaceChildren();
   $("updated").textContent = "";
@@ -255,9 +259,19 @@ function refresh() {
   return state.refreshing;
 }
 
+// What a key's scopes may name changes with the upstreams: read again at every reload.
+async function loadTools() {
+  const response = await fetch("/admin/config.json", { cache: "no-store", credentials: "omit" });
+  if (!response.ok) throw new Error(`Could not read the tool names: HTTP ${response.status}`);
+  const config = await response.json();
+  state.tools = config.tools;
+  return config;
+}
+
 async function load() {
   $("console").setAttribute("aria-busy", "true");
   try {
+    await loadTools();
     const { keys } = await api("/api/admin/keys?limit=1000");
     state.keys = keys;
     const scopeFilter = $("scope-filter");
@@ -266,6 +280,7 @@ async function load() {
     scopeFilter.value = chosen;
     renderKeys();
     await renderUsage();
+    await renderUpstreams();
     await renderDenials();
     $("updated").textContent = `Updated ${new Date().toISOString().slice(11, 19)} UTC`;
   } catch (error) {
@@ -273,6 +288,176 @@ async function load() {
   } finally {
     $("console").removeAttribute("aria-busy");
   }
+}
+
+// --- upstreams: list, add, enable or disable, remove ------------------------------------------
+
+// Text with a part only a screen reader reads: "Disable" shown, "Disable calc" announced.
+function named(tag, text, name, attrs = {}) {
+  const node = el(tag, text, attrs);
+  node.append(el("span", ` ${name}`, { class: "visually-hidden" }));
+  return node;
+}
+
+function upstreamTarget(options) {
+  if (options.transport === "stdio") return [options.command, ...(options.args || [])].join(" ");
+  return options.url || "";
+}
+
+function toolsCell(upstream) {
+  const cell = el("td");
+  if (!upstream.tools.length) {
+    cell.textContent = "0";
+    return cell;
+  }
+  const details = el("details");
+  const summary = el("summary", `${upstream.tools.length} ${upstream.tools.length === 1 ? "tool" : "tools"}`);
+  const list = el("ul", null, { class: "tool-names" });
+  list.append(...upstream.tools.map((tool) => el("li", tool)));
+  details.append(summary, list);
+  cell.append(details);
+  return cell;
+}
+
+function stateText(upstream) {
+  if (upstream.calls === undefined) return upstream.state;
+  return `${upstream.state} (${upstream.calls} calls, ${upstream.errors} errors, ${upstream.restarts} restarts)`;
+}
+
+function upstreamActions(upstream) {
+  const cell = el("td", null, { class: "actions" });
+  if (upstream.source !== "admin") {
+    cell.append(el("span", "in settings", { class: "hint" }));
+    return cell;
+  }
+  const enabled = upstream.options && upstream.options.enabled;
+  if (typeof enabled === "boolean") {
+    const toggle = named("button", enabled ? "Disable" : "Enable", upstream.name, { type: "button" });
+    toggle.addEventListener("click", () => act(async () => {
+      await api(`/api/admin/upstreams/${encodeURIComponent(upstream.name)}`, { method: "PATCH", body: { enabled: !enabled } });
+    }, `Upstream ${upstream.name} ${enabled ? "disabled" : "enabled"}.`));
+    cell.append(toggle, " ");
+  }
+  const remove = named("button", "Remove", upstream.name, { type: "button", class: "danger" });
+  remove.addEventListener("click", () => askRemove(upstream.name));
+  cell.append(remove);
+  return cell;
+}
+
+function renderUpstreamRows() {
+  const rows = state.upstreams.map((upstream) => {
+    const options = upstream.options || {};
+    const nameCell = el("td");
+    nameCell.append(el("span", upstream.name, { class: "upstream-name" }));
+    if (options.description) nameCell.append(el("span", options.description, { class: "hint description" }));
+    const problem = upstream.problem || upstream.last_error || "";
+    return tableRow(nameCell, upstream.source, options.transport || "", upstreamTarget(options),
+      el("td", stateText(upstream), { class: `state state-${upstream.state}` }), toolsCell(upstream),
+      el("td", problem, { class: problem ? "problem" : "" }), upstreamActions(upstream));
+  });
+  fillTable($("upstreams-body"), rows, "No upstreams: add one, or declare them in settings.", 8);
+}
+
+async function renderUpstreams() {
+  const { upstreams } = await api("/api/admin/upstreams");
+  state.upstreams = upstreams;
+  renderUpstreamRows();
+}
+
+// "Name: value" lines as an object. A line's value may be a secret: no message quotes a line.
+function namedLines(text, field) {
+  const found = {};
+  const problems = [];
+  text.split(/\r?\n/).forEach((line, index) => {
+    if (!line.trim()) return;
+    const colon = line.indexOf(":");
+    const name = colon > 0 ? line.slice(0, colon).trim() : "";
+    if (!name) {
+      problems.push({ field, messages: [`Line ${index + 1} is not "Name: value".`] });
+    } else if (Object.hasOwn(found, name)) {
+      problems.push({ field, messages: [`${name} is given twice.`] });
+    } else {
+      found[name] = line.slice(colon + 1).trim();
+    }
+  });
+  return { found, problems };
+}
+
+function showUpstreamErrors(errors) {
+  const box = $("upstream-errors");
+  $("upstream-errors-list").replaceChildren(...errors.map((e) => el("li", `${e.field}: ${e.messages.join(" ")}`)));
+  box.hidden = errors.length === 0;
+}
+
+function chooseTransport() {
+  const stdio = $("upstream-transport").value === "stdio";
+  for (const [id, shown] of [["upstream-remote", !stdio], ["upstream-stdio", stdio]]) {
+    $(id).hidden = !shown;
+    $(id).disabled = !shown;  // a hidden part is neither checked nor sent
+  }
+}
+
+function forgetUpstreamSecrets() {
+  $("upstream-headers").value = "";
+  $("upstream-env").value = "";
+}
+
+function openUpstreamForm() {
+  $("upstream-form").reset();
+  showUpstreamErrors([]);
+  chooseTransport();
+  $("upstream-dialog").showModal();
+}
+
+// The request body from the form, or the problems that keep it from being sent.
+function upstreamBody() {
+  const transport = $("upstream-transport").value;
+  const body = { name: $("upstream-name").value.trim(), transport, enabled: $("upstream-enabled").checked };
+  const description = $("upstream-description").value.trim();
+  if (description) body.description = description;
+  let secrets;
+  if (transport === "stdio") {
+    body.command = $("upstream-command").value.trim();
+    const args = $("upstream-args").value.split(/\r?\n/).filter((line) => line !== "");
+    if (args.length) body.args = args;
+    secrets = namedLines($("upstream-env").value, "env");
+    if (Object.keys(secrets.found).length) body.env = secrets.found;
+  } else {
+    body.url = $("upstream-url").value.trim();
+    body.allow_private = $("upstream-private").checked;
+    secrets = namedLines($("upstream-headers").value, "headers");
+    if (Object.keys(secrets.found).length) body.headers = secrets.found;
+  }
+  return { body, problems: secrets.problems };
+}
+
+async function addUpstream() {
+  const { body, problems } = upstreamBody();
+  showUpstreamErrors(problems);
+  if (problems.length) {
+    say("The upstream was not added: see the form.", true);
+    return;
+  }
+  try {
+    await api("/api/admin/upstreams", { method: "POST", body });
+  } catch (error) {
+    showUpstreamErrors(error.errors.length ? error.errors : [{ field: "upstream", messages: [error.message] }]);
+    say(`The upstream was not added: ${error.message}`, true);
+    return;
+  }
+  forgetUpstreamSecrets();
+  $("upstream-form").reset();
+  $("upstream-dialog").close();
+  say(`Upstream ${body.name} added${body.enabled ? "" : " (disabled)"}.`);
+  await refresh();
+}
+
+function askRemove(name) {
+  state.removing = name;
+  $("remove-upstream-text").textContent =
+    `Remove the upstream ${name}? Its tools go at once, on every instance, for every key.`;
+  $("remove-upstream-confirm").checked = false;
+  $("remove-upstream-dialog").showModal();
 }
 
 // --- one key: detail, edit, rotate, revoke ---------------------------------------------------
@@ -413,6 +598,21 @@ function wire() {
       $("key-dialog").close();
     }, "Key revoked.");
   });
+  $("new-upstream").addEventListener("click", openUpstreamForm);
+  $("upstream-transport").addEventListener("change", chooseTransport);
+  $("upstream-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    addUpstream();
+  });
+  $("upstream-dialog").addEventListener("close", forgetUpstreamSecrets);  // Escape closes it too
+  $("remove-upstream-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = state.removing;
+    act(async () => {
+      await api(`/api/admin/upstreams/${encodeURIComponent(name)}`, { method: "DELETE" });
+      $("remove-upstream-dialog").close();
+    }, `Upstream ${name} removed.`);
+  });
   $("copy").addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText($("revealed").value);
@@ -473,8 +673,7 @@ async function redeem(handle) {
 }
 
 async function start() {
-  const config = await (await fetch("/admin/config.json")).json();
-  state.tools = config.tools;
+  const config = await loadTools();
   $("sso").hidden = !config.sso;
   wire();
   const returned = new URLSearchParams(location.hash.slice(1));
