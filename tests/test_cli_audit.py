@@ -19,7 +19,15 @@ from tests.support.logs import SECRETS
 from tests.support.services import fresh_postgres_database
 
 KEY_ID = "key_0123456789abcdef"
-STATE_CHANGING = {"keys create", "keys revoke", "keys rotate", "admin-token rotate", "db upgrade", "db copy"}
+STATE_CHANGING = {
+    "keys create",
+    "keys revoke",
+    "keys rotate",
+    "admin-token rotate",
+    "db upgrade",
+    "db copy",
+    *(f"upstreams {verb}" for verb in ("add", "update", "enable", "disable", "remove")),
+}
 
 
 def leaf_commands(parser, prefix: str = "") -> dict[str, dict]:
@@ -126,7 +134,7 @@ async def test_each_state_changing_command_is_audited(tmp_path):
         "db.copy",
     ]
     assert all(e["event"] == "admin action" and e["actor"] == "cli" and e["audit"] is True for e in events)
-    assert events[4]["before"] == events[4]["after"] == 3 and events[5]["keys"] == 2 and events[5]["complete"]
+    assert events[4]["before"] == events[4]["after"] == 4 and events[5]["keys"] == 2 and events[5]["complete"]
     assert not any(key in audit.read_text() for key in keys)
 
 

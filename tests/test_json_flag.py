@@ -10,8 +10,14 @@ import pytest
 from skywarden.clients.cli import build_parser as client_parser
 from skywarden.server.cli.main import build_parser as server_parser
 
-REQUIRED_POSITIONALS = {"call": ["get_alerts"], "show": ["k1"], "rotate": ["k1"], "revoke": ["k1"]}
-REQUIRED_OPTIONS = {"create": ["--name", "n"]}
+REQUIRED_POSITIONALS = {
+    "call": ["get_alerts"],
+    "show": ["k1"],
+    "rotate": ["k1"],
+    "revoke": ["k1"],
+    **{verb: ["calc"] for verb in ("add", "update", "enable", "disable", "remove")},
+}
+REQUIRED_OPTIONS = {"create": ["--name", "n"], "add": ["--options", "{}"], "update": ["--options", "{}"]}
 
 
 def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], bool]]:
