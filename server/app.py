@@ -19,6 +19,7 @@ from skywarden.server.appkeys import (
     REGISTRY,
     SESSIONS,
     SETTINGS,
+    STREAMS,
 )
 from skywarden.server.auth.admission import admission_middleware_for
 from skywarden.server.auth.authenticate import Authentication, check_credential_in_url
@@ -49,6 +50,7 @@ from skywarden.server.http.security_headers import security_headers_for
 from skywarden.server.identity.service import build_identity, identity_context
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.sessions import SessionStore
+from skywarden.server.mcp.streams import ChangeStreams
 from skywarden.server.mcp.transport import McpEndpoint
 from skywarden.server.mcp.wire import rpc_error_answer
 from skywarden.server.observability.audit import audit_middleware_for, note_refusal
@@ -101,6 +103,7 @@ def create_app(
     def tools_changed() -> None:
         caches.tool_lists.clear()
         grantable_now.clear()
+        change_streams.tools_changed()
 
     # upstream MCP servers, declared or stored: their tools join the registry as they list them (docs/gateway.md)
     gateway = Gateway(settings, registry, tools_changed, upstream_operations.load)
@@ -192,8 +195,17 @@ def create_app(
     # last: start-up hooks see the open upstream pool; shutdown hooks run first, after the last call
     app.cleanup_ctx.append(lifecycle_context(PluginLifecycle(registry.plugins, runtimes, settings.plugin_hook_timeout)))
 
+    change_streams = ChangeStreams(lambda principal: frozenset(t.name for t in pipeline.visible_tools(principal)))
+    broadcast.on("key-changed", change_streams.end_for_key)
+    app.on_shutdown.append(change_streams.end_all)
+    app[STREAMS] = change_streams
     McpEndpoint(
-        McpMethods(pipeline, caches.tool_lists), sessions, body_reader, limits.charge, settings.max_batch_size
+        McpMethods(pipeline, caches.tool_lists),
+        sessions,
+        body_reader,
+        limits.charge,
+        settings.max_batch_size,
+        change_streams,
     ).add_routes(app)
     readiness = {"key_store": key_store.ping, "rate_limiter": limits.reachable, "broadcast": broadcast.reachable}
     RestApi(pipeline, body_reader, readiness, gateway.states).add_routes(app)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from skywarden.server.gateway.gateway import Gateway
     from skywarden.server.identity.service import Identity
     from skywarden.server.mcp.sessions import SessionStore
+    from skywarden.server.mcp.streams import ChangeStreams
     from skywarden.server.plugins.registry import ToolRegistry
     from skywarden.server.settings import Settings
 
@@ -27,3 +28,4 @@ SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 LIMITER: web.AppKey[RateLimits] = web.AppKey("limiter")
 IDENTITY: web.AppKey[Identity | None] = web.AppKey("identity")  # None unless oidc_issuers is set
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
+STREAMS: web.AppKey[ChangeStreams] = web.AppKey("change_streams")

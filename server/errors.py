@@ -85,6 +85,7 @@ SESSIONS_UNAVAILABLE = ErrorKind(
 )
 DENIALS_UNAVAILABLE = ErrorKind(503, "Recent denials unavailable", "denials-unavailable", INTERNAL_ERROR)
 TOO_MANY_SESSIONS = ErrorKind(429, "Too many sessions", "too-many-sessions", RATE_LIMITED_CODE, "sessions")
+TOO_MANY_STREAMS = ErrorKind(429, "Too many streams", "too-many-streams", RATE_LIMITED_CODE, "streams")
 BATCH_TOO_LARGE = ErrorKind(400, "Batch too large", "batch-too-large", INVALID_REQUEST)
 
 KINDS: tuple[ErrorKind, ...] = tuple(v for v in list(globals().values()) if isinstance(v, ErrorKind))

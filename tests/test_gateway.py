@@ -64,10 +64,10 @@ async def call(client, tool: str, arguments: dict, headers: dict | None = None):
 
 
 @asynccontextmanager
-async def sdk_client(client, mode: str = "auto"):
+async def sdk_client(client, mode: str = "auto", **options):
     async with httpx2.AsyncClient(headers={"X-API-Key": client.api_key}) as http:
         transport = streamable_http_client(str(client.make_url("/mcp")), http_client=http)
-        async with Client(transport, mode=mode) as mcp:
+        async with Client(transport, mode=mode, **options) as mcp:
             yield mcp
 
 
@@ -224,6 +224,32 @@ async def test_a_tools_list_changed_notification_refreshes_the_list(gateway):
     assert body["content"][0]["text"] == "I am newcomer"
     async with sdk_client(gateway) as mcp:
         assert "calc__newcomer" in {t.name for t in (await mcp.list_tools()).tools}
+
+
+async def test_an_upstreams_list_change_reaches_a_handshake_client_on_its_session_stream(gateway):
+    """The official client, legacy mode: it opens the session's GET stream by itself."""
+    heard = asyncio.Event()
+
+    async def on_message(message):
+        if getattr(getattr(message, "root", message), "method", None) == "notifications/tools/list_changed":
+            heard.set()
+
+    async with sdk_client(gateway, mode="legacy", message_handler=on_message) as mcp:
+        assert mcp.protocol_version == "2025-11-25"
+        await mcp.call_tool("calc__grow", {"name": "latecomer"})
+        await asyncio.wait_for(heard.wait(), 10)
+        assert "calc__latecomer" in {t.name for t in (await mcp.list_tools()).tools}
+
+
+async def test_an_upstreams_list_change_reaches_a_2026_client_that_listens(gateway):
+    async with sdk_client(gateway) as mcp:
+        assert mcp.protocol_version == "2026-07-28"
+        async with mcp.listen(tools_list_changed=True) as subscription:
+            assert subscription.honored.tools_list_changed is True
+            await mcp.call_tool("calc__grow", {"name": "listener"})
+            event = await asyncio.wait_for(anext(subscription), 10)
+            assert type(event).__name__ == "ToolsListChanged"
+        assert "calc__listener" in {t.name for t in (await mcp.list_tools()).tools}
 
 
 async def test_rate_limits_and_cost_apply_to_upstream_calls(gateway):

@@ -23,7 +23,7 @@ async def test_initialize_echoes_a_supported_version_and_opens_a_session(client,
     assert resp.status == 200
     body = await resp.json()
     assert body["result"]["protocolVersion"] == version
-    assert body["result"]["capabilities"] == {"tools": {"listChanged": False}}
+    assert body["result"]["capabilities"] == {"tools": {"listChanged": True}}
     assert body["result"]["serverInfo"]["name"] == "skywarden"
     assert "resultType" not in body["result"]
     assert re.fullmatch(r"[\x21-\x7e]{32,}", resp.headers["Mcp-Session-Id"])
@@ -194,10 +194,11 @@ async def test_json_only_accept_is_allowed(client):
     assert resp.status == 200
 
 
-async def test_get_and_other_methods_are_405(client):
+async def test_a_get_that_does_not_accept_a_stream_is_406_and_other_methods_405(client):
     session = await open_session(client)
-    resp = await client.get("/mcp", headers=session_headers(session, "2025-11-25"))
-    assert resp.status == 405 and resp.headers["Allow"] == "POST, DELETE"
+    headers = {**session_headers(session, "2025-11-25"), "Accept": "application/json"}
+    resp = await client.get("/mcp", headers=headers)
+    assert resp.status == 406
     assert (await resp.json())["error"]["code"] == -32600  # the door's format, as every refusal
     for method in ("PUT", "PATCH", "TRACE"):  # never routed: 405 before authentication
         resp = await client.anonymous.request(method, "/mcp")

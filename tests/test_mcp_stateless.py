@@ -23,7 +23,7 @@ async def test_discover(client):
     result = body["result"]
     assert result["resultType"] == "complete"
     assert result["supportedVersions"] == [MODERN]
-    assert result["capabilities"] == {"tools": {"listChanged": False}}
+    assert result["capabilities"] == {"tools": {"listChanged": True}}
     assert result["ttlMs"] > 0 and result["cacheScope"] == "public"
     assert result["_meta"][SERVER_INFO]["name"] == "skywarden"
     assert "Mcp-Session-Id" not in resp.headers

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from skywarden.server.calls.pipeline import Charger
-from skywarden.server.errors import BATCH_TOO_LARGE, METHOD_NOT_ALLOWED, TOO_MANY_SESSIONS, ApiError
+from skywarden.server.errors import BATCH_TOO_LARGE, NOT_ACCEPTABLE, TOO_MANY_SESSIONS, ApiError
 from skywarden.server.http.body import BodyReader
 from skywarden.server.http.responses import json_response
 from skywarden.server.jsonutil import dumps
@@ -19,12 +19,14 @@ from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.dispatch import Handlers, answer, run_request, session_fingerprint
 from skywarden.server.mcp.methods import McpMethods, initialize_result
 from skywarden.server.mcp.sessions import Session, SessionStore, TooManySessions
-from skywarden.server.mcp.wire import read_message
+from skywarden.server.mcp.streams import ChangeStreams, notification
+from skywarden.server.mcp.wire import accepts, read_message
 from skywarden.server.observability.audit import note
 from skywarden.server.request_state import Prepaid, state_of
 
 SUPPORTED = [*p.HANDSHAKE_VERSIONS, *p.MODERN_VERSIONS]
 SESSION_RETRY_SECONDS = 60
+LIST_CHANGED = notification("notifications/tools/list_changed")
 
 
 def _handshake_status(error: p.RpcError) -> int:
@@ -54,8 +56,15 @@ def _check_version(version_header: str | None) -> None:
 
 class HandshakeEra:
     def __init__(
-        self, methods: McpMethods, sessions: SessionStore, body_reader: BodyReader, charge: Charger, max_batch_size: int
+        self,
+        methods: McpMethods,
+        sessions: SessionStore,
+        body_reader: BodyReader,
+        charge: Charger,
+        max_batch_size: int,
+        streams: ChangeStreams,
     ) -> None:
+        self.streams = streams
         self.methods = methods
         self.sessions = sessions
         self.body_reader = body_reader
@@ -68,10 +77,20 @@ class HandshakeEra:
         _check_version(version_header)
         if request.method == "DELETE":
             return await self._delete(request)
-        # No server-initiated messages are ever sent, so there is no GET stream to open.
-        raise ApiError(
-            METHOD_NOT_ALLOWED, "This server opens no server-initiated stream.", headers={"Allow": "POST, DELETE"}
-        )
+        return await self._listen(request)
+
+    async def _listen(self, request: web.Request) -> web.StreamResponse:
+        """GET: the session's stream of server-initiated messages, ``notifications/tools/list_changed``
+        alone; one per session."""
+        _, sse_ok = accepts(request)
+        if not sse_ok:
+            raise ApiError(NOT_ACCEPTABLE, "Accept must include text/event-stream")
+        session = await self._session(request, request.headers.get(p.SESSION_HEADER))
+        if self.streams.has_session(session.id):
+            raise p.RpcError(p.INVALID_REQUEST, "This session's stream is already open", status=409)
+        stream = self.streams.add(state_of(request).caller, session.id)
+        note(request, mcp_method="stream/listen", protocol_version=session.protocol_version)
+        return await self.streams.serve(request, stream, LIST_CHANGED)
 
     async def _session(self, request: web.Request, session_id: str | None) -> Session:
         if not session_id:
@@ -86,6 +105,7 @@ class HandshakeEra:
     async def _delete(self, request: web.Request) -> web.Response:
         session = await self._session(request, request.headers.get(p.SESSION_HEADER))
         await self.sessions.delete(session.id)
+        self.streams.end_session(session.id)
         note(request, mcp_method="session/delete")
         return web.Response(status=204)
 

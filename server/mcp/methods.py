@@ -22,7 +22,7 @@ from skywarden.server.ttlcache import TTLCache
 from skywarden.tools.contract import ProgressReporter, ToolResult, no_progress, text_content
 
 SERVER_INFO = {"name": "skywarden", "title": "Skywarden", "version": __version__}
-CAPABILITIES = {"tools": {"listChanged": False}}
+CAPABILITIES = {"tools": {"listChanged": True}}  # mcp/streams.py
 TOOLS_TTL_MS = 60_000
 DISCOVER_TTL_MS = 300_000
 MODERN_META = {p.META_SERVER_INFO: SERVER_INFO}

@@ -10,14 +10,20 @@ from typing import Any
 
 from aiohttp import web
 
-from skywarden.server.errors import METHOD_NOT_ALLOWED, ApiError
+from skywarden.server.errors import METHOD_NOT_ALLOWED, NOT_ACCEPTABLE, ApiError
 from skywarden.server.http.body import BodyReader
+from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.dispatch import run_request
 from skywarden.server.mcp.methods import McpMethods, discover_result
-from skywarden.server.mcp.wire import decode_header_value, error_answer, read_message
+from skywarden.server.mcp.streams import ChangeStreams, notification
+from skywarden.server.mcp.wire import accepts, decode_header_value, error_answer, read_message
 from skywarden.server.observability.audit import note
+from skywarden.server.request_state import state_of
 
+LISTEN = "subscriptions/listen"
+ACKNOWLEDGED = "notifications/subscriptions/acknowledged"
+SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"  # in every listen frame's _meta
 NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 HANDLERS = {"server/discover": lambda params: discover_result()}
 
@@ -69,9 +75,35 @@ def check_envelope(request: web.Request, message: dict[str, Any]) -> None:
 
 
 class StatelessEra:
-    def __init__(self, methods: McpMethods, body_reader: BodyReader) -> None:
+    def __init__(self, methods: McpMethods, body_reader: BodyReader, streams: ChangeStreams) -> None:
         self.methods = methods
         self.body_reader = body_reader
+        self.streams = streams
+
+    async def _listen(self, request: web.Request, message: dict[str, Any]) -> web.StreamResponse:
+        """``subscriptions/listen``: acknowledged with the part of the filter this server honours
+        (``toolsListChanged``: it offers no prompts or resources), then a
+        ``notifications/tools/list_changed`` at each change, every frame stamped with the request's
+        id; the final result is the graceful close."""
+        wanted = message["params"].get("notifications")
+        if not isinstance(wanted, dict):
+            raise p.RpcError(p.INVALID_PARAMS, "params.notifications must be an object (the subscription filter)")
+        tools = wanted.get("toolsListChanged")
+        if tools is not None and not isinstance(tools, bool):
+            raise p.RpcError(p.INVALID_PARAMS, "params.notifications.toolsListChanged must be true or false")
+        meta = {SUBSCRIPTION_ID: message["id"]}
+        honored = {"toolsListChanged": True} if tools else {}
+        note(request, mcp_method=LISTEN)
+        stream = self.streams.add(state_of(request).caller)
+        if not honored:
+            stream.ended.set()  # nothing this server could ever send: acknowledged, then closed
+        return await self.streams.serve(
+            request,
+            stream,
+            change=notification("notifications/tools/list_changed", {"_meta": meta}),
+            first=notification(ACKNOWLEDGED, {"notifications": honored, "_meta": meta}),
+            last=dumps(p.result_message(message["id"], {"_meta": meta, "resultType": "complete"})),
+        )
 
     async def handle(self, request: web.Request, version_header: str) -> web.StreamResponse:
         note(request, protocol_version=version_header[:40])
@@ -88,8 +120,12 @@ class StatelessEra:
         if not p.is_request(message):
             reason = "Batches are not supported" if isinstance(message, list) else "Not a valid JSON-RPC request"
             raise p.RpcError(p.INVALID_REQUEST, reason, status=400)
+        if message["method"] == LISTEN and not accepts(request)[1]:
+            raise ApiError(NOT_ACCEPTABLE, "Accept must include text/event-stream: a listen answer is a stream")
         try:
             check_envelope(request, message)
+            if message["method"] == LISTEN:
+                return await self._listen(request, message)
         except p.RpcError as error:
             note(request, mcp_method=message["method"], rpc_error=error.code)
             return error_answer(message["id"], error, _status(error))

@@ -18,6 +18,7 @@ from skywarden.server.mcp.handshake import HandshakeEra
 from skywarden.server.mcp.methods import McpMethods
 from skywarden.server.mcp.sessions import SessionStore
 from skywarden.server.mcp.stateless import StatelessEra
+from skywarden.server.mcp.streams import ChangeStreams
 from skywarden.server.mcp.wire import error_answer
 from skywarden.server.observability.audit import note
 from skywarden.server.request_state import state_of
@@ -31,9 +32,10 @@ class McpEndpoint:
         body_reader: BodyReader,
         charge: Charger,
         max_batch_size: int,
+        streams: ChangeStreams,
     ) -> None:
-        self.handshake = HandshakeEra(methods, sessions, body_reader, charge, max_batch_size)
-        self.stateless = StatelessEra(methods, body_reader)
+        self.handshake = HandshakeEra(methods, sessions, body_reader, charge, max_batch_size, streams)
+        self.stateless = StatelessEra(methods, body_reader, streams)
 
     @docs(
         tags=["mcp"],
@@ -41,21 +43,24 @@ class McpEndpoint:
         description=(
             "JSON-RPC 2.0 over HTTP as the MCP transport specifies; see docs/mcp.md. The revision is "
             "chosen by the MCP-Protocol-Version header. Answers are application/json, or text/event-stream "
-            "when a tool call streams progress. Errors are JSON-RPC error objects."
+            "when a tool call streams progress. GET (a session's stream, 2025-03-26 to 2025-11-25) and "
+            "subscriptions/listen (2026-07-28) carry notifications/tools/list_changed. Errors are JSON-RPC "
+            "error objects."
         ),
         responses={
-            200: {"description": "JSON-RPC result or error (or an SSE stream)"},
+            200: {"description": "JSON-RPC result or error (or an SSE stream: progress, or list changes)"},
             202: {"description": "Notification or response accepted"},
             204: {"description": "Session ended (DELETE)"},
             400: {"description": "Parse error, invalid request, header mismatch, bad _meta, missing session"},
             403: {"description": "Tool outside the key's scopes"},
             404: {"description": "Unknown session (handshake era) or unknown method (2026-07-28)"},
             405: {"description": "Method not allowed (see Allow)"},
-            406: {"description": "Accept does not include application/json"},
+            409: {"description": "The session's stream is already open (GET)"},
+            406: {"description": "Accept does not include application/json (text/event-stream for a stream)"},
             408: {"description": "The body arrived too slowly"},
             413: {"description": "Body too large"},
             415: {"description": "Content-Type is not application/json"},
-            429: {"description": "Rate limited, too many calls at once, or too many open sessions"},
+            429: {"description": "Rate limited, too many calls at once, or too many open sessions or streams"},
             500: {"description": "Unexpected server error (a JSON-RPC -32603 error; logged with the request id)"},
             503: {"description": "The session store (Redis) cannot be reached"},
         },
@@ -71,8 +76,8 @@ class McpEndpoint:
             return error_answer(state_of(request).rpc_id, error, error.status or 400)
 
     def add_routes(self, app: web.Application) -> None:
-        # POST and DELETE are served; GET goes to ``handle`` too, which answers 405 with the era's
-        # Allow header (no server-initiated stream). Any other method is aiohttp's 405, answered
-        # before authentication. (Explicit methods, not "*": aiohttp-cors adds its own OPTIONS.)
+        # POST, GET (a handshake session's stream; 405 at 2026-07-28) and DELETE. Any other method
+        # is aiohttp's 405, answered before authentication. (Explicit methods, not "*":
+        # aiohttp-cors adds its own OPTIONS.)
         for method in ("POST", "GET", "DELETE"):
             add_route(app, method, MCP_PATH, self.handle, rule=MCP)

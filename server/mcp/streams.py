@@ -1,0 +1,157 @@
+"""Server-to-client streams that say "your tool list changed": a handshake session's GET stream
+(2025-03-26 to 2025-11-25) and a ``subscriptions/listen`` stream (2026-07-28).
+
+A stream is told only when the list its own principal sees changed (an upstream added, removed,
+re-listed; a plugin's tools are fixed), so a key learns nothing of tools it may not use. A
+change is a level trigger: changes that come faster than a client reads make one notification.
+Everything a client can open here is bounded: ``MAX_STREAMS_PER_PRINCIPAL`` per key or token
+subject and ``MAX_STREAMS`` in all, on each instance; a stream whose client went away is
+noticed within ``CHECK_SECONDS`` (its connection closed) or at the next keep-alive comment
+(every ``KEEPALIVE_SECONDS``), and its slot freed. A stream ends when the server shuts down
+(a listen stream with its final result: the graceful close), when its key changes (revoked,
+rescoped: the client opens it again, or is refused), or when its session is deleted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from skywarden.server.errors import TOO_MANY_STREAMS, ApiError
+from skywarden.server.jsonutil import dumps
+from skywarden.server.principal import Principal
+
+MAX_STREAMS_PER_PRINCIPAL = 8
+MAX_STREAMS = 10_000
+KEEPALIVE_SECONDS = 25.0
+CHECK_SECONDS = 5.0  # how soon a stream whose client went away is noticed and its slot freed
+STREAM_RETRY_SECONDS = 60
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+
+Visible = Callable[[Principal], frozenset[str]]
+
+
+@dataclass(eq=False)
+class ChangeStream:
+    principal: Principal
+    session_id: str | None
+    seen: frozenset[str]  # the tool names this principal saw when last told
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # the server ends it
+    closed: asyncio.Event = field(default_factory=asyncio.Event)  # its handler is done, its slot free
+
+
+class ChangeStreams:
+    """This instance's open change streams. ``visible``: the tool names a principal may see now."""
+
+    def __init__(self, visible: Visible) -> None:
+        self.visible = visible
+        self.open: set[ChangeStream] = set()
+        self.closing = False
+
+    def add(self, principal: Principal, session_id: str | None = None) -> ChangeStream:
+        mine = sum(1 for s in self.open if s.principal.id == principal.id)
+        if mine >= MAX_STREAMS_PER_PRINCIPAL or len(self.open) >= MAX_STREAMS or self.closing:
+            raise ApiError(
+                TOO_MANY_STREAMS,
+                f"At most {MAX_STREAMS_PER_PRINCIPAL} change streams may be open per key; close one first.",
+                headers={"Retry-After": str(STREAM_RETRY_SECONDS)},
+                audit={"limit": "streams"},
+            )
+        stream = ChangeStream(principal, session_id, self.visible(principal))
+        self.open.add(stream)
+        return stream
+
+    def has_session(self, session_id: str) -> bool:
+        return any(s.session_id == session_id for s in self.open)
+
+    def tools_changed(self) -> None:
+        for stream in self.open:
+            now = self.visible(stream.principal)
+            if now != stream.seen:
+                stream.seen = now
+                stream.changed.set()
+
+    def _end(self, streams: Iterable[ChangeStream]) -> None:
+        for stream in list(streams):
+            stream.ended.set()
+
+    async def end_for_key(self, key_id: str) -> None:
+        """The broadcast's ``key-changed``: that key's streams end."""
+        self._end(s for s in self.open if s.principal.id == key_id)
+
+    def end_session(self, session_id: str) -> None:
+        self._end(s for s in self.open if s.session_id == session_id)
+
+    async def end_all(self, app: web.Application | None = None) -> None:
+        """On shutdown (an ``on_shutdown`` signal): every stream ends before the server waits for
+        its handlers."""
+        self.closing = True
+        self._end(self.open)
+
+    async def serve(
+        self,
+        request: web.Request,
+        stream: ChangeStream,
+        change: bytes,
+        first: bytes | None = None,
+        last: bytes | None = None,
+    ) -> web.StreamResponse:
+        """Write ``first``, then ``change`` whenever the principal's list changes, and ``last`` when
+        the stream is ended (not when the client went away), as SSE events."""
+        response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+        try:
+            await response.prepare(request)
+            if first is not None:
+                await response.write(event(first))
+            quiet = 0.0
+            while not stream.ended.is_set():
+                waits = [asyncio.ensure_future(e.wait()) for e in (stream.changed, stream.ended)]
+                try:
+                    done, _ = await asyncio.wait(waits, timeout=CHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiting in waits:
+                        waiting.cancel()
+                if stream.ended.is_set() or _gone(request):
+                    break
+                if stream.changed.is_set():
+                    stream.changed.clear()
+                    await response.write(event(change))
+                    quiet = 0.0
+                elif not done and (quiet := quiet + CHECK_SECONDS) >= KEEPALIVE_SECONDS:
+                    await response.write(b": keep-alive\n\n")
+                    quiet = 0.0
+            if last is not None and stream.ended.is_set():
+                await response.write(event(last))
+            with contextlib.suppress(ConnectionError):
+                await response.write_eof()
+            return response
+        except ConnectionError:  # the client went away: nothing more to say
+            return response
+        finally:
+            self.open.discard(stream)
+            stream.closed.set()
+
+
+def _gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def event(message: bytes) -> bytes:
+    return b"event: message\ndata: " + message + b"\n\n"
+
+
+def notification(method: str, params: dict[str, object] | None = None) -> bytes:
+    message: dict[str, object] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params
+    return dumps(message)

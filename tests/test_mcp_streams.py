@@ -1,0 +1,228 @@
+"""Change streams on the wire, case by case: a handshake session's GET stream and a 2026-07-28
+``subscriptions/listen`` stream carry ``notifications/tools/list_changed`` when the tools a key
+may see change, and nothing else; each bounded, ended on revocation, session end and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+
+import aiohttp
+import pytest
+
+from skywarden.server.appkeys import GATEWAY, REGISTRY, STREAMS
+from skywarden.server.mcp import streams as streams_module
+from skywarden.server.plugins.model import PluginInfo
+from tests.support.admin import create_key
+from tests.support.logs import SECRETS
+from tests.support.mcp_helpers import ACCEPT_BOTH, modern_headers, modern_rpc, open_session, post, session_headers
+
+SSE = {"Accept": "text/event-stream"}
+SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+LIST_CHANGED = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+
+
+def announce(app, *names: str, scopes: tuple[str, ...] = ()) -> None:
+    """Tools of an upstream named ``test`` appear (or go: no names), as a listing makes them."""
+    source = app[REGISTRY].get("get_alerts")
+    tools = [dataclasses.replace(source, name=name, scopes=scopes) for name in names]
+    app[REGISTRY].replace_plugin(PluginInfo("upstream:test", "upstream:test", "test"), tools)
+    app[GATEWAY].changed()
+
+
+def closed(request_id) -> dict:
+    """The last frame of a listen stream the server ended: its result."""
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "result": {"_meta": {SUBSCRIPTION_ID: request_id}, "resultType": "complete"},
+    }
+
+
+async def next_frame(resp) -> dict:
+    """The next SSE event's JSON, past keep-alive comments."""
+    while True:
+        chunk = await resp.content.readuntil(b"\n\n")
+        data = [line[6:] for line in chunk.decode().splitlines() if line.startswith("data: ")]
+        if data:
+            return json.loads("".join(data))
+
+
+async def rest_of(resp) -> list[dict]:
+    """Every event left until the stream ends."""
+    text = (await resp.content.read()).decode()
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+
+
+async def open_get(client, session: str, headers: dict | None = None):
+    return await client.get("/mcp", headers={**session_headers(session, "2025-11-25"), **SSE, **(headers or {})})
+
+
+async def listen(client, filter: dict | None = None, headers: dict | None = None, id: str = "listen-1"):
+    message = modern_rpc("subscriptions/listen", {"notifications": filter or {"toolsListChanged": True}}, id=id)
+    return await post(client, message, {**modern_headers(message), **(headers or {})}), message
+
+
+class _with:
+    """A client view that adds headers to every request (a second key on the same server)."""
+
+    def __init__(self, client, headers: dict) -> None:
+        self.client, self.headers = client, headers
+
+    async def post(self, path: str, **kwargs):
+        kwargs["headers"] = {**self.headers, **kwargs.get("headers", {})}
+        return await self.client.anonymous.post(path, **kwargs)
+
+
+async def test_a_session_stream_says_when_the_tool_list_changed(client):
+    session = await open_session(client)
+    resp = await open_get(client, session)
+    assert resp.status == 200 and resp.content_type == "text/event-stream"
+    announce(client.server.app, "extra_tool")
+    assert await next_frame(resp) == LIST_CHANGED
+    listed = await post(
+        client, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, session_headers(session, "2025-11-25")
+    )
+    assert "extra_tool" in {t["name"] for t in (await listed.json())["result"]["tools"]}
+    announce(client.server.app)  # and it goes again
+    assert await next_frame(resp) == LIST_CHANGED
+
+
+async def test_a_key_hears_only_of_tools_it_may_see(client):
+    narrow = await create_key(client.admin, scopes=["get_alerts"])
+    headers = {"X-API-Key": narrow["key"]}
+    session = await open_session(_with(client, headers))
+    resp = await open_get(client.anonymous, session, headers)
+    announce(client.server.app, "extra_tool")  # not the narrow key's
+    announce(client.server.app, "extra_tool", "another_tool")
+    await client.anonymous.get("/api/health")  # a round trip: a stream that was woken has written by now
+    announce(client.server.app, "extra_tool", scopes=("get_alerts",))  # now it may see one
+    assert await next_frame(resp) == LIST_CHANGED
+    await client.anonymous.delete("/mcp", headers={**session_headers(session, "2025-11-25"), **headers})
+    assert await rest_of(resp) == []  # one change it could see, one notification
+
+
+async def test_one_stream_per_session_and_a_bounded_number_per_key(client, monkeypatch):
+    monkeypatch.setattr(streams_module, "MAX_STREAMS_PER_PRINCIPAL", 2)
+    first, second, third = [await open_session(client) for _ in range(3)]
+    assert (await open_get(client, first)).status == 200
+    again = await open_get(client, first)
+    assert again.status == 409 and (await again.json())["error"]["code"] == -32600
+    assert (await open_get(client, second)).status == 200
+    refused = await open_get(client, third)
+    assert refused.status == 429 and refused.headers["Retry-After"] == "60"
+    assert "At most 2" in (await refused.json())["error"]["message"]
+    other = await create_key(client.admin)  # another key has its own share
+    session = await open_session(_with(client, {"X-API-Key": other["key"]}))
+    assert (await open_get(client.anonymous, session, {"X-API-Key": other["key"]})).status == 200
+
+
+async def test_a_stream_whose_client_went_away_frees_its_slot(client, monkeypatch):
+    monkeypatch.setattr(streams_module, "CHECK_SECONDS", 0.05)
+    monkeypatch.setattr(streams_module, "MAX_STREAMS_PER_PRINCIPAL", 1)
+    first, second = await open_session(client), await open_session(client)
+    resp = await open_get(client, first)
+    [stream] = client.server.app[STREAMS].open
+    resp.close()
+    await asyncio.wait_for(stream.closed.wait(), 5)
+    assert (await open_get(client, second)).status == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        ({"Mcp-Session-Id": "no-such-session"}, 404, -32600),
+        ({"Mcp-Session-Id": None}, 400, -32600),
+        ({"Accept": "application/json"}, 406, -32600),
+        ({"MCP-Protocol-Version": "2026-07-28"}, 405, -32600),  # that revision has no GET stream
+    ],
+)
+async def test_a_stream_that_cannot_be_opened_gets_a_json_rpc_error(client, change, status, code):
+    session = await open_session(client)
+    headers = {**session_headers(session, "2025-11-25"), **SSE, **change}
+    resp = await client.get("/mcp", headers={k: v for k, v in headers.items() if v is not None})
+    assert resp.status == status
+    assert (await resp.json())["error"]["code"] == code
+
+
+async def test_another_keys_session_stream_is_not_found(client):
+    session = await open_session(client)
+    other = await create_key(client.admin)
+    resp = await open_get(client.anonymous, session, {"X-API-Key": other["key"]})
+    assert resp.status == 404
+
+
+async def test_ending_the_session_or_revoking_the_key_ends_its_stream(client):
+    key = await create_key(client.admin)
+    headers = {"X-API-Key": key["key"]}
+    session = await open_session(_with(client, headers))
+    by_delete = await open_get(client.anonymous, session, headers)
+    await client.anonymous.delete("/mcp", headers={**session_headers(session, "2025-11-25"), **headers})
+    assert await rest_of(by_delete) == []
+    session = await open_session(_with(client, headers))
+    by_revoke = await open_get(client.anonymous, session, headers)
+    assert (await client.admin.delete(f"/api/admin/keys/{key['id']}")).status == 204
+    assert await rest_of(by_revoke) == []
+    assert (await open_get(client.anonymous, session, headers)).status == 401
+
+
+async def test_a_listen_stream_is_acknowledged_then_tells_each_change_stamped_with_its_id(client):
+    resp, _ = await listen(client, id="listen-7")
+    assert resp.status == 200 and resp.content_type == "text/event-stream"
+    ack = await next_frame(resp)
+    assert ack["method"] == "notifications/subscriptions/acknowledged"
+    assert ack["params"] == {"notifications": {"toolsListChanged": True}, "_meta": {SUBSCRIPTION_ID: "listen-7"}}
+    announce(client.server.app, "extra_tool")
+    changed = await next_frame(resp)
+    assert changed == {**LIST_CHANGED, "params": {"_meta": {SUBSCRIPTION_ID: "listen-7"}}}
+
+
+async def test_a_listen_for_nothing_this_server_sends_is_acknowledged_and_closed(client):
+    resp, _ = await listen(client, {"promptsListChanged": True, "resourceSubscriptions": ["x://y"]}, id=3)
+    frames = await rest_of(resp)
+    assert frames[0]["params"]["notifications"] == {}
+    assert frames[-1] == {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "result": {"_meta": {SUBSCRIPTION_ID: 3}, "resultType": "complete"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({}, "params.notifications must be an object"),
+        ({"notifications": []}, "params.notifications must be an object"),
+        ({"notifications": {"toolsListChanged": "yes"}}, "toolsListChanged must be true or false"),
+    ],
+)
+async def test_a_malformed_listen_is_invalid_params(client, params, words):
+    message = modern_rpc("subscriptions/listen", params, id=9)
+    resp = await post(client, message, modern_headers(message))
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["id"] == 9 and body["error"]["code"] == -32602 and words in body["error"]["message"]
+
+
+async def test_a_listen_that_does_not_accept_a_stream_is_406(client):
+    resp, _ = await listen(client, headers={"Accept": "application/json"})
+    assert resp.status == 406
+
+
+async def test_shutting_down_closes_every_listen_stream_with_its_result(make_server, settings):
+    server = await make_server(settings)
+    async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as http:
+        admin_headers = {"Authorization": f"Bearer {settings.admin_token}"}
+        created = await http.post("/api/admin/keys", json={"name": "k"}, headers=admin_headers)
+        key = (await created.json())["key"]
+        SECRETS.add(key)
+        message = modern_rpc("subscriptions/listen", {"notifications": {"toolsListChanged": True}}, id="l")
+        headers = {**modern_headers(message), "Accept": ACCEPT_BOTH, "X-API-Key": key}
+        resp = await http.post("/mcp", json=message, headers=headers)
+        assert (await next_frame(resp))["method"] == "notifications/subscriptions/acknowledged"
+        await server.close()
+        frames = await rest_of(resp)
+    assert frames == [
+        {"jsonrpc": "2.0", "id": "l", "result": {"_meta": {SUBSCRIPTION_ID: "l"}, "resultType": "complete"}}
+    ]
