@@ -124,11 +124,16 @@ async def test_db_copy_moves_every_key_so_that_it_keeps_working(pg_url, tmp_path
     SECRETS.add(new)
     await source.get("/api/mcp/tools", headers={"X-API-Key": kept["key"]})
     await source.get("/api/admin/keys")  # flushes the use count into the store
+    upstream = {"name": "remote", "url": "https://mcp.example.com/mcp", "enabled": False}
+    upstream["headers"] = {"Authorization": "Bearer copied-upstream-credential-0123"}
+    SECRETS.add("copied-upstream-credential-0123")
+    assert (await source.post("/api/admin/upstreams", json=upstream)).status == 201
 
     status = _cli("db", "status", "--data-dir", str(data))
-    assert status.returncode == 0 and "schema version 3 of 3 (up to date)" in status.stdout, status.stderr
+    assert status.returncode == 0 and "schema version 4 of 4 (up to date)" in status.stdout, status.stderr
     copied = _cli("db", "copy", "--from", sqlite_url, "--to", pg_url)
-    assert copied.returncode == 0 and "copied 3 keys (1 revoked) with 4 hashes" in copied.stdout, copied.stderr
+    assert copied.returncode == 0, copied.stderr
+    assert "copied 3 keys (1 revoked) with 4 hashes, and 1 upstreams" in copied.stdout
     again = _cli("db", "copy", "--from", sqlite_url, "--to", pg_url)
     assert again.returncode == 2 and "already holds keys" in again.stderr
 
@@ -139,6 +144,8 @@ async def test_db_copy_moves_every_key_so_that_it_keeps_working(pg_url, tmp_path
     listed = await (await target.get("/api/admin/keys", headers=ADMIN_HEADERS)).json()
     by_name = {k["name"]: k for k in listed["keys"]}
     assert by_name["kept"]["use_count"] >= 1 and by_name["gone"]["status"] == "revoked"
+    [remote] = (await (await target.get("/api/admin/upstreams", headers=ADMIN_HEADERS)).json())["upstreams"]
+    assert remote["state"] == "disabled" and remote["options"]["headers"] == ["Authorization"]  # opened: one secret
 
 
 @pytest.mark.slow

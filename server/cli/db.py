@@ -24,6 +24,7 @@ from skywarden.server.settings import Settings, parse_database_url
 STORE_SETTINGS = ("data_dir", "database_url", "log_level", "log_format", "log_file", "audit_log_file")
 STATUS_PAGE = 500  # keys read at a time while looking for unusable rate limits
 COPY_SETTINGS = ("data_dir", "log_level", "log_format", "log_file", "audit_log_file")  # the stores are --from/--to
+UPSTREAMS_SINCE = 4  # the schema version that keeps upstreams
 
 
 def add_db_commands(
@@ -118,13 +119,19 @@ async def _copy(args: argparse.Namespace, settings: Settings) -> int:
     try:
         await open_checked(target)
         try:
-            if await target.list(KeyFilter(limit=1)):
-                raise CliError("the target store already holds keys; copy into an empty one")
+            if await target.list(KeyFilter(limit=1)) or await target.list_upstreams():
+                raise CliError("the target store already holds keys or upstreams; copy into an empty one")
             keys = await source.export_keys()
+            # upstreams are kept from schema version 4 on; their credentials stay sealed as they are
+            upstreams = await source.list_upstreams() if await source.schema_version() >= UPSTREAMS_SINCE else []
+            copied_upstreams = 0
             try:
                 for record, hashes in keys:
                     await target.import_key(record, hashes)
                     copied.append((record, hashes))
+                for upstream in upstreams:
+                    await target.add_upstream(upstream)
+                    copied_upstreams += 1
             finally:  # a copy that stopped half-way is audited too, with what it copied
                 audit_operator_action(
                     CLI_ACTOR.name,
@@ -132,12 +139,14 @@ async def _copy(args: argparse.Namespace, settings: Settings) -> int:
                     source=display_url(source_url),
                     target=display_url(target_url),
                     keys=len(copied),
-                    complete=len(copied) == len(keys),
+                    upstreams=copied_upstreams,
+                    complete=len(copied) == len(keys) and copied_upstreams == len(upstreams),
                 )
         finally:
             await target.close()
     finally:
         await source.close()
     revoked = sum(1 for record, _ in copied if record.revoked_at is not None)
-    print(f"copied {len(copied)} keys ({revoked} revoked) with {sum(len(h) for _, h in copied)} hashes")
+    kept = sum(len(h) for _, h in copied)
+    print(f"copied {len(copied)} keys ({revoked} revoked) with {kept} hashes, and {copied_upstreams} upstreams")
     return 0
