@@ -48,7 +48,7 @@ from skywarden.server.http.proxy import parse_networks, proxy_middleware_for
 from skywarden.server.http.routes import Door
 from skywarden.server.http.security_headers import security_headers_for
 from skywarden.server.identity.service import build_identity, identity_context
-from skywarden.server.mcp.methods import McpMethods
+from skywarden.server.mcp.methods import McpMethods, ToolView
 from skywarden.server.mcp.sessions import SessionStore
 from skywarden.server.mcp.streams import ChangeStreams
 from skywarden.server.mcp.transport import McpEndpoint
@@ -195,7 +195,15 @@ def create_app(
     # last: start-up hooks see the open upstream pool; shutdown hooks run first, after the last call
     app.cleanup_ctx.append(lifecycle_context(PluginLifecycle(registry.plugins, runtimes, settings.plugin_hook_timeout)))
 
-    change_streams = ChangeStreams(lambda principal: frozenset(t.name for t in pipeline.visible_tools(principal)))
+    change_streams = ChangeStreams(
+        lambda principal, view: frozenset(t.name for t in pipeline.visible_tools(principal) if view.shows(t))
+    )
+
+    def upstream_view(name: str) -> ToolView | None:
+        if not any(c.name == name for c in gateway.configs):
+            return None
+        return ToolView(name, name + settings.gateway_separator)
+
     broadcast.on("key-changed", change_streams.end_for_key)
     app.on_shutdown.append(change_streams.end_all)
     app[STREAMS] = change_streams
@@ -206,6 +214,7 @@ def create_app(
         limits.charge,
         settings.max_batch_size,
         change_streams,
+        upstream_view,
     ).add_routes(app)
     readiness = {"key_store": key_store.ping, "rate_limiter": limits.reachable, "broadcast": broadcast.reachable}
     RestApi(pipeline, body_reader, readiness, gateway.states).add_routes(app)

@@ -64,9 +64,9 @@ async def call(client, tool: str, arguments: dict, headers: dict | None = None):
 
 
 @asynccontextmanager
-async def sdk_client(client, mode: str = "auto", **options):
+async def sdk_client(client, mode: str = "auto", path: str = "/mcp", **options):
     async with httpx2.AsyncClient(headers={"X-API-Key": client.api_key}) as http:
-        transport = streamable_http_client(str(client.make_url("/mcp")), http_client=http)
+        transport = streamable_http_client(str(client.make_url(path)), http_client=http)
         async with Client(transport, mode=mode, **options) as mcp:
             yield mcp
 
@@ -250,6 +250,15 @@ async def test_an_upstreams_list_change_reaches_a_2026_client_that_listens(gatew
             event = await asyncio.wait_for(anext(subscription), 10)
             assert type(event).__name__ == "ToolsListChanged"
         assert "calc__listener" in {t.name for t in (await mcp.list_tools()).tools}
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_an_upstreams_own_endpoint_serves_its_tools_by_their_own_names(gateway, mode):
+    async with sdk_client(gateway, mode, path="/mcp/u/calc") as mcp:
+        names = {t.name for t in (await mcp.list_tools()).tools}
+        assert {"add", "echo"} <= names and not any("__" in n or n.startswith("get_") for n in names)
+        result = await mcp.call_tool("add", {"a": 2, "b": 40})
+        assert result.structured_content == {"total": 42}
 
 
 async def test_rate_limits_and_cost_apply_to_upstream_calls(gateway):

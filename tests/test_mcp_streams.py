@@ -226,3 +226,45 @@ async def test_shutting_down_closes_every_listen_stream_with_its_result(make_ser
     assert frames == [
         {"jsonrpc": "2.0", "id": "l", "result": {"_meta": {SUBSCRIPTION_ID: "l"}, "resultType": "complete"}}
     ]
+
+
+async def test_an_upstreams_own_endpoint_shows_its_tools_alone_by_their_own_names(make_client, make_settings):
+    client = await make_client(make_settings(upstreams={"test": {"command": "x", "enabled": False}}))
+    source = client.server.app[REGISTRY].get("get_alerts")
+    tool = dataclasses.replace(source, name="test__alerts", upstream="test")
+    client.server.app[REGISTRY].replace_plugin(PluginInfo("upstream:test", "upstream:test", "test"), [tool])
+    client.server.app[GATEWAY].changed()
+    listing = modern_rpc("tools/list", id=1)
+    listed = await client.post("/mcp/u/test", json=listing, headers=modern_headers(listing))
+    assert [t["name"] for t in (await listed.json())["result"]["tools"]] == ["alerts"]
+    other = modern_rpc("tools/call", {"name": "get_forecast", "arguments": {}}, id=3)
+    refused = await client.post("/mcp/u/test", json=other, headers=modern_headers(other))
+    assert (await refused.json())["error"]["code"] == -32602  # not a tool of this upstream
+    session = await open_session(_Under(client, "/mcp/u/test"))
+    resp = await client.get("/mcp/u/test", headers={**session_headers(session, "2025-11-25"), **SSE})
+    announce(client.server.app, "unrelated")  # a tool of no upstream: not this endpoint's
+    await client.get("/api/health")
+    client.server.app[REGISTRY].replace_plugin(PluginInfo("upstream:test", "upstream:test", "test"), [])
+    client.server.app[GATEWAY].changed()
+    assert await next_frame(resp) == LIST_CHANGED
+    await client.delete("/mcp/u/test", headers=session_headers(session, "2025-11-25"))
+    assert await rest_of(resp) == []
+
+
+class _Under:
+    """A client view that posts to another MCP endpoint."""
+
+    def __init__(self, client, path: str) -> None:
+        self.client, self.path = client, path
+
+    async def post(self, path: str, **kwargs):
+        return await self.client.post(self.path, **kwargs)
+
+
+@pytest.mark.parametrize("path", ["/mcp/u/nothing", "/mcp/u/" + "x" * 300])
+async def test_an_endpoint_of_no_upstream_is_not_found(client, path):
+    listing = modern_rpc("tools/list", id=1)
+    resp = await client.post(path, json=listing, headers=modern_headers(listing))
+    body = await resp.json()
+    assert resp.status == 404 and body["error"]["code"] == -32600 and "no upstream named" in body["error"]["message"]
+    assert len(body["error"]["message"]) < 100

@@ -173,8 +173,8 @@ async def test_an_address_no_route_answers_keeps_its_areas_rule(make_settings, a
 
 
 async def test_the_door_is_json_rpc_at_mcp_only(make_settings, aiohttp_client):
-    """``door_of`` names the JSON-RPC door for /mcp, whatever the method (a 405 too), and the
-    problem+json door for every other address, known or not."""
+    """``door_of`` names the JSON-RPC door for /mcp and an upstream's /mcp/u/<name>, whatever the
+    method (a 405 too), and the problem+json door for every other address, known or not."""
     app = create_app(make_settings(**EVERY_FEATURE))
     seen: dict[tuple[str, str], Door] = {}
 
@@ -186,8 +186,9 @@ async def test_the_door_is_json_rpc_at_mcp_only(make_settings, aiohttp_client):
     app.middlewares.insert(0, record)
     client = await aiohttp_client(app)
     paths = {resource.canonical.replace("{", "").replace("}", "") for resource in app.router.resources()}
-    paths |= {"/mcp/", "/nope", "/api/admin/nope", "/admin/nope", "/metricsx"}
+    paths |= {"/mcp/", "/mcp/u/x/y", "/mcp/ux", "/nope", "/api/admin/nope", "/admin/nope", "/metricsx"}
+    json_rpc = {"/mcp", "/mcp/u/upstream", "/mcp/u/x/y"}
     for path in sorted(paths):
         for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"):
             await client.request(method, path)
-            assert seen[method, path] is (Door.JSON_RPC if path == "/mcp" else Door.PROBLEM), (method, path)
+            assert seen[method, path] is (Door.JSON_RPC if path in json_rpc else Door.PROBLEM), (method, path)

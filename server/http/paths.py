@@ -4,6 +4,8 @@ where the route is added (``http/routes.py``)."""
 from __future__ import annotations
 
 MCP_PATH = "/mcp"
+MCP_UPSTREAM_PREFIX = MCP_PATH + "/u"
+MCP_UPSTREAM_PATH = MCP_UPSTREAM_PREFIX + "/{upstream}"  # one upstream's tools alone (docs/gateway.md)
 HEALTH_PATH = "/api/health"
 READY_PATH = "/api/health/ready"
 TOOLS_PATH = "/api/mcp/tools"

@@ -18,7 +18,14 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from aiohttp.web_urldispatcher import AbstractResource
 
-from skywarden.server.http.paths import ADMIN_PREFIX, CONSOLE_PATH, DOCS_PATH, MCP_PATH, METRICS_PATH
+from skywarden.server.http.paths import (
+    ADMIN_PREFIX,
+    CONSOLE_PATH,
+    DOCS_PATH,
+    MCP_PATH,
+    MCP_UPSTREAM_PREFIX,
+    METRICS_PATH,
+)
 
 
 class Access(enum.Enum):
@@ -117,7 +124,7 @@ def area_rule(path: str) -> Rule | None:
     (a 404) is held to, so that an address the server does not have answers as its neighbours do
     (an admin address only to an admin, a console one to anyone, whether or not the console is
     on). ``tests/test_routes.py`` holds every route inside an area to the area's rule."""
-    if path == MCP_PATH:
+    if path == MCP_PATH or _under(path, MCP_UPSTREAM_PREFIX):
         return MCP
     if path == METRICS_PATH:
         return METRICS

@@ -71,15 +71,19 @@ class HandshakeEra:
         self.charge = charge
         self.max_batch_size = max_batch_size
 
-    async def handle(self, request: web.Request, version_header: str | None) -> web.StreamResponse:
+    async def handle(
+        self, request: web.Request, version_header: str | None, methods: McpMethods | None = None
+    ) -> web.StreamResponse:
+        """``methods``: the endpoint's view of the tools (``/mcp/u/<name>``), else every tool."""
+        methods = methods if methods is not None else self.methods
         if request.method == "POST":
-            return await self._post(request, version_header)
+            return await self._post(request, version_header, methods)
         _check_version(version_header)
         if request.method == "DELETE":
             return await self._delete(request)
-        return await self._listen(request)
+        return await self._listen(request, methods)
 
-    async def _listen(self, request: web.Request) -> web.StreamResponse:
+    async def _listen(self, request: web.Request, methods: McpMethods) -> web.StreamResponse:
         """GET: the session's stream of server-initiated messages, ``notifications/tools/list_changed``
         alone; one per session."""
         _, sse_ok = accepts(request)
@@ -88,7 +92,7 @@ class HandshakeEra:
         session = await self._session(request, request.headers.get(p.SESSION_HEADER))
         if self.streams.has_session(session.id):
             raise p.RpcError(p.INVALID_REQUEST, "This session's stream is already open", status=409)
-        stream = self.streams.add(state_of(request).caller, session.id)
+        stream = self.streams.add(state_of(request).caller, session.id, methods.view)
         note(request, mcp_method="stream/listen", protocol_version=session.protocol_version)
         return await self.streams.serve(request, stream, LIST_CHANGED)
 
@@ -109,7 +113,7 @@ class HandshakeEra:
         note(request, mcp_method="session/delete")
         return web.Response(status=204)
 
-    async def _post(self, request: web.Request, version_header: str | None) -> web.StreamResponse:
+    async def _post(self, request: web.Request, version_header: str | None, methods: McpMethods) -> web.StreamResponse:
         """One POST. A supported version header that differs from the negotiated revision is
         accepted, as the official SDK does (the conformance suite relies on it); answers follow
         the negotiated revision."""
@@ -120,8 +124,8 @@ class HandshakeEra:
             return await self._initialize(request, message)
         session = await self._session(request, session_id)
         if isinstance(message, list):
-            return await self._batch(request, session, message)
-        return await self._single(request, session, message)
+            return await self._batch(request, session, message, methods)
+        return await self._single(request, session, message, methods)
 
     async def _initialize(self, request: web.Request, message: dict[str, Any]) -> web.StreamResponse:
         if not p.is_request(message):
@@ -154,7 +158,9 @@ class HandshakeEra:
         )
         return json_response(p.result_message(message["id"], result), 200, {p.SESSION_HEADER: session.id})
 
-    async def _single(self, request: web.Request, session: Session, message: Any) -> web.StreamResponse:
+    async def _single(
+        self, request: web.Request, session: Session, message: Any, methods: McpMethods
+    ) -> web.StreamResponse:
         if p.is_notification(message):
             note(request, mcp_method=message["method"], protocol_version=session.protocol_version)
             if message["method"] == "notifications/initialized" and not session.initialized:
@@ -167,7 +173,7 @@ class HandshakeEra:
             raise p.RpcError(p.INVALID_REQUEST, "Not a valid JSON-RPC 2.0 message", status=400)
         version = session.protocol_version
         return await run_request(
-            request, self.methods, message, version, HANDLERS, _handshake_status, session.client_capabilities
+            request, methods, message, version, HANDLERS, _handshake_status, session.client_capabilities
         )
 
     async def _charge_batch(self, request: web.Request, requests: int) -> None:
@@ -178,7 +184,9 @@ class HandshakeEra:
         if requests > 1 and principal.metered:
             state.rate_limit_fields = await self.charge(principal, requests - 1)
 
-    async def _batch(self, request: web.Request, session: Session, batch: list[Any]) -> web.StreamResponse:
+    async def _batch(
+        self, request: web.Request, session: Session, batch: list[Any], methods: McpMethods
+    ) -> web.StreamResponse:
         if session.protocol_version not in p.BATCH_VERSIONS:
             raise p.RpcError(
                 p.INVALID_REQUEST, f"JSON-RPC batches are not supported at {session.protocol_version}", status=400
@@ -202,7 +210,7 @@ class HandshakeEra:
             try:
                 reply = await answer(
                     request,
-                    self.methods,
+                    methods,
                     message,
                     session.protocol_version,
                     HANDLERS,

@@ -9,6 +9,7 @@ kept (``calls/caches.py``); a kept tool result once per revision.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 from skywarden.server import __version__
@@ -16,6 +17,7 @@ from skywarden.server.calls import caches
 from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
+from skywarden.server.plugins.model import RegisteredTool
 from skywarden.server.principal import Principal
 from skywarden.server.request_state import Prepaid
 from skywarden.server.ttlcache import TTLCache
@@ -51,24 +53,55 @@ def discover_result() -> dict[str, Any]:
     )
 
 
+@dataclass(frozen=True)
+class ToolView:
+    """Which tools an endpoint shows, and by which names: every tool as it is (``/mcp``), or one
+    upstream's alone, without its prefix (``/mcp/u/<name>``: ``add`` for ``calc__add``)."""
+
+    upstream: str | None = None
+    prefix: str = ""
+
+    def shows(self, tool: RegisteredTool) -> bool:
+        return self.upstream is None or tool.upstream == self.upstream
+
+    def outside(self, name: str) -> str:
+        return name[len(self.prefix) :]
+
+    def inside(self, name: str) -> str:
+        return self.prefix + name
+
+
+EVERY_TOOL = ToolView()
+
+
 class McpMethods:
-    def __init__(self, pipeline: ToolPipeline, tool_lists: TTLCache | None = None) -> None:
+    def __init__(self, pipeline: ToolPipeline, tool_lists: TTLCache | None = None, view: ToolView = EVERY_TOOL) -> None:
         self.pipeline = pipeline
         self.tool_lists = tool_lists if tool_lists is not None else caches.tool_lists()
+        self.view = view
+
+    def viewed(self, view: ToolView) -> McpMethods:
+        """The same methods through ``view`` (the encoded lists are kept apart per view)."""
+        return McpMethods(self.pipeline, self.tool_lists, view)
 
     def tools_list(self, version: str, principal: Principal) -> bytes:
         """The encoded tools/list result for this revision and this key's scopes (what it shows
         depends on nothing else: the registry is the app's)."""
-        cache_key = (version, principal.scopes)
+        view = self.view
+        cache_key = (version, principal.scopes, view.upstream)
         cached: bytes | None = self.tool_lists.get(cache_key, count=False)
         if cached is not None:
             return cached
         structured = version in p.STRUCTURED_VERSIONS
         tools = []
         for tool in self.pipeline.visible_tools(principal):
+            if not view.shows(tool):
+                continue
             entry = tool.describe(with_output_schema=structured)
             if not structured:
                 entry.pop("title", None)
+            if view.prefix:
+                entry["name"] = view.outside(entry["name"])
             tools.append(entry)
         result: dict[str, Any] = {"tools": tools}
         if version in p.MODERN_VERSIONS:
@@ -95,6 +128,7 @@ class McpMethods:
         name = params.get("name")
         if not isinstance(name, str):
             raise p.RpcError(p.INVALID_PARAMS, "params.name must be the name of a tool")
+        name = self.view.inside(name)
         try:
             outcome = await self.pipeline.call(
                 name,

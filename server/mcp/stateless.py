@@ -80,7 +80,7 @@ class StatelessEra:
         self.body_reader = body_reader
         self.streams = streams
 
-    async def _listen(self, request: web.Request, message: dict[str, Any]) -> web.StreamResponse:
+    async def _listen(self, request: web.Request, message: dict[str, Any], methods: McpMethods) -> web.StreamResponse:
         """``subscriptions/listen``: acknowledged with the part of the filter this server honours
         (``toolsListChanged``: it offers no prompts or resources), then a
         ``notifications/tools/list_changed`` at each change, every frame stamped with the request's
@@ -94,7 +94,7 @@ class StatelessEra:
         meta = {SUBSCRIPTION_ID: message["id"]}
         honored = {"toolsListChanged": True} if tools else {}
         note(request, mcp_method=LISTEN)
-        stream = self.streams.add(state_of(request).caller)
+        stream = self.streams.add(state_of(request).caller, view=methods.view)
         if not honored:
             stream.ended.set()  # nothing this server could ever send: acknowledged, then closed
         return await self.streams.serve(
@@ -105,7 +105,11 @@ class StatelessEra:
             last=dumps(p.result_message(message["id"], {"_meta": meta, "resultType": "complete"})),
         )
 
-    async def handle(self, request: web.Request, version_header: str) -> web.StreamResponse:
+    async def handle(
+        self, request: web.Request, version_header: str, methods: McpMethods | None = None
+    ) -> web.StreamResponse:
+        """``methods``: the endpoint's view of the tools (``/mcp/u/<name>``), else every tool."""
+        methods = methods if methods is not None else self.methods
         note(request, protocol_version=version_header[:40])
         if request.method != "POST":
             raise ApiError(METHOD_NOT_ALLOWED, f"{version_header} takes POST only.", headers={"Allow": "POST"})
@@ -125,10 +129,10 @@ class StatelessEra:
         try:
             check_envelope(request, message)
             if message["method"] == LISTEN:
-                return await self._listen(request, message)
+                return await self._listen(request, message, methods)
         except p.RpcError as error:
             note(request, mcp_method=message["method"], rpc_error=error.code)
             return error_answer(message["id"], error, _status(error))
         capabilities = message["params"]["_meta"][p.META_CLIENT_CAPABILITIES]
         capabilities = capabilities if isinstance(capabilities, dict) else {}
-        return await run_request(request, self.methods, message, version_header, HANDLERS, _status, capabilities)
+        return await run_request(request, methods, message, version_header, HANDLERS, _status, capabilities)

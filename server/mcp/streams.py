@@ -23,6 +23,7 @@ from aiohttp import web
 
 from skywarden.server.errors import TOO_MANY_STREAMS, ApiError
 from skywarden.server.jsonutil import dumps
+from skywarden.server.mcp.methods import EVERY_TOOL, ToolView
 from skywarden.server.principal import Principal
 
 MAX_STREAMS_PER_PRINCIPAL = 8
@@ -36,13 +37,14 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 
-Visible = Callable[[Principal], frozenset[str]]
+Visible = Callable[[Principal, ToolView], frozenset[str]]
 
 
 @dataclass(eq=False)
 class ChangeStream:
     principal: Principal
     session_id: str | None
+    view: ToolView
     seen: frozenset[str]  # the tool names this principal saw when last told
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # the server ends it
@@ -50,14 +52,15 @@ class ChangeStream:
 
 
 class ChangeStreams:
-    """This instance's open change streams. ``visible``: the tool names a principal may see now."""
+    """This instance's open change streams. ``visible``: the tool names a principal may see now
+    through a view (an endpoint's: every tool, or one upstream's)."""
 
     def __init__(self, visible: Visible) -> None:
         self.visible = visible
         self.open: set[ChangeStream] = set()
         self.closing = False
 
-    def add(self, principal: Principal, session_id: str | None = None) -> ChangeStream:
+    def add(self, principal: Principal, session_id: str | None = None, view: ToolView = EVERY_TOOL) -> ChangeStream:
         mine = sum(1 for s in self.open if s.principal.id == principal.id)
         if mine >= MAX_STREAMS_PER_PRINCIPAL or len(self.open) >= MAX_STREAMS or self.closing:
             raise ApiError(
@@ -66,7 +69,7 @@ class ChangeStreams:
                 headers={"Retry-After": str(STREAM_RETRY_SECONDS)},
                 audit={"limit": "streams"},
             )
-        stream = ChangeStream(principal, session_id, self.visible(principal))
+        stream = ChangeStream(principal, session_id, view, self.visible(principal, view))
         self.open.add(stream)
         return stream
 
@@ -75,7 +78,7 @@ class ChangeStreams:
 
     def tools_changed(self) -> None:
         for stream in self.open:
-            now = self.visible(stream.principal)
+            now = self.visible(stream.principal, stream.view)
             if now != stream.seen:
                 stream.seen = now
                 stream.changed.set()

@@ -6,16 +6,18 @@ raises outside a dispatched request is answered here, with the id of the message
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from aiohttp_apigami import docs
 
 from skywarden.server.calls.pipeline import Charger
 from skywarden.server.http.body import BodyReader
-from skywarden.server.http.paths import MCP_PATH
+from skywarden.server.http.paths import MCP_PATH, MCP_UPSTREAM_PATH
 from skywarden.server.http.routes import MCP, add_route
 from skywarden.server.mcp import protocol as p
 from skywarden.server.mcp.handshake import HandshakeEra
-from skywarden.server.mcp.methods import McpMethods
+from skywarden.server.mcp.methods import McpMethods, ToolView
 from skywarden.server.mcp.sessions import SessionStore
 from skywarden.server.mcp.stateless import StatelessEra
 from skywarden.server.mcp.streams import ChangeStreams
@@ -33,7 +35,10 @@ class McpEndpoint:
         charge: Charger,
         max_batch_size: int,
         streams: ChangeStreams,
+        views: Callable[[str], ToolView | None] = lambda name: None,
     ) -> None:
+        self.methods = methods
+        self.views = views  # an upstream's name -> its endpoint's view of the tools (None: no such upstream)
         self.handshake = HandshakeEra(methods, sessions, body_reader, charge, max_batch_size, streams)
         self.stateless = StatelessEra(methods, body_reader, streams)
 
@@ -68,12 +73,23 @@ class McpEndpoint:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         version = request.headers.get(p.VERSION_HEADER)
         try:
+            methods = self._methods_of(request)
             if version is None or version in p.HANDSHAKE_ERA_NAMES:
-                return await self.handshake.handle(request, version)
-            return await self.stateless.handle(request, version)
+                return await self.handshake.handle(request, version, methods)
+            return await self.stateless.handle(request, version, methods)
         except p.RpcError as error:
             note(request, rpc_error=error.code)
             return error_answer(state_of(request).rpc_id, error, error.status or 400)
+
+    def _methods_of(self, request: web.Request) -> McpMethods:
+        """``/mcp``: every tool; ``/mcp/u/<name>``: that upstream's tools alone, by their own names."""
+        name = request.match_info.get("upstream")
+        if name is None:
+            return self.methods
+        view = self.views(name)
+        if view is None:
+            raise p.RpcError(p.INVALID_REQUEST, f"There is no upstream named {name[:40]!r} here.", status=404)
+        return self.methods.viewed(view)
 
     def add_routes(self, app: web.Application) -> None:
         # POST, GET (a handshake session's stream; 405 at 2026-07-28) and DELETE. Any other method
@@ -81,3 +97,4 @@ class McpEndpoint:
         # aiohttp-cors adds its own OPTIONS.)
         for method in ("POST", "GET", "DELETE"):
             add_route(app, method, MCP_PATH, self.handle, rule=MCP)
+            add_route(app, method, MCP_UPSTREAM_PATH, self.handle, rule=MCP)
