@@ -316,9 +316,7 @@ class Suite:
         finally:
             self.nws.stop()
 
-    def rounds(
-        self, runs: dict[str, tuple[int, Request, Path]], connections: int | None = None
-    ) -> dict[str, Measured]:
+    def rounds(self, runs: dict[str, tuple[int, Request, Path]], connections: int | None = None) -> dict[str, Measured]:
         """Each named run ``--rounds`` times, interleaved (a noisy minute hits all alike); medians."""
         found: dict[str, list[Measured]] = {name: [] for name in runs}
         for _ in range(self.args.rounds):
@@ -507,8 +505,12 @@ class Suite:
             for name in runs:
                 self.rows.append(Row("gateway tools/call get_forecast, 1 connection", name, latency[name]))
                 self.rows.append(
-                    Row(f"gateway tools/call get_forecast, {self.args.connections} connections", name, load[name],
-                        sdk=load[name].rps / load[direct].rps)  # fmt: skip
+                    Row(
+                        f"gateway tools/call get_forecast, {self.args.connections} connections",
+                        name,
+                        load[name],
+                        sdk=load[name].rps / load[direct].rps,
+                    )
                 )
             for name in list(runs)[1:]:
                 self.notes.append(

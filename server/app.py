@@ -89,6 +89,7 @@ def create_app(
         declared=settings.upstreams,
         separator=settings.gateway_separator,
         admin_commands=settings.upstream_admin_commands,
+        admin_env=settings.upstream_admin_env,
         changed=lambda: broadcast.publish("upstreams-changed"),
     )
     grantable_now: list[frozenset[str]] = []  # made again after every change of tools or upstreams
@@ -196,8 +197,10 @@ def create_app(
     app.cleanup_ctx.append(lifecycle_context(PluginLifecycle(registry.plugins, runtimes, settings.plugin_hook_timeout)))
 
     change_streams = ChangeStreams(
-        lambda principal, view: frozenset(t.name for t in pipeline.visible_tools(principal) if view.shows(t))
+        lambda principal, view: frozenset(t.name for t in pipeline.visible_tools(principal) if view.shows(t)),
+        authentication.still_valid,
     )
+    broadcast.on("session-ended", change_streams.end_session)
 
     def upstream_view(name: str) -> ToolView | None:
         if not any(c.name == name for c in gateway.configs):
@@ -215,6 +218,7 @@ def create_app(
         settings.max_batch_size,
         change_streams,
         upstream_view,
+        lambda session_id: broadcast.publish("session-ended", session_id),
     ).add_routes(app)
     readiness = {"key_store": key_store.ping, "rate_limiter": limits.reachable, "broadcast": broadcast.reachable}
     RestApi(pipeline, body_reader, readiness, gateway.states).add_routes(app)

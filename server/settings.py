@@ -137,6 +137,13 @@ def _admin_commands(value: Any) -> tuple[str, ...]:
     return commands
 
 
+def _admin_env(value: Any) -> tuple[str, ...]:
+    patterns = _string_list(value)
+    if len(patterns) > 100 or any(not re.fullmatch(r"[A-Za-z0-9_*?]{1,100}", p) for p in patterns):
+        raise ValueError("must be at most 100 variable names or patterns of letters, digits, _, * and ?")
+    return patterns
+
+
 def _origins(value: Any) -> tuple[str, ...]:
     """Each origin as a browser sends it (``HTTPS://App.example.com:443`` is
     ``https://app.example.com``), so that comparing strings compares origins."""
@@ -534,6 +541,12 @@ class Settings:
         _admin_commands,
         "commands an admin may start as stdio upstreams through the admin API, console or CLI "
         "(comma-separated, exactly as given; * = any); empty = remote upstreams only",
+    )
+    upstream_admin_env: tuple[str, ...] = _setting(
+        (),
+        _admin_env,
+        "environment variable names an admin may give such a stdio upstream (comma-separated; shell "
+        "patterns such as CALC_*); never a loader or interpreter variable (LD_*, PYTHON*, NODE_OPTIONS, ...)",
     )
     # Not settings of their own (no flag, no variable): what load_settings made of the plugins' settings.
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))

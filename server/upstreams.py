@@ -22,6 +22,7 @@ UPSTREAM_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*\Z")  # \Z: "$" would
 MAX_NAME = 32
 SEPARATORS = ("__", "_", "-", "--", ".", "..")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}\Z")
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*\Z")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}\Z")
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}\Z")
 # Hop-by-hop, framing and MCP's own headers: the transport sets them, a configured value may not.
@@ -232,6 +233,8 @@ def _url(value: Any, where: str) -> str:
         raise ValueError(f"{where} must not carry credentials; put the upstream's credential in headers")
     if parts.fragment:
         raise ValueError(f"{where} must not have a fragment")
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError(f"{where} must not hold spaces or control characters (percent-encode them)")
     return text
 
 
@@ -278,10 +281,19 @@ def _identity_header(table: dict[str, Any], where: str) -> str:
 
 def _headers(value: Any, where: str) -> Mapping[str, SecretSource]:
     found = _sources(value, where, _HEADER_NAME, "a header name")
-    for name in found:
+    for name, source in found.items():
         if name.lower() in _RESERVED_HEADERS:
             raise ValueError(f"{where}: {name} is set by the transport, not by configuration")
+        for part in (source.text, source.prefix):
+            if part is not None and not is_header_value(part):
+                raise ValueError(f"{where}.{name} must be visible ASCII, spaces and tabs (no line break)")
     return found
+
+
+def is_header_value(text: str) -> bool:
+    """What an HTTP header value may be (RFC 9110 field-value, ASCII only): one for a header
+    given as text is checked here, one read from a file or variable when it is read."""
+    return _HEADER_VALUE.match(text) is not None
 
 
 def check_separator(value: Any) -> str:

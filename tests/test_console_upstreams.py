@@ -145,7 +145,9 @@ async def test_a_remote_upstream_added_disabled_then_removed(make_server, browse
 
 @slow
 async def test_a_stdio_upstream_from_the_form_sends_its_arguments_and_environment(make_server, make_settings, browser):  # noqa: F811
-    base, seen, page = await open_console(make_server, browser, make_settings(upstream_admin_commands=["calc-server"]))
+    base, seen, page = await open_console(
+        make_server, browser, make_settings(upstream_admin_commands=["calc-server"], upstream_admin_env=["CALC_*"])
+    )
     token = secrets.token_urlsafe(24)
     SECRETS.add(token)
     await page.get_by_role("button", name="Add upstream").click()

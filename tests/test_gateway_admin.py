@@ -174,6 +174,12 @@ async def test_each_change_is_audited_with_the_actor_and_without_the_credential(
         ({"name": "calc", "command": "x", "env": {"1X": "y"}}, "env", "environment variable"),
         ({"name": "calc", "command": "x\x00y"}, "command", "NUL"),
         ({"name": "calc", "command": "x", "args": "-v"}, "args", "array"),
+        ({**REMOTE, "headers": {"Authorization": "Bearer a\r\nX-Injected: yes"}}, "headers", "visible ASCII"),
+        ({**REMOTE, "headers": {"X-A": "caf\u00e9"}}, "headers", "visible ASCII"),
+        ({**REMOTE, "headers": {"X-A": "a\x7fb"}}, "headers", "visible ASCII"),
+        ({**REMOTE, "url": "https://exa mple.com/mcp"}, "url", "spaces or control"),
+        ({**REMOTE, "url": "https://example.com/m\tcp"}, "url", "spaces or control"),
+        ({**REMOTE, "allow_private": True}, "allow_private", "upstream_allowed_networks"),
     ],
 )
 async def test_a_malformed_upstream_is_refused_naming_what_is_wrong_and_nothing_is_stored(client, body, field, words):
@@ -235,7 +241,7 @@ async def test_only_an_admin_may_see_or_change_upstreams(client):
 
 
 async def test_a_stdio_upstream_needs_its_command_listed_by_the_operator(make_client, make_settings):
-    client = await make_client(make_settings(upstream_admin_commands=[sys.executable]))
+    client = await make_client(make_settings(upstream_admin_commands=[sys.executable], upstream_admin_env=["T"]))
     body = {"name": "calc", "command": sys.executable, "args": ["-m", "x"], "env": {"T": ENV_VALUE}, "enabled": False}
     view = await add(client, body)
     assert view["options"]["command"] == sys.executable and view["options"]["env"] == ["T"]
@@ -263,3 +269,63 @@ async def test_credentials_sealed_with_another_secret_must_be_given_again(make_c
     assert kept.status == 409 and "give headers again" in (await kept.json())["detail"]
     resp = await second.admin.patch(f"{PATH}/remote", json={"headers": {"Authorization": f"Bearer {TOKEN}"}})
     assert resp.status == 200 and (await resp.json())["state"] == "disabled"
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["LD_PRELOAD", "PYTHONWARNINGS", "PYTHONSTARTUP", "NODE_OPTIONS", "BASH_ENV", "PATH", "ld_preload", "BROWSER"],
+)
+async def test_a_variable_that_steers_a_loader_or_interpreter_is_never_an_admins(make_client, make_settings, variable):
+    client = await make_client(make_settings(upstream_admin_commands=["*"], upstream_admin_env=["*"]))
+    body = {"name": "calc", "command": "node", "env": {variable: "x"}, "enabled": False}
+    problem = await add(client, body, 422)
+    assert problem["errors"][0]["field"] == "env" and "may not set it" in problem["errors"][0]["messages"][0]
+    assert stored_rows(client) == []
+
+
+async def test_only_the_variables_the_operator_names_may_be_given(make_client, make_settings):
+    client = await make_client(make_settings(upstream_admin_commands=["*"], upstream_admin_env=["CALC_*"]))
+    await add(client, {"name": "calc", "command": "x", "env": {"CALC_TOKEN": ENV_VALUE}, "enabled": False})
+    problem = await add(client, {"name": "other", "command": "x", "env": {"OTHER": "y"}, "enabled": False}, 422)
+    assert (
+        "upstream_admin_env" in problem["errors"][0]["messages"][0] and "CALC_*" in problem["errors"][0]["messages"][0]
+    )
+
+
+async def test_moving_an_upstream_needs_its_credentials_again(client):
+    await add(client, REMOTE)
+    moved = await client.admin.patch(f"{PATH}/remote", json={"url": "https://elsewhere.example/mcp"})
+    assert moved.status == 409 and "give headers" in (await moved.json())["detail"]
+    [(_, spec)] = stored_rows(client)
+    assert "mcp.example.com" in spec  # unchanged
+    given = {"url": "https://elsewhere.example/mcp", "headers": {"Authorization": f"Bearer {TOKEN}"}}
+    assert (await client.admin.patch(f"{PATH}/remote", json=given)).status == 200
+
+
+async def test_a_row_moved_in_the_database_does_not_open_its_credentials(client, make_client, make_settings):
+    await add(client, REMOTE)
+    url = client.server.app[SETTINGS].resolved_database_url.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(url)) as db:
+        db.execute("UPDATE upstreams SET spec = replace(spec, 'mcp.example.com', 'evil.example')")
+        db.commit()
+    view = (await listed(client))["remote"]
+    assert view["state"] == "unusable" and "cannot be opened" in view["problem"]
+
+
+async def test_adds_racing_each_other_keep_the_bound(client, monkeypatch):
+    monkeypatch.setattr(upstream_operations, "MAX_STORED_UPSTREAMS", 3)
+    answers = await asyncio.gather(*(client.admin.post(PATH, json={**REMOTE, "name": f"u{i}"}) for i in range(8)))
+    assert sorted(a.status for a in answers) == [201] * 3 + [409] * 5
+    assert len(stored_rows(client)) == 3
+
+
+async def test_an_admins_header_value_never_blanks_the_audit_trail_and_goes_with_its_upstream(client):
+    from skywarden.server.observability import redaction
+
+    value = "upstream.remove"  # what the audit line of a removal says
+    await add(client, {**REMOTE, "headers": {"X-Trick": value, "Authorization": f"Bearer {TOKEN}"}})
+    assert value in redaction.owned_secrets
+    assert (await client.admin.delete(f"{PATH}/remote")).status == 204
+    removal = [e for e in drain_logs() if e.get("upstream") == "remote" and e.get("event") == "admin action"][-1]
+    assert removal["action"] == "upstream.remove"
+    assert value not in redaction.owned_secrets and TOKEN not in redaction.owned_secrets

@@ -41,9 +41,15 @@ async def add(admin, body: dict) -> dict:
     return await resp.json()
 
 
-async def test_an_added_upstream_serves_its_tools_and_they_go_at_once_when_disabled_or_removed(client):
+LOOPBACK = {"upstream_allowed_networks": "127.0.0.1/32"}  # where the test's upstreams listen: the operator allows it
+
+
+async def test_an_added_upstream_serves_its_tools_and_they_go_at_once_when_disabled_or_removed(
+    make_client, make_settings
+):
+    client = await make_client(make_settings(**LOOPBACK))
     async with http_upstream_process() as url:
-        view = await add(client.admin, {"name": "remote", "url": url, "allow_private": True})
+        view = await add(client.admin, {"name": "remote", "url": url})
         assert view["state"] in ("starting", "up")
         await up(client.server, "remote")
         answer = await client.post("/api/mcp/tools/remote__add", json={"a": 2, "b": 40})
@@ -69,9 +75,10 @@ async def test_an_added_upstream_serves_its_tools_and_they_go_at_once_when_disab
         assert "remote" not in gateway.connections and (await client.admin.get(PATH)).status == 200
 
 
-async def test_a_key_scoped_to_an_added_upstream_calls_it_and_nothing_else(client):
+async def test_a_key_scoped_to_an_added_upstream_calls_it_and_nothing_else(make_client, make_settings):
+    client = await make_client(make_settings(**LOOPBACK))
     async with http_upstream_process() as url:
-        await add(client.admin, {"name": "remote", "url": url, "allow_private": True})
+        await add(client.admin, {"name": "remote", "url": url})
         await up(client.server, "remote")
         key = await create_key(client.admin, scopes=["upstream:remote"])
         headers = {"X-API-Key": key["key"]}
@@ -81,7 +88,7 @@ async def test_a_key_scoped_to_an_added_upstream_calls_it_and_nothing_else(clien
 
 
 async def test_a_stdio_upstream_added_by_an_admin_gets_its_environment(make_client, make_settings):
-    client = await make_client(make_settings(upstream_admin_commands=[sys.executable]))
+    client = await make_client(make_settings(upstream_admin_commands=[sys.executable], upstream_admin_env=["CALC_*"]))
     await add(client.admin, {"name": "calc", **stdio_upstream(env={"CALC_VALUE": ENV_VALUE})})
     await up(client.server, "calc")
     answer = await client.post("/api/mcp/tools/calc__environment", json={"name": "CALC_VALUE"})
@@ -92,10 +99,10 @@ async def test_instances_sharing_the_store_and_redis_start_and_drop_an_added_ups
     make_client, make_settings
 ):
     async with redis_prefix() as (redis_url, prefix), http_upstream_process() as url:
-        shared = {"redis_url": redis_url, "redis_key_prefix": prefix, "secret": SHARED_SECRET}
+        shared = {"redis_url": redis_url, "redis_key_prefix": prefix, "secret": SHARED_SECRET, **LOOPBACK}
         first = await make_client(make_settings(**shared))
         second = await make_client(make_settings(**shared))
-        await add(first.admin, {"name": "remote", "url": url, "allow_private": True})
+        await add(first.admin, {"name": "remote", "url": url})
         assert "remote" in second.server.app[GATEWAY].connections  # the broadcast was confirmed before the answer
         await up(second.server, "remote")
         answer = await second.post("/api/mcp/tools/remote__add", json={"a": 20, "b": 22})

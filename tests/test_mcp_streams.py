@@ -7,16 +7,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 
-from skywarden.server.appkeys import GATEWAY, REGISTRY, STREAMS
+from skywarden.server.appkeys import AUTHENTICATOR, GATEWAY, REGISTRY, STREAMS
 from skywarden.server.mcp import streams as streams_module
 from skywarden.server.plugins.model import PluginInfo
 from tests.support.admin import create_key
 from tests.support.logs import SECRETS
 from tests.support.mcp_helpers import ACCEPT_BOTH, modern_headers, modern_rpc, open_session, post, session_headers
+from tests.support.services import redis_prefix
 
 SSE = {"Accept": "text/event-stream"}
 SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
@@ -165,6 +167,39 @@ async def test_ending_the_session_or_revoking_the_key_ends_its_stream(client):
     assert (await client.admin.delete(f"/api/admin/keys/{key['id']}")).status == 204
     assert await rest_of(by_revoke) == []
     assert (await open_get(client.anonymous, session, headers)).status == 401
+
+
+async def test_a_stream_ends_when_its_key_expires(client, monkeypatch):
+    monkeypatch.setattr(streams_module, "CHECK_SECONDS", 0.05)
+    key = await create_key(client.admin, expires_at="2099-01-01T00:00:00Z")
+    headers = {"X-API-Key": key["key"]}
+    session = await open_session(_with(client, headers))
+    resp = await open_get(client.anonymous, session, headers)
+    [stream] = client.server.app[STREAMS].open
+    authenticator = client.server.app[AUTHENTICATOR]
+    monkeypatch.setattr(authenticator, "now", lambda: datetime(2099, 1, 2, tzinfo=UTC))  # the clock, moved by hand
+    await asyncio.wait_for(stream.closed.wait(), 5)
+    assert await rest_of(resp) == []
+
+
+@pytest.mark.slow
+async def test_a_session_deleted_through_one_instance_ends_its_stream_on_another(make_client, make_settings):
+    async with redis_prefix() as (redis_url, prefix):
+        shared = {
+            "redis_url": redis_url,
+            "redis_key_prefix": prefix,
+            "secret": "shared-secret-of-two-instances-0123456",
+        }
+        first = await make_client(make_settings(**shared))
+        second = await make_client(make_settings(**shared))
+        second.api_key = first.api_key
+        session = await open_session(first)
+        resp = await open_get(second.anonymous, session, {"X-API-Key": first.api_key})
+        assert resp.status == 200
+        [stream] = second.server.app[STREAMS].open
+        assert (await first.delete("/mcp", headers=session_headers(session, "2025-11-25"))).status == 204
+        assert stream.ended.is_set()  # told before the answer: the broadcast was confirmed
+        assert await rest_of(resp) == []
 
 
 async def test_a_listen_stream_is_acknowledged_then_tells_each_change_stamped_with_its_id(client):

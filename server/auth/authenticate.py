@@ -25,10 +25,11 @@ from skywarden.server.auth.credentials import AdminCredential
 from skywarden.server.errors import AMBIGUOUS_CREDENTIALS, CREDENTIAL_IN_URL, UNAUTHORIZED, ApiError
 from skywarden.server.http.challenges import REALM, bearer_challenge
 from skywarden.server.http.routes import Access, Door, rule_of
+from skywarden.server.identity.jwks import IssuerUnavailable
 from skywarden.server.identity.resource import challenge
 from skywarden.server.identity.service import Identity
 from skywarden.server.identity.signin import admin_principal, refused, subject_principal
-from skywarden.server.identity.tokens import looks_like_jwt
+from skywarden.server.identity.tokens import TokenRefused, looks_like_jwt
 from skywarden.server.keys import KEY_ANYWHERE, PRODUCT, display_prefix, is_well_formed, key_environment
 from skywarden.server.observability.audit import note
 from skywarden.server.principal import Principal
@@ -170,6 +171,25 @@ class Authentication:
                 raise self.unauthorized(request, failure.reason, bool(credential)) from None
         state_of(request).principal = principal
         return principal
+
+    async def still_valid(self, request: web.Request) -> bool:
+        """Whether the credential ``request`` was let in with still holds (a change stream asks
+        now and then): the key, or the access token (its expiry, its issuer's keys). No use is
+        counted, nothing is audited."""
+        try:
+            credential = presented_credential(request)
+        except ApiError:
+            return False
+        identity = self.identity
+        if credential and looks_like_jwt(credential):
+            if identity is None or not identity.resource_server:
+                return False
+            try:
+                await identity.verifier.verify(credential, identity.resource_url)
+            except (TokenRefused, IssuerUnavailable):  # the client opens it again, and hears why
+                return False
+            return True
+        return await self.keys.still_valid(credential)
 
     def _metrics_principal(self, request: web.Request, credential: str | None) -> Principal:
         token = bearer_token(request)

@@ -107,6 +107,22 @@ class Authenticator:
         self._hash = keys.key_hasher(self.secret)
 
     async def authenticate(self, presented: str | None) -> Principal:
+        entry = await self._verified(presented)
+        now = self.now()
+        count, _ = self._usage.get(entry.principal.id, (0, now))
+        self._usage[entry.principal.id] = (count + 1, now)
+        return entry.principal
+
+    async def still_valid(self, presented: str | None) -> bool:
+        """Whether the key a long-lived answer (a change stream) was opened with still holds:
+        not revoked, disabled, expired or rotated out. No use is counted."""
+        try:
+            await self._verified(presented)
+        except AuthFailure:
+            return False
+        return True
+
+    async def _verified(self, presented: str | None) -> _Cached:
         if not presented:
             raise AuthFailure("missing")
         key_hash = self._hash(presented)
@@ -133,9 +149,7 @@ class Authenticator:
             raise AuthFailure(EXPIRED, entry.principal)
         if entry.valid_until is not None and entry.valid_until <= now:
             raise AuthFailure("rotated", entry.principal)
-        count, _ = self._usage.get(entry.principal.id, (0, now))
-        self._usage[entry.principal.id] = (count + 1, now)
-        return entry.principal
+        return entry
 
     async def known_key(self, presented: str) -> Principal | None:
         """The key ``presented`` is, when the store knows it, to name a refused request by: the

@@ -30,6 +30,7 @@ from skywarden.server.auth.records import (
     StoredHash,
     StoredUpstream,
     StoreUnavailable,
+    TooManyUpstreams,
     UpstreamExists,
     usage_cutoff,
     usage_hour,
@@ -101,6 +102,7 @@ COLUMNS = (
     "use_count, disabled, disabled_reason, revoked_at, revoked_reason, rate_limit, metadata, created_by"
 )
 MIGRATION_LOCK = 7_262_616_201  # pg_advisory_xact_lock id: one migrator at a time
+UPSTREAMS_LOCK = 7_262_616_202  # one upstream added at a time (the bound is counted in the same transaction)
 INSERT_KEY = f"INSERT INTO api_keys ({COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 19))})"
 POOL_MIN, POOL_MAX = 1, 10
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -456,20 +458,24 @@ class PostgresKeyStore:
             for r in rows
         ]
 
-    async def add_upstream(self, upstream: StoredUpstream) -> None:
+    async def add_upstream(self, upstream: StoredUpstream, at_most: int) -> None:
         async def run() -> None:
-            try:
-                await self.pool.execute(
-                    "INSERT INTO upstreams (name, spec, created_at, updated_at, created_by) "
-                    "VALUES ($1, $2::jsonb, $3, $4, $5)",
-                    upstream.name,
-                    json.dumps(upstream.spec),
-                    upstream.created_at,
-                    upstream.updated_at,
-                    upstream.created_by,
-                )
-            except asyncpg.exceptions.UniqueViolationError:
-                raise UpstreamExists(upstream.name) from None
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", UPSTREAMS_LOCK)  # one add at a time
+                if await conn.fetchval("SELECT COUNT(*) FROM upstreams") >= at_most:
+                    raise TooManyUpstreams()
+                try:
+                    await conn.execute(
+                        "INSERT INTO upstreams (name, spec, created_at, updated_at, created_by) "
+                        "VALUES ($1, $2::jsonb, $3, $4, $5)",
+                        upstream.name,
+                        json.dumps(upstream.spec),
+                        upstream.created_at,
+                        upstream.updated_at,
+                        upstream.created_by,
+                    )
+                except asyncpg.exceptions.UniqueViolationError:
+                    raise UpstreamExists(upstream.name) from None
 
         await self._once(run)
 

@@ -131,6 +131,11 @@ class UpstreamExists(LookupError):
     """An upstream of this name is already stored (raised by stores)."""
 
 
+class TooManyUpstreams(Exception):
+    """The store keeps as many upstreams as it may (raised by stores, counted in the insert's own
+    transaction, so that adds racing each other cannot pass the bound)."""
+
+
 @dataclass(frozen=True)
 class StoredUpstream:
     """An upstream added through the admin API or CLI: its table as given (the same options as a

@@ -25,6 +25,7 @@ from skywarden.server.auth.records import (
     SchemaTooNew,
     StoredHash,
     StoredUpstream,
+    TooManyUpstreams,
     UpstreamExists,
     usage_cutoff,
     usage_hour,
@@ -419,8 +420,11 @@ class SQLiteKeyStore:
                 for row in await cur.fetchall()
             ]
 
-    async def add_upstream(self, upstream: StoredUpstream) -> None:
+    async def add_upstream(self, upstream: StoredUpstream, at_most: int) -> None:
         async with self._write_lock:
+            async with self.db.execute("SELECT COUNT(*) FROM upstreams") as cur:
+                if int(await _scalar(cur)) >= at_most:
+                    raise TooManyUpstreams()
             try:
                 await self.db.execute(
                     "INSERT INTO upstreams (name, spec, created_at, updated_at, created_by) VALUES (?, ?, ?, ?, ?)",

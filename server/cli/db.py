@@ -130,7 +130,7 @@ async def _copy(args: argparse.Namespace, settings: Settings) -> int:
                     await target.import_key(record, hashes)
                     copied.append((record, hashes))
                 for upstream in upstreams:
-                    await target.add_upstream(upstream)
+                    await target.add_upstream(upstream, len(upstreams))
                     copied_upstreams += 1
             finally:  # a copy that stopped half-way is audited too, with what it copied
                 audit_operator_action(

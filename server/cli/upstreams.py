@@ -30,7 +30,13 @@ from skywarden.server.errors import ApiError
 from skywarden.server.settings import Settings
 from skywarden.server.shared.backends import open_shared_state
 
-UPSTREAM_SETTINGS = (*STORE_SETTINGS, "upstreams", "gateway_separator", "upstream_admin_commands")
+UPSTREAM_SETTINGS = (
+    *STORE_SETTINGS,
+    "upstreams",
+    "gateway_separator",
+    "upstream_admin_commands",
+    "upstream_admin_env",
+)
 MAX_OPTIONS_FILE_BYTES = 1024 * 1024
 
 
@@ -92,6 +98,7 @@ async def _with_operations(
         declared=settings.upstreams,
         separator=settings.gateway_separator,
         admin_commands=settings.upstream_admin_commands,
+        admin_env=settings.upstream_admin_env,
         changed=lambda: shared.broadcast.publish("upstreams-changed"),
     )
     try:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 
 from skywarden.server.observability.redaction import register_secret
-from skywarden.server.upstreams import SecretSource
+from skywarden.server.upstreams import SecretSource, is_header_value
 
 MAX_SECRET_BYTES = 8192
 
@@ -44,8 +44,12 @@ def resolve(source: SecretSource) -> str:
 
 def resolve_all(sources: Mapping[str, SecretSource], text_is_secret: bool = False) -> dict[str, str]:
     """Every value; with ``text_is_secret`` (headers: their values are credentials) a value given
-    as text is registered with the log redaction too."""
+    as text is registered with the log redaction too, and every value must be a header value."""
     values = {name: resolve(source) for name, source in sources.items()}
+    if text_is_secret:
+        for name, source in sources.items():
+            if not is_header_value(values[name]):
+                raise MissingSecret(f"{source.describe()} for header {name} is not a header value (visible ASCII)")
     if text_is_secret:
         for source, value in zip(sources.values(), values.values(), strict=True):
             if source.text is not None:

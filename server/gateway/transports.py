@@ -78,7 +78,8 @@ def client_for(
 
         guarded = StdioServerParameters(
             command=sys.executable,
-            args=["-m", "skywarden.server.gateway.guard", str(os.getpid()), config.command, *config.args],
+            # -I: the guard's Python ignores PYTHON* variables and the user's site (the env is the upstream's)
+            args=["-I", "-m", "skywarden.server.gateway.guard", str(os.getpid()), config.command, *config.args],
             env=resolve_all(config.env),
             cwd=config.cwd or None,
         )

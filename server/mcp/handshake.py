@@ -6,6 +6,7 @@ status; the endpoint answers them with the id of the message once it was read.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -63,8 +64,10 @@ class HandshakeEra:
         charge: Charger,
         max_batch_size: int,
         streams: ChangeStreams,
+        session_ended: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.streams = streams
+        self.session_ended = session_ended or streams.end_session  # every instance's streams of it end
         self.methods = methods
         self.sessions = sessions
         self.body_reader = body_reader
@@ -109,7 +112,7 @@ class HandshakeEra:
     async def _delete(self, request: web.Request) -> web.Response:
         session = await self._session(request, request.headers.get(p.SESSION_HEADER))
         await self.sessions.delete(session.id)
-        self.streams.end_session(session.id)
+        await self.session_ended(session.id)
         note(request, mcp_method="session/delete")
         return web.Response(status=204)
 

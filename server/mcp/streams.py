@@ -9,14 +9,16 @@ subject and ``MAX_STREAMS`` in all, on each instance; a stream whose client went
 noticed within ``CHECK_SECONDS`` (its connection closed) or at the next keep-alive comment
 (every ``KEEPALIVE_SECONDS``), and its slot freed. A stream ends when the server shuts down
 (a listen stream with its final result: the graceful close), when its key changes (revoked,
-rescoped: the client opens it again, or is refused), or when its session is deleted here.
+rescoped: the client opens it again, or is refused), when the credential it was opened with
+expires (checked every ``CHECK_SECONDS``), or when its session is deleted (through any instance:
+the broadcast's ``session-ended``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -38,6 +40,7 @@ SSE_HEADERS = {
 }
 
 Visible = Callable[[Principal, ToolView], frozenset[str]]
+StillValid = Callable[[web.Request], Awaitable[bool]]  # the credential a stream was opened with still holds
 
 
 @dataclass(eq=False)
@@ -55,8 +58,9 @@ class ChangeStreams:
     """This instance's open change streams. ``visible``: the tool names a principal may see now
     through a view (an endpoint's: every tool, or one upstream's)."""
 
-    def __init__(self, visible: Visible) -> None:
+    def __init__(self, visible: Visible, still_valid: StillValid | None = None) -> None:
         self.visible = visible
+        self.still_valid = still_valid
         self.open: set[ChangeStream] = set()
         self.closing = False
 
@@ -73,12 +77,25 @@ class ChangeStreams:
         self.open.add(stream)
         return stream
 
+    async def _holds(self, request: web.Request) -> bool:
+        """The stream's credential still holds; a store that cannot answer now ends nothing."""
+        try:
+            return await (self.still_valid or _always)(request)
+        except Exception:
+            return True
+
     def has_session(self, session_id: str) -> bool:
         return any(s.session_id == session_id for s in self.open)
 
     def tools_changed(self) -> None:
+        """Each stream whose list changed is woken. The list is worked out once per scopes and
+        view, not per stream: a change costs what kinds of callers there are, not how many."""
+        lists: dict[tuple[frozenset[str], ToolView], frozenset[str]] = {}
         for stream in self.open:
-            now = self.visible(stream.principal, stream.view)
+            which = (stream.principal.scopes, stream.view)
+            now = lists.get(which)
+            if now is None:
+                now = lists[which] = self.visible(stream.principal, stream.view)
             if now != stream.seen:
                 stream.seen = now
                 stream.changed.set()
@@ -91,7 +108,8 @@ class ChangeStreams:
         """The broadcast's ``key-changed``: that key's streams end."""
         self._end(s for s in self.open if s.principal.id == key_id)
 
-    def end_session(self, session_id: str) -> None:
+    async def end_session(self, session_id: str) -> None:
+        """The broadcast's ``session-ended``: a session deleted through any instance."""
         self._end(s for s in self.open if s.session_id == session_id)
 
     async def end_all(self, app: web.Application | None = None) -> None:
@@ -125,6 +143,8 @@ class ChangeStreams:
                         waiting.cancel()
                 if stream.ended.is_set() or _gone(request):
                     break
+                if not done and not await self._holds(request):
+                    break  # revoked, expired, rotated out: ended without the graceful close
                 if stream.changed.is_set():
                     stream.changed.clear()
                     await response.write(event(change))
@@ -142,6 +162,10 @@ class ChangeStreams:
         finally:
             self.open.discard(stream)
             stream.closed.set()
+
+
+async def _always(request: web.Request) -> bool:
+    return True
 
 
 def _gone(request: web.Request) -> bool:

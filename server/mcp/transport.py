@@ -6,7 +6,7 @@ raises outside a dispatched request is answered here, with the id of the message
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp_apigami import docs
@@ -36,10 +36,11 @@ class McpEndpoint:
         max_batch_size: int,
         streams: ChangeStreams,
         views: Callable[[str], ToolView | None] = lambda name: None,
+        session_ended: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.methods = methods
         self.views = views  # an upstream's name -> its endpoint's view of the tools (None: no such upstream)
-        self.handshake = HandshakeEra(methods, sessions, body_reader, charge, max_batch_size, streams)
+        self.handshake = HandshakeEra(methods, sessions, body_reader, charge, max_batch_size, streams, session_ended)
         self.stateless = StatelessEra(methods, body_reader, streams)
 
     @docs(

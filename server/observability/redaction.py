@@ -9,7 +9,7 @@ searched with the regexes when a plain substring test says it might hold a key
 from __future__ import annotations
 
 import re
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any, TypeVar
 
 from structlog.typing import EventDict
@@ -36,6 +36,30 @@ def register_secret(value: str) -> None:
         extra_secrets.add(value)
 
 
+_owned: dict[str, frozenset[str]] = {}
+owned_secrets: frozenset[str] = frozenset()
+# What says what happened, to what and by whom: a value an admin chose (a header of an upstream
+# it added) is never looked for there, so that no admin can blank the audit trail by choosing
+# "upstream.remove" or an address as a header value. Keys and bearer tokens still are.
+ADMIN_PROOF_FIELDS = frozenset(
+    {"event", "action", "actor", "client_ip", "outcome", "request_id", "upstream", "tool", "method", "path"}
+    | {"key_id", "key_prefix", "reason", "level", "timestamp", "instance", "logger"}
+)
+
+
+def register_owned_secrets(owner: str, values: Iterable[str]) -> None:
+    """Redact ``values`` while ``owner`` (an admin-added upstream) keeps them: they replace what it
+    registered before, and none are kept once it registers none (removed). Bounded by what owners
+    there are, never by how often their values change."""
+    global owned_secrets
+    kept = frozenset(v for v in values if len(v) >= MIN_REGISTERED_SECRET_LENGTH)
+    if kept:
+        _owned[owner] = kept
+    else:
+        _owned.pop(owner, None)
+    owned_secrets = frozenset().union(*_owned.values())
+
+
 def _secret_name(name: str) -> bool:
     known = _name_is_secret.get(name)
     if known is None:
@@ -45,7 +69,8 @@ def _secret_name(name: str) -> bool:
     return known
 
 
-def redact_text(text: str) -> str:
+def redact_text(text: str, owned: bool = True) -> str:
+    """``owned``: also the values owners registered (not in ``ADMIN_PROOF_FIELDS``)."""
     if _KEY_MARK in text:
         text = KEY_ANYWHERE.sub(REDACTED, text)
     if "earer" in text or "EARER" in text:
@@ -53,12 +78,16 @@ def redact_text(text: str) -> str:
     for secret in extra_secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    if owned:
+        for secret in owned_secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
     return text
 
 
-def _redact(value: Any, depth: int = 0) -> Any:
+def _redact(value: Any, depth: int = 0, owned: bool = True) -> Any:
     if isinstance(value, str):
-        return redact_text(value)
+        return redact_text(value, owned)
     if value is None or isinstance(value, (int, float)) or depth > 8:
         return value
     if isinstance(value, dict):
@@ -82,7 +111,7 @@ def redact_processor(logger: Any, method_name: str, event_dict: _Fields) -> _Fie
         if value and _secret_name(key):
             event_dict[key] = REDACTED
         else:
-            event_dict[key] = _redact(value)
+            event_dict[key] = _redact(value, owned=key not in ADMIN_PROOF_FIELDS)
     return event_dict
 
 

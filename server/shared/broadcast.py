@@ -1,5 +1,5 @@
 """Tell every instance of a deployment at once: "this key changed", "flush your usage counts",
-"read the stored upstreams again".
+"read the stored upstreams again", "this MCP session ended" (its change streams end).
 
 ``publish`` runs this instance's handlers itself, then (with Redis) publishes the event and
 waits until every instance listening has handled it and said so, at most
@@ -30,7 +30,7 @@ log = structlog.get_logger("skywarden.server")
 Handler = Callable[[str], Awaitable[None]]
 BROADCAST_WAIT_SECONDS = 1.5  # under the Redis socket timeout
 RESUBSCRIBE_SECONDS = (0.1, 2.0)  # first and longest pause between attempts
-EVENT_NAMES = frozenset({"key-changed", "flush-usage", "upstreams-changed"})
+EVENT_NAMES = frozenset({"key-changed", "flush-usage", "upstreams-changed", "session-ended"})
 
 
 class LocalBroadcast:

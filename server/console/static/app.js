@@ -424,7 +424,6 @@ function upstreamBody() {
     if (Object.keys(secrets.found).length) body.env = secrets.found;
   } else {
     body.url = $("upstream-url").value.trim();
-    body.allow_private = $("upstream-private").checked;
     secrets = namedLines($("upstream-headers").value, "headers");
     if (Object.keys(secrets.found).length) body.headers = secrets.found;
   }
