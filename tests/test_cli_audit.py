@@ -60,14 +60,16 @@ async def sqlite_store_with_a_key(data: Path) -> str:
     return url
 
 
-async def key_state(url: str) -> tuple[int, str | None, str, int]:
-    """(keys, revoked_at, prefix, schema version) of the store: what a refused command must leave alone."""
+async def key_state(url: str) -> tuple[int, str | None, str, int, list]:
+    """(keys, revoked_at, prefix, schema version, upstreams) of the store: what a refused command
+    must leave alone."""
     store = open_store(url)
     await open_checked(store, migrate=False)
     try:
         records = await store.list(KeyFilter(limit=100))
         mine = next(r for r in records if r.id == KEY_ID)
-        return len(records), mine.revoked_at, mine.prefix, await store.schema_version()
+        upstreams = [(u.name, u.spec) for u in await store.list_upstreams()]
+        return len(records), mine.revoked_at, mine.prefix, await store.schema_version(), upstreams
     finally:
         await store.close()
 
@@ -80,6 +82,11 @@ def command(name: str, data: Path) -> list[str]:
         "admin-token rotate": ["admin-token", "rotate"],
         "db upgrade": ["db", "upgrade"],
         "db copy": ["db", "copy", "--from", f"sqlite:///{data / 'skywarden.db'}", "--to", f"sqlite:///{data / 'c.db'}"],
+        "upstreams add": ["upstreams", "add", "docs", "--options", '{"url": "https://mcp.example.com/mcp"}'],
+        "upstreams update": ["upstreams", "update", "docs", "--options", '{"description": "Docs"}'],
+        "upstreams disable": ["upstreams", "disable", "docs"],
+        "upstreams enable": ["upstreams", "enable", "docs"],
+        "upstreams remove": ["upstreams", "remove", "docs"],
     }[name] + ["--data-dir", str(data)]
 
 
@@ -118,7 +125,9 @@ async def test_each_state_changing_command_is_audited(tmp_path):
     await sqlite_store_with_a_key(data)
     audit = tmp_path / "audit.log"
     keys = []
-    for name in ("keys create", "keys rotate", "keys revoke", "admin-token rotate", "db upgrade", "db copy"):
+    upstreams = [f"upstreams {verb}" for verb in ("add", "update", "disable", "enable", "remove")]
+    others = ("keys create", "keys rotate", "keys revoke", "admin-token rotate", "db upgrade", "db copy")
+    for name in (*others, *upstreams):
         json_flag = ["--json"] if name.startswith("keys") else []
         run = await asyncio.to_thread(run_skywarden, *command(name, data), *json_flag, "--audit-log-file", str(audit))
         assert run.code == 0, (name, run.err)
@@ -132,6 +141,9 @@ async def test_each_state_changing_command_is_audited(tmp_path):
         "admin_token.rotate",
         "db.upgrade",
         "db.copy",
+        "upstream.add",
+        *["upstream.update"] * 3,
+        "upstream.remove",
     ]
     assert all(e["event"] == "admin action" and e["actor"] == "cli" and e["audit"] is True for e in events)
     assert events[4]["before"] == events[4]["after"] == 4 and events[5]["keys"] == 2 and events[5]["complete"]

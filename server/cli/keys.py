@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,12 @@ from skywarden.server.auth.backends import SQLITE_SCHEME, display_url, open_chec
 from skywarden.server.auth.credentials import ADMIN_HASH_FILE_NAME, load_server_secret, rotate_admin_token
 from skywarden.server.auth.key_operations import CLI_ACTOR, KeyOperations, key_view
 from skywarden.server.auth.key_schemas import DEFAULT_GRACE_SECONDS, KEY_ENVIRONMENTS, MAX_LIST_LIMIT, STATUSES
+from skywarden.server.auth.store import KeyStore
 from skywarden.server.errors import ApiError, ValidationFailed, flatten_errors
 from skywarden.server.observability.audit import audit_operator_action
 from skywarden.server.plugins.registry import discover_tools
 from skywarden.server.settings import Settings
-from skywarden.server.shared.backends import open_shared_state
+from skywarden.server.shared.backends import SharedState, open_shared_state
 from skywarden.server.upstreams import UpstreamConfig, grantable_names
 
 
@@ -123,46 +125,54 @@ def refuse_a_local_secret_for_a_shared_store(settings: Settings) -> None:
         )
 
 
-async def _with_operations(
-    settings: Settings, action: Callable[[KeyOperations], Awaitable[Any]], *, writes: bool, hashes: bool = False
-) -> Any:
-    """Run ``action`` on the store; a read-only command never creates a store (or a secret), and
-    only a command that makes a key (``hashes``) reads the server secret."""
+@asynccontextmanager
+async def command_store(
+    settings: Settings, *, writes: bool, needs_secret: bool
+) -> AsyncIterator[tuple[KeyStore, SharedState, bytes]]:
+    """The store for one command, Redis (with it, running servers hear of every change at once)
+    and the server secret (``needs_secret``: a command that hashes a key or seals a credential).
+    A read-only command never creates a store (or a secret); an ``ApiError`` becomes one line."""
     path = store_path(settings)
     if not writes and path is not None and not path.exists():
         raise CliError(
             f"no {describe_store(settings)}; run the command where the server keeps its data, "
             "or pass --data-dir / --database-url"
         )
-    if hashes:
+    if needs_secret:
         refuse_a_local_secret_for_a_shared_store(settings)
-    secret = load_server_secret(settings.secret, settings.secret_file, settings.data_dir) if hashes else b""
+    secret = load_server_secret(settings.secret, settings.secret_file, settings.data_dir) if needs_secret else b""
     store = open_store(settings.resolved_database_url)
     await open_checked(store)
     print(f"skywarden: using {describe_store(settings)}", file=sys.stderr)
-    shared = open_shared_state(settings)  # with Redis, running servers hear of every change at once
+    shared = open_shared_state(settings)
     try:
-        stored = [u.name for u in await store.list_upstreams()]
-    except Exception:
-        await store.close()
-        raise
-    upstreams: list[UpstreamConfig | str] = [*settings.upstreams, *stored]
-    operations = KeyOperations(
-        store=store,
-        secret=secret,
-        tool_names=lambda: grantable_names(discover_tools().grantable_names(), upstreams, settings.gateway_separator),
-        default_environment=settings.key_environment,
-        changed=lambda key_id: shared.broadcast.publish("key-changed", key_id),
-        flush_usage=lambda: shared.broadcast.publish("flush-usage"),
-    )
-    try:
-        return await action(operations)
+        yield store, shared, secret
     except ApiError as exc:
         raise CliError(one_line(exc)) from None
     finally:
         await store.close()
         if shared.client is not None:
             await shared.client.aclose()
+
+
+async def _with_operations(
+    settings: Settings, action: Callable[[KeyOperations], Awaitable[Any]], *, writes: bool, hashes: bool = False
+) -> Any:
+    """Run ``action`` on the store; only a command that makes a key (``hashes``) reads the server secret."""
+    async with command_store(settings, writes=writes, needs_secret=hashes) as (store, shared, secret):
+        stored = [u.name for u in await store.list_upstreams()]
+        upstreams: list[UpstreamConfig | str] = [*settings.upstreams, *stored]
+        operations = KeyOperations(
+            store=store,
+            secret=secret,
+            tool_names=lambda: grantable_names(
+                discover_tools().grantable_names(), upstreams, settings.gateway_separator
+            ),
+            default_environment=settings.key_environment,
+            changed=lambda key_id: shared.broadcast.publish("key-changed", key_id),
+            flush_usage=lambda: shared.broadcast.publish("flush-usage"),
+        )
+        return await action(operations)
 
 
 FLAG_NAMES = {

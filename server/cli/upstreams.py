@@ -14,21 +14,10 @@ import tomllib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from skywarden.server.auth.backends import open_checked, open_store
-from skywarden.server.auth.credentials import load_server_secret
 from skywarden.server.auth.key_operations import CLI_ACTOR
 from skywarden.server.auth.upstream_operations import StoredEntry, UpstreamOperations, config_view
-from skywarden.server.cli.keys import (
-    STORE_SETTINGS,
-    CliError,
-    describe_store,
-    one_line,
-    refuse_a_local_secret_for_a_shared_store,
-    store_path,
-)
-from skywarden.server.errors import ApiError
+from skywarden.server.cli.keys import STORE_SETTINGS, CliError, command_store
 from skywarden.server.settings import Settings
-from skywarden.server.shared.backends import open_shared_state
 
 UPSTREAM_SETTINGS = (
     *STORE_SETTINGS,
@@ -82,33 +71,17 @@ async def _with_operations(
 ) -> Any:
     """Run ``action`` on the store; only a command that stores options (``seals``: credentials are
     sealed with the servers' secret) reads the server secret."""
-    path = store_path(settings)
-    if not writes and path is not None and not path.exists():
-        raise CliError(f"no {describe_store(settings)}; pass --data-dir / --database-url")
-    if seals:
-        refuse_a_local_secret_for_a_shared_store(settings)
-    secret = load_server_secret(settings.secret, settings.secret_file, settings.data_dir) if seals else b""
-    store = open_store(settings.resolved_database_url)
-    await open_checked(store)
-    print(f"skywarden: using {describe_store(settings)}", file=sys.stderr)
-    shared = open_shared_state(settings)  # with Redis, running servers hear of every change at once
-    operations = UpstreamOperations(
-        store=store,
-        secret=secret,
-        declared=settings.upstreams,
-        separator=settings.gateway_separator,
-        admin_commands=settings.upstream_admin_commands,
-        admin_env=settings.upstream_admin_env,
-        changed=lambda: shared.broadcast.publish("upstreams-changed"),
-    )
-    try:
+    async with command_store(settings, writes=writes, needs_secret=seals) as (store, shared, secret):
+        operations = UpstreamOperations(
+            store=store,
+            secret=secret,
+            declared=settings.upstreams,
+            separator=settings.gateway_separator,
+            admin_commands=settings.upstream_admin_commands,
+            admin_env=settings.upstream_admin_env,
+            changed=lambda: shared.broadcast.publish("upstreams-changed"),
+        )
         return await action(operations)
-    except ApiError as exc:
-        raise CliError(one_line(exc)) from None
-    finally:
-        await store.close()
-        if shared.client is not None:
-            await shared.client.aclose()
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
