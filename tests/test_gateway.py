@@ -5,6 +5,7 @@ with keys, by REST and by the official SDK client. Each test starts upstream pro
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import sys
@@ -347,7 +348,7 @@ async def raw(make_client, make_settings):
 
 async def test_an_answer_against_its_own_output_schema_is_a_tool_error_and_restarts_nothing(raw):
     body = await (await call(raw, "raw__outs", {})).json()
-    assert body["isError"] is True and "cannot pass on" in body["content"][0]["text"]
+    assert body["isError"] is True and "does not match its output schema" in body["content"][0]["text"]
     assert (await (await call(raw, "raw__echo", {"text": "same process"})).json())["isError"] is False
     assert raw.connection.figures.connects == 1 and raw.connection.figures.state == "up"
 
@@ -372,6 +373,18 @@ async def test_progress_from_an_upstream_is_bounded(raw):
         result = await mcp.call_tool("raw__flood", {}, progress_callback=on_progress)
     assert result.content[0].text == "flooded"
     assert len(seen) <= 1000 and all(len(m) <= 1000 for m in seen)
+
+
+async def test_a_stdio_call_is_written_beside_the_sdks_session_and_cancelled_when_it_times_out(
+    make_client, make_settings
+):
+    client = await make_client(make_settings(upstreams={"raw": {**raw_upstream(), "timeout": 1}}))
+    sent = json.loads((await (await call(client, "raw__request_id", {})).json())["content"][0]["text"])
+    assert isinstance(sent, str) and sent.startswith("skywarden-")  # Skywarden's id, not the SDK's
+    body = await (await call(client, "raw__hold", {})).json()
+    assert body["content"][0]["text"] == "The upstream raw did not answer within 1 s."
+    cancelled = json.loads((await (await call(client, "raw__cancelled", {})).json())["content"][0]["text"])
+    assert len(cancelled) == 1 and cancelled[0].startswith("skywarden-") and cancelled[0] != sent
 
 
 async def test_a_stdio_upstream_that_ignores_its_input_ending_is_still_stopped(make_server, make_settings):

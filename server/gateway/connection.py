@@ -31,6 +31,9 @@ import anyio
 import structlog
 
 from skywarden.server.gateway.credentials import MissingSecret
+from skywarden.server.gateway.direct import LEGACY_VERSIONS, CallBroken, Fallback, tool_result
+from skywarden.server.gateway.http_calls import HttpCalls, TooLarge, caller_value
+from skywarden.server.gateway.stdio_calls import StdioCalls
 from skywarden.server.gateway.tools import UnusableTool, bounded_result, error_result, registered_tool
 from skywarden.server.gateway.transports import CALLER_META, BlockedUpstream, check_address, client_for
 from skywarden.server.observability.redaction import redact_text
@@ -50,7 +53,9 @@ LIST_INTERVAL = 60.0  # 2026-07-28 has no ping: the liveness check is a listing,
 STOP_GRACE = 10.0  # seconds the SDK's shutdown of a connection gets before it is cancelled
 MAX_PROGRESS = 1000  # progress notifications passed on per call
 MAX_PROGRESS_MESSAGE = 1000
-LEGACY_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
+# The SDK answers a call whose connection closed with a JSON-RPC error of its own; an upstream
+# may send that code too, so it only makes the liveness be checked.
+CONNECTION_CLOSED = -32000
 MAX_PAGES = 100  # tools/list pages read at most
 MAX_TOOLS = 1000  # tools offered per upstream at most
 MAX_STDERR_LINES = 1000
@@ -127,6 +132,7 @@ class UpstreamConnection:
         self._state_changed = asyncio.Event()  # set (and replaced) at every change of state
         self.first_attempt = asyncio.Event()
         self._client: Any = None
+        self._calls: HttpCalls | StdioCalls | None = None
         self._lost = asyncio.Event()
         self._stopping = asyncio.Event()
         self._failures_in_a_row = 0
@@ -188,6 +194,7 @@ class UpstreamConnection:
                 self._note_failure(_describe(exc))
             finally:
                 self._client = None
+                self._calls = None
                 self.first_attempt.set()
                 for task in (self._refresh, self._probe):
                     if task is not None:
@@ -213,10 +220,12 @@ class UpstreamConnection:
                     else:
                         errlog = None
                         pinned = await check_address(self.config, self.policy)
-                    client, http = client_for(self.config, self._on_message, errlog, self._transport_ended, pinned)
-                    if http is not None:
-                        stack.push_async_callback(http.aclose)
-                    client = await stack.enter_async_context(client)
+                    transport = client_for(self.config, self._on_message, errlog, self._transport_ended, pinned)
+                    if transport.http is not None:
+                        stack.push_async_callback(transport.http.aclose)
+                    if isinstance(transport.calls, HttpCalls):
+                        stack.push_async_callback(transport.calls.aclose)
+                    client = await stack.enter_async_context(transport.client)
                     tools = await self._list_tools(client)
             except TimeoutError:
                 raise ConnectFailed(f"no answer within connect_timeout ({self.config.connect_timeout:g} s)") from None
@@ -225,6 +234,7 @@ class UpstreamConnection:
                     raise ConnectFailed(f"{_describe(exc)} (its last line on stderr: {self._stderr[0]})") from None
                 raise
             self._client = client
+            self._calls = transport.calls
             self._failures_in_a_row = 0
             self.figures.connects += 1
             self._set_state("up")
@@ -275,6 +285,7 @@ class UpstreamConnection:
     def _give_up(self, reason: str) -> None:
         self._note_failure(reason)
         self._client = None
+        self._calls = None
         self._set_state("down")
         self._lost.set()
 
@@ -366,34 +377,66 @@ class UpstreamConnection:
         meta = caller_meta(context.principal) if self.config.identity and context is not None else None
         try:
             async with asyncio.timeout(self.config.timeout):
-                answer = await client.call_tool(tool, arguments, progress_callback=progress, meta=meta)
+                result = await self._send(client, tool, arguments, meta, progress)
         except TimeoutError:
             self._count_failure(client)
             return error_result(f"The upstream {self.name} did not answer within {self.config.timeout:g} s.")
+        except Refused as exc:  # a JSON-RPC error: the upstream's, or the SDK's for a closed connection
+            if exc.code == CONNECTION_CLOSED:
+                self._suspect(client)
+            return error_result(f"The upstream {self.name} refused the call: {redact_text(exc.message)}")
+        except TooLarge as exc:
+            limit = self.config.max_result_bytes
+            log.warning("upstream result too large", upstream=self.name, bytes=exc.size, limit=limit)
+            return error_result(f"The upstream {self.name} answered with more than its limit of {limit} bytes.")
         except Exception as exc:
             if self._lost.is_set() or client is not self._client:  # the transport ended during the call
                 self.figures.errors += 1
                 return error_result(f"The upstream {self.name} failed during the call; it is being reconnected.")
-            refusal = _refusal_of(exc)
-            if refusal is not None:  # a JSON-RPC error: the upstream's, or the SDK's for a closed connection
-                if _may_be_transport(exc):
-                    self._suspect(client)
-                return error_result(f"The upstream {self.name} refused the call: {redact_text(refusal)}")
-            self.log.warning("upstream answer not passed on", tool=tool, error=_describe(exc))
             self._count_failure(client)
+            if isinstance(exc, CallBroken):
+                self.log.warning("upstream call failed", tool=tool, error=redact_text(str(exc)))
+                return error_result(f"The upstream {self.name} failed during the call; the error was logged.")
+            self.log.warning("upstream answer not passed on", tool=tool, error=_describe(exc))
             return error_result(
                 f"The upstream {self.name} answered with something Skywarden cannot pass on "
                 f"({type(exc).__name__}); the error was logged."
             )
         self._failures_in_a_row = 0
         self.figures.latency_sum += time.monotonic() - started
+        return bounded_result(result, self.config.max_result_bytes, self.name)
+
+    async def _send(
+        self, client: Any, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None, progress: Any
+    ) -> ToolResult:
+        """The call on the direct path (``direct``), or through the SDK's ``call_tool`` where that
+        path cannot take it."""
+        calls = self._calls
+        if calls is not None:
+            try:
+                if isinstance(calls, HttpCalls):
+                    answer = await calls.call(client, tool, arguments, meta, caller_value(meta, CALLER_META), progress)
+                else:
+                    answer = await calls.call(client, tool, arguments, meta, progress)
+            except Fallback as exc:
+                self.log.debug("upstream call made through the SDK", tool=tool, reason=str(exc))
+            else:
+                if answer.failed:
+                    raise Refused(answer.code or 0, answer.message[:MAX_ERROR_TEXT])
+                return tool_result(answer)
+        try:
+            answer = await client.call_tool(tool, arguments, progress_callback=progress, meta=meta)
+        except Exception as exc:
+            refusal = _refusal_of(exc)
+            if refusal is None or self._lost.is_set():
+                raise
+            raise Refused(getattr(exc.error, "code", 0), refusal) from None  # type: ignore[attr-defined]
         body = answer.model_dump(by_alias=True, exclude_none=True, mode="json")
-        result = ToolResult(
+        return ToolResult(
             content=list(body.get("content") or []),
             structured=body.get("structuredContent"),
             is_error=bool(body.get("isError")),
         )
-        return bounded_result(result, self.config.max_result_bytes, self.name)
 
     def _count_failure(self, client: Any) -> None:
         self.figures.errors += 1
@@ -423,10 +466,13 @@ class ConnectFailed(Exception):
     """Why a connection could not be made, in words (a time-out, with what the upstream said last)."""
 
 
-def _may_be_transport(exc: BaseException) -> bool:
-    """The SDK answers a call whose connection closed with a JSON-RPC error of its own (-32000);
-    an upstream may send that code too, so it only makes the liveness be checked."""
-    return getattr(getattr(exc, "error", None), "code", None) == -32000
+class Refused(Exception):
+    """A JSON-RPC error answered to a call: its code and message."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def _describe(exc: BaseException) -> str:

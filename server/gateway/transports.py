@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -20,6 +21,8 @@ import orjson
 
 from skywarden.server import __version__
 from skywarden.server.gateway.credentials import resolve_all
+from skywarden.server.gateway.http_calls import HttpCalls
+from skywarden.server.gateway.stdio_calls import StdioCalls
 from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
 
@@ -59,15 +62,25 @@ async def check_address(config: UpstreamConfig, policy: AddressPolicy) -> str | 
     return sorted(addresses, key=lambda a: ":" in a)[0]
 
 
+@dataclass
+class Transport:
+    """An un-entered ``mcp.Client`` for an upstream, the httpx client to close after it (or None),
+    and the direct path for its calls (None: every call goes through the SDK, as over HTTP+SSE)."""
+
+    client: Any
+    http: Any = None
+    calls: HttpCalls | StdioCalls | None = None
+
+
 def client_for(
     config: UpstreamConfig,
     message_handler: MessageHandler,
     errlog: Any,
     ended: Callable[[], None],
     pinned: str | None = None,
-) -> tuple[Any, Any]:
-    """An un-entered ``mcp.Client`` for this upstream, and the HTTP client to close after it (or
-    None). The SDK is imported here: only a server with upstreams needs it."""
+) -> Transport:
+    """The SDK's client for this upstream, with its direct path. The SDK is imported here: only
+    a server with upstreams needs it."""
     from mcp import Client
     from mcp.types import Implementation
 
@@ -83,7 +96,8 @@ def client_for(
             env=resolve_all(config.env),
             cwd=config.cwd or None,
         )
-        return Client(watched(stdio_client(guarded, errlog=errlog), ended), **common), None
+        calls = StdioCalls()
+        return Transport(Client(watched(stdio_client(guarded, errlog=errlog), ended, calls), **common), calls=calls)
     import httpx2
 
     headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers, text_is_secret=True)}
@@ -107,14 +121,17 @@ def client_for(
             sse_read_timeout=max(config.timeout, 300.0),
             httpx_client_factory=factory,
         )
-        return Client(watched(transport, ended), **{**common, "mode": "legacy"}), None
+        return Transport(Client(watched(transport, ended), **{**common, "mode": "legacy"}))
     from mcp.client.streamable_http import streamable_http_client
 
-    http = httpx2.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False, event_hooks=hooks)
-    # an event of an answer streamed as SSE is bounded; an answer sent as JSON is read whole first
+    # an event of an answer streamed as SSE is bounded; the SDK reads an answer sent as JSON whole
+    # first, the direct path of calls (the only large answers) in pieces up to the same bound
     events = max(config.max_result_bytes * 2, MIN_EVENT_BYTES)
+    direct = HttpCalls(config, headers, pinned, events)
+    request_hooks.append(direct.observe)
+    http = httpx2.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False, event_hooks=hooks)
     transport = streamable_http_client(config.url, http_client=http, max_sse_event_size=events)
-    return Client(watched(transport, ended), **common), http
+    return Transport(Client(watched(transport, ended), **common), http, direct)
 
 
 def caller_header(name: str) -> Any:
@@ -137,11 +154,13 @@ def caller_header(name: str) -> Any:
 
 
 class _WatchedStream:
-    """A transport's read stream that says when it ends (``ended``), whatever else it does."""
+    """A transport's read stream that says when it ends (``ended``), whatever else it does, and
+    keeps the direct calls' answers and progress (``calls``) from the SDK's session."""
 
-    def __init__(self, inner: Any, ended: Callable[[], None]) -> None:
+    def __init__(self, inner: Any, ended: Callable[[], None], calls: StdioCalls | None = None) -> None:
         self._inner = inner
         self._ended = ended
+        self._calls = calls
 
     async def __aenter__(self) -> _WatchedStream:
         await self._inner.__aenter__()
@@ -155,27 +174,48 @@ class _WatchedStream:
 
     async def __anext__(self) -> Any:
         try:
-            return await self._inner.__anext__()
+            while True:
+                item = await self._inner.__anext__()
+                if self._calls is None or not self._calls.take(item):
+                    return item
         except (StopAsyncIteration, Exception):
-            self._ended()
+            self._end()
             raise
 
     async def receive(self) -> Any:
         try:
-            return await self._inner.receive()
+            while True:
+                item = await self._inner.receive()
+                if self._calls is None or not self._calls.take(item):
+                    return item
         except Exception:
-            self._ended()
+            self._end()
             raise
+
+    def _end(self) -> None:
+        if self._calls is not None:
+            self._calls.ended()
+        self._ended()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
 
 @contextlib.asynccontextmanager
-async def watched(transport: Any, ended: Callable[[], None]) -> AsyncIterator[tuple[Any, Any]]:
-    """``transport`` (an SDK transport) whose read stream calls ``ended`` when it ends."""
+async def watched(
+    transport: Any, ended: Callable[[], None], calls: StdioCalls | None = None
+) -> AsyncIterator[tuple[Any, Any]]:
+    """``transport`` (an SDK transport) whose read stream calls ``ended`` when it ends, with the
+    direct calls written to its write stream (``calls``)."""
     async with transport as (read, write):
-        yield _WatchedStream(read, ended), write
+        if calls is not None:
+            calls.write = write
+        try:
+            yield _WatchedStream(read, ended, calls), write
+        finally:
+            if calls is not None:
+                calls.write = None
+                calls.ended()
 
 
 def pin_address(host: str, address: str) -> Any:

@@ -3,7 +3,8 @@ would not (run: ``python -m tests.support.raw_upstream [stubborn]``).
 
 Tools: ``echo``; ``outs`` answers structured content its output schema refuses; ``closed`` answers
 the JSON-RPC error the SDK uses for a closed connection; ``flood`` sends 5,000 progress
-notifications with long messages before its answer. With ``stubborn`` it ignores the end of its
+notifications with long messages before its answer; ``request_id`` answers its request's id,
+``hold`` never answers, and ``cancelled`` answers the ids of the calls cancelled so far. With ``stubborn`` it ignores the end of its
 input (and SIGTERM), so only its process group's end stops it.
 """
 
@@ -23,7 +24,11 @@ TOOLS = [
     },
     {"name": "closed", "inputSchema": {"type": "object"}},
     {"name": "flood", "inputSchema": {"type": "object"}},
+    {"name": "request_id", "inputSchema": {"type": "object"}},
+    {"name": "hold", "inputSchema": {"type": "object"}},
+    {"name": "cancelled", "inputSchema": {"type": "object"}},
 ]
+cancelled: list[object] = []  # the request ids of notifications/cancelled received
 
 
 def send(message: dict) -> None:
@@ -54,6 +59,12 @@ def answer(request: dict) -> None:
         elif name == "closed":
             send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32000, "message": "Connection closed"}})
             return
+        elif name == "hold":
+            return  # never answered
+        elif name == "request_id":
+            result = {"content": [{"type": "text", "text": json.dumps(rid)}]}
+        elif name == "cancelled":
+            result = {"content": [{"type": "text", "text": json.dumps(cancelled)}]}
         elif name == "flood":
             for i in range(5000):
                 note = {"progressToken": token, "progress": i, "message": "m" * 5000}
@@ -74,6 +85,8 @@ def main() -> None:
         message = json.loads(line)
         if "id" in message and "method" in message:
             answer(message)
+        elif message.get("method") == "notifications/cancelled":
+            cancelled.append(message["params"]["requestId"])
     while stubborn:
         time.sleep(60)
 

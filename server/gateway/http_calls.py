@@ -1,0 +1,248 @@
+"""A Streamable HTTP upstream's ``tools/call`` over Skywarden's own aiohttp client.
+
+The SDK's client (httpx) keeps the connection; its requests are watched (``observe``) for the
+session id and revision they carry, and a call is POSTed here with the same, the SDK's stamp
+(``direct.call_message``), the upstream's own headers and the identity header, and nothing of
+the caller's. The answer is JSON or an SSE stream (progress, then the response); either is read
+in pieces and refused past the upstream's size bound, so an answer never sits whole in memory
+before it is measured. A request the upstream refuses before running it (3xx, 4xx) is made
+again through the SDK (``Fallback``), which knows the rarer forms (redirects within the origin,
+a 2026-07-28 header mismatch and its relisting).
+
+The connection goes to the address checked when the SDK's connection was made (``pinned``),
+with the URL's name for TLS (SNI and the certificate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+import orjson
+from aiohttp.abc import AbstractResolver, ResolveResult
+from multidict import CIMultiDict
+
+from skywarden.server.gateway.direct import (
+    HEADER_MISMATCH,
+    LEGACY_VERSIONS,
+    Answer,
+    CallBroken,
+    Calls,
+    Fallback,
+    Progress,
+    Unusable,
+    answer_of,
+    call_message,
+)
+from skywarden.server.upstreams import UpstreamConfig
+
+SESSION_HEADER = "mcp-session-id"
+PROTOCOL_HEADER = "mcp-protocol-version"
+POOL_SIZE = 100  # connections to one upstream at most
+
+
+class TooLarge(Exception):
+    """An answer (or one event of it) over the upstream's bound."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+class PinnedResolver(AbstractResolver):
+    """``host`` resolves to ``address`` only (checked when the connection was made); any other
+    name is not resolved at all (an upstream's calls go to its own URL)."""
+
+    def __init__(self, host: str, address: str) -> None:
+        self.host = host
+        self.address = address
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+        if host != self.host:
+            raise OSError(f"{host} is not this upstream's host")
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        return [{"hostname": host, "host": self.address, "port": port, "family": family, "proto": 0, "flags": 0}]
+
+    async def close(self) -> None:
+        return None
+
+
+class HttpCalls:
+    """Direct calls to one Streamable HTTP upstream, for one SDK connection to it."""
+
+    def __init__(self, config: UpstreamConfig, headers: dict[str, str], pinned: str | None, limit: int) -> None:
+        self.config = config
+        self.url = config.url
+        self.headers = headers  # the upstream's own: User-Agent and its configured headers
+        self.pinned = pinned
+        self.limit = limit  # bytes of one JSON answer or one SSE event
+        self.calls = Calls()
+        self.seen: dict[str, str] = {}  # the SDK's session id and revision, from its own requests
+        self._session: aiohttp.ClientSession | None = None
+        self._notes: set[asyncio.Task[None]] = set()
+
+    async def observe(self, request: Any) -> None:
+        """An httpx request hook on the SDK's client: remember its session id and revision."""
+        for name in (SESSION_HEADER, PROTOCOL_HEADER):
+            value = request.headers.get(name)
+            if value is not None:
+                self.seen[name] = value
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            resolver = None
+            if self.pinned is not None:
+                resolver = PinnedResolver(urlsplit(self.url).hostname or "", self.pinned)
+            connector = aiohttp.TCPConnector(limit=POOL_SIZE, resolver=resolver, ttl_dns_cache=None)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout),
+                skip_auto_headers=("User-Agent", "Content-Type"),
+                trust_env=False,
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        self.calls.fail_all(CallBroken("the connection was closed"))
+
+    async def call(
+        self,
+        client: Any,
+        tool: str,
+        arguments: dict[str, Any],
+        meta: dict[str, Any] | None,
+        caller: str | None,
+        progress: Progress | None,
+    ) -> Answer:
+        request_id, pending = self.calls.open(progress)
+        try:
+            message, stamped = call_message(client, request_id, tool, arguments, meta)
+            headers = CIMultiDict(self.headers)
+            headers["Content-Type"] = "application/json"
+            headers["Accept"] = "application/json, text/event-stream"
+            headers.update(self.seen)
+            headers.update(stamped)
+            headers.popall(self.config.identity_header, None)
+            if caller is not None:
+                headers[self.config.identity_header] = caller
+            try:
+                async with self._client().post(
+                    self.url, data=orjson.dumps(message), headers=headers, allow_redirects=False
+                ) as response:
+                    answer = await self._read(response, request_id)
+                await pending.settled()
+                return answer
+            except (aiohttp.ClientError, OSError) as exc:
+                raise CallBroken(f"{type(exc).__name__}: {exc}"[:300]) from None
+            except asyncio.CancelledError:
+                # 2026-07-28: the stream closed is the cancellation; before, a notification says it
+                if getattr(client, "protocol_version", None) in LEGACY_VERSIONS:
+                    self._tell_cancelled(request_id, headers)
+                raise
+        finally:
+            self.calls.close(request_id)
+
+    async def _read(self, response: aiohttp.ClientResponse, request_id: str) -> Answer:
+        status = response.status
+        if SESSION_HEADER in self.seen and status == 404:
+            raise CallBroken("the upstream no longer knows the session")
+        if 300 <= status < 500:
+            raise Fallback(f"HTTP {status}")
+        if status >= 500 or status != 200:
+            raise CallBroken(f"the upstream answered HTTP {status}")
+        kind = response.content_type
+        if kind == "application/json":
+            body = await _bounded(response.content, self.limit)
+            try:
+                message = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise Unusable("an answer that is not JSON") from None
+            if not isinstance(message, dict) or message.get("id") != request_id:
+                raise Unusable("an answer to another request")
+            return self._checked(answer_of(message))
+        if kind == "text/event-stream":
+            async for data in _events(response.content, self.limit):
+                try:
+                    message = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise Unusable("an event that is not JSON") from None
+                if not isinstance(message, dict):
+                    continue
+                if "method" in message:
+                    if message.get("method") == "notifications/progress":
+                        self.calls.progress(message.get("params"))
+                    continue
+                if message.get("id") == request_id:
+                    return self._checked(answer_of(message))
+            raise CallBroken("the upstream's stream ended without an answer")
+        raise Unusable(f"an answer of type {kind[:60]!r}")
+
+    def _tell_cancelled(self, request_id: str, headers: CIMultiDict[str]) -> None:
+        note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
+
+        async def send() -> None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.config.connect_timeout):
+                    async with self._client().post(self.url, data=orjson.dumps(note), headers=headers) as response:
+                        await response.read()
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._notes.add(task)
+        task.add_done_callback(self._notes.discard)
+
+    @staticmethod
+    def _checked(answer: Answer) -> Answer:
+        if answer.code == HEADER_MISMATCH:
+            raise Fallback("the upstream's tool changed since it was listed")
+        return answer
+
+
+def caller_value(principal_meta: dict[str, Any] | None, key: str) -> str | None:
+    """The identity header's value (``kind:id``) from a call's ``_meta``, or None."""
+    caller = (principal_meta or {}).get(key)
+    if not isinstance(caller, dict):
+        return None
+    return quote(f"{caller.get('kind')}:{caller.get('id')}", safe=":_-.@|/+=")
+
+
+async def _bounded(content: aiohttp.StreamReader, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(size)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def _events(content: aiohttp.StreamReader, limit: int) -> Any:
+    """The data of each SSE event (``data:`` lines joined), each at most ``limit`` bytes."""
+    buffer = b""
+    data: list[bytes] = []
+    size = 0
+    async for chunk in content.iter_any():
+        *lines, buffer = (buffer + chunk).split(b"\n")
+        if len(buffer) > limit + 1024:  # a line still without its end
+            raise TooLarge(len(buffer))
+        for line in lines:
+            line = line.removesuffix(b"\r")
+            if not line:
+                if any(data):  # an event with no data (a stream's priming event) says nothing
+                    yield b"\n".join(data)
+                data, size = [], 0
+            elif line.startswith(b"data:"):
+                value = line[5:].removeprefix(b" ")
+                size += len(value) + 1
+                if size > limit:
+                    raise TooLarge(size)
+                data.append(value)
+    if any(data):
+        yield b"\n".join(data)

@@ -1,0 +1,154 @@
+"""Test-only: a Streamable HTTP MCP server written by hand (an aiohttp app), at 2025-06-18, that
+answers calls in the forms an SDK server rarely uses and misbehaves where one would not.
+
+Calls with a string id are Skywarden's direct path, with an integer id the SDK's. Tools:
+``echo``; ``sse`` (progress, a request to the client, then the answer as an event stream);
+``huge`` and ``huge_event`` (an answer, or one event, of ``size`` bytes); ``refuse_direct``
+(HTTP 400 to the direct path, so the SDK makes the call); ``mismatch`` (2026's header mismatch
+error to the direct path); ``gone`` (404: the session is no more); ``boom`` (500); ``plain``
+(text/plain); ``bad_result`` (content that is not a list); ``refused`` (a JSON-RPC error);
+``slow`` (answers after 30 s); ``headers`` (the request's headers); ``silent`` (an event stream
+that ends without the answer). ``requests`` keeps every message received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+VERSION = "2025-06-18"
+TOOLS = [
+    {"name": name, "inputSchema": {"type": "object"}}
+    for name in (
+        "echo",
+        "sse",
+        "huge",
+        "huge_event",
+        "refuse_direct",
+        "mismatch",
+        "gone",
+        "boom",
+        "plain",
+        "bad_result",
+        "refused",
+        "slow",
+        "headers",
+        "silent",
+    )
+]
+LOG_MESSAGE = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "x"}}
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": value}]}
+
+
+class RawHttpUpstream:
+    def __init__(self) -> None:
+        self.session = secrets.token_hex(8)
+        self.requests: list[dict[str, Any]] = []
+        self.cancelled = asyncio.Event()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/mcp", self.post)
+        app.router.add_get("/mcp", self.get)
+        app.router.add_delete("/mcp", self.delete)
+        return app
+
+    async def get(self, request: web.Request) -> web.Response:
+        return web.Response(status=405)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def post(self, request: web.Request) -> web.StreamResponse:
+        message = orjson.loads(await request.read())
+        self.requests.append({"message": message, "headers": {k.lower(): v for k, v in request.headers.items()}})
+        method, rid = message.get("method"), message.get("id")
+        if method == "notifications/cancelled":
+            self.cancelled.set()
+        if rid is None or method is None:
+            return web.Response(status=202)
+        if method == "initialize":
+            info = {"name": "raw-http", "version": "1"}
+            result = {"protocolVersion": VERSION, "capabilities": {"tools": {}}, "serverInfo": info}
+            return self.json(rid, result, headers={"Mcp-Session-Id": self.session})
+        if request.headers.get("Mcp-Session-Id") != self.session:
+            return web.Response(status=400, text="no session")
+        if method == "tools/list":
+            return self.json(rid, {"tools": TOOLS})
+        if method == "ping":
+            return self.json(rid, {})
+        if method != "tools/call":
+            return self.json(rid, error={"code": -32601, "message": "no such method"})
+        return await self.call(request, rid, message["params"])
+
+    async def call(self, request: web.Request, rid: Any, params: dict[str, Any]) -> web.StreamResponse:
+        name, arguments = params["name"], params.get("arguments") or {}
+        direct = isinstance(rid, str)
+        token = (params.get("_meta") or {}).get("progressToken")
+        if name == "echo":
+            return self.json(rid, text(str(arguments.get("text"))))
+        if name == "sse":
+            half = {"progressToken": token, "progress": 1, "total": 2, "message": "half"}
+            events = [
+                {"jsonrpc": "2.0", "method": "notifications/progress", "params": half},
+                {"jsonrpc": "2.0", "id": "server-1", "method": "ping"},
+                LOG_MESSAGE,
+                {"jsonrpc": "2.0", "id": rid, "result": text("streamed")},
+            ]
+            return await self.stream(request, [orjson.dumps(event) for event in events], priming=True)
+        if name == "huge":
+            return self.json(rid, text("x" * int(arguments["size"])))
+        if name == "huge_event":
+            answer = {"jsonrpc": "2.0", "id": rid, "result": text("x" * int(arguments["size"]))}
+            return await self.stream(request, [orjson.dumps(answer)])
+        if name == "refuse_direct" and direct:
+            return web.Response(status=400, text="not in that form")
+        if name == "refuse_direct":
+            return self.json(rid, text("made through the SDK"))
+        if name == "mismatch" and direct:
+            return self.json(rid, error={"code": -32020, "message": "header mismatch"})
+        if name == "mismatch":
+            return self.json(rid, text("relisted and made through the SDK"))
+        if name == "gone":
+            return web.Response(status=404)
+        if name == "boom":
+            return web.Response(status=500, text="Traceback (most recent call last): secret internals")
+        if name == "plain":
+            return web.Response(text="hello")
+        if name == "bad_result":
+            return self.json(rid, {"content": "not a list"})
+        if name == "refused":
+            return self.json(rid, error={"code": -32602, "message": "the upstream says no"})
+        if name == "slow":
+            await asyncio.sleep(30)
+            return self.json(rid, text("late"))
+        if name == "headers":
+            seen = {str(name): value for name, value in request.headers.items()}
+            return self.json(rid, {**text("headers"), "structuredContent": seen})
+        if name == "silent":
+            return await self.stream(request, [orjson.dumps(LOG_MESSAGE)])
+        return self.json(rid, error={"code": -32602, "message": f"no tool {name}"})
+
+    @staticmethod
+    def json(rid: Any, result: Any = None, error: Any = None, headers: dict[str, str] | None = None) -> web.Response:
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": rid}
+        body.update({"error": error} if error is not None else {"result": result})
+        return web.Response(body=orjson.dumps(body), content_type="application/json", headers=headers)
+
+    @staticmethod
+    async def stream(request: web.Request, events: list[bytes], priming: bool = False) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if priming:
+            await response.write(b"id: prime\ndata: \n\n")
+        for number, data in enumerate(events):
+            await response.write(b"event: message\nid: %d\ndata: %s\r\n\r\n" % (number, data))
+        await response.write_eof()
+        return response

@@ -1,0 +1,190 @@
+"""Calls to a Streamable HTTP upstream on Skywarden's direct path (server/gateway/http_calls.py),
+against a hand-written upstream that answers in every form (tests/support/raw_http_upstream.py):
+JSON and event streams, answers over the bound, refusals the SDK then handles, broken answers.
+Each answer is a clear tool error or the upstream's own; nothing of the upstream's internals or
+the caller's credential goes where it should not."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx2
+import pytest
+from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from skywarden.server.appkeys import GATEWAY
+from skywarden.server.gateway.http_calls import PinnedResolver, TooLarge, _events
+from tests.support.raw_http_upstream import RawHttpUpstream
+from tests.support.server_process import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def upstream():
+    raw = RawHttpUpstream()
+    runner = web.AppRunner(raw.app(), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    raw.url = f"http://127.0.0.1:{port}/mcp"
+    yield raw
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def client(upstream, make_client, make_settings):
+    options = {"url": upstream.url, "allow_private": True, "identity": True, "timeout": 2}
+    client = await make_client(make_settings(upstreams={"raw": options}))
+    client.connection = client.server.app[GATEWAY].connections["raw"]
+    await asyncio.wait_for(client.connection.wait_for("up"), 10)
+    return client
+
+
+async def call(client, tool: str, arguments: dict | None = None, headers: dict | None = None) -> dict:
+    response = await client.post(f"/api/mcp/tools/raw__{tool}", json=arguments or {}, headers=headers or {})
+    assert response.status == 200
+    return await response.json()
+
+
+def calls_seen(upstream: RawHttpUpstream, tool: str) -> list[dict]:
+    return [
+        r["message"]
+        for r in upstream.requests
+        if r["message"].get("method") == "tools/call" and r["message"]["params"]["name"] == tool
+    ]
+
+
+async def test_a_call_goes_on_the_direct_path_with_the_sdks_session(client, upstream):
+    body = await call(client, "echo", {"text": "hello"})
+    assert body == {"content": [{"type": "text", "text": "hello"}], "isError": False}
+    (sent,) = calls_seen(upstream, "echo")
+    assert isinstance(sent["id"], str)  # Skywarden's id: not through the SDK's session
+    request = next(r for r in upstream.requests if r["message"] is sent)
+    assert request["headers"]["mcp-session-id"] == upstream.session
+    assert request["headers"]["mcp-protocol-version"] == "2025-06-18"
+
+
+async def test_an_answer_streamed_as_events_comes_back_with_its_progress(client):
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    async with httpx2.AsyncClient(headers={"X-API-Key": client.api_key}) as http:
+        transport = streamable_http_client(str(client.make_url("/mcp")), http_client=http)
+        async with Client(transport, mode="legacy") as mcp:
+            result = await mcp.call_tool("raw__sse", {}, progress_callback=on_progress)
+    assert result.content[0].text == "streamed"
+    assert seen == [(1.0, 2.0, "half")]
+
+
+@pytest.mark.parametrize("tool", ["huge", "huge_event"])
+async def test_an_answer_over_the_bound_is_refused_unread_and_the_connection_stays(client, tool):
+    body = await call(client, tool, {"size": 5 * 1024 * 1024})
+    assert body["isError"] is True
+    assert body["content"][0]["text"] == "The upstream raw answered with more than its limit of 1048576 bytes."
+    assert (await call(client, "echo", {"text": "still"}))["content"][0]["text"] == "still"
+    assert client.connection.figures.connects == 1
+
+
+@pytest.mark.parametrize(
+    ("tool", "text"),
+    [("refuse_direct", "made through the SDK"), ("mismatch", "relisted and made through the SDK")],
+)
+async def test_a_call_the_upstream_refuses_in_this_form_is_made_through_the_sdk(client, upstream, tool, text):
+    body = await call(client, tool)
+    assert body["content"][0]["text"] == text and body["isError"] is False
+    ids = [type(m["id"]) for m in calls_seen(upstream, tool)]
+    assert ids == [str, int]  # once directly, refused before it ran; then once through the SDK
+
+
+FAILED = "The upstream raw failed during the call; the error was logged."
+UNUSABLE = "The upstream raw answered with something Skywarden cannot pass on (Unusable); the error was logged."
+
+
+@pytest.mark.parametrize(
+    ("tool", "text"),
+    [
+        ("gone", FAILED),
+        ("boom", FAILED),
+        ("silent", FAILED),
+        ("plain", UNUSABLE),
+        ("bad_result", UNUSABLE),
+        ("refused", "The upstream raw refused the call: the upstream says no"),
+    ],
+)
+async def test_a_broken_answer_is_a_clear_tool_error(client, tool, text):
+    body = await call(client, tool)
+    assert body == {"content": [{"type": "text", "text": text}], "isError": True}
+    assert (await call(client, "echo", {"text": "after"}))["isError"] is False
+
+
+async def test_a_call_past_its_timeout_is_cancelled_upstream(client, upstream):
+    body = await call(client, "slow")
+    assert body["content"][0]["text"] == "The upstream raw did not answer within 2 s."
+    await asyncio.wait_for(upstream.cancelled.wait(), 5)
+    (sent,) = calls_seen(upstream, "slow")
+    note = next(r["message"] for r in upstream.requests if r["message"].get("method") == "notifications/cancelled")
+    assert note["params"]["requestId"] == sent["id"]
+
+
+async def test_the_upstream_sees_its_identity_header_and_never_the_callers(client):
+    spoof = {"Skywarden-Caller": "key:someone-else", "Cookie": "session=the-callers"}
+    body = await call(client, "headers", headers=spoof)
+    seen = {name.lower(): value for name, value in body["structuredContent"].items()}
+    assert seen["skywarden-caller"] == f"key:{client.key_id}"
+    assert "cookie" not in seen and "x-api-key" not in seen
+    assert client.api_key not in str(body)
+
+
+async def test_the_pinned_resolver_answers_for_its_host_only():
+    resolver = PinnedResolver("mcp.example.com", "203.0.113.7")
+    (found,) = await resolver.resolve("mcp.example.com", 443)
+    assert (found["host"], found["hostname"], found["port"]) == ("203.0.113.7", "mcp.example.com", 443)
+    with pytest.raises(OSError):
+        await resolver.resolve("elsewhere.example", 443)
+
+
+class Chunks:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def iter_any(self):
+        for chunk in self.chunks:
+            yield chunk
+
+
+async def read_events(chunks: list[bytes], limit: int = 1000) -> list[bytes]:
+    return [event async for event in _events(Chunks(chunks), limit)]
+
+
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+LINE = st.binary(max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b)
+EVENT_DATA = st.lists(LINE, min_size=1, max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(EVENT_DATA, max_size=5), st.lists(st.integers(min_value=0), max_size=8), st.booleans())
+def test_events_are_read_the_same_however_the_stream_is_cut(events, cuts, crlf):
+    end = b"\r\n" if crlf else b"\n"
+    stream = b"".join(
+        b"event: message" + end + b"".join(b"data: " + line + end for line in lines) + end for lines in events
+    )
+    expected = [b"\n".join(lines) for lines in events if any(lines)]
+    assert asyncio.run(read_events(split(stream, cuts))) == expected
+
+
+def test_an_event_over_the_bound_is_refused_before_it_is_whole():
+    with pytest.raises(TooLarge):
+        asyncio.run(read_events([b"data: " + b"x" * 600 + b"\n", b"data: " + b"x" * 600 + b"\n\n"]))
+    with pytest.raises(TooLarge):  # one line with no end, however it arrives
+        asyncio.run(read_events([b"data: " + b"x" * 1000] * 3))
