@@ -7,9 +7,12 @@ the caller's credential goes where it should not."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+from types import SimpleNamespace
 
 import httpx2
 import pytest
+import trustme
 from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +20,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from skywarden.server.appkeys import GATEWAY
-from skywarden.server.gateway.http_calls import PinnedResolver, TooLarge, _events
+from skywarden.server.gateway.direct import CallBroken
+from skywarden.server.gateway.http_calls import HttpCalls, PinnedResolver, TooLarge, _events
+from skywarden.server.upstreams import UpstreamConfig
 from tests.support.raw_http_upstream import RawHttpUpstream
 from tests.support.server_process import free_port
 
@@ -140,6 +145,47 @@ async def test_the_upstream_sees_its_identity_header_and_never_the_callers(clien
     assert seen["skywarden-caller"] == f"key:{client.key_id}"
     assert "cookie" not in seen and "x-api-key" not in seen
     assert client.api_key not in str(body)
+
+
+async def test_an_https_upstream_is_verified_by_name_on_the_address_checked(
+    make_client, make_settings, tmp_path, monkeypatch
+):
+    ca = trustme.CA()
+    leaf = ca.issue_cert("localhost")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(context)
+    raw = RawHttpUpstream()
+    runner = web.AppRunner(raw.app(), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    try:
+        options = {"url": f"https://localhost:{port}/mcp", "connect_timeout": 5}
+        settings = make_settings(upstreams={"raw": options}, upstream_allowed_networks="127.0.0.0/8")
+        untrusted = await make_client(settings)
+        connection = untrusted.server.app[GATEWAY].connections["raw"]
+        await asyncio.wait_for(connection.first_attempt.wait(), 10)
+        assert connection.figures.state == "down" and "CERTIFICATE_VERIFY_FAILED" in connection.figures.last_error
+
+        direct = HttpCalls(
+            UpstreamConfig(name="raw", transport="streamable-http", url=options["url"]), {}, "127.0.0.1", 1 << 20
+        )
+        stamps = SimpleNamespace(session=SimpleNamespace(_stamp=lambda data, options: None))
+        try:
+            with pytest.raises(CallBroken, match="CERTIFICATE_VERIFY_FAILED"):  # its own path trusts alike
+                await direct.call(stamps, "echo", {}, None, None, None)
+        finally:
+            await direct.aclose()
+
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))  # the trust both of its clients take
+        client = await make_client(settings)
+        await asyncio.wait_for(client.server.app[GATEWAY].connections["raw"].wait_for("up"), 10)
+        assert (await call(client, "echo", {"text": "over TLS"}))["content"][0]["text"] == "over TLS"
+        (sent,) = calls_seen(raw, "echo")
+        assert isinstance(sent["id"], str)
+    finally:
+        await runner.cleanup()
 
 
 async def test_the_pinned_resolver_answers_for_its_host_only():

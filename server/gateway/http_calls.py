@@ -97,7 +97,11 @@ class HttpCalls:
             resolver = None
             if self.pinned is not None:
                 resolver = PinnedResolver(urlsplit(self.url).hostname or "", self.pinned)
-            connector = aiohttp.TCPConnector(limit=POOL_SIZE, resolver=resolver, ttl_dns_cache=None)
+            import httpx2
+
+            # the trust the SDK's client has (httpx's default: SSL_CERT_FILE / SSL_CERT_DIR, else the system's)
+            trust = httpx2.create_ssl_context() if self.url.startswith("https:") else True
+            connector = aiohttp.TCPConnector(limit=POOL_SIZE, resolver=resolver, ttl_dns_cache=None, ssl=trust)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout),
