@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import re
 import secrets
 import shutil
@@ -131,6 +132,12 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def send(port: int, request: Request, key: str) -> bytes:
@@ -459,16 +466,28 @@ class Suite:
 
     def gateway(self) -> None:
         """The official SDK server (sdk_server.py) as an upstream of Skywarden's gateway, over
-        Streamable HTTP and over stdio: tools/call get_forecast straight to the SDK server, and
-        through Skywarden to each. Latency at one connection (what the gateway adds to a call),
-        throughput at --connections. Every process but wrk on core 0."""
+        Streamable HTTP and over stdio: tools/call get_forecast straight to the SDK server, through
+        Skywarden to each, and through a gateway built on the SDK (sdk_gateway.py) to each. Latency
+        at one connection (what a gateway adds to a call), throughput at --connections. Every
+        process but wrk on core 0."""
         upstream_key = secrets.token_urlsafe(24)
         port = free_port()
         upstream = Process([PYTHON, str(HERE / "sdk_server.py"), str(port), upstream_key, self.nws_url,
                             self.args.loop], port, self.workdir / "upstream.log")  # fmt: skip
+        gateway_key = secrets.token_urlsafe(24)
+        sdk_gateways: dict[str, Process] = {}
         sky = None
         try:
             self._wait_port(port)
+            for name, where in (
+                ("http", f"http://127.0.0.1:{port}/mcp#{upstream_key}"),
+                ("stdio", f"stdio:{self.nws_url}"),
+            ):
+                gateway_port = free_port()
+                sdk_gateways[name] = Process([PYTHON, str(HERE / "sdk_gateway.py"), str(gateway_port), gateway_key,
+                                              where, self.args.loop], gateway_port,
+                                             self.workdir / f"sdk-gateway-{name}.log")  # fmt: skip
+                self._wait_port(gateway_port)
             upstreams = {
                 "sdk": {"url": f"http://127.0.0.1:{port}/mcp", "allow_private": True,
                         "headers": {"X-API-Key": upstream_key}},
@@ -486,6 +505,7 @@ class Suite:
                                                       text=True).stdout.split()]  # fmt: skip
             key = self.new_key(sky.port, scopes=["upstream:sdk", "upstream:stdio"])
             sky_keys, upstream_keys = self.keys_file([key]), self.keys_file([upstream_key])
+            gateway_keys = self.keys_file([gateway_key])
 
             def through(name: str) -> Request:
                 tool = f"{name}__get_forecast"
@@ -494,13 +514,20 @@ class Suite:
             for name in ("sdk", "stdio"):
                 answer = json.loads(send(sky.port, through(name), key))
                 assert answer["result"]["isError"] is False, answer
+            for sdk_gateway in sdk_gateways.values():
+                answer = json.loads(send(sdk_gateway.port, TOOLS_CALL, gateway_key))
+                assert not answer["result"].get("isError"), answer
             runs = {
                 "official SDK server, direct": (port, TOOLS_CALL, upstream_keys),
                 "Skywarden -> SDK server over Streamable HTTP": (sky.port, through("sdk"), sky_keys),
+                "SDK gateway -> SDK server over Streamable HTTP": (sdk_gateways["http"].port, TOOLS_CALL, gateway_keys),
                 "Skywarden -> SDK server over stdio": (sky.port, through("stdio"), sky_keys),
+                "SDK gateway -> SDK server over stdio": (sdk_gateways["stdio"].port, TOOLS_CALL, gateway_keys),
             }
             latency = self.rounds(runs, connections=1)
-            load = self.rounds(runs)
+            own = {name: (sky if name.startswith("Skywarden") else sdk_gateways["http" if "HTTP" in name else "stdio"])
+                   for name in list(runs)[1:]}  # fmt: skip
+            load, cpu = self.rounds_with_cpu(runs, {name: process.proc.pid for name, process in own.items()})
             direct = "official SDK server, direct"
             for name in runs:
                 self.rows.append(Row("gateway tools/call get_forecast, 1 connection", name, latency[name]))
@@ -515,8 +542,21 @@ class Suite:
             for name in list(runs)[1:]:
                 self.notes.append(
                     f"{name}: p50 {latency[name].p50_ms / latency[direct].p50_ms:.2f}x the SDK server's own at one "
-                    f"connection ({latency[direct].p50_ms:.2f} ms); {load[name].rps / load[direct].rps:.2f}x its "
-                    f"req/s at {self.args.connections} connections"
+                    f"connection ({latency[direct].p50_ms:.2f} ms), adding "
+                    f"{(latency[name].p50_ms - latency[direct].p50_ms) / latency[direct].p50_ms:.2f}x it; "
+                    f"{load[name].rps / load[direct].rps:.2f}x its req/s at {self.args.connections} connections"
+                )
+            for transport in ("Streamable HTTP", "stdio"):
+                ours, theirs = (
+                    f"Skywarden -> SDK server over {transport}",
+                    f"SDK gateway -> SDK server over {transport}",
+                )
+                rps, p50 = load[ours].rps / load[theirs].rps, latency[ours].p50_ms / latency[theirs].p50_ms
+                self.notes.append(
+                    f"gateway over {transport}: Skywarden {rps:.2f}x the SDK gateway's req/s at "
+                    f"{self.args.connections} connections, p50 {p50:.2f}x its own at one connection; the gateway "
+                    f"process's own CPU a call (the upstream's not counted): Skywarden {cpu[ours]:.0f} µs, the SDK "
+                    f"gateway {cpu[theirs]:.0f} µs, so {cpu[theirs] / cpu[ours]:.2f}x the calls a core"
                 )
             self.notes.append(
                 f"gateway memory: Skywarden idle with both upstreams connected {idle_gateway / 1024:.1f} MB, without "
@@ -525,8 +565,32 @@ class Suite:
             )
         finally:
             upstream.stop()
+            for sdk_gateway in sdk_gateways.values():
+                sdk_gateway.stop()
             if sky is not None:
                 sky.stop()
+
+    def rounds_with_cpu(
+        self, runs: dict[str, tuple[int, Request, Path]], pids: dict[str, int]
+    ) -> tuple[dict[str, Measured], dict[str, float]]:
+        """``rounds`` at --connections, with the CPU a call costs the process of ``pids[name]``
+        (µs, from its utime + stime over the measured seconds; its children not counted)."""
+        found: dict[str, list[Measured]] = {name: [] for name in runs}
+        spent: dict[str, list[float]] = {name: [] for name in pids}
+        for _ in range(self.args.rounds):
+            for name, (port, request, keys_file) in runs.items():
+                script = wrk_script(self.workdir, request, keys_file)
+                wrk(port, script, 2, self.args.connections)
+                before = cpu_seconds(pids[name]) if name in pids else 0.0
+                measured = wrk(port, script, self.args.seconds, self.args.connections)
+                found[name].append(measured)
+                if name in pids:
+                    calls = measured.rps * self.args.seconds
+                    spent[name].append((cpu_seconds(pids[name]) - before) / calls * 1e6)
+        return (
+            {name: _median(values) for name, values in found.items()},
+            {name: statistics.median(values) for name, values in spent.items()},
+        )
 
     def shared_state(self) -> None:
         """The single-key table's Skywarden rows (tools/list, the hot tools/call, REST) on four

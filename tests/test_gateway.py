@@ -387,6 +387,14 @@ async def test_a_stdio_call_is_written_beside_the_sdks_session_and_cancelled_whe
     assert len(cancelled) == 1 and cancelled[0].startswith("skywarden-") and cancelled[0] != sent
 
 
+async def test_a_stdio_line_over_the_bound_is_skipped_as_it_arrives_and_its_call_fails(raw):
+    body = await (await call(raw, "raw__long", {})).json()
+    assert body["content"][0]["text"] == "The upstream raw answered with more than its limit of 1048576 bytes."
+    body = await (await call(raw, "raw__long_note", {})).json()
+    assert body["content"][0]["text"] == "after the long line"
+    assert raw.connection.figures.connects == 1 and raw.connection.figures.state == "up"
+
+
 async def test_a_stdio_upstream_that_ignores_its_input_ending_is_still_stopped(make_server, make_settings):
     server = await make_server(make_settings(upstreams={"raw": raw_upstream("stubborn")}))
     connection = server.app[GATEWAY].connections["raw"]

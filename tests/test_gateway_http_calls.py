@@ -20,8 +20,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from skywarden.server.appkeys import GATEWAY
-from skywarden.server.gateway.direct import CallBroken
-from skywarden.server.gateway.http_calls import HttpCalls, PinnedResolver, TooLarge, _events
+from skywarden.server.gateway.direct import CallBroken, TooLarge
+from skywarden.server.gateway.http_calls import HttpCalls, PinnedResolver, _events
 from skywarden.server.upstreams import UpstreamConfig
 from tests.support.raw_http_upstream import RawHttpUpstream
 from tests.support.server_process import free_port

@@ -31,8 +31,8 @@ import anyio
 import structlog
 
 from skywarden.server.gateway.credentials import MissingSecret
-from skywarden.server.gateway.direct import LEGACY_VERSIONS, CallBroken, Fallback, tool_result
-from skywarden.server.gateway.http_calls import HttpCalls, TooLarge, caller_value
+from skywarden.server.gateway.direct import LEGACY_VERSIONS, CallBroken, Fallback, TooLarge, tool_result
+from skywarden.server.gateway.http_calls import HttpCalls, caller_value
 from skywarden.server.gateway.stdio_calls import StdioCalls
 from skywarden.server.gateway.tools import UnusableTool, bounded_result, error_result, registered_tool
 from skywarden.server.gateway.transports import CALLER_META, BlockedUpstream, check_address, client_for

@@ -40,6 +40,14 @@ class Unusable(Exception):
     """The upstream's answer is not one Skywarden can pass on."""
 
 
+class TooLarge(Exception):
+    """An answer (or one event or line of it) over the upstream's bound, not read further."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
 @dataclass
 class Answer:
     """A JSON-RPC response to a call: its result, or its error's code and message."""

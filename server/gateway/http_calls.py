@@ -34,6 +34,7 @@ from skywarden.server.gateway.direct import (
     Calls,
     Fallback,
     Progress,
+    TooLarge,
     Unusable,
     answer_of,
     call_message,
@@ -43,14 +44,6 @@ from skywarden.server.upstreams import UpstreamConfig
 SESSION_HEADER = "mcp-session-id"
 PROTOCOL_HEADER = "mcp-protocol-version"
 POOL_SIZE = 100  # connections to one upstream at most
-
-
-class TooLarge(Exception):
-    """An answer (or one event of it) over the upstream's bound."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
 
 
 class PinnedResolver(AbstractResolver):

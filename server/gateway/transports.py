@@ -1,5 +1,6 @@
-"""The official MCP SDK's client for one upstream: stdio (under the orphan guard), Streamable HTTP
-or HTTP+SSE, with the upstream's own headers and nothing of the caller's.
+"""The official MCP SDK's client for one upstream: stdio (under the orphan guard, over Skywarden's
+own pipes: stdio_pipes.py), Streamable HTTP or HTTP+SSE (the SDK's transports), with the
+upstream's own headers and nothing of the caller's.
 
 An HTTP upstream's address is checked before each connection: public addresses only, unless the
 upstream has ``allow_private`` or the address is in ``upstream_allowed_networks``.
@@ -23,6 +24,7 @@ from skywarden.server import __version__
 from skywarden.server.gateway.credentials import resolve_all
 from skywarden.server.gateway.http_calls import HttpCalls
 from skywarden.server.gateway.stdio_calls import StdioCalls
+from skywarden.server.gateway.stdio_pipes import stdio_pipes
 from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
 
@@ -87,17 +89,21 @@ def client_for(
     info = Implementation(name="skywarden-gateway", version=__version__)
     common: dict[str, Any] = {"mode": "auto", "message_handler": message_handler, "client_info": info, "cache": None}
     if config.transport == "stdio":
-        from mcp.client.stdio import StdioServerParameters, stdio_client
+        from mcp.client.stdio import get_default_environment
 
-        guarded = StdioServerParameters(
-            command=sys.executable,
-            # -I: the guard's Python ignores PYTHON* variables and the user's site (the env is the upstream's)
-            args=["-I", "-m", "skywarden.server.gateway.guard", str(os.getpid()), config.command, *config.args],
-            env=resolve_all(config.env),
-            cwd=config.cwd or None,
-        )
         calls = StdioCalls()
-        return Transport(Client(watched(stdio_client(guarded, errlog=errlog), ended, calls), **common), calls=calls)
+        pipes = stdio_pipes(
+            sys.executable,
+            # -I: the guard's Python ignores PYTHON* variables and the user's site (the env is the upstream's)
+            ["-I", "-m", "skywarden.server.gateway.guard", str(os.getpid()), config.command, *config.args],
+            get_default_environment() | resolve_all(config.env),
+            config.cwd or None,
+            errlog,
+            calls,
+            max(config.max_result_bytes * 2, MIN_EVENT_BYTES),
+            ended,
+        )
+        return Transport(Client(pipes, **common), calls=calls)
     import httpx2
 
     headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers, text_is_secret=True)}
@@ -154,13 +160,11 @@ def caller_header(name: str) -> Any:
 
 
 class _WatchedStream:
-    """A transport's read stream that says when it ends (``ended``), whatever else it does, and
-    keeps the direct calls' answers and progress (``calls``) from the SDK's session."""
+    """A transport's read stream that says when it ends (``ended``), whatever else it does."""
 
-    def __init__(self, inner: Any, ended: Callable[[], None], calls: StdioCalls | None = None) -> None:
+    def __init__(self, inner: Any, ended: Callable[[], None]) -> None:
         self._inner = inner
         self._ended = ended
-        self._calls = calls
 
     async def __aenter__(self) -> _WatchedStream:
         await self._inner.__aenter__()
@@ -174,48 +178,27 @@ class _WatchedStream:
 
     async def __anext__(self) -> Any:
         try:
-            while True:
-                item = await self._inner.__anext__()
-                if self._calls is None or not self._calls.take(item):
-                    return item
+            return await self._inner.__anext__()
         except (StopAsyncIteration, Exception):
-            self._end()
+            self._ended()
             raise
 
     async def receive(self) -> Any:
         try:
-            while True:
-                item = await self._inner.receive()
-                if self._calls is None or not self._calls.take(item):
-                    return item
+            return await self._inner.receive()
         except Exception:
-            self._end()
+            self._ended()
             raise
-
-    def _end(self) -> None:
-        if self._calls is not None:
-            self._calls.ended()
-        self._ended()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
 
 @contextlib.asynccontextmanager
-async def watched(
-    transport: Any, ended: Callable[[], None], calls: StdioCalls | None = None
-) -> AsyncIterator[tuple[Any, Any]]:
-    """``transport`` (an SDK transport) whose read stream calls ``ended`` when it ends, with the
-    direct calls written to its write stream (``calls``)."""
+async def watched(transport: Any, ended: Callable[[], None]) -> AsyncIterator[tuple[Any, Any]]:
+    """``transport`` (an SDK transport) whose read stream calls ``ended`` when it ends."""
     async with transport as (read, write):
-        if calls is not None:
-            calls.write = write
-        try:
-            yield _WatchedStream(read, ended, calls), write
-        finally:
-            if calls is not None:
-                calls.write = None
-                calls.ended()
+        yield _WatchedStream(read, ended), write
 
 
 def pin_address(host: str, address: str) -> Any:

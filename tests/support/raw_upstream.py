@@ -4,8 +4,10 @@ would not (run: ``python -m tests.support.raw_upstream [stubborn]``).
 Tools: ``echo``; ``outs`` answers structured content its output schema refuses; ``closed`` answers
 the JSON-RPC error the SDK uses for a closed connection; ``flood`` sends 5,000 progress
 notifications with long messages before its answer; ``request_id`` answers its request's id,
-``hold`` never answers, and ``cancelled`` answers the ids of the calls cancelled so far. With ``stubborn`` it ignores the end of its
-input (and SIGTERM), so only its process group's end stops it.
+``hold`` never answers, and ``cancelled`` answers the ids of the calls cancelled so far; ``long``
+answers on a line of 5 MB, ``long_note`` writes a 5 MB line before its answer. With
+``stubborn`` it ignores the end of its input (and SIGTERM), so only its process group's end
+stops it.
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ TOOLS = [
     {"name": "request_id", "inputSchema": {"type": "object"}},
     {"name": "hold", "inputSchema": {"type": "object"}},
     {"name": "cancelled", "inputSchema": {"type": "object"}},
+    {"name": "long", "inputSchema": {"type": "object"}},
+    {"name": "long_note", "inputSchema": {"type": "object"}},
 ]
 cancelled: list[object] = []  # the request ids of notifications/cancelled received
 
 
 def send(message: dict) -> None:
+    if "id" in message:  # as the SDKs write it: the id before the result
+        message = {"jsonrpc": "2.0", "id": message["id"], **message}
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
 
@@ -63,6 +69,17 @@ def answer(request: dict) -> None:
             return  # never answered
         elif name == "request_id":
             result = {"content": [{"type": "text", "text": json.dumps(rid)}]}
+        elif name == "long":  # an answer of 5 MB on one line
+            result = {"content": [{"type": "text", "text": "x" * 5_000_000}]}
+        elif name == "long_note":  # a 5 MB log line first, then the answer
+            send(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "notifications/message",
+                    "params": {"level": "info", "data": "x" * 5_000_000},
+                }
+            )
+            result = {"content": [{"type": "text", "text": "after the long line"}]}
         elif name == "cancelled":
             result = {"content": [{"type": "text", "text": json.dumps(cancelled)}]}
         elif name == "flood":

@@ -1,0 +1,80 @@
+"""A gateway built on the official MCP SDK, for the gateway comparison in suite.py.
+
+What a team would write with the SDK alone to put one MCP server behind one HTTP endpoint: an
+``MCPServer`` (served as sdk_server.py serves it: uvicorn, stateless, JSON answers, the one-key
+check) whose ``get_forecast`` forwards each call through one SDK ``Client`` to the upstream and
+returns its result as it came. The client is opened by the first call and kept.
+
+Run: python benchmarks/sdk_gateway.py PORT KEY UPSTREAM [uvloop|asyncio]
+UPSTREAM: a Streamable HTTP URL (``URL#X-API-Key-value``) or ``stdio:NWS_URL`` (sdk_server.py
+started as a stdio server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import uvicorn
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sdk_server import OneKey
+
+server = MCPServer("sdk-gateway")
+upstream: list[str] = []  # main() sets it from the command line
+clients: list[Any] = []
+_ready: list[asyncio.Event] = []
+
+
+async def _keep_client() -> None:
+    """Hold the upstream's client open for the life of the process (its own task: the SDK's
+    task groups must stay in one task)."""
+    where = upstream[0]
+    if where.startswith("stdio:"):
+        here = str(Path(__file__).resolve().parent / "sdk_server.py")
+        transport = stdio_client(StdioServerParameters(command=sys.executable, args=[here, "stdio", "-", where[6:]]))
+        async with Client(transport, mode="auto") as client:
+            clients.append(client)
+            _ready[0].set()
+            await asyncio.Event().wait()
+    url, _, key = where.partition("#")
+    async with httpx2.AsyncClient(headers={"X-API-Key": key}) as http:
+        async with Client(streamable_http_client(url, http_client=http), mode="auto") as client:
+            clients.append(client)
+            _ready[0].set()
+            await asyncio.Event().wait()
+
+
+async def _client() -> Any:
+    if not _ready:
+        _ready.append(asyncio.Event())
+        asyncio.get_running_loop().create_task(_keep_client())
+    await _ready[0].wait()
+    return clients[0]
+
+
+@server.tool(name="get_forecast", description="The forecast, from the upstream.")
+async def get_forecast(latitude: float, longitude: float) -> CallToolResult:
+    client = await _client()
+    return await client.call_tool("get_forecast", {"latitude": latitude, "longitude": longitude})
+
+
+def main() -> None:
+    port, key, where = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    loop = sys.argv[4] if len(sys.argv) > 4 else "asyncio"
+    upstream.append(where)
+    app = server.streamable_http_app(stateless_http=True, json_response=True)
+    uvicorn.run(OneKey(app, key), host="127.0.0.1", port=port, log_level="warning", access_log=False, loop=loop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""A stdio upstream's process and pipes, as a transport for the SDK's client.
+
+The upstream (under the orphan guard) is started in a session of its own. Its output is read in
+pieces and cut into lines, each at most ``limit`` bytes (a longer one is skipped as it arrives,
+never held whole: the call it answers fails as too large). A line is parsed once: a direct
+call's answer or progress goes to ``StdioCalls``; every other message is handed to the SDK's
+session as the SDK's own transport would hand it (a ``SessionMessage``, or the parse error as a
+value). The SDK's messages are written as lines, and so are the direct calls.
+
+Stopping follows the SDK's stdio transport and the MCP lifecycle: the input is closed; if the
+process has not exited within ``EXIT_GRACE`` it is sent SIGTERM (the guard then ends the
+upstream's group), and SIGKILL after ``KILL_GRACE`` more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import orjson
+import structlog
+
+from skywarden.server.gateway.stdio_calls import StdioCalls
+
+log = structlog.get_logger("skywarden.gateway")
+
+EXIT_GRACE = 2.0  # seconds an upstream has to exit once its input is closed
+KILL_GRACE = 2.0  # seconds after SIGTERM before SIGKILL
+CHUNK = 64 * 1024
+KEPT_OF_A_LONG_LINE = 4096  # the start of a line over the bound, kept to find whose answer it was
+
+
+@contextlib.asynccontextmanager
+async def stdio_pipes(
+    command: str,
+    args: list[str],
+    env: dict[str, str],
+    cwd: str | None,
+    errlog: Any,
+    calls: StdioCalls,
+    limit: int,
+    ended: Callable[[], None],
+) -> AsyncIterator[tuple[Any, Any]]:
+    """The SDK's (read, write) streams over the upstream's pipes; ``ended`` when its output ends."""
+    from mcp.shared.message import SessionMessage
+    from mcp.types import jsonrpc_message_adapter
+
+    process = await asyncio.create_subprocess_exec(
+        command,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=errlog,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    stdin, stdout = process.stdin, process.stdout
+    to_session, read_stream = anyio.create_memory_object_stream[Any](0)
+    write_stream, from_session = anyio.create_memory_object_stream[Any](0)
+
+    def write(line: bytes) -> None:
+        if stdin.is_closing():
+            raise OSError("the upstream's input is closed")
+        stdin.write(line)
+
+    async def deliver(line: bytes) -> None:
+        try:
+            message = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            await to_session.send(ValueError(f"a line that is not JSON: {exc}"))
+            return
+        if calls.take(message):
+            return
+        try:
+            parsed = jsonrpc_message_adapter.validate_python(message, by_name=False)
+        except ValueError as exc:
+            await to_session.send(exc)
+            return
+        await to_session.send(SessionMessage(parsed))
+
+    async def read() -> None:
+        try:
+            async for line in _lines(stdout, limit, calls):
+                await deliver(line)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return  # the session is gone
+        except (OSError, ValueError) as exc:
+            log.warning("upstream output could not be read", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            calls.write = None
+            calls.ended()
+            ended()
+            to_session.close()
+
+    async def write_all() -> None:
+        try:
+            async for item in from_session:
+                data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
+                write(data.encode() + b"\n")
+                await stdin.drain()
+        except (OSError, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            to_session.close()  # the session sees the connection end, not a request hanging
+
+    calls.write = write
+    reader = asyncio.create_task(read())
+    writer = asyncio.create_task(write_all())
+    try:
+        yield read_stream, write_stream
+    finally:
+        calls.write = None
+        with anyio.CancelScope(shield=True):
+            write_stream.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writer), 0.5)
+            await _stop(process)
+            for task in (reader, writer):
+                task.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
+            read_stream.close()
+
+
+async def _lines(stdout: asyncio.StreamReader, limit: int, calls: StdioCalls) -> AsyncIterator[bytes]:
+    """The upstream's non-blank output lines, read in pieces; a line over ``limit`` bytes is
+    skipped as it arrives (its start tells ``calls`` whose answer it was)."""
+    parts: list[bytes] = []
+    size = 0
+    skipping = False
+    while chunk := await stdout.read(CHUNK):
+        start = 0
+        while start <= len(chunk):
+            end = chunk.find(b"\n", start)
+            piece = chunk[start:] if end < 0 else chunk[start:end]
+            if not skipping:
+                parts.append(piece)
+                size += len(piece)
+                if size > limit:
+                    head = b"".join(parts)[:KEPT_OF_A_LONG_LINE]
+                    if not calls.too_long(head, size):
+                        log.warning("upstream line over the bound skipped", limit=limit)
+                    parts, size, skipping = [], 0, True
+            if end < 0:
+                break
+            if not skipping:
+                line = parts[0] if len(parts) == 1 else b"".join(parts)
+                if line.strip():
+                    yield line
+            parts, size, skipping = [], 0, False
+            start = end + 1
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """Close the input; SIGTERM the process group after ``EXIT_GRACE``, SIGKILL after ``KILL_GRACE``."""
+    if process.stdin is not None:
+        process.stdin.close()
+        with contextlib.suppress(OSError):
+            await process.stdin.wait_closed()
+    for grace, signum in ((EXIT_GRACE, signal.SIGTERM), (KILL_GRACE, signal.SIGKILL)):
+        if await _exited(process, grace):
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signum)
+    if not await _exited(process, KILL_GRACE):
+        log.warning("upstream process still alive after SIGKILL; abandoned", pid=process.pid)
+
+
+async def _exited(process: asyncio.subprocess.Process, within: float) -> bool:
+    """Whether the process exited within ``within`` seconds (its return code, not its pipes: a
+    child that inherited them would make an exited process look alive)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while process.returncode is None:
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True

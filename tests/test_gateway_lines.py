@@ -1,0 +1,68 @@
+"""A stdio upstream's output cut into lines (server/gateway/stdio_pipes.py): however the pipe
+delivers it, the same lines come out, and a line over the bound is skipped as it arrives, its
+start handed on to find whose answer it was."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skywarden.server.gateway.stdio_calls import StdioCalls
+from skywarden.server.gateway.stdio_pipes import _lines
+
+LIMIT = 50
+LINE = st.binary(max_size=80).filter(lambda b: b"\n" not in b)
+
+
+class Recording(StdioCalls):
+    def __init__(self) -> None:
+        super().__init__()
+        self.long: list[tuple[bytes, int]] = []
+
+    def too_long(self, start: bytes, size: int) -> bool:
+        self.long.append((start, size))
+        return True
+
+
+async def read(chunks: list[bytes], calls: StdioCalls) -> list[bytes]:
+    reader = asyncio.StreamReader()
+    for chunk in chunks:
+        reader.feed_data(chunk)
+    reader.feed_eof()
+    return [line async for line in _lines(reader, LIMIT, calls)]
+
+
+def cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    return [piece for piece in (data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)) if piece]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINE, max_size=8), st.lists(st.integers(min_value=0), max_size=10), st.booleans())
+def test_lines_come_out_the_same_however_the_output_is_cut(lines, cuts, final_newline):
+    data = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    calls = Recording()
+    found = asyncio.run(read(cut(data, cuts), calls))
+    ended = lines if final_newline else lines[:-1]  # a line without its end is no message
+    assert found == [line for line in ended if line.strip() and len(line) <= LIMIT]
+    assert [size > LIMIT for _, size in calls.long] == [True] * len([line for line in lines if len(line) > LIMIT])
+
+
+def test_the_start_of_a_long_line_names_its_call():
+    calls = StdioCalls()
+    answers = []
+
+    async def run() -> None:
+        request_id, pending = calls.calls.open(None)
+        line = b'{"jsonrpc": "2.0", "id": "%s", "result": {"content": "' % request_id.encode() + b"x" * 200 + b'"}}\n'
+        reader = asyncio.StreamReader()
+        reader.feed_data(line + b'{"jsonrpc": "2.0", "method": "ping-after"}\n')
+        reader.feed_eof()
+        answers.extend([line async for line in _lines(reader, LIMIT, calls)])
+        answers.append(pending.future.exception())
+
+    asyncio.run(run())
+    assert answers[0] == b'{"jsonrpc": "2.0", "method": "ping-after"}'
+    assert type(answers[1]).__name__ == "TooLarge" and answers[1].size > LIMIT
