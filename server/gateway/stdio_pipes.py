@@ -5,7 +5,9 @@ pieces and cut into lines, each at most ``limit`` bytes (a longer one is skipped
 never held whole: the call it answers fails as too large). A line is parsed once: a direct
 call's answer or progress goes to ``StdioCalls``; every other message is handed to the SDK's
 session as the SDK's own transport would hand it (a ``SessionMessage``, or the parse error as a
-value). The SDK's messages are written as lines, and so are the direct calls.
+value). The SDK's messages are written as lines, and so are the direct calls: the lines of one
+turn of the event loop in one write (a write wakes the upstream, and under load many calls are
+written at once).
 
 Stopping follows the SDK's stdio transport and the MCP lifecycle: the input is closed; if the
 process has not exited within ``EXIT_GRACE`` it is sent SIGTERM (the guard then ends the
@@ -65,10 +67,20 @@ async def stdio_pipes(
     to_session, read_stream = anyio.create_memory_object_stream[Any](0)
     write_stream, from_session = anyio.create_memory_object_stream[Any](0)
 
+    waiting: list[bytes] = []  # lines written in this turn of the loop: one write for them all
+
+    def flush() -> None:
+        data = b"".join(waiting)
+        waiting.clear()
+        if not stdin.is_closing():
+            stdin.write(data)
+
     def write(line: bytes) -> None:
         if stdin.is_closing():
             raise OSError("the upstream's input is closed")
-        stdin.write(line)
+        if not waiting:
+            asyncio.get_running_loop().call_soon(flush)
+        waiting.append(line)
 
     async def deliver(line: bytes) -> None:
         try:
