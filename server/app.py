@@ -7,7 +7,7 @@ from aiohttp import web
 from skywarden.server.api import discovery
 from skywarden.server.api.admin import AdminApi
 from skywarden.server.api.admin_upstreams import UpstreamAdminApi
-from skywarden.server.api.openapi import setup_openapi
+from skywarden.server.api.openapi import ToolDocs, setup_openapi
 from skywarden.server.api.rest import RestApi
 from skywarden.server.appkeys import (
     AUTHENTICATOR,
@@ -101,10 +101,14 @@ def create_app(
             )
         return grantable_now[0]
 
+    tool_docs: list[ToolDocs] = []  # set below, once the app exists
+
     def tools_changed() -> None:
         caches.tool_lists.clear()
         grantable_now.clear()
         change_streams.tools_changed()
+        for docs in tool_docs:
+            docs.refresh()
 
     # upstream MCP servers, declared or stored: their tools join the registry as they list them (docs/gateway.md)
     gateway = Gateway(settings, registry, tools_changed, upstream_operations.load)
@@ -242,6 +246,6 @@ def create_app(
                 body_reader,
                 limits,
             ).add_routes(app)
-    setup_openapi(app, registry)
+    tool_docs.append(setup_openapi(app, registry))
     setup_cors(app, settings.cors_origins)
     return app

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from skywarden.server.appkeys import GATEWAY
+from skywarden.server.http.paths import SPEC_PATH
 from tests.support.admin import create_key
 from tests.support.logs import SECRETS
 from tests.support.services import redis_prefix
@@ -73,6 +74,27 @@ async def test_an_added_upstream_serves_its_tools_and_they_go_at_once_when_disab
         await asyncio.gather(*gateway._stopping)
         assert connection._task is not None and connection._task.done()
         assert "remote" not in gateway.connections and (await client.admin.get(PATH)).status == 200
+
+
+async def test_the_openapi_document_follows_an_upstream_added_and_removed(make_client, make_settings):
+    client = await make_client(make_settings(**LOOPBACK))
+
+    async def documented() -> set[str]:
+        paths = (await (await client.anonymous.get(SPEC_PATH)).json())["paths"]
+        return {path.rsplit("/", 1)[1] for path in paths if path.startswith("/api/mcp/tools/remote__")}
+
+    assert await documented() == set()
+    async with http_upstream_process() as url:
+        await add(client.admin, {"name": "remote", "url": url})
+        await up(client.server, "remote")
+        listed = {name for name in await tool_names(client) if name.startswith("remote__")}
+        assert "remote__add" in listed and await documented() == listed
+        paths = (await (await client.anonymous.get(SPEC_PATH)).json())["paths"]
+        operation = paths["/api/mcp/tools/remote__add"]["post"]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert set(body["required"]) == {"a", "b"} and "401" in operation["responses"]
+        assert (await client.admin.delete(f"{PATH}/remote")).status == 204
+        assert await documented() == set()
 
 
 async def test_a_key_scoped_to_an_added_upstream_calls_it_and_nothing_else(make_client, make_settings):

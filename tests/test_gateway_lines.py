@@ -55,7 +55,7 @@ def test_the_start_of_a_long_line_names_its_call():
     answers = []
 
     async def run() -> None:
-        request_id, pending = calls.calls.open(None)
+        request_id, pending = calls.calls.start(None)
         line = b'{"jsonrpc": "2.0", "id": "%s", "result": {"content": "' % request_id.encode() + b"x" * 200 + b'"}}\n'
         reader = asyncio.StreamReader()
         reader.feed_data(line + b'{"jsonrpc": "2.0", "method": "ping-after"}\n')

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from skywarden.server.http.routes import PUBLIC, Access, Door, Rule, add_route, 
 from skywarden.server.plugins.registry import ToolRegistry
 
 SPEC_URL = SPEC_PATH
+TOOL_PATH_PREFIX = TOOL_CALL_PATH.rsplit("/", 1)[0] + "/"
 UI_PATH = DOCS_PATH
 STATIC_PATH = DOCS_STATIC_PATH
 
@@ -51,7 +54,41 @@ SECURITY_SCHEMES = {
 }
 
 
-def setup_openapi(app: web.Application, tools: ToolRegistry) -> AiohttpApiSpec:
+@dataclass
+class ToolDocs:
+    """Each tool's own operation (``POST /api/mcp/tools/<name>``) in the document, made when the
+    server starts and anew whenever the tools change (an upstream's tools come and go while
+    the server runs: ``refresh``)."""
+
+    app: web.Application
+    tools: ToolRegistry
+    generic: dict[str, Any] | None = None  # the generic call's operation, before the request path's answers
+    rule: Rule | None = None
+
+    def refresh(self) -> None:
+        doc = self.app.get(SWAGGER_DICT)
+        if doc is None or self.generic is None or self.rule is None:
+            return  # not started yet: the document is finished with the tools of that moment
+        paths = doc["paths"]
+        for path in [p for p in paths if p.startswith(TOOL_PATH_PREFIX) and p != TOOL_CALL_PATH]:
+            del paths[path]
+        for tool in self.tools:
+            operation = {
+                **copy.deepcopy(self.generic),
+                "summary": tool.title,
+                "description": tool.description,
+                "operationId": f"call_{tool.name}",
+                "parameters": [],
+                "requestBody": {"required": True, "content": {"application/json": _tool_body(tool.input_schema)}},
+            }
+            if tool.output_schema is not None:
+                operation["responses"] = _with_output_schema(operation.get("responses", {}), tool.output_schema)
+            path = f"{TOOL_PATH_PREFIX}{tool.name}"
+            _document_request_path(path, "post", operation, self.rule)
+            paths[path] = {"post": operation}
+
+
+def setup_openapi(app: web.Application, tools: ToolRegistry) -> ToolDocs:
     spec = AiohttpApiSpec(
         url=SPEC_URL,
         swagger_path=None,
@@ -67,12 +104,13 @@ def setup_openapi(app: web.Application, tools: ToolRegistry) -> AiohttpApiSpec:
     spec.register(app, in_place=False)
     app.on_startup[-1] = _without_app_key_warning(app.on_startup[-1])
     declare(next(r for r in app.router.resources() if r.canonical == SPEC_URL), PUBLIC)  # apigami's route
-    app.on_startup.append(_document_finisher(tools))
+    docs = ToolDocs(app, tools)
+    app.on_startup.append(_document_finisher(docs))
     add_route(app, "GET", UI_PATH, _ui_page, rule=PUBLIC, allow_head=True)
     add_route(app, "GET", UI_PATH + "/init.js", _ui_init, rule=PUBLIC, allow_head=True)
     ui_assets = asset_handler(Path(SWAGGER_UI_STATIC_FILES), UI_ASSETS, {})
     add_route(app, "GET", STATIC_PATH + "/{name}", ui_assets, rule=PUBLIC, allow_head=True)
-    return spec
+    return docs
 
 
 UI_ASSETS = {  # the Swagger UI files the page below uses
@@ -135,14 +173,14 @@ def _without_app_key_warning(
     return register_quietly
 
 
-def _document_finisher(tools: ToolRegistry) -> Callable[[web.Application], Awaitable[None]]:
+def _document_finisher(docs: ToolDocs) -> Callable[[web.Application], Awaitable[None]]:
     async def finish_document(app: web.Application) -> None:
-        _finish_document(app, tools)
+        _finish_document(app, docs)
 
     return finish_document
 
 
-def _finish_document(app: web.Application, tools: ToolRegistry) -> None:
+def _finish_document(app: web.Application, docs: ToolDocs) -> None:
     """Drop Swagger-2-only keys apigami adds; document each tool as its own operation."""
     doc: dict[str, Any] = app[SWAGGER_DICT]
     for operations in doc["paths"].values():
@@ -151,24 +189,13 @@ def _finish_document(app: web.Application, tools: ToolRegistry) -> None:
             operation.pop("consumes", None)
     _document_mcp(doc)
     doc["components"]["schemas"]["JsonRpcError"] = JSON_RPC_ERROR
-    generic = doc["paths"].get(TOOL_CALL_PATH, {}).get("post", {})
+    docs.generic = copy.deepcopy(doc["paths"].get(TOOL_CALL_PATH, {}).get("post", {}))
     rules = {r.canonical: rule for r in app.router.resources() if (rule := rule_of_resource(r)) is not None}
-    for tool in tools:
-        operation = {
-            **generic,
-            "summary": tool.title,
-            "description": tool.description,
-            "operationId": f"call_{tool.name}",
-            "parameters": [],
-            "requestBody": {"required": True, "content": {"application/json": _tool_body(tool.input_schema)}},
-        }
-        if tool.output_schema is not None:
-            operation["responses"] = _with_output_schema(generic.get("responses", {}), tool.output_schema)
-        doc["paths"][f"/api/mcp/tools/{tool.name}"] = {"post": operation}
-        rules[f"/api/mcp/tools/{tool.name}"] = rules[TOOL_CALL_PATH]
+    docs.rule = rules[TOOL_CALL_PATH]
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             _document_request_path(path, method, operation, rules[path])
+    docs.refresh()
 
 
 # What the steps before a handler may answer (docs/architecture.md, "The request path"): every

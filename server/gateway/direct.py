@@ -109,7 +109,7 @@ class Calls:
     pending: dict[str, PendingCall] = field(default_factory=dict)
     _numbers: Any = field(default_factory=itertools.count)
 
-    def open(self, progress: Progress | None) -> tuple[str, PendingCall]:
+    def start(self, progress: Progress | None) -> tuple[str, PendingCall]:
         request_id = f"{self.prefix}{next(self._numbers)}"
         call = PendingCall(asyncio.get_running_loop().create_future(), progress)
         self.pending[request_id] = call

@@ -118,7 +118,7 @@ class HttpCalls:
         caller: str | None,
         progress: Progress | None,
     ) -> Answer:
-        request_id, pending = self.calls.open(progress)
+        request_id, pending = self.calls.start(progress)
         try:
             message, stamped = call_message(client, request_id, tool, arguments, meta)
             headers = CIMultiDict(self.headers)

@@ -67,7 +67,7 @@ class StdioCalls:
         write = self.write
         if write is None:
             raise Fallback("the pipe is not open")
-        request_id, pending = self.calls.open(progress)
+        request_id, pending = self.calls.start(progress)
         try:
             message, _ = call_message(client, request_id, tool, arguments, meta)
             try:
