@@ -182,7 +182,10 @@ async def test_a_killed_server_leaves_no_upstream_process_behind(live):
                 pids.append((await answer.json())["structuredContent"]["result"])
     for pid in pids:
         os.kill(pid, 0)  # both run
+    guards = [int(p) for p in open(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read().split()]
+    assert guards
     server.proc.send_signal(signal.SIGKILL)
     await server.proc.wait()
-    # the upstream would end on its own at the end of its input; its child would not, but for the guard
-    await asyncio.wait_for(asyncio.gather(*(gone(pid) for pid in pids)), PROMPTLY)
+    # the upstream would end on its own at the end of its input; its child would not, but for the guard,
+    # which ends too (it reaps the upstream first: nothing is left, not even a zombie)
+    await asyncio.wait_for(asyncio.gather(*(gone(pid) for pid in [*pids, *guards])), PROMPTLY)

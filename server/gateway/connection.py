@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import structlog
 
 from skywarden.server.gateway.credentials import MissingSecret
@@ -263,6 +262,8 @@ class UpstreamConnection:
 
     async def _check_alive(self, client: Any) -> None:
         """The connection answers a ping or a listing within ``connect_timeout``; else it is given up."""
+        import anyio  # with the SDK: only a server with upstreams has it
+
         try:
             with anyio.fail_after(self.config.connect_timeout):
                 if client.protocol_version in LEGACY_VERSIONS:

@@ -23,6 +23,9 @@ _asked: list[int] = []  # a SIGTERM that came before the upstream was started
 
 
 def _end(signum: int = signal.SIGTERM, frame: object = None) -> None:
+    """End the upstream's group, reap the upstream, exit. A signal handler: it runs in the main
+    thread, which may be inside ``Popen.wait`` holding its lock, so it reaps with ``waitpid``
+    itself (``Popen.wait`` here would wait for that lock forever)."""
     if not _children:
         _asked.append(signum)
         return
@@ -31,7 +34,10 @@ def _end(signum: int = signal.SIGTERM, frame: object = None) -> None:
             os.killpg(child.pid, signal.SIGKILL)  # its group: the upstream and what it started
         except ProcessLookupError:
             pass
-        child.wait()
+        try:
+            os.waitpid(child.pid, 0)
+        except ChildProcessError:  # already reaped by the main thread's wait
+            pass
     os._exit(128 + signum)
 
 

@@ -24,7 +24,6 @@ from skywarden.server import __version__
 from skywarden.server.gateway.credentials import resolve_all
 from skywarden.server.gateway.http_calls import HttpCalls
 from skywarden.server.gateway.stdio_calls import StdioCalls
-from skywarden.server.gateway.stdio_pipes import stdio_pipes
 from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
 
@@ -90,6 +89,8 @@ def client_for(
     common: dict[str, Any] = {"mode": "auto", "message_handler": message_handler, "client_info": info, "cache": None}
     if config.transport == "stdio":
         from mcp.client.stdio import get_default_environment
+
+        from skywarden.server.gateway.stdio_pipes import stdio_pipes
 
         calls = StdioCalls()
         pipes = stdio_pipes(
