@@ -173,7 +173,7 @@ async def test_an_https_upstream_is_verified_by_name_on_the_address_checked(
         stamps = SimpleNamespace(session=SimpleNamespace(_stamp=lambda data, options: None))
         try:
             with pytest.raises(CallBroken, match="CERTIFICATE_VERIFY_FAILED"):  # its own path trusts alike
-                await direct.call(stamps, "echo", {}, None, None, None)
+                await direct.call(stamps, "echo", {}, None, None)
         finally:
             await direct.aclose()
 

@@ -30,11 +30,18 @@ from typing import Any
 import structlog
 
 from skywarden.server.gateway.credentials import MissingSecret
-from skywarden.server.gateway.direct import LEGACY_VERSIONS, CallBroken, Fallback, TooLarge, tool_result
-from skywarden.server.gateway.http_calls import HttpCalls, caller_value
-from skywarden.server.gateway.stdio_calls import StdioCalls
+from skywarden.server.gateway.direct import (
+    CALLER_META,
+    LEGACY_VERSIONS,
+    MAX_PROGRESS,
+    CallBroken,
+    DirectCalls,
+    Fallback,
+    TooLarge,
+    tool_result,
+)
 from skywarden.server.gateway.tools import UnusableTool, bounded_result, error_result, registered_tool
-from skywarden.server.gateway.transports import CALLER_META, BlockedUpstream, check_address, client_for
+from skywarden.server.gateway.transports import BlockedUpstream, check_address, client_for
 from skywarden.server.observability.redaction import redact_text
 from skywarden.server.plugins.model import RegisteredTool
 from skywarden.server.plugins.ssrf import AddressPolicy
@@ -50,7 +57,6 @@ BREAK_AFTER = 3  # failed calls in a row that make the connection's liveness be 
 PING_INTERVAL = 15.0
 LIST_INTERVAL = 60.0  # 2026-07-28 has no ping: the liveness check is a listing, less often
 STOP_GRACE = 10.0  # seconds the SDK's shutdown of a connection gets before it is cancelled
-MAX_PROGRESS = 1000  # progress notifications passed on per call
 MAX_PROGRESS_MESSAGE = 1000
 # The SDK answers a call whose connection closed with a JSON-RPC error of its own; an upstream
 # may send that code too, so it only makes the liveness be checked.
@@ -131,7 +137,7 @@ class UpstreamConnection:
         self._state_changed = asyncio.Event()  # set (and replaced) at every change of state
         self.first_attempt = asyncio.Event()
         self._client: Any = None
-        self._calls: HttpCalls | StdioCalls | None = None
+        self._calls: DirectCalls | None = None
         self._lost = asyncio.Event()
         self._stopping = asyncio.Event()
         self._failures_in_a_row = 0
@@ -222,7 +228,7 @@ class UpstreamConnection:
                     transport = client_for(self.config, self._on_message, errlog, self._transport_ended, pinned)
                     if transport.http is not None:
                         stack.push_async_callback(transport.http.aclose)
-                    if isinstance(transport.calls, HttpCalls):
+                    if transport.calls is not None:
                         stack.push_async_callback(transport.calls.aclose)
                     client = await stack.enter_async_context(transport.client)
                     tools = await self._list_tools(client)
@@ -415,10 +421,7 @@ class UpstreamConnection:
         calls = self._calls
         if calls is not None:
             try:
-                if isinstance(calls, HttpCalls):
-                    answer = await calls.call(client, tool, arguments, meta, caller_value(meta, CALLER_META), progress)
-                else:
-                    answer = await calls.call(client, tool, arguments, meta, progress)
+                answer = await calls.call(client, tool, arguments, meta, progress)
             except Fallback as exc:
                 self.log.debug("upstream call made through the SDK", tool=tool, reason=str(exc))
             else:

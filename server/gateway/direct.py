@@ -19,13 +19,17 @@ import itertools
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import quote
 
 from skywarden.tools.contract import ToolResult
 
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 LEGACY_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
 HEADER_MISMATCH = -32020  # 2026-07-28: the call's headers do not match the tool as listed; the SDK relists
+MAX_PROGRESS = 1000  # progress notifications passed on per call
+CALLER_META = "dev.skywarden/caller"  # the ``_meta`` entry naming the caller (an upstream with ``identity``)
+_SAFE_IN_HEADER = ":_-.@|/+="
 
 
 class Fallback(Exception):
@@ -74,6 +78,28 @@ def answer_of(message: dict[str, Any]) -> Answer:
     return Answer(result=message["result"])
 
 
+class DirectCalls(Protocol):
+    """A transport's direct path: ``HttpCalls`` or ``StdioCalls``."""
+
+    async def call(
+        self, client: Any, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None, progress: Progress | None
+    ) -> Answer: ...
+
+    async def aclose(self) -> None: ...
+
+
+Exchange = Callable[[str, dict[str, Any], dict[str, str], "PendingCall"], Awaitable[Answer]]
+
+
+def identity_value(meta: dict[str, Any] | None) -> str | None:
+    """The identity header's value (``kind:id``, percent-encoded) for a call whose ``_meta``
+    names its caller (``CALLER_META``), or None."""
+    caller = (meta or {}).get(CALLER_META)
+    if not isinstance(caller, dict) or "kind" not in caller or "id" not in caller:
+        return None
+    return quote(f"{caller['kind']}:{caller['id']}", safe=_SAFE_IN_HEADER)
+
+
 @dataclass
 class PendingCall:
     future: asyncio.Future[Answer]
@@ -117,6 +143,27 @@ class Calls:
 
     def close(self, request_id: str) -> None:
         self.pending.pop(request_id, None)
+
+    async def make(
+        self,
+        client: Any,
+        tool: str,
+        arguments: dict[str, Any],
+        meta: dict[str, Any] | None,
+        progress: Progress | None,
+        exchange: Exchange,
+    ) -> Answer:
+        """One call under an id of ours: its request stamped by the SDK, sent and answered by
+        ``exchange`` (request id, message, stamped headers, the pending call); the progress
+        already received is passed on before the answer is returned."""
+        request_id, pending = self.start(progress)
+        try:
+            message, headers = call_message(client, request_id, tool, arguments, meta)
+            answer = await exchange(request_id, message, headers, pending)
+            await pending.settled()
+            return answer
+        finally:
+            self.close(request_id)
 
     def ours(self, request_id: Any) -> bool:
         return isinstance(request_id, str) and request_id.startswith(self.prefix)

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import socket
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -33,11 +33,12 @@ from skywarden.server.gateway.direct import (
     CallBroken,
     Calls,
     Fallback,
+    PendingCall,
     Progress,
     TooLarge,
     Unusable,
     answer_of,
-    call_message,
+    identity_value,
 )
 from skywarden.server.upstreams import UpstreamConfig
 
@@ -110,32 +111,25 @@ class HttpCalls:
         self.calls.fail_all(CallBroken("the connection was closed"))
 
     async def call(
-        self,
-        client: Any,
-        tool: str,
-        arguments: dict[str, Any],
-        meta: dict[str, Any] | None,
-        caller: str | None,
-        progress: Progress | None,
+        self, client: Any, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None, progress: Progress | None
     ) -> Answer:
-        request_id, pending = self.calls.start(progress)
-        try:
-            message, stamped = call_message(client, request_id, tool, arguments, meta)
+        async def exchange(
+            request_id: str, message: dict[str, Any], stamped: dict[str, str], pending: PendingCall
+        ) -> Answer:
             headers = CIMultiDict(self.headers)
             headers["Content-Type"] = "application/json"
             headers["Accept"] = "application/json, text/event-stream"
             headers.update(self.seen)
             headers.update(stamped)
             headers.popall(self.config.identity_header, None)
+            caller = identity_value(meta)
             if caller is not None:
                 headers[self.config.identity_header] = caller
             try:
                 async with self._client().post(
                     self.url, data=orjson.dumps(message), headers=headers, allow_redirects=False
                 ) as response:
-                    answer = await self._read(response, request_id)
-                await pending.settled()
-                return answer
+                    return await self._read(response, request_id)
             except (aiohttp.ClientError, OSError) as exc:
                 raise CallBroken(f"{type(exc).__name__}: {exc}"[:300]) from None
             except asyncio.CancelledError:
@@ -143,8 +137,8 @@ class HttpCalls:
                 if getattr(client, "protocol_version", None) in LEGACY_VERSIONS:
                     self._tell_cancelled(request_id, headers)
                 raise
-        finally:
-            self.calls.close(request_id)
+
+        return await self.calls.make(client, tool, arguments, meta, progress, exchange)
 
     async def _read(self, response: aiohttp.ClientResponse, request_id: str) -> Answer:
         status = response.status
@@ -199,14 +193,6 @@ class HttpCalls:
         if answer.code == HEADER_MISMATCH:
             raise Fallback("the upstream's tool changed since it was listed")
         return answer
-
-
-def caller_value(principal_meta: dict[str, Any] | None, key: str) -> str | None:
-    """The identity header's value (``kind:id``) from a call's ``_meta``, or None."""
-    caller = (principal_meta or {}).get(key)
-    if not isinstance(caller, dict):
-        return None
-    return quote(f"{caller.get('kind')}:{caller.get('id')}", safe=":_-.@|/+=")
 
 
 async def _bounded(content: aiohttp.StreamReader, limit: int) -> bytes:

@@ -20,11 +20,11 @@ from skywarden.server.gateway.direct import (
     CallBroken,
     Calls,
     Fallback,
+    PendingCall,
     Progress,
     TooLarge,
     Unusable,
     answer_of,
-    call_message,
 )
 
 Write = Callable[[bytes], None]
@@ -61,23 +61,22 @@ class StdioCalls:
     def ended(self) -> None:
         self.calls.fail_all(CallBroken("the upstream's connection ended"))
 
+    async def aclose(self) -> None:
+        """Nothing to close: the pipes end with the transport (``stdio_pipes``)."""
+
     async def call(
         self, client: Any, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None, progress: Progress | None
     ) -> Answer:
-        write = self.write
-        if write is None:
-            raise Fallback("the pipe is not open")
-        request_id, pending = self.calls.start(progress)
-        try:
-            message, _ = call_message(client, request_id, tool, arguments, meta)
+        async def exchange(request_id: str, message: dict[str, Any], _: dict[str, str], pending: PendingCall) -> Answer:
+            write = self.write
+            if write is None:
+                raise Fallback("the pipe is not open")
             try:
                 write(orjson.dumps(message) + b"\n")
             except (OSError, RuntimeError) as exc:  # the pipe closed under the call
                 raise CallBroken(f"the upstream's connection ended ({type(exc).__name__})") from None
             try:
-                answer = await pending.future
-                await pending.settled()
-                return answer
+                return await pending.future
             except asyncio.CancelledError:
                 note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
                 if self.write is not None:
@@ -86,5 +85,5 @@ class StdioCalls:
                     except (OSError, RuntimeError):
                         pass
                 raise
-        finally:
-            self.calls.close(request_id)
+
+        return await self.calls.make(client, tool, arguments, meta, progress, exchange)

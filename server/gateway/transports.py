@@ -16,20 +16,19 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 
 from skywarden.server import __version__
 from skywarden.server.gateway.credentials import resolve_all
+from skywarden.server.gateway.direct import DirectCalls, identity_value
 from skywarden.server.gateway.http_calls import HttpCalls
 from skywarden.server.gateway.stdio_calls import StdioCalls
 from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
 
 USER_AGENT = f"skywarden-gateway/{__version__}"
-CALLER_META = "dev.skywarden/caller"  # the ``_meta`` entry naming the caller (an upstream with ``identity``)
-_SAFE_IN_HEADER = ":_-.@|/+="
 MessageHandler = Any
 MIN_EVENT_BYTES = 4 * 1024 * 1024  # a tools/list page may be larger than any one result
 
@@ -70,7 +69,7 @@ class Transport:
 
     client: Any
     http: Any = None
-    calls: HttpCalls | StdioCalls | None = None
+    calls: DirectCalls | None = None
 
 
 def client_for(
@@ -150,12 +149,11 @@ def caller_header(name: str) -> Any:
         if request.method != "POST" or not request.content:
             return
         try:
-            body = orjson.loads(request.content)
-            caller = body["params"]["_meta"][CALLER_META]
-            value = f"{caller['kind']}:{caller['id']}"
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            value = identity_value(orjson.loads(request.content)["params"].get("_meta"))
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             return
-        request.headers[name] = quote(value, safe=_SAFE_IN_HEADER)
+        if value is not None:
+            request.headers[name] = value
 
     return hook
 
