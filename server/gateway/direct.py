@@ -45,7 +45,8 @@ class Unusable(Exception):
 
 
 class TooLarge(Exception):
-    """An answer (or one event or line of it) over the upstream's bound, not read further."""
+    """An answer (or one event or line of it) over the upstream's bound, not read further:
+    ``size`` is how much of it was known when reading stopped (at least the bound plus one)."""
 
     def __init__(self, size: int) -> None:
         super().__init__(size)

@@ -40,6 +40,7 @@ from skywarden.server.gateway.direct import (
     answer_of,
     identity_value,
 )
+from skywarden.server.http.response_body import ResponseTooLarge, read_response_body
 from skywarden.server.upstreams import UpstreamConfig
 
 SESSION_HEADER = "mcp-session-id"
@@ -150,7 +151,10 @@ class HttpCalls:
             raise CallBroken(f"the upstream answered HTTP {status}")
         kind = response.content_type
         if kind == "application/json":
-            body = await _bounded(response.content, self.limit)
+            try:
+                body = await read_response_body(response, self.limit)
+            except ResponseTooLarge:
+                raise TooLarge(self.limit + 1) from None
             try:
                 message = orjson.loads(body)
             except orjson.JSONDecodeError:
@@ -193,17 +197,6 @@ class HttpCalls:
         if answer.code == HEADER_MISMATCH:
             raise Fallback("the upstream's tool changed since it was listed")
         return answer
-
-
-async def _bounded(content: aiohttp.StreamReader, limit: int) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(size)
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 async def _events(content: aiohttp.StreamReader, limit: int) -> Any:
