@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,12 +41,14 @@ from skywarden.server.gateway.direct import (
     answer_of,
     identity_value,
 )
+from skywarden.server.gateway.lines import bounded_lines
 from skywarden.server.http.response_body import ResponseTooLarge, read_response_body
 from skywarden.server.upstreams import UpstreamConfig
 
 SESSION_HEADER = "mcp-session-id"
 PROTOCOL_HEADER = "mcp-protocol-version"
 POOL_SIZE = 100  # connections to one upstream at most
+SSE_FIELD_ROOM = 1024  # what a line of an event may hold besides its data (``data: ``, ``id: ...``)
 
 
 class PinnedResolver(AbstractResolver):
@@ -199,26 +202,25 @@ class HttpCalls:
         return answer
 
 
-async def _events(content: aiohttp.StreamReader, limit: int) -> Any:
+async def _events(content: Any, limit: int) -> AsyncIterator[bytes]:
     """The data of each SSE event (``data:`` lines joined), each at most ``limit`` bytes."""
-    buffer = b""
+
+    def too_long(_: bytes, size: int) -> None:
+        raise TooLarge(size)
+
     data: list[bytes] = []
     size = 0
-    async for chunk in content.iter_any():
-        *lines, buffer = (buffer + chunk).split(b"\n")
-        if len(buffer) > limit + 1024:  # a line still without its end
-            raise TooLarge(len(buffer))
-        for line in lines:
-            line = line.removesuffix(b"\r")
-            if not line:
-                if any(data):  # an event with no data (a stream's priming event) says nothing
-                    yield b"\n".join(data)
-                data, size = [], 0
-            elif line.startswith(b"data:"):
-                value = line[5:].removeprefix(b" ")
-                size += len(value) + 1
-                if size > limit:
-                    raise TooLarge(size)
-                data.append(value)
+    async for line in bounded_lines(content.iter_any(), limit + SSE_FIELD_ROOM, too_long):
+        line = line.removesuffix(b"\r")
+        if not line:
+            if any(data):  # an event with no data (a stream's priming event) says nothing
+                yield b"\n".join(data)
+            data, size = [], 0
+        elif line.startswith(b"data:"):
+            value = line[5:].removeprefix(b" ")
+            size += len(value) + 1
+            if size > limit:
+                raise TooLarge(size)
+            data.append(value)
     if any(data):
         yield b"\n".join(data)

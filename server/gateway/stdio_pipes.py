@@ -27,6 +27,7 @@ import anyio
 import orjson
 import structlog
 
+from skywarden.server.gateway.lines import bounded_lines
 from skywarden.server.gateway.stdio_calls import StdioCalls
 
 log = structlog.get_logger("skywarden.gateway")
@@ -34,7 +35,6 @@ log = structlog.get_logger("skywarden.gateway")
 EXIT_GRACE = 2.0  # seconds an upstream has to exit once its input is closed
 KILL_GRACE = 2.0  # seconds after SIGTERM before SIGKILL
 CHUNK = 64 * 1024
-KEPT_OF_A_LONG_LINE = 4096  # the start of a line over the bound, kept to find whose answer it was
 
 
 @contextlib.asynccontextmanager
@@ -141,30 +141,18 @@ async def stdio_pipes(
 async def _lines(stdout: asyncio.StreamReader, limit: int, calls: StdioCalls) -> AsyncIterator[bytes]:
     """The upstream's non-blank output lines, read in pieces; a line over ``limit`` bytes is
     skipped as it arrives (its start tells ``calls`` whose answer it was)."""
-    parts: list[bytes] = []
-    size = 0
-    skipping = False
-    while chunk := await stdout.read(CHUNK):
-        start = 0
-        while start <= len(chunk):
-            end = chunk.find(b"\n", start)
-            piece = chunk[start:] if end < 0 else chunk[start:end]
-            if not skipping:
-                parts.append(piece)
-                size += len(piece)
-                if size > limit:
-                    head = b"".join(parts)[:KEPT_OF_A_LONG_LINE]
-                    if not calls.too_long(head, size):
-                        log.warning("upstream line over the bound skipped", limit=limit)
-                    parts, size, skipping = [], 0, True
-            if end < 0:
-                break
-            if not skipping:
-                line = parts[0] if len(parts) == 1 else b"".join(parts)
-                if line.strip():
-                    yield line
-            parts, size, skipping = [], 0, False
-            start = end + 1
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await stdout.read(CHUNK):
+            yield chunk
+
+    def too_long(start: bytes, size: int) -> None:
+        if not calls.too_long(start, size):
+            log.warning("upstream line over the bound skipped", limit=limit)
+
+    async for line in bounded_lines(chunks(), limit, too_long):
+        if line.strip():
+            yield line
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:

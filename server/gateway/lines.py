@@ -1,0 +1,36 @@
+"""Lines of a stream an upstream sends (a stdio upstream's output, an SSE answer), each bounded:
+a line longer than the bound is skipped as it arrives, never held whole."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+
+KEPT_OF_A_LONG_LINE = 4096  # the start of a line over the bound, handed on to say whose it was
+
+
+async def bounded_lines(
+    chunks: AsyncIterable[bytes], limit: int, too_long: Callable[[bytes, int], None]
+) -> AsyncIterator[bytes]:
+    """Each complete line (ended by ``\\n``, given without it) of ``chunks``, at most ``limit``
+    bytes. Past that a line is skipped to its end, and ``too_long`` gets its start and the size
+    seen (it may raise to stop reading). A last line without its end is no line."""
+    parts: list[bytes] = []
+    size = 0
+    skipping = False
+    async for chunk in chunks:
+        start = 0
+        while start <= len(chunk):
+            end = chunk.find(b"\n", start)
+            piece = chunk[start:] if end < 0 else chunk[start:end]
+            if not skipping:
+                parts.append(piece)
+                size += len(piece)
+                if size > limit:
+                    too_long(b"".join(parts)[:KEPT_OF_A_LONG_LINE], size)
+                    parts, size, skipping = [], 0, True
+            if end < 0:
+                break
+            if not skipping:
+                yield parts[0] if len(parts) == 1 else b"".join(parts)
+            parts, size, skipping = [], 0, False
+            start = end + 1
