@@ -106,9 +106,11 @@ class PendingCall:
     future: asyncio.Future[Answer]
     progress: Progress | None
     reported: asyncio.Future[None] | None = None  # the last progress passed on: they run in order
+    reports: int = 0
 
     def report(self, done: float, total: float | None, message: str | None) -> None:
-        if self.progress is None:
+        self.reports += 1
+        if self.progress is None or self.reports > MAX_PROGRESS:  # a flood is read, never queued
             return
         before, progress = self.reported, self.progress
 
