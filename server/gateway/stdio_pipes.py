@@ -72,7 +72,7 @@ async def stdio_pipes(
     def flush() -> None:
         data = b"".join(waiting)
         waiting.clear()
-        if not stdin.is_closing():
+        if data and not stdin.is_closing():
             stdin.write(data)
 
     def write(line: bytes) -> None:
@@ -116,6 +116,7 @@ async def stdio_pipes(
             async for item in from_session:
                 data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
                 write(data.encode() + b"\n")
+                flush()  # now, so the drain waits for it: the SDK's messages wait for a full pipe
                 await stdin.drain()
         except (OSError, anyio.ClosedResourceError, anyio.BrokenResourceError):
             to_session.close()  # the session sees the connection end, not a request hanging
