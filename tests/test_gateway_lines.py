@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skywarden.server.gateway.stdio_calls import StdioCalls
-from skywarden.server.gateway.stdio_pipes import _lines
+from skywarden.server.gateway.stdio_pipes import _lines, _stop
 
 LIMIT = 50
 LINE = st.binary(max_size=80).filter(lambda b: b"\n" not in b)
@@ -66,3 +67,12 @@ def test_the_start_of_a_long_line_names_its_call():
     asyncio.run(run())
     assert answers[0] == b'{"jsonrpc": "2.0", "method": "ping-after"}'
     assert type(answers[1]).__name__ == "TooLarge" and answers[1].size > LIMIT
+
+
+@pytest.mark.slow
+async def test_stopping_an_upstream_that_never_reads_its_input_still_ends_it():
+    process = await asyncio.create_subprocess_exec("sleep", "60", stdin=asyncio.subprocess.PIPE, start_new_session=True)
+    assert process.stdin is not None
+    process.stdin.write(b"x" * (1 << 20))  # more than the pipe holds: the close cannot finish
+    await asyncio.wait_for(_stop(process), 10)  # the input's grace, SIGTERM's: about 4 s
+    assert process.returncode is not None

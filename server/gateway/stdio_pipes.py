@@ -159,9 +159,10 @@ async def _lines(stdout: asyncio.StreamReader, limit: int, calls: StdioCalls) ->
 async def _stop(process: asyncio.subprocess.Process) -> None:
     """Close the input; SIGTERM the process group after ``EXIT_GRACE``, SIGKILL after ``KILL_GRACE``."""
     if process.stdin is not None:
-        process.stdin.close()
-        with contextlib.suppress(OSError):
-            await process.stdin.wait_closed()
+        process.stdin.close()  # what is still queued for an upstream that does not read is dropped below
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(process.stdin.wait_closed(), EXIT_GRACE)
+        process.stdin.transport.abort()
     for grace, signum in ((EXIT_GRACE, signal.SIGTERM), (KILL_GRACE, signal.SIGKILL)):
         if await _exited(process, grace):
             return
