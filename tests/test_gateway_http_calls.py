@@ -38,6 +38,7 @@ async def upstream():
     await web.TCPSite(runner, "127.0.0.1", port).start()
     raw.url = f"http://127.0.0.1:{port}/mcp"
     yield raw
+    raw.released.set()
     await runner.cleanup()
 
 
@@ -136,6 +137,13 @@ async def test_a_call_past_its_timeout_is_cancelled_upstream(client, upstream):
     (sent,) = calls_seen(upstream, "slow")
     note = next(r["message"] for r in upstream.requests if r["message"].get("method") == "notifications/cancelled")
     assert note["params"]["requestId"] == sent["id"]
+
+
+async def test_a_cancellation_redirected_elsewhere_is_not_followed(client, upstream):
+    await call(client, "slow")
+    await asyncio.wait_for(upstream.cancelled.wait(), 5)
+    await asyncio.gather(*client.connection._calls._notes)
+    assert upstream.redirected == []  # the upstream's credential and the caller's name went nowhere else
 
 
 async def test_the_upstream_sees_its_identity_header_and_never_the_callers(client):

@@ -188,8 +188,10 @@ class HttpCalls:
         async def send() -> None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.config.connect_timeout):
-                    async with self._client().post(self.url, data=orjson.dumps(note), headers=headers) as response:
-                        await response.read()
+                    async with self._client().post(
+                        self.url, data=orjson.dumps(note), headers=headers, allow_redirects=False
+                    ) as response:
+                        response.release()  # its answer says nothing: not read
 
         task = asyncio.get_running_loop().create_task(send())
         self._notes.add(task)

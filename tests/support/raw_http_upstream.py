@@ -7,13 +7,15 @@ Calls with a string id are Skywarden's direct path, with an integer id the SDK's
 (HTTP 400 to the direct path, so the SDK makes the call); ``mismatch`` (2026's header mismatch
 error to the direct path); ``gone`` (404: the session is no more); ``boom`` (500); ``plain``
 (text/plain); ``bad_result`` (content that is not a list); ``refused`` (a JSON-RPC error);
-``slow`` (answers after 30 s); ``headers`` (the request's headers); ``silent`` (an event stream
+``slow`` (answers when released, at most after 30 s; its cancellation is redirected to
+``/elsewhere``); ``headers`` (the request's headers); ``silent`` (an event stream
 that ends without the answer). ``requests`` keeps every message received.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from typing import Any
 
@@ -52,13 +54,20 @@ class RawHttpUpstream:
         self.session = secrets.token_hex(8)
         self.requests: list[dict[str, Any]] = []
         self.cancelled = asyncio.Event()
+        self.released = asyncio.Event()  # set when the test ends: a slow answer comes then
+        self.redirected: list[dict[str, str]] = []  # requests that followed the redirect of a cancellation
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/mcp", self.post)
         app.router.add_get("/mcp", self.get)
         app.router.add_delete("/mcp", self.delete)
+        app.router.add_route("*", "/elsewhere", self.elsewhere)
         return app
+
+    async def elsewhere(self, request: web.Request) -> web.Response:
+        self.redirected.append({k.lower(): v for k, v in request.headers.items()})
+        return web.Response(status=202)
 
     async def get(self, request: web.Request) -> web.Response:
         return web.Response(status=405)
@@ -72,6 +81,7 @@ class RawHttpUpstream:
         method, rid = message.get("method"), message.get("id")
         if method == "notifications/cancelled":
             self.cancelled.set()
+            raise web.HTTPTemporaryRedirect("/elsewhere")  # where its headers must not follow
         if rid is None or method is None:
             return web.Response(status=202)
         if method == "initialize":
@@ -127,7 +137,8 @@ class RawHttpUpstream:
         if name == "refused":
             return self.json(rid, error={"code": -32602, "message": "the upstream says no"})
         if name == "slow":
-            await asyncio.sleep(30)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.released.wait(), 30)
             return self.json(rid, text("late"))
         if name == "headers":
             seen = {str(name): value for name, value in request.headers.items()}
