@@ -82,6 +82,7 @@ class HttpCalls:
         self.seen: dict[str, str] = {}  # the SDK's session id and revision, from its own requests
         self._session: aiohttp.ClientSession | None = None
         self._notes: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def observe(self, request: Any) -> None:
         """An httpx request hook on the SDK's client: remember its session id and revision."""
@@ -109,6 +110,9 @@ class HttpCalls:
         return self._session
 
     async def aclose(self) -> None:
+        self._closed = True
+        for note in self._notes:
+            note.cancel()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -183,6 +187,8 @@ class HttpCalls:
         raise Unusable(f"an answer of type {kind[:60]!r}")
 
     def _tell_cancelled(self, request_id: str, headers: CIMultiDict[str]) -> None:
+        if self._closed:
+            return  # the connection is gone, and with it the session the call was in
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
 
         async def send() -> None:
