@@ -154,7 +154,7 @@ class HttpCalls:
             raise CallBroken("the upstream no longer knows the session")
         if 300 <= status < 500:
             raise Fallback(f"HTTP {status}")
-        if status >= 500 or status != 200:
+        if status != 200:
             raise CallBroken(f"the upstream answered HTTP {status}")
         kind = response.content_type
         if kind == "application/json":
