@@ -160,9 +160,12 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
     """Close the input; SIGTERM the process group after ``EXIT_GRACE``, SIGKILL after ``KILL_GRACE``."""
     if process.stdin is not None:
         process.stdin.close()  # what is still queued for an upstream that does not read is dropped below
-        with contextlib.suppress(OSError, TimeoutError):
+        try:
             await asyncio.wait_for(process.stdin.wait_closed(), EXIT_GRACE)
-        process.stdin.transport.abort()
+        except TimeoutError:
+            process.stdin.transport.abort()  # once closed, the transport is gone: abort only if it is not
+        except OSError:
+            pass
     for grace, signum in ((EXIT_GRACE, signal.SIGTERM), (KILL_GRACE, signal.SIGKILL)):
         if await _exited(process, grace):
             return
