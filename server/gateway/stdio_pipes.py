@@ -157,22 +157,37 @@ async def _lines(stdout: asyncio.StreamReader, limit: int, calls: StdioCalls) ->
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
-    """Close the input; SIGTERM the process group after ``EXIT_GRACE``, SIGKILL after ``KILL_GRACE``."""
-    if process.stdin is not None:
-        process.stdin.close()  # what is still queued for an upstream that does not read is dropped below
-        try:
-            await asyncio.wait_for(process.stdin.wait_closed(), EXIT_GRACE)
-        except TimeoutError:
-            process.stdin.transport.abort()  # once closed, the transport is gone: abort only if it is not
-        except OSError:
-            pass
-    for grace, signum in ((EXIT_GRACE, signal.SIGTERM), (KILL_GRACE, signal.SIGKILL)):
-        if await _exited(process, grace):
+    """Close the input; SIGTERM the process group if it has not exited ``EXIT_GRACE`` after that,
+    SIGKILL after ``KILL_GRACE`` more. The signals are sent whatever closing the input raised."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + EXIT_GRACE
+    try:
+        if process.stdin is not None:
+            await _close_input(process.stdin, EXIT_GRACE)
+    finally:
+        await _signal_until_exited(process, deadline - loop.time())
+
+
+async def _signal_until_exited(process: asyncio.subprocess.Process, grace: float) -> None:
+    for wait, signum in ((grace, signal.SIGTERM), (KILL_GRACE, signal.SIGKILL)):
+        if await _exited(process, wait):
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signum)
     if not await _exited(process, KILL_GRACE):
         log.warning("upstream process still alive after SIGKILL; abandoned", pid=process.pid)
+
+
+async def _close_input(stdin: asyncio.StreamWriter, within: float) -> None:
+    """Close the upstream's input; what is still queued for one that does not read it within
+    ``within`` seconds is dropped (only then: a closed transport cannot be aborted)."""
+    stdin.close()
+    try:
+        await asyncio.wait_for(stdin.wait_closed(), within)
+    except TimeoutError:
+        stdin.transport.abort()
+    except OSError:
+        pass
 
 
 async def _exited(process: asyncio.subprocess.Process, within: float) -> bool:
