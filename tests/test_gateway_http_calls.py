@@ -30,8 +30,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def upstream():
-    raw = RawHttpUpstream()
+async def upstream(request):
+    raw = RawHttpUpstream(modern=getattr(request, "param", False))
     runner = web.AppRunner(raw.app(), access_log=None)
     await runner.setup()
     port = free_port()
@@ -89,6 +89,25 @@ async def test_an_answer_streamed_as_events_comes_back_with_its_progress(client)
     assert seen == [(1.0, 2.0, "half")]
 
 
+async def test_what_else_a_calls_stream_carries_is_handled_as_the_sdk_would(client, upstream):
+    assert (await call(client, "sse"))["content"][0]["text"] == "streamed"
+    await asyncio.wait_for(upstream.answered.wait(), 5)  # the upstream's ping, answered
+    (pong,) = [r for r in upstream.requests if r["message"].get("id") == "server-1"]
+    assert pong["message"] == {"jsonrpc": "2.0", "id": "server-1", "result": {}}
+    assert pong["headers"]["mcp-session-id"] == upstream.session
+    await asyncio.wait_for(upstream.relisted.wait(), 5)  # its change of tools, heard
+
+
+async def test_a_call_the_upstream_refuses_is_its_answer_and_is_made_once(client, upstream):
+    body = await call(client, "busy")
+    assert body == {
+        "content": [{"type": "text", "text": "The upstream raw refused the call: HTTP 429 Too Many Requests"}],
+        "isError": True,
+    }
+    assert [type(m["id"]) for m in calls_seen(upstream, "busy")] == [str]
+    assert client.connection.figures.errors == 0 and client.connection.figures.state == "up"
+
+
 @pytest.mark.parametrize("tool", ["huge", "huge_event"])
 async def test_an_answer_over_the_bound_is_refused_unread_and_the_connection_stays(client, tool):
     body = await call(client, tool, {"size": 5 * 1024 * 1024})
@@ -99,14 +118,35 @@ async def test_an_answer_over_the_bound_is_refused_unread_and_the_connection_sta
 
 
 @pytest.mark.parametrize(
-    ("tool", "text"),
-    [("refuse_direct", "made through the SDK"), ("mismatch", "relisted and made through the SDK")],
+    ("upstream", "tool", "text"),
+    [
+        (False, "refuse_direct", "made through the SDK"),
+        (True, "refuse_direct", "made through the SDK"),
+        (True, "mismatch", "relisted and made through the SDK"),
+    ],
+    indirect=["upstream"],
 )
 async def test_a_call_the_upstream_refuses_in_this_form_is_made_through_the_sdk(client, upstream, tool, text):
     body = await call(client, tool)
     assert body["content"][0]["text"] == text and body["isError"] is False
     ids = [type(m["id"]) for m in calls_seen(upstream, tool)]
     assert ids == [str, int]  # once directly, refused before it ran; then once through the SDK
+
+
+async def test_the_2026_header_mismatch_code_means_nothing_before_2026_and_the_call_is_made_once(client, upstream):
+    body = await call(client, "mismatch")
+    assert body["content"][0]["text"] == "The upstream raw refused the call: header mismatch"
+    assert [type(m["id"]) for m in calls_seen(upstream, "mismatch")] == [str]
+
+
+@pytest.mark.parametrize("upstream", [True], indirect=True)
+async def test_a_call_at_2026_goes_on_the_direct_path_without_a_session(client, upstream):
+    body = await call(client, "echo", {"text": "modern"})
+    assert body["content"][0]["text"] == "modern"
+    (sent,) = calls_seen(upstream, "echo")
+    request = next(r for r in upstream.requests if r["message"] is sent)
+    assert isinstance(sent["id"], str) and "mcp-session-id" not in request["headers"]
+    assert request["headers"]["mcp-protocol-version"] == "2026-07-28"
 
 
 FAILED = "The upstream raw failed during the call; the error was logged."
@@ -224,14 +264,23 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
 
 LINE = st.binary(max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b)
 EVENT_DATA = st.lists(LINE, min_size=1, max_size=3)
+LINE_END = st.sampled_from([b"\n", b"\r\n", b"\r"])
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(EVENT_DATA, max_size=5), st.lists(st.integers(min_value=0), max_size=8), st.booleans())
-def test_events_are_read_the_same_however_the_stream_is_cut(events, cuts, crlf):
-    end = b"\r\n" if crlf else b"\n"
+@settings(max_examples=300, deadline=None)
+@given(st.lists(EVENT_DATA, max_size=5), st.lists(st.integers(min_value=0), max_size=8), st.data())
+def test_events_are_read_the_same_however_the_stream_is_cut_and_its_lines_end(events, cuts, data):
+    ends: list[bytes] = []
+
+    def end() -> bytes:  # each line ends as it may in SSE: LF, CRLF or a bare CR
+        drawn = data.draw(LINE_END)
+        if drawn == b"\n" and ends and ends[-1] == b"\r":
+            drawn = b"\r\n"  # CR then LF is one line end, CRLF: the next line ends with its own
+        ends.append(drawn)
+        return drawn
+
     stream = b"".join(
-        b"event: message" + end + b"".join(b"data: " + line + end for line in lines) + end for lines in events
+        b"event: message" + end() + b"".join(b"data: " + line + end() for line in lines) + end() for lines in events
     )
     expected = [b"\n".join(lines) for lines in events if any(lines)]
     assert asyncio.run(read_events(split(stream, cuts))) == expected

@@ -5,9 +5,14 @@ session id and revision they carry, and a call is POSTed here with the same, the
 (``direct.call_message``), the upstream's own headers and the identity header, and nothing of
 the caller's. The answer is JSON or an SSE stream (progress, then the response); either is read
 in pieces and refused past the upstream's size bound, so an answer never sits whole in memory
-before it is measured. A request the upstream refuses before running it (3xx, 4xx) is made
-again through the SDK (``Fallback``), which knows the rarer forms (redirects within the origin,
-a 2026-07-28 header mismatch and its relisting).
+before it is measured. What else the stream carries is handled as the SDK would: a change of
+tools (any notification) goes to the connection's message handler, a ``ping`` is answered, any
+other request of the upstream's is refused (the gateway offers no client features).
+
+A request the upstream refuses for its form before running it (a redirect, or HTTP 400, 404,
+405, 406, 415) is made again through the SDK (``Fallback``), which knows the rarer forms
+(redirects within the origin, a 2026-07-28 header mismatch and its relisting). Any other 4xx
+(401, 403, 408, 409, 429, ...) is the upstream's refusal of the call, and is never sent twice.
 
 The connection goes to the address checked when the SDK's connection was made (``pinned``),
 with the URL's name for TLS (SNI and the certificate).
@@ -18,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,6 +54,8 @@ SESSION_HEADER = "mcp-session-id"
 PROTOCOL_HEADER = "mcp-protocol-version"
 POOL_SIZE = 100  # connections to one upstream at most
 SSE_FIELD_ROOM = 1024  # what a line of an event may hold besides its data (``data: ``, ``id: ...``)
+NOT_RUN = frozenset({400, 404, 405, 406, 415})  # the request's form refused: the SDK makes the call
+MessageHandler = Callable[[Any], Awaitable[None]]
 
 
 class PinnedResolver(AbstractResolver):
@@ -72,8 +79,16 @@ class PinnedResolver(AbstractResolver):
 class HttpCalls:
     """Direct calls to one Streamable HTTP upstream, for one SDK connection to it."""
 
-    def __init__(self, config: UpstreamConfig, headers: dict[str, str], pinned: str | None, limit: int) -> None:
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        headers: dict[str, str],
+        pinned: str | None,
+        limit: int,
+        message_handler: MessageHandler | None = None,
+    ) -> None:
         self.config = config
+        self.message_handler = message_handler  # the SDK client's: notifications go there
         self.url = config.url
         self.headers = headers  # the upstream's own: User-Agent and its configured headers
         self.pinned = pinned
@@ -121,13 +136,12 @@ class HttpCalls:
     async def call(
         self, client: Any, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None, progress: Progress | None
     ) -> Answer:
+        legacy = getattr(client, "protocol_version", None) in LEGACY_VERSIONS
+
         async def exchange(
             request_id: str, message: dict[str, Any], stamped: dict[str, str], pending: PendingCall
         ) -> Answer:
-            headers = CIMultiDict(self.headers)
-            headers["Content-Type"] = "application/json"
-            headers["Accept"] = "application/json, text/event-stream"
-            headers.update(self.seen)
+            headers = self._headers()
             headers.update(stamped)
             headers.popall(self.config.identity_header, None)
             caller = identity_value(meta)
@@ -137,23 +151,37 @@ class HttpCalls:
                 async with self._client().post(
                     self.url, data=orjson.dumps(message), headers=headers, allow_redirects=False
                 ) as response:
-                    return await self._read(response, request_id)
+                    return await self._read(response, request_id, legacy)
             except (aiohttp.ClientError, OSError) as exc:
                 raise CallBroken(f"{type(exc).__name__}: {exc}"[:300]) from None
             except asyncio.CancelledError:
                 # 2026-07-28: the stream closed is the cancellation; before, a notification says it
-                if getattr(client, "protocol_version", None) in LEGACY_VERSIONS:
-                    self._tell_cancelled(request_id, headers)
+                if legacy:
+                    note = {"method": "notifications/cancelled", "params": {"requestId": request_id}}
+                    self._send_later({"jsonrpc": "2.0", **note}, headers)
                 raise
+
+        legacy = getattr(client, "protocol_version", None) in LEGACY_VERSIONS
 
         return await self.calls.make(client, tool, arguments, meta, progress, exchange)
 
-    async def _read(self, response: aiohttp.ClientResponse, request_id: str) -> Answer:
+    def _headers(self) -> CIMultiDict[str]:
+        """The upstream's own headers with the SDK's session id and revision: what every request
+        of this connection carries (a call adds its stamp and the identity header)."""
+        headers = CIMultiDict(self.headers)
+        headers["Content-Type"] = "application/json"
+        headers["Accept"] = "application/json, text/event-stream"
+        headers.update(self.seen)
+        return headers
+
+    async def _read(self, response: aiohttp.ClientResponse, request_id: str, legacy: bool) -> Answer:
         status = response.status
         if SESSION_HEADER in self.seen and status == 404:
             raise CallBroken("the upstream no longer knows the session")
-        if 300 <= status < 500:
+        if 300 <= status < 400 or status in NOT_RUN:
             raise Fallback(f"HTTP {status}")
+        if 400 <= status < 500:
+            return Answer(code=0, message=f"HTTP {status} {response.reason or ''}".strip())
         if status != 200:
             raise CallBroken(f"the upstream answered HTTP {status}")
         kind = response.content_type
@@ -168,7 +196,7 @@ class HttpCalls:
                 raise Unusable("an answer that is not JSON") from None
             if not isinstance(message, dict) or message.get("id") != request_id:
                 raise Unusable("an answer to another request")
-            return self._checked(answer_of(message))
+            return self._checked(answer_of(message), legacy)
         if kind == "text/event-stream":
             async for data in _events(response.content, self.limit):
                 try:
@@ -178,34 +206,55 @@ class HttpCalls:
                 if not isinstance(message, dict):
                     continue
                 if "method" in message:
-                    if message.get("method") == "notifications/progress":
-                        self.calls.progress(message.get("params"))
+                    await self._from_upstream(message, legacy)
                     continue
                 if message.get("id") == request_id:
-                    return self._checked(answer_of(message))
+                    return self._checked(answer_of(message), legacy)
             raise CallBroken("the upstream's stream ended without an answer")
         raise Unusable(f"an answer of type {kind[:60]!r}")
 
-    def _tell_cancelled(self, request_id: str, headers: CIMultiDict[str]) -> None:
+    async def _from_upstream(self, message: dict[str, Any], legacy: bool) -> None:
+        """A request or notification of the upstream's on a call's stream."""
+        method, request_id = message.get("method"), message.get("id")
+        if method == "notifications/progress":
+            self.calls.progress(message.get("params"))
+        elif request_id is not None:
+            if legacy:  # 2026-07-28 has no requests to the client on a call's stream
+                answer: dict[str, Any] = {"result": {}}
+                if method != "ping":
+                    answer = {"error": {"code": -32601, "message": "Method not found"}}
+                self._send_later({"jsonrpc": "2.0", "id": request_id, **answer}, self._headers())
+        elif self.message_handler is not None:
+            from mcp.types import server_notification_adapter  # with the SDK: only an upstream needs it
+            from pydantic import ValidationError
+
+            try:
+                notification = server_notification_adapter.validate_python(message, by_name=False)
+            except ValidationError:
+                return  # one the SDK would not pass on either
+            await self.message_handler(notification)
+
+    def _send_later(self, message: dict[str, Any], headers: CIMultiDict[str]) -> None:
+        """POST a notification or a response to the upstream in the background; its answer says
+        nothing and is not read, and a redirect is not followed (the headers are the upstream's)."""
         if self._closed:
-            return  # the connection is gone, and with it the session the call was in
-        note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
+            return  # the connection is gone, and with it the session the message was for
 
         async def send() -> None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.config.connect_timeout):
                     async with self._client().post(
-                        self.url, data=orjson.dumps(note), headers=headers, allow_redirects=False
+                        self.url, data=orjson.dumps(message), headers=headers, allow_redirects=False
                     ) as response:
-                        response.release()  # its answer says nothing: not read
+                        response.release()
 
         task = asyncio.get_running_loop().create_task(send())
         self._notes.add(task)
         task.add_done_callback(self._notes.discard)
 
     @staticmethod
-    def _checked(answer: Answer) -> Answer:
-        if answer.code == HEADER_MISMATCH:
+    def _checked(answer: Answer, legacy: bool) -> Answer:
+        if answer.code == HEADER_MISMATCH and not legacy:  # before 2026-07-28 the code means nothing
             raise Fallback("the upstream's tool changed since it was listed")
         return answer
 
@@ -218,8 +267,7 @@ async def _events(content: Any, limit: int) -> AsyncIterator[bytes]:
 
     data: list[bytes] = []
     size = 0
-    async for line in bounded_lines(content.iter_any(), limit + SSE_FIELD_ROOM, too_long):
-        line = line.removesuffix(b"\r")
+    async for line in bounded_lines(_lf_ended(content.iter_any()), limit + SSE_FIELD_ROOM, too_long):
         if not line:
             if any(data):  # an event with no data (a stream's priming event) says nothing
                 yield b"\n".join(data)
@@ -232,3 +280,15 @@ async def _events(content: Any, limit: int) -> AsyncIterator[bytes]:
             data.append(value)
     if any(data):
         yield b"\n".join(data)
+
+
+async def _lf_ended(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """``chunks`` with each line end of SSE (CRLF, LF or a bare CR) as LF, however they are cut."""
+    after_cr = False
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        if after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]  # the LF of a CRLF cut in two: its CR was the line end
+        after_cr = chunk.endswith(b"\r")
+        yield chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")

@@ -133,7 +133,7 @@ def client_for(
     # an event of an answer streamed as SSE is bounded; the SDK reads an answer sent as JSON whole
     # first, the direct path of calls (the only large answers) in pieces up to the same bound
     events = max(config.max_result_bytes * 2, MIN_EVENT_BYTES)
-    direct = HttpCalls(config, headers, pinned, events)
+    direct = HttpCalls(config, headers, pinned, events, message_handler)
     request_hooks.append(direct.observe)
     http = httpx2.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False, event_hooks=hooks)
     transport = streamable_http_client(config.url, http_client=http, max_sse_event_size=events)

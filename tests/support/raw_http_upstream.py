@@ -1,13 +1,16 @@
-"""Test-only: a Streamable HTTP MCP server written by hand (an aiohttp app), at 2025-06-18, that
+"""Test-only: a Streamable HTTP MCP server written by hand (an aiohttp app), at 2025-06-18 (with
+a session) or 2026-07-28 (``RawHttpUpstream(modern=True)``: ``server/discover``, no session), that
 answers calls in the forms an SDK server rarely uses and misbehaves where one would not.
 
 Calls with a string id are Skywarden's direct path, with an integer id the SDK's. Tools:
-``echo``; ``sse`` (progress, a request to the client, then the answer as an event stream);
+``echo``; ``sse`` (progress, a ``ping`` to the client, a log message, a change of tools, then
+the answer, as an event stream; ``answered`` is set when the ping's answer comes and
+``relisted`` when the tools are listed again);
 ``huge`` and ``huge_event`` (an answer, or one event, of ``size`` bytes); ``refuse_direct``
 (HTTP 400 to the direct path, so the SDK makes the call); ``mismatch`` (2026's header mismatch
 error to the direct path); ``gone`` (404: the session is no more); ``boom`` (500); ``plain``
 (text/plain); ``bad_result`` (content that is not a list); ``refused`` (a JSON-RPC error);
-``slow`` (answers when released, at most after 30 s; its cancellation is redirected to
+``busy`` (HTTP 429); ``slow`` (answers when released, at most after 30 s; its cancellation is redirected to
 ``/elsewhere``); ``headers`` (the request's headers); ``silent`` (an event stream
 that ends without the answer). ``requests`` keeps every message received.
 """
@@ -23,6 +26,7 @@ import orjson
 from aiohttp import web
 
 VERSION = "2025-06-18"
+MODERN = "2026-07-28"
 TOOLS = [
     {"name": name, "inputSchema": {"type": "object"}}
     for name in (
@@ -40,6 +44,7 @@ TOOLS = [
         "slow",
         "headers",
         "silent",
+        "busy",
     )
 ]
 LOG_MESSAGE = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "x"}}
@@ -50,8 +55,12 @@ def text(value: str) -> dict[str, Any]:
 
 
 class RawHttpUpstream:
-    def __init__(self) -> None:
+    def __init__(self, modern: bool = False) -> None:
+        self.modern = modern
         self.session = secrets.token_hex(8)
+        self.answered = asyncio.Event()
+        self.relisted = asyncio.Event()
+        self.listings = 0
         self.requests: list[dict[str, Any]] = []
         self.cancelled = asyncio.Event()
         self.released = asyncio.Event()  # set when the test ends: a slow answer comes then
@@ -82,15 +91,26 @@ class RawHttpUpstream:
         if method == "notifications/cancelled":
             self.cancelled.set()
             raise web.HTTPTemporaryRedirect("/elsewhere")  # where its headers must not follow
+        if method is None and rid == "server-1":
+            self.answered.set()
         if rid is None or method is None:
             return web.Response(status=202)
+        if method == "server/discover" and not self.modern:
+            return self.json(rid, error={"code": -32601, "message": "no such method"})
+        if method == "server/discover":
+            info = {"name": "raw-http", "version": "1"}
+            result = {"supportedVersions": [MODERN], "capabilities": {"tools": {}}, "serverInfo": info}
+            return self.json(rid, result)
         if method == "initialize":
             info = {"name": "raw-http", "version": "1"}
             result = {"protocolVersion": VERSION, "capabilities": {"tools": {}}, "serverInfo": info}
             return self.json(rid, result, headers={"Mcp-Session-Id": self.session})
-        if request.headers.get("Mcp-Session-Id") != self.session:
+        if not self.modern and request.headers.get("Mcp-Session-Id") != self.session:
             return web.Response(status=400, text="no session")
         if method == "tools/list":
+            self.listings += 1
+            if self.listings > 1:
+                self.relisted.set()
             return self.json(rid, {"tools": TOOLS})
         if method == "ping":
             return self.json(rid, {})
@@ -110,6 +130,7 @@ class RawHttpUpstream:
                 {"jsonrpc": "2.0", "method": "notifications/progress", "params": half},
                 {"jsonrpc": "2.0", "id": "server-1", "method": "ping"},
                 LOG_MESSAGE,
+                {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"},
                 {"jsonrpc": "2.0", "id": rid, "result": text("streamed")},
             ]
             return await self.stream(request, [orjson.dumps(event) for event in events], priming=True)
@@ -126,6 +147,8 @@ class RawHttpUpstream:
             return self.json(rid, error={"code": -32020, "message": "header mismatch"})
         if name == "mismatch":
             return self.json(rid, text("relisted and made through the SDK"))
+        if name == "busy":
+            return web.Response(status=429, reason="Too Many Requests", headers={"Retry-After": "5"})
         if name == "gone":
             return web.Response(status=404)
         if name == "boom":
@@ -147,8 +170,13 @@ class RawHttpUpstream:
             return await self.stream(request, [orjson.dumps(LOG_MESSAGE)])
         return self.json(rid, error={"code": -32602, "message": f"no tool {name}"})
 
-    @staticmethod
-    def json(rid: Any, result: Any = None, error: Any = None, headers: dict[str, str] | None = None) -> web.Response:
+    def json(
+        self, rid: Any, result: Any = None, error: Any = None, headers: dict[str, str] | None = None
+    ) -> web.Response:
+        if self.modern and isinstance(result, dict):
+            result = {"resultType": "complete", **result}
+            if "tools" in result or "supportedVersions" in result:
+                result.update(ttlMs=0, cacheScope="private")
         body: dict[str, Any] = {"jsonrpc": "2.0", "id": rid}
         body.update({"error": error} if error is not None else {"result": result})
         return web.Response(body=orjson.dumps(body), content_type="application/json", headers=headers)
