@@ -395,6 +395,23 @@ async def test_a_stdio_line_over_the_bound_is_skipped_as_it_arrives_and_its_call
     assert raw.connection.figures.connects == 1 and raw.connection.figures.state == "up"
 
 
+async def test_calls_to_a_stdio_upstream_that_stops_reading_are_refused_not_buffered(
+    make_client, make_settings, monkeypatch
+):
+    from skywarden.server.gateway import stdio_pipes
+
+    monkeypatch.setattr(stdio_pipes, "MAX_UNREAD", 256 * 1024)
+    client = await make_client(make_settings(upstreams={"raw": {**raw_upstream(), "timeout": 2}}))
+    assert (await (await call(client, "raw__deaf", {})).json())["content"][0]["text"] == "deaf now"
+    big = {"text": "x" * 100_000}
+    responses = await asyncio.gather(*(call(client, "raw__echo", big) for _ in range(6)))
+    texts = [(await r.json())["content"][0]["text"] for r in responses]
+    refused = "The upstream raw failed during the call; the error was logged."
+    assert refused in texts and set(texts) <= {refused, "The upstream raw did not answer within 2 s."}
+    failures = [e for e in drain_logs() if e.get("event") == "upstream call failed" and e.get("upstream") == "raw"]
+    assert any("has not read" in e["error"] for e in failures)
+
+
 async def test_a_stdio_upstream_that_ignores_its_input_ending_is_still_stopped(make_server, make_settings):
     server = await make_server(make_settings(upstreams={"raw": raw_upstream("stubborn")}))
     connection = server.app[GATEWAY].connections["raw"]

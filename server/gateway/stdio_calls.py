@@ -82,8 +82,8 @@ class StdioCalls:
                 if self.write is not None:
                     try:
                         self.write(orjson.dumps(note) + b"\n")
-                    except (OSError, RuntimeError):
-                        pass
+                    except (OSError, RuntimeError, CallBroken):
+                        pass  # an upstream that cannot be told: it ends with its connection
                 raise
 
         return await self.calls.make(client, tool, arguments, meta, progress, exchange)

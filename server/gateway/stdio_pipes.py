@@ -27,6 +27,7 @@ import anyio
 import orjson
 import structlog
 
+from skywarden.server.gateway.direct import CallBroken
 from skywarden.server.gateway.lines import bounded_lines
 from skywarden.server.gateway.stdio_calls import StdioCalls
 
@@ -35,6 +36,7 @@ log = structlog.get_logger("skywarden.gateway")
 EXIT_GRACE = 2.0  # seconds an upstream has to exit once its input is closed
 KILL_GRACE = 2.0  # seconds after SIGTERM before SIGKILL
 CHUNK = 64 * 1024
+MAX_UNREAD = 8 * 1024 * 1024  # bytes of calls an upstream may leave unread before calls are refused
 
 
 @contextlib.asynccontextmanager
@@ -68,19 +70,32 @@ async def stdio_pipes(
     write_stream, from_session = anyio.create_memory_object_stream[Any](0)
 
     waiting: list[bytes] = []  # lines written in this turn of the loop: one write for them all
+    queued = 0
 
     def flush() -> None:
+        nonlocal queued
         data = b"".join(waiting)
         waiting.clear()
+        queued = 0
         if data and not stdin.is_closing():
             stdin.write(data)
 
-    def write(line: bytes) -> None:
+    def queue(line: bytes) -> None:
+        nonlocal queued
         if stdin.is_closing():
             raise OSError("the upstream's input is closed")
         if not waiting:
             asyncio.get_running_loop().call_soon(flush)
         waiting.append(line)
+        queued += len(line)
+
+    def write(line: bytes) -> None:
+        """A direct call's line (the SDK's wait for a full pipe; these cannot): refused once the
+        upstream has left ``MAX_UNREAD`` bytes of its input unread."""
+        unread = stdin.transport.get_write_buffer_size() + queued
+        if unread + len(line) > MAX_UNREAD:
+            raise CallBroken(f"the upstream has not read {unread} bytes of its input")
+        queue(line)
 
     async def deliver(line: bytes) -> None:
         try:
@@ -115,7 +130,7 @@ async def stdio_pipes(
         try:
             async for item in from_session:
                 data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
-                write(data.encode() + b"\n")
+                queue(data.encode() + b"\n")
                 flush()  # now, so the drain waits for it: the SDK's messages wait for a full pipe
                 await stdin.drain()
         except (OSError, anyio.ClosedResourceError, anyio.BrokenResourceError):

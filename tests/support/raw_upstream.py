@@ -5,9 +5,9 @@ Tools: ``echo``; ``outs`` answers structured content its output schema refuses; 
 the JSON-RPC error the SDK uses for a closed connection; ``flood`` sends 5,000 progress
 notifications with long messages before its answer; ``request_id`` answers its request's id,
 ``hold`` never answers, and ``cancelled`` answers the ids of the calls cancelled so far; ``long``
-answers on a line of 5 MB, ``long_note`` writes a 5 MB line before its answer. With
-``stubborn`` it ignores the end of its input (and SIGTERM), so only its process group's end
-stops it.
+answers on a line of 5 MB, ``long_note`` writes a 5 MB line before its answer; ``deaf``
+answers, then reads nothing more. With ``stubborn`` it ignores the end of its input (and
+SIGTERM), so only its process group's end stops it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ TOOLS = [
     {"name": "cancelled", "inputSchema": {"type": "object"}},
     {"name": "long", "inputSchema": {"type": "object"}},
     {"name": "long_note", "inputSchema": {"type": "object"}},
+    {"name": "deaf", "inputSchema": {"type": "object"}},
 ]
 cancelled: list[object] = []  # the request ids of notifications/cancelled received
 
@@ -80,6 +81,10 @@ def answer(request: dict) -> None:
                 }
             )
             result = {"content": [{"type": "text", "text": "after the long line"}]}
+        elif name == "deaf":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "deaf now"}]}})
+            while True:
+                time.sleep(60)
         elif name == "cancelled":
             result = {"content": [{"type": "text", "text": json.dumps(cancelled)}]}
         elif name == "flood":
