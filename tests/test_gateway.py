@@ -262,6 +262,25 @@ async def test_an_upstreams_own_endpoint_serves_its_tools_by_their_own_names(gat
         assert result.structured_content == {"total": 42}
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_an_upstreams_own_endpoint_names_its_tools_by_their_own_names_in_refusals(gateway, mode):
+    from mcp.shared.exceptions import MCPError
+
+    key = await create_key(gateway.admin, scopes=["calc__echo"])
+    async with httpx2.AsyncClient(headers={"X-API-Key": key["key"]}) as http:
+        transport = streamable_http_client(str(gateway.make_url("/mcp/u/calc")), http_client=http)
+        async with Client(transport, mode=mode) as mcp:
+            with pytest.raises(MCPError) as unknown:
+                await mcp.call_tool("nope", {})
+            with pytest.raises(MCPError) as forbidden:
+                await mcp.call_tool("add", {"a": 1, "b": 2})
+            invalid = await mcp.call_tool("echo", {"text": 5})
+    assert unknown.value.error.message == "Unknown tool: nope"
+    assert forbidden.value.error.message == "This API key may not use the tool 'add'."
+    assert invalid.is_error and invalid.content[0].text.startswith("Invalid arguments for echo: ")
+    assert "calc__" not in str([unknown.value.error, forbidden.value.error, invalid.content])
+
+
 async def test_rate_limits_and_cost_apply_to_upstream_calls(gateway):
     key = await create_key(gateway.admin, scopes=["upstream:calc"], rate_limit="2/minute")
     headers = {"X-API-Key": key["key"]}

@@ -15,6 +15,7 @@ from typing import Any
 from skywarden.server import __version__
 from skywarden.server.calls import caches
 from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline
+from skywarden.server.errors import ApiError
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
 from skywarden.server.plugins.model import RegisteredTool
@@ -69,6 +70,13 @@ class ToolView:
 
     def inside(self, name: str) -> str:
         return self.prefix + name
+
+    def renamed(self, error: ApiError, name: str) -> ApiError:
+        """A refusal of the tool ``name`` (its name inside) that names it as this view shows it."""
+        if self.prefix and name in error.detail:
+            error.detail = error.detail.replace(name, self.outside(name))
+            error.args = (error.detail,)
+        return error
 
 
 EVERY_TOOL = ToolView()
@@ -140,9 +148,11 @@ class McpMethods:
             )
         except InvalidArguments as exc:
             if version not in p.ARGUMENT_ERRORS_AS_RESULTS:
-                raise
-            error = ToolResult(content=[text_content(exc.detail)], is_error=True)
+                raise self.view.renamed(exc, name) from None
+            error = ToolResult(content=[text_content(self.view.renamed(exc, name).detail)], is_error=True)
             return dumps(call_result(version, error)), True, None
+        except ApiError as exc:  # unknown, not the key's, limited: as the endpoint names the tool
+            raise self.view.renamed(exc, name) from None
         return outcome.encoded(version, _CALL_RESULT_SHAPES[version]), outcome.result.is_error, outcome.tool.upstream
 
 
