@@ -227,21 +227,46 @@ def call_message(
 
 def tool_result(answer: Answer) -> ToolResult:
     """The ``ToolResult`` of a call's result, checked as the SDK checks one (content blocks of
-    known kinds), without making the SDK's models of it."""
-    from mcp.types import CallToolResult
-    from pydantic import ValidationError
-
+    known kinds), without making the SDK's models of it. A result of plain text blocks passes
+    a check of its own (``plain_text_result``); any other is validated by the SDK's model."""
     result = answer.result
     if not isinstance(result, dict):
         raise Unusable("a result that is not an object")
     if result.get("resultType", "complete") != "complete":
         raise Unusable(f"a result of type {str(result.get('resultType'))[:40]!r}, which needs input it cannot give")
-    try:
-        CallToolResult.model_validate(result, by_name=False)
-    except ValidationError as exc:
-        raise Unusable(f"ValidationError: {exc.errors()[0].get('msg', '')}"[:200]) from None
+    if not plain_text_result(result):
+        from mcp.types import CallToolResult
+        from pydantic import ValidationError
+
+        try:
+            CallToolResult.model_validate(result, by_name=False)
+        except ValidationError as exc:
+            raise Unusable(f"ValidationError: {exc.errors()[0].get('msg', '')}"[:200]) from None
     return ToolResult(
         content=list(result.get("content") or []),
         structured=result.get("structuredContent"),
         is_error=bool(result.get("isError")),
+    )
+
+
+_TEXT_BLOCK_KEYS = frozenset({"type", "text"})
+
+
+def plain_text_result(result: dict[str, Any]) -> bool:
+    """Whether a call's result is one the SDK's ``CallToolResult`` accepts on sight: text blocks
+    with nothing but their text, and the optional members of the types the model wants. Most
+    results are; checking them so costs a fraction of the model's validation. False says
+    nothing (the model decides)."""
+    content = result.get("content")
+    if type(content) is not list:
+        return False
+    for block in content:
+        if type(block) is not dict or block.get("type") != "text" or type(block.get("text")) is not str:
+            return False
+        if not block.keys() <= _TEXT_BLOCK_KEYS:
+            return False
+    return (
+        type(result.get("structuredContent", {})) is dict
+        and type(result.get("isError", False)) is bool
+        and type(result.get("_meta", {})) is dict
     )
