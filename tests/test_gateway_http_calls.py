@@ -236,6 +236,24 @@ async def test_an_https_upstream_is_verified_by_name_on_the_address_checked(
         await runner.cleanup()
 
 
+async def test_a_listing_over_the_bound_is_given_up_as_it_arrives(make_client, make_settings):
+    raw = RawHttpUpstream(listing_padding=5 * 1024 * 1024)
+    runner = web.AppRunner(raw.app(), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        options = {"url": f"http://127.0.0.1:{port}/mcp", "allow_private": True, "connect_timeout": 5}
+        client = await make_client(make_settings(upstreams={"raw": options}))
+        connection = client.server.app[GATEWAY].connections["raw"]
+        await asyncio.wait_for(connection.first_attempt.wait(), 10)
+        assert connection.figures.state == "down"
+        assert "more than 4194304 bytes" in connection.figures.last_error
+    finally:
+        raw.released.set()
+        await runner.cleanup()
+
+
 async def test_the_pinned_resolver_answers_for_its_host_only():
     resolver = PinnedResolver("mcp.example.com", "203.0.113.7")
     (found,) = await resolver.resolve("mcp.example.com", 443)

@@ -112,12 +112,25 @@ def client_for(
     if pinned is not None:
         request_hooks.append(pin_address(urlsplit(config.url).hostname or "", pinned))
     hooks = {"request": request_hooks}
+    from skywarden.server.gateway.bounded_bodies import BoundedBodies
+
+    # every answer is bounded as it arrives: an event of a stream by the SDK, any other by
+    # BoundedBodies (the SDK reads one whole first), a call's on the direct path by HttpCalls.
+    # The transport given, no proxy is taken from the environment: a connection goes to the
+    # address checked, as the direct path's does.
+    events = max(config.max_result_bytes * 2, MIN_EVENT_BYTES)
     if config.transport == "sse":
         from mcp.client.sse import sse_client
 
         def factory(headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None) -> httpx2.AsyncClient:
+            bounded = BoundedBodies(httpx2.AsyncHTTPTransport(), events)
             return httpx2.AsyncClient(
-                headers=headers, timeout=timeout, auth=auth, follow_redirects=False, event_hooks=hooks
+                headers=headers,
+                timeout=timeout,
+                auth=auth,
+                follow_redirects=False,
+                event_hooks=hooks,
+                transport=bounded,
             )
 
         transport = sse_client(
@@ -130,12 +143,12 @@ def client_for(
         return Transport(Client(watched(transport, ended), **{**common, "mode": "legacy"}))
     from mcp.client.streamable_http import streamable_http_client
 
-    # an event of an answer streamed as SSE is bounded; the SDK reads an answer sent as JSON whole
-    # first, the direct path of calls (the only large answers) in pieces up to the same bound
-    events = max(config.max_result_bytes * 2, MIN_EVENT_BYTES)
     direct = HttpCalls(config, headers, pinned, events, message_handler)
     request_hooks.append(direct.observe)
-    http = httpx2.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False, event_hooks=hooks)
+    bounded = BoundedBodies(httpx2.AsyncHTTPTransport(), events)
+    http = httpx2.AsyncClient(
+        headers=headers, timeout=timeout, follow_redirects=False, event_hooks=hooks, transport=bounded
+    )
     transport = streamable_http_client(config.url, http_client=http, max_sse_event_size=events)
     return Transport(Client(watched(transport, ended), **common), http, direct)
 

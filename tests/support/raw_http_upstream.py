@@ -12,7 +12,8 @@ error to the direct path); ``gone`` (404: the session is no more); ``boom`` (500
 (text/plain); ``bad_result`` (content that is not a list); ``refused`` (a JSON-RPC error);
 ``busy`` (HTTP 429); ``slow`` (answers when released, at most after 30 s; its cancellation is redirected to
 ``/elsewhere``); ``headers`` (the request's headers); ``silent`` (an event stream
-that ends without the answer). ``requests`` keeps every message received.
+that ends without the answer). ``requests`` keeps every message received. With
+``listing_padding`` the listing is that much larger (one JSON body, which the SDK reads whole).
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def text(value: str) -> dict[str, Any]:
 
 
 class RawHttpUpstream:
-    def __init__(self, modern: bool = False) -> None:
+    def __init__(self, modern: bool = False, listing_padding: int = 0) -> None:
         self.modern = modern
+        self.listing_padding = listing_padding  # bytes of description added to the listing
         self.session = secrets.token_hex(8)
         self.answered = asyncio.Event()
         self.relisted = asyncio.Event()
@@ -111,6 +113,9 @@ class RawHttpUpstream:
             self.listings += 1
             if self.listings > 1:
                 self.relisted.set()
+            if self.listing_padding:
+                padded = {**TOOLS[0], "description": "x" * self.listing_padding}
+                return self.json(rid, {"tools": [padded, *TOOLS[1:]]})
             return self.json(rid, {"tools": TOOLS})
         if method == "ping":
             return self.json(rid, {})
