@@ -419,10 +419,11 @@ async def test_calls_to_a_stdio_upstream_that_stops_reading_are_refused_not_buff
 ):
     from skywarden.server.gateway import stdio_pipes
 
-    monkeypatch.setattr(stdio_pipes, "MAX_UNREAD", 256 * 1024)
+    monkeypatch.setattr(stdio_pipes, "MAX_UNREAD", 64 * 1024)
     client = await make_client(make_settings(upstreams={"raw": {**raw_upstream(), "timeout": 2}}))
+    big = {"text": "x" * 100_000}  # larger than the bound alone: refused only behind unread input
+    assert (await (await call(client, "raw__echo", big)).json())["content"][0]["text"] == big["text"]
     assert (await (await call(client, "raw__deaf", {})).json())["content"][0]["text"] == "deaf now"
-    big = {"text": "x" * 100_000}
     responses = await asyncio.gather(*(call(client, "raw__echo", big) for _ in range(6)))
     texts = [(await r.json())["content"][0]["text"] for r in responses]
     refused = "The upstream raw failed during the call; the error was logged."

@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from skywarden.server.appkeys import GATEWAY
 from skywarden.server.gateway.direct import CallBroken, TooLarge
-from skywarden.server.gateway.http_calls import HttpCalls, PinnedResolver, _events
+from skywarden.server.gateway.http_calls import MAX_ANSWERS_IN_FLIGHT, HttpCalls, PinnedResolver, _events
 from skywarden.server.upstreams import UpstreamConfig
 from tests.support.raw_http_upstream import RawHttpUpstream
 from tests.support.server_process import free_port
@@ -251,6 +251,35 @@ async def test_a_listing_over_the_bound_is_given_up_as_it_arrives(make_client, m
         assert "more than 4194304 bytes" in connection.figures.last_error
     finally:
         raw.released.set()
+        await runner.cleanup()
+
+
+async def test_answers_to_an_upstreams_requests_in_flight_are_bounded_and_a_failing_handler_fails_no_call():
+    held = asyncio.Event()
+
+    async def hold(request: web.Request) -> web.Response:
+        await held.wait()
+        return web.Response(status=202)
+
+    async def failing(notification) -> None:
+        raise RuntimeError("the handler failed")
+
+    app = web.Application()
+    app.router.add_post("/mcp", hold)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    config = UpstreamConfig(name="raw", transport="streamable-http", url=f"http://127.0.0.1:{port}/mcp")
+    direct = HttpCalls(config, {}, None, 1 << 20, failing)
+    try:
+        for number in range(100):
+            await direct._from_upstream({"jsonrpc": "2.0", "id": f"s{number}", "method": "ping"}, True)
+        assert len(direct._notes) == MAX_ANSWERS_IN_FLIGHT  # the rest of the flood got no answer
+        await direct._from_upstream({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}, True)
+    finally:
+        held.set()
+        await direct.aclose()
         await runner.cleanup()
 
 

@@ -258,7 +258,7 @@ def plain_text_result(result: dict[str, Any]) -> bool:
     results are; checking them so costs a fraction of the model's validation. False says
     nothing (the model decides)."""
     content = result.get("content")
-    if type(content) is not list:
+    if type(content) is not list or result.get("resultType", "complete") != "complete":
         return False
     for block in content:
         if type(block) is not dict or block.get("type") != "text" or type(block.get("text")) is not str:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict
 
@@ -50,11 +51,14 @@ from skywarden.server.gateway.lines import bounded_lines
 from skywarden.server.http.response_body import ResponseTooLarge, read_response_body
 from skywarden.server.upstreams import UpstreamConfig
 
+log = structlog.get_logger("skywarden.gateway")
+
 SESSION_HEADER = "mcp-session-id"
 PROTOCOL_HEADER = "mcp-protocol-version"
 POOL_SIZE = 100  # connections to one upstream at most
 SSE_FIELD_ROOM = 1024  # what a line of an event may hold besides its data (``data: ``, ``id: ...``)
 NOT_RUN = frozenset({400, 404, 405, 406, 415})  # the request's form refused: the SDK makes the call
+MAX_ANSWERS_IN_FLIGHT = 16  # answers to the upstream's requests (pings) being sent at once
 MessageHandler = Callable[[Any], Awaitable[None]]
 
 
@@ -161,8 +165,6 @@ class HttpCalls:
                     self._send_later({"jsonrpc": "2.0", **note}, headers)
                 raise
 
-        legacy = getattr(client, "protocol_version", None) in LEGACY_VERSIONS
-
         return await self.calls.make(client, tool, arguments, meta, progress, exchange)
 
     def _headers(self) -> CIMultiDict[str]:
@@ -219,7 +221,9 @@ class HttpCalls:
         if method == "notifications/progress":
             self.calls.progress(message.get("params"))
         elif request_id is not None:
-            if legacy:  # 2026-07-28 has no requests to the client on a call's stream
+            # 2026-07-28 has no requests to the client on a call's stream; before, answers in
+            # flight are bounded (an upstream flooding pings gets no more)
+            if legacy and len(self._notes) < MAX_ANSWERS_IN_FLIGHT:
                 answer: dict[str, Any] = {"result": {}}
                 if method != "ping":
                     answer = {"error": {"code": -32601, "message": "Method not found"}}
@@ -232,7 +236,10 @@ class HttpCalls:
                 notification = server_notification_adapter.validate_python(message, by_name=False)
             except ValidationError:
                 return  # one the SDK would not pass on either
-            await self.message_handler(notification)
+            try:
+                await self.message_handler(notification)
+            except Exception as exc:  # the handler's failure is not the call's (the SDK's session contains it too)
+                log.warning("upstream notification not handled", error=f"{type(exc).__name__}: {exc}"[:300])
 
     def _send_later(self, message: dict[str, Any], headers: CIMultiDict[str]) -> None:
         """POST a notification or a response to the upstream in the background; its answer says

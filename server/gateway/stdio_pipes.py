@@ -93,7 +93,7 @@ async def stdio_pipes(
         """A direct call's line (the SDK's wait for a full pipe; these cannot): refused once the
         upstream has left ``MAX_UNREAD`` bytes of its input unread."""
         unread = stdin.transport.get_write_buffer_size() + queued
-        if unread + len(line) > MAX_UNREAD:
+        if unread and unread + len(line) > MAX_UNREAD:  # a call alone is never refused for its size
             raise CallBroken(f"the upstream has not read {unread} bytes of its input")
         queue(line)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from skywarden.server import __version__
 from skywarden.server.calls import caches
-from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline
+from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline, UnknownTool
 from skywarden.server.errors import ApiError
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
@@ -72,10 +72,19 @@ class ToolView:
         return self.prefix + name
 
     def renamed(self, error: ApiError, name: str) -> ApiError:
-        """A refusal of the tool ``name`` (its name inside) that names it as this view shows it."""
-        if self.prefix and name in error.detail:
-            error.detail = error.detail.replace(name, self.outside(name))
-            error.args = (error.detail,)
+        """A refusal of the tool ``name`` (its name inside) that names the tool as this view
+        shows it. Only where a refusal names the tool: a scope it quotes keeps its full name."""
+        if not self.prefix:
+            return error
+        shown = self.outside(name)
+        if isinstance(error, UnknownTool):
+            return UnknownTool(shown)
+        invalid = f"Invalid arguments for {name}:"
+        if error.detail.startswith(invalid):
+            error.detail = f"Invalid arguments for {shown}:" + error.detail[len(invalid) :]
+        else:  # "This API key may not use the tool 'calc__add'...": its first quoting
+            error.detail = error.detail.replace(repr(name), repr(shown), 1)
+        error.args = (error.detail,)
         return error
 
 
