@@ -89,11 +89,11 @@ async def test_without_the_broadcast_an_instance_reads_the_store_again_on_its_ow
 
     monkeypatch.setattr(gateway, "_apply", watched)
     await add(first, REMOTE)
-    await asyncio.wait_for(seen.wait(), 10)
+    await asyncio.wait_for(seen.wait(), 30)
     await first.admin.delete(f"{PATH}/remote")
     seen.clear()
     monkeypatch.setattr(gateway, "_apply", lambda stored: (apply(stored), seen.set() if not gateway.configs else None))
-    await asyncio.wait_for(seen.wait(), 10)
+    await asyncio.wait_for(seen.wait(), 30)
 
 
 async def test_scopes_may_name_an_added_upstream_and_not_a_removed_one(client):
