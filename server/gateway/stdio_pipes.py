@@ -70,29 +70,24 @@ async def stdio_pipes(
     write_stream, from_session = anyio.create_memory_object_stream[Any](0)
 
     waiting: list[bytes] = []  # lines written in this turn of the loop: one write for them all
-    queued = 0
 
     def flush() -> None:
-        nonlocal queued
         data = b"".join(waiting)
         waiting.clear()
-        queued = 0
         if data and not stdin.is_closing():
             stdin.write(data)
 
     def queue(line: bytes) -> None:
-        nonlocal queued
         if stdin.is_closing():
             raise OSError("the upstream's input is closed")
         if not waiting:
             asyncio.get_running_loop().call_soon(flush)
         waiting.append(line)
-        queued += len(line)
 
     def write(line: bytes) -> None:
         """A direct call's line (the SDK's wait for a full pipe; these cannot): refused once the
         upstream has left ``MAX_UNREAD`` bytes of its input unread."""
-        unread = stdin.transport.get_write_buffer_size() + queued
+        unread = stdin.transport.get_write_buffer_size() + sum(map(len, waiting))
         if unread and unread + len(line) > MAX_UNREAD:  # a call alone is never refused for its size
             raise CallBroken(f"the upstream has not read {unread} bytes of its input")
         queue(line)

@@ -23,13 +23,12 @@ import orjson
 from skywarden.server import __version__
 from skywarden.server.gateway.credentials import resolve_all
 from skywarden.server.gateway.direct import DirectCalls, identity_value
-from skywarden.server.gateway.http_calls import HttpCalls
+from skywarden.server.gateway.http_calls import HttpCalls, MessageHandler
 from skywarden.server.gateway.stdio_calls import StdioCalls
 from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
 
 USER_AGENT = f"skywarden-gateway/{__version__}"
-MessageHandler = Any
 MIN_EVENT_BYTES = 4 * 1024 * 1024  # a tools/list page may be larger than any one result
 
 
@@ -119,19 +118,16 @@ def client_for(
     # The transport given, no proxy is taken from the environment: a connection goes to the
     # address checked, as the direct path's does.
     events = max(config.max_result_bytes * 2, MIN_EVENT_BYTES)
+
+    def http_client(**options: Any) -> httpx2.AsyncClient:
+        bounded = BoundedBodies(httpx2.AsyncHTTPTransport(), events)
+        return httpx2.AsyncClient(follow_redirects=False, event_hooks=hooks, transport=bounded, **options)
+
     if config.transport == "sse":
         from mcp.client.sse import sse_client
 
         def factory(headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None) -> httpx2.AsyncClient:
-            bounded = BoundedBodies(httpx2.AsyncHTTPTransport(), events)
-            return httpx2.AsyncClient(
-                headers=headers,
-                timeout=timeout,
-                auth=auth,
-                follow_redirects=False,
-                event_hooks=hooks,
-                transport=bounded,
-            )
+            return http_client(headers=headers, timeout=timeout, auth=auth)
 
         transport = sse_client(
             config.url,
@@ -145,10 +141,7 @@ def client_for(
 
     direct = HttpCalls(config, headers, pinned, events, message_handler)
     request_hooks.append(direct.observe)
-    bounded = BoundedBodies(httpx2.AsyncHTTPTransport(), events)
-    http = httpx2.AsyncClient(
-        headers=headers, timeout=timeout, follow_redirects=False, event_hooks=hooks, transport=bounded
-    )
+    http = http_client(headers=headers, timeout=timeout)
     transport = streamable_http_client(config.url, http_client=http, max_sse_event_size=events)
     return Transport(Client(watched(transport, ended), **common), http, direct)
 
