@@ -1,37 +1,90 @@
-"""How an upstream's own endpoint (``/mcp/u/<name>``) names a tool in a refusal: as it shows the
-tool, without the upstream's prefix, and only where the refusal names the tool (a scope or an
-argument value it quotes keeps its text)."""
+"""How an endpoint names a tool in its refusals and failures: as it shows the tool (``add`` at
+``/mcp/u/calc`` for ``calc__add``). The pipeline builds each refusal from that name; a scope or
+an argument value a refusal quotes keeps its own text."""
 
 from __future__ import annotations
 
+from typing import Literal
+
+import pytest
+
 from skywarden.server.calls.pipeline import InvalidArguments, ToolForbidden, UnknownTool
-from skywarden.server.mcp.methods import EVERY_TOOL, ToolView
+from skywarden.server.identity.service import SUBJECT_KIND, Identity
+from skywarden.server.plugins.registry import registry_of
+from skywarden.server.principal import Principal
+from skywarden.tools import tool
+from tests.support.pipelines import pipeline_of
 
-CALC = ToolView(upstream="calc", prefix="calc__")
+KEY = Principal("key", "key_view", "view", frozenset({"calc__echo"}))
+TOKEN = Principal(SUBJECT_KIND, "sub_view", "view", frozenset({"calc__echo"}))
+ANYONE = Principal("key", "key_all", "all", frozenset({"*"}))
 
 
-def test_an_unknown_tool_is_named_as_the_client_named_it_however_long():
+@tool(name="calc__add")
+async def add(a: int, op: Literal["calc__add", "plus"] = "plus") -> int:
+    """Add."""
+    return a
+
+
+@tool(name="calc__echo")
+async def echo(text: str) -> str:
+    """Echo."""
+    raise RuntimeError("unexpected")
+
+
+def pipeline(**options):
+    return pipeline_of(registry_of([add, echo], "calc"), None, **options)
+
+
+def token_refusals() -> Identity:
+    """The resource server's refusals alone: the rest of an ``Identity`` is not used by them."""
+    return Identity(None, "", None, "https://sky.example/mcp", {}, None, frozenset, None)  # type: ignore[arg-type]
+
+
+async def test_an_unknown_tool_is_named_as_the_client_named_it_however_long():
     name = "n" * 300
-    renamed = CALC.renamed(UnknownTool(CALC.inside(name)), CALC.inside(name))
-    assert renamed.detail == UnknownTool(name).detail and "calc__" not in renamed.detail
+    with pytest.raises(UnknownTool) as refused:
+        await pipeline().call("calc__" + name, {}, KEY, shown=name)
+    assert refused.value.detail == UnknownTool(name).detail and "calc__" not in refused.value.detail
 
 
-def test_a_forbidden_tool_is_named_without_the_prefix_and_the_scopes_keep_theirs():
-    detail = "This access token may not use the tool 'calc__add': it needs one of the scopes tool:calc__add tools."
-    renamed = CALC.renamed(ToolForbidden("calc__add", detail), "calc__add")
-    assert renamed.detail == (
-        "This access token may not use the tool 'add': it needs one of the scopes tool:calc__add tools."
-    )
-    assert CALC.renamed(ToolForbidden("calc__add"), "calc__add").detail == "This API key may not use the tool 'add'."
+async def test_a_tool_the_key_may_not_use_is_named_as_shown():
+    with pytest.raises(ToolForbidden) as refused:
+        await pipeline().call("calc__add", {"a": 1}, KEY, shown="add")
+    assert refused.value.detail == "This API key may not use the tool 'add'."
 
 
-def test_invalid_arguments_name_the_tool_and_keep_the_values_they_quote():
-    error = InvalidArguments("calc__add", {"op": ["'calc__add' is not one of ['x']"]})
-    renamed = CALC.renamed(error, "calc__add")
-    assert renamed.detail.startswith("Invalid arguments for add: ")
-    assert "'calc__add' is not one of" in renamed.detail and str(renamed) == renamed.detail
+async def test_a_token_refusal_names_the_tool_as_shown_and_its_scopes_in_full():
+    refuse = token_refusals().scope_refusal
+    with pytest.raises(ToolForbidden) as refused:
+        await pipeline(refuse=refuse).call("calc__add", {"a": 1}, TOKEN, shown="add")
+    assert refused.value.detail.startswith("This access token may not use the tool 'add': it needs one of the scopes ")
+    assert "tool:calc__add" in refused.value.detail
+    assert "tool:calc__add" in refused.value.headers["WWW-Authenticate"]
 
 
-def test_the_whole_endpoint_renames_nothing():
-    error = ToolForbidden("calc__add")
-    assert EVERY_TOOL.renamed(error, "calc__add").detail == "This API key may not use the tool 'calc__add'."
+@pytest.mark.parametrize("arguments", [{"a": "one"}, {"a": 1, "op": "minus"}, [1], "calc__add"])
+async def test_invalid_arguments_name_the_tool_as_shown(arguments):
+    with pytest.raises(InvalidArguments) as refused:
+        await pipeline().call("calc__add", arguments, ANYONE, shown="add")
+    assert refused.value.detail.startswith("Invalid arguments for add: ") and str(refused.value) == refused.value.detail
+
+
+async def test_a_value_an_argument_error_quotes_keeps_its_text():
+    with pytest.raises(InvalidArguments) as refused:
+        await pipeline().call("calc__add", {"a": 1, "op": "calc__"}, ANYONE, shown="add")
+    assert "calc__add" in refused.value.detail.removeprefix("Invalid arguments for add: ")
+
+
+async def test_a_tool_failure_names_the_tool_as_shown():
+    outcome = await pipeline().call("calc__echo", {"text": "x"}, KEY, shown="echo")
+    assert outcome.result.is_error
+    assert outcome.result.content[0]["text"] == "The tool echo failed unexpectedly; the error was logged."
+
+
+async def test_without_a_shown_name_the_tool_is_named_in_full():
+    with pytest.raises(ToolForbidden) as refused:
+        await pipeline().call("calc__add", {"a": 1}, KEY)
+    assert refused.value.detail == "This API key may not use the tool 'calc__add'."
+    outcome = await pipeline().call("calc__echo", {"text": "x"}, KEY)
+    assert outcome.result.content[0]["text"] == "The tool calc__echo failed unexpectedly; the error was logged."

@@ -75,10 +75,10 @@ class ToolForbidden(ApiError):
         self.name = name
 
 
-def forbid_tool(tool: RegisteredTool, principal: Principal) -> ApiError:
+def forbid_tool(tool: RegisteredTool, principal: Principal, shown: str) -> ApiError:
     """The 403 for a key without the tool (or one of its scopes) in its scopes (resource-server
-    mode has its own)."""
-    return ToolForbidden(tool.name)
+    mode has its own). ``shown`` is the tool's name as the endpoint shows it."""
+    return ToolForbidden(shown)
 
 
 class InvalidArguments(ValidationFailed):
@@ -137,8 +137,8 @@ class ToolPipeline:
     runtimes: Mapping[str, PluginRuntime]  # by tool name: its plugin's settings, HTTP client and state
     charge: Charger | None = None
     max_concurrent: int = 8
-    # the scope refusal (resource-server mode: its own)
-    refuse: Callable[[RegisteredTool, Principal], ApiError] = forbid_tool
+    # the scope refusal (resource-server mode: its own), naming the tool as the endpoint shows it
+    refuse: Callable[[RegisteredTool, Principal, str], ApiError] = forbid_tool
     results: TTLCache = field(default_factory=no_kept_results)  # kept outcomes of cache_ttl and cache_results tools
     # raw argument key -> (validated arguments, their own key: what a kept result is kept under)
     validated: TTLCache = field(default_factory=validated_arguments)
@@ -150,13 +150,14 @@ class ToolPipeline:
     def visible_tools(self, principal: Principal) -> list[RegisteredTool]:
         return [t for t in self.registry if principal.allows(t.grants)]
 
-    def authorize(self, name: Any, principal: Principal) -> RegisteredTool:
-        """Steps 1-2: the tool exists and this principal may use it."""
+    def authorize(self, name: Any, principal: Principal, shown: str | None = None) -> RegisteredTool:
+        """Steps 1-2: the tool exists and this principal may use it. A refusal names the tool
+        ``shown`` (how the endpoint names it: ``add`` at ``/mcp/u/calc`` for ``calc__add``)."""
         tool = self.registry.get(name) if isinstance(name, str) else None
         if tool is None:
-            raise UnknownTool(str(name))
+            raise UnknownTool(shown if shown is not None else str(name))
         if not principal.allows(tool.grants):
-            raise self.refuse(tool, principal)
+            raise self.refuse(tool, principal, shown if shown is not None else tool.name)
         return tool
 
     async def call(
@@ -165,14 +166,17 @@ class ToolPipeline:
         arguments: Any,
         principal: Principal,
         *,
+        shown: str | None = None,
         prepaid: Prepaid | None = None,
         report_progress: ProgressReporter = no_progress,
         client_capabilities: Mapping[str, Any] | None = None,
     ) -> CallOutcome:
-        tool = self.authorize(name, principal)
+        """The call of the tool ``name``; its refusals name the tool ``shown`` (default: ``name``)."""
+        tool = self.authorize(name, principal, shown)
+        shown = shown if shown is not None else tool.name
         await self._charge(tool, principal, prepaid)
-        validated, result_key = self._validate(tool, arguments)
-        invocation = (tool, validated, principal, report_progress, client_capabilities)
+        validated, result_key = self._validate(tool, arguments, shown)
+        invocation = (tool, validated, principal, report_progress, client_capabilities, shown)
         if tool.cache_ttl is not None and self.results.max_entries:
             result_key = result_key if result_key is not None else kept_result_key(tool.name, validated)
         elif not tool.cache_results or not self.results.max_entries:
@@ -198,14 +202,16 @@ class ToolPipeline:
         if units > 0 and self.charge is not None and principal.metered:
             await self.charge(principal, units)
 
-    def _validate(self, tool: RegisteredTool, arguments: Any) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
+    def _validate(
+        self, tool: RegisteredTool, arguments: Any, shown: str
+    ) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
         """The validated arguments, and their key when identical sets may share work (a
         ``pure_arguments`` tool's short scalars). The key is the validated set's, not the input's:
         ``"ks"`` and ``" KS"`` validate alike and share what is kept under it."""
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
-            raise InvalidArguments(tool.name, {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
+            raise InvalidArguments(shown, {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
         memo_key = _memo_key(tool, arguments)
         if memo_key is not None:
             found = self.validated.get(memo_key, count=False)
@@ -215,7 +221,7 @@ class ToolPipeline:
             validated = tool.arguments_schema.load(arguments)
         except marshmallow.ValidationError as exc:
             errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-            raise InvalidArguments(tool.name, errors) from None
+            raise InvalidArguments(shown, errors) from None
         if memo_key is None or not all(type(v) in _SCALARS for v in validated.values()):
             return validated, None
         validated_key = _memo_key(tool, validated)
@@ -243,8 +249,11 @@ class ToolPipeline:
         principal: Principal,
         report_progress: ProgressReporter,
         client_capabilities: Mapping[str, Any] | None,
+        shown: str,
     ) -> ToolResult:
-        """Steps 5-7: the call, in one of the key's concurrency slots, and its result."""
+        """Steps 5-7: the call, in one of the key's concurrency slots, and its result. A failure
+        names the tool ``shown`` (an error result is never kept, so never shared between
+        endpoints that name the tool differently)."""
         bound = self._loggers.get(tool.name)
         if bound is None:
             bound = self._loggers[tool.name] = log.bind(tool=tool.name)
@@ -271,7 +280,7 @@ class ToolPipeline:
         except Exception:
             bound.exception("tool raised an unexpected error")
             return ToolResult(
-                content=[text_content(f"The tool {tool.name} failed unexpectedly; the error was logged.")],
+                content=[text_content(f"The tool {shown} failed unexpectedly; the error was logged.")],
                 is_error=True,
             )
         finally:
@@ -280,11 +289,11 @@ class ToolPipeline:
             return tool.shape(returned)
         except ResultMismatch as exc:
             bound.error("tool result does not match its output schema", failures=exc.failures)
-            text = f"The tool {tool.name} returned a result that does not match its output schema."
+            text = f"The tool {shown} returned a result that does not match its output schema."
             return ToolResult(content=[text_content(text)], is_error=True)
         except ResultNotJson:
             bound.error("tool result cannot be written as JSON")
-            text = f"The tool {tool.name} returned a result that cannot be written as JSON."
+            text = f"The tool {shown} returned a result that cannot be written as JSON."
             return ToolResult(content=[text_content(text)], is_error=True)
         except InvalidResult:
             bound.error(
@@ -292,9 +301,7 @@ class ToolPipeline:
                 returned=type(returned).__name__,
                 hint="return a str or a ToolResult, or annotate the result type (-> int, -> Thing)",
             )
-            return ToolResult(
-                content=[text_content(f"The tool {tool.name} returned an invalid result.")], is_error=True
-            )
+            return ToolResult(content=[text_content(f"The tool {shown} returned an invalid result.")], is_error=True)
 
 
 MAX_LOGGED_DETAIL = 300

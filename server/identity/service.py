@@ -62,15 +62,16 @@ class Identity:
         verified = await self.verifier.verify(token, self.admin_audience)
         return self.admin(verified), self.admin_rule.matches(verified)
 
-    def scope_refusal(self, tool: RegisteredTool, principal: Principal) -> ApiError:
+    def scope_refusal(self, tool: RegisteredTool, principal: Principal, shown: str) -> ApiError:
         """The 403 for a caller without the tool's scope. For an access token it carries an
-        ``insufficient_scope`` challenge naming the scopes that would do (RFC 6750 section 3.1)."""
+        ``insufficient_scope`` challenge naming the scopes that would do (RFC 6750 section 3.1):
+        those name the tool in full, whatever name the endpoint shows (``shown``)."""
         if principal.kind != SUBJECT_KIND:
-            return forbid_tool(tool, principal)
+            return forbid_tool(tool, principal, shown)
         scopes = " ".join(scopes_for_tool(tool.name, self.scope_map, tool.scopes))
         return ToolForbidden(
-            tool.name,
-            f"This access token may not use the tool {tool.name!r}: it needs one of the scopes {scopes}.",
+            shown,
+            f"This access token may not use the tool {shown!r}: it needs one of the scopes {scopes}.",
             challenge(self.resource_url, "insufficient_scope", scope=scopes),
         )
 

@@ -14,8 +14,7 @@ from typing import Any
 
 from skywarden.server import __version__
 from skywarden.server.calls import caches
-from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline, UnknownTool
-from skywarden.server.errors import ApiError
+from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
 from skywarden.server.plugins.model import RegisteredTool
@@ -70,22 +69,6 @@ class ToolView:
 
     def inside(self, name: str) -> str:
         return self.prefix + name
-
-    def renamed(self, error: ApiError, name: str) -> ApiError:
-        """A refusal of the tool ``name`` (its name inside) that names the tool as this view
-        shows it. Only where a refusal names the tool: a scope it quotes keeps its full name."""
-        if not self.prefix:
-            return error
-        shown = self.outside(name)
-        if isinstance(error, UnknownTool):
-            return UnknownTool(shown)
-        invalid = f"Invalid arguments for {name}:"
-        if error.detail.startswith(invalid):
-            error.detail = f"Invalid arguments for {shown}:" + error.detail[len(invalid) :]
-        else:  # "This API key may not use the tool 'calc__add'...": its first quoting
-            error.detail = error.detail.replace(repr(name), repr(shown), 1)
-        error.args = (error.detail,)
-        return error
 
 
 EVERY_TOOL = ToolView()
@@ -145,23 +128,21 @@ class McpMethods:
         name = params.get("name")
         if not isinstance(name, str):
             raise p.RpcError(p.INVALID_PARAMS, "params.name must be the name of a tool")
-        name = self.view.inside(name)
         try:
             outcome = await self.pipeline.call(
-                name,
+                self.view.inside(name),
                 params.get("arguments"),
                 principal,
+                shown=name,
                 prepaid=prepaid,
                 report_progress=report_progress,
                 client_capabilities=client_capabilities or {},
             )
         except InvalidArguments as exc:
             if version not in p.ARGUMENT_ERRORS_AS_RESULTS:
-                raise self.view.renamed(exc, name) from None
-            error = ToolResult(content=[text_content(self.view.renamed(exc, name).detail)], is_error=True)
+                raise
+            error = ToolResult(content=[text_content(exc.detail)], is_error=True)
             return dumps(call_result(version, error)), True, None
-        except ApiError as exc:  # unknown, not the key's, limited: as the endpoint names the tool
-            raise self.view.renamed(exc, name) from None
         return outcome.encoded(version, _CALL_RESULT_SHAPES[version]), outcome.result.is_error, outcome.tool.upstream
 
 
