@@ -7,14 +7,24 @@ import errno
 import threading
 from datetime import timedelta
 
+import orjson
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 
 from skywarden.server import keys
 from skywarden.server.appkeys import AUTHENTICATOR, KEY_STORE
 from skywarden.server.auth.records import utcnow
 from skywarden.server.observability.log_sink import BackgroundSink
-from skywarden.server.observability.redaction import _SUSPICIOUS_WORDS, REDACTED, looks_secret, redact_processor
+from skywarden.server.observability.logging_setup import JsonAuditLogger
+from skywarden.server.observability.redaction import (
+    _SUSPICIOUS_WORDS,
+    REDACTED,
+    key_marks,
+    looks_secret,
+    redact_processor,
+)
 from skywarden.server.plugins.registry import ToolRegistry, register_tool
 from tests.support.admin import create_key
 from tests.support.logs import CAPTURED, SECRETS, drain_logs
@@ -143,6 +153,59 @@ def test_every_suspicious_word_sends_a_line_through_redaction(word):
     assert not looks_secret(line)
     for shown in (word, word.upper(), word.title()):
         assert looks_secret(line.replace("get_forecast", f"x{shown}y"))
+
+
+class Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def audit_line(monkeypatch, **fields) -> tuple[str, int]:
+    """The audit line ``fields`` make, and how many times they went through full redaction."""
+    from skywarden.server.observability import logging_setup
+
+    sink, walks = Lines(), []
+    monkeypatch.setattr(logging_setup, "redact_processor", lambda *a: walks.append(1) or redact_processor(*a))
+    JsonAuditLogger(sink, 20, "vm:1").info("request", **fields)  # type: ignore[arg-type]
+    return sink.lines[0], len(walks)
+
+
+def test_a_line_naming_its_key_by_prefix_is_written_without_a_redaction_walk(monkeypatch):
+    key = keys.generate_key()
+    fields = {"key_id": "key_1", "key_prefix": keys.display_prefix(key), "path": "/mcp", "status": 200}
+    line, walks = audit_line(monkeypatch, **fields)
+    assert walks == 0 and keys.display_prefix(key) in line
+
+
+@pytest.mark.parametrize("where", ["path", "key_name", "tool", "reason"])
+@pytest.mark.parametrize("shape", ["as is", "glued", "second prefix"])
+def test_a_key_beside_its_prefix_is_still_redacted(monkeypatch, where, shape):
+    key = keys.generate_key()
+    value = {
+        "as is": key,
+        "glued": f"x{key}y",
+        "second prefix": keys.display_prefix(key) + "/" + key,
+    }[shape]
+    line, walks = audit_line(monkeypatch, key_prefix=keys.display_prefix(key), **{where: value})
+    assert walks == 1 and key not in line
+
+
+@given(before=st.text(max_size=40), after=st.text(max_size=40), copies=st.integers(0, 3))
+def test_any_line_with_a_key_besides_its_prefixes_looks_secret(before, after, copies):
+    key = keys.generate_key()
+    prefix = keys.display_prefix(key)
+    line = orjson.dumps({"key_prefix": prefix, "a": before + prefix * copies, "b": key + after}).decode()
+    assert looks_secret(line, key_marks(prefix))
+
+
+def test_a_prefix_that_is_itself_a_key_accounts_for_nothing():
+    key = keys.generate_key()
+    assert key_marks(key) == 0 and key_marks(None) == 0 and key_marks(5) == 0
+    assert key_marks(keys.display_prefix(key)) == 1
+    assert looks_secret(f'{{"key_prefix":"{key}"}}', key_marks(key))
 
 
 async def test_exception_text_with_a_key_is_redacted(client, monkeypatch):

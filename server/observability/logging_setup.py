@@ -23,7 +23,7 @@ import structlog
 from structlog.typing import EventDict
 
 from skywarden.server.observability.log_sink import BackgroundSink, SinkOpenError
-from skywarden.server.observability.redaction import looks_secret, redact_processor, redacting_renderer
+from skywarden.server.observability.redaction import key_marks, looks_secret, redact_processor, redacting_renderer
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 AUDIT_LOGGER = "skywarden.audit"
@@ -89,7 +89,7 @@ class JsonAuditLogger:
             fields["instance"] = self.instance
         fields["timestamp"] = _clock.format(time.time())
         line = _json_line(fields)
-        if looks_secret(line):
+        if looks_secret(line, key_marks(fields.get("key_prefix"))):
             line = _json_line(redact_processor(None, "info", fields))
         self.sink.write(line + "\n")
 

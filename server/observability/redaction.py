@@ -131,12 +131,22 @@ _SUSPICIOUS_WORDS = (
 )
 
 
-def looks_secret(text: str) -> bool:
+def key_marks(prefix: Any) -> int:
+    """How many key marks (``skw_``) a key's display prefix holds (none when it is no string, or
+    is itself a key): a line that names its key by prefix holds those and is no secret for it."""
+    if type(prefix) is not str or KEY_ANYWHERE.search(prefix):
+        return 0
+    return prefix.lower().count(_KEY_MARK)
+
+
+def looks_secret(text: str, known_marks: int = 0) -> bool:
+    """Whether a rendered line may hold a secret: a suspicious word, a registered secret, or
+    more key marks than the ``known_marks`` its key prefix accounts for (``key_marks``)."""
     lowered = text.lower()
     # _SUSPICIOUS_WORDS spelled out as one expression (a loop costs a third more; it runs for
     # every audit line). tests/test_audit.py holds the two to the same words.
     if (
-        _KEY_MARK in lowered
+        (lowered.count(_KEY_MARK) > known_marks if known_marks else _KEY_MARK in lowered)
         or "bearer" in lowered
         or "authorization" in lowered
         or "apikey" in lowered
