@@ -24,7 +24,7 @@ from skywarden.server.gateway.direct import CallBroken, TooLarge
 from skywarden.server.gateway.http_calls import MAX_ANSWERS_IN_FLIGHT, HttpCalls, PinnedResolver, _events
 from skywarden.server.upstreams import UpstreamConfig
 from tests.support.raw_http_upstream import RawHttpUpstream
-from tests.support.server_process import free_port
+from tests.support.served import served
 
 pytestmark = pytest.mark.slow
 
@@ -32,14 +32,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 async def upstream(request):
     raw = RawHttpUpstream(modern=getattr(request, "param", False))
-    runner = web.AppRunner(raw.app(), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    raw.url = f"http://127.0.0.1:{port}/mcp"
-    yield raw
-    raw.released.set()
-    await runner.cleanup()
+    async with served(raw.app()) as port:
+        raw.url = f"http://127.0.0.1:{port}/mcp"
+        yield raw
+        raw.released.set()
 
 
 @pytest.fixture
@@ -208,11 +204,7 @@ async def test_an_https_upstream_is_verified_by_name_on_the_address_checked(
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     leaf.configure_cert(context)
     raw = RawHttpUpstream()
-    runner = web.AppRunner(raw.app(), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
-    try:
+    async with served(raw.app(), context) as port:
         options = {"url": f"https://localhost:{port}/mcp", "connect_timeout": 5}
         settings = make_settings(upstreams={"raw": options}, upstream_allowed_networks="127.0.0.0/8")
         untrusted = await make_client(settings)
@@ -237,26 +229,20 @@ async def test_an_https_upstream_is_verified_by_name_on_the_address_checked(
         assert (await call(client, "echo", {"text": "over TLS"}))["content"][0]["text"] == "over TLS"
         (sent,) = calls_seen(raw, "echo")
         assert isinstance(sent["id"], str)
-    finally:
-        await runner.cleanup()
 
 
 async def test_a_listing_over_the_bound_is_given_up_as_it_arrives(make_client, make_settings):
     raw = RawHttpUpstream(listing_padding=5 * 1024 * 1024)
-    runner = web.AppRunner(raw.app(), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        options = {"url": f"http://127.0.0.1:{port}/mcp", "allow_private": True, "connect_timeout": 5}
-        client = await make_client(make_settings(upstreams={"raw": options}))
-        connection = client.server.app[GATEWAY].connections["raw"]
-        await asyncio.wait_for(connection.first_attempt.wait(), 30)
-        assert connection.figures.state == "down"
-        assert "more than 4194304 bytes" in connection.figures.last_error
-    finally:
-        raw.released.set()
-        await runner.cleanup()
+    async with served(raw.app()) as port:
+        try:
+            options = {"url": f"http://127.0.0.1:{port}/mcp", "allow_private": True, "connect_timeout": 5}
+            client = await make_client(make_settings(upstreams={"raw": options}))
+            connection = client.server.app[GATEWAY].connections["raw"]
+            await asyncio.wait_for(connection.first_attempt.wait(), 30)
+            assert connection.figures.state == "down"
+            assert "more than 4194304 bytes" in connection.figures.last_error
+        finally:
+            raw.released.set()
 
 
 async def test_answers_to_an_upstreams_requests_in_flight_are_bounded_and_a_failing_handler_fails_no_call():
@@ -271,21 +257,17 @@ async def test_answers_to_an_upstreams_requests_in_flight_are_bounded_and_a_fail
 
     app = web.Application()
     app.router.add_post("/mcp", hold)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    config = UpstreamConfig(name="raw", transport="streamable-http", url=f"http://127.0.0.1:{port}/mcp")
-    direct = HttpCalls(config, {}, None, 1 << 20, failing)
-    try:
-        for number in range(100):
-            await direct._from_upstream({"jsonrpc": "2.0", "id": f"s{number}", "method": "ping"}, True)
-        assert len(direct._notes) == MAX_ANSWERS_IN_FLIGHT  # the rest of the flood got no answer
-        await direct._from_upstream({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}, True)
-    finally:
-        held.set()
-        await direct.aclose()
-        await runner.cleanup()
+    async with served(app) as port:
+        config = UpstreamConfig(name="raw", transport="streamable-http", url=f"http://127.0.0.1:{port}/mcp")
+        direct = HttpCalls(config, {}, None, 1 << 20, failing)
+        try:
+            for number in range(100):
+                await direct._from_upstream({"jsonrpc": "2.0", "id": f"s{number}", "method": "ping"}, True)
+            assert len(direct._notes) == MAX_ANSWERS_IN_FLIGHT  # the rest of the flood got no answer
+            await direct._from_upstream({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}, True)
+        finally:
+            held.set()
+            await direct.aclose()
 
 
 async def test_the_pinned_resolver_answers_for_its_host_only():
