@@ -315,6 +315,28 @@ async def test_an_upstream_that_cannot_start_leaves_the_server_up_and_says_so(ma
     assert key["scopes"] == ["broken__run", "upstream:off"]
 
 
+@pytest.mark.parametrize("given", ["text", "env", "file"])
+async def test_an_upstreams_credential_it_prints_as_it_dies_is_shown_nowhere(
+    make_client, make_settings, monkeypatch, tmp_path, given
+):
+    token = f"dying-secret-{secrets.token_hex(8)}"
+    SECRETS.add(token)
+    source = {"text": token, "env": {"env": "DYING_TOKEN"}, "file": {"file": str(tmp_path / "token")}}[given]
+    monkeypatch.setenv("DYING_TOKEN", token)
+    (tmp_path / "token").write_text(token + "\n")
+    code = "import os, sys; print('token is', os.environ['UP_TOKEN'], file=sys.stderr); sys.exit(1)"
+    upstream = {"command": sys.executable, "args": ["-c", code], "env": {"UP_TOKEN": source}, "connect_timeout": 5}
+    client = await make_client(make_settings(upstreams={"dying": upstream}))
+    connection = client.server.app[GATEWAY].connections["dying"]
+    await asyncio.wait_for(connection.first_attempt.wait(), 30)
+    assert connection.figures.state == "down"
+    assert "token is [REDACTED]" in connection.figures.last_error and token not in connection.figures.last_error
+    shown = await (await client.admin.get("/api/admin/upstreams/dying")).text()
+    assert "token is [REDACTED]" in shown and token not in shown
+    unavailable = [e for e in drain_logs() if e.get("event") == "upstream unavailable" and e.get("upstream") == "dying"]
+    assert unavailable and all(token not in json.dumps(e) for e in unavailable)
+
+
 async def test_a_private_address_needs_allow_private(http_upstream, make_client, make_settings):
     settings = make_settings(upstreams={"remote": {"url": http_upstream, "connect_timeout": 5}})
     client = await make_client(settings)

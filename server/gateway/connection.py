@@ -359,7 +359,10 @@ class UpstreamConnection:
             self.log.info("upstream tools changed", tools=self.figures.tools)
 
     def _note_failure(self, reason: str) -> None:
-        self.figures.last_error = reason[:MAX_ERROR_TEXT]
+        """Keep and log why the upstream is unavailable. The reason may quote the upstream (its
+        last line on stderr, an error's text): its credentials are redacted before it is kept,
+        since ``last_error`` is shown to admins and the log's ``reason`` field is never redacted."""
+        self.figures.last_error = redact_text(reason)[:MAX_ERROR_TEXT]
         self.log.warning("upstream unavailable", reason=self.figures.last_error)
 
     async def call(self, tool: str, arguments: dict[str, Any], context: Any) -> ToolResult:

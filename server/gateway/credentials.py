@@ -42,16 +42,16 @@ def resolve(source: SecretSource) -> str:
     return source.prefix + value
 
 
-def resolve_all(sources: Mapping[str, SecretSource], text_is_secret: bool = False) -> dict[str, str]:
-    """Every value; with ``text_is_secret`` (headers: their values are credentials) a value given
-    as text is registered with the log redaction too, and every value must be a header value."""
+def resolve_all(sources: Mapping[str, SecretSource], headers: bool = False) -> dict[str, str]:
+    """Every value, each registered with the log redaction: a value given as text too (an
+    upstream's headers and environment hold its credentials, whichever way they are given).
+    With ``headers`` every value must be a header value."""
     values = {name: resolve(source) for name, source in sources.items()}
-    if text_is_secret:
+    if headers:
         for name, source in sources.items():
             if not is_header_value(values[name]):
                 raise MissingSecret(f"{source.describe()} for header {name} is not a header value (visible ASCII)")
-    if text_is_secret:
-        for source, value in zip(sources.values(), values.values(), strict=True):
-            if source.text is not None:
-                register_secret(value)
+    for source, value in zip(sources.values(), values.values(), strict=True):
+        if source.text is not None:
+            register_secret(value)
     return values

@@ -105,7 +105,7 @@ def client_for(
         return Transport(Client(pipes, **common), calls=calls)
     import httpx2
 
-    headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers, text_is_secret=True)}
+    headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers, headers=True)}
     timeout = httpx2.Timeout(config.connect_timeout, read=max(config.timeout, 300.0))
     request_hooks = [caller_header(config.identity_header)] if config.identity else []
     if pinned is not None:
