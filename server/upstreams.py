@@ -220,6 +220,11 @@ def _tool_names(value: Any, where: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+# A host every HTTP client reads alike: no character a client maps to another (a fullwidth or
+# ideographic dot, an international name it encodes), so the address checked is the one reached.
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")
+
+
 def _url(value: Any, where: str) -> str:
     text = _text(value, where, 2048)
     try:  # urlsplit's and port's messages may quote the URL, its password too: never shown
@@ -235,6 +240,11 @@ def _url(value: Any, where: str) -> str:
         raise ValueError(f"{where} must not have a fragment")
     if any(c.isspace() or not c.isprintable() for c in text):
         raise ValueError(f"{where} must not hold spaces or control characters (percent-encode them)")
+    if not parts.netloc.isascii() or not _PLAIN_HOST.fullmatch(parts.hostname):  # hostname is lower-cased
+        raise ValueError(
+            f"{where} must name its host in ASCII letters, digits, '-', '_' and '.' or as an IP address "
+            "(an international name in its xn-- form)"
+        )
     return text
 
 

@@ -498,3 +498,6 @@ async def test_the_pin_keeps_the_name_for_host_and_tls():
     other = httpx2.Request("POST", "https://elsewhere.example/mcp")
     await pin_address("mcp.example.com", "203.0.113.7")(other)
     assert other.url.host == "elsewhere.example"
+    international = httpx2.Request("POST", "https://XN--BCHER-KVA.example/mcp")  # httpx's .host: bücher.example
+    await pin_address("xn--bcher-kva.example", "203.0.113.7")(international)
+    assert str(international.url) == "https://203.0.113.7/mcp"

@@ -13,6 +13,7 @@ import socket
 from collections.abc import Set
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import marshmallow
 import pytest
@@ -219,6 +220,17 @@ MALFORMED: list[tuple[str, dict[str, Any], str]] = [
     ("url with a port out of range", {"calc": remote(url="https://mcp.example.com:99999/mcp")}, "port from 0 to 65535"),
     ("url with a port not a number", {"calc": remote(url="https://mcp.example.com:http/mcp")}, "port from 0 to 65535"),
     ("url with a broken IPv6 host", {"calc": remote(url="http://[::1/mcp")}, "url must be an http(s) URL"),
+    *(
+        (f"url with the host {host!r}", {"calc": remote(url=f"https://{host}/mcp")}, "url must name its host in ASCII")
+        for host in (
+            "rebind\u3002example\u3002com",  # ideographic dots: a client reads rebind.example.com
+            "rebind\uff0eexample.com",  # a fullwidth dot
+            "b\u00fccher.example",  # an international name not in its xn-- form
+            "%31%32%37.0.0.1",  # percent-encoded
+            "[fe80::1%25lo]",  # an IPv6 zone
+            "\u212aelvin.example",  # the Kelvin sign: lower-cased by urllib to an ASCII k
+        )
+    ),
     (
         "url too long",
         {"calc": remote(url="https://mcp.example.com/" + "p" * 2048)},
@@ -938,6 +950,30 @@ _UPSTREAMS = st.one_of(
     _JSON,
     st.text(max_size=20),
 )
+
+
+_HOST_CHARACTERS = st.sampled_from(
+    [*"abcXYZ019.-_:[]%@", "\u3002", "\uff0e", "\uff61", "\u00fc", "\u0130", "\u200b", "\u00df", "K", "\u212a"]
+)
+
+
+@given(host=st.text(_HOST_CHARACTERS, min_size=1, max_size=12))
+@settings(max_examples=300, deadline=None, database=None)
+def test_an_accepted_url_names_the_host_every_client_reaches(host):
+    """The host checked and pinned (urllib's reading) is the one httpx (the SDK's client) and
+    yarl (aiohttp's) connect to: a URL any of them reads otherwise is refused."""
+    import httpx2
+    import yarl
+
+    url = f"https://{host}:8443/mcp"
+    try:
+        (config,) = parse_upstreams({"calc": {"url": url}})
+    except ValueError:
+        return
+    checked = urlsplit(config.url).hostname
+    assert httpx2.URL(config.url).raw_host.decode("ascii").lower() == checked
+    if ":" not in checked:  # an IPv6 literal is an address: nothing to resolve or pin
+        assert yarl.URL(config.url).raw_host == checked
 
 
 @given(value=_UPSTREAMS)

@@ -211,7 +211,7 @@ def pin_address(host: str, address: str) -> Any:
     was made), still naming ``host`` in its Host header and in TLS (SNI and the certificate)."""
 
     async def hook(request: Any) -> None:
-        if request.url.host == host:
+        if request.url.raw_host.decode("ascii").lower() == host:  # not .host: it decodes xn-- names
             request.extensions = {**request.extensions, "sni_hostname": host}
             request.url = request.url.copy_with(host=address)
 
