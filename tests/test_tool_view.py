@@ -4,12 +4,14 @@ an argument value a refusal quotes keeps its own text."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 import pytest
 
 from skywarden.server.calls.pipeline import InvalidArguments, ToolForbidden, UnknownTool
 from skywarden.server.identity.service import SUBJECT_KIND, Identity
+from skywarden.server.mcp.methods import McpMethods, ToolView
 from skywarden.server.plugins.registry import registry_of
 from skywarden.server.principal import Principal
 from skywarden.tools import tool
@@ -88,3 +90,19 @@ async def test_without_a_shown_name_the_tool_is_named_in_full():
     assert refused.value.detail == "This API key may not use the tool 'calc__add'."
     outcome = await pipeline().call("calc__echo", {"text": "x"}, KEY)
     assert outcome.result.content[0]["text"] == "The tool calc__echo failed unexpectedly; the error was logged."
+
+
+async def test_an_upstreams_endpoint_calls_none_but_its_upstreams_tools():
+    """``/mcp/u/calc`` with the separator ``__``: a tool named ``calc__...`` that is not calc's
+    (a plugin's here; another upstream's with a separator such as ``_``) is unknown there."""
+    plugin_tools = registry_of([add, echo], "calc")
+    registry = registry_of([add], "calc")
+    registry.add(dataclasses.replace(plugin_tools.get("calc__echo"), upstream="calc"))
+    methods = McpMethods(pipeline_of(registry, None)).viewed(ToolView(upstream="calc", prefix="calc__"))
+    with pytest.raises(UnknownTool) as refused:
+        await methods.tools_call("2025-11-25", {"name": "add", "arguments": {"a": 1}}, ANYONE)
+    assert refused.value.detail == "Unknown tool: add"
+    encoded, failed, upstream = await methods.tools_call(
+        "2025-11-25", {"name": "echo", "arguments": {"text": "x"}}, ANYONE
+    )
+    assert failed and upstream == "calc" and b"The tool echo failed unexpectedly" in encoded

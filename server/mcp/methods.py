@@ -14,7 +14,7 @@ from typing import Any
 
 from skywarden.server import __version__
 from skywarden.server.calls import caches
-from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline
+from skywarden.server.calls.pipeline import InvalidArguments, ToolPipeline, UnknownTool
 from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp import protocol as p
 from skywarden.server.plugins.model import RegisteredTool
@@ -128,9 +128,14 @@ class McpMethods:
         name = params.get("name")
         if not isinstance(name, str):
             raise p.RpcError(p.INVALID_PARAMS, "params.name must be the name of a tool")
+        inside = self.view.inside(name)
+        if self.view.upstream is not None:  # only its upstream's tools, whatever else the name meets
+            tool = self.pipeline.registry.get(inside)
+            if tool is None or not self.view.shows(tool):
+                raise UnknownTool(name)
         try:
             outcome = await self.pipeline.call(
-                self.view.inside(name),
+                inside,
                 params.get("arguments"),
                 principal,
                 shown=name,
