@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -41,7 +42,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)  # one, not one per json.loads call
+def _finite_float(text: str) -> float:
+    """A JSON number read as a float, refused when it is too large for one (``1e400``): it would
+    be infinity, which JSON cannot write back (orjson refuses these bodies; this reads them)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)  # one, not one per call
 
 
 # orjson reads integers beyond 64 bits as floats (a JSON-RPC id 2**70 would come back changed);
@@ -66,6 +76,19 @@ def loads_guarded(body: bytes, max_depth: int) -> Any:
     # spares the walk for nearly every body.
     if body.count(b"{") + body.count(b"[") > max_depth and _depth_exceeds(value, max_depth):
         raise BodyError(f"JSON nesting deeper than {max_depth} levels")
+    return value
+
+
+def loads_exact(data: bytes) -> Any:
+    """JSON read as request bodies are, at any depth: integers beyond 64 bits keep their value and
+    numbers too large for a float are refused. A message an upstream sends is passed on as it
+    came, not rounded. Raises ``ValueError`` saying why not."""
+    value = _fast_loads(data)
+    if value is _UNREAD:
+        try:
+            value = _stdlib_loads(data, 1024)  # about where the stdlib's recursion ends
+        except BodyError as exc:
+            raise ValueError(exc.reason) from None
     return value
 
 

@@ -172,6 +172,24 @@ async def test_an_upstream_with_identity_learns_who_calls_and_no_one_else_does(g
     assert (await (await call(gateway, "calc__caller", {})).json())["structuredContent"] == {}  # identity off
 
 
+@pytest.mark.parametrize("tool", ["calc__add", "remote__add"])
+async def test_integers_beyond_64_bits_pass_through_both_ways_exactly(gateway, tool):
+    answer = await call(gateway, tool, {"a": 2**70, "b": 1})
+    body = await answer.json()
+    assert answer.status == 200 and body["isError"] is False, body
+    assert body["structuredContent"] == {"total": 2**70 + 1}
+    metrics = await (await gateway.admin.get("/metrics")).text()
+    assert f'skywarden_gateway_call_errors_total{{upstream="{tool.split("__")[0]}"}} 0.0' in metrics
+
+
+async def test_a_number_too_large_for_a_float_is_refused_before_it_leaves(gateway):
+    refused = await gateway.post(
+        "/api/mcp/tools/calc__add", data=b'{"a": 1e400, "b": 1}', headers={"Content-Type": "application/json"}
+    )
+    body = await refused.json()
+    assert refused.status == 400 and "the number 1e400 is too large" in body["detail"]
+
+
 async def test_an_upstream_error_is_a_tool_error(gateway):
     body = await (await call(gateway, "calc__fail", {})).json()
     assert body["isError"] is True and body["content"][0]["text"] == "Error executing tool fail"  # the upstream's text

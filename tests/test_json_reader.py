@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skywarden.server.jsonutil import BodyError, _stdlib_loads, loads_guarded
+from skywarden.server.jsonutil import BodyError, _stdlib_loads, dumps, loads_exact, loads_guarded
 from tests.support.json_strategies import json_values
 
 DEPTH = 8
@@ -94,6 +95,30 @@ def test_edge_cases_read_as_the_stdlib_reads_them(body):
 def test_big_integers_keep_their_value():
     assert loads_guarded(b'{"id": 1180591620717411303424}', DEPTH) == {"id": 2**70}
     assert type(loads_guarded(b"[18446744073709551616]", DEPTH)[0]) is int
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1.5e309", "123456789e999", "0.1e99999"])
+def test_a_number_too_large_for_a_float_is_refused_naming_it(number):
+    with pytest.raises(BodyError, match=f"the number {re.escape(number)} is too large"):
+        loads_guarded(f'{{"a": [{number}]}}'.encode(), DEPTH)
+    with pytest.raises(ValueError, match="too large"):
+        loads_exact(number.encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.from_regex(r"-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,4})?", fullmatch=True),
+)
+def test_every_number_read_is_written_back_as_the_same_value(number):
+    """What the reader accepts, Skywarden's writer writes, and it reads back unchanged (no
+    infinity becoming null, no integer beyond 64 bits rounded)."""
+    for read in (lambda b: loads_guarded(b, DEPTH), loads_exact):
+        try:
+            value = read(f"[{number}]".encode())
+        except (BodyError, ValueError):
+            assert math.isinf(float(number))
+            continue
+        assert json.loads(dumps(value)) == value and type(json.loads(dumps(value))[0]) is type(value[0])
 
 
 @pytest.mark.parametrize("body", [b"[" * 9 + b"]" * 9, b'{"a":' * 9 + b"1" + b"}" * 9, b"[" * 5000 + b"]" * 5000])

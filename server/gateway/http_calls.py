@@ -28,7 +28,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import orjson
 import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict
@@ -49,6 +48,7 @@ from skywarden.server.gateway.direct import (
 )
 from skywarden.server.gateway.lines import bounded_lines
 from skywarden.server.http.response_body import ResponseTooLarge, read_response_body
+from skywarden.server.jsonutil import dumps, loads_exact
 from skywarden.server.upstreams import UpstreamConfig
 
 log = structlog.get_logger("skywarden.gateway")
@@ -153,7 +153,7 @@ class HttpCalls:
                 headers[self.config.identity_header] = caller
             try:
                 async with self._client().post(
-                    self.url, data=orjson.dumps(message), headers=headers, allow_redirects=False
+                    self.url, data=dumps(message), headers=headers, allow_redirects=False
                 ) as response:
                     return await self._read(response, request_id, legacy)
             except (aiohttp.ClientError, OSError) as exc:
@@ -193,8 +193,8 @@ class HttpCalls:
             except ResponseTooLarge:
                 raise TooLarge(self.limit + 1) from None
             try:
-                message = orjson.loads(body)
-            except orjson.JSONDecodeError:
+                message = loads_exact(body)
+            except ValueError:
                 raise Unusable("an answer that is not JSON") from None
             if not isinstance(message, dict) or message.get("id") != request_id:
                 raise Unusable("an answer to another request")
@@ -202,8 +202,8 @@ class HttpCalls:
         if kind == "text/event-stream":
             async for data in _events(response.content, self.limit):
                 try:
-                    message = orjson.loads(data)
-                except orjson.JSONDecodeError:
+                    message = loads_exact(data)
+                except ValueError:
                     raise Unusable("an event that is not JSON") from None
                 if not isinstance(message, dict):
                     continue
@@ -251,7 +251,7 @@ class HttpCalls:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.config.connect_timeout):
                     async with self._client().post(
-                        self.url, data=orjson.dumps(message), headers=headers, allow_redirects=False
+                        self.url, data=dumps(message), headers=headers, allow_redirects=False
                     ) as response:
                         response.release()
 

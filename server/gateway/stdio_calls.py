@@ -13,8 +13,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from skywarden.server.gateway.direct import (
     Answer,
     CallBroken,
@@ -26,6 +24,7 @@ from skywarden.server.gateway.direct import (
     Unusable,
     answer_of,
 )
+from skywarden.server.jsonutil import dumps
 
 Write = Callable[[bytes], None]
 _ID = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9-]{1,80})"')
@@ -72,7 +71,7 @@ class StdioCalls:
             if write is None:
                 raise Fallback("the pipe is not open")
             try:
-                write(orjson.dumps(message) + b"\n")
+                write(dumps(message) + b"\n")
             except (OSError, RuntimeError) as exc:  # the pipe closed under the call
                 raise CallBroken(f"the upstream's connection ended ({type(exc).__name__})") from None
             try:
@@ -81,7 +80,7 @@ class StdioCalls:
                 note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
                 if self.write is not None:
                     try:
-                        self.write(orjson.dumps(note) + b"\n")
+                        self.write(dumps(note) + b"\n")
                     except (OSError, RuntimeError, CallBroken):
                         pass  # an upstream that cannot be told: it ends with its connection
                 raise

@@ -24,12 +24,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
-import orjson
 import structlog
 
 from skywarden.server.gateway.direct import CallBroken
 from skywarden.server.gateway.lines import bounded_lines
 from skywarden.server.gateway.stdio_calls import StdioCalls
+from skywarden.server.jsonutil import loads_exact
 
 log = structlog.get_logger("skywarden.gateway")
 
@@ -94,8 +94,8 @@ async def stdio_pipes(
 
     async def deliver(line: bytes) -> None:
         try:
-            message = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
+            message = loads_exact(line)
+        except ValueError as exc:
             await to_session.send(ValueError(f"a line that is not JSON: {exc}"))
             return
         if calls.take(message):
