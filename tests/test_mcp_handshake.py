@@ -283,6 +283,22 @@ async def test_session_cap_and_idle_expiry(make_client):
     await open_session(client)  # expired sessions made room
 
 
+@pytest.mark.parametrize(
+    ("token", "refused"),
+    [("t" * 256, False), ("t" * 257, True), (2**255, False), (2**256, True), (-(2**256), True), ("t" * 100_000, True)],
+)
+async def test_a_progress_token_longer_than_a_notification_should_repeat_is_refused(client, token, refused):
+    session = await open_session(client)
+    message = rpc("tools/call", {"name": "test_tool_with_progress", "_meta": {"progressToken": token}}, id=22)
+    resp = await post(client, message, session_headers(session, "2025-11-25"))
+    if not refused:
+        assert resp.content_type == "text/event-stream"
+        return
+    body = await resp.json()
+    assert body["id"] == 22 and body["error"]["code"] == -32602
+    assert body["error"]["message"].startswith("params._meta.progressToken must be a string of at most 256 characters")
+
+
 async def test_progress_streams_as_sse_when_asked(client):
     session = await open_session(client)
     message = rpc("tools/call", {"name": "test_tool_with_progress", "_meta": {"progressToken": "t1"}}, id=21)

@@ -193,6 +193,14 @@ async def test_missing_client_capability_is_400_32021(client):
     assert resp.status == 200 and body["result"]["isError"] is False
 
 
+async def test_a_progress_token_too_long_is_refused(client):
+    message = modern_rpc("tools/call", {"name": "test_tool_with_progress"}, id=10)
+    message["params"]["_meta"]["progressToken"] = "t" * 257
+    resp = await post(client, message, modern_headers(message))
+    body = await resp.json()
+    assert body["error"]["code"] == -32602 and "progressToken" in body["error"]["message"]
+
+
 async def test_progress_over_sse(client):
     message = modern_rpc("tools/call", {"name": "test_tool_with_progress"}, id=9)
     message["params"]["_meta"]["progressToken"] = 5

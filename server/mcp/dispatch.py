@@ -80,9 +80,9 @@ async def run_request(
 ) -> web.StreamResponse:
     """Answer as JSON, or as SSE once a tool reports progress to a client that asked for it and accepts SSE."""
     stream = EventStream(request, {})
-    token = progress_token(message.get("params"))
-    reporter = stream.progress_reporter(token) if token is not None and accepts(request)[1] else no_progress
     try:
+        token = progress_token(message.get("params"))
+        reporter = stream.progress_reporter(token) if token is not None and accepts(request)[1] else no_progress
         reply = await answer(request, methods, message, version, handlers, reporter, client_capabilities)
     except p.RpcError as error:
         note(request, rpc_error=error.code)

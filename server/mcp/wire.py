@@ -82,10 +82,23 @@ async def read_message(request: web.Request, body_reader: BodyReader) -> Any:
     return message
 
 
+MAX_PROGRESS_TOKEN = 256  # characters; every progress notification of the call repeats it
+
+
 def progress_token(params: Any) -> str | int | None:
+    """The request's progress token, refused (-32602) when it is longer than a progress
+    notification should repeat (a megabyte echoed a thousand times would be a gigabyte)."""
     meta = params.get("_meta") if isinstance(params, dict) else None
     token = meta.get("progressToken") if isinstance(meta, dict) else None
-    return token if isinstance(token, (str, int)) and not isinstance(token, bool) else None
+    if not isinstance(token, (str, int)) or isinstance(token, bool):
+        return None
+    if (len(token) if isinstance(token, str) else token.bit_length()) > MAX_PROGRESS_TOKEN:
+        raise p.RpcError(
+            p.INVALID_PARAMS,
+            f"params._meta.progressToken must be a string of at most {MAX_PROGRESS_TOKEN} characters "
+            "or an integer of at most as many bits",
+        )
+    return token
 
 
 class EventStream:
