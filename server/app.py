@@ -246,6 +246,6 @@ def create_app(
                 body_reader,
                 limits,
             ).add_routes(app)
-    tool_docs.append(setup_openapi(app, registry))
+    tool_docs.append(setup_openapi(app, registry, settings.openapi_upstream_tools))
     setup_cors(app, settings.cors_origins)
     return app

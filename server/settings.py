@@ -536,6 +536,12 @@ class Settings:
     gateway_separator: str = _setting(
         "__", check_separator, "what joins an upstream's name and its tool's name: <upstream>__<tool>"
     )
+    openapi_upstream_tools: bool = _setting(
+        False,
+        _bool,
+        "document each upstream tool as its own operation in the public OpenAPI document (anyone may "
+        "read its name and schemas); off: only keys see them, at GET /api/mcp/tools",
+    )
     upstream_admin_commands: tuple[str, ...] = _setting(
         (),
         _admin_commands,

@@ -6,6 +6,7 @@ processes: slow."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import sys
 
@@ -76,8 +77,11 @@ async def test_an_added_upstream_serves_its_tools_and_they_go_at_once_when_disab
         assert "remote" not in gateway.connections and (await client.admin.get(PATH)).status == 200
 
 
-async def test_the_openapi_document_follows_an_upstream_added_and_removed(make_client, make_settings):
-    client = await make_client(make_settings(**LOOPBACK))
+@pytest.mark.parametrize("documented_too", [True, False])
+async def test_the_openapi_document_follows_an_upstream_added_and_removed(make_client, make_settings, documented_too):
+    """With ``openapi_upstream_tools`` each upstream tool is an operation of the public document;
+    without it (the default) none is: the document is public, an upstream's tools are not."""
+    client = await make_client(make_settings(**LOOPBACK, openapi_upstream_tools=documented_too))
 
     async def documented() -> set[str]:
         paths = (await (await client.anonymous.get(SPEC_PATH)).json())["paths"]
@@ -88,8 +92,15 @@ async def test_the_openapi_document_follows_an_upstream_added_and_removed(make_c
         await add(client.admin, {"name": "remote", "url": url})
         await up(client.server, "remote")
         listed = {name for name in await tool_names(client) if name.startswith("remote__")}
-        assert "remote__add" in listed and await documented() == listed
+        assert "remote__add" in listed
         paths = (await (await client.anonymous.get(SPEC_PATH)).json())["paths"]
+        assert (
+            "/api/mcp/tools/get_forecast" in paths and "/api/mcp/tools/{toolName}" in paths
+        )  # the plugins' and the call
+        if not documented_too:
+            assert await documented() == set() and "remote__" not in json.dumps(paths)
+            return
+        assert await documented() == listed
         operation = paths["/api/mcp/tools/remote__add"]["post"]
         body = operation["requestBody"]["content"]["application/json"]["schema"]
         assert set(body["required"]) == {"a", "b"} and "401" in operation["responses"]

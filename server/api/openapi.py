@@ -62,6 +62,7 @@ class ToolDocs:
 
     app: web.Application
     tools: ToolRegistry
+    upstream_tools: bool = False  # upstream tools too (``openapi_upstream_tools``): the document is public
     generic: dict[str, Any] | None = None  # the generic call's operation, before the request path's answers
     rule: Rule | None = None
 
@@ -73,6 +74,8 @@ class ToolDocs:
         for path in [p for p in paths if p.startswith(TOOL_PATH_PREFIX) and p != TOOL_CALL_PATH]:
             del paths[path]
         for tool in self.tools:
+            if tool.upstream is not None and not self.upstream_tools:
+                continue
             operation = {
                 **copy.deepcopy(self.generic),
                 "summary": tool.title,
@@ -88,7 +91,11 @@ class ToolDocs:
             paths[path] = {"post": operation}
 
 
-def setup_openapi(app: web.Application, tools: ToolRegistry) -> ToolDocs:
+def setup_openapi(app: web.Application, tools: ToolRegistry, upstream_tools: bool = False) -> ToolDocs:
+    """The public OpenAPI document and Swagger UI. Each plugin tool is an operation of its own;
+    an upstream's tool (an operator's or an admin's server, perhaps internal) only with
+    ``upstream_tools``: otherwise it is called through the generic operation, and a key lists
+    the ones it may call at ``GET /api/mcp/tools``."""
     spec = AiohttpApiSpec(
         url=SPEC_URL,
         swagger_path=None,
@@ -104,7 +111,7 @@ def setup_openapi(app: web.Application, tools: ToolRegistry) -> ToolDocs:
     spec.register(app, in_place=False)
     app.on_startup[-1] = _without_app_key_warning(app.on_startup[-1])
     declare(next(r for r in app.router.resources() if r.canonical == SPEC_URL), PUBLIC)  # apigami's route
-    docs = ToolDocs(app, tools)
+    docs = ToolDocs(app, tools, upstream_tools)
     app.on_startup.append(_document_finisher(docs))
     add_route(app, "GET", UI_PATH, _ui_page, rule=PUBLIC, allow_head=True)
     add_route(app, "GET", UI_PATH + "/init.js", _ui_init, rule=PUBLIC, allow_head=True)
