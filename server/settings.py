@@ -658,10 +658,15 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise SettingsError(f"invalid setting config: file {str(path)!r} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"invalid setting config: {str(path)!r} is not valid TOML: {exc}") from None
-    section = data.get("skywarden", data)
+    section = data.get("skywarden")
+    if section is None:
+        return data
     if not isinstance(section, dict):
         raise SettingsError("invalid setting config: [skywarden] must be a table")
-    return section
+    outside = {name: value for name, value in data.items() if name != "skywarden"}
+    for name in sorted(outside.keys() & section.keys()):
+        raise SettingsError(f"invalid setting {name} (config file): set both at the top level and under [skywarden]")
+    return outside | section  # a [skywarden.upstreams.x] table makes [skywarden]: settings beside it still count
 
 
 CONFIG, ENVIRONMENT, FLAG = 1, 2, 3  # where a value came from, by precedence

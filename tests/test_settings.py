@@ -23,6 +23,24 @@ def test_precedence_cli_over_env_over_file(tmp_path):
     assert s.log_level == "debug"
 
 
+def test_settings_at_the_top_level_count_beside_a_skywarden_table(tmp_path):
+    """A ``[skywarden.upstreams.x]`` table makes a ``[skywarden]`` table: the settings written
+    above it at the top level still count (they were dropped without a word)."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        'port = 9004\n\n[skywarden]\nhost = "127.0.0.3"\n\n[skywarden.upstreams.calc]\ncommand = "calc-mcp"\n'
+    )
+    s = load_settings(environ={}, config_path=config)
+    assert (s.port, s.host, [u.name for u in s.upstreams]) == (9004, "127.0.0.3", ["calc"])
+
+
+def test_a_setting_both_at_the_top_level_and_under_skywarden_is_refused(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("port = 9005\n[skywarden]\nport = 9006\n")
+    with pytest.raises(SettingsError, match=r"^invalid setting port \(config file\): set both at the top level and"):
+        load_settings(environ={}, config_path=config)
+
+
 def test_config_file_from_environment(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text("port = 9100\ncors_origins = ['https://a.example']\n")
