@@ -353,6 +353,8 @@ async def test_an_upstreams_credential_it_prints_as_it_dies_is_shown_nowhere(
     assert "token is [REDACTED]" in shown and token not in shown
     unavailable = [e for e in drain_logs() if e.get("event") == "upstream unavailable" and e.get("upstream") == "dying"]
     assert unavailable and all(token not in json.dumps(e) for e in unavailable)
+    # once per attempt: the end of its connection, not again as the SDK's error that follows it
+    assert all(e["reason"].startswith("the upstream's connection ended (its last line") for e in unavailable)
 
 
 async def test_a_private_address_needs_allow_private(http_upstream, make_client, make_settings):

@@ -15,7 +15,7 @@ import pytest
 from skywarden.server.appkeys import GATEWAY
 from skywarden.server.http.paths import SPEC_PATH
 from tests.support.admin import create_key
-from tests.support.logs import SECRETS
+from tests.support.logs import SECRETS, drain_logs
 from tests.support.services import redis_prefix
 from tests.support.upstreams import http_upstream_process, stdio_upstream
 
@@ -106,6 +106,22 @@ async def test_the_openapi_document_follows_an_upstream_added_and_removed(make_c
         assert set(body["required"]) == {"a", "b"} and "401" in operation["responses"]
         assert (await client.admin.delete(f"{PATH}/remote")).status == 204
         assert await documented() == set()
+
+
+async def test_a_connection_an_admin_request_starts_logs_as_no_request(make_client, make_settings):
+    """The connection outlives the request that added the upstream: its lines carry no request
+    id (they named that request for as long as the connection ran)."""
+    client = await make_client(make_settings(**LOOPBACK))
+    async with http_upstream_process() as url:
+        added = await client.admin.post(PATH, json={"name": "remote", "url": url})
+        assert added.status == 201
+        await up(client.server, "remote")
+        removed = await client.admin.delete(f"{PATH}/remote")
+        assert removed.status == 204
+    requests = {added.headers["X-Request-ID"], removed.headers["X-Request-ID"]}
+    lines = [e for e in drain_logs() if e.get("upstream") == "remote" and not e.get("audit")]
+    assert {"upstream connected", "upstream removed"} <= {e["event"] for e in lines}
+    assert not [e for e in lines if e.get("request_id") in requests]
 
 
 async def test_a_key_scoped_to_an_added_upstream_calls_it_and_nothing_else(make_client, make_settings):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import math
 import os
 import time
@@ -192,11 +193,11 @@ class UpstreamConnection:
                 task = asyncio.current_task()
                 if self._stopping.is_set() or (task is not None and task.cancelling()):
                     raise
-                self._note_failure("the connection was cancelled")
+                self._note_failure_once("the connection was cancelled")
             except BaseException as exc:  # the SDK's task groups end in an ExceptionGroup
                 if isinstance(exc, KeyboardInterrupt | SystemExit):
                     raise
-                self._note_failure(_describe(exc))
+                self._note_failure_once(_describe(exc))
             finally:
                 self._client = None
                 self._calls = None
@@ -299,7 +300,8 @@ class UpstreamConnection:
     def _suspect(self, client: Any) -> None:
         """Calls failed: check at once whether the connection still answers (one check at a time)."""
         if client is self._client and (self._probe is None or self._probe.done()):
-            self._probe = asyncio.create_task(self._check_alive(client))
+            # the connection's own check, though a request's call asked for it: it logs as no request
+            self._probe = asyncio.create_task(self._check_alive(client), context=contextvars.Context())
 
     async def _listen(self, client: Any) -> None:
         """From 2026-07-28 a change of tools is an event of a ``subscriptions/listen`` stream
@@ -357,6 +359,12 @@ class UpstreamConnection:
         if client is self._client and tools != self._listed:
             self._publish(tools)
             self.log.info("upstream tools changed", tools=self.figures.tools)
+
+    def _note_failure_once(self, reason: str) -> None:
+        """A failure of the connection, unless its end was already noted as it happened (the
+        transport ended: the SDK's error that follows says the same)."""
+        if not self._lost.is_set():
+            self._note_failure(reason)
 
     def _note_failure(self, reason: str) -> None:
         """Keep and log why the upstream is unavailable. The reason may quote the upstream (its

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -119,7 +120,9 @@ class Gateway:
         if stored is None:
             return
         async with self._lock:
-            self._apply(stored)
+            # in a context of its own: what changes here (and the connections it starts, which
+            # log as long as they run) belongs to no request, whichever one asked for the refresh
+            contextvars.Context().run(self._apply, stored)
 
     async def _read_store(self) -> tuple[UpstreamConfig, ...] | None:
         assert self.load_stored is not None
