@@ -109,6 +109,11 @@ class UpstreamConfig:
         return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
+def credentials_owner(name: str) -> str:
+    """Whose credentials the log redaction keeps for the upstream ``name`` (``register_owned_secrets``)."""
+    return f"upstream:{name}"
+
+
 def _rebuild(values: dict[str, Any]) -> UpstreamConfig:
     values["env"] = MappingProxyType(values["env"])
     values["headers"] = MappingProxyType(values["headers"])

@@ -144,6 +144,22 @@ async def test_a_stdio_upstream_added_by_an_admin_gets_its_environment(make_clie
     assert (await answer.json())["content"][0]["text"] == ENV_VALUE
 
 
+async def test_an_admins_env_value_never_blanks_the_audit_trail_once_its_upstream_runs(make_client, make_settings):
+    """The values an admin gives are redacted as the upstream's own while it runs too (connecting
+    registered them for every field of every line, the audit trail's included, for good)."""
+    from skywarden.server.observability import redaction
+
+    value = "upstream.remove"  # what the audit line of a removal says
+    client = await make_client(make_settings(upstream_admin_commands=[sys.executable], upstream_admin_env=["CALC_*"]))
+    await add(client.admin, {"name": "calc", **stdio_upstream(env={"CALC_VALUE": value})})
+    await up(client.server, "calc")
+    assert value in redaction.owned_secrets and value not in redaction.extra_secrets
+    assert (await client.admin.delete(f"{PATH}/calc")).status == 204
+    removal = [e for e in drain_logs() if e.get("upstream") == "calc" and e.get("event") == "admin action"][-1]
+    assert removal["action"] == "upstream.remove"
+    assert value not in redaction.owned_secrets
+
+
 async def test_instances_sharing_the_store_and_redis_start_and_drop_an_added_upstream_together(
     make_client, make_settings
 ):

@@ -642,7 +642,7 @@ def fresh_secret() -> str:
 
 def test_text_is_used_as_it_is():
     assert resolve(SecretSource(text="fast")) == "fast"
-    assert resolve_all({"MODE": SecretSource(text="fast"), "EMPTY": SecretSource(text="")}) == {
+    assert resolve_all({"MODE": SecretSource(text="fast"), "EMPTY": SecretSource(text="")}, "calc") == {
         "MODE": "fast",
         "EMPTY": "",
     }

@@ -41,7 +41,7 @@ from skywarden.server.auth.store import KeyStore
 from skywarden.server.errors import UPSTREAM_CONFLICT, UPSTREAM_NOT_FOUND, ApiError, ValidationFailed
 from skywarden.server.observability.audit import audit_operator_action
 from skywarden.server.observability.redaction import register_owned_secrets
-from skywarden.server.upstreams import MAX_NAME, UpstreamConfig, parse_upstream
+from skywarden.server.upstreams import MAX_NAME, UpstreamConfig, credentials_owner, parse_upstream
 
 log = structlog.get_logger("skywarden.gateway")
 
@@ -194,7 +194,7 @@ class UpstreamOperations:
         entry = await self.get(name)
         if not await self.store.remove_upstream(name):
             raise self._not_found(name)
-        register_owned_secrets(_owner(name), ())
+        register_owned_secrets(credentials_owner(name), ())
         self._audit(actor, "upstream.remove", name, entry.config, None)
         await self._tell()
 
@@ -279,7 +279,7 @@ class UpstreamOperations:
                 }
                 opened += table[option].values()
         if self._key:
-            register_owned_secrets(_owner(name), opened)  # what it had before is let go
+            register_owned_secrets(credentials_owner(name), opened)  # what it had before is let go
         return table
 
     def _refuse_declared(self, name: str) -> None:
@@ -303,10 +303,6 @@ class UpstreamOperations:
     async def _tell(self) -> None:
         if self.changed is not None:
             await self.changed()
-
-
-def _owner(name: str) -> str:
-    return f"upstream:{name}"
 
 
 def _where_it_runs(table: dict[str, Any]) -> str:

@@ -1,13 +1,13 @@
 """An upstream's configured values, read when it starts: text as it is, a secret from its file or
-environment variable. Every secret read is registered with the log redaction before it is used."""
+environment variable. Every value is registered with the log redaction before it is used."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 
-from skywarden.server.observability.redaction import register_secret
-from skywarden.server.upstreams import SecretSource, is_header_value
+from skywarden.server.observability.redaction import register_owned_secrets, register_secret
+from skywarden.server.upstreams import SecretSource, credentials_owner, is_header_value
 
 MAX_SECRET_BYTES = 8192
 
@@ -42,16 +42,18 @@ def resolve(source: SecretSource) -> str:
     return source.prefix + value
 
 
-def resolve_all(sources: Mapping[str, SecretSource], headers: bool = False) -> dict[str, str]:
-    """Every value, each registered with the log redaction: a value given as text too (an
-    upstream's headers and environment hold its credentials, whichever way they are given).
-    With ``headers`` every value must be a header value."""
+def resolve_all(sources: Mapping[str, SecretSource], upstream: str, headers: bool = False) -> dict[str, str]:
+    """Every value of an upstream's ``env`` or ``headers`` (its credentials, whichever way they are
+    given). One read from a file or variable is redacted from every log line (``resolve``); the
+    values given as text, the operator's or an admin's, are kept as the upstream's own
+    (``register_owned_secrets``): redacted while it keeps them, but never from the fields that say
+    what happened, so that no admin can blank the audit trail by choosing one. With ``headers``
+    every value must be a header value."""
     values = {name: resolve(source) for name, source in sources.items()}
     if headers:
         for name, source in sources.items():
             if not is_header_value(values[name]):
                 raise MissingSecret(f"{source.describe()} for header {name} is not a header value (visible ASCII)")
-    for source, value in zip(sources.values(), values.values(), strict=True):
-        if source.text is not None:
-            register_secret(value)
+    texts = [value for source, value in zip(sources.values(), values.values(), strict=True) if source.text is not None]
+    register_owned_secrets(credentials_owner(upstream), texts)
     return values

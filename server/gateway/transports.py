@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
 from skywarden.server import __version__
 from skywarden.server.gateway.credentials import resolve_all
 from skywarden.server.gateway.direct import DirectCalls, identity_value
 from skywarden.server.gateway.http_calls import HttpCalls, MessageHandler
 from skywarden.server.gateway.stdio_calls import StdioCalls
+from skywarden.server.jsonutil import loads_exact
 from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
 
@@ -95,7 +94,7 @@ def client_for(
             sys.executable,
             # -I: the guard's Python ignores PYTHON* variables and the user's site (the env is the upstream's)
             ["-I", "-m", "skywarden.server.gateway.guard", str(os.getpid()), config.command, *config.args],
-            get_default_environment() | resolve_all(config.env),
+            get_default_environment() | resolve_all(config.env, config.name),
             config.cwd or None,
             errlog,
             calls,
@@ -105,7 +104,7 @@ def client_for(
         return Transport(Client(pipes, **common), calls=calls)
     import httpx2
 
-    headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers, headers=True)}
+    headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers, config.name, headers=True)}
     timeout = httpx2.Timeout(config.connect_timeout, read=max(config.timeout, 300.0))
     request_hooks = [caller_header(config.identity_header)] if config.identity else []
     if pinned is not None:
@@ -155,8 +154,8 @@ def caller_header(name: str) -> Any:
         if request.method != "POST" or not request.content:
             return
         try:
-            value = identity_value(orjson.loads(request.content)["params"].get("_meta"))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            value = identity_value(loads_exact(request.content)["params"].get("_meta"))
+        except (ValueError, KeyError, TypeError, AttributeError):
             return
         if value is not None:
             request.headers[name] = value
