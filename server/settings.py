@@ -16,7 +16,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -650,7 +650,11 @@ def _parse_one(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
         raise _invalid(f.name, source, exc, value, bool(f.metadata.get("secret"))) from None
 
 
-def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_config_file(path: str | os.PathLike[str], names: Container[str] = frozenset()) -> dict[str, Any]:
+    """The settings a TOML file gives: its top level, or its ``[skywarden]`` table. With that
+    table, the top-level keys that are settings (``names``) count too: a ``[skywarden.upstreams.x]``
+    table makes a ``[skywarden]`` table, and a file may hold other tools' keys beside it. A table
+    setting given in both places (``upstreams``) is merged; any one name given twice is refused."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -663,10 +667,20 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         return data
     if not isinstance(section, dict):
         raise SettingsError("invalid setting config: [skywarden] must be a table")
-    outside = {name: value for name, value in data.items() if name != "skywarden"}
-    for name in sorted(outside.keys() & section.keys()):
-        raise SettingsError(f"invalid setting {name} (config file): set both at the top level and under [skywarden]")
-    return outside | section  # a [skywarden.upstreams.x] table makes [skywarden]: settings beside it still count
+    merged = dict(section)
+    for name, value in data.items():
+        if name == "skywarden" or name not in names:
+            continue
+        inside = merged.get(name)
+        if inside is None:
+            merged[name] = value
+        elif isinstance(inside, dict) and isinstance(value, dict) and not inside.keys() & value.keys():
+            merged[name] = value | inside
+        else:
+            both = isinstance(inside, dict) and isinstance(value, dict)
+            where = f"{name}.{sorted(inside.keys() & value.keys())[0]}" if both else name
+            raise SettingsError(f"invalid setting {where} (config file): set both at the top level and in [skywarden]")
+    return merged
 
 
 CONFIG, ENVIRONMENT, FLAG = 1, 2, 3  # where a value came from, by precedence
@@ -913,7 +927,7 @@ def load_settings(
 
     config_path = config_path or environ.get(ENV_PREFIX + "CONFIG") or None
     if config_path:
-        for name, value in read_config_file(config_path).items():
+        for name, value in read_config_file(config_path, known.keys() | reader.names).items():
             take(name, value, CONFIG, "config file")
     for name in (*known, *reader.names):
         if env_name(name) in environ:

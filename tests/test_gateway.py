@@ -342,7 +342,8 @@ async def test_an_upstreams_credential_it_prints_as_it_dies_is_shown_nowhere(
     source = {"text": token, "env": {"env": "DYING_TOKEN"}, "file": {"file": str(tmp_path / "token")}}[given]
     monkeypatch.setenv("DYING_TOKEN", token)
     (tmp_path / "token").write_text(token + "\n")
-    code = "import os, sys; print('token is', os.environ['UP_TOKEN'], file=sys.stderr); sys.exit(1)"
+    # its last words well before its pipes close, so that they are read before its end is noted
+    code = "import os, sys, time; print('token is', os.environ['UP_TOKEN'], file=sys.stderr); time.sleep(0.3)"
     upstream = {"command": sys.executable, "args": ["-c", code], "env": {"UP_TOKEN": source}, "connect_timeout": 5}
     client = await make_client(make_settings(upstreams={"dying": upstream}))
     connection = client.server.app[GATEWAY].connections["dying"]

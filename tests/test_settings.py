@@ -37,7 +37,7 @@ def test_settings_at_the_top_level_count_beside_a_skywarden_table(tmp_path):
 def test_a_setting_both_at_the_top_level_and_under_skywarden_is_refused(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text("port = 9005\n[skywarden]\nport = 9006\n")
-    with pytest.raises(SettingsError, match=r"^invalid setting port \(config file\): set both at the top level and"):
+    with pytest.raises(SettingsError, match=r"^invalid setting port \(config file\): set both at the top level and in"):
         load_settings(environ={}, config_path=config)
 
 

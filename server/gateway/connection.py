@@ -361,10 +361,15 @@ class UpstreamConnection:
             self.log.info("upstream tools changed", tools=self.figures.tools)
 
     def _note_failure_once(self, reason: str) -> None:
-        """A failure of the connection, unless its end was already noted as it happened (the
-        transport ended: the SDK's error that follows says the same)."""
+        """A failure of the connection, logged unless its end was already noted as it happened
+        (the transport ended: the SDK's error that follows says the same). It still replaces
+        ``last_error`` when it says more: it may quote a last line on stderr read after the end."""
         if not self._lost.is_set():
             self._note_failure(reason)
+            return
+        redacted = redact_text(reason)[:MAX_ERROR_TEXT]
+        if len(redacted) > len(self.figures.last_error):
+            self.figures.last_error = redacted
 
     def _note_failure(self, reason: str) -> None:
         """Keep and log why the upstream is unavailable. The reason may quote the upstream (its
