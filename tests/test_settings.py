@@ -39,6 +39,18 @@ def test_a_setting_both_at_the_top_level_and_under_skywarden_is_refused(tmp_path
     config.write_text("port = 9005\n[skywarden]\nport = 9006\n")
     with pytest.raises(SettingsError, match=r"^invalid setting port \(config file\): set both at the top level and in"):
         load_settings(environ={}, config_path=config)
+    config.write_text('[upstreams.a]\ncommand = "a-mcp"\n[skywarden.upstreams.a]\ncommand = "b-mcp"\n')
+    with pytest.raises(SettingsError, match=r"^invalid setting upstreams\.a \(config file\): set both"):
+        load_settings(environ={}, config_path=config)
+
+
+def test_upstream_tables_in_both_places_are_merged_and_other_tools_keys_are_left_alone(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[other_tool]\nmode = "x"\n[upstreams.a]\ncommand = "a-mcp"\n[skywarden.upstreams.b]\ncommand = "b-mcp"\n'
+    )
+    s = load_settings(environ={}, config_path=config)
+    assert sorted(u.name for u in s.upstreams) == ["a", "b"]
 
 
 def test_config_file_from_environment(tmp_path):
