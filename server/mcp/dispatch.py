@@ -46,7 +46,8 @@ async def answer(
     note(request, mcp_method=method, protocol_version=version)
     if method == "tools/call":
         name = params.get("name")
-        note(request, tool=name[:128] if isinstance(name, str) else None)
+        # the tool's full name (``calc__add`` at ``/mcp/u/calc``): what scopes and the audit trail know it by
+        note(request, tool=methods.view.inside(name)[:128] if isinstance(name, str) else None)
         try:
             encoded, is_error, upstream = await methods.tools_call(
                 version,
