@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 UPSTREAM_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*\Z")  # \Z: "$" would let a final newline in
 MAX_NAME = 32
@@ -230,6 +230,19 @@ def _tool_names(value: Any, where: str) -> tuple[str, ...]:
 _PLAIN_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")
 
 
+def _reachable(parts: SplitResult) -> bool:
+    """A name of labels of 1 to 63 characters, or a bracketed IPv6 address with nothing after it
+    but a port: what every client can connect to (``hostname`` is lower-cased)."""
+    host = parts.netloc.rpartition("@")[2]
+    if host.startswith("["):
+        return _BRACKETED.fullmatch(host) is not None
+    labels = (parts.hostname or "").removesuffix(".").split(".")
+    return all(0 < len(label) <= 63 for label in labels)
+
+
+_BRACKETED = re.compile(r"\[[0-9A-Fa-f:.]+\](:[0-9]*)?")
+
+
 def _url(value: Any, where: str) -> str:
     text = _text(value, where, 2048)
     try:  # urlsplit's and port's messages may quote the URL, its password too: never shown
@@ -245,7 +258,7 @@ def _url(value: Any, where: str) -> str:
         raise ValueError(f"{where} must not have a fragment")
     if any(c.isspace() or not c.isprintable() for c in text):
         raise ValueError(f"{where} must not hold spaces or control characters (percent-encode them)")
-    if not parts.netloc.isascii() or not _PLAIN_HOST.fullmatch(parts.hostname):  # hostname is lower-cased
+    if not parts.netloc.isascii() or not _PLAIN_HOST.fullmatch(parts.hostname) or not _reachable(parts):
         raise ValueError(
             f"{where} must name its host in ASCII letters, digits, '-', '_' and '.' or as an IP address "
             "(an international name in its xn-- form)"

@@ -182,6 +182,15 @@ async def test_integers_beyond_64_bits_pass_through_both_ways_exactly(gateway, t
     assert f'skywarden_gateway_call_errors_total{{upstream="{tool.split("__")[0]}"}} 0.0' in metrics
 
 
+async def test_an_answer_too_large_to_read_fails_its_call_at_once(gateway):
+    """4,300 nines twice are readable; their sum (4,301 digits) is not: the stdio upstream's
+    answer fails the call at once, not at its time-out."""
+    nines = int("9" * 4300)
+    answer = await (await call(gateway, "calc__add", {"a": nines, "b": nines})).json()
+    assert answer["isError"] is True
+    assert answer["content"][0]["text"].startswith("The upstream calc answered with something Skywarden cannot pass on")
+
+
 async def test_a_number_too_large_for_a_float_is_refused_before_it_leaves(gateway):
     refused = await gateway.post(
         "/api/mcp/tools/calc__add", data=b'{"a": 1e400, "b": 1}', headers={"Content-Type": "application/json"}
@@ -274,14 +283,17 @@ async def test_an_upstreams_list_change_reaches_a_2026_client_that_listens(gatew
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_an_upstreams_own_endpoint_serves_its_tools_by_their_own_names(gateway, mode):
+    drain_logs()  # what earlier calls left
     async with sdk_client(gateway, mode, path="/mcp/u/calc") as mcp:
         names = {t.name for t in (await mcp.list_tools()).tools}
         assert {"add", "echo"} <= names and not any("__" in n or n.startswith("get_") for n in names)
         result = await mcp.call_tool("add", {"a": 2, "b": 40})
         assert result.structured_content == {"total": 42}
+        with pytest.raises(Exception, match="Unknown tool"):
+            await mcp.call_tool("get_forecast_x", {})
     calls = [e for e in drain_logs() if e.get("audit") and e.get("mcp_method") == "tools/call"]
-    here = [e for e in calls if e["path"] == "/mcp/u/calc"]
-    assert here and all((e["tool"], e.get("upstream")) == ("calc__add", "calc") for e in here)
+    named = {(e["tool"], e.get("upstream")) for e in calls if e["path"] == "/mcp/u/calc"}
+    assert named == {("calc__add", "calc"), ("get_forecast_x", None)}  # a refused name as sent: no other tool's
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])

@@ -229,6 +229,11 @@ MALFORMED: list[tuple[str, dict[str, Any], str]] = [
             "%31%32%37.0.0.1",  # percent-encoded
             "[fe80::1%25lo]",  # an IPv6 zone
             "\u212aelvin.example",  # the Kelvin sign: lower-cased by urllib to an ASCII k
+            "a..b",  # an empty label
+            ".a",
+            "a" * 64 + ".example",  # a label over 63 characters
+            "[::1]x",  # after the brackets: httpx and yarl refuse it, urllib reads ::1
+            "[v1.abc]",  # an IPvFuture host
         )
     ),
     (

@@ -57,6 +57,12 @@ class StdioCalls:
         found = _ID.search(start)
         return found is not None and self.calls.answer(found.group(1).decode(), TooLarge(size))
 
+    def unreadable(self, line: bytes, reason: str) -> bool:
+        """A line that is no JSON Skywarden can read (a number too large, ...): the call it answers
+        (if its id comes first, as the SDKs write it) fails at once rather than at its time-out."""
+        found = _ID.search(line[:4096])
+        return found is not None and self.calls.answer(found.group(1).decode(), Unusable(reason))
+
     def ended(self) -> None:
         self.calls.fail_all(CallBroken("the upstream's connection ended"))
 

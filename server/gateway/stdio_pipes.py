@@ -96,6 +96,8 @@ async def stdio_pipes(
         try:
             message = loads_exact(line)
         except ValueError as exc:
+            if calls.unreadable(line, f"an answer that cannot be read: {exc}"):
+                return
             await to_session.send(ValueError(f"a line that is not JSON: {exc}"))
             return
         if calls.take(message):

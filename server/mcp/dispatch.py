@@ -47,7 +47,7 @@ async def answer(
     if method == "tools/call":
         name = params.get("name")
         # the tool's full name (``calc__add`` at ``/mcp/u/calc``): what scopes and the audit trail know it by
-        note(request, tool=methods.view.inside(name)[:128] if isinstance(name, str) else None)
+        note(request, tool=methods.audited_name(name)[:128] if isinstance(name, str) else None)
         try:
             encoded, is_error, upstream = await methods.tools_call(
                 version,

@@ -80,6 +80,14 @@ class McpMethods:
         self.tool_lists = tool_lists if tool_lists is not None else caches.tool_lists()
         self.view = view
 
+    def audited_name(self, name: str) -> str:
+        """The tool name the audit event records: the full name of a tool this endpoint shows,
+        else the name as the client sent it (a refused one names no other tool)."""
+        if self.view.upstream is None:
+            return name
+        tool = self.pipeline.registry.get(self.view.inside(name))
+        return tool.name if tool is not None and self.view.shows(tool) else name
+
     def viewed(self, view: ToolView) -> McpMethods:
         """The same methods through ``view`` (the encoded lists are kept apart per view)."""
         return McpMethods(self.pipeline, self.tool_lists, view)
