@@ -45,7 +45,7 @@ def _int_range(lo: int, hi: int) -> Callable[[Any], int]:
             raise ValueError(f"must be an integer from {lo} to {hi}")
         try:
             number = int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: inf
             raise ValueError(f"must be an integer from {lo} to {hi}") from None
         if not lo <= number <= hi:
             raise ValueError(f"must be an integer from {lo} to {hi}")
@@ -662,6 +662,10 @@ def read_config_file(path: str | os.PathLike[str], names: Container[str] = froze
         raise SettingsError(f"invalid setting config: file {str(path)!r} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"invalid setting config: {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"invalid setting config: {str(path)!r} is not UTF-8 text") from None
+    except RecursionError:
+        raise SettingsError(f"invalid setting config: {str(path)!r} nests arrays or tables too deep") from None
     section = data.get("skywarden")
     if section is None:
         return data

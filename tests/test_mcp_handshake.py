@@ -299,6 +299,15 @@ async def test_a_progress_token_longer_than_a_notification_should_repeat_is_refu
     assert body["error"]["message"].startswith("params._meta.progressToken must be a string of at most 256 characters")
 
 
+async def test_a_progress_token_too_long_is_refused_inside_a_batch_too(client):
+    session = await open_session(client, "2025-03-26")
+    long_token = {"name": "test_tool_with_progress", "_meta": {"progressToken": "t" * 257}}
+    batch = [rpc("tools/call", long_token, id=1), rpc("tools/list", id=2)]
+    replies = {r["id"]: r for r in await (await post(client, batch, session_headers(session, "2025-03-26"))).json()}
+    assert replies[1]["error"]["code"] == -32602 and "progressToken" in replies[1]["error"]["message"]
+    assert "tools" in replies[2]["result"]
+
+
 async def test_progress_streams_as_sse_when_asked(client):
     session = await open_session(client)
     message = rpc("tools/call", {"name": "test_tool_with_progress", "_meta": {"progressToken": "t1"}}, id=21)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -51,6 +53,21 @@ def test_upstream_tables_in_both_places_are_merged_and_other_tools_keys_are_left
     )
     s = load_settings(environ={}, config_path=config)
     assert sorted(u.name for u in s.upstreams) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"port = inf\n", "invalid setting port (config file): must be an integer from 0 to 65535"),
+        (b"\xff\xfe = 1\n", "is not UTF-8 text"),
+        (b"x = " + b"[" * 3000 + b"]" * 3000 + b"\n", "nests arrays or tables too deep"),
+    ],
+)
+def test_a_config_file_that_cannot_be_read_is_one_line_naming_why(tmp_path, content, says):
+    config = tmp_path / "c.toml"
+    config.write_bytes(content)
+    with pytest.raises(SettingsError, match=re.escape(says)):
+        load_settings(environ={}, config_path=config)
 
 
 def test_config_file_from_environment(tmp_path):

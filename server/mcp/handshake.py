@@ -21,7 +21,7 @@ from skywarden.server.mcp.dispatch import Handlers, answer, run_request, session
 from skywarden.server.mcp.methods import McpMethods, initialize_result
 from skywarden.server.mcp.sessions import Session, SessionStore, TooManySessions
 from skywarden.server.mcp.streams import ChangeStreams, notification
-from skywarden.server.mcp.wire import accepts, read_message
+from skywarden.server.mcp.wire import accepts, progress_token, read_message
 from skywarden.server.observability.audit import note
 from skywarden.server.request_state import Prepaid, state_of
 
@@ -211,6 +211,7 @@ class HandshakeEra:
                 replies.append(dumps(p.error_message(p.echo_id(message), error)))
                 continue
             try:
+                progress_token(message.get("params"))  # bounded here too, though a batch streams no progress
                 reply = await answer(
                     request,
                     methods,
