@@ -27,7 +27,7 @@ from skywarden.server.observability.redaction import (
 )
 from skywarden.server.plugins.registry import ToolRegistry, register_tool
 from tests.support.admin import create_key
-from tests.support.logs import CAPTURED, SECRETS, drain_logs
+from tests.support.logs import CAPTURED, SECRETS, CaptureStream, drain_logs
 from tests.support.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
 
 
@@ -155,19 +155,11 @@ def test_every_suspicious_word_sends_a_line_through_redaction(word):
         assert looks_secret(line.replace("get_forecast", f"x{shown}y"))
 
 
-class Lines:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, line: str) -> None:
-        self.lines.append(line)
-
-
 def audit_line(monkeypatch, **fields) -> tuple[str, int]:
     """The audit line ``fields`` make, and how many times they went through full redaction."""
     from skywarden.server.observability import logging_setup
 
-    sink, walks = Lines(), []
+    sink, walks = CaptureStream(), []
     monkeypatch.setattr(logging_setup, "redact_processor", lambda *a: walks.append(1) or redact_processor(*a))
     JsonAuditLogger(sink, 20, "vm:1").info("request", **fields)  # type: ignore[arg-type]
     return sink.lines[0], len(walks)
