@@ -66,6 +66,14 @@ def display_prefix(key: str) -> str:
     return key[: env_end + DISPLAY_RANDOM_CHARS]
 
 
+_DISPLAY_PREFIX = re.compile(rf"{PRODUCT}_(?:{'|'.join(ENVIRONMENTS)})_[0-9A-Za-z]{{{DISPLAY_RANDOM_CHARS}}}")
+
+
+def is_display_prefix(text: str) -> bool:
+    """Whether ``text`` has the shape ``display_prefix`` gives (no key: too short to be one)."""
+    return _DISPLAY_PREFIX.fullmatch(text) is not None
+
+
 def key_environment(key: str) -> str:
     return key.split("_", 2)[1]
 

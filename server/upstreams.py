@@ -225,22 +225,19 @@ def _tool_names(value: Any, where: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-# A host every HTTP client reads alike: no character a client maps to another (a fullwidth or
-# ideographic dot, an international name it encodes), so the address checked is the one reached.
-_PLAIN_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")
+# A host every HTTP client reads alike and can reach: a name (or IPv4 address) of ASCII labels
+# of 1 to 63 characters, or a bracketed IPv6 address with nothing after it but a port. Nothing a
+# client maps to something else (a fullwidth or ideographic dot, an international name it
+# encodes, a percent-escape, a zone), so the address checked is the one reached.
+_PLAIN_NAME = re.compile(r"[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*\.?")
+_PLAIN_IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\](?::[0-9]*)?")
 
 
-def _reachable(parts: SplitResult) -> bool:
-    """A name of labels of 1 to 63 characters, or a bracketed IPv6 address with nothing after it
-    but a port: what every client can connect to (``hostname`` is lower-cased)."""
+def _plain_host(parts: SplitResult) -> bool:
     host = parts.netloc.rpartition("@")[2]
     if host.startswith("["):
-        return _BRACKETED.fullmatch(host) is not None
-    labels = (parts.hostname or "").removesuffix(".").split(".")
-    return all(0 < len(label) <= 63 for label in labels)
-
-
-_BRACKETED = re.compile(r"\[[0-9A-Fa-f:.]+\](:[0-9]*)?")
+        return _PLAIN_IPV6.fullmatch(host) is not None
+    return host.isascii() and _PLAIN_NAME.fullmatch(parts.hostname or "") is not None  # hostname: lower-cased
 
 
 def _url(value: Any, where: str) -> str:
@@ -258,7 +255,7 @@ def _url(value: Any, where: str) -> str:
         raise ValueError(f"{where} must not have a fragment")
     if any(c.isspace() or not c.isprintable() for c in text):
         raise ValueError(f"{where} must not hold spaces or control characters (percent-encode them)")
-    if not parts.netloc.isascii() or not _PLAIN_HOST.fullmatch(parts.hostname) or not _reachable(parts):
+    if not _plain_host(parts):
         raise ValueError(
             f"{where} must name its host in ASCII letters, digits, '-', '_' and '.' or as an IP address "
             "(an international name in its xn-- form)"

@@ -56,7 +56,7 @@ async def test_identical_arguments_are_validated_once_and_stay_private_to_each_c
     for _ in range(3):
         await pipeline.call("pure", {"flag": "a", "value": 2.5}, CALLER)
     assert len(LOADS) == 1
-    validated, _ = pipeline._validate(pipeline.registry.get("pure"), {"value": 2.5, "flag": "a"})
+    validated, _ = pipeline._validate(pipeline.registry.get("pure"), {"value": 2.5, "flag": "a"}, "pure")
     assert validated == {"flag": "a", "value": 2.5}
 
 
@@ -71,22 +71,22 @@ async def test_identical_arguments_are_validated_once_and_stay_private_to_each_c
 )
 async def test_values_that_compare_equal_but_differ_are_validated_apart(pipeline, first, second):
     tool = pipeline.registry.get("pure")
-    pipeline._validate(tool, first)
+    pipeline._validate(tool, first, tool.name)
     if second:
-        pipeline._validate(tool, second)
+        pipeline._validate(tool, second, tool.name)
         assert len(LOADS) == 2
     else:
         with pytest.raises(InvalidArguments):  # a refusal is never remembered either
-            pipeline._validate(tool, second)
+            pipeline._validate(tool, second, tool.name)
 
 
 async def test_other_tools_and_other_shapes_are_validated_every_time(pipeline):
     plain = pipeline.registry.get("plain")
     pure = pipeline.registry.get("pure")
     for _ in range(2):
-        pipeline._validate(plain, {"flag": "a"})
-        pipeline._validate(pure, {"flag": ["a", "list"]})
-        pipeline._validate(pure, {"flag": "x" * 300})
+        pipeline._validate(plain, {"flag": "a"}, plain.name)
+        pipeline._validate(pure, {"flag": ["a", "list"]}, pure.name)
+        pipeline._validate(pure, {"flag": "x" * 300}, pure.name)
     assert len(LOADS) == 6
 
 
@@ -94,5 +94,5 @@ def test_the_memo_is_bounded(pipeline, monkeypatch):
     monkeypatch.setattr(pipeline, "validated", TTLCache(10))
     tool = pipeline.registry.get("pure")
     for i in range(50):
-        pipeline._validate(tool, {"flag": i})
+        pipeline._validate(tool, {"flag": i}, tool.name)
     assert len(pipeline.validated) == 10

@@ -203,7 +203,7 @@ class ToolPipeline:
             await self.charge(principal, units)
 
     def _validate(
-        self, tool: RegisteredTool, arguments: Any, shown: str | None = None
+        self, tool: RegisteredTool, arguments: Any, shown: str
     ) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
         """The validated arguments, and their key when identical sets may share work (a
         ``pure_arguments`` tool's short scalars). The key is the validated set's, not the input's:
@@ -211,7 +211,7 @@ class ToolPipeline:
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
-            raise InvalidArguments(shown or tool.name, {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
+            raise InvalidArguments(shown, {"_schema": [ARGUMENTS_MUST_BE_AN_OBJECT]})
         memo_key = _memo_key(tool, arguments)
         if memo_key is not None:
             found = self.validated.get(memo_key, count=False)
@@ -221,7 +221,7 @@ class ToolPipeline:
             validated = tool.arguments_schema.load(arguments)
         except marshmallow.ValidationError as exc:
             errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-            raise InvalidArguments(shown or tool.name, errors) from None
+            raise InvalidArguments(shown, errors) from None
         if memo_key is None or not all(type(v) in _SCALARS for v in validated.values()):
             return validated, None
         validated_key = _memo_key(tool, validated)

@@ -367,15 +367,13 @@ class UpstreamConnection:
         if not self._lost.is_set():
             self._note_failure(reason)
             return
-        redacted = redact_text(reason)[:MAX_ERROR_TEXT]
-        if len(redacted) > len(self.figures.last_error):
-            self.figures.last_error = redacted
+        shown = _error_text(reason)
+        if len(shown) > len(self.figures.last_error):
+            self.figures.last_error = shown
 
     def _note_failure(self, reason: str) -> None:
-        """Keep and log why the upstream is unavailable. The reason may quote the upstream (its
-        last line on stderr, an error's text): its credentials are redacted before it is kept,
-        since ``last_error`` is shown to admins and the log's ``reason`` field is never redacted."""
-        self.figures.last_error = redact_text(reason)[:MAX_ERROR_TEXT]
+        """Keep and log why the upstream is unavailable."""
+        self.figures.last_error = _error_text(reason)
         self.log.warning("upstream unavailable", reason=self.figures.last_error)
 
     async def call(self, tool: str, arguments: dict[str, Any], context: Any) -> ToolResult:
@@ -493,6 +491,13 @@ class Refused(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def _error_text(reason: str) -> str:
+    """A failure's reason as ``last_error`` keeps it. It may quote the upstream (its last line on
+    stderr, an error's text), so its credentials are redacted, before it is cut: ``last_error`` is
+    shown to admins, and the log's ``reason`` field is never redacted."""
+    return redact_text(reason)[:MAX_ERROR_TEXT]
 
 
 def _describe(exc: BaseException) -> str:

@@ -52,16 +52,20 @@ class StdioCalls:
         return self.calls.answer(request_id, answer)
 
     def too_long(self, start: bytes, size: int) -> bool:
-        """A line over the bound, of which only ``start`` was kept: the call it answers (if its id
-        comes first, as the SDKs write it) fails with ``TooLarge``."""
-        found = _ID.search(start)
-        return found is not None and self.calls.answer(found.group(1).decode(), TooLarge(size))
+        """A line over the bound, of which only ``start`` was kept: the call it answers fails with
+        ``TooLarge``."""
+        return self._fail_by_id(start, TooLarge(size))
 
     def unreadable(self, line: bytes, reason: str) -> bool:
         """A line that is no JSON Skywarden can read (a number too large, ...): the call it answers
-        (if its id comes first, as the SDKs write it) fails at once rather than at its time-out."""
-        found = _ID.search(line[:4096])
-        return found is not None and self.calls.answer(found.group(1).decode(), Unusable(reason))
+        fails at once rather than at its time-out."""
+        return self._fail_by_id(line[:4096], Unusable(reason))
+
+    def _fail_by_id(self, start: bytes, exc: Exception) -> bool:
+        """Fail the call whose id the start of a line names (it comes first, as the SDKs write it);
+        True when it was one of ours."""
+        found = _ID.search(start)
+        return found is not None and self.calls.answer(found.group(1).decode(), exc)
 
     def ended(self) -> None:
         self.calls.fail_all(CallBroken("the upstream's connection ended"))

@@ -85,8 +85,14 @@ class McpMethods:
         else the name as the client sent it (a refused one names no other tool)."""
         if self.view.upstream is None:
             return name
+        tool = self._shown_tool(name)
+        return tool.name if tool is not None else name
+
+    def _shown_tool(self, name: str) -> RegisteredTool | None:
+        """The tool this endpoint shows by ``name`` (one upstream's alone: not whatever else the
+        name meets once prefixed, a plugin's or another upstream's)."""
         tool = self.pipeline.registry.get(self.view.inside(name))
-        return tool.name if tool is not None and self.view.shows(tool) else name
+        return tool if tool is not None and self.view.shows(tool) else None
 
     def viewed(self, view: ToolView) -> McpMethods:
         """The same methods through ``view`` (the encoded lists are kept apart per view)."""
@@ -136,14 +142,11 @@ class McpMethods:
         name = params.get("name")
         if not isinstance(name, str):
             raise p.RpcError(p.INVALID_PARAMS, "params.name must be the name of a tool")
-        inside = self.view.inside(name)
-        if self.view.upstream is not None:  # only its upstream's tools, whatever else the name meets
-            tool = self.pipeline.registry.get(inside)
-            if tool is None or not self.view.shows(tool):
-                raise UnknownTool(name)
+        if self.view.upstream is not None and self._shown_tool(name) is None:
+            raise UnknownTool(name)
         try:
             outcome = await self.pipeline.call(
-                inside,
+                self.view.inside(name),
                 params.get("arguments"),
                 principal,
                 shown=name,

@@ -14,13 +14,12 @@ from typing import Any, TypeVar
 
 from structlog.typing import EventDict
 
-from skywarden.server.keys import DISPLAY_RANDOM_CHARS, ENVIRONMENTS, KEY_ANYWHERE, PRODUCT
+from skywarden.server.keys import KEY_ANYWHERE, PRODUCT, is_display_prefix
 
 REDACTED = "[REDACTED]"
 _SECRET_NAMES = re.compile(r"(authorization|api[_-]?key|token|secret|password|cookie)", re.IGNORECASE)
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 _KEY_MARK = PRODUCT + "_"
-_DISPLAY_PREFIX = re.compile(rf"{PRODUCT}_(?:{'|'.join(ENVIRONMENTS)})_[0-9A-Za-z]{{{DISPLAY_RANDOM_CHARS}}}")
 # No word boundaries, unlike the published scanner regex: a key glued to other characters
 # ("x<key>", "id<key>") is still a key.
 _SAFE_FIELDS = frozenset({"key_id", "key_name", "token_kind"})
@@ -136,7 +135,7 @@ def key_marks(prefix: Any) -> int:
     """How many key marks (``skw_``) a key's display prefix holds: one, when it is the shape
     ``display_prefix`` makes (``skw_live_Ab3dE9``), else none. A line that names its key by
     prefix holds that one and is no secret for it."""
-    return 1 if type(prefix) is str and _DISPLAY_PREFIX.fullmatch(prefix) else 0
+    return 1 if type(prefix) is str and is_display_prefix(prefix) else 0
 
 
 def looks_secret(text: str, known_marks: int = 0) -> bool:
