@@ -46,7 +46,9 @@ SCENARIOS = {
     "tools/call": suite.TOOLS_CALL,
     "tools/call distinct": suite.TOOLS_CALL_DISTINCT,
     "rest": suite.REST_CALL,
+    "gateway stdio": suite.gateway_call("stdio"),
 }
+GATEWAY_KEY = {**suite.BENCH_KEY, "scopes": ["upstream:stdio"]}
 WARM_UP = 300
 
 
@@ -144,15 +146,20 @@ async def child(target: str, scenario: str, count: int, nws_url: str, workdir: s
         "weather_base_url": nws_url,
         "log_file": str(Path(workdir) / "server.log"),
     }
+    gateway = scenario.startswith("gateway")
+    if gateway:  # the official SDK server as a stdio upstream (its own process: callgrind counts only this one)
+        cli["upstreams"] = json.dumps({"stdio": suite.stdio_upstream(nws_url, core=None)})
     registry = discover_tools()
     settings = load_settings(cli=cli, environ={}, plugins=declared_settings(registry.plugins))
     configure_server_logging(settings)
     app = create_app(settings, registry=registry)
     sky = GuardedAppRunner(app, idle_timeout=60, auditor=audit_connection, handle_signals=False, access_log=None)
     await sky.setup()
-    _, key = await app[KEY_OPERATIONS].create(suite.BENCH_KEY, CLI_ACTOR)
+    _, key = await app[KEY_OPERATIONS].create(GATEWAY_KEY if gateway else suite.BENCH_KEY, CLI_ACTOR)
     results = {}
     answered_by_both = {"tools/list": suite.TOOLS_LIST, "tools/call": suite.TOOLS_CALL, "rest": suite.REST_CALL}
+    if gateway:
+        answered_by_both = {scenario: SCENARIOS[scenario]}
     for name, request in answered_by_both.items():
         answer = await serve(sky.server, raw_requests(request, key), 1)
         body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
@@ -220,10 +227,15 @@ def fake_nws(tmp: Path) -> Iterator[str]:
         nws.stop()
 
 
+def _targets(scenario: str) -> tuple[str, ...]:
+    """The servers a scenario is counted on: the gateway's has no bare counterpart."""
+    return ("skywarden",) if scenario.startswith("gateway") else ("bare", "skywarden")
+
+
 def _lines(scenario: str, top: int) -> int:
     """Where the Python lines of one request go, for both servers (no valgrind needed)."""
     with tempfile.TemporaryDirectory() as tmp, fake_nws(Path(tmp)) as nws_url:
-        for target in ("bare", "skywarden"):
+        for target in _targets(scenario):
             workdir = Path(tmp) / target
             workdir.mkdir()
             command = [sys.executable, __file__, "--child", target, scenario, "200", nws_url, str(workdir)]
@@ -256,7 +268,7 @@ def main() -> int:
     low, high = args.requests
     compileall.compile_dir(HERE, quiet=1)  # else the first counted run alone compiles these scripts
     with tempfile.TemporaryDirectory() as tmp, fake_nws(Path(tmp)) as nws_url:
-        jobs = [(t, s, n) for s in args.only or SCENARIOS for t in ("bare", "skywarden") for n in (low, high)]
+        jobs = [(t, s, n) for s in args.only or SCENARIOS for t in _targets(s) for n in (low, high)]
         with ThreadPoolExecutor(args.jobs) as pool:  # callgrind's counts do not depend on what runs beside
             counts = list(pool.map(lambda job: counted(*job, nws_url, Path(tmp)), jobs))
     found: dict[tuple[str, str], dict[int, int]] = {}
@@ -266,8 +278,11 @@ def main() -> int:
     print("| scenario | bare aiohttp | Skywarden | bare / Skywarden |")
     print("|---|---|---|---|")
     for scenario in args.only or SCENARIOS:
-        bare = per_request(found["bare", scenario], low, high)
         sky = per_request(found["skywarden", scenario], low, high)
+        if "bare" not in _targets(scenario):
+            print(f"| {scenario} | | {sky:,.0f} | |")
+            continue
+        bare = per_request(found["bare", scenario], low, high)
         print(f"| {scenario} | {bare:,.0f} | {sky:,.0f} | {bare / sky:.0%} |")
     return 0
 

@@ -92,6 +92,22 @@ TOOLS_CALL_DISTINCT = dataclasses.replace(
         for latitude in (FORECAST_ARGUMENTS["latitude"] + i * 2e-8 for i in range(DISTINCT_POINTS))
     ),
 )
+
+
+def gateway_call(upstream: str) -> Request:
+    """tools/call get_forecast through Skywarden's gateway to the upstream named ``upstream``."""
+    tool = f"{upstream}__get_forecast"
+    return mcp_request("tools/call", {"name": tool, "arguments": FORECAST_ARGUMENTS}, tool)
+
+
+def stdio_upstream(nws_url: str, core: int | None = 0) -> dict:
+    """The official SDK server (sdk_server.py) as a stdio upstream's settings (on ``core``)."""
+    argv = [PYTHON, str(HERE / "sdk_server.py"), "stdio", "-", nws_url]
+    if core is None:
+        return {"command": argv[0], "args": argv[1:]}
+    return {"command": "taskset", "args": ["-c", str(core), *argv]}
+
+
 REST_CALL = Request("/api/mcp/tools/get_forecast", FORECAST_ARGUMENTS)
 SAME_SERVER_CALL = "Skywarden tools/call"  # run in REST's rounds: REST's req/s as a share of it
 SDK_CALL = "official SDK tools/call"  # run in REST's rounds too: REST's req/s as a multiple of it
@@ -491,8 +507,7 @@ class Suite:
             upstreams = {
                 "sdk": {"url": f"http://127.0.0.1:{port}/mcp", "allow_private": True,
                         "headers": {"X-API-Key": upstream_key}},
-                "stdio": {"command": "taskset", "args": ["-c", "0", PYTHON, str(HERE / "sdk_server.py"), "stdio", "-",
-                                                         self.nws_url]},
+                "stdio": stdio_upstream(self.nws_url),
             }  # fmt: skip
             plain, _ = self.skywarden("gateway-none")
             idle_plain = rss_kb(plain.proc.pid)
@@ -507,10 +522,7 @@ class Suite:
             sky_keys, upstream_keys = self.keys_file([key]), self.keys_file([upstream_key])
             gateway_keys = self.keys_file([gateway_key])
 
-            def through(name: str) -> Request:
-                tool = f"{name}__get_forecast"
-                return mcp_request("tools/call", {"name": tool, "arguments": FORECAST_ARGUMENTS}, tool)
-
+            through = gateway_call
             for name in ("sdk", "stdio"):
                 answer = json.loads(send(sky.port, through(name), key))
                 assert answer["result"]["isError"] is False, answer

@@ -25,12 +25,15 @@ from skywarden.server.gateway.credentials import MAX_SECRET_BYTES, MissingSecret
 from skywarden.server.gateway.tools import (
     MAX_ERROR_TEXT,
     MAX_ERRORS_SHOWN,
+    MAX_GROWTH,
+    MEMBER_NAMES,
     JsonSchemaArguments,
     UnusableTool,
     bounded_result,
     compile_schema,
     registered_tool,
 )
+from skywarden.server.jsonutil import dumps, loads_exact
 from skywarden.server.observability.redaction import redact_text
 from skywarden.server.settings import SettingsError, load_settings
 from skywarden.server.upstreams import (
@@ -893,6 +896,62 @@ def test_a_result_over_its_limit_is_an_error_naming_the_limit():
         assert answer.is_error and answer.structured is None
         text = answer.content[0]["text"]
         assert "calc" in text and "limit of 1024" in text and "x" * 20 not in text
+
+
+def test_a_small_answer_is_passed_without_being_measured_again():
+    big = ToolResult(content=[{"type": "text", "text": "x" * 2000}])
+    assert bounded_result(big, 1024, "calc", read=150) is big  # 150 bytes read cannot grow past 1024
+    assert bounded_result(big, 1024, "calc", read=300).is_error  # 300 could: it is measured, and is over
+
+
+def _shortest_literal(value: float) -> bytes:
+    """The shortest JSON number an upstream could write for ``value`` (``1e15`` for 10**15)."""
+    forms = [repr(value)]
+    for digits in range(17):
+        mantissa, _, exponent = f"{value:.{digits}e}".partition("e")
+        mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
+        forms.append(f"{mantissa}e{int(exponent)}")
+    return min((f.encode() for f in forms if float(f) == value), key=len)
+
+
+def _written_tightly(value: Any) -> bytes:
+    """``value`` as JSON in as few bytes as a writer could use."""
+    if isinstance(value, float):
+        return _shortest_literal(value)
+    if isinstance(value, list):
+        return b"[" + b",".join(map(_written_tightly, value)) + b"]"
+    if isinstance(value, dict):
+        return b"{" + b",".join(dumps(k) + b":" + _written_tightly(v) for k, v in value.items()) + b"}"
+    return dumps(value)
+
+
+_FINITE_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([1e15, -1e15, 1e16, 1e5, 2e-5, 5e-324, 0.0])
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(content=_FINITE_JSON, structured=_FINITE_JSON | st.none(), error=st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_no_result_grows_past_what_bounded_result_assumes(content: Any, structured: Any, error: bool) -> None:
+    """An answer of ``read`` bytes is never measured again when ``read * MAX_GROWTH + MEMBER_NAMES``
+    fits the limit: that must bound what Skywarden writes of any result, however tightly the
+    upstream wrote it (floats at their shortest, no spaces)."""
+    result: dict[str, Any] = {"content": [{"type": "text", "text": "t", "x": content}]}
+    if structured is not None:
+        result["structuredContent"] = structured
+    if error:
+        result["isError"] = True
+    raw = b'{"id":"a","result":' + _written_tightly(result) + b"}"
+    read = loads_exact(raw)["result"]
+    written = len(dumps({"content": read.get("content") or [], "structuredContent": read.get("structuredContent")}))
+    assert written <= len(raw) * MAX_GROWTH + MEMBER_NAMES
 
 
 # parse_upstreams answers anything with upstreams or a ValueError

@@ -398,7 +398,7 @@ class UpstreamConnection:
         meta = caller_meta(context.principal) if self.config.identity and context is not None else None
         try:
             async with asyncio.timeout(self.config.timeout):
-                result = await self._send(client, tool, arguments, meta, progress)
+                result, size = await self._send(client, tool, arguments, meta, progress)
         except TimeoutError:
             self._count_failure(client)
             return error_result(f"The upstream {self.name} did not answer within {self.config.timeout:g} s.")
@@ -425,13 +425,13 @@ class UpstreamConnection:
             )
         self._failures_in_a_row = 0
         self.figures.latency_sum += time.monotonic() - started
-        return bounded_result(result, self.config.max_result_bytes, self.name)
+        return bounded_result(result, self.config.max_result_bytes, self.name, read=size)
 
     async def _send(
         self, client: Any, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None, progress: Any
-    ) -> ToolResult:
+    ) -> tuple[ToolResult, int | None]:
         """The call on the direct path (``direct``), or through the SDK's ``call_tool`` where that
-        path cannot take it."""
+        path cannot take it; with the size of the answer as the upstream wrote it, when known."""
         calls = self._calls
         if calls is not None:
             try:
@@ -441,7 +441,7 @@ class UpstreamConnection:
             else:
                 if answer.failed:
                     raise Refused(answer.code or 0, answer.message[:MAX_ERROR_TEXT])
-                return tool_result(answer)
+                return tool_result(answer), answer.size
         try:
             answer = await client.call_tool(tool, arguments, progress_callback=progress, meta=meta)
         except Exception as exc:
@@ -450,11 +450,12 @@ class UpstreamConnection:
                 raise
             raise Refused(getattr(exc.error, "code", 0), refusal) from None  # type: ignore[attr-defined]
         body = answer.model_dump(by_alias=True, exclude_none=True, mode="json")
-        return ToolResult(
+        result = ToolResult(
             content=list(body.get("content") or []),
             structured=body.get("structuredContent"),
             is_error=bool(body.get("isError")),
         )
+        return result, None
 
     def _count_failure(self, client: Any) -> None:
         self.figures.errors += 1

@@ -60,14 +60,15 @@ class Answer:
     result: Any = None
     code: int | None = None
     message: str = ""
+    size: int | None = None  # bytes of the message it came in, as the upstream wrote it (None: not known)
 
     @property
     def failed(self) -> bool:
         return self.code is not None
 
 
-def answer_of(message: dict[str, Any]) -> Answer:
-    """The ``Answer`` in a JSON-RPC response object."""
+def answer_of(message: dict[str, Any], size: int | None = None) -> Answer:
+    """The ``Answer`` in a JSON-RPC response object (read from ``size`` bytes, when known)."""
     error = message.get("error")
     if error is not None:
         if not isinstance(error, dict):
@@ -76,7 +77,7 @@ def answer_of(message: dict[str, Any]) -> Answer:
         return Answer(code=code if isinstance(code, int) else 0, message=text if isinstance(text, str) else "")
     if "result" not in message:
         raise Unusable("a response with neither result nor error")
-    return Answer(result=message["result"])
+    return Answer(result=message["result"], size=size)
 
 
 class DirectCalls(Protocol):

@@ -198,7 +198,7 @@ class HttpCalls:
                 raise Unusable("an answer that is not JSON") from None
             if not isinstance(message, dict) or message.get("id") != request_id:
                 raise Unusable("an answer to another request")
-            return self._checked(answer_of(message), legacy)
+            return self._checked(answer_of(message, len(body)), legacy)
         if kind == "text/event-stream":
             async for data in _events(response.content, self.limit):
                 try:
@@ -211,7 +211,7 @@ class HttpCalls:
                     await self._from_upstream(message, legacy)
                     continue
                 if message.get("id") == request_id:
-                    return self._checked(answer_of(message), legacy)
+                    return self._checked(answer_of(message, len(data)), legacy)
             raise CallBroken("the upstream's stream ended without an answer")
         raise Unusable(f"an answer of type {kind[:60]!r}")
 

@@ -35,8 +35,8 @@ class StdioCalls:
         self.calls = Calls()
         self.write: Write | None = None  # a line to the upstream's input, while its pipe is open
 
-    def take(self, message: Any) -> bool:
-        """Whether a message the upstream wrote is for a direct call (taken here)."""
+    def take(self, message: Any, size: int | None = None) -> bool:
+        """Whether a message the upstream wrote (in ``size`` bytes) is for a direct call (taken here)."""
         if not isinstance(message, dict):
             return False
         method = message.get("method")
@@ -46,7 +46,7 @@ class StdioCalls:
         if not self.calls.ours(request_id):
             return False
         try:
-            answer: Answer | BaseException = answer_of(message)
+            answer: Answer | BaseException = answer_of(message, size)
         except Unusable as exc:
             answer = exc
         return self.calls.answer(request_id, answer)

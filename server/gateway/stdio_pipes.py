@@ -100,7 +100,7 @@ async def stdio_pipes(
                 return
             await to_session.send(ValueError(f"a line that is not JSON: {exc}"))
             return
-        if calls.take(message):
+        if calls.take(message, len(line)):
             return
         try:
             parsed = jsonrpc_message_adapter.validate_python(message, by_name=False)

@@ -126,8 +126,19 @@ def registered_tool(
     )
 
 
-def bounded_result(result: ToolResult, limit: int, upstream: str) -> ToolResult:
-    """``result`` when its JSON fits in ``limit`` bytes; else an error result that says so."""
+# The most Skywarden's JSON of a result can exceed the upstream's by: strings and integers are
+# written no longer than they were read, a float may be longer (``1e15`` is written as
+# ``1000000000000000.0``, 4.5 times its size), and the result's two members add their names.
+MAX_GROWTH = 5
+MEMBER_NAMES = 64
+
+
+def bounded_result(result: ToolResult, limit: int, upstream: str, read: int | None = None) -> ToolResult:
+    """``result`` when its JSON fits in ``limit`` bytes; else an error result that says so.
+    ``read``: the size of the answer it came in, which spares writing it when even the most that
+    answer could grow to fits."""
+    if read is not None and read * MAX_GROWTH + MEMBER_NAMES <= limit:
+        return result
     size = len(dumps({"content": result.content, "structuredContent": result.structured}))
     if size <= limit:
         return result
