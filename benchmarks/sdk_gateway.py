@@ -5,9 +5,9 @@ What a team would write with the SDK alone to put one MCP server behind one HTTP
 check) whose ``get_forecast`` forwards each call through one SDK ``Client`` to the upstream and
 returns its result as it came. The client is opened by the first call and kept.
 
-Run: python benchmarks/sdk_gateway.py PORT KEY UPSTREAM [uvloop|asyncio]
+Run: python benchmarks/sdk_gateway.py PORT KEY UPSTREAM [uvloop|asyncio] [CORE]
 UPSTREAM: a Streamable HTTP URL (``URL#X-API-Key-value``) or ``stdio:NWS_URL`` (sdk_server.py
-started as a stdio server).
+started as a stdio server; with CORE, pinned to that core).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from sdk_server import OneKey
 
 server = MCPServer("sdk-gateway")
 upstream: list[str] = []  # main() sets it from the command line
+upstream_core: list[str] = []  # and the core a stdio upstream is pinned to, if given
 clients: list[Any] = []
 _ready: list[asyncio.Event] = []
 
@@ -41,7 +42,10 @@ async def _keep_client() -> None:
     where = upstream[0]
     if where.startswith("stdio:"):
         here = str(Path(__file__).resolve().parent / "sdk_server.py")
-        transport = stdio_client(StdioServerParameters(command=sys.executable, args=[here, "stdio", "-", where[6:]]))
+        argv = [sys.executable, here, "stdio", "-", where[6:]]
+        if upstream_core:
+            argv = ["taskset", "-c", upstream_core[0], *argv]
+        transport = stdio_client(StdioServerParameters(command=argv[0], args=argv[1:]))
         async with Client(transport, mode="auto") as client:
             clients.append(client)
             _ready[0].set()
@@ -72,6 +76,7 @@ def main() -> None:
     port, key, where = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     loop = sys.argv[4] if len(sys.argv) > 4 else "asyncio"
     upstream.append(where)
+    upstream_core.extend(sys.argv[5:6])
     app = server.streamable_http_app(stateless_http=True, json_response=True)
     uvicorn.run(OneKey(app, key), host="127.0.0.1", port=port, log_level="warning", access_log=False, loop=loop)
 

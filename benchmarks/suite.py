@@ -94,6 +94,9 @@ TOOLS_CALL_DISTINCT = dataclasses.replace(
 )
 
 
+APART = "stdio, upstream on core 1"  # the gateway runs where the stdio upstream does not
+
+
 def gateway_call(upstream: str) -> Request:
     """tools/call get_forecast through Skywarden's gateway to the upstream named ``upstream``."""
     tool = f"{upstream}__get_forecast"
@@ -485,23 +488,26 @@ class Suite:
         Streamable HTTP and over stdio: tools/call get_forecast straight to the SDK server, through
         Skywarden to each, and through a gateway built on the SDK (sdk_gateway.py) to each. Latency
         at one connection (what a gateway adds to a call), throughput at --connections. Every
-        process but wrk on core 0."""
+        process but wrk on core 0; in the runs "upstream on core 1", the stdio upstream on wrk's
+        core instead (as a host with more cores would run it: the gateway's CPU a call without
+        the upstream's interpreter on its core)."""
         upstream_key = secrets.token_urlsafe(24)
         port = free_port()
         upstream = Process([PYTHON, str(HERE / "sdk_server.py"), str(port), upstream_key, self.nws_url,
                             self.args.loop], port, self.workdir / "upstream.log")  # fmt: skip
         gateway_key = secrets.token_urlsafe(24)
         sdk_gateways: dict[str, Process] = {}
-        sky = None
+        sky = apart = None
         try:
             self._wait_port(port)
-            for name, where in (
+            for name, where, *core in (
                 ("http", f"http://127.0.0.1:{port}/mcp#{upstream_key}"),
                 ("stdio", f"stdio:{self.nws_url}"),
+                ("apart", f"stdio:{self.nws_url}", "1"),
             ):
                 gateway_port = free_port()
                 sdk_gateways[name] = Process([PYTHON, str(HERE / "sdk_gateway.py"), str(gateway_port), gateway_key,
-                                              where, self.args.loop], gateway_port,
+                                              where, self.args.loop, *core], gateway_port,
                                              self.workdir / f"sdk-gateway-{name}.log")  # fmt: skip
                 self._wait_port(gateway_port)
             upstreams = {
@@ -518,7 +524,11 @@ class Suite:
             idle_gateway = rss_kb(sky.proc.pid)
             guards = [int(p) for p in subprocess.run(["pgrep", "-P", str(sky.proc.pid)], capture_output=True,
                                                       text=True).stdout.split()]  # fmt: skip
+            apart, _ = self.skywarden("gateway-apart", "--upstreams",
+                                      json.dumps({"stdio": stdio_upstream(self.nws_url, core=1)}),
+                                      "--max-concurrent-calls", slots)  # fmt: skip
             key = self.new_key(sky.port, scopes=["upstream:sdk", "upstream:stdio"])
+            apart_keys = self.keys_file([self.new_key(apart.port, scopes=["upstream:stdio"])])
             sky_keys, upstream_keys = self.keys_file([key]), self.keys_file([upstream_key])
             gateway_keys = self.keys_file([gateway_key])
 
@@ -526,6 +536,8 @@ class Suite:
             for name in ("sdk", "stdio"):
                 answer = json.loads(send(sky.port, through(name), key))
                 assert answer["result"]["isError"] is False, answer
+            answer = json.loads(send(apart.port, through("stdio"), apart_keys.read_text().strip()))
+            assert answer["result"]["isError"] is False, answer
             for sdk_gateway in sdk_gateways.values():
                 answer = json.loads(send(sdk_gateway.port, TOOLS_CALL, gateway_key))
                 assert not answer["result"].get("isError"), answer
@@ -535,10 +547,18 @@ class Suite:
                 "SDK gateway -> SDK server over Streamable HTTP": (sdk_gateways["http"].port, TOOLS_CALL, gateway_keys),
                 "Skywarden -> SDK server over stdio": (sky.port, through("stdio"), sky_keys),
                 "SDK gateway -> SDK server over stdio": (sdk_gateways["stdio"].port, TOOLS_CALL, gateway_keys),
+                f"Skywarden -> SDK server over {APART}": (apart.port, through("stdio"), apart_keys),
+                f"SDK gateway -> SDK server over {APART}": (sdk_gateways["apart"].port, TOOLS_CALL, gateway_keys),
             }
             latency = self.rounds(runs, connections=1)
-            own = {name: (sky if name.startswith("Skywarden") else sdk_gateways["http" if "HTTP" in name else "stdio"])
-                   for name in list(runs)[1:]}  # fmt: skip
+            own = {
+                "Skywarden -> SDK server over Streamable HTTP": sky,
+                "SDK gateway -> SDK server over Streamable HTTP": sdk_gateways["http"],
+                "Skywarden -> SDK server over stdio": sky,
+                "SDK gateway -> SDK server over stdio": sdk_gateways["stdio"],
+                f"Skywarden -> SDK server over {APART}": apart,
+                f"SDK gateway -> SDK server over {APART}": sdk_gateways["apart"],
+            }
             load, cpu = self.rounds_with_cpu(runs, {name: process.proc.pid for name, process in own.items()})
             direct = "official SDK server, direct"
             for name in runs:
@@ -558,7 +578,7 @@ class Suite:
                     f"{(latency[name].p50_ms - latency[direct].p50_ms) / latency[direct].p50_ms:.2f}x it; "
                     f"{load[name].rps / load[direct].rps:.2f}x its req/s at {self.args.connections} connections"
                 )
-            for transport in ("Streamable HTTP", "stdio"):
+            for transport in ("Streamable HTTP", "stdio", APART):
                 ours, theirs = (
                     f"Skywarden -> SDK server over {transport}",
                     f"SDK gateway -> SDK server over {transport}",
@@ -579,8 +599,9 @@ class Suite:
             upstream.stop()
             for sdk_gateway in sdk_gateways.values():
                 sdk_gateway.stop()
-            if sky is not None:
-                sky.stop()
+            for gateway in (sky, apart):
+                if gateway is not None:
+                    gateway.stop()
 
     def rounds_with_cpu(
         self, runs: dict[str, tuple[int, Request, Path]], pids: dict[str, int]
