@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from skywarden.server.gateway.lines import KEPT_OF_A_LONG_LINE, LineCutter, Skipped
 from skywarden.server.gateway.stdio_calls import StdioCalls
 from skywarden.server.gateway.stdio_pipes import _lines, _stop
 
@@ -76,3 +77,26 @@ async def test_stopping_an_upstream_that_never_reads_its_input_still_ends_it():
     process.stdin.write(b"x" * (1 << 20))  # more than the pipe holds: the close cannot finish
     await asyncio.wait_for(_stop(process), 30)  # the input's grace, then SIGTERM: about 2 s
     assert process.returncode is not None
+
+
+def test_a_line_before_a_long_one_comes_out_first():
+    """A reader that stops at the long line (an SSE answer's ``too_long`` raises) has had every
+    line before it, even in the same piece of the stream."""
+    cutter = LineCutter(LIMIT)
+    out = cutter.feed(b"first\n" + b"x" * (LIMIT + 5) + b"\nlast")
+    assert out[0] == b"first"
+    assert isinstance(out[1], Skipped) and out[1].size == LIMIT + 5 and out[1].start == b"x" * (LIMIT + 5)
+    assert out[2:] == [] and cutter.feed(b"\n") == [b"last"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINE, max_size=8), st.lists(st.integers(min_value=0), max_size=10))
+def test_a_cutter_gives_each_line_or_its_skip_in_order(lines, cuts):
+    data = b"".join(line + b"\n" for line in lines)
+    cutter = LineCutter(LIMIT)
+    out = [item for piece in cut(data, cuts) for item in cutter.feed(piece)]
+    assert [item if isinstance(item, bytes) else None for item in out] == [
+        line if len(line) <= LIMIT else None for line in lines
+    ]
+    skipped = [item for item in out if isinstance(item, Skipped)]
+    assert all(item.size > LIMIT and len(item.start) <= KEPT_OF_A_LONG_LINE for item in skipped)
