@@ -185,8 +185,12 @@ async def child(target: str, scenario: str, count: int, nws_url: str, workdir: s
     if not last.startswith(b"HTTP/1.1 200"):
         raise SystemExit(f"{target} {scenario}: {last[:200]!r}")
     answer = json.loads(last.split(b"\r\n\r\n", 1)[1])
-    if isinstance(answer, dict) and isinstance(answer.get("result"), dict) and answer["result"].get("isError"):
-        raise SystemExit(f"{target} {scenario}: the tool failed, so its count says nothing: {last[-300:]!r}")
+    if scenario == "rest":  # the result itself
+        failed = not isinstance(answer, dict) or bool(answer.get("isError"))
+    else:
+        failed = "error" in answer or not isinstance(answer.get("result"), dict) or answer["result"].get("isError")
+    if failed:
+        raise SystemExit(f"{target} {scenario}: the call failed, so its count says nothing: {last[-300:]!r}")
     await runner.cleanup()
 
 

@@ -100,3 +100,12 @@ def test_a_cutter_gives_each_line_or_its_skip_in_order(lines, cuts):
     ]
     skipped = [item for item in out if isinstance(item, Skipped)]
     assert all(item.size > LIMIT and len(item.start) <= KEPT_OF_A_LONG_LINE for item in skipped)
+
+
+@pytest.mark.parametrize("pieces", [[b"a" * 6000, b"b" * 6000 + b"\nnext\n"], [b"a" * 6000, b"b" * 6000, b"c\nnext\n"]])
+def test_a_long_line_over_pieces_keeps_only_its_start(pieces):
+    """Passed the bound in the piece that ends it or before: either way its start is the first
+    ``KEPT_OF_A_LONG_LINE`` bytes, its size what was seen, and the next line comes out whole."""
+    cutter = LineCutter(10_000)
+    out = [item for piece in pieces for item in cutter.feed(piece)]
+    assert out == [Skipped(b"a" * KEPT_OF_A_LONG_LINE, 12_000), b"next"]

@@ -40,10 +40,9 @@ class LineCutter:
                 self._skipping = False
             elif self._parts:
                 self._parts.append(piece)
-                self._size += len(piece)
-                line = b"".join(self._parts)
+                size = self._size + len(piece)
+                out.append(b"".join(self._parts) if size <= self.limit else Skipped(_start(self._parts), size))
                 self._parts, self._size = [], 0
-                out.append(line if len(line) <= self.limit else Skipped(line[:KEPT_OF_A_LONG_LINE], len(line)))
             elif len(piece) <= self.limit:
                 out.append(piece)
             else:
@@ -53,9 +52,21 @@ class LineCutter:
             self._parts.append(rest)
             self._size += len(rest)
             if self._size > self.limit:
-                out.append(Skipped(b"".join(self._parts)[:KEPT_OF_A_LONG_LINE], self._size))
+                out.append(Skipped(_start(self._parts), self._size))
                 self._parts, self._size, self._skipping = [], 0, True
         return out
+
+
+def _start(parts: list[bytes]) -> bytes:
+    """The first ``KEPT_OF_A_LONG_LINE`` bytes of a line in ``parts``, without joining the rest."""
+    kept: list[bytes] = []
+    room = KEPT_OF_A_LONG_LINE
+    for part in parts:
+        if room <= 0:
+            break
+        kept.append(part[:room])
+        room -= len(kept[-1])
+    return b"".join(kept)
 
 
 async def bounded_lines(
