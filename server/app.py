@@ -212,6 +212,7 @@ def create_app(
         return ToolView(name, name + settings.gateway_separator)
 
     broadcast.on("key-changed", change_streams.end_for_key)
+    authenticator.on_changes.append(change_streams.check_keys)  # changes no broadcast told of (the CLI)
     app.on_shutdown.append(change_streams.end_all)
     app[STREAMS] = change_streams
     McpEndpoint(

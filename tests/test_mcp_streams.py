@@ -182,6 +182,30 @@ async def test_a_stream_ends_when_its_key_expires(client, monkeypatch):
     assert await rest_of(resp) == []
 
 
+async def test_a_key_revoked_in_the_store_alone_ends_its_stream_at_the_next_read_of_the_change_feed(
+    client, monkeypatch
+):
+    """The CLI without Redis revokes in the store and tells no instance: the change feed names
+    the key, and its streams check their credential then, not at their next periodic check
+    (which this test puts an hour away); another key's stream is left open."""
+    from skywarden.server.appkeys import KEY_STORE
+    from skywarden.server.auth.records import utcnow
+
+    monkeypatch.setattr(streams_module, "CHECK_SECONDS", 3600.0)
+    key, other = await create_key(client.admin), await create_key(client.admin)
+    responses = {}
+    for made in (key, other):
+        headers = {"X-API-Key": made["key"]}
+        responses[made["id"]] = await open_get(client.anonymous, await open_session(_with(client, headers)), headers)
+    streams = {s.principal.id: s for s in client.server.app[STREAMS].open}
+    await client.server.app[KEY_STORE].revoke(key["id"], "from the CLI", utcnow())
+    await client.server.app[AUTHENTICATOR].follow_changes()
+    await asyncio.wait_for(streams[key["id"]].closed.wait(), 30)
+    assert await rest_of(responses[key["id"]]) == []
+    await client.anonymous.get("/api/health")  # a round trip: the other stream has run its check by now
+    assert not streams[other["id"]].closed.is_set() and streams[other["id"]] in client.server.app[STREAMS].open
+
+
 @pytest.mark.slow
 async def test_a_session_deleted_through_one_instance_ends_its_stream_on_another(make_client, make_settings):
     async with redis_prefix() as (redis_url, prefix):

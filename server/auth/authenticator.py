@@ -101,6 +101,9 @@ class Authenticator:
     _usage: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     _flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _changes_read_at: datetime | None = None
+    # told after each read of the change feed that found changes: the keys it names (None: more
+    # than one read names, so any key may have changed); their cached entries are gone by then
+    on_changes: list[Callable[[frozenset[str] | None], None]] = field(default_factory=list)
     _hash: Callable[[str], str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -191,9 +194,16 @@ class Authenticator:
         since = (self._changes_read_at or started) - CLOCK_SKEW
         changed = await self.store.changed_since(since)
         self._changes_read_at = started
+        if not changed:
+            return 0
         if len(changed) >= CHANGES_AT_MOST:  # more than one read names: assume anything changed
-            return self.forget_all()
-        return self._drop(set(changed)) if changed else 0
+            dropped, named = self.forget_all(), None
+        else:
+            named = frozenset(changed)
+            dropped = self._drop(set(named))
+        for listener in self.on_changes:
+            listener(named)
+        return dropped
 
     async def flush_usage(self, _: str = "") -> None:
         """Add the counts gathered so far to the store. One flush at a time: a caller that must

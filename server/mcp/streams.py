@@ -8,10 +8,12 @@ Everything a client can open here is bounded: ``MAX_STREAMS_PER_PRINCIPAL`` per 
 subject and ``MAX_STREAMS`` in all, on each instance; a stream whose client went away is
 noticed within ``CHECK_SECONDS`` (its connection closed) or at the next keep-alive comment
 (every ``KEEPALIVE_SECONDS``), and its slot freed. A stream ends when the server shuts down
-(a listen stream with its final result: the graceful close), when its key changes (revoked,
-rescoped: the client opens it again, or is refused), when the credential it was opened with
-expires (checked every ``CHECK_SECONDS``), or when its session is deleted (through any instance:
-the broadcast's ``session-ended``).
+(a listen stream with its final result: the graceful close), when its key changes through this
+instance or the broadcast (revoked, rescoped: the client opens it again, or is refused), when
+the credential it was opened with no longer holds (expired; or revoked where no broadcast
+reaches, such as the CLI without Redis: checked every ``CHECK_SECONDS``, and at once when the
+store's change feed names its key), or when its session is deleted (through any instance: the
+broadcast's ``session-ended``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class ChangeStream:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # the server ends it
     closed: asyncio.Event = field(default_factory=asyncio.Event)  # its handler is done, its slot free
+    check: asyncio.Event = field(default_factory=asyncio.Event)  # its credential is to be checked now
 
 
 class ChangeStreams:
@@ -108,6 +111,15 @@ class ChangeStreams:
         """The broadcast's ``key-changed``: that key's streams end."""
         self._end(s for s in self.open if s.principal.id == key_id)
 
+    def check_keys(self, key_ids: frozenset[str] | None) -> None:
+        """The store's change feed found these keys changed (None: any key may have): their
+        streams check their credential now rather than at their next ``CHECK_SECONDS``, so a key
+        revoked where no broadcast reaches (the CLI without Redis) ends its streams within a
+        second or two."""
+        for stream in self.open:
+            if key_ids is None or stream.principal.id in key_ids:
+                stream.check.set()
+
     async def end_session(self, session_id: str) -> None:
         """The broadcast's ``session-ended``: a session deleted through any instance."""
         self._end(s for s in self.open if s.session_id == session_id)
@@ -135,7 +147,7 @@ class ChangeStreams:
                 await response.write(event(first))
             quiet = 0.0
             while not stream.ended.is_set():
-                waits = [asyncio.ensure_future(e.wait()) for e in (stream.changed, stream.ended)]
+                waits = [asyncio.ensure_future(e.wait()) for e in (stream.changed, stream.ended, stream.check)]
                 try:
                     done, _ = await asyncio.wait(waits, timeout=CHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED)
                 finally:
@@ -143,7 +155,9 @@ class ChangeStreams:
                         waiting.cancel()
                 if stream.ended.is_set() or _gone(request):
                     break
-                if not done and not await self._holds(request):
+                checking = not done or stream.check.is_set()
+                stream.check.clear()
+                if checking and not await self._holds(request):
                     break  # revoked, expired, rotated out: ended without the graceful close
                 if stream.changed.is_set():
                     stream.changed.clear()
