@@ -112,12 +112,15 @@ class ChangeStreams:
         self._end(s for s in self.open if s.principal.id == key_id)
 
     def check_keys(self, key_ids: frozenset[str] | None) -> None:
-        """The store's change feed found these keys changed (None: any key may have): their
-        streams check their credential now rather than at their next ``CHECK_SECONDS``, so a key
-        revoked where no broadcast reaches (the CLI without Redis) ends its streams within a
-        second or two."""
+        """The store's change feed found these keys changed: their streams check their
+        credential now rather than at their next ``CHECK_SECONDS``, so a key revoked where no
+        broadcast reaches (the CLI without Redis) ends its streams within a second or two. None
+        (more changes than one read names) wakes none: every stream checking at once would be a
+        store read each, all together; their own checks, spread out, follow within 5 s."""
+        if key_ids is None:
+            return
         for stream in self.open:
-            if key_ids is None or stream.principal.id in key_ids:
+            if stream.principal.id in key_ids:
                 stream.check.set()
 
     async def end_session(self, session_id: str) -> None:
