@@ -5,12 +5,14 @@ start handed on to find whose answer it was."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skywarden.server.gateway.lines import KEPT_OF_A_LONG_LINE, LineCutter, Skipped
+from skywarden.server.gateway.lines import KEPT_OF_A_LONG_LINE, bounded_lines
 from skywarden.server.gateway.stdio_calls import StdioCalls
 from skywarden.server.gateway.stdio_pipes import _lines, _stop
 
@@ -79,22 +81,45 @@ async def test_stopping_an_upstream_that_never_reads_its_input_still_ends_it():
     assert process.returncode is not None
 
 
+class Skipped(NamedTuple):
+    """What ``too_long`` was told of a line over the bound."""
+
+    start: bytes
+    size: int
+
+
+def cut_lines(pieces: list[bytes], limit: int) -> list[bytes | Skipped]:
+    """What ``bounded_lines`` gives of ``pieces``: each line, and a ``Skipped`` where it told
+    ``too_long`` of one over the bound, in order."""
+    out: list[bytes | Skipped] = []
+
+    async def run() -> None:
+        async def chunks() -> AsyncIterator[bytes]:
+            for piece in pieces:
+                yield piece
+
+        async for line in bounded_lines(chunks(), limit, lambda start, size: out.append(Skipped(start, size))):
+            out.append(line)
+
+    asyncio.run(run())
+    return out
+
+
 def test_a_line_before_a_long_one_comes_out_first():
     """A reader that stops at the long line (an SSE answer's ``too_long`` raises) has had every
     line before it, even in the same piece of the stream."""
-    cutter = LineCutter(LIMIT)
-    out = cutter.feed(b"first\n" + b"x" * (LIMIT + 5) + b"\nlast")
+    first = b"first\n" + b"x" * (LIMIT + 5) + b"\nlast"
+    out = cut_lines([first], LIMIT)
     assert out[0] == b"first"
     assert isinstance(out[1], Skipped) and out[1].size == LIMIT + 5 and out[1].start == b"x" * (LIMIT + 5)
-    assert out[2:] == [] and cutter.feed(b"\n") == [b"last"]
+    assert out[2:] == [] and cut_lines([first, b"\n"], LIMIT)[2:] == [b"last"]
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(LINE, max_size=8), st.lists(st.integers(min_value=0), max_size=10))
-def test_a_cutter_gives_each_line_or_its_skip_in_order(lines, cuts):
+def test_each_line_or_its_skip_comes_out_in_order(lines, cuts):
     data = b"".join(line + b"\n" for line in lines)
-    cutter = LineCutter(LIMIT)
-    out = [item for piece in cut(data, cuts) for item in cutter.feed(piece)]
+    out = cut_lines(cut(data, cuts), LIMIT)
     assert [item if isinstance(item, bytes) else None for item in out] == [
         line if len(line) <= LIMIT else None for line in lines
     ]
@@ -106,6 +131,4 @@ def test_a_cutter_gives_each_line_or_its_skip_in_order(lines, cuts):
 def test_a_long_line_over_pieces_keeps_only_its_start(pieces):
     """Passed the bound in the piece that ends it or before: either way its start is the first
     ``KEPT_OF_A_LONG_LINE`` bytes, its size what was seen, and the next line comes out whole."""
-    cutter = LineCutter(10_000)
-    out = [item for piece in pieces for item in cutter.feed(piece)]
-    assert out == [Skipped(b"a" * KEPT_OF_A_LONG_LINE, 12_000), b"next"]
+    assert cut_lines(pieces, 10_000) == [Skipped(b"a" * KEPT_OF_A_LONG_LINE, 12_000), b"next"]

@@ -27,7 +27,7 @@ import anyio
 import structlog
 
 from skywarden.server.gateway.direct import CallBroken
-from skywarden.server.gateway.lines import LineCutter, Skipped
+from skywarden.server.gateway.lines import bounded_lines
 from skywarden.server.gateway.stdio_calls import StdioCalls
 from skywarden.server.jsonutil import loads_exact
 
@@ -154,14 +154,18 @@ async def stdio_pipes(
 async def _lines(stdout: asyncio.StreamReader, limit: int, calls: StdioCalls) -> AsyncIterator[bytes]:
     """The upstream's non-blank output lines, read in pieces; a line over ``limit`` bytes is
     skipped as it arrives (its start tells ``calls`` whose answer it was)."""
-    cutter = LineCutter(limit)
-    while chunk := await stdout.read(CHUNK):
-        for line in cutter.feed(chunk):
-            if isinstance(line, Skipped):
-                if not calls.too_long(line.start, line.size):
-                    log.warning("upstream line over the bound skipped", limit=limit)
-            elif line.strip():
-                yield line
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await stdout.read(CHUNK):
+            yield chunk
+
+    def too_long(start: bytes, size: int) -> None:
+        if not calls.too_long(start, size):
+            log.warning("upstream line over the bound skipped", limit=limit)
+
+    async for line in bounded_lines(chunks(), limit, too_long):
+        if line.strip():
+            yield line
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
