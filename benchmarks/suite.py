@@ -528,38 +528,31 @@ class Suite:
                                       json.dumps({"stdio": stdio_upstream(self.nws_url, core=1)}),
                                       "--max-concurrent-calls", slots)  # fmt: skip
             key = self.new_key(sky.port, scopes=["upstream:sdk", "upstream:stdio"])
-            apart_keys = self.keys_file([self.new_key(apart.port, scopes=["upstream:stdio"])])
+            apart_key = self.new_key(apart.port, scopes=["upstream:stdio"])
+            apart_keys = self.keys_file([apart_key])
             sky_keys, upstream_keys = self.keys_file([key]), self.keys_file([upstream_key])
             gateway_keys = self.keys_file([gateway_key])
 
-            through = gateway_call
-            for name in ("sdk", "stdio"):
-                answer = json.loads(send(sky.port, through(name), key))
+            for port_of, name, its_key in ((sky.port, "sdk", key), (sky.port, "stdio", key),
+                                           (apart.port, "stdio", apart_key)):  # fmt: skip
+                answer = json.loads(send(port_of, gateway_call(name), its_key))
                 assert answer["result"]["isError"] is False, answer
-            answer = json.loads(send(apart.port, through("stdio"), apart_keys.read_text().strip()))
-            assert answer["result"]["isError"] is False, answer
             for sdk_gateway in sdk_gateways.values():
                 answer = json.loads(send(sdk_gateway.port, TOOLS_CALL, gateway_key))
                 assert not answer["result"].get("isError"), answer
             runs = {
                 "official SDK server, direct": (port, TOOLS_CALL, upstream_keys),
-                "Skywarden -> SDK server over Streamable HTTP": (sky.port, through("sdk"), sky_keys),
+                "Skywarden -> SDK server over Streamable HTTP": (sky.port, gateway_call("sdk"), sky_keys),
                 "SDK gateway -> SDK server over Streamable HTTP": (sdk_gateways["http"].port, TOOLS_CALL, gateway_keys),
-                "Skywarden -> SDK server over stdio": (sky.port, through("stdio"), sky_keys),
+                "Skywarden -> SDK server over stdio": (sky.port, gateway_call("stdio"), sky_keys),
                 "SDK gateway -> SDK server over stdio": (sdk_gateways["stdio"].port, TOOLS_CALL, gateway_keys),
-                f"Skywarden -> SDK server over {APART}": (apart.port, through("stdio"), apart_keys),
+                f"Skywarden -> SDK server over {APART}": (apart.port, gateway_call("stdio"), apart_keys),
                 f"SDK gateway -> SDK server over {APART}": (sdk_gateways["apart"].port, TOOLS_CALL, gateway_keys),
             }
             latency = self.rounds(runs, connections=1)
-            own = {
-                "Skywarden -> SDK server over Streamable HTTP": sky,
-                "SDK gateway -> SDK server over Streamable HTTP": sdk_gateways["http"],
-                "Skywarden -> SDK server over stdio": sky,
-                "SDK gateway -> SDK server over stdio": sdk_gateways["stdio"],
-                f"Skywarden -> SDK server over {APART}": apart,
-                f"SDK gateway -> SDK server over {APART}": sdk_gateways["apart"],
-            }
-            load, cpu = self.rounds_with_cpu(runs, {name: process.proc.pid for name, process in own.items()})
+            gateways = {g.port: g.proc.pid for g in (sky, apart, *sdk_gateways.values())}  # each run's own process
+            pids = {name: gateways[port] for name, (port, _, _) in runs.items() if port in gateways}
+            load, cpu = self.rounds_with_cpu(runs, pids)
             direct = "official SDK server, direct"
             for name in runs:
                 self.rows.append(Row("gateway tools/call get_forecast, 1 connection", name, latency[name]))

@@ -17,6 +17,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -170,7 +171,7 @@ class Authenticator:
             return None
         return None if match is None else principal_for(match.record, keys.display_prefix(presented))
 
-    def _drop(self, key_ids: set[str]) -> int:
+    def _drop(self, key_ids: AbstractSet[str]) -> int:
         """Drop every cached entry of these keys (a rotated key may have two); how many went."""
         stale = [h for h, e in self._cache.items() if e.principal.id in key_ids]
         for key_hash in stale:
@@ -200,7 +201,7 @@ class Authenticator:
             dropped, named = self.forget_all(), None
         else:
             named = frozenset(changed)
-            dropped = self._drop(set(named))
+            dropped = self._drop(named)
         for listener in self.on_changes:
             listener(named)
         return dropped
