@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import functools
+import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -8,6 +10,7 @@ import pytest
 
 from skywarden.server.app import create_app
 from skywarden.server.observability.logging_setup import close_sinks, configure_logging
+from skywarden.server.plugins import registry as plugin_registry
 from skywarden.server.plugins.registry import discover_tools
 from skywarden.server.plugins.settings import declared_settings
 from skywarden.server.settings import PluginSettings, Settings, load_settings
@@ -15,6 +18,7 @@ from skywarden.server.testing import SkywardenTestServer
 from tests.support.admin import ADMIN_HEADERS, ADMIN_TOKEN, create_key
 from tests.support.fake_nws import FakeNWS
 from tests.support.logs import CAPTURED, SECRETS
+from tests.support.oidc_provider import KEY_POOL
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,14 +29,37 @@ def no_secret_in_any_log_line():
         sink.drain()
     from tests.support.server_process import SUBPROCESS_LINES
 
+    any_secret = re.compile("|".join(map(re.escape, sorted(SECRETS, key=len, reverse=True))))
     leaks = [
-        (secret[:12] + "…", line[:200])
+        (found[0][:12] + "…", line[:200])
         for line in CAPTURED.lines + SUBPROCESS_LINES
-        for secret in SECRETS
-        if secret in line
+        if SECRETS and (found := any_secret.search(line))
     ]
     close_sinks()
     assert not leaks, f"secrets found in logs: {leaks[:5]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def installed_entry_points_read_once():
+    """Every app a test makes discovers the installed plugins. What is installed does not change
+    during a run (a test that adds a plugin passes its own ``paths`` or puts it on ``sys.path``),
+    so the entry points are read once instead of once per app."""
+    installed = list(plugin_registry.entry_points())
+    path = list(sys.path)
+    read = plugin_registry.entry_points
+
+    def entry_points(paths: list[str] | None = None):
+        return iter(installed) if paths is None and sys.path == path else read(paths)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plugin_registry, "entry_points", entry_points)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def signing_keys_of_its_own():
+    """Each test's ``SigningKey.new`` keys differ from each other (they are reused across tests)."""
+    KEY_POOL.next_test()
 
 
 @pytest.fixture

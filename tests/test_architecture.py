@@ -9,6 +9,8 @@ import ast
 import re
 from pathlib import Path
 
+from tests.support.sources import syntax_tree
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"server": "skywarden.server", "tools": "skywarden.tools", "clients": "skywarden.clients"}
 
@@ -44,7 +46,7 @@ def _imports(path: Path, known: set[str], *, typing_too: bool = False) -> set[st
         for child in ast.iter_child_nodes(node):
             visit(child)
 
-    visit(ast.parse(path.read_text()))
+    visit(syntax_tree(path))
     return {m for m in result if m in known}
 
 
@@ -119,7 +121,7 @@ def test_key_stores_are_opened_only_through_open_checked():
     for name, path in _modules().items():
         if name == "skywarden.server.auth.backends":
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(syntax_tree(path)):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "open":
                 receiver = ast.unparse(node.func.value)
                 if receiver not in not_stores and receiver not in ("os", "io", "sqlite3", "zipfile"):
@@ -231,7 +233,7 @@ def test_per_request_state_is_one_object_reached_through_state_of():
     for name, path in _modules().items():
         if name == "skywarden.server.request_state":
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(syntax_tree(path)):
             if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("RequestKey"):
                 found.append(f"{name}: {ast.unparse(node)}")
             used = _request_uses(node)
@@ -246,7 +248,7 @@ def test_nothing_looks_things_up_on_the_app():
     router (``http/routes.py``: the rule of a known path, for a 405) is not a look-up of a part."""
     found = []
     for name, path in _modules().items():
-        tree = ast.parse(path.read_text())
+        tree = syntax_tree(path)
         routers = {
             id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "router"
         }

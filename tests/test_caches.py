@@ -19,6 +19,7 @@ from skywarden.tools.weather import get_alerts, get_forecast
 from tests.support.fake_nws import FakeNWS
 from tests.support.mcp_helpers import modern_headers, modern_rpc, open_session, post, rpc, session_headers
 from tests.support.pipelines import pipeline_of
+from tests.support.sources import syntax_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*(ROOT / "server").rglob("*.py"), *(ROOT / "tools").rglob("*.py")])
@@ -35,7 +36,7 @@ ORDERED_DICT_ALLOWED = {
 
 
 def parsed() -> list[tuple[str, ast.AST]]:
-    return [(str(path.relative_to(ROOT)), ast.parse(path.read_text(), str(path))) for path in SOURCES]
+    return [(str(path.relative_to(ROOT)), syntax_tree(path)) for path in SOURCES]
 
 
 def called_name(node: ast.Call) -> str:

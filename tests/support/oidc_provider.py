@@ -30,13 +30,35 @@ START_TIMEOUT = 30
 
 
 @dataclass
+class _KeyPool:
+    """RSA keys for ``SigningKey.new``: a 2048-bit key takes about 50 ms to make, so each is made
+    once per test process; within one test every key is a different one (``next_test``)."""
+
+    made: list[rsa.RSAPrivateKey] = field(default_factory=list)
+    taken: int = 0
+
+    def take(self) -> rsa.RSAPrivateKey:
+        if self.taken == len(self.made):
+            self.made.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        self.taken += 1
+        return self.made[self.taken - 1]
+
+    def next_test(self) -> None:
+        self.taken = 0
+
+
+KEY_POOL = _KeyPool()
+
+
+@dataclass
 class SigningKey:
     kid: str
     private: rsa.RSAPrivateKey
 
     @classmethod
     def new(cls) -> SigningKey:
-        return cls("k-" + secrets.token_hex(4), rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        """A key no other key of this test shares (the conftest starts each test with ``KEY_POOL.next_test``)."""
+        return cls("k-" + secrets.token_hex(4), KEY_POOL.take())
 
     def private_jwk(self) -> dict:
         jwk = json.loads(RSAAlgorithm.to_jwk(self.private))
