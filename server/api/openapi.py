@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import copy
-import warnings
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp_apigami import AiohttpApiSpec, OpenApiVersion
-from aiohttp_apigami.constants import SWAGGER_DICT
+from aiohttp_apigami.route_processor import RouteProcessor
 from aiohttp_apigami.swagger_ui import SWAGGER_UI_STATIC_FILES
 
 from skywarden.server import __version__
 from skywarden.server.http.assets import asset_handler
 from skywarden.server.http.paths import DOCS_PATH, DOCS_STATIC_PATH, HEALTH_PATHS, MCP_PATH, SPEC_PATH, TOOL_CALL_PATH
 from skywarden.server.http.problems import PROBLEM
-from skywarden.server.http.routes import PUBLIC, Access, Door, Rule, add_route, declare, rule_of_resource
+from skywarden.server.http.routes import PUBLIC, Access, Door, Rule, add_route, rule_of_resource
 from skywarden.server.plugins.registry import ToolRegistry
 
 SPEC_URL = SPEC_PATH
@@ -56,20 +54,54 @@ SECURITY_SCHEMES = {
 
 @dataclass
 class ToolDocs:
-    """Each tool's own operation (``POST /api/mcp/tools/<name>``) in the document, made when the
-    server starts and anew whenever the tools change (an upstream's tools come and go while
-    the server runs: ``refresh``)."""
+    """The public OpenAPI document, made when it is first asked for (most servers never are),
+    with each tool as an operation of its own (``POST /api/mcp/tools/<name>``); those are made
+    again after the tools change (``refresh``: an upstream's tools come and go while the server
+    runs)."""
 
     app: web.Application
     tools: ToolRegistry
+    spec: AiohttpApiSpec
     upstream_tools: bool = False  # upstream tools too (``openapi_upstream_tools``): the document is public
-    generic: dict[str, Any] | None = None  # the generic call's operation, before the request path's answers
-    rule: Rule | None = None
+    _document: dict[str, Any] | None = None
+    _tools_stale: bool = True
+    _generic: dict[str, Any] = field(
+        default_factory=dict
+    )  # the generic call's operation, before the request path's answers
+    _rule: Rule | None = None
+
+    def document(self) -> dict[str, Any]:
+        if self._document is None:
+            self._document = self._finished_document()
+        if self._tools_stale:
+            self._document_tools(self._document)
+            self._tools_stale = False
+        return self._document
 
     def refresh(self) -> None:
-        doc = self.app.get(SWAGGER_DICT)
-        if doc is None or self.generic is None or self.rule is None:
-            return  # not started yet: the document is finished with the tools of that moment
+        self._tools_stale = True
+
+    def _finished_document(self) -> dict[str, Any]:
+        """apigami's document of the routes, without its Swagger-2-only keys, with what the request
+        path answers on every operation."""
+        RouteProcessor(self.spec.spec).register_routes(self.app)
+        doc = self.spec.swagger_dict()
+        for operations in doc["paths"].values():
+            for operation in operations.values():
+                operation.pop("produces", None)
+                operation.pop("consumes", None)
+        _document_mcp(doc)
+        doc["components"]["schemas"]["JsonRpcError"] = JSON_RPC_ERROR
+        self._generic = copy.deepcopy(doc["paths"].get(TOOL_CALL_PATH, {}).get("post", {}))
+        rules = {r.canonical: rule for r in self.app.router.resources() if (rule := rule_of_resource(r)) is not None}
+        self._rule = rules[TOOL_CALL_PATH]
+        for path, operations in doc["paths"].items():
+            for method, operation in operations.items():
+                _document_request_path(path, method, operation, rules[path])
+        return doc
+
+    def _document_tools(self, doc: dict[str, Any]) -> None:
+        assert self._rule is not None
         paths = doc["paths"]
         for path in [p for p in paths if p.startswith(TOOL_PATH_PREFIX) and p != TOOL_CALL_PATH]:
             del paths[path]
@@ -77,7 +109,7 @@ class ToolDocs:
             if tool.upstream is not None and not self.upstream_tools:
                 continue
             operation = {
-                **copy.deepcopy(self.generic),
+                **copy.deepcopy(self._generic),
                 "summary": tool.title,
                 "description": tool.description,
                 "operationId": f"call_{tool.name}",
@@ -87,7 +119,7 @@ class ToolDocs:
             if tool.output_schema is not None:
                 operation["responses"] = _with_output_schema(operation.get("responses", {}), tool.output_schema)
             path = f"{TOOL_PATH_PREFIX}{tool.name}"
-            _document_request_path(path, "post", operation, self.rule)
+            _document_request_path(path, "post", operation, self._rule)
             paths[path] = {"post": operation}
 
 
@@ -108,11 +140,12 @@ def setup_openapi(app: web.Application, tools: ToolRegistry, upstream_tools: boo
     spec.spec.components.schema("Problem", PROBLEM_SCHEMA)
     for name, scheme in SECURITY_SCHEMES.items():
         spec.spec.components.security_scheme(name, scheme)
-    spec.register(app, in_place=False)
-    app.on_startup[-1] = _without_app_key_warning(app.on_startup[-1])
-    declare(next(r for r in app.router.resources() if r.canonical == SPEC_URL), PUBLIC)  # apigami's route
-    docs = ToolDocs(app, tools, upstream_tools)
-    app.on_startup.append(_document_finisher(docs))
+    docs = ToolDocs(app, tools, spec, upstream_tools)
+
+    async def openapi_document(request: web.Request) -> web.Response:
+        return web.json_response(docs.document())
+
+    add_route(app, "GET", SPEC_URL, openapi_document, rule=PUBLIC, allow_head=True)
     add_route(app, "GET", UI_PATH, _ui_page, rule=PUBLIC, allow_head=True)
     add_route(app, "GET", UI_PATH + "/init.js", _ui_init, rule=PUBLIC, allow_head=True)
     ui_assets = asset_handler(Path(SWAGGER_UI_STATIC_FILES), UI_ASSETS, {})
@@ -164,45 +197,6 @@ async def _ui_page(request: web.Request) -> web.Response:
 
 async def _ui_init(request: web.Request) -> web.Response:
     return web.Response(text=_UI_INIT, content_type="application/javascript")
-
-
-def _without_app_key_warning(
-    register: Callable[[web.Application], Awaitable[object]],
-) -> Callable[[web.Application], Awaitable[None]]:
-    """apigami's start-up step, without the warning aiohttp gives for apigami's string key on
-    every start (not this server's code, nor a plugin's: their test runs would show it)."""
-
-    async def register_quietly(app: web.Application) -> None:
-        with warnings.catch_warnings():  # the step never awaits, so no other task runs inside
-            warnings.filterwarnings("ignore", category=web.NotAppKeyWarning)
-            await register(app)
-
-    return register_quietly
-
-
-def _document_finisher(docs: ToolDocs) -> Callable[[web.Application], Awaitable[None]]:
-    async def finish_document(app: web.Application) -> None:
-        _finish_document(app, docs)
-
-    return finish_document
-
-
-def _finish_document(app: web.Application, docs: ToolDocs) -> None:
-    """Drop Swagger-2-only keys apigami adds; document each tool as its own operation."""
-    doc: dict[str, Any] = app[SWAGGER_DICT]
-    for operations in doc["paths"].values():
-        for operation in operations.values():
-            operation.pop("produces", None)
-            operation.pop("consumes", None)
-    _document_mcp(doc)
-    doc["components"]["schemas"]["JsonRpcError"] = JSON_RPC_ERROR
-    docs.generic = copy.deepcopy(doc["paths"].get(TOOL_CALL_PATH, {}).get("post", {}))
-    rules = {r.canonical: rule for r in app.router.resources() if (rule := rule_of_resource(r)) is not None}
-    docs.rule = rules[TOOL_CALL_PATH]
-    for path, operations in doc["paths"].items():
-        for method, operation in operations.items():
-            _document_request_path(path, method, operation, rules[path])
-    docs.refresh()
 
 
 # What the steps before a handler may answer (docs/architecture.md, "The request path"): every
