@@ -19,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from skywarden.server.appkeys import GATEWAY
 from tests.support.admin import create_key
 from tests.support.logs import SECRETS, drain_logs
+from tests.support.raw_upstream import TOOLS as RAW_TOOLS
 from tests.support.upstreams import ROOT, http_upstream_process, stdio_upstream
 
 pytestmark = pytest.mark.slow
@@ -489,6 +490,50 @@ async def test_calls_to_a_stdio_upstream_that_stops_reading_are_refused_not_buff
     assert refused in texts and set(texts) <= {refused, "The upstream raw did not answer within 2 s."}
     failures = [e for e in drain_logs() if e.get("event") == "upstream call failed" and e.get("upstream") == "raw"]
     assert any("has not read" in e["error"] for e in failures)
+
+
+async def test_an_upstream_is_answered_its_ping(raw):
+    body = await (await call(raw, "raw__pings", {})).json()
+    assert json.loads(body["content"][0]["text"]) == {"jsonrpc": "2.0", "id": "ping-1", "result": {}}
+
+
+async def test_requests_from_an_upstream_that_never_reads_the_answers_are_held_a_few_at_a_time(raw):
+    """3,000 requests, then the upstream reads nothing more: the SDK's session answers at most
+    MAX_UNANSWERED of them at a time, each in a task that waits for the pipe; the rest are dropped."""
+    from skywarden.server.gateway.upstream_requests import MAX_UNANSWERED
+
+    before = len(asyncio.all_tasks())
+    body = await (await call(raw, "raw__asks", {})).json()
+    assert body["content"][0]["text"] == "asked"  # written after the requests: every one was read
+    assert len(asyncio.all_tasks()) - before <= MAX_UNANSWERED + 5
+    assert raw.connection.figures.state == "up"
+
+
+async def test_a_tool_larger_than_the_bound_is_left_out_and_the_rest_listed(make_client, make_settings):
+    client = await make_client(make_settings(upstreams={"raw": raw_upstream("many")}))
+    names = {t["name"] for t in (await (await client.get("/api/mcp/tools")).json())["tools"]}
+    assert "raw__huge" not in names and {"raw__echo", "raw__n0", "raw__n19"} <= names
+    left_out = [e for e in drain_logs() if e.get("event") == "upstream tool left out" and e.get("upstream") == "raw"]
+    assert left_out[0]["tool"] == "huge" and "more than 131072" in left_out[0]["reason"]
+
+
+@pytest.mark.parametrize("bound", ["MAX_TOOLS", "MAX_LISTING_BYTES"])
+async def test_a_listing_ends_at_its_bound_in_tools_or_bytes(make_client, make_settings, monkeypatch, bound):
+    from skywarden.server.gateway import connection
+    from skywarden.server.jsonutil import dumps
+
+    monkeypatch.setattr(connection, bound, 15 if bound == "MAX_TOOLS" else 1000)
+    client = await make_client(make_settings(upstreams={"raw": raw_upstream("many")}))
+    kept = client.server.app[GATEWAY].connections["raw"]._listed
+    names = [tool["name"] for tool in kept]
+    listed = [t["name"] for t in RAW_TOOLS] + [f"n{i}" for i in range(20)]  # "huge" is left out for its size
+    assert names == listed[: len(names)] and len(names) < len(listed)
+    if bound == "MAX_TOOLS":
+        assert len(names) == 15
+    else:
+        assert sum(len(dumps(tool)) for tool in kept) <= 1000
+    warned = [e for e in drain_logs() if e.get("event") == "upstream tools past the bound left out"]
+    assert warned and warned[-1]["kept"] == len(names)
 
 
 async def test_a_stdio_upstream_that_ignores_its_input_ending_is_still_stopped(make_server, make_settings):

@@ -43,6 +43,7 @@ from skywarden.server.gateway.direct import (
 )
 from skywarden.server.gateway.tools import UnusableTool, bounded_result, error_result, registered_tool
 from skywarden.server.gateway.transports import BlockedUpstream, check_address, client_for
+from skywarden.server.jsonutil import dumps
 from skywarden.server.observability.redaction import redact_text
 from skywarden.server.plugins.model import RegisteredTool
 from skywarden.server.plugins.ssrf import AddressPolicy
@@ -64,6 +65,8 @@ MAX_PROGRESS_MESSAGE = 1000
 CONNECTION_CLOSED = -32000
 MAX_PAGES = 100  # tools/list pages read at most
 MAX_TOOLS = 1000  # tools offered per upstream at most
+MAX_TOOL_BYTES = 128 * 1024  # one tool as listed (its schemas, description, ...), as JSON
+MAX_LISTING_BYTES = 4 * 1024 * 1024  # every tool of an upstream, as JSON
 MAX_STDERR_LINES = 1000
 MAX_STDERR_LINE = 500
 MAX_ERROR_TEXT = 300
@@ -319,15 +322,33 @@ class UpstreamConnection:
             self.log.info("upstream change events unavailable", reason=_describe(exc))
 
     async def _list_tools(self, client: Any) -> list[dict[str, Any]]:
+        """The upstream's tools, page by page, within the bounds: a tool over ``MAX_TOOL_BYTES`` is
+        left out, and the listing ends at ``MAX_TOOLS`` tools or ``MAX_LISTING_BYTES`` in all."""
         tools: list[dict[str, Any]] = []
+        total = 0
         cursor = None
         for _ in range(MAX_PAGES):
             page = await client.list_tools(cursor=cursor, cache_mode="refresh")
-            tools.extend(t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in page.tools)
+            for listed in page.tools:
+                tool = listed.model_dump(by_alias=True, exclude_none=True, mode="json")
+                size = len(dumps(tool))
+                if size > MAX_TOOL_BYTES:
+                    reason = f"it is {size} bytes as listed, more than {MAX_TOOL_BYTES}"
+                    self.log.warning("upstream tool left out", tool=str(tool.get("name"))[:128], reason=reason)
+                    continue
+                if total + size > MAX_LISTING_BYTES or len(tools) == MAX_TOOLS:
+                    self.log.warning(
+                        "upstream tools past the bound left out",
+                        kept=len(tools),
+                        bound=f"{MAX_TOOLS} tools, {MAX_LISTING_BYTES} bytes",
+                    )
+                    return tools
+                total += size
+                tools.append(tool)
             cursor = page.next_cursor
-            if cursor is None or len(tools) >= MAX_TOOLS:
+            if cursor is None:
                 break
-        return tools[:MAX_TOOLS]
+        return tools
 
     def _publish(self, listed: list[dict[str, Any]]) -> None:
         self._listed = listed

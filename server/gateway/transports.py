@@ -23,6 +23,7 @@ from skywarden.server.gateway.credentials import resolve_all
 from skywarden.server.gateway.direct import DirectCalls, identity_value
 from skywarden.server.gateway.http_calls import HttpCalls, MessageHandler
 from skywarden.server.gateway.stdio_calls import StdioCalls
+from skywarden.server.gateway.upstream_requests import bounded_requests
 from skywarden.server.jsonutil import loads_exact
 from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
@@ -101,7 +102,7 @@ def client_for(
             max(config.max_result_bytes * 2, MIN_EVENT_BYTES),
             ended,
         )
-        return Transport(Client(pipes, **common), calls=calls)
+        return Transport(Client(bounded_requests(pipes), **common), calls=calls)
     import httpx2
 
     headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers, config.name, headers=True)}
@@ -135,14 +136,14 @@ def client_for(
             sse_read_timeout=max(config.timeout, 300.0),
             httpx_client_factory=factory,
         )
-        return Transport(Client(watched(transport, ended), **{**common, "mode": "legacy"}))
+        return Transport(Client(watched(bounded_requests(transport), ended), **{**common, "mode": "legacy"}))
     from mcp.client.streamable_http import streamable_http_client
 
     direct = HttpCalls(config, headers, pinned, events, message_handler)
     request_hooks.append(direct.observe)
     http = http_client(headers=headers, timeout=timeout)
     transport = streamable_http_client(config.url, http_client=http, max_sse_event_size=events)
-    return Transport(Client(watched(transport, ended), **common), http, direct)
+    return Transport(Client(watched(bounded_requests(transport), ended), **common), http, direct)
 
 
 def caller_header(name: str) -> Any:

@@ -6,8 +6,11 @@ the JSON-RPC error the SDK uses for a closed connection; ``flood`` sends 5,000 p
 notifications with long messages before its answer; ``request_id`` answers its request's id,
 ``hold`` never answers, and ``cancelled`` answers the ids of the calls cancelled so far; ``long``
 answers on a line of 5 MB, ``long_note`` writes a 5 MB line before its answer; ``deaf``
-answers, then reads nothing more. With ``stubborn`` it ignores the end of its input (and
-SIGTERM), so only its process group's end stops it.
+answers, then reads nothing more; ``asks`` sends Skywarden 3,000 requests before its answer,
+then reads nothing more; ``pings`` pings Skywarden and answers what came back. With
+``stubborn`` it ignores the end of its input (and SIGTERM), so only its process group's end
+stops it. With ``many`` its listing has two pages:
+its tools and a tool of 200 KB, then 20 more tools (``n0`` ...).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ TOOLS = [
     {"name": "long", "inputSchema": {"type": "object"}},
     {"name": "long_note", "inputSchema": {"type": "object"}},
     {"name": "deaf", "inputSchema": {"type": "object"}},
+    {"name": "asks", "inputSchema": {"type": "object"}},
+    {"name": "pings", "inputSchema": {"type": "object"}},
 ]
 cancelled: list[object] = []  # the request ids of notifications/cancelled received
 
@@ -55,6 +60,13 @@ def answer(request: dict) -> None:
                 "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": info},
             }
         )
+    elif method == "tools/list" and MODE == "many":  # two pages, the first with a tool of 200 KB
+        if params.get("cursor") is None:
+            huge = {"name": "huge", "description": "d" * 200_000, "inputSchema": {"type": "object"}}
+            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [*TOOLS, huge], "nextCursor": "2"}})
+        else:
+            more = [{"name": f"n{i}", "inputSchema": {"type": "object"}} for i in range(20)]
+            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": more}})
     elif method == "tools/list":
         send({"jsonrpc": "2.0", "id": rid, "result": {"tools": TOOLS}})
     elif method == "ping":
@@ -85,6 +97,16 @@ def answer(request: dict) -> None:
             send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "deaf now"}]}})
             while True:
                 time.sleep(60)
+        elif name == "asks":
+            for i in range(3000):
+                send({"jsonrpc": "2.0", "id": f"ask-{i}", "method": "roots/list" if i % 2 else "ping"})
+            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "asked"}]}})
+            while True:
+                time.sleep(60)
+        elif name == "pings":
+            send({"jsonrpc": "2.0", "id": "ping-1", "method": "ping"})
+            back = next(m for m in map(json.loads, sys.stdin) if m.get("id") == "ping-1" and "method" not in m)
+            result = {"content": [{"type": "text", "text": json.dumps(back)}]}
         elif name == "cancelled":
             result = {"content": [{"type": "text", "text": json.dumps(cancelled)}]}
         elif name == "flood":
@@ -99,8 +121,13 @@ def answer(request: dict) -> None:
         send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": f"Method not found: {method}"}})
 
 
+MODE = ""  # the command line's argument
+
+
 def main() -> None:
-    stubborn = sys.argv[1:] == ["stubborn"]
+    global MODE
+    MODE = sys.argv[1] if len(sys.argv) > 1 else ""
+    stubborn = MODE == "stubborn"
     if stubborn:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for line in sys.stdin:

@@ -1,0 +1,108 @@
+"""Requests an upstream sends Skywarden, bounded whatever the transport.
+
+Skywarden's client offers an upstream no capability (no roots, sampling or elicitation), so the
+only request a conforming upstream sends is ``ping``. The SDK's session answers each request it
+is handed in a task of its own, and the answer waits for the transport to take it: an upstream
+that floods requests and never reads the answers (a stdio upstream that stops reading its input,
+a remote one that never completes the POSTs) would make the session hold a task per request.
+Here at most ``MAX_UNANSWERED`` of an upstream's requests are with the session until their
+answers are taken by the transport; the upstream's further requests are dropped unanswered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+MAX_UNANSWERED = 16  # an upstream's requests handed to the session whose answers are not yet sent
+
+
+@contextlib.asynccontextmanager
+async def bounded_requests(transport: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """``transport`` (an SDK transport: a context manager of its (read, write) streams) with the
+    upstream's requests bounded as above."""
+    async with transport as (read, write):
+        unanswered: set[Any] = set()
+        yield _Requests(read, unanswered), _Answers(write, unanswered)
+
+
+def _request_id(item: Any) -> tuple[bool, Any]:
+    """Whether ``item`` (what a transport's read stream gives) is a request, and its id."""
+    message = getattr(item, "message", None)
+    if getattr(message, "method", None) is None:
+        return False, None
+    request_id = getattr(message, "id", None)
+    return request_id is not None, request_id
+
+
+class _Requests:
+    """The read stream: a request is passed on only while fewer than ``MAX_UNANSWERED`` are."""
+
+    def __init__(self, inner: Any, unanswered: set[Any]) -> None:
+        self._inner = inner
+        self._unanswered = unanswered
+
+    async def __aenter__(self) -> _Requests:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._inner.__aexit__(*exc)
+
+    def __aiter__(self) -> _Requests:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            item = await self._inner.__anext__()
+            if self._passed(item):
+                return item
+
+    async def receive(self) -> Any:
+        while True:
+            item = await self._inner.receive()
+            if self._passed(item):
+                return item
+
+    def _passed(self, item: Any) -> bool:
+        is_request, request_id = _request_id(item)
+        if not is_request:
+            return True
+        key = _key(request_id)
+        if key in self._unanswered or len(self._unanswered) >= MAX_UNANSWERED:
+            return False
+        self._unanswered.add(key)
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _Answers:
+    """The write stream: an answer taken by the transport frees its request's place."""
+
+    def __init__(self, inner: Any, unanswered: set[Any]) -> None:
+        self._inner = inner
+        self._unanswered = unanswered
+
+    async def __aenter__(self) -> _Answers:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._inner.__aexit__(*exc)
+
+    async def send(self, item: Any) -> None:
+        await self._inner.send(item)
+        message = getattr(item, "message", None)
+        if getattr(message, "method", None) is None and getattr(message, "id", None) is not None:
+            self._unanswered.discard(_key(message.id))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _key(request_id: Any) -> tuple[str, Any]:
+    """An id as the answer repeats it (``1`` and ``"1"`` are different requests)."""
+    return type(request_id).__name__, request_id
