@@ -109,6 +109,15 @@ class UpstreamConfig:
         return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
+@dataclass(frozen=True)
+class StoredUpstreams:
+    """The upstreams an admin added, as a server reads them from the key store: those it can run,
+    and by name why each other one cannot be run."""
+
+    usable: tuple[UpstreamConfig, ...] = ()
+    unusable: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
 def credentials_owner(name: str) -> str:
     """Whose credentials the log redaction keeps for the upstream ``name`` (``register_owned_secrets``)."""
     return f"upstream:{name}"

@@ -253,10 +253,17 @@ async def test_a_stdio_upstream_needs_its_command_listed_by_the_operator(make_cl
 async def test_a_stored_command_the_server_does_not_allow_is_not_run(make_client, make_settings, make_server):
     client = await make_client(make_settings(upstream_admin_commands=["*"]))
     await add(client, {"name": "calc", "command": "/bin/sh", "enabled": False})
+    logged = len(drain_logs())
     stricter = await make_client(make_settings())  # the same store; this server allows no command
     view = (await listed(stricter))["calc"]
     assert view["state"] == "unusable" and "upstream_admin_commands" in view["problem"]
     assert stricter.server.app[GATEWAY].configs == ()
+    ready = await (await stricter.anonymous.get("/api/health/ready")).json()
+    assert ready["status"] == "ready" and ready["upstreams"] == {"calc": "unusable"}
+    await stricter.server.app[GATEWAY].refresh()  # the store read again: the same problem is not logged again
+    events = drain_logs()[logged:]
+    left_out = [e for e in events if e.get("event") == "stored upstream left out" and e.get("upstream") == "calc"]
+    assert len(left_out) == 1 and "upstream_admin_commands" in left_out[0]["reason"]
 
 
 async def test_credentials_sealed_with_another_secret_must_be_given_again(make_client, make_settings, tmp_path):

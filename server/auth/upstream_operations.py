@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-import structlog
-
 from skywarden.server.auth.key_operations import Actor
 from skywarden.server.auth.records import StoredUpstream, TooManyUpstreams, UpstreamExists, utcnow
 from skywarden.server.auth.sealing import Unsealable, seal, sealing_key, unseal
@@ -41,9 +39,7 @@ from skywarden.server.auth.store import KeyStore
 from skywarden.server.errors import UPSTREAM_CONFLICT, UPSTREAM_NOT_FOUND, ApiError, ValidationFailed
 from skywarden.server.observability.audit import audit_operator_action
 from skywarden.server.observability.redaction import register_owned_secrets
-from skywarden.server.upstreams import MAX_NAME, UpstreamConfig, credentials_owner, parse_upstream
-
-log = structlog.get_logger("skywarden.gateway")
+from skywarden.server.upstreams import MAX_NAME, StoredUpstreams, UpstreamConfig, credentials_owner, parse_upstream
 
 MAX_STORED_UPSTREAMS = 100
 SEALED = "sealed"  # a stored env or headers value: {"sealed": "v1...."}
@@ -110,15 +106,15 @@ class UpstreamOperations:
             found.append(StoredEntry(record, config))
         return found
 
-    async def load(self) -> tuple[UpstreamConfig, ...]:
-        """The stored upstreams this server can run (the others are logged, and listed with why)."""
-        usable = []
+    async def load(self) -> StoredUpstreams:
+        """The stored upstreams this server can run, and why each other one cannot be run."""
+        usable, unusable = [], {}
         for entry in await self.entries():
             if entry.config is None:
-                log.warning("stored upstream left out", upstream=entry.record.name, reason=entry.problem)
+                unusable[entry.record.name] = entry.problem
             else:
                 usable.append(entry.config)
-        return tuple(usable)
+        return StoredUpstreams(tuple(usable), unusable)
 
     async def get(self, name: str) -> StoredEntry:
         for entry in await self.entries():

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import structlog
@@ -32,7 +32,7 @@ from skywarden.server.plugins.model import RegisteredTool
 from skywarden.server.plugins.registry import ToolRegistry
 from skywarden.server.plugins.ssrf import AddressPolicy, parse_networks
 from skywarden.server.settings import Settings, SettingsError
-from skywarden.server.upstreams import UpstreamConfig
+from skywarden.server.upstreams import StoredUpstreams, UpstreamConfig
 
 log = structlog.get_logger("skywarden.gateway")
 STORE_POLL_SECONDS = 5.0  # stored upstreams are read this often besides the broadcast (CLI, workers without Redis)
@@ -46,7 +46,7 @@ class Gateway:
         settings: Settings,
         registry: ToolRegistry,
         changed: Callable[[], None],
-        load_stored: Callable[[], Awaitable[tuple[UpstreamConfig, ...]]] | None = None,
+        load_stored: Callable[[], Awaitable[StoredUpstreams]] | None = None,
     ) -> None:
         self.separator = separator = settings.gateway_separator
         for config in settings.upstreams:
@@ -64,6 +64,7 @@ class Gateway:
         self.declared = settings.upstreams
         self.configs: tuple[UpstreamConfig, ...] = settings.upstreams
         self.connections: dict[str, UpstreamConnection] = {}
+        self.unusable: Mapping[str, str] = {}  # stored upstreams this server cannot run, and why
         self._lock = asyncio.Lock()
         self._stopping: set[asyncio.Task[None]] = set()  # connections being stopped after a change
         self._poll: asyncio.Task[None] | None = None
@@ -80,8 +81,10 @@ class Gateway:
         self.changed()
 
     def states(self) -> dict[str, str]:
-        """Each upstream by name: starting, up, down or disabled."""
-        return {c.name: self.status(c.name)["state"] for c in self.configs}
+        """Each upstream by name: starting, up, down, disabled or unusable (stored, and this server
+        cannot run it: the admin API says why)."""
+        states = {c.name: self.status(c.name)["state"] for c in self.configs}
+        return {**{name: "unusable" for name in self.unusable if name not in states}, **states}
 
     def status(self, name: str) -> dict[str, Any]:
         """What the console and the admin API show of an upstream now."""
@@ -101,9 +104,9 @@ class Gateway:
         }
 
     async def start(self) -> None:
-        stored = await self._read_store() if self.load_stored is not None else ()
+        stored = await self._read_store() if self.load_stored is not None else None
         async with self._lock:
-            self._apply(stored or ())
+            self._apply(stored or StoredUpstreams())
         waits = [
             asyncio.wait_for(c.first_attempt.wait(), c.config.connect_timeout + 1) for c in self.connections.values()
         ]
@@ -124,7 +127,7 @@ class Gateway:
             # log as long as they run) belongs to no request, whichever one asked for the refresh
             contextvars.Context().run(self._apply, stored)
 
-    async def _read_store(self) -> tuple[UpstreamConfig, ...] | None:
+    async def _read_store(self) -> StoredUpstreams | None:
         assert self.load_stored is not None
         try:
             return await self.load_stored()
@@ -137,9 +140,13 @@ class Gateway:
             await asyncio.sleep(STORE_POLL_SECONDS)
             await self.refresh()
 
-    def _apply(self, stored: tuple[UpstreamConfig, ...]) -> None:
+    def _apply(self, stored: StoredUpstreams) -> None:
+        for name, problem in stored.unusable.items():
+            if self.unusable.get(name) != problem:  # once, not at every read of the store
+                log.warning("stored upstream left out", upstream=name, reason=problem)
+        self.unusable = stored.unusable
         declared = {c.name for c in self.declared}
-        wanted = {c.name: c for c in (*self.declared, *(c for c in stored if c.name not in declared))}
+        wanted = {c.name: c for c in (*self.declared, *(c for c in stored.usable if c.name not in declared))}
         for name, connection in list(self.connections.items()):
             if wanted.get(name) != connection.config or not wanted[name].enabled:
                 del self.connections[name]

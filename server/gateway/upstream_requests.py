@@ -95,9 +95,10 @@ class _Answers:
 
     async def send(self, item: Any) -> None:
         await self._inner.send(item)
-        message = getattr(item, "message", None)
-        if getattr(message, "method", None) is None and getattr(message, "id", None) is not None:
-            self._unanswered.discard(_key(message.id))
+        message: Any = getattr(item, "message", None)
+        request_id = getattr(message, "id", None)
+        if getattr(message, "method", None) is None and request_id is not None:
+            self._unanswered.discard(_key(request_id))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
