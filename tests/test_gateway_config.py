@@ -864,9 +864,20 @@ def test_arguments_are_checked_against_the_input_schema_errors_by_field_path():
     errors = check(NESTED_SCHEMA, {"a": "one", "b": {"c": 5, "items": [1, "two"]}})
     assert set(errors) == {"a", "b.c", "b.items.1"}
     assert errors["a"] == ['"one" is not of type "integer"']
-    assert check(NESTED_SCHEMA, {})["_schema"] == ['"a" is a required property']
-    assert "_schema" in check(NESTED_SCHEMA, {"a": 1, "extra": True})
+    assert check(NESTED_SCHEMA, {}) == {"a": ['"a" is a required property']}
+    assert set(check(NESTED_SCHEMA, {"a": 1, "extra": True, "more": 2})) == {"extra", "more"}
     assert "_schema" in check(NESTED_SCHEMA, ["a"])
+
+
+def test_a_missing_or_unexpected_member_is_named_by_its_path_and_bounded():
+    deep = {
+        "type": "object",
+        "properties": {"o": {"type": "object", "required": ["x"], "additionalProperties": False}},
+        "unevaluatedProperties": False,
+    }
+    assert set(check(deep, {"o": {"y": 1}})) == {"o.x", "o"}  # "o": a false schema names only the parent
+    names = check(deep, {"o": {"x": 1}, **{f"k{i}": 1 for i in range(50)}, "z" * 1000: 1})
+    assert len(names) <= MAX_ERRORS_SHOWN and all(len(field) <= MAX_ERROR_TEXT for field in names)
 
 
 def test_at_most_ten_errors_each_at_most_two_hundred_characters():

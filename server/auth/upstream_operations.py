@@ -27,6 +27,7 @@ workers without Redis).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -311,6 +312,9 @@ def _option_of(message: str, table: dict[str, Any]) -> str:
     """The option a parser message is about (``upstream 'x': timeout must be ...``), else ``_schema``."""
     if message.startswith("upstream name"):
         return "name"
+    unknown = re.search(r"unknown option '([^']*)'", message)
+    if unknown is not None and unknown[1] in table:
+        return unknown[1]
     _, _, rest = message.partition("': ")
     word = rest.split(" ", 1)[0].rstrip(":").split(".", 1)[0]
     return word if word in table else "_schema"

@@ -63,11 +63,28 @@ class JsonSchemaArguments(marshmallow.Schema):
                 return dict(data)
             errors: dict[str, list[str]] = {}
             for _n, error in zip(range(MAX_ERRORS_SHOWN), self._validator.iter_errors(data), strict=False):
-                field = ".".join(str(p) for p in error.instance_path) or "_schema"
-                errors.setdefault(field, []).append(error.message[:MAX_ERROR_TEXT])
+                for field in _fields_of(error):
+                    if field not in errors and len(errors) == MAX_ERRORS_SHOWN:
+                        break
+                    errors.setdefault(field, []).append(error.message[:MAX_ERROR_TEXT])
         except (ValueError, TypeError, RecursionError):
             errors = {"_schema": ["Arguments are not JSON the tool's schema can check."]}
         raise marshmallow.ValidationError(errors)
+
+
+def _fields_of(error: Any) -> list[str]:
+    """The fields an error of the input schema is about: where it was found, and for a missing or
+    unexpected member that member (``a.b``), each cut to ``MAX_ERROR_TEXT``; ``_schema`` for the
+    arguments as a whole."""
+    path = [str(p) for p in error.instance_path]
+    kind = type(error.kind).__name__
+    members: list[Any] = []
+    if kind == "Required":
+        members = [error.kind.as_dict().get("property")]
+    elif kind in ("AdditionalProperties", "UnevaluatedProperties"):
+        members = list(error.kind.as_dict().get("unexpected") or [])
+    named = [".".join([*path, str(member)]) for member in members if member is not None]
+    return [field[:MAX_ERROR_TEXT] for field in named or [".".join(path) or "_schema"]]
 
 
 def compile_schema(schema: Any, what: str) -> Any:
