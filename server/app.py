@@ -113,11 +113,9 @@ def create_app(
     # upstream MCP servers, declared or stored: their tools join the registry as they list them (docs/gateway.md)
     gateway = Gateway(settings, registry, tools_changed, upstream_operations.load)
     broadcast.on("upstreams-changed", gateway.refresh)
-    tool_names = frozenset(registry.names())
-
     metrics = None
     if settings.metrics_enabled:
-        metrics = Metrics(sessions, caches.upstream, caches.results, tool_names, shared.denials)
+        metrics = Metrics(sessions, caches.upstream, caches.results, registry.get, shared.denials)
     upstream = build_upstream(settings, caches.upstream, metrics.observe_upstream if metrics else None)
     runtimes = plugin_runtimes(registry, settings, upstream)
     for runtime in runtimes.values():

@@ -181,6 +181,7 @@ async def test_integers_beyond_64_bits_pass_through_both_ways_exactly(gateway, t
     assert body["structuredContent"] == {"total": 2**70 + 1}
     metrics = await (await gateway.admin.get("/metrics")).text()
     assert f'skywarden_gateway_call_errors_total{{upstream="{tool.split("__")[0]}"}} 0.0' in metrics
+    assert f'skywarden_tool_calls_total{{outcome="ok",tool="{tool}"}} 1.0' in metrics
 
 
 async def test_an_answer_too_large_to_read_fails_its_call_at_once(gateway):

@@ -104,8 +104,12 @@ async def test_the_openapi_document_follows_an_upstream_added_and_removed(make_c
         operation = paths["/api/mcp/tools/remote__add"]["post"]
         body = operation["requestBody"]["content"]["application/json"]["schema"]
         assert set(body["required"]) == {"a", "b"} and "401" in operation["responses"]
+        assert (await client.post("/api/mcp/tools/remote__add", json={"a": 1, "b": 2})).status == 200
+        series = 'skywarden_tool_calls_total{outcome="ok",tool="remote__add"} 1.0'
+        assert series in await (await client.admin.get("/metrics")).text()
         assert (await client.admin.delete(f"{PATH}/remote")).status == 204
         assert await documented() == set()
+        assert 'tool="remote__add"' not in await (await client.admin.get("/metrics")).text()  # bounded: gone with it
 
 
 async def test_a_connection_an_admin_request_starts_logs_as_no_request(make_client, make_settings):

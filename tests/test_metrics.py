@@ -119,3 +119,21 @@ async def test_tool_call_metrics_count_only_registered_tools(make_client):
     text = await (await client.admin.get("/metrics")).text()
     assert "made-up" not in text
     assert 'skywarden_tool_calls_total{outcome="denied",tool="get_forecast"} 1.0' in text
+
+
+async def test_every_metric_the_operations_guide_names_is_served(client):
+    """The metrics table and the alert rules of docs/operations.md name only series /metrics has
+    (a histogram's ``_count``, ``_sum`` and ``_bucket`` included), and the table every one."""
+    from pathlib import Path
+
+    text = await scrape(client)
+    families = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.MULTILINE))
+    served = set(families)
+    served.update(f"{name}{end}" for name, kind in families.items() if kind == "histogram" for end in HISTOGRAM)
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
+    named = set(re.findall(r"\bskywarden_[a-z_]+[a-z]", guide))
+    assert named & served and named & served == named - {"skywarden_metrics_token"}, sorted(named - served)
+    assert set(families) <= named, sorted(set(families) - named)  # and the table lists every one
+
+
+HISTOGRAM = ("_count", "_sum", "_bucket")

@@ -8,7 +8,7 @@ at scrape time.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sized
+from collections.abc import Callable, Iterator, Sized
 from typing import Any
 
 from aiohttp import web
@@ -112,19 +112,22 @@ class _RequestFigures(Collector):
 
 
 class _ToolCallFigures(Collector):
-    """Tool calls by tool and outcome, as plain numbers; only registered tools are counted (a
-    refused call names whatever the client sent, and labels must stay bounded)."""
+    """Tool calls by tool and outcome, as plain numbers; only tools offered now are counted, an
+    upstream's among them (a refused call names whatever the client sent, and labels must stay
+    bounded: a tool no longer offered, an upstream's gone, loses its series)."""
 
-    def __init__(self, tool_names: frozenset[str]) -> None:
-        self.tool_names = tool_names
+    def __init__(self, tool_of: Callable[[str], object | None]) -> None:
+        self.tool_of = tool_of
         self.counts: dict[tuple[str, str], int] = {}
 
     def count(self, tool: str, outcome: str) -> None:
-        if tool in self.tool_names:
+        if self.tool_of(tool) is not None:
             key = (tool, outcome)
             self.counts[key] = self.counts.get(key, 0) + 1
 
     def collect(self) -> Iterator[Any]:
+        for key in [key for key in self.counts if self.tool_of(key[0]) is None]:
+            del self.counts[key]
         calls = CounterMetricFamily("skywarden_tool_calls", "Tool calls", labels=["tool", "outcome"])
         for (tool, outcome), count in sorted(self.counts.items()):
             calls.add_metric([tool, outcome], count)
@@ -137,14 +140,14 @@ class Metrics:
         sessions: Sized,
         upstream_cache: TTLCache,
         result_cache: TTLCache,
-        tool_names: frozenset[str],
+        tool_of: Callable[[str], object | None],  # a tool offered now, by name (or None)
         denials: RecentDenials | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = _RequestFigures()
         r.register(self.requests)
-        self.tool_calls = _ToolCallFigures(tool_names)
+        self.tool_calls = _ToolCallFigures(tool_of)
         r.register(self.tool_calls)
         self.auth_failures = Counter("skywarden_auth_failures", "Failed authentications", ["reason"], registry=r)
         self.rate_limited = Counter("skywarden_rate_limited", "Requests refused by a rate limit", ["limit"], registry=r)
