@@ -133,7 +133,7 @@ async def test_a_rule_is_all_a_new_route_needs(make_settings, aiohttp_client):
 
     for path, detail in [
         ("/extra/key", "A valid credential is required (X-API-Key or Authorization: Bearer)."),
-        ("/extra/admin", "The admin token is required (Authorization: Bearer)."),
+        ("/extra/admin", "A valid admin token is required (Authorization: Bearer)."),
     ]:
         refused = await anonymous.get(path)
         assert refused.status == 401 and (await refused.json())["detail"] == detail, path

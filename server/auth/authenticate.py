@@ -136,7 +136,7 @@ class Authentication:
         else:
             www_authenticate = bearer_challenge(realm=REALM, error=error)
         if rule.access is Access.ADMIN:
-            detail = "The admin token is required (Authorization: Bearer)."
+            detail = "A valid admin token is required (Authorization: Bearer)."
         elif rule.door is Door.JSON_RPC:
             detail = "Unauthorized: a valid API key is required (X-API-Key or Authorization: Bearer)."
         else:

@@ -127,7 +127,7 @@ class KeyOperations:
         known = names if isinstance(names, AbstractSet) else set(names)  # GrantableNames: upstream prefixes too
         unknown = [s for s in scopes or [] if s != "*" and s not in known]
         if unknown:
-            raise ValidationFailed({"scopes": [f"Unknown tool: {name}" for name in unknown]})
+            raise ValidationFailed({"scopes": [_unknown_scope(name) for name in unknown]})
 
     async def _changed(self, key_id: str) -> None:
         if self.changed is not None:
@@ -255,3 +255,10 @@ class KeyOperations:
         await self._changed(record.id)
         _audit(actor, "key.revoke", record.id, before=key_view(record), after=key_view(updated))
         return updated
+
+
+def _unknown_scope(name: str) -> str:
+    """Why a scope is refused: ``upstream:<name>`` names an upstream, anything else a tool."""
+    if name.startswith("upstream:"):
+        return f"No upstream named {name.removeprefix('upstream:')[:64]!r}: upstream:<name> grants an upstream's tools."
+    return f"Unknown tool: {name}"

@@ -52,9 +52,10 @@ async def check_address(config: UpstreamConfig, policy: AddressPolicy) -> str | 
     addresses = [str(info[4][0]) for info in infos]
     for address in addresses:
         if not policy.allows(address):
+            where = address if address == host else f"{host} resolves to {address}, which"
             raise BlockedUpstream(
-                f"{host} resolves to {address}, which is not a public address; "
-                "set allow_private = true on this upstream, or list the network in upstream_allowed_networks"
+                f"{where} is not a public address: reached only by an upstream declared in settings with "
+                "allow_private = true, or once its network is in upstream_allowed_networks (read at start)"
             )
     if not addresses:
         raise BlockedUpstream(f"{host} resolves to no address")
