@@ -140,6 +140,7 @@ def create_app(
         refuse=identity.scope_refusal if identity is not None else forbid_tool,
         results=caches.results,
         validated=caches.validated,
+        why_absent=gateway.why_absent,
     )
     operations = KeyOperations(
         store=key_store,

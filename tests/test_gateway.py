@@ -311,7 +311,7 @@ async def test_an_upstreams_own_endpoint_names_its_tools_by_their_own_names_in_r
             with pytest.raises(MCPError) as forbidden:
                 await mcp.call_tool("add", {"a": 1, "b": 2})
             invalid = await mcp.call_tool("echo", {"text": 5})
-    assert unknown.value.error.message == "Unknown tool: nope"
+    assert unknown.value.error.message == "Unknown tool: nope (the upstream calc does not offer it)"
     assert forbidden.value.error.message == "This API key may not use the tool 'add'."
     assert invalid.is_error and invalid.content[0].text.startswith("Invalid arguments for echo: ")
     assert "calc__" not in str([unknown.value.error, forbidden.value.error, invalid.content])

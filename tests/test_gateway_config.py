@@ -50,6 +50,7 @@ from skywarden.tools.contract import ToolResult
 from tests.support.admin import create_key
 from tests.support.json_strategies import json_values
 from tests.support.logs import SECRETS
+from tests.support.mcp_helpers import modern_headers, modern_rpc
 from tests.support.server_process import free_port
 
 # A header's literal value and a URL's password: no message, repr or log line may show them.
@@ -614,6 +615,23 @@ async def gateway_down(make_client, make_settings):
     """A server whose upstream ``calc`` is down: nothing listens where it is (no process started)."""
     upstream = {"url": f"http://127.0.0.1:{free_port()}/mcp", "allow_private": True, "connect_timeout": 0.2}
     return await make_client(make_settings(upstreams={"calc": upstream}))
+
+
+@pytest.mark.parametrize(
+    ("enabled", "why"),
+    [(True, "the upstream calc is unavailable"), (False, "the upstream calc is disabled")],
+)
+async def test_a_tool_of_an_upstream_not_up_is_refused_saying_why(make_client, make_settings, enabled, why):
+    upstream = {"url": f"http://127.0.0.1:{free_port()}/mcp", "allow_private": True, "connect_timeout": 0.2}
+    client = await make_client(make_settings(upstreams={"calc": {**upstream, "enabled": enabled}}))
+    rest = await client.post("/api/mcp/tools/calc__add", json={"a": 1})
+    assert rest.status == 404 and (await rest.json())["detail"] == f"Unknown tool: calc__add ({why})"
+    for path, name in (("/mcp", "calc__add"), ("/mcp/u/calc", "add")):
+        message = modern_rpc("tools/call", {"name": name, "arguments": {}})
+        answer = await (await client.post(path, json=message, headers=modern_headers(message))).json()
+        assert answer["error"]["message"] == f"Unknown tool: {name} ({why})", answer
+    plain = await client.post("/api/mcp/tools/nope__add", json={})
+    assert (await plain.json())["detail"] == "Unknown tool: nope__add"  # no upstream of that name
 
 
 async def check_key_scopes(client) -> None:

@@ -60,8 +60,8 @@ Charger = Callable[[Principal, int], Awaitable[dict[str, str]]]
 
 
 class UnknownTool(ApiError):
-    def __init__(self, name: str) -> None:
-        super().__init__(UNKNOWN_TOOL, f"Unknown tool: {name[:MAX_NAME_SHOWN]}")
+    def __init__(self, name: str, why: str | None = None) -> None:
+        super().__init__(UNKNOWN_TOOL, f"Unknown tool: {name[:MAX_NAME_SHOWN]}" + (f" ({why})" if why else ""))
         self.name = name
 
 
@@ -144,6 +144,8 @@ class ToolPipeline:
     validated: TTLCache = field(default_factory=validated_arguments)
     # the runtime of a tool that joined after the app was built (an upstream's: it reads none of it)
     default_runtime: PluginRuntime = field(default_factory=lambda: PluginRuntime("", MappingProxyType({}), None))
+    # why a tool of this name is not offered now, when it may be later (an upstream's: starting, ...)
+    why_absent: Callable[[str], str | None] = lambda name: None
     _running: dict[str, int] = field(default_factory=dict)
     _loggers: dict[str, Any] = field(default_factory=dict)
 
@@ -153,9 +155,11 @@ class ToolPipeline:
     def authorize(self, name: Any, principal: Principal, shown: str | None = None) -> RegisteredTool:
         """Steps 1-2: the tool exists and this principal may use it. A refusal names the tool
         ``shown`` (how the endpoint names it: ``add`` at ``/mcp/u/calc`` for ``calc__add``)."""
-        tool = self.registry.get(name) if isinstance(name, str) else None
-        if tool is None:
+        if not isinstance(name, str):
             raise UnknownTool(shown if shown is not None else str(name))
+        tool = self.registry.get(name)
+        if tool is None:
+            raise UnknownTool(shown if shown is not None else name, self.why_absent(name))
         if not principal.allows(tool.grants):
             raise self.refuse(tool, principal, shown if shown is not None else tool.name)
         return tool

@@ -35,6 +35,14 @@ from skywarden.server.settings import Settings, SettingsError
 from skywarden.server.upstreams import StoredUpstreams, UpstreamConfig
 
 log = structlog.get_logger("skywarden.gateway")
+# An upstream's tool not offered now, by the upstream's state: what the refusal adds.
+ABSENT_BECAUSE = {
+    "starting": "the upstream {} is starting; retry in a moment",
+    "down": "the upstream {} is unavailable",
+    "disabled": "the upstream {} is disabled",
+    "unusable": "the upstream {} cannot be run by this server",
+    "up": "the upstream {} does not offer it",
+}
 STORE_POLL_SECONDS = 5.0  # stored upstreams are read this often besides the broadcast (CLI, workers without Redis)
 
 
@@ -85,6 +93,17 @@ class Gateway:
         cannot run it: the admin API says why)."""
         states = {c.name: self.status(c.name)["state"] for c in self.configs}
         return {**{name: "unusable" for name in self.unusable if name not in states}, **states}
+
+    def why_absent(self, tool: str) -> str | None:
+        """Why ``tool`` (``<upstream><separator><name>``) is not offered now, if it names an upstream."""
+        for config in self.configs:
+            if tool.startswith(f"{config.name}{self.separator}"):
+                state = self.status(config.name)["state"]
+                return ABSENT_BECAUSE.get(state, "").format(config.name) or None
+        for name in self.unusable:
+            if tool.startswith(f"{name}{self.separator}"):
+                return ABSENT_BECAUSE["unusable"].format(name)
+        return None
 
     def status(self, name: str) -> dict[str, Any]:
         """What the console and the admin API show of an upstream now."""

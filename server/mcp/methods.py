@@ -143,7 +143,7 @@ class McpMethods:
         if not isinstance(name, str):
             raise p.RpcError(p.INVALID_PARAMS, "params.name must be the name of a tool")
         if self.view.upstream is not None and self._shown_tool(name) is None:
-            raise UnknownTool(name)
+            raise UnknownTool(name, self.pipeline.why_absent(self.view.inside(name)))
         try:
             outcome = await self.pipeline.call(
                 self.view.inside(name),
