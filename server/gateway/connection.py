@@ -32,6 +32,7 @@ import structlog
 
 from skywarden.server.gateway.credentials import MissingSecret
 from skywarden.server.gateway.direct import (
+    ANSWER_TOO_LARGE,
     CALLER_META,
     LEGACY_VERSIONS,
     MAX_PROGRESS,
@@ -424,6 +425,10 @@ class UpstreamConnection:
             self._count_failure(client)
             return error_result(f"The upstream {self.name} did not answer within {self.config.timeout:g} s.")
         except Refused as exc:  # a JSON-RPC error: the upstream's, or the SDK's for a closed connection
+            if exc.code == ANSWER_TOO_LARGE:
+                limit = self.config.max_result_bytes
+                log.warning("upstream result too large", upstream=self.name, limit=limit)
+                return error_result(f"The upstream {self.name} answered with more than its limit of {limit} bytes.")
             if exc.code == CONNECTION_CLOSED:
                 self._suspect(client)
             return error_result(f"The upstream {self.name} refused the call: {redact_text(exc.message)}")

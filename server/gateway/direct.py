@@ -44,6 +44,11 @@ class Unusable(Exception):
     """The upstream's answer is not one Skywarden can pass on."""
 
 
+# The JSON-RPC error code a transport answers a call with in the upstream's stead when the
+# upstream's answer was over the bound and skipped (an HTTP+SSE event: sse_transport.py).
+ANSWER_TOO_LARGE = -32099
+
+
 class TooLarge(Exception):
     """An answer (or one event or line of it) over the upstream's bound, not read further:
     ``size`` is how much of it was known when reading stopped (at least the bound plus one)."""

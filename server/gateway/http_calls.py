@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,7 +46,7 @@ from skywarden.server.gateway.direct import (
     answer_of,
     identity_value,
 )
-from skywarden.server.gateway.lines import bounded_lines
+from skywarden.server.gateway.lines import SSE_FIELD_ROOM, bounded_lines, lf_ended
 from skywarden.server.http.response_body import ResponseTooLarge, read_response_body
 from skywarden.server.jsonutil import dumps, loads_exact
 from skywarden.server.upstreams import UpstreamConfig
@@ -56,7 +56,6 @@ log = structlog.get_logger("skywarden.gateway")
 SESSION_HEADER = "mcp-session-id"
 PROTOCOL_HEADER = "mcp-protocol-version"
 POOL_SIZE = 100  # connections to one upstream at most
-SSE_FIELD_ROOM = 1024  # what a line of an event may hold besides its data (``data: ``, ``id: ...``)
 NOT_RUN = frozenset({400, 404, 405, 406, 415})  # the request's form refused: the SDK makes the call
 MAX_ANSWERS_IN_FLIGHT = 16  # answers to the upstream's requests (pings) being sent at once
 MessageHandler = Callable[[Any], Awaitable[None]]
@@ -274,7 +273,7 @@ async def _events(content: Any, limit: int) -> AsyncIterator[bytes]:
 
     data: list[bytes] = []
     size = 0
-    async for line in bounded_lines(_lf_ended(content.iter_any()), limit + SSE_FIELD_ROOM, too_long):
+    async for line in bounded_lines(lf_ended(content.iter_any()), limit + SSE_FIELD_ROOM, too_long):
         if not line:
             if any(data):  # an event with no data (a stream's priming event) says nothing
                 yield b"\n".join(data)
@@ -287,15 +286,3 @@ async def _events(content: Any, limit: int) -> AsyncIterator[bytes]:
             data.append(value)
     if any(data):
         yield b"\n".join(data)
-
-
-async def _lf_ended(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """``chunks`` with each line end of SSE (CRLF, LF or a bare CR) as LF, however they are cut."""
-    after_cr = False
-    async for chunk in chunks:
-        if not chunk:
-            continue
-        if after_cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]  # the LF of a CRLF cut in two: its CR was the line end
-        after_cr = chunk.endswith(b"\r")
-        yield chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")

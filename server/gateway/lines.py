@@ -1,11 +1,12 @@
 """Lines of a stream an upstream sends (a stdio upstream's output, an SSE answer), each bounded:
-a line longer than the bound is skipped as it arrives, never held whole."""
+a line longer than the bound is skipped as it arrives, never held whole; and SSE's line ends."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 KEPT_OF_A_LONG_LINE = 4096  # the start of a line over the bound, handed on to say whose it was
+SSE_FIELD_ROOM = 1024  # what a line of an SSE event may hold besides its data (``data: ``, ``id: ...``)
 
 
 async def bounded_lines(
@@ -34,3 +35,15 @@ async def bounded_lines(
                 yield parts[0] if len(parts) == 1 else b"".join(parts)
             parts, size, skipping = [], 0, False
             start = end + 1
+
+
+async def lf_ended(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """``chunks`` with each line end of SSE (CRLF, LF or a bare CR) as LF, however they are cut."""
+    after_cr = False
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        if after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]  # the LF of a CRLF cut in two: its CR was the line end
+        after_cr = chunk.endswith(b"\r")
+        yield chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")

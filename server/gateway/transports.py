@@ -1,6 +1,6 @@
 """The official MCP SDK's client for one upstream: stdio (under the orphan guard, over Skywarden's
-own pipes: stdio_pipes.py), Streamable HTTP or HTTP+SSE (the SDK's transports), with the
-upstream's own headers and nothing of the caller's.
+own pipes: stdio_pipes.py), Streamable HTTP (the SDK's transport) or HTTP+SSE (Skywarden's,
+each event bounded: sse_transport.py), with the upstream's own headers and nothing of the caller's.
 
 An HTTP upstream's address is checked before each connection: public addresses only, unless the
 upstream has ``allow_private`` or the address is in ``upstream_allowed_networks``.
@@ -125,19 +125,10 @@ def client_for(
         return httpx2.AsyncClient(follow_redirects=False, event_hooks=hooks, transport=bounded, **options)
 
     if config.transport == "sse":
-        from mcp.client.sse import sse_client
+        from skywarden.server.gateway.sse_transport import sse_transport
 
-        def factory(headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None) -> httpx2.AsyncClient:
-            return http_client(headers=headers, timeout=timeout, auth=auth)
-
-        transport = sse_client(
-            config.url,
-            headers=headers,
-            timeout=config.connect_timeout,
-            sse_read_timeout=max(config.timeout, 300.0),
-            httpx_client_factory=factory,
-        )
-        return Transport(Client(watched(bounded_requests(transport), ended), **{**common, "mode": "legacy"}))
+        stream = sse_transport(config.url, http_client(headers=headers, timeout=timeout), events)
+        return Transport(Client(watched(bounded_requests(stream), ended), **{**common, "mode": "legacy"}))
     from mcp.client.streamable_http import streamable_http_client
 
     direct = HttpCalls(config, headers, pinned, events, message_handler)
