@@ -377,17 +377,27 @@ class Settings:
         parse_database_url,
         "key store URL: sqlite:///path or postgresql://user@host:port/db; empty = sqlite:///<data_dir>/skywarden.db",
     )
-    upstream_timeout: float = _setting(10.0, _positive_float, "total timeout of one upstream request, seconds")
-    upstream_max_connections: int = _setting(20, _int_range(1, 1000), "connection pool size for upstream calls")
-    upstream_max_bytes: int = _setting(
-        4 * 1024 * 1024, _int_range(1024, 256 * 1024 * 1024), "largest upstream answer accepted, bytes"
+    upstream_timeout: float = _setting(
+        10.0,
+        _positive_float,
+        "total timeout of one request to a plugin's HTTP API, seconds (gateway upstreams: their own timeout)",
     )
-    upstream_cache_entries: int = _setting(512, _int_range(0, 100_000), "upstream answers kept in the cache")
+    upstream_max_connections: int = _setting(
+        20, _int_range(1, 1000), "connection pool size for the HTTP APIs plugins call"
+    )
+    upstream_max_bytes: int = _setting(
+        4 * 1024 * 1024,
+        _int_range(1024, 256 * 1024 * 1024),
+        "largest answer of a plugin's HTTP API accepted, bytes (gateway upstreams: max_result_bytes)",
+    )
+    upstream_cache_entries: int = _setting(
+        512, _int_range(0, 100_000), "answers of the HTTP APIs plugins call kept in the cache"
+    )
     upstream_allowed_networks: tuple[str, ...] = _setting(
         (),
         _networks,
-        "comma-separated addresses/networks plugins may call besides public ones (e.g. 10.0.0.0/8); "
-        "a plugin's own URL settings are always allowed",
+        "comma-separated addresses/networks plugins and gateway upstreams may reach besides public ones "
+        "(e.g. 10.0.0.0/8); a plugin's own URL settings are always allowed; read at start",
     )
     tool_result_cache_entries: int = _setting(
         1024,

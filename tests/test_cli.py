@@ -6,10 +6,12 @@ import asyncio
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from skywarden.server.settings import load_settings
 from tests.support.admin import ADMIN_HEADERS, ADMIN_TOKEN
 from tests.support.logs import SECRETS
 from tests.support.server_process import start_server
@@ -158,3 +160,21 @@ def test_a_short_admin_token_names_its_source(tmp_path):
     result = run_cli("serve", "--data-dir", str(tmp_path), env=_clean_env(SKYWARDEN_ADMIN_TOKEN="short"))
     assert result.returncode == 2 and "SKYWARDEN_ADMIN_TOKEN" in result.stderr and "at least 32" in result.stderr
     assert "short" not in result.stderr.replace("SKYWARDEN", "")
+
+
+@pytest.mark.parametrize(
+    ("database_url", "shown"),
+    [
+        ("sqlite:///relative/keys.db", str((Path.cwd() / "relative" / "keys.db").resolve())),
+        ("postgresql://skw:hunter2-secret@db.internal:5432/keys?sslmode=require&password=x", None),
+    ],
+)
+def test_the_start_up_line_says_where_the_keys_are_and_never_a_password(database_url, shown):
+    from skywarden.server.cli.serve import mode
+
+    settings = load_settings(cli={"database_url": database_url}, environ={})
+    where = mode(settings)["store_at"]
+    if shown is not None:
+        assert where == shown
+    else:
+        assert where == "postgresql://skw@db.internal:5432/keys?sslmode=require"

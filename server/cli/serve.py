@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -22,6 +23,7 @@ from aiohttp import web
 from skywarden.server import __version__
 from skywarden.server.app import create_app
 from skywarden.server.auth.credentials import prepare_credentials
+from skywarden.server.auth.store_urls import SQLITE_SCHEME, display_url
 from skywarden.server.cli.discovery import replay_logged
 from skywarden.server.cli.tls import server_ssl_context
 from skywarden.server.http.connections import GuardedAppRunner
@@ -40,12 +42,20 @@ def mode(settings: Settings) -> dict[str, object]:
     described: dict[str, object] = {
         "event_loop": event_loop_name(settings),
         "store": settings.resolved_database_url.split(":", 1)[0],
+        "store_at": _store_at(settings.resolved_database_url),
         "shared_state": "redis" if settings.redis_url else "in-process",
         "workers": settings.workers,
     }
     if settings.workers > 1 and not settings.redis_url:
         described["per_worker"] = "rate limits and sessions; verified keys are not cached (set redis_url to share)"
     return described
+
+
+def _store_at(database_url: str) -> str:
+    """Where the keys are: a SQLite file's absolute path (``data_dir`` is relative to the folder
+    the server starts in), a server database's URL without its password."""
+    shown = display_url(database_url)
+    return str(Path(shown).resolve()) if database_url.startswith(SQLITE_SCHEME) else shown
 
 
 def cannot_listen(settings: Settings, exc: OSError) -> StartError:
