@@ -634,6 +634,25 @@ async def test_a_tool_of_an_upstream_not_up_is_refused_saying_why(make_client, m
     assert (await plain.json())["detail"] == "Unknown tool: nope__add"  # no upstream of that name
 
 
+async def test_a_remote_upstream_that_cannot_be_reached_is_named_by_its_origin(
+    make_client, make_settings, aiohttp_server
+):
+    from aiohttp import web
+
+    from skywarden.server.appkeys import GATEWAY
+
+    port = free_port()
+    nowhere = {"url": f"http://127.0.0.1:{port}/mcp?token=in-the-url", "allow_private": True, "connect_timeout": 0.5}
+    not_mcp = await aiohttp_server(web.Application())  # answers 404 to everything
+    wrong_path = {"url": str(not_mcp.make_url("/")), "allow_private": True, "connect_timeout": 2}
+    client = await make_client(make_settings(upstreams={"nowhere": nowhere, "wrong": wrong_path}))
+    connections = client.server.app[GATEWAY].connections
+    refused = connections["nowhere"].figures.last_error
+    assert refused.startswith(f"http://127.0.0.1:{port}: ") and "in-the-url" not in refused, refused
+    not_found = connections["wrong"].figures.last_error
+    assert not_found.startswith(f"http://127.0.0.1:{not_mcp.port}: ") and "such as /mcp?" in not_found, not_found
+
+
 async def check_key_scopes(client) -> None:
     for scopes in (["calc__add"], ["upstream:calc"], ["calc__*"], ["calc__not-listed-yet", "get_forecast"]):
         assert (await create_key(client.admin, scopes=scopes))["scopes"] == scopes

@@ -23,10 +23,12 @@ import contextlib
 import contextvars
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -242,6 +244,8 @@ class UpstreamConnection:
             except BaseException as exc:
                 if self._stderr and not isinstance(exc, asyncio.CancelledError):
                     raise ConnectFailed(f"{_describe(exc)} (its last line on stderr: {self._stderr[0]})") from None
+                if self.config.url and isinstance(exc, Exception) and not isinstance(exc, ConnectFailed):
+                    raise ConnectFailed(_remote_failure(self.config.url, exc)) from None
                 raise
             self._client = client
             self._calls = transport.calls
@@ -525,6 +529,21 @@ def _error_text(reason: str) -> str:
     stderr, an error's text), so its credentials are redacted, before it is cut: ``last_error`` is
     shown to admins, and the log's ``reason`` field is never redacted."""
     return redact_text(reason)[:MAX_ERROR_TEXT]
+
+
+def _remote_failure(url: str, exc: BaseException) -> str:
+    """A remote upstream's failure to connect, naming where (its origin: a URL's path or query may
+    hold a credential), with a hint when the address answered but is no MCP endpoint."""
+    reason = _describe(exc)
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, MissingSecret | BlockedUpstream):
+        return reason
+    parts = urlsplit(url)
+    hint = ""
+    if re.search(r"\b(404|405|Not Found|Method Not Allowed)\b", reason):
+        hint = " (is the URL the server's MCP endpoint, such as /mcp?)"
+    return f"{parts.scheme}://{parts.netloc}: {reason}{hint}"[: MAX_ERROR_TEXT + 100]
 
 
 def _describe(exc: BaseException) -> str:
