@@ -510,6 +510,17 @@ async def test_requests_from_an_upstream_that_never_reads_the_answers_are_held_a
     assert raw.connection.figures.state == "up"
 
 
+async def test_the_tools_option_offers_those_named_and_warns_of_a_name_the_upstream_lacks(make_client, make_settings):
+    client = await make_client(make_settings(upstreams={"raw": {**raw_upstream(), "tools": ["echo", "ecko"]}}))
+    names = [
+        t["name"] for t in (await (await client.get("/api/mcp/tools")).json())["tools"] if t["name"].startswith("raw")
+    ]
+    assert names == ["raw__echo"]
+    events = [e for e in drain_logs() if e.get("upstream") == "raw"]
+    assert [e["tools"] for e in events if e.get("event") == "upstream connected"][-1] == 1
+    assert [e["tools"] for e in events if "does not offer tools" in e.get("event", "")][-1] == ["ecko"]
+
+
 async def test_a_tool_larger_than_the_bound_is_left_out_and_the_rest_listed(make_client, make_settings):
     client = await make_client(make_settings(upstreams={"raw": raw_upstream("many")}))
     names = {t["name"] for t in (await (await client.get("/api/mcp/tools")).json())["tools"]}

@@ -254,7 +254,7 @@ class UpstreamConnection:
             self._set_state("up")
             self.figures.last_error = ""
             self._publish(tools)
-            self.log.info("upstream connected", tools=len(tools), transport=self.config.transport)
+            self.log.info("upstream connected", tools=self.figures.tools, transport=self.config.transport)
             self.first_attempt.set()
             listening = asyncio.create_task(self._listen(client))
             try:
@@ -358,6 +358,9 @@ class UpstreamConnection:
     def _publish(self, listed: list[dict[str, Any]]) -> None:
         self._listed = listed
         wanted = set(self.config.tools)
+        missing = sorted(wanted - {tool.get("name") for tool in listed})
+        if missing:
+            self.log.warning("upstream does not offer tools its 'tools' option names", tools=missing[:20])
         made = []
         for tool in listed:
             if wanted and tool.get("name") not in wanted:
