@@ -468,8 +468,9 @@ async def test_a_stdio_call_is_written_beside_the_sdks_session_and_cancelled_whe
 
 
 async def test_a_stdio_line_over_the_bound_is_skipped_as_it_arrives_and_its_call_fails(raw):
-    body = await (await call(raw, "raw__long", {})).json()
-    assert body["content"][0]["text"] == "The upstream raw answered with more than its limit of 1048576 bytes."
+    for tool in ("raw__long", "raw__long_last"):  # whether the line names its call first or last
+        body = await (await call(raw, tool, {})).json()
+        assert body["content"][0]["text"] == "The upstream raw answered with more than its limit of 1048576 bytes."
     body = await (await call(raw, "raw__long_note", {})).json()
     assert body["content"][0]["text"] == "after the long line"
     assert raw.connection.figures.connects == 1 and raw.connection.figures.state == "up"

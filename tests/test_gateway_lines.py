@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skywarden.server.gateway.lines import KEPT_OF_A_LONG_LINE, bounded_lines
+from skywarden.server.gateway.lines import KEPT_OF_A_LINES_END, KEPT_OF_A_LONG_LINE, bounded_lines
 from skywarden.server.gateway.stdio_calls import StdioCalls
 from skywarden.server.gateway.stdio_pipes import _lines, _stop
 
@@ -132,3 +132,23 @@ def test_a_long_line_over_pieces_keeps_only_its_start(pieces):
     """Passed the bound in the piece that ends it or before: either way its start is the first
     ``KEPT_OF_A_LONG_LINE`` bytes, its size what was seen, and the next line comes out whole."""
     assert cut_lines(pieces, 10_000) == [Skipped(b"a" * KEPT_OF_A_LONG_LINE, 12_000), b"next"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=LIMIT + 1, max_size=3 * KEPT_OF_A_LINES_END), st.lists(st.integers(min_value=0), max_size=10))
+def test_a_skipped_lines_end_and_whole_size_are_told_when_it_ends(long, cuts):
+    """Whatever the pieces, ``skipped`` gets the line's last ``KEPT_OF_A_LINES_END`` bytes and its
+    size once its end arrives (an answer may name its call last), and nothing for a kept line."""
+    long = long.replace(b"\n", b"-")
+    ends: list[tuple[bytes, int]] = []
+
+    async def run() -> list[bytes]:
+        async def chunks() -> AsyncIterator[bytes]:
+            for piece in cut(b"short\n" + long + b"\nafter\n", cuts):
+                yield piece
+
+        skipped = lambda end, size: ends.append((end, size))  # noqa: E731
+        return [line async for line in bounded_lines(chunks(), LIMIT, lambda start, size: None, skipped)]
+
+    assert asyncio.run(run()) == [b"short", b"after"]
+    assert ends == [(long[-KEPT_OF_A_LINES_END:], len(long))]

@@ -38,6 +38,8 @@ from skywarden.server.gateway.direct import (
     CALLER_META,
     LEGACY_VERSIONS,
     MAX_PROGRESS,
+    NOT_SENT,
+    SKYWARDEN_FAILURE,
     CallBroken,
     DirectCalls,
     Fallback,
@@ -432,10 +434,14 @@ class UpstreamConnection:
             self._count_failure(client)
             return error_result(f"The upstream {self.name} did not answer within {self.config.timeout:g} s.")
         except Refused as exc:  # a JSON-RPC error: the upstream's, or the SDK's for a closed connection
-            if exc.code == ANSWER_TOO_LARGE:
+            if exc.failure == ANSWER_TOO_LARGE:
                 limit = self.config.max_result_bytes
                 log.warning("upstream result too large", upstream=self.name, limit=limit)
                 return error_result(f"The upstream {self.name} answered with more than its limit of {limit} bytes.")
+            if exc.failure == NOT_SENT:
+                self._count_failure(client)
+                self.log.warning("upstream call failed", tool=tool, error=exc.message)
+                return error_result(f"The upstream {self.name} failed during the call; the error was logged.")
             if exc.code == CONNECTION_CLOSED:
                 self._suspect(client)
             return error_result(f"The upstream {self.name} refused the call: {redact_text(exc.message)}")
@@ -481,7 +487,11 @@ class UpstreamConnection:
             refusal = _refusal_of(exc)
             if refusal is None or self._lost.is_set():
                 raise
-            raise Refused(getattr(exc.error, "code", 0), refusal) from None  # type: ignore[attr-defined]
+            error = exc.error  # type: ignore[attr-defined]
+            data = getattr(error, "data", None)
+            made_here = self.config.transport == "sse"  # the one transport that answers in the upstream's stead
+            failure = data.get(SKYWARDEN_FAILURE) if isinstance(data, dict) and made_here else None
+            raise Refused(getattr(error, "code", 0), refusal, failure) from None
         body = answer.model_dump(by_alias=True, exclude_none=True, mode="json")
         result = ToolResult(
             content=list(body.get("content") or []),
@@ -519,12 +529,14 @@ class ConnectFailed(Exception):
 
 
 class Refused(Exception):
-    """A JSON-RPC error answered to a call: its code and message."""
+    """A JSON-RPC error answered to a call: its code and message; ``failure`` when the transport
+    answered it in the upstream's stead (``SKYWARDEN_FAILURE``)."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, failure: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.failure = failure
 
 
 def _error_text(reason: str) -> str:

@@ -44,9 +44,12 @@ class Unusable(Exception):
     """The upstream's answer is not one Skywarden can pass on."""
 
 
-# The JSON-RPC error code a transport answers a call with in the upstream's stead when the
-# upstream's answer was over the bound and skipped (an HTTP+SSE event: sse_transport.py).
-ANSWER_TOO_LARGE = -32099
+# A call a transport failed in the upstream's stead (HTTP+SSE: sse_transport.py) is answered with
+# a JSON-RPC error whose data says why under SKYWARDEN_FAILURE: the answer was over the bound
+# and skipped, or the call could not be sent.
+SKYWARDEN_FAILURE = "skywardenFailure"
+ANSWER_TOO_LARGE = "answer-too-large"
+NOT_SENT = "not-sent"
 
 
 class TooLarge(Exception):

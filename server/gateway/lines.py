@@ -6,33 +6,47 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 KEPT_OF_A_LONG_LINE = 4096  # the start of a line over the bound, handed on to say whose it was
+KEPT_OF_A_LINES_END = 256  # and its end, for an answer that names its call last
 SSE_FIELD_ROOM = 1024  # what a line of an SSE event may hold besides its data (``data: ``, ``id: ...``)
 
 
 async def bounded_lines(
-    chunks: AsyncIterable[bytes], limit: int, too_long: Callable[[bytes, int], None]
+    chunks: AsyncIterable[bytes],
+    limit: int,
+    too_long: Callable[[bytes, int], None],
+    skipped: Callable[[bytes, int], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """Each complete line (ended by ``\\n``, given without it) of ``chunks``, at most ``limit``
     bytes. Past that a line is skipped to its end, and ``too_long`` gets its start and the size
-    seen (it may raise to stop reading). A last line without its end is no line."""
+    seen (it may raise to stop reading); at its end ``skipped`` (if given) gets its last
+    ``KEPT_OF_A_LINES_END`` bytes and its whole size (an answer may name its call last). A last
+    line without its end is no line."""
     parts: list[bytes] = []
     size = 0
     skipping = False
+    tail = b""
     async for chunk in chunks:
         start = 0
         while start <= len(chunk):
             end = chunk.find(b"\n", start)
             piece = chunk[start:] if end < 0 else chunk[start:end]
-            if not skipping:
+            if skipping:
+                size += len(piece)
+                if skipped is not None:
+                    tail = (tail + piece)[-KEPT_OF_A_LINES_END:]
+            else:
                 parts.append(piece)
                 size += len(piece)
                 if size > limit:
-                    too_long(b"".join(parts)[:KEPT_OF_A_LONG_LINE], size)
-                    parts, size, skipping = [], 0, True
+                    line = b"".join(parts)
+                    too_long(line[:KEPT_OF_A_LONG_LINE], size)
+                    parts, skipping, tail = [], True, line[-KEPT_OF_A_LINES_END:]
             if end < 0:
                 break
             if not skipping:
                 yield parts[0] if len(parts) == 1 else b"".join(parts)
+            elif skipped is not None:
+                skipped(tail, size)
             parts, size, skipping = [], 0, False
             start = end + 1
 

@@ -12,14 +12,21 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import anyio
 import structlog
 
-from skywarden.server.gateway.direct import ANSWER_TOO_LARGE
-from skywarden.server.gateway.lines import KEPT_OF_A_LONG_LINE, SSE_FIELD_ROOM, bounded_lines, lf_ended
+from skywarden.server.gateway.direct import ANSWER_TOO_LARGE, NOT_SENT, SKYWARDEN_FAILURE
+from skywarden.server.gateway.lines import (
+    KEPT_OF_A_LINES_END,
+    KEPT_OF_A_LONG_LINE,
+    SSE_FIELD_ROOM,
+    bounded_lines,
+    lf_ended,
+)
 from skywarden.server.jsonutil import dumps
 
 log = structlog.get_logger("skywarden.gateway")
@@ -27,9 +34,38 @@ log = structlog.get_logger("skywarden.gateway")
 MAX_ENDPOINT = 2048  # the endpoint event's URL
 INTERNAL_ERROR = -32603
 JSON_BODY = {"Content-Type": "application/json"}
-# The id of the answer an event starts with (the SDKs write it before the result): a number or a
-# string, found only before the answer's own members begin.
-_ANSWER_ID = re.compile(rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,18}|"[^"\\]{1,200}")')
+_ID = rb'(-?\d{1,18}|"[^"\\]{1,200}")'
+# The id of an answer over the bound: first, before its result (the Python SDK), or last, after
+# it (the TypeScript SDK); never one of a request (``method``) nor one inside the result.
+_VERSION = rb'(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?'
+_ANSWER_ID_FIRST = re.compile(
+    rb"^\s*\{\s*" + _VERSION + rb'"id"\s*:\s*' + _ID + rb"\s*,\s*" + _VERSION + rb'"(?:result|error)"'
+)
+_ANSWER_FIRST = re.compile(rb'^\s*\{\s*"(?:result|error)"\s*:')
+_ID_LAST = re.compile(rb'"id"\s*:\s*' + _ID + rb"\s*\}\s*$")
+
+
+@dataclass
+class Event:
+    """An SSE event: its type, and its data (``data:`` lines joined). One ``over`` the bound keeps
+    only the start of its data, and its ``end``; its size then is what was seen of it."""
+
+    kind: str
+    data: bytes
+    size: int
+    over: bool = False
+    end: bytes = b""
+
+
+def answer_id(event: Event) -> Any:
+    """The id of the answer an event over the bound was, or None."""
+    found = _ANSWER_ID_FIRST.match(event.data)
+    if found is None and _ANSWER_FIRST.match(event.data):
+        found = _ID_LAST.search(event.end)
+    if found is None:
+        return None
+    text = found[1].decode()
+    return text[1:-1] if text.startswith('"') else int(text)
 
 
 @contextlib.asynccontextmanager
@@ -39,8 +75,9 @@ async def sse_transport(url: str, client: Any, limit: int) -> AsyncIterator[tupl
     from mcp.shared.message import SessionMessage
     from mcp.types import ErrorData, JSONRPCError, jsonrpc_message_adapter
 
-    def error_answer(request_id: Any, text: str, code: int = INTERNAL_ERROR) -> Any:
-        return SessionMessage(JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=code, message=text)))
+    def failed(request_id: Any, text: str, why: str) -> Any:
+        error = ErrorData(code=INTERNAL_ERROR, message=text, data={SKYWARDEN_FAILURE: why})
+        return SessionMessage(JSONRPCError(jsonrpc="2.0", id=request_id, error=error))
 
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(client)
@@ -49,41 +86,37 @@ async def sse_transport(url: str, client: Any, limit: int) -> AsyncIterator[tupl
         response.raise_for_status()
         to_session, read_stream = anyio.create_memory_object_stream[Any](0)
         write_stream, from_session = anyio.create_memory_object_stream[Any](0)
+        for stream in (to_session, read_stream, write_stream, from_session):
+            await stack.enter_async_context(stream)
         endpoint: list[str] = []
         broke: list[str] = []  # why the stream ended, if it broke
         found = anyio.Event()
 
-        async def deliver(event: str, data: bytes) -> None:
-            if event == "endpoint":
-                target = urljoin(url, data.decode("utf-8", "replace").strip()[:MAX_ENDPOINT])
-                if not _same_origin(url, target):
-                    raise ValueError("the upstream's endpoint event names another origin")
+        async def deliver(event: Event) -> None:
+            if event.kind == "endpoint":
+                text = event.data.decode("utf-8", "replace").strip()
+                target = urljoin(url, text)
+                if len(text) > MAX_ENDPOINT or not _same_origin(url, target):
+                    raise ValueError("the upstream's endpoint event names another origin, or is too long")
                 endpoint[:] = [target]
                 found.set()
-            elif event == "message" and data:
+            elif event.kind == "message" and event.data:
                 try:
-                    message: Any = SessionMessage(jsonrpc_message_adapter.validate_json(data, by_name=False))
+                    message: Any = SessionMessage(jsonrpc_message_adapter.validate_json(event.data, by_name=False))
                 except ValueError as exc:
                     message = exc
                 await to_session.send(message)
 
-        async def too_long(event: str, start: bytes, size: int) -> None:
-            log.warning("upstream event over the bound skipped", limit=limit, bytes_seen=size)
-            answer = _ANSWER_ID.match(start) if event == "message" else None
-            if answer is not None:
-                request_id = answer[1].decode()
-                text = f"an answer of more than {limit} bytes"
-                await to_session.send(
-                    error_answer(int(request_id) if request_id[0] != '"' else request_id[1:-1], text, ANSWER_TOO_LARGE)
-                )
+        async def too_long(event: Event) -> None:
+            log.warning("upstream event over the bound skipped", limit=limit, bytes_seen=event.size)
+            request_id = answer_id(event) if event.kind == "message" else None
+            if request_id is not None:
+                await to_session.send(failed(request_id, f"an answer of more than {limit} bytes", ANSWER_TOO_LARGE))
 
         async def read() -> None:
             try:
-                async for event, data, size in _events(response.aiter_bytes(), limit):
-                    if size > limit:
-                        await too_long(event, data, size)
-                    else:
-                        await deliver(event, data)
+                async for event in _events(response.aiter_bytes(), limit):
+                    await (too_long(event) if event.over else deliver(event))
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return
             except Exception as exc:  # the stream broke: the session sees its end
@@ -98,16 +131,14 @@ async def sse_transport(url: str, client: Any, limit: int) -> AsyncIterator[tupl
                 message = item.message
                 body = message.model_dump(by_alias=True, mode="json", exclude_unset=True)
                 try:
-                    answer = await client.post(
-                        endpoint[0], content=dumps(body), headers={"Content-Type": "application/json"}
-                    )
+                    answer = await client.post(endpoint[0], content=dumps(body), headers=JSON_BODY)
                     answer.raise_for_status()
                 except Exception as exc:
                     request_id = getattr(message, "id", None)
-                    text = f"Skywarden could not send it: {type(exc).__name__}"
                     if getattr(message, "method", None) is not None and request_id is not None:
+                        text = f"it could not be sent to the upstream ({type(exc).__name__})"
                         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                            await to_session.send(error_answer(request_id, text))
+                            await to_session.send(failed(request_id, text, NOT_SENT))
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(read)
@@ -121,41 +152,53 @@ async def sse_transport(url: str, client: Any, limit: int) -> AsyncIterator[tupl
                 yield read_stream, write_stream
             finally:
                 tasks.cancel_scope.cancel()
-                write_stream.close()
-                read_stream.close()
 
 
-async def _events(chunks: Any, limit: int) -> AsyncIterator[tuple[str, bytes, int]]:
-    """Each event of an SSE stream: its type (``message`` unless named), its data (``data:`` lines
-    joined) and the data's size. Data over ``limit`` is not kept: such an event comes with the
-    start of its data (``KEPT_OF_A_LONG_LINE`` bytes) and a size over ``limit``. An event the
-    stream ends in the middle of is no event."""
-    event, kept, size = "message", bytearray(), 0
+async def _events(chunks: Any, limit: int) -> AsyncIterator[Event]:
+    """Each event of an SSE stream (``message`` unless named). Data over ``limit`` is not kept:
+    such an event keeps its data's first ``KEPT_OF_A_LONG_LINE`` and last ``KEPT_OF_A_LINES_END``
+    bytes. An event the stream ends in the middle of is no event."""
+    kind, kept, size, end = "message", bytearray(), 0, b""
+    long_data = 0  # the size seen of a data line being skipped, while one is
 
-    def keep(value: bytes) -> None:
-        nonlocal size
-        if kept or size:
-            kept.extend(b"\n")
-        size += len(value) + (1 if size else 0)
-        room = (limit if size <= limit else KEPT_OF_A_LONG_LINE) - len(kept)
-        if room > 0:
-            kept.extend(value[:room])
+    def data(value: bytes, whole: int) -> None:
+        """A ``data:`` line's value (of ``whole`` bytes: a skipped line's is only its start)."""
+        nonlocal size, end
+        joined = b"\n" + value if size else value
+        size += whole + (1 if size else 0)
+        if size <= limit:
+            kept.extend(joined)
+            return
+        room = KEPT_OF_A_LONG_LINE - len(kept)
+        if room < 0:
+            del kept[KEPT_OF_A_LONG_LINE:]
+        elif room > 0:
+            kept.extend(joined[:room])
+        end = (end + joined)[-KEPT_OF_A_LINES_END:]
 
     def long_line(start: bytes, seen: int) -> None:
-        nonlocal size
+        nonlocal long_data
         if start.startswith(b"data:"):
-            keep(start[5:].removeprefix(b" "))
-            size = max(size, limit + 1) + seen
+            data(start[5:].removeprefix(b" "), seen)
+            long_data = seen
 
-    async for line in bounded_lines(lf_ended(chunks), limit + SSE_FIELD_ROOM, long_line):
+    def long_line_ended(tail: bytes, whole: int) -> None:
+        nonlocal end, size, long_data
+        if long_data:  # the end of the data line skipped is the event's end so far
+            end = tail
+            size += whole - long_data
+            long_data = 0
+
+    async for line in bounded_lines(lf_ended(chunks), limit + SSE_FIELD_ROOM, long_line, long_line_ended):
         if not line:
             if size:
-                yield event, bytes(kept if size <= limit else kept[:KEPT_OF_A_LONG_LINE]), size
-            event, kept, size = "message", bytearray(), 0
+                yield Event(kind, bytes(kept), size, size > limit, end)
+            kind, kept, size, end = "message", bytearray(), 0, b""
         elif line.startswith(b"data:"):
-            keep(line[5:].removeprefix(b" "))
+            value = line[5:].removeprefix(b" ")
+            data(value, len(value))
         elif line.startswith(b"event:"):
-            event = line[6:].strip().decode("utf-8", "replace")[:64]
+            kind = line[6:].strip().decode("utf-8", "replace")[:64]
 
 
 def _same_origin(url: str, other: str) -> bool:

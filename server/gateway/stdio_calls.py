@@ -28,6 +28,7 @@ from skywarden.server.jsonutil import dumps
 
 Write = Callable[[bytes], None]
 _ID = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9-]{1,80})"')
+_ID_AT_END = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9-]{1,80})"\s*\}\s*$')
 
 
 class StdioCalls:
@@ -55,6 +56,12 @@ class StdioCalls:
         """A line over the bound, of which only ``start`` was kept: the call it answers fails with
         ``TooLarge``."""
         return self._fail_by_id(start, TooLarge(size))
+
+    def too_long_ended(self, end: bytes, size: int) -> bool:
+        """The end of such a line: the call it answers fails, if the line names it last (as the
+        TypeScript SDK writes an answer: the result, then ``jsonrpc`` and ``id``)."""
+        found = _ID_AT_END.search(end)
+        return found is not None and self.calls.answer(found.group(1).decode(), TooLarge(size))
 
     def unreadable(self, line: bytes, reason: str) -> bool:
         """A line that is no JSON Skywarden can read (a number too large, ...): the call it answers

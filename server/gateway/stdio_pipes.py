@@ -163,7 +163,10 @@ async def _lines(stdout: asyncio.StreamReader, limit: int, calls: StdioCalls) ->
         if not calls.too_long(start, size):
             log.warning("upstream line over the bound skipped", limit=limit)
 
-    async for line in bounded_lines(chunks(), limit, too_long):
+    def ended(end: bytes, size: int) -> None:
+        calls.too_long_ended(end, size)
+
+    async for line in bounded_lines(chunks(), limit, too_long, ended):
         if line.strip():
             yield line
 

@@ -24,14 +24,15 @@ class CaptureStream:
         return None
 
     def events(self) -> list[dict]:
-        for line in self.lines[self._parsed :]:
+        written = len(self.lines)  # the background sink's thread may append while these are parsed
+        for line in self.lines[self._parsed : written]:
             try:
                 event = json.loads(line)
             except ValueError:
                 event = None
             if isinstance(event, dict):
                 self._events.append(event)
-        self._parsed = len(self.lines)
+        self._parsed = written
         return [dict(event) for event in self._events]
 
 

@@ -5,7 +5,7 @@ Tools: ``echo``; ``outs`` answers structured content its output schema refuses; 
 the JSON-RPC error the SDK uses for a closed connection; ``flood`` sends 5,000 progress
 notifications with long messages before its answer; ``request_id`` answers its request's id,
 ``hold`` never answers, and ``cancelled`` answers the ids of the calls cancelled so far; ``long``
-answers on a line of 5 MB, ``long_note`` writes a 5 MB line before its answer; ``deaf``
+answers on a line of 5 MB (``long_last`` too, its id last), ``long_note`` writes a 5 MB line before its answer; ``deaf``
 answers, then reads nothing more; ``asks`` sends Skywarden 3,000 requests before its answer,
 then reads nothing more; ``pings`` pings Skywarden and answers what came back. With
 ``stubborn`` it ignores the end of its input (and SIGTERM), so only its process group's end
@@ -34,6 +34,7 @@ TOOLS = [
     {"name": "cancelled", "inputSchema": {"type": "object"}},
     {"name": "long", "inputSchema": {"type": "object"}},
     {"name": "long_note", "inputSchema": {"type": "object"}},
+    {"name": "long_last", "inputSchema": {"type": "object"}},
     {"name": "deaf", "inputSchema": {"type": "object"}},
     {"name": "asks", "inputSchema": {"type": "object"}},
     {"name": "pings", "inputSchema": {"type": "object"}},
@@ -84,6 +85,11 @@ def answer(request: dict) -> None:
             result = {"content": [{"type": "text", "text": json.dumps(rid)}]}
         elif name == "long":  # an answer of 5 MB on one line
             result = {"content": [{"type": "text", "text": "x" * 5_000_000}]}
+        elif name == "long_last":  # 5 MB, written as the TypeScript SDK orders it: the id last
+            result = {"content": [{"type": "text", "text": "x" * 5_000_000}]}
+            sys.stdout.write(json.dumps({"result": result, "jsonrpc": "2.0", "id": rid}) + "\n")
+            sys.stdout.flush()
+            return
         elif name == "long_note":  # a 5 MB log line first, then the answer
             send(
                 {
