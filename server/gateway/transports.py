@@ -24,6 +24,7 @@ from skywarden.server.gateway.direct import DirectCalls, identity_value
 from skywarden.server.gateway.http_calls import HttpCalls, MessageHandler
 from skywarden.server.gateway.stdio_calls import StdioCalls
 from skywarden.server.gateway.upstream_requests import bounded_requests
+from skywarden.server.gateway.wrapped_stream import WrappedStream
 from skywarden.server.jsonutil import loads_exact
 from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
@@ -156,19 +157,12 @@ def caller_header(name: str) -> Any:
     return hook
 
 
-class _WatchedStream:
+class _WatchedStream(WrappedStream):
     """A transport's read stream that says when it ends (``ended``), whatever else it does."""
 
     def __init__(self, inner: Any, ended: Callable[[], None]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._ended = ended
-
-    async def __aenter__(self) -> _WatchedStream:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> Any:
-        return await self._inner.__aexit__(*exc)
 
     def __aiter__(self) -> _WatchedStream:
         return self
@@ -186,9 +180,6 @@ class _WatchedStream:
         except Exception:
             self._ended()
             raise
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 @contextlib.asynccontextmanager

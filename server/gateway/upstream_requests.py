@@ -15,6 +15,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from skywarden.server.gateway.wrapped_stream import WrappedStream
+
 MAX_UNANSWERED = 16  # an upstream's requests handed to the session whose answers are not yet sent
 
 
@@ -36,19 +38,12 @@ def _request_id(item: Any) -> tuple[bool, Any]:
     return request_id is not None, request_id
 
 
-class _Requests:
+class _Requests(WrappedStream):
     """The read stream: a request is passed on only while fewer than ``MAX_UNANSWERED`` are."""
 
     def __init__(self, inner: Any, unanswered: set[Any]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._unanswered = unanswered
-
-    async def __aenter__(self) -> _Requests:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> Any:
-        return await self._inner.__aexit__(*exc)
 
     def __aiter__(self) -> _Requests:
         return self
@@ -75,23 +70,13 @@ class _Requests:
         self._unanswered.add(key)
         return True
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
-
-class _Answers:
+class _Answers(WrappedStream):
     """The write stream: an answer taken by the transport frees its request's place."""
 
     def __init__(self, inner: Any, unanswered: set[Any]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._unanswered = unanswered
-
-    async def __aenter__(self) -> _Answers:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> Any:
-        return await self._inner.__aexit__(*exc)
 
     async def send(self, item: Any) -> None:
         await self._inner.send(item)
@@ -99,9 +84,6 @@ class _Answers:
         request_id = getattr(message, "id", None)
         if getattr(message, "method", None) is None and request_id is not None:
             self._unanswered.discard(_key(request_id))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 def _key(request_id: Any) -> tuple[str, Any]:
