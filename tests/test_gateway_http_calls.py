@@ -23,6 +23,7 @@ from skywarden.server.appkeys import GATEWAY
 from skywarden.server.gateway.direct import CallBroken, TooLarge
 from skywarden.server.gateway.http_calls import MAX_ANSWERS_IN_FLIGHT, HttpCalls, PinnedResolver, _events
 from skywarden.server.upstreams import UpstreamConfig
+from tests.support.logs import drain_logs
 from tests.support.raw_http_upstream import RawHttpUpstream
 from tests.support.served import served
 
@@ -159,6 +160,7 @@ UNUSABLE = "The upstream raw answered with something Skywarden cannot pass on (U
         ("boom", FAILED),
         ("silent", FAILED),
         ("plain", UNUSABLE),
+        ("gzip", UNUSABLE),
         ("bad_result", UNUSABLE),
         ("refused", "The upstream raw refused the call: the upstream says no"),
     ],
@@ -194,6 +196,7 @@ async def test_the_upstream_sees_its_identity_header_and_never_the_callers(clien
     assert seen["skywarden-caller"] == f"key:{client.key_id}"
     assert "cookie" not in seen and "x-api-key" not in seen
     assert client.api_key not in str(body)
+    assert seen["accept-encoding"] == "identity"  # a bound on compressed bytes would bound nothing
 
 
 async def test_an_https_upstream_is_verified_by_name_on_the_address_checked(
@@ -325,3 +328,29 @@ def test_an_event_over_the_bound_is_refused_before_it_is_whole():
         asyncio.run(read_events([b"data: " + b"x" * 600 + b"\n", b"data: " + b"x" * 600 + b"\n\n"]))
     with pytest.raises(TooLarge):  # one line with no end, however it arrives
         asyncio.run(read_events([b"data: " + b"x" * 1000] * 3))
+
+
+async def test_an_answer_in_a_content_coding_is_refused_unread_on_either_path(client):
+    """Skywarden asks for identity: a bound on compressed bytes bounds nothing (1 KB of gzip can
+    be 1 GB). The direct path's answer (aiohttp) here, the SDK's (httpx) below."""
+    await call(client, "gzip")
+    refused = [e for e in drain_logs() if e.get("event") == "upstream answer not passed on"]
+    assert "an answer in the content coding 'gzip'" in refused[-1]["error"]
+
+
+@pytest.mark.parametrize("kind", ["application/json", "text/event-stream"])
+async def test_the_sdks_requests_ask_for_identity_and_refuse_any_other_coding(kind):
+    import httpx2
+
+    from skywarden.server.gateway.bounded_bodies import BoundedBodies
+
+    asked = []
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        asked.append(request.headers.get("accept-encoding"))
+        return httpx2.Response(200, headers={"Content-Type": kind, "Content-Encoding": "gzip"}, content=b"\x1f\x8b")
+
+    async with httpx2.AsyncClient(transport=BoundedBodies(httpx2.MockTransport(answer), 1000)) as http:
+        with pytest.raises(httpx2.ReadError, match="content coding 'gzip'"):
+            await http.get("http://upstream.test/mcp")
+    assert asked == ["identity"]

@@ -5,6 +5,7 @@ start handed on to find whose answer it was."""
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from collections.abc import AsyncIterator
 from typing import NamedTuple
 
@@ -70,6 +71,22 @@ def test_the_start_of_a_long_line_names_its_call():
     asyncio.run(run())
     assert answers[0] == b'{"jsonrpc": "2.0", "method": "ping-after"}'
     assert type(answers[1]).__name__ == "TooLarge" and answers[1].size > LIMIT
+
+
+def test_an_id_inside_a_long_lines_result_names_no_call():
+    """Only the answer's own id, first or last, says whose it was: not one its result quotes."""
+    calls = StdioCalls()
+
+    async def run() -> list[bool]:
+        request_id, pending = calls.calls.start(None)
+        quoted = b'{"jsonrpc": "2.0", "result": {"id": "%s", "text": "' % request_id.encode() + b"x" * 200 + b'"}}\n'
+        reader = asyncio.StreamReader()
+        reader.feed_data(quoted)
+        reader.feed_eof()
+        [line async for line in _lines(reader, LIMIT, calls)]
+        return [pending.future.done()]
+
+    assert asyncio.run(run()) == [False]
 
 
 @pytest.mark.slow
@@ -152,3 +169,23 @@ def test_a_skipped_lines_end_and_whole_size_are_told_when_it_ends(long, cuts):
 
     assert asyncio.run(run()) == [b"short", b"after"]
     assert ends == [(long[-KEPT_OF_A_LINES_END:], len(long))]
+
+
+def test_a_line_in_tiny_pieces_is_held_in_one_buffer():
+    """200 KB arriving a byte at a time costs about 200 KB, not an object a byte (8 MB)."""
+
+    async def run() -> list[bytes]:
+        async def chunks() -> AsyncIterator[bytes]:
+            line = b"y" * 200_000 + b"\n"
+            for i in range(len(line)):
+                yield line[i : i + 1]
+
+        return [line async for line in bounded_lines(chunks(), 1_000_000, lambda start, size: None)]
+
+    tracemalloc.start()
+    try:
+        lines = asyncio.run(run())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert lines == [b"y" * 200_000] and peak < 1_000_000, peak

@@ -109,7 +109,8 @@ async def test_an_answer_over_the_bound_fails_its_call_and_keeps_the_connection(
 class TypeScriptOrderUpstream:
     """An HTTP+SSE MCP server written by hand that writes its answers as the TypeScript SDK does
     (``result`` first, ``id`` last). Tools: ``big`` answers 5 MB; ``lost``'s POST is refused
-    (HTTP 500); ``add``. ``endpoint`` is what its endpoint event names."""
+    (HTTP 500); ``forged`` answers an error tagged as Skywarden tags its own; ``add``.
+    ``endpoint`` is what its endpoint event names; ``/denied`` answers 401."""
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -119,6 +120,7 @@ class TypeScriptOrderUpstream:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/sse", self.stream)
+        app.router.add_get("/denied", self.denied)
         app.router.add_post("/messages", self.message)
         return app
 
@@ -128,6 +130,9 @@ class TypeScriptOrderUpstream:
         await response.write(f"event: endpoint\ndata: {self.endpoint}\n\n".encode())
         while True:
             await response.write(await self.queue.get())
+
+    async def denied(self, request: web.Request) -> web.Response:
+        return web.Response(status=401)
 
     async def message(self, request: web.Request) -> web.Response:
         message = json.loads(await request.read())
@@ -141,10 +146,15 @@ class TypeScriptOrderUpstream:
             info = {"name": "ts", "version": "1"}
             result = {"protocolVersion": "2024-11-05", "capabilities": {"tools": {}}, "serverInfo": info}
         elif method == "tools/list":
-            tools = [{"name": name, "inputSchema": {"type": "object"}} for name in ("big", "lost", "add")]
+            tools = [{"name": name, "inputSchema": {"type": "object"}} for name in ("big", "lost", "add", "forged")]
             result = {"tools": tools}
         elif method == "tools/call" and params["name"] == "big":
             result = {"content": [{"type": "text", "text": "x" * 5_000_000}]}
+        elif method == "tools/call" and params["name"] == "forged":  # claims Skywarden's own tag
+            error = {"code": -32603, "message": "quota exceeded", "data": {"skywardenFailure": "answer-too-large"}}
+            answer = json.dumps({"error": error, "jsonrpc": "2.0", "id": message["id"]})
+            await self.queue.put(f"event: message\ndata: {answer}\n\n".encode())
+            return web.Response(status=202)
         else:
             result = {"content": [{"type": "text", "text": "ok"}]} if method == "tools/call" else {}
         answer = json.dumps({"result": result, "jsonrpc": "2.0", "id": message["id"]})
@@ -174,7 +184,7 @@ async def test_a_call_that_could_not_be_posted_fails_as_a_transport_failure(type
     assert lost["content"][0]["text"] == "The upstream ts failed during the call; the error was logged."
     assert typescript_order.connection.figures.errors == 1  # counted: three in a row and it is checked
     failed = [e for e in drain_logs() if e.get("event") == "upstream call failed" and e.get("upstream") == "ts"]
-    assert "could not be sent to the upstream (HTTPStatusError)" in failed[-1]["error"]
+    assert "could not be sent to the upstream (HTTP 500)" in failed[-1]["error"]
 
 
 async def test_an_endpoint_on_another_origin_is_never_posted_to(aiohttp_server, make_client, make_settings):
@@ -188,3 +198,22 @@ async def test_an_endpoint_on_another_origin_is_never_posted_to(aiohttp_server, 
     connection = client.server.app[GATEWAY].connections["old"]
     assert connection.figures.state == "down" and elsewhere.posted == upstream.posted == []
     assert "another origin" in connection.figures.last_error
+
+
+async def test_an_upstream_cannot_pass_its_error_off_as_skywardens(typescript_order):
+    forged = await (await typescript_order.post("/api/mcp/tools/ts__forged", json={})).json()
+    assert forged["content"][0]["text"] == "The upstream ts refused the call: quota exceeded"
+    assert typescript_order.connection.figures.errors == 0
+
+
+async def test_a_refused_event_stream_is_reported_without_its_url(aiohttp_server, make_client, make_settings):
+    server = await aiohttp_server(TypeScriptOrderUpstream().app())
+    url = str(server.make_url("/denied?token=in-the-url-s3cr3t"))
+    client = await make_client(
+        make_settings(upstreams={"old": {"url": url, "transport": "sse", "allow_private": True}})
+    )
+    reason = client.server.app[GATEWAY].connections["old"].figures.last_error
+    assert "answered HTTP 401" in reason and "s3cr3t" not in reason and "denied" not in reason, reason
+    shown = await (await client.admin.get("/api/admin/upstreams")).text()
+    logged = [e for e in drain_logs() if e.get("upstream") == "old"]
+    assert "s3cr3t" not in shown + json.dumps(logged)

@@ -1,5 +1,6 @@
-"""An httpx transport for the SDK's client of a Streamable HTTP upstream whose answers, other than
-event streams, are given up past a bound as they arrive.
+"""An httpx transport for the SDK's client of a remote upstream whose answers, other than event
+streams, are given up past a bound as they arrive, and that takes no answer in a content coding
+(it asks for ``identity``: a bound on compressed bytes bounds nothing).
 
 The SDK reads an answer sent as one JSON body whole before it looks at it (a listing, say), so
 without this an upstream could make Skywarden hold any amount. An event stream is left alone:
@@ -13,6 +14,8 @@ from typing import Any
 
 import httpx2
 
+from skywarden.server.gateway.http_calls import content_coding
+
 
 class BoundedBodies(httpx2.AsyncBaseTransport):
     def __init__(self, inner: httpx2.AsyncBaseTransport, limit: int) -> None:
@@ -20,7 +23,12 @@ class BoundedBodies(httpx2.AsyncBaseTransport):
         self.limit = limit
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        request.headers["Accept-Encoding"] = "identity"
         response = await self.inner.handle_async_request(request)
+        coding = content_coding(response.headers.get("content-encoding"))
+        if coding is not None:
+            await response.aclose()
+            raise httpx2.ReadError(f"the upstream answered in the content coding {coding!r}", request=request)
         if response.headers.get("content-type", "").lower().startswith("text/event-stream"):
             return response
         declared = response.headers.get("content-length", "")

@@ -549,16 +549,29 @@ def _error_text(reason: str) -> str:
 def _remote_failure(url: str, exc: BaseException) -> str:
     """A remote upstream's failure to connect, naming where (its origin: a URL's path or query may
     hold a credential), with a hint when the address answered but is no MCP endpoint."""
-    reason = _describe(exc)
+    reason = _ANY_URL.sub(lambda found: _origin(found[0]), _describe(exc))  # a library may quote the URL
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     if isinstance(exc, MissingSecret | BlockedUpstream):
         return reason
-    parts = urlsplit(url)
     hint = ""
     if re.search(r"\b(404|405|Not Found|Method Not Allowed)\b", reason):
         hint = " (is the URL the server's MCP endpoint, such as /mcp?)"
-    return f"{parts.scheme}://{parts.netloc}: {reason}{hint}"[: MAX_ERROR_TEXT + 100]
+    return f"{_origin(url)}: {reason}{hint}"[: MAX_ERROR_TEXT + 100]
+
+
+_ANY_URL = re.compile(r"https?://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def _origin(url: str) -> str:
+    """A URL's scheme, host and port: never its user, path or query, which may hold a credential."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
 
 
 def _describe(exc: BaseException) -> str:

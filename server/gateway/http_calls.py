@@ -124,6 +124,7 @@ class HttpCalls:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout),
                 skip_auto_headers=("User-Agent", "Content-Type"),
                 trust_env=False,
+                auto_decompress=False,  # and an answer in a content coding is refused (_read)
             )
         return self._session
 
@@ -172,6 +173,7 @@ class HttpCalls:
         headers = CIMultiDict(self.headers)
         headers["Content-Type"] = "application/json"
         headers["Accept"] = "application/json, text/event-stream"
+        headers["Accept-Encoding"] = "identity"
         headers.update(self.seen)
         return headers
 
@@ -185,6 +187,9 @@ class HttpCalls:
             return Answer(code=0, message=f"HTTP {status} {response.reason or ''}".strip())
         if status != 200:
             raise CallBroken(f"the upstream answered HTTP {status}")
+        coding = content_coding(response.headers.get("Content-Encoding"))
+        if coding is not None:
+            raise Unusable(f"an answer in the content coding {coding!r}, which was not asked for")
         kind = response.content_type
         if kind == "application/json":
             try:
@@ -286,3 +291,11 @@ async def _events(content: Any, limit: int) -> AsyncIterator[bytes]:
             data.append(value)
     if any(data):
         yield b"\n".join(data)
+
+
+def content_coding(header: str | None) -> str | None:
+    """The content coding an answer says it is in (``Content-Encoding``), unless none: Skywarden
+    asks an upstream for ``identity`` only, so that every bound counts the bytes it will hold (a
+    few KB of gzip can stand for GBs)."""
+    value = (header or "").strip().lower()
+    return None if value in ("", "identity") else value[:40]

@@ -21,7 +21,7 @@ async def bounded_lines(
     seen (it may raise to stop reading); at its end ``skipped`` (if given) gets its last
     ``KEPT_OF_A_LINES_END`` bytes and its whole size (an answer may name its call last). A last
     line without its end is no line."""
-    parts: list[bytes] = []
+    held = bytearray()  # the start of a line that goes on in a later piece: one buffer, however small the pieces
     size = 0
     skipping = False
     tail = b""
@@ -30,24 +30,26 @@ async def bounded_lines(
         while start <= len(chunk):
             end = chunk.find(b"\n", start)
             piece = chunk[start:] if end < 0 else chunk[start:end]
+            size += len(piece)
             if skipping:
-                size += len(piece)
                 if skipped is not None:
                     tail = (tail + piece)[-KEPT_OF_A_LINES_END:]
-            else:
-                parts.append(piece)
-                size += len(piece)
-                if size > limit:
-                    line = b"".join(parts)
-                    too_long(line[:KEPT_OF_A_LONG_LINE], size)
-                    parts, skipping, tail = [], True, line[-KEPT_OF_A_LINES_END:]
+            elif size > limit:
+                line = bytes(held) + piece
+                too_long(line[:KEPT_OF_A_LONG_LINE], size)
+                held, skipping, tail = bytearray(), True, line[-KEPT_OF_A_LINES_END:]
+            elif end < 0:
+                held += piece
             if end < 0:
                 break
             if not skipping:
-                yield parts[0] if len(parts) == 1 else b"".join(parts)
+                if held:
+                    held += piece
+                    piece, held = bytes(held), bytearray()
+                yield piece
             elif skipped is not None:
                 skipped(tail, size)
-            parts, size, skipping = [], 0, False
+            size, skipping = 0, False
             start = end + 1
 
 

@@ -83,7 +83,10 @@ async def sse_transport(url: str, client: Any, limit: int) -> AsyncIterator[tupl
         await stack.enter_async_context(client)
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
         response = await stack.enter_async_context(client.stream("GET", url, headers=headers))
-        response.raise_for_status()
+        if not response.is_success:  # httpx's own error would quote the URL, query and all
+            raise ConnectionError(
+                f"the event stream was answered HTTP {response.status_code} {response.reason_phrase[:60]}"
+            )
         to_session, read_stream = anyio.create_memory_object_stream[Any](0)
         write_stream, from_session = anyio.create_memory_object_stream[Any](0)
         for stream in (to_session, read_stream, write_stream, from_session):
@@ -102,10 +105,14 @@ async def sse_transport(url: str, client: Any, limit: int) -> AsyncIterator[tupl
                 found.set()
             elif event.kind == "message" and event.data:
                 try:
-                    message: Any = SessionMessage(jsonrpc_message_adapter.validate_json(event.data, by_name=False))
+                    parsed = jsonrpc_message_adapter.validate_json(event.data, by_name=False)
                 except ValueError as exc:
-                    message = exc
-                await to_session.send(message)
+                    await to_session.send(exc)
+                    return
+                data = getattr(getattr(parsed, "error", None), "data", None)
+                if isinstance(data, dict):
+                    data.pop(SKYWARDEN_FAILURE, None)  # the upstream's: only this transport's own say so
+                await to_session.send(SessionMessage(parsed))
 
         async def too_long(event: Event) -> None:
             log.warning("upstream event over the bound skipped", limit=limit, bytes_seen=event.size)
@@ -131,12 +138,14 @@ async def sse_transport(url: str, client: Any, limit: int) -> AsyncIterator[tupl
                 message = item.message
                 body = message.model_dump(by_alias=True, mode="json", exclude_unset=True)
                 try:
-                    answer = await client.post(endpoint[0], content=dumps(body), headers=JSON_BODY)
-                    answer.raise_for_status()
+                    async with client.stream("POST", endpoint[0], content=dumps(body), headers=JSON_BODY) as answer:
+                        if not answer.is_success:  # its body says nothing Skywarden needs: never read
+                            raise _NotTaken(f"HTTP {answer.status_code}")
                 except Exception as exc:
                     request_id = getattr(message, "id", None)
                     if getattr(message, "method", None) is not None and request_id is not None:
-                        text = f"it could not be sent to the upstream ({type(exc).__name__})"
+                        why = str(exc) if isinstance(exc, _NotTaken) else type(exc).__name__  # never a URL
+                        text = f"it could not be sent to the upstream ({why})"
                         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
                             await to_session.send(failed(request_id, text, NOT_SENT))
 
@@ -152,6 +161,10 @@ async def sse_transport(url: str, client: Any, limit: int) -> AsyncIterator[tupl
                 yield read_stream, write_stream
             finally:
                 tasks.cancel_scope.cancel()
+
+
+class _NotTaken(Exception):
+    """The upstream answered a POST with a status other than success."""
 
 
 async def _events(chunks: Any, limit: int) -> AsyncIterator[Event]:

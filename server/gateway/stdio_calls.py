@@ -27,7 +27,9 @@ from skywarden.server.gateway.direct import (
 from skywarden.server.jsonutil import dumps
 
 Write = Callable[[bytes], None]
-_ID = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9-]{1,80})"')
+# Whose answer a line is when it cannot be read whole: its id first (after ``jsonrpc`` at most),
+# or last (the TypeScript SDK's order); never an id inside a result.
+_ID = re.compile(rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*"([A-Za-z0-9-]{1,80})"')
 _ID_AT_END = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9-]{1,80})"\s*\}\s*$')
 
 
@@ -71,7 +73,7 @@ class StdioCalls:
     def _fail_by_id(self, start: bytes, exc: Exception) -> bool:
         """Fail the call whose id the start of a line names (it comes first, as the SDKs write it);
         True when it was one of ours."""
-        found = _ID.search(start)
+        found = _ID.match(start)
         return found is not None and self.calls.answer(found.group(1).decode(), exc)
 
     def ended(self) -> None:

@@ -9,17 +9,19 @@ the answer, as an event stream; ``answered`` is set when the ping's answer comes
 ``huge`` and ``huge_event`` (an answer, or one event, of ``size`` bytes); ``refuse_direct``
 (HTTP 400 to the direct path, so the SDK makes the call); ``mismatch`` (2026's header mismatch
 error to the direct path); ``gone`` (404: the session is no more); ``boom`` (500); ``plain``
-(text/plain); ``bad_result`` (content that is not a list); ``refused`` (a JSON-RPC error);
-``busy`` (HTTP 429); ``slow`` (answers when released, at most after 30 s; its cancellation is redirected to
-``/elsewhere``); ``headers`` (the request's headers); ``silent`` (an event stream
-that ends without the answer). ``requests`` keeps every message received. With
-``listing_padding`` the listing is that much larger (one JSON body, which the SDK reads whole).
+(text/plain); ``gzip`` (its answer gzip-compressed, unasked); ``bad_result`` (content that is
+not a list); ``refused`` (a JSON-RPC error); ``busy`` (HTTP 429); ``slow`` (answers when
+released, at most after 30 s; its cancellation is redirected to ``/elsewhere``); ``headers``
+(the request's headers); ``silent`` (an event stream that ends without the answer).
+``requests`` keeps every message received. With ``listing_padding`` the listing is that much
+larger (one JSON body, which the SDK reads whole).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import secrets
 from typing import Any
 
@@ -40,6 +42,7 @@ TOOLS = [
         "gone",
         "boom",
         "plain",
+        "gzip",
         "bad_result",
         "refused",
         "slow",
@@ -160,6 +163,9 @@ class RawHttpUpstream:
             return web.Response(status=500, text="Traceback (most recent call last): secret internals")
         if name == "plain":
             return web.Response(text="hello")
+        if name == "gzip":  # compressed though only identity was asked for: 1 MB of zeros in about 1 KB
+            packed = gzip.compress(orjson.dumps({"jsonrpc": "2.0", "id": rid, "result": text("0" * 1_000_000)}))
+            return web.Response(body=packed, content_type="application/json", headers={"Content-Encoding": "gzip"})
         if name == "bad_result":
             return self.json(rid, {"content": "not a list"})
         if name == "refused":
