@@ -565,8 +565,17 @@ async def test_a_dead_stdio_upstream_is_noticed_at_once(gateway):
     pid = (await (await call(gateway, "calc__pid", {})).json())["structuredContent"]["result"]
     os.kill(pid, 9)
     await asyncio.wait_for(connection.wait_for("down"), 10)  # well before any liveness check
-    assert "connection ended" in connection.figures.last_error
+    assert connection.figures.last_error == "the upstream's connection ended (it was ended by SIGKILL)"
     await asyncio.wait_for(connection.wait_for("up", connects=2), 30)
+
+
+async def test_a_stdio_upstream_that_exits_is_reported_with_its_status(make_client, make_settings):
+    script = "import sys; print('nothing to serve', file=sys.stderr); sys.exit(3)"
+    client = await make_client(make_settings(upstreams={"gone": {"command": sys.executable, "args": ["-c", script]}}))
+    reason = client.server.app[GATEWAY].connections["gone"].figures.last_error
+    assert (
+        reason == "the upstream's connection ended (its last line on stderr: nothing to serve; it exited with status 3)"
+    )
 
 
 async def test_a_remote_upstream_is_pinned_to_the_address_checked(http_upstream, make_client, make_settings):

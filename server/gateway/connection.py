@@ -294,11 +294,15 @@ class UpstreamConnection:
         if client is self._client and tools != self._listed:
             self._publish(tools)
 
-    def _transport_ended(self) -> None:
-        """The read stream of the transport ended: the process exited or the stream broke."""
+    def _transport_ended(self, how: str | None = None) -> None:
+        """The read stream of the transport ended: the process exited (``how``, if known) or the
+        stream broke."""
         if not self._stopping.is_set() and not self._lost.is_set():
-            reason = "the upstream's connection ended"
-            self._give_up(f"{reason} (its last line on stderr: {self._stderr[0]})" if self._stderr else reason)
+            said = [f"its last line on stderr: {self._stderr[0]}"] if self._stderr else []
+            said += [how] if how else []
+            self._give_up(
+                f"the upstream's connection ended ({'; '.join(said)})" if said else "the upstream's connection ended"
+            )
 
     def _give_up(self, reason: str) -> None:
         self._note_failure(reason)

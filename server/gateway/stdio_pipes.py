@@ -35,6 +35,7 @@ log = structlog.get_logger("skywarden.gateway")
 
 EXIT_GRACE = 2.0  # seconds an upstream has to exit once its input is closed
 KILL_GRACE = 2.0  # seconds after SIGTERM before SIGKILL
+EXIT_SEEN = 0.5  # seconds an upstream whose output ended has to exit, for its status to be told
 CHUNK = 64 * 1024
 MAX_UNREAD = 8 * 1024 * 1024  # bytes of calls an upstream may leave unread before calls are refused
 
@@ -48,9 +49,10 @@ async def stdio_pipes(
     errlog: Any,
     calls: StdioCalls,
     limit: int,
-    ended: Callable[[], None],
+    ended: Callable[[str | None], None],
 ) -> AsyncIterator[tuple[Any, Any]]:
-    """The SDK's (read, write) streams over the upstream's pipes; ``ended`` when its output ends."""
+    """The SDK's (read, write) streams over the upstream's pipes; ``ended`` when its output ends,
+    with how the upstream ended if it did."""
     from mcp.shared.message import SessionMessage
     from mcp.types import jsonrpc_message_adapter
 
@@ -119,9 +121,13 @@ async def stdio_pipes(
             log.warning("upstream output could not be read", error=f"{type(exc).__name__}: {exc}")
         finally:
             calls.write = None
-            calls.ended()
-            ended()
-            to_session.close()
+            how = None
+            try:
+                how = await _exit_status(process)  # first: the connection is given up before its calls fail
+            finally:
+                calls.ended()
+                ended(how)
+                to_session.close()
 
     async def write_all() -> None:
         try:
@@ -203,6 +209,17 @@ async def _close_input(stdin: asyncio.StreamWriter, within: float) -> None:
         stdin.transport.abort()
     except OSError:
         pass
+
+
+async def _exit_status(process: asyncio.subprocess.Process) -> str | None:
+    """How the upstream ended, when it did within ``EXIT_SEEN`` seconds of its output's end (the
+    guard exits as its upstream did: a status, or 128 + the signal that ended it)."""
+    if not await _exited(process, EXIT_SEEN):
+        return None
+    code = process.returncode
+    if code is not None and code > 128 and (code - 128) in signal.valid_signals():
+        return f"it was ended by {signal.Signals(code - 128).name}"
+    return f"it exited with status {code}"
 
 
 async def _exited(process: asyncio.subprocess.Process, within: float) -> bool:

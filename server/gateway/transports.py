@@ -77,7 +77,7 @@ def client_for(
     config: UpstreamConfig,
     message_handler: MessageHandler,
     errlog: Any,
-    ended: Callable[[], None],
+    ended: Callable[[str | None], None],
     pinned: str | None = None,
 ) -> Transport:
     """The SDK's client for this upstream, with its direct path. The SDK is imported here: only
@@ -129,14 +129,14 @@ def client_for(
         from skywarden.server.gateway.sse_transport import sse_transport
 
         stream = sse_transport(config.url, http_client(headers=headers, timeout=timeout), events)
-        return Transport(Client(watched(bounded_requests(stream), ended), **{**common, "mode": "legacy"}))
+        return Transport(Client(watched(bounded_requests(stream), lambda: ended(None)), **{**common, "mode": "legacy"}))
     from mcp.client.streamable_http import streamable_http_client
 
     direct = HttpCalls(config, headers, pinned, events, message_handler)
     request_hooks.append(direct.observe)
     http = http_client(headers=headers, timeout=timeout)
     transport = streamable_http_client(config.url, http_client=http, max_sse_event_size=events)
-    return Transport(Client(watched(bounded_requests(transport), ended), **common), http, direct)
+    return Transport(Client(watched(bounded_requests(transport), lambda: ended(None)), **common), http, direct)
 
 
 def caller_header(name: str) -> Any:
