@@ -154,7 +154,9 @@ def parse_upstream(name: Any, table: Any) -> UpstreamConfig:
         raise ValueError(f"{where} must be a table")
     transport = table.get("transport", "stdio" if "command" in table else "streamable-http" if "url" in table else None)
     if transport is None:
-        raise ValueError(f"{where} needs a command (stdio) or a url (Streamable HTTP or SSE)")
+        unknown = sorted(set(table) - set().union(*_KEYS.values()) - _COMMON)
+        also = f"; unknown option {str(unknown[0])[:40]!r}" if unknown else ""  # a misspelled command or url?
+        raise ValueError(f"{where} needs a command (stdio) or a url (Streamable HTTP or SSE){also}")
     if "transport" not in table and "command" in table and "url" in table:  # which was meant?
         raise ValueError(f"{where} needs a command (stdio) or a url (Streamable HTTP or SSE), not both")
     if not isinstance(transport, str) or transport not in _KEYS:

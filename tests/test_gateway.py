@@ -517,6 +517,8 @@ async def test_the_tools_option_offers_those_named_and_warns_of_a_name_the_upstr
         t["name"] for t in (await (await client.get("/api/mcp/tools")).json())["tools"] if t["name"].startswith("raw")
     ]
     assert names == ["raw__echo"]
+    left_out = await (await client.post("/api/mcp/tools/raw__outs", json={})).json()
+    assert left_out["detail"] == "Unknown tool: raw__outs (the upstream raw's tools option leaves it out)"
     events = [e for e in drain_logs() if e.get("upstream") == "raw"]
     assert [e["tools"] for e in events if e.get("event") == "upstream connected"][-1] == 1
     assert [e["tools"] for e in events if "does not offer tools" in e.get("event", "")][-1] == ["ecko"]

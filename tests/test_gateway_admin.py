@@ -151,6 +151,7 @@ async def test_each_change_is_audited_with_the_actor_and_without_the_credential(
         ({**REMOTE, "name": ""}, "name", "lower-case"),
         ({**REMOTE, "colour": "blue"}, "colour", "unknown option"),
         ({**REMOTE, "timout": 3}, "timout", "unknown option"),
+        ({"name": "remote", "urll": "https://x.example/mcp"}, "urll", "needs a command (stdio) or a url"),
         ({**REMOTE, "timeout": "soon"}, "timeout", "seconds"),
         ({**REMOTE, "timeout": 0}, "timeout", "seconds"),
         ({**REMOTE, "timeout": True}, "timeout", "seconds"),

@@ -653,6 +653,18 @@ async def test_a_remote_upstream_that_cannot_be_reached_is_named_by_its_origin(
     assert not_found.startswith(f"http://127.0.0.1:{not_mcp.port}: ") and "such as /mcp?" in not_found, not_found
 
 
+async def test_a_remote_upstream_that_never_answers_is_named_by_its_origin(make_client, make_settings):
+    from skywarden.server.appkeys import GATEWAY
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        url = f"http://127.0.0.1:{port}/sse?token=in-the-url"
+        upstream = {"url": url, "transport": "sse", "allow_private": True, "connect_timeout": 0.3}
+        client = await make_client(make_settings(upstreams={"quiet": upstream}))
+        reason = client.server.app[GATEWAY].connections["quiet"].figures.last_error
+    assert reason == f"http://127.0.0.1:{port}: no answer within connect_timeout (0.3 s)"
+
+
 async def check_key_scopes(client) -> None:
     for scopes in (["calc__add"], ["upstream:calc"], ["calc__*"], ["calc__not-listed-yet", "get_forecast"]):
         assert (await create_key(client.admin, scopes=scopes))["scopes"] == scopes

@@ -217,3 +217,11 @@ async def test_a_refused_event_stream_is_reported_without_its_url(aiohttp_server
     shown = await (await client.admin.get("/api/admin/upstreams")).text()
     logged = [e for e in drain_logs() if e.get("upstream") == "old"]
     assert "s3cr3t" not in shown + json.dumps(logged)
+
+
+async def test_a_wrong_path_hints_at_the_usual_sse_endpoint(aiohttp_server, make_client, make_settings):
+    server = await aiohttp_server(TypeScriptOrderUpstream().app())
+    upstream = {"url": str(server.make_url("/nowhere")), "transport": "sse", "allow_private": True}
+    client = await make_client(make_settings(upstreams={"old": upstream}))
+    reason = client.server.app[GATEWAY].connections["old"].figures.last_error
+    assert "answered HTTP 404" in reason and reason.endswith("(is the URL the server's MCP endpoint, such as /sse?)")

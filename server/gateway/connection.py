@@ -242,12 +242,15 @@ class UpstreamConnection:
                     client = await stack.enter_async_context(transport.client)
                     tools = await self._list_tools(client)
             except TimeoutError:
-                raise ConnectFailed(f"no answer within connect_timeout ({self.config.connect_timeout:g} s)") from None
+                where = f"{_origin(self.config.url)}: " if self.config.url else ""
+                raise ConnectFailed(
+                    f"{where}no answer within connect_timeout ({self.config.connect_timeout:g} s)"
+                ) from None
             except BaseException as exc:
                 if self._stderr and not isinstance(exc, asyncio.CancelledError):
                     raise ConnectFailed(f"{_describe(exc)} (its last line on stderr: {self._stderr[0]})") from None
                 if self.config.url and isinstance(exc, Exception) and not isinstance(exc, ConnectFailed):
-                    raise ConnectFailed(_remote_failure(self.config.url, exc)) from None
+                    raise ConnectFailed(_remote_failure(self.config, exc)) from None
                 raise
             self._client = client
             self._calls = transport.calls
@@ -550,7 +553,7 @@ def _error_text(reason: str) -> str:
     return redact_text(reason)[:MAX_ERROR_TEXT]
 
 
-def _remote_failure(url: str, exc: BaseException) -> str:
+def _remote_failure(config: UpstreamConfig, exc: BaseException) -> str:
     """A remote upstream's failure to connect, naming where (its origin: a URL's path or query may
     hold a credential), with a hint when the address answered but is no MCP endpoint."""
     reason = _ANY_URL.sub(lambda found: _origin(found[0]), _describe(exc))  # a library may quote the URL
@@ -560,8 +563,9 @@ def _remote_failure(url: str, exc: BaseException) -> str:
         return reason
     hint = ""
     if re.search(r"\b(404|405|Not Found|Method Not Allowed)\b", reason):
-        hint = " (is the URL the server's MCP endpoint, such as /mcp?)"
-    return f"{_origin(url)}: {reason}{hint}"[: MAX_ERROR_TEXT + 100]
+        usual = "/sse" if config.transport == "sse" else "/mcp"
+        hint = f" (is the URL the server's MCP endpoint, such as {usual}?)"
+    return f"{_origin(config.url)}: {reason}{hint}"[: MAX_ERROR_TEXT + 100]
 
 
 _ANY_URL = re.compile(r"https?://[^\s'\"<>]+", re.IGNORECASE)

@@ -97,8 +97,11 @@ class Gateway:
     def why_absent(self, tool: str) -> str | None:
         """Why ``tool`` (``<upstream><separator><name>``) is not offered now, if it names an upstream."""
         for config in self.configs:
-            if tool.startswith(f"{config.name}{self.separator}"):
+            prefix = f"{config.name}{self.separator}"
+            if tool.startswith(prefix):
                 state = self.status(config.name)["state"]
+                if state == "up" and config.tools and tool.removeprefix(prefix) not in config.tools:
+                    return f"the upstream {config.name}'s tools option leaves it out"
                 return ABSENT_BECAUSE.get(state, "").format(config.name) or None
         for name in self.unusable:
             if tool.startswith(f"{name}{self.separator}"):
