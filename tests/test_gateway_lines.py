@@ -164,7 +164,7 @@ def test_a_skipped_lines_end_and_whole_size_are_told_when_it_ends(long, cuts):
             for piece in cut(b"short\n" + long + b"\nafter\n", cuts):
                 yield piece
 
-        skipped = lambda end, size: ends.append((end, size))  # noqa: E731
+        skipped = lambda start, end, size: ends.append((end, size))  # noqa: E731
         return [line async for line in bounded_lines(chunks(), LIMIT, lambda start, size: None, skipped)]
 
     assert asyncio.run(run()) == [b"short", b"after"]

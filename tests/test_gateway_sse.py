@@ -13,7 +13,8 @@ from aiohttp import web
 pytest.importorskip("mcp")
 
 from skywarden.server.appkeys import GATEWAY
-from skywarden.server.gateway.sse_transport import Event, _events, answer_id
+from skywarden.server.gateway.direct import answer_id
+from skywarden.server.gateway.sse_events import Event, sse_events
 from tests.support.logs import drain_logs
 from tests.support.upstreams import http_upstream_process
 
@@ -23,7 +24,7 @@ async def events_of(*chunks: bytes, limit: int = 100) -> list[Event]:
         for chunk in chunks:
             yield chunk
 
-    return [event async for event in _events(source(), limit)]
+    return [event async for event in sse_events(source(), limit)]
 
 
 async def test_events_are_named_joined_and_cut_however_the_stream_is_cut():
@@ -64,7 +65,7 @@ async def test_an_event_that_never_ends_holds_no_more_than_its_start_and_end():
 
     tracemalloc.start()
     try:
-        [event] = [e async for e in _events(source(), 1000)]
+        [event] = [e async for e in sse_events(source(), 1000)]
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -87,7 +88,7 @@ async def test_an_event_that_never_ends_holds_no_more_than_its_start_and_end():
     ],
 )
 def test_only_an_answers_own_id_names_the_call_that_fails(data, end, found):
-    assert answer_id(Event("message", data, 10_000, True, end)) == found
+    assert answer_id(data, end) == found
 
 
 @pytest.mark.slow  # an SDK server in a process of its own

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,29 @@ class Unusable(Exception):
 SKYWARDEN_FAILURE = "skywardenFailure"
 ANSWER_TOO_LARGE = "answer-too-large"
 NOT_SENT = "not-sent"
+
+
+_ID = rb'(-?\d{1,18}|"[^"\\]{1,200}")'
+_VERSION = rb'(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?'
+_ID_FIRST = re.compile(
+    rb"^\s*\{\s*" + _VERSION + rb'"id"\s*:\s*' + _ID + rb"\s*,\s*" + _VERSION + rb'"(?:result|error)"'
+)
+_RESULT_FIRST = re.compile(rb'^\s*\{\s*"(?:result|error)"\s*:')
+_ID_LAST = re.compile(rb'"id"\s*:\s*' + _ID + rb"\s*\}\s*$")
+
+
+def answer_id(start: bytes, end: bytes = b"") -> Any:
+    """The id of the answer a message too large (or unreadable) was, from what was kept of it: its
+    ``start``, where the Python SDK writes the id before the result, or its ``end``, where the
+    TypeScript SDK writes it after; None when neither says (a request's id, or one inside the
+    result, is never taken)."""
+    found = _ID_FIRST.match(start)
+    if found is None and _RESULT_FIRST.match(start):
+        found = _ID_LAST.search(end)
+    if found is None:
+        return None
+    text = found[1].decode()
+    return text[1:-1] if text.startswith('"') else int(text)
 
 
 class TooLarge(Exception):

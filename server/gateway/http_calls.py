@@ -46,7 +46,7 @@ from skywarden.server.gateway.direct import (
     answer_of,
     identity_value,
 )
-from skywarden.server.gateway.lines import SSE_FIELD_ROOM, bounded_lines, lf_ended
+from skywarden.server.gateway.sse_events import sse_events
 from skywarden.server.http.response_body import ResponseTooLarge, read_response_body
 from skywarden.server.jsonutil import dumps, loads_exact
 from skywarden.server.upstreams import UpstreamConfig
@@ -271,26 +271,14 @@ class HttpCalls:
 
 
 async def _events(content: Any, limit: int) -> AsyncIterator[bytes]:
-    """The data of each SSE event (``data:`` lines joined), each at most ``limit`` bytes."""
+    """The data of each event of a call's answer streamed (``sse_events``); one over ``limit``
+    bytes fails the call as it passes the bound, before it is whole."""
 
-    def too_long(_: bytes, size: int) -> None:
+    def too_large(size: int) -> None:
         raise TooLarge(size)
 
-    data: list[bytes] = []
-    size = 0
-    async for line in bounded_lines(lf_ended(content.iter_any()), limit + SSE_FIELD_ROOM, too_long):
-        if not line:
-            if any(data):  # an event with no data (a stream's priming event) says nothing
-                yield b"\n".join(data)
-            data, size = [], 0
-        elif line.startswith(b"data:"):
-            value = line[5:].removeprefix(b" ")
-            size += len(value) + 1
-            if size > limit:
-                raise TooLarge(size)
-            data.append(value)
-    if any(data):
-        yield b"\n".join(data)
+    async for event in sse_events(content.iter_any(), limit, too_large):
+        yield event.data
 
 
 def content_coding(header: str | None) -> str | None:

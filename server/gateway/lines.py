@@ -1,5 +1,5 @@
-"""Lines of a stream an upstream sends (a stdio upstream's output, an SSE answer), each bounded:
-a line longer than the bound is skipped as it arrives, never held whole; and SSE's line ends."""
+"""Lines of a stream an upstream sends (a stdio upstream's output, an SSE stream), each bounded:
+a line longer than the bound is skipped as it arrives, never held whole."""
 
 from __future__ import annotations
 
@@ -7,24 +7,23 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 KEPT_OF_A_LONG_LINE = 4096  # the start of a line over the bound, handed on to say whose it was
 KEPT_OF_A_LINES_END = 256  # and its end, for an answer that names its call last
-SSE_FIELD_ROOM = 1024  # what a line of an SSE event may hold besides its data (``data: ``, ``id: ...``)
 
 
 async def bounded_lines(
     chunks: AsyncIterable[bytes],
     limit: int,
     too_long: Callable[[bytes, int], None],
-    skipped: Callable[[bytes, int], None] | None = None,
+    skipped: Callable[[bytes, bytes, int], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """Each complete line (ended by ``\\n``, given without it) of ``chunks``, at most ``limit``
     bytes. Past that a line is skipped to its end, and ``too_long`` gets its start and the size
-    seen (it may raise to stop reading); at its end ``skipped`` (if given) gets its last
-    ``KEPT_OF_A_LINES_END`` bytes and its whole size (an answer may name its call last). A last
-    line without its end is no line."""
+    seen (it may raise to stop reading); at its end ``skipped`` (if given) gets that start again,
+    its last ``KEPT_OF_A_LINES_END`` bytes and its whole size (an answer may name its call last).
+    A last line without its end is no line."""
     held = bytearray()  # the start of a line that goes on in a later piece: one buffer, however small the pieces
     size = 0
     skipping = False
-    tail = b""
+    start_kept = tail = b""
     async for chunk in chunks:
         start = 0
         while start <= len(chunk):
@@ -36,7 +35,8 @@ async def bounded_lines(
                     tail = (tail + piece)[-KEPT_OF_A_LINES_END:]
             elif size > limit:
                 line = bytes(held) + piece
-                too_long(line[:KEPT_OF_A_LONG_LINE], size)
+                start_kept = line[:KEPT_OF_A_LONG_LINE]
+                too_long(start_kept, size)
                 held, skipping, tail = bytearray(), True, line[-KEPT_OF_A_LINES_END:]
             elif end < 0:
                 held += piece
@@ -48,18 +48,6 @@ async def bounded_lines(
                     piece, held = bytes(held), bytearray()
                 yield piece
             elif skipped is not None:
-                skipped(tail, size)
+                skipped(start_kept, tail, size)
             size, skipping = 0, False
             start = end + 1
-
-
-async def lf_ended(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """``chunks`` with each line end of SSE (CRLF, LF or a bare CR) as LF, however they are cut."""
-    after_cr = False
-    async for chunk in chunks:
-        if not chunk:
-            continue
-        if after_cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]  # the LF of a CRLF cut in two: its CR was the line end
-        after_cr = chunk.endswith(b"\r")
-        yield chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")

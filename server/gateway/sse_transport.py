@@ -10,23 +10,15 @@ never held whole, and only that event is lost: an answer over the bound fails it
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import anyio
 import structlog
 
-from skywarden.server.gateway.direct import ANSWER_TOO_LARGE, NOT_SENT, SKYWARDEN_FAILURE
-from skywarden.server.gateway.lines import (
-    KEPT_OF_A_LINES_END,
-    KEPT_OF_A_LONG_LINE,
-    SSE_FIELD_ROOM,
-    bounded_lines,
-    lf_ended,
-)
+from skywarden.server.gateway.direct import ANSWER_TOO_LARGE, NOT_SENT, SKYWARDEN_FAILURE, answer_id
+from skywarden.server.gateway.sse_events import Event, sse_events
 from skywarden.server.jsonutil import dumps
 
 log = structlog.get_logger("skywarden.gateway")
@@ -34,38 +26,6 @@ log = structlog.get_logger("skywarden.gateway")
 MAX_ENDPOINT = 2048  # the endpoint event's URL
 INTERNAL_ERROR = -32603
 JSON_BODY = {"Content-Type": "application/json"}
-_ID = rb'(-?\d{1,18}|"[^"\\]{1,200}")'
-# The id of an answer over the bound: first, before its result (the Python SDK), or last, after
-# it (the TypeScript SDK); never one of a request (``method``) nor one inside the result.
-_VERSION = rb'(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?'
-_ANSWER_ID_FIRST = re.compile(
-    rb"^\s*\{\s*" + _VERSION + rb'"id"\s*:\s*' + _ID + rb"\s*,\s*" + _VERSION + rb'"(?:result|error)"'
-)
-_ANSWER_FIRST = re.compile(rb'^\s*\{\s*"(?:result|error)"\s*:')
-_ID_LAST = re.compile(rb'"id"\s*:\s*' + _ID + rb"\s*\}\s*$")
-
-
-@dataclass
-class Event:
-    """An SSE event: its type, and its data (``data:`` lines joined). One ``over`` the bound keeps
-    only the start of its data, and its ``end``; its size then is what was seen of it."""
-
-    kind: str
-    data: bytes
-    size: int
-    over: bool = False
-    end: bytes = b""
-
-
-def answer_id(event: Event) -> Any:
-    """The id of the answer an event over the bound was, or None."""
-    found = _ANSWER_ID_FIRST.match(event.data)
-    if found is None and _ANSWER_FIRST.match(event.data):
-        found = _ID_LAST.search(event.end)
-    if found is None:
-        return None
-    text = found[1].decode()
-    return text[1:-1] if text.startswith('"') else int(text)
 
 
 @contextlib.asynccontextmanager
@@ -116,13 +76,13 @@ async def sse_transport(url: str, client: Any, limit: int) -> AsyncIterator[tupl
 
         async def too_long(event: Event) -> None:
             log.warning("upstream event over the bound skipped", limit=limit, bytes_seen=event.size)
-            request_id = answer_id(event) if event.kind == "message" else None
+            request_id = answer_id(event.data, event.end) if event.kind == "message" else None
             if request_id is not None:
                 await to_session.send(failed(request_id, f"an answer of more than {limit} bytes", ANSWER_TOO_LARGE))
 
         async def read() -> None:
             try:
-                async for event in _events(response.aiter_bytes(), limit):
+                async for event in sse_events(response.aiter_bytes(), limit):
                     await (too_long(event) if event.over else deliver(event))
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return
@@ -165,53 +125,6 @@ async def sse_transport(url: str, client: Any, limit: int) -> AsyncIterator[tupl
 
 class _NotTaken(Exception):
     """The upstream answered a POST with a status other than success."""
-
-
-async def _events(chunks: Any, limit: int) -> AsyncIterator[Event]:
-    """Each event of an SSE stream (``message`` unless named). Data over ``limit`` is not kept:
-    such an event keeps its data's first ``KEPT_OF_A_LONG_LINE`` and last ``KEPT_OF_A_LINES_END``
-    bytes. An event the stream ends in the middle of is no event."""
-    kind, kept, size, end = "message", bytearray(), 0, b""
-    long_data = 0  # the size seen of a data line being skipped, while one is
-
-    def data(value: bytes, whole: int) -> None:
-        """A ``data:`` line's value (of ``whole`` bytes: a skipped line's is only its start)."""
-        nonlocal size, end
-        joined = b"\n" + value if size else value
-        size += whole + (1 if size else 0)
-        if size <= limit:
-            kept.extend(joined)
-            return
-        room = KEPT_OF_A_LONG_LINE - len(kept)
-        if room < 0:
-            del kept[KEPT_OF_A_LONG_LINE:]
-        elif room > 0:
-            kept.extend(joined[:room])
-        end = (end + joined)[-KEPT_OF_A_LINES_END:]
-
-    def long_line(start: bytes, seen: int) -> None:
-        nonlocal long_data
-        if start.startswith(b"data:"):
-            data(start[5:].removeprefix(b" "), seen)
-            long_data = seen
-
-    def long_line_ended(tail: bytes, whole: int) -> None:
-        nonlocal end, size, long_data
-        if long_data:  # the end of the data line skipped is the event's end so far
-            end = tail
-            size += whole - long_data
-            long_data = 0
-
-    async for line in bounded_lines(lf_ended(chunks), limit + SSE_FIELD_ROOM, long_line, long_line_ended):
-        if not line:
-            if size:
-                yield Event(kind, bytes(kept), size, size > limit, end)
-            kind, kept, size, end = "message", bytearray(), 0, b""
-        elif line.startswith(b"data:"):
-            value = line[5:].removeprefix(b" ")
-            data(value, len(value))
-        elif line.startswith(b"event:"):
-            kind = line[6:].strip().decode("utf-8", "replace")[:64]
 
 
 def _same_origin(url: str, other: str) -> bool:

@@ -9,7 +9,6 @@ upstream with ``notifications/cancelled``, as the SDK would.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,15 +21,13 @@ from skywarden.server.gateway.direct import (
     Progress,
     TooLarge,
     Unusable,
+    answer_id,
     answer_of,
 )
+from skywarden.server.gateway.lines import KEPT_OF_A_LINES_END, KEPT_OF_A_LONG_LINE
 from skywarden.server.jsonutil import dumps
 
 Write = Callable[[bytes], None]
-# Whose answer a line is when it cannot be read whole: its id first (after ``jsonrpc`` at most),
-# or last (the TypeScript SDK's order); never an id inside a result.
-_ID = re.compile(rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*"([A-Za-z0-9-]{1,80})"')
-_ID_AT_END = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9-]{1,80})"\s*\}\s*$')
 
 
 class StdioCalls:
@@ -54,27 +51,19 @@ class StdioCalls:
             answer = exc
         return self.calls.answer(request_id, answer)
 
-    def too_long(self, start: bytes, size: int) -> bool:
-        """A line over the bound, of which only ``start`` was kept: the call it answers fails with
-        ``TooLarge``."""
-        return self._fail_by_id(start, TooLarge(size))
-
-    def too_long_ended(self, end: bytes, size: int) -> bool:
-        """The end of such a line: the call it answers fails, if the line names it last (as the
-        TypeScript SDK writes an answer: the result, then ``jsonrpc`` and ``id``)."""
-        found = _ID_AT_END.search(end)
-        return found is not None and self.calls.answer(found.group(1).decode(), TooLarge(size))
+    def too_long(self, start: bytes, size: int, end: bytes = b"") -> bool:
+        """A line over the bound, of which only ``start`` (and, once it ended, ``end``) was kept:
+        the call it answers fails with ``TooLarge``."""
+        return self._fail(answer_id(start, end), TooLarge(size))
 
     def unreadable(self, line: bytes, reason: str) -> bool:
         """A line that is no JSON Skywarden can read (a number too large, ...): the call it answers
         fails at once rather than at its time-out."""
-        return self._fail_by_id(line[:4096], Unusable(reason))
+        return self._fail(answer_id(line[:KEPT_OF_A_LONG_LINE], line[-KEPT_OF_A_LINES_END:]), Unusable(reason))
 
-    def _fail_by_id(self, start: bytes, exc: Exception) -> bool:
-        """Fail the call whose id the start of a line names (it comes first, as the SDKs write it);
-        True when it was one of ours."""
-        found = _ID.match(start)
-        return found is not None and self.calls.answer(found.group(1).decode(), exc)
+    def _fail(self, request_id: Any, exc: Exception) -> bool:
+        """Fail the call ``request_id`` names; True when it was one of ours."""
+        return request_id is not None and self.calls.answer(request_id, exc)
 
     def ended(self) -> None:
         self.calls.fail_all(CallBroken("the upstream's connection ended"))

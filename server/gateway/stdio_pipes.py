@@ -169,10 +169,10 @@ async def _lines(stdout: asyncio.StreamReader, limit: int, calls: StdioCalls) ->
         if not calls.too_long(start, size):
             log.warning("upstream line over the bound skipped", limit=limit)
 
-    def ended(end: bytes, size: int) -> None:
-        calls.too_long_ended(end, size)
+    def skipped(start: bytes, end: bytes, size: int) -> None:  # an answer that names its call last
+        calls.too_long(start, size, end)
 
-    async for line in bounded_lines(chunks(), limit, too_long, ended):
+    async for line in bounded_lines(chunks(), limit, too_long, skipped):
         if line.strip():
             yield line
 
