@@ -48,6 +48,7 @@ _COMMON = {
     "transport", "enabled", "timeout", "connect_timeout", "max_result_bytes", "tools", "description", "identity"
 }  # fmt: skip
 DEFAULT_IDENTITY_HEADER = "Skywarden-Caller"
+UPSTREAM_SCOPE_PREFIX = "upstream:"  # upstream:<name> grants every tool of that upstream
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,7 @@ class UpstreamConfig:
         its query and credentials."""
         if self.transport == "stdio":
             return self.command
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path}"
+        return origin(self.url) + urlsplit(self.url).path
 
 
 @dataclass(frozen=True)
@@ -116,6 +114,17 @@ class StoredUpstreams:
 
     usable: tuple[UpstreamConfig, ...] = ()
     unusable: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def origin(url: str) -> str:
+    """A URL's scheme, host and port: never its user, path or query, which may hold a credential."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a URL quoted in a message, not one checked as a setting
+        port = ""
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
 
 
 def credentials_owner(name: str) -> str:
@@ -338,10 +347,15 @@ def check_separator(value: Any) -> str:
     return str(value)
 
 
+def upstream_scopes(name: str, separator: str) -> tuple[str, str]:
+    """The scope names that grant every tool of an upstream: ``<name><separator>*`` and
+    ``upstream:<name>``."""
+    return f"{name}{separator}*", f"{UPSTREAM_SCOPE_PREFIX}{name}"
+
+
 def upstream_grants(upstreams: Iterable[UpstreamConfig | str], separator: str) -> list[str]:
-    """The scope names that grant all of an upstream's tools: ``<name><separator>*`` and
-    ``upstream:<name>``, for every upstream (by config or name; enabled or not, connected or not)."""
-    return [grant for name in _names(upstreams) for grant in (f"{name}{separator}*", f"upstream:{name}")]
+    """``upstream_scopes`` of every upstream (by config or name; enabled or not, connected or not)."""
+    return [grant for name in _names(upstreams) for grant in upstream_scopes(name, separator)]
 
 
 def _names(upstreams: Iterable[UpstreamConfig | str]) -> list[str]:

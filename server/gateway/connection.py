@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
 
@@ -52,7 +51,7 @@ from skywarden.server.jsonutil import dumps
 from skywarden.server.observability.redaction import redact_text
 from skywarden.server.plugins.model import RegisteredTool
 from skywarden.server.plugins.ssrf import AddressPolicy
-from skywarden.server.upstreams import UpstreamConfig
+from skywarden.server.upstreams import UpstreamConfig, origin
 from skywarden.tools.contract import ToolResult
 
 log = structlog.get_logger("skywarden.gateway")
@@ -242,7 +241,7 @@ class UpstreamConnection:
                     client = await stack.enter_async_context(transport.client)
                     tools = await self._list_tools(client)
             except TimeoutError:
-                where = f"{_origin(self.config.url)}: " if self.config.url else ""
+                where = f"{origin(self.config.url)}: " if self.config.url else ""
                 raise ConnectFailed(
                     f"{where}no answer within connect_timeout ({self.config.connect_timeout:g} s)"
                 ) from None
@@ -556,7 +555,7 @@ def _error_text(reason: str) -> str:
 def _remote_failure(config: UpstreamConfig, exc: BaseException) -> str:
     """A remote upstream's failure to connect, naming where (its origin: a URL's path or query may
     hold a credential), with a hint when the address answered but is no MCP endpoint."""
-    reason = _ANY_URL.sub(lambda found: _origin(found[0]), _describe(exc))  # a library may quote the URL
+    reason = _ANY_URL.sub(lambda found: origin(found[0]), _describe(exc))  # a library may quote the URL
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     if isinstance(exc, MissingSecret | BlockedUpstream):
@@ -565,21 +564,10 @@ def _remote_failure(config: UpstreamConfig, exc: BaseException) -> str:
     if re.search(r"\b(404|405|Not Found|Method Not Allowed)\b", reason):
         usual = "/sse" if config.transport == "sse" else "/mcp"
         hint = f" (is the URL the server's MCP endpoint, such as {usual}?)"
-    return f"{_origin(config.url)}: {reason}{hint}"[: MAX_ERROR_TEXT + 100]
+    return f"{origin(config.url)}: {reason}{hint}"[: MAX_ERROR_TEXT + 100]
 
 
 _ANY_URL = re.compile(r"https?://[^\s'\"<>]+", re.IGNORECASE)
-
-
-def _origin(url: str) -> str:
-    """A URL's scheme, host and port: never its user, path or query, which may hold a credential."""
-    parts = urlsplit(url)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
 
 
 def _describe(exc: BaseException) -> str:
