@@ -31,6 +31,7 @@ from skywarden.server.auth.store import KeyStore
 from skywarden.server.errors import KEY_NOT_FOUND, KEY_REVOKED, ApiError, ValidationFailed
 from skywarden.server.observability.audit import audit_admin_action
 from skywarden.server.rates import stored_rate_problem
+from skywarden.server.upstreams import UPSTREAM_SCOPE_PREFIX
 
 KEY_ID_PREFIX = "key_"
 KEY_ID_RANDOM_BYTES = 10
@@ -259,6 +260,7 @@ class KeyOperations:
 
 def _unknown_scope(name: str) -> str:
     """Why a scope is refused: ``upstream:<name>`` names an upstream, anything else a tool."""
-    if name.startswith("upstream:"):
-        return f"No upstream named {name.removeprefix('upstream:')[:64]!r}: upstream:<name> grants an upstream's tools."
+    if name.startswith(UPSTREAM_SCOPE_PREFIX):
+        upstream = name.removeprefix(UPSTREAM_SCOPE_PREFIX)[:64]
+        return f"No upstream named {upstream!r}: {UPSTREAM_SCOPE_PREFIX}<name> grants an upstream's tools."
     return f"Unknown tool: {name}"

@@ -19,7 +19,7 @@ import structlog
 from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.model import TOOL_NAME, PluginInfo, RegisteredTool
 from skywarden.server.plugins.results import ResultShape
-from skywarden.server.upstreams import UpstreamConfig
+from skywarden.server.upstreams import UpstreamConfig, upstream_scopes
 from skywarden.tools.contract import ToolResult
 
 log = structlog.get_logger("skywarden.gateway")
@@ -27,7 +27,6 @@ log = structlog.get_logger("skywarden.gateway")
 MAX_ERRORS_SHOWN = 10
 MAX_ERROR_TEXT = 200
 MAX_DESCRIPTION = 4000
-UPSTREAM_SCOPE_PREFIX = "upstream:"
 # What an upstream may annotate a tool with: MCP's annotation fields, nothing else.
 ANNOTATION_FIELDS = ("title", "readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 
@@ -37,11 +36,6 @@ Forward = Callable[[str, dict[str, Any], Any], Awaitable[ToolResult]]
 
 class UnusableTool(ValueError):
     """An upstream tool Skywarden cannot offer (its name or schemas); the tool is left out, logged."""
-
-
-def upstream_scopes(name: str, separator: str) -> tuple[str, str]:
-    """The scope names that grant every tool of an upstream."""
-    return f"{name}{separator}*", f"{UPSTREAM_SCOPE_PREFIX}{name}"
 
 
 def plugin_of(config: UpstreamConfig) -> PluginInfo:
