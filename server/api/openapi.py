@@ -65,9 +65,8 @@ class ToolDocs:
     upstream_tools: bool = False  # upstream tools too (``openapi_upstream_tools``): the document is public
     _document: dict[str, Any] | None = None
     _tools_stale: bool = True
-    _generic: dict[str, Any] = field(
-        default_factory=dict
-    )  # the generic call's operation, before the request path's answers
+    # the generic call's operation, before the request path's answers: each tool's starts from it
+    _generic: dict[str, Any] = field(default_factory=dict)
     _rule: Rule | None = None
 
     def document(self) -> dict[str, Any]:

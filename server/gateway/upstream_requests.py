@@ -29,13 +29,15 @@ async def bounded_requests(transport: Any) -> AsyncIterator[tuple[Any, Any]]:
         yield _Requests(read, unanswered), _Answers(write, unanswered)
 
 
-def _request_id(item: Any) -> tuple[bool, Any]:
-    """Whether ``item`` (what a transport's read stream gives) is a request, and its id."""
+def _role(item: Any) -> tuple[str | None, Any]:
+    """What a stream's item is, ``request`` or ``answer`` (None for a notification or anything
+    else), and its id as the other side repeats it (``1`` and ``"1"`` are different requests)."""
     message = getattr(item, "message", None)
-    if getattr(message, "method", None) is None:
-        return False, None
     request_id = getattr(message, "id", None)
-    return request_id is not None, request_id
+    if request_id is None:
+        return None, None
+    role = "answer" if getattr(message, "method", None) is None else "request"
+    return role, (type(request_id).__name__, request_id)
 
 
 class _Requests(WrappedStream):
@@ -61,10 +63,9 @@ class _Requests(WrappedStream):
                 return item
 
     def _passed(self, item: Any) -> bool:
-        is_request, request_id = _request_id(item)
-        if not is_request:
+        role, key = _role(item)
+        if role != "request":
             return True
-        key = _key(request_id)
         if key in self._unanswered or len(self._unanswered) >= MAX_UNANSWERED:
             return False
         self._unanswered.add(key)
@@ -80,12 +81,6 @@ class _Answers(WrappedStream):
 
     async def send(self, item: Any) -> None:
         await self._inner.send(item)
-        message: Any = getattr(item, "message", None)
-        request_id = getattr(message, "id", None)
-        if getattr(message, "method", None) is None and request_id is not None:
-            self._unanswered.discard(_key(request_id))
-
-
-def _key(request_id: Any) -> tuple[str, Any]:
-    """An id as the answer repeats it (``1`` and ``"1"`` are different requests)."""
-    return type(request_id).__name__, request_id
+        role, key = _role(item)
+        if role == "answer":
+            self._unanswered.discard(key)
