@@ -227,3 +227,8 @@ async def test_a_wrong_path_hints_at_the_usual_sse_endpoint(aiohttp_server, make
     client = await make_client(make_settings(upstreams={"old": upstream}))
     reason = client.server.app[GATEWAY].connections["old"].figures.last_error
     assert "answered HTTP 404" in reason and reason.endswith("(is the URL the server's MCP endpoint, such as /sse?)")
+
+
+async def test_an_empty_data_line_keeps_its_place():
+    [event] = await events_of(b"data:\ndata: x\n\n")
+    assert (event.data, event.size) == (b"\nx", 2)
