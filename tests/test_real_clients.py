@@ -63,8 +63,11 @@ async def mcp_remote(prefix: Path, url: str, key: str, home: Path) -> tuple[int 
         env=node_env(prefix, {"HOME": str(home)}),
     )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    proc.stdin.write(INIT)
-    await proc.stdin.drain()
+    try:
+        proc.stdin.write(INIT)
+        await proc.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # it refused at start and exited before reading: what it said is on stderr
     try:
         first = await asyncio.wait_for(proc.stdout.readline(), PROMPTLY)
     except TimeoutError:
