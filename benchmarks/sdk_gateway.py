@@ -6,8 +6,9 @@ check) whose ``get_forecast`` forwards each call through one SDK ``Client`` to t
 returns its result as it came. The client is opened by the first call and kept.
 
 Run: python benchmarks/sdk_gateway.py PORT KEY UPSTREAM [uvloop|asyncio] [CORE]
-UPSTREAM: a Streamable HTTP URL (``URL#X-API-Key-value``) or ``stdio:NWS_URL`` (sdk_server.py
-started as a stdio server; with CORE, pinned to that core).
+UPSTREAM: a Streamable HTTP URL (``URL#X-API-Key-value``), ``stdio:NWS_URL`` (sdk_server.py
+started as a stdio server) or ``fast:RESULT_FILE`` (fast_upstream.py, answering with that
+file's result); a stdio upstream is pinned to CORE when it is given.
 """
 
 from __future__ import annotations
@@ -40,9 +41,13 @@ async def _keep_client() -> None:
     """Hold the upstream's client open for the life of the process (its own task: the SDK's
     task groups must stay in one task)."""
     where = upstream[0]
-    if where.startswith("stdio:"):
-        here = str(Path(__file__).resolve().parent / "sdk_server.py")
-        argv = [sys.executable, here, "stdio", "-", where[6:]]
+    kind, _, rest = where.partition(":")
+    if kind in ("stdio", "fast"):
+        here = Path(__file__).resolve().parent
+        if kind == "stdio":
+            argv = [sys.executable, str(here / "sdk_server.py"), "stdio", "-", rest]
+        else:
+            argv = [sys.executable, str(here / "fast_upstream.py"), rest]
         if upstream_core:
             argv = ["taskset", "-c", upstream_core[0], *argv]
         transport = stdio_client(StdioServerParameters(command=argv[0], args=argv[1:]))

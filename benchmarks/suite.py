@@ -95,6 +95,7 @@ TOOLS_CALL_DISTINCT = dataclasses.replace(
 
 
 APART = "stdio, upstream on core 1"  # the gateway runs where the stdio upstream does not
+FAST = "a fast stdio upstream"  # fast_upstream.py: the gateways' own work, not the upstream's
 
 
 def gateway_call(upstream: str) -> Request:
@@ -105,7 +106,16 @@ def gateway_call(upstream: str) -> Request:
 
 def stdio_upstream(nws_url: str, core: int | None = 0) -> dict:
     """The official SDK server (sdk_server.py) as a stdio upstream's settings (on ``core``)."""
-    argv = [PYTHON, str(HERE / "sdk_server.py"), "stdio", "-", nws_url]
+    return _on_core([PYTHON, str(HERE / "sdk_server.py"), "stdio", "-", nws_url], core)
+
+
+def fast_upstream(result_file: Path, core: int | None = 0) -> dict:
+    """fast_upstream.py, answering every call with the result in ``result_file``, as a stdio
+    upstream's settings (on ``core``)."""
+    return _on_core([PYTHON, str(HERE / "fast_upstream.py"), str(result_file)], core)
+
+
+def _on_core(argv: list[str], core: int | None) -> dict:
     if core is None:
         return {"command": argv[0], "args": argv[1:]}
     return {"command": "taskset", "args": ["-c", str(core), *argv]}
@@ -490,14 +500,16 @@ class Suite:
         at one connection (what a gateway adds to a call), throughput at --connections. Every
         process but wrk on core 0; in the runs "upstream on core 1", the stdio upstream on wrk's
         core instead (as a host with more cores would run it: the gateway's CPU a call without
-        the upstream's interpreter on its core)."""
+        the upstream's interpreter on its core). Last, both gateways in front of a fast stdio
+        upstream (fast_upstream.py, answering with the SDK server's own result at once): what
+        each gateway can pass, with the upstream's cost nearly gone."""
         upstream_key = secrets.token_urlsafe(24)
         port = free_port()
         upstream = Process([PYTHON, str(HERE / "sdk_server.py"), str(port), upstream_key, self.nws_url,
                             self.args.loop], port, self.workdir / "upstream.log")  # fmt: skip
         gateway_key = secrets.token_urlsafe(24)
         sdk_gateways: dict[str, Process] = {}
-        sky = apart = None
+        sky = apart = fast = None
         try:
             self._wait_port(port)
             for name, where, *core in (
@@ -530,6 +542,18 @@ class Suite:
             key = self.new_key(sky.port, scopes=["upstream:sdk", "upstream:stdio"])
             apart_key = self.new_key(apart.port, scopes=["upstream:stdio"])
             apart_keys = self.keys_file([apart_key])
+            # the fast upstream answers with the result the SDK server gave through Skywarden
+            relayed = json.loads(send(sky.port, gateway_call("stdio"), key))["result"]
+            result_file = self.workdir / "fast-result.json"
+            result_file.write_text(json.dumps(relayed))
+            fast, _ = self.skywarden("gateway-fast", "--upstreams", json.dumps({"fast": fast_upstream(result_file)}),
+                                     "--max-concurrent-calls", slots)  # fmt: skip
+            fast_keys = self.keys_file([self.new_key(fast.port, scopes=["upstream:fast"])])
+            fast_port = free_port()
+            sdk_gateways["fast"] = Process([PYTHON, str(HERE / "sdk_gateway.py"), str(fast_port), gateway_key,
+                                            f"fast:{result_file}", self.args.loop, "0"], fast_port,
+                                           self.workdir / "sdk-gateway-fast.log")  # fmt: skip
+            self._wait_port(fast_port)
             sky_keys, upstream_keys = self.keys_file([key]), self.keys_file([upstream_key])
             gateway_keys = self.keys_file([gateway_key])
 
@@ -548,9 +572,14 @@ class Suite:
                 "SDK gateway -> SDK server over stdio": (sdk_gateways["stdio"].port, TOOLS_CALL, gateway_keys),
                 f"Skywarden -> SDK server over {APART}": (apart.port, gateway_call("stdio"), apart_keys),
                 f"SDK gateway -> SDK server over {APART}": (sdk_gateways["apart"].port, TOOLS_CALL, gateway_keys),
+                f"Skywarden -> {FAST}": (fast.port, gateway_call("fast"), fast_keys),
+                f"SDK gateway -> {FAST}": (sdk_gateways["fast"].port, TOOLS_CALL, gateway_keys),
             }
+            for port_of, request, keys_file in list(runs.values())[-2:]:
+                answer = json.loads(send(port_of, request, keys_file.read_text().split()[0]))
+                assert not answer["result"].get("isError"), answer
             latency = self.rounds(runs, connections=1)
-            gateways = {g.port: g.proc.pid for g in (sky, apart, *sdk_gateways.values())}  # each run's own process
+            gateways = {g.port: g.proc.pid for g in (sky, apart, fast, *sdk_gateways.values())}  # each run's own
             pids = {name: gateways[port] for name, (port, _, _) in runs.items() if port in gateways}
             load, cpu = self.rounds_with_cpu(runs, pids)
             direct = "official SDK server, direct"
@@ -564,21 +593,21 @@ class Suite:
                         sdk=load[name].rps / load[direct].rps,
                     )
                 )
-            for name in list(runs)[1:]:
+            for name in list(runs)[1:-2]:  # the fast upstream's rows are not the SDK server's
                 self.notes.append(
                     f"{name}: p50 {latency[name].p50_ms / latency[direct].p50_ms:.2f}x the SDK server's own at one "
                     f"connection ({latency[direct].p50_ms:.2f} ms), adding "
                     f"{(latency[name].p50_ms - latency[direct].p50_ms) / latency[direct].p50_ms:.2f}x it; "
                     f"{load[name].rps / load[direct].rps:.2f}x its req/s at {self.args.connections} connections"
                 )
-            for transport in ("Streamable HTTP", "stdio", APART):
-                ours, theirs = (
-                    f"Skywarden -> SDK server over {transport}",
-                    f"SDK gateway -> SDK server over {transport}",
-                )
+            for transport, behind in (
+                *((f"over {t}", f"SDK server over {t}") for t in ("Streamable HTTP", "stdio", APART)),
+                (f"to {FAST}", FAST),
+            ):
+                ours, theirs = f"Skywarden -> {behind}", f"SDK gateway -> {behind}"
                 rps, p50 = load[ours].rps / load[theirs].rps, latency[ours].p50_ms / latency[theirs].p50_ms
                 self.notes.append(
-                    f"gateway over {transport}: Skywarden {rps:.2f}x the SDK gateway's req/s at "
+                    f"gateway {transport}: Skywarden {rps:.2f}x the SDK gateway's req/s at "
                     f"{self.args.connections} connections, p50 {p50:.2f}x its own at one connection; the gateway "
                     f"process's own CPU a call (the upstream's not counted): Skywarden {cpu[ours]:.0f} µs, the SDK "
                     f"gateway {cpu[theirs]:.0f} µs, so {cpu[theirs] / cpu[ours]:.2f}x the calls a core"
@@ -592,7 +621,7 @@ class Suite:
             upstream.stop()
             for sdk_gateway in sdk_gateways.values():
                 sdk_gateway.stop()
-            for gateway in (sky, apart):
+            for gateway in (sky, apart, fast):
                 if gateway is not None:
                     gateway.stop()
 
