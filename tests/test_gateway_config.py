@@ -35,6 +35,7 @@ from skywarden.server.gateway.tools import (
 )
 from skywarden.server.jsonutil import dumps, loads_exact
 from skywarden.server.observability.redaction import redact_text
+from skywarden.server.plugins.results import ResultMismatch
 from skywarden.server.settings import SettingsError, load_settings
 from skywarden.server.upstreams import (
     SEPARATORS,
@@ -862,6 +863,45 @@ def test_a_schema_jsonschema_cannot_compile_is_unusable(schema):
     with pytest.raises(UnusableTool, match=r"^its input schema is not a JSON Schema Skywarden can check: ") as info:
         compile_schema(schema, "input schema")
     assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("which", ["inputSchema", "outputSchema"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        lambda p: {"type": "string", "pattern": p},
+        lambda p: {"type": "object", "patternProperties": {p: {}}},
+        lambda p: {"type": "object", "propertyNames": {"pattern": p}},
+        lambda p: {"type": "array", "items": {"$ref": "#/$defs/word"}, "$defs": {"word": {"pattern": p}}},
+    ],
+)
+def test_a_pattern_too_costly_to_check_leaves_its_tool_out_saying_so(which, where):
+    # unbounded, this pattern held the event loop for seconds per string it was matched against
+    with pytest.raises(UnusableTool, match=r"a pattern in it is too costly to check \(its program is over 200000 b"):
+        registered_tool(CALC, "__", listed(**{which: where("[a-y]{20000}[0-9]")}), no_forward)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matching", "other"),
+    [
+        (r"^[a-z][a-z0-9-]{0,62}$", "calc-1", "Calc"),
+        (r"^\w{1,256}$", "hello_1", "two words"),
+        (r"^(?=.*[A-Z]).{8,}$", "longEnough", "short"),  # lookahead: the backtracking engine
+        (r"^(\d{3})-\1$", "123-123", "123-124"),  # a backreference
+        (r"[a-y]{2500}[0-9]", "a" * 2500 + "7", "a" * 2500),  # the largest repetition of its kind within the bound
+    ],
+)
+def test_patterns_within_the_bounds_check_as_written(pattern, matching, other):
+    check = compile_schema({"type": "string", "pattern": pattern}, "input schema")
+    assert check.is_valid(matching) and not check.is_valid(other)
+
+
+def test_an_output_schema_is_checked_as_compiled_with_its_bounds():
+    pattern = {"type": "object", "properties": {"w": {"type": "string", "pattern": r"^(?=.*\d)\w+$"}}}
+    tool = registered_tool(CALC, "__", listed(outputSchema=pattern), no_forward)
+    assert tool.shape(ToolResult(content=[], structured={"w": "a1"})).structured == {"w": "a1"}
+    with pytest.raises(ResultMismatch):
+        tool.shape(ToolResult(content=[], structured={"w": "ab"}))
 
 
 def test_a_tool_without_an_input_schema_is_unusable():

@@ -149,6 +149,8 @@ class TypeScriptOrderUpstream:
             result = {"protocolVersion": "2024-11-05", "capabilities": {"tools": {}}, "serverInfo": info}
         elif method == "tools/list":
             tools = [{"name": name, "inputSchema": {"type": "object"}} for name in ("big", "lost", "add", "forged")]
+            letters = {"type": "object", "properties": {"word": {"type": "string", "pattern": "^\\p{L}+$"}}}
+            tools.append({"name": "letters", "inputSchema": {"type": "object"}, "outputSchema": letters})
             result = {"tools": tools}
         elif method == "tools/call" and params["name"] == "big":
             result = {"content": [{"type": "text", "text": "x" * 5_000_000}]}
@@ -157,6 +159,8 @@ class TypeScriptOrderUpstream:
             answer = json.dumps({"error": error, "jsonrpc": "2.0", "id": message["id"]})
             await self.queue.put(f"event: message\ndata: {answer}\n\n".encode())
             return web.Response(status=202)
+        elif method == "tools/call" and params["name"] == "letters":
+            result = {"content": [{"type": "text", "text": "héllo"}], "structuredContent": {"word": "héllo"}}
         else:
             result = {"content": [{"type": "text", "text": "ok"}]} if method == "tools/call" else {}
         answer = json.dumps({"result": result, "jsonrpc": "2.0", "id": message["id"]})
@@ -179,6 +183,14 @@ async def test_an_answer_over_the_bound_that_names_its_call_last_fails_that_call
     assert over["content"][0]["text"] == "The upstream ts answered with more than its limit of 1048576 bytes."
     assert (await (await typescript_order.post("/api/mcp/tools/ts__add", json={})).json())["isError"] is False
     assert typescript_order.connection.figures.state == "up"
+
+
+async def test_a_result_through_the_sdk_is_checked_by_the_pipeline_alone(typescript_order):
+    # HTTP+SSE calls go through the SDK's call_tool. Its own check of the result (Python's
+    # jsonschema, whose unbounded ``re`` an upstream's pattern could stall, and which cannot even
+    # read ``\p{L}``) is off; the pipeline's bounded check passes the result or refuses it.
+    passed = await (await typescript_order.post("/api/mcp/tools/ts__letters", json={})).json()
+    assert passed["isError"] is False and passed["structuredContent"] == {"word": "héllo"}
 
 
 async def test_a_call_that_could_not_be_posted_fails_as_a_transport_failure(typescript_order):

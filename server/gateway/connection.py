@@ -46,7 +46,12 @@ from skywarden.server.gateway.direct import (
     tool_result,
 )
 from skywarden.server.gateway.tools import UnusableTool, bounded_result, error_result, registered_tool
-from skywarden.server.gateway.transports import BlockedUpstream, check_address, client_for
+from skywarden.server.gateway.transports import (
+    BlockedUpstream,
+    check_address,
+    client_for,
+    leave_result_checks_to_the_pipeline,
+)
 from skywarden.server.jsonutil import dumps
 from skywarden.server.observability.redaction import redact_text
 from skywarden.server.plugins.model import RegisteredTool
@@ -239,6 +244,7 @@ class UpstreamConnection:
                     if transport.calls is not None:
                         stack.push_async_callback(transport.calls.aclose)
                     client = await stack.enter_async_context(transport.client)
+                    leave_result_checks_to_the_pipeline(client)
                     tools = await self._list_tools(client)
             except TimeoutError:
                 where = f"{origin(self.config.url)}: " if self.config.url else ""

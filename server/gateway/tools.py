@@ -30,6 +30,21 @@ MAX_DESCRIPTION = 4000
 # What an upstream may annotate a tool with: MCP's annotation fields, nothing else.
 ANNOTATION_FIELDS = ("title", "readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 
+# An upstream writes the regular expressions of its schemas (``pattern``, ``patternProperties``)
+# and, for its results, the strings they are matched against. Unbounded, one pattern such as
+# ``[a-y]{20000}[0-9]`` held the event loop for seconds per string checked, and a backreference
+# backtracks without end. So patterns are compiled within these bounds: a compiled program of at
+# most PATTERN_BYTES (a repetition such as ``{2500}`` of a small class still fits, and matches
+# 1 MB in about 30 ms), a lazy DFA cache large enough for any such program, and at most
+# BACKTRACK_STEPS for the backtracking features (lookaround, backreferences), past which a
+# string does not match. A pattern over the bound leaves its tool out, saying so.
+PATTERN_BYTES = 200_000
+PATTERN_DFA_BYTES = 10_000_000
+BACKTRACK_STEPS = 10_000
+PATTERNS = jsonschema_rs.FancyRegexOptions(
+    backtrack_limit=BACKTRACK_STEPS, size_limit=PATTERN_BYTES, dfa_size_limit=PATTERN_DFA_BYTES
+)
+
 # (config, upstream tool name, validated arguments) -> the upstream's answer as a ToolResult
 Forward = Callable[[str, dict[str, Any], Any], Awaitable[ToolResult]]
 
@@ -82,13 +97,26 @@ def _fields_of(error: Any) -> list[str]:
 
 
 def compile_schema(schema: Any, what: str) -> Any:
+    """The one place an upstream's schema is compiled: offline (a remote ``$ref`` is never
+    fetched) and with its patterns bounded (``PATTERNS``)."""
     if not isinstance(schema, dict):
         raise UnusableTool(f"its {what} is not a JSON object")
     try:
-        return jsonschema_rs.validator_for(schema, offline=True)
+        return jsonschema_rs.validator_for(schema, offline=True, pattern_options=PATTERNS)
     except (jsonschema_rs.ValidationError, ValueError) as exc:
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if _compiles_unbounded(schema):
+            first = f"a pattern in it is too costly to check (its program is over {PATTERN_BYTES} bytes)"
         raise UnusableTool(f"its {what} is not a JSON Schema Skywarden can check: {first}") from None
+
+
+def _compiles_unbounded(schema: dict[str, Any]) -> bool:
+    """Whether ``schema`` was refused only for the bound on its patterns."""
+    try:
+        jsonschema_rs.validator_for(schema, offline=True)
+    except (jsonschema_rs.ValidationError, ValueError):
+        return False
+    return True
 
 
 def registered_tool(
@@ -105,8 +133,7 @@ def registered_tool(
     input_schema = tool.get("inputSchema")
     arguments = JsonSchemaArguments(compile_schema(input_schema, "input schema"))
     output_schema = tool.get("outputSchema")
-    if output_schema is not None:
-        compile_schema(output_schema, "output schema")
+    output_check = compile_schema(output_schema, "output schema") if output_schema is not None else None
     description = tool.get("description") or ""
     title = tool.get("title") or upstream_name
     annotations = tool.get("annotations") or {}
@@ -133,7 +160,7 @@ def registered_tool(
         owner=plugin,
         upstream=config.name,
         invoke=invoke,
-        shape=ResultShape(output_schema, None, False),
+        shape=ResultShape(output_schema, None, False, validator=output_check),
     )
 
 

@@ -139,6 +139,21 @@ def client_for(
     return Transport(Client(watched(bounded_requests(transport), lambda: ended(None)), **common), http, direct)
 
 
+async def _checked_in_the_pipeline(name: str, result: Any) -> None:
+    return None
+
+
+def leave_result_checks_to_the_pipeline(client: Any) -> None:
+    """Turn off the SDK's check of a call's structured result against the tool's output schema
+    (on the calls that go through the SDK). It runs Python's ``jsonschema``, whose ``pattern``
+    uses ``re`` without any bound: an upstream writing both the pattern and the result could hold
+    the event loop. Skywarden's pipeline checks every result against the same schema, with the
+    patterns bounded (``tools.compile_schema``)."""
+    session = getattr(client, "session", None)
+    if session is not None and hasattr(session, "validate_tool_result"):
+        session.validate_tool_result = _checked_in_the_pipeline
+
+
 def caller_header(name: str) -> Any:
     """An httpx request hook: the caller named in a request's ``_meta`` (``CALLER_META``) also as
     the header ``name`` (``kind:id``), and never a value for it from anywhere else."""

@@ -60,8 +60,12 @@ class ResultShape:
         dump: marshmallow.Schema | None,
         wrap: bool,
         plain_type: type | None = None,
+        validator: Any = None,
     ) -> None:
-        self._validator = jsonschema_rs.validator_for(output_schema) if output_schema is not None else None
+        """``validator``: the output schema already compiled (an upstream's, with its bounds)."""
+        if validator is None and output_schema is not None:
+            validator = jsonschema_rs.validator_for(output_schema)
+        self._validator = validator
         self._dump = dump
         self._wrap = wrap
         self._plain = plain_dumper(plain_type) if plain_type is not None else None
