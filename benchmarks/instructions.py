@@ -34,6 +34,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -47,8 +48,9 @@ SCENARIOS = {
     "tools/call distinct": suite.TOOLS_CALL_DISTINCT,
     "rest": suite.REST_CALL,
     "gateway stdio": suite.gateway_call("stdio"),
+    "gateway http": suite.gateway_call("http"),
 }
-GATEWAY_KEY = {**suite.BENCH_KEY, "scopes": ["upstream:stdio"]}
+UPSTREAM_KEY = "bench-upstream-key-0123456789abcdefghij"
 WARM_UP = 300
 
 
@@ -120,7 +122,18 @@ async def serve(server, payloads: list[bytes], count: int, start: int = 0) -> by
     return last
 
 
-async def child(target: str, scenario: str, count: int, nws_url: str, workdir: str, lines: int = 0) -> None:
+@dataclass(frozen=True)
+class Servers:
+    """What a counted run talks to besides itself: the fake NWS and the SDK server on it."""
+
+    nws_url: str
+    sdk_port: int
+
+    def argv(self) -> list[str]:
+        return [self.nws_url, str(self.sdk_port)]
+
+
+async def child(target: str, scenario: str, count: int, servers: Servers, workdir: str, lines: int = 0) -> None:
     """One counted run: set Skywarden up (it makes the key and the answers bare gives), warm the
     target up, then serve ``count`` requests to it (with ``lines``: and print the Python lines
     each of the ``lines`` busiest functions ran per request, from the interpreter's line events)."""
@@ -143,19 +156,21 @@ async def child(target: str, scenario: str, count: int, nws_url: str, workdir: s
         "secret": suite.SECRET,
         "rate_limit": suite.HIGH_LIMIT,
         "auth_failure_limit": suite.HIGH_LIMIT,
-        "weather_base_url": nws_url,
+        "weather_base_url": servers.nws_url,
         "log_file": str(Path(workdir) / "server.log"),
     }
     gateway = scenario.startswith("gateway")
-    if gateway:  # the official SDK server as a stdio upstream (its own process: callgrind counts only this one)
-        cli["upstreams"] = json.dumps({"stdio": suite.stdio_upstream(nws_url, core=None)})
+    upstreams = _upstreams(scenario, servers) if gateway else {}
+    if gateway:  # the official SDK server as the upstream (its own process: callgrind counts only this one)
+        cli["upstreams"] = json.dumps(upstreams)
     registry = discover_tools()
     settings = load_settings(cli=cli, environ={}, plugins=declared_settings(registry.plugins))
     configure_server_logging(settings)
     app = create_app(settings, registry=registry)
     sky = GuardedAppRunner(app, idle_timeout=60, auditor=audit_connection, handle_signals=False, access_log=None)
     await sky.setup()
-    _, key = await app[KEY_OPERATIONS].create(GATEWAY_KEY if gateway else suite.BENCH_KEY, CLI_ACTOR)
+    scopes = [f"upstream:{name}" for name in upstreams] or suite.BENCH_KEY["scopes"]
+    _, key = await app[KEY_OPERATIONS].create({**suite.BENCH_KEY, "scopes": scopes}, CLI_ACTOR)
     results = {}
     answered_by_both = {"tools/list": suite.TOOLS_LIST, "tools/call": suite.TOOLS_CALL, "rest": suite.REST_CALL}
     for name, request in ({} if gateway else answered_by_both).items():  # the gateway has no bare counterpart
@@ -192,6 +207,15 @@ async def child(target: str, scenario: str, count: int, nws_url: str, workdir: s
     await runner.cleanup()
 
 
+def _upstreams(scenario: str, servers: Servers) -> dict:
+    """The SDK server as the scenario's upstream: a stdio one started by Skywarden, or the one
+    ``fake_nws`` serves over Streamable HTTP."""
+    if scenario == "gateway stdio":
+        return {"stdio": suite.stdio_upstream(servers.nws_url, core=None)}
+    url = f"http://127.0.0.1:{servers.sdk_port}/mcp"
+    return {"http": {"url": url, "allow_private": True, "headers": {"X-API-Key": UPSTREAM_KEY}}}
+
+
 def _line_counter(ran: Counter[str]):
     def trace(frame, event, arg):
         if event == "line":
@@ -202,12 +226,12 @@ def _line_counter(ran: Counter[str]):
     return trace
 
 
-def counted(target: str, scenario: str, count: int, nws_url: str, tmp: Path) -> int:
+def counted(target: str, scenario: str, count: int, servers: Servers, tmp: Path) -> int:
     """Instructions of a whole child run under callgrind (in a data folder of its own)."""
     workdir = tmp / re.sub(r"\W", "_", f"{target}-{scenario}-{count}")
     workdir.mkdir()
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__]
-    command += ["--child", target, scenario, str(count), nws_url, str(workdir)]
+    command += ["--child", target, scenario, str(count), *servers.argv(), str(workdir)]
     run = subprocess.run(command, capture_output=True, text=True, env={"PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin"})
     found = re.search(r"Collected : (\d+)", run.stderr)
     if run.returncode != 0 or found is None:
@@ -220,15 +244,22 @@ def per_request(runs: dict[int, int], low: int, high: int) -> float:
 
 
 @contextlib.contextmanager
-def fake_nws(tmp: Path) -> Iterator[str]:
-    """The fake NWS as a process, for as long as the block runs; its base URL."""
-    port = suite.free_port()
+def fake_nws(tmp: Path) -> Iterator[Servers]:
+    """The fake NWS, and the SDK server over Streamable HTTP on it (the ``gateway http``
+    upstream), as processes for as long as the block runs."""
+    port, sdk_port = suite.free_port(), suite.free_port()
     nws = suite.Process([sys.executable, str(HERE / "fake_nws_server.py"), str(port)], port, tmp / "nws.log", pin=False)
+    sdk = None
     try:
         url = f"http://127.0.0.1:{port}"
         suite.wait_for(url + "/points/39.7456,-97.0892")
-        yield url
+        sdk = suite.Process([sys.executable, str(HERE / "sdk_server.py"), str(sdk_port), UPSTREAM_KEY, url, "uvloop"],
+                            sdk_port, tmp / "sdk-server.log", pin=False)  # fmt: skip
+        suite.Suite._wait_port(sdk_port)
+        yield Servers(url, sdk_port)
     finally:
+        if sdk is not None:
+            sdk.stop()
         nws.stop()
 
 
@@ -239,22 +270,22 @@ def _targets(scenario: str) -> tuple[str, ...]:
 
 def _lines(scenario: str, top: int) -> int:
     """Where the Python lines of one request go, for both servers (no valgrind needed)."""
-    with tempfile.TemporaryDirectory() as tmp, fake_nws(Path(tmp)) as nws_url:
+    with tempfile.TemporaryDirectory() as tmp, fake_nws(Path(tmp)) as servers:
         for target in _targets(scenario):
             workdir = Path(tmp) / target
             workdir.mkdir()
-            command = [sys.executable, __file__, "--child", target, scenario, "200", nws_url, str(workdir)]
+            command = [sys.executable, __file__, "--child", target, scenario, "200", *servers.argv(), str(workdir)]
             subprocess.run([*command, "--lines", str(top)], check=True)
     return 0
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        target, scenario, count, nws_url, workdir = sys.argv[2:7]
+        target, scenario, count, nws_url, sdk_port, workdir = sys.argv[2:8]
         import uvloop
 
-        lines = int(sys.argv[8]) if sys.argv[7:8] == ["--lines"] else 0
-        uvloop.run(child(target, scenario, int(count), nws_url, workdir, lines=lines))
+        lines = int(sys.argv[9]) if sys.argv[8:9] == ["--lines"] else 0
+        uvloop.run(child(target, scenario, int(count), Servers(nws_url, int(sdk_port)), workdir, lines=lines))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), help="scenarios to count (default: all)")
@@ -272,10 +303,10 @@ def main() -> int:
         return 2
     low, high = args.requests
     compileall.compile_dir(HERE, quiet=1)  # else the first counted run alone compiles these scripts
-    with tempfile.TemporaryDirectory() as tmp, fake_nws(Path(tmp)) as nws_url:
+    with tempfile.TemporaryDirectory() as tmp, fake_nws(Path(tmp)) as servers:
         jobs = [(t, s, n) for s in args.only or SCENARIOS for t in _targets(s) for n in (low, high)]
         with ThreadPoolExecutor(args.jobs) as pool:  # callgrind's counts do not depend on what runs beside
-            counts = list(pool.map(lambda job: counted(*job, nws_url, Path(tmp)), jobs))
+            counts = list(pool.map(lambda job: counted(*job, servers, Path(tmp)), jobs))
     found: dict[tuple[str, str], dict[int, int]] = {}
     for (target, scenario, count), total in zip(jobs, counts, strict=True):
         found.setdefault((target, scenario), {})[count] = total
