@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
 from aiohttp import web
 from aiohttp_apigami import AiohttpApiSpec, OpenApiVersion
 from aiohttp_apigami.route_processor import RouteProcessor
@@ -17,7 +19,11 @@ from skywarden.server.http.assets import asset_handler
 from skywarden.server.http.paths import DOCS_PATH, DOCS_STATIC_PATH, HEALTH_PATHS, MCP_PATH, SPEC_PATH, TOOL_CALL_PATH
 from skywarden.server.http.problems import PROBLEM
 from skywarden.server.http.routes import PUBLIC, Access, Door, Rule, add_route, rule_of_resource
+from skywarden.server.jsonutil import dumps
+from skywarden.server.plugins.model import RegisteredTool
 from skywarden.server.plugins.registry import ToolRegistry
+
+log = structlog.get_logger("skywarden.openapi")
 
 SPEC_URL = SPEC_PATH
 TOOL_PATH_PREFIX = TOOL_CALL_PATH.rsplit("/", 1)[0] + "/"
@@ -44,6 +50,16 @@ PROBLEM_SCHEMA = {
     },
 }
 
+# The public document is read by anyone, and an upstream writes its tools' schemas: one upstream
+# tool's operation is at most MAX_OPERATION_BYTES, all of theirs MAX_TOOL_BYTES; a tool past
+# either is left out of the document (it is still called at the generic operation).
+MAX_OPERATION_BYTES = 256 * 1024
+MAX_TOOL_BYTES = 8 * 1024 * 1024
+UNDOCUMENTED_NOTE = (
+    " {count} tools are not documented here, to keep this document small or because their schemas"
+    " cannot be shown; a key lists the tools it may call, with their schemas, at GET {listing}."
+)
+
 SECURITY_SCHEMES = {
     "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
     "ApiKeyBearer": {"type": "http", "scheme": "bearer", "description": "An API key as a Bearer token"},
@@ -64,7 +80,10 @@ class ToolDocs:
     spec: AiohttpApiSpec
     upstream_tools: bool = False  # upstream tools too (``openapi_upstream_tools``): the document is public
     _document: dict[str, Any] | None = None
+    _encoded: bytes | None = None  # the document as JSON, made once per change of tools
     _tools_stale: bool = True
+    _description: str = ""  # info.description as configured, before any note of tools left out
+    _refused: set[str] = field(default_factory=set)  # tools whose operation could not be made (logged once)
     # the generic call's operation, before the request path's answers: each tool's starts from it
     _generic: dict[str, Any] = field(default_factory=dict)
     _rule: Rule | None = None
@@ -72,10 +91,19 @@ class ToolDocs:
     def document(self) -> dict[str, Any]:
         if self._document is None:
             self._document = self._finished_document()
+            self._description = self._document["info"].get("description", "")
         if self._tools_stale:
             self._document_tools(self._document)
             self._tools_stale = False
+            self._encoded = None
         return self._document
+
+    def encoded(self) -> bytes:
+        """The document as JSON: written once per change of tools, not once per request."""
+        document = self.document()
+        if self._encoded is None:
+            self._encoded = dumps(document)
+        return self._encoded
 
     def refresh(self) -> None:
         self._tools_stale = True
@@ -100,26 +128,58 @@ class ToolDocs:
         return doc
 
     def _document_tools(self, doc: dict[str, Any]) -> None:
+        """Each tool as an operation of its own. A tool whose operation cannot be made (an
+        upstream's schema of a shape this code does not expect), or would outgrow the bounds, is
+        left out: the document stays whole for every other tool."""
         assert self._rule is not None
-        paths = doc["paths"]
+        paths, schemas = doc["paths"], doc["components"]["schemas"]
         for path in [p for p in paths if p.startswith(TOOL_PATH_PREFIX) and p != TOOL_CALL_PATH]:
             del paths[path]
+        for name in [n for n in schemas if n.startswith(TOOL_SCHEMA_PREFIX)]:
+            del schemas[name]
+        left_out, budget = 0, MAX_TOOL_BYTES
+        self._refused &= {tool.name for tool in self.tools}  # the names of tools gone are forgotten
         for tool in self.tools:
             if tool.upstream is not None and not self.upstream_tools:
                 continue
-            operation = {
-                **copy.deepcopy(self._generic),
-                "summary": tool.title,
-                "description": tool.description,
-                "operationId": f"call_{tool.name}",
-                "parameters": [],
-                "requestBody": {"required": True, "content": {"application/json": _tool_body(tool.input_schema)}},
-            }
-            if tool.output_schema is not None:
-                operation["responses"] = _with_output_schema(operation.get("responses", {}), tool.output_schema)
-            path = f"{TOOL_PATH_PREFIX}{tool.name}"
-            _document_request_path(path, "post", operation, self._rule)
-            paths[path] = {"post": operation}
+            try:
+                operation, definitions = self._operation(tool)
+                size = len(dumps(operation)) + len(dumps(definitions))
+            except Exception as exc:  # a schema's shape; the tool is still called at the generic operation
+                left_out += 1
+                if tool.name not in self._refused:
+                    self._refused.add(tool.name)
+                    log.warning("tool left out of the OpenAPI document", tool=tool.name, error=type(exc).__name__)
+                continue
+            if tool.upstream is not None:  # a plugin's tools are this server's own: always documented
+                if size > MAX_OPERATION_BYTES or size > budget:
+                    left_out += 1
+                    continue
+                budget -= size
+            paths[f"{TOOL_PATH_PREFIX}{tool.name}"] = {"post": operation}
+            schemas.update(definitions)
+        note = UNDOCUMENTED_NOTE.format(count=left_out, listing=TOOL_PATH_PREFIX.rstrip("/")) if left_out else ""
+        doc["info"]["description"] = self._description + note
+
+    def _operation(self, tool: RegisteredTool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The operation of one tool, and the definitions its schemas refer to (``$defs``, moved
+        to the document's components under the tool's name)."""
+        assert self._rule is not None
+        definitions: dict[str, Any] = {}
+        input_schema = published_schema(tool.input_schema, f"{TOOL_SCHEMA_PREFIX}{tool.name}.in", definitions)
+        operation = {
+            **copy.deepcopy(self._generic),
+            "summary": tool.title,
+            "description": tool.description,
+            "operationId": f"call_{tool.name}",
+            "parameters": [],
+            "requestBody": {"required": True, "content": {"application/json": _tool_body(input_schema)}},
+        }
+        if tool.output_schema is not None:
+            output_schema = published_schema(tool.output_schema, f"{TOOL_SCHEMA_PREFIX}{tool.name}.out", definitions)
+            operation["responses"] = _with_output_schema(operation.get("responses", {}), output_schema)
+        _document_request_path(f"{TOOL_PATH_PREFIX}{tool.name}", "post", operation, self._rule)
+        return operation, {name: openapi30_schema(definition) for name, definition in definitions.items()}
 
 
 def setup_openapi(app: web.Application, tools: ToolRegistry, upstream_tools: bool = False) -> ToolDocs:
@@ -142,7 +202,7 @@ def setup_openapi(app: web.Application, tools: ToolRegistry, upstream_tools: boo
     docs = ToolDocs(app, tools, spec, upstream_tools)
 
     async def openapi_document(request: web.Request) -> web.Response:
-        return web.json_response(docs.document())
+        return web.Response(body=docs.encoded(), content_type="application/json")
 
     add_route(app, "GET", SPEC_URL, openapi_document, rule=PUBLIC, allow_head=True)
     add_route(app, "GET", UI_PATH, _ui_page, rule=PUBLIC, allow_head=True)
@@ -345,42 +405,129 @@ def _with_output_schema(responses: dict[str, Any], output_schema: dict[str, Any]
 
 def _tool_body(input_schema: dict[str, Any]) -> dict[str, Any]:
     """A tool's request body: its arguments' schema, and an example made of its properties' own
-    first examples when every required one has one (what Swagger UI fills in)."""
+    first examples when every required one has one (what Swagger UI fills in). An upstream's
+    schema may hold any JSON where a schema goes (``true``, examples that are no list)."""
     body: dict[str, Any] = {"schema": openapi30_schema(input_schema)}
-    properties = input_schema.get("properties", {})
-    example = {name: prop["examples"][0] for name, prop in properties.items() if prop.get("examples")}
-    if example and all(name in example for name in input_schema.get("required", ())):
+    properties = input_schema.get("properties")
+    required = input_schema.get("required")
+    example = {
+        name: prop["examples"][0]
+        for name, prop in (properties.items() if isinstance(properties, dict) else ())
+        if isinstance(prop, dict) and isinstance(prop.get("examples"), list) and prop["examples"]
+    }
+    if example and isinstance(required, list) and all(name in example for name in required):
         body["example"] = example
     return body
 
 
-def openapi30_schema(schema: Any) -> Any:
-    """JSON Schema 2020-12 -> OpenAPI 3.0: numeric exclusive bounds in the boolean form,
-    ``examples`` (a list) as the one ``example`` 3.0 knows, and a type that takes null
-    (``["integer", "null"]``) as the type with ``nullable``."""
-    if isinstance(schema, list):
-        return [openapi30_schema(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    result = {key: openapi30_schema(value) for key, value in schema.items()}
-    kinds = result.get("type")
-    if isinstance(kinds, list) and "null" in kinds:  # a schema's (a property named so would be a dict)
-        rest = [kind for kind in kinds if kind != "null"]
-        if len(rest) == 1:
-            result["type"] = rest[0]
-        else:
-            del result["type"]
-        result["nullable"] = True
-    choices = result.get("enum")
-    if isinstance(choices, list) and None in choices:
-        result["nullable"] = True
-    examples = result.get("examples")
-    if isinstance(examples, list) and examples:  # a schema's (a property named so would be a dict)
-        result["example"] = examples[0]
-        del result["examples"]
-    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        value = result.get(bound)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            result[plain] = value
-            result[bound] = True
+TOOL_SCHEMA_PREFIX = "tool."  # the components a tool's ``$defs`` are moved to: tool.<name>.in.<def>
+_DEFINITIONS = ("$defs", "definitions")
+_COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def published_schema(schema: dict[str, Any], prefix: str, definitions: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` as the document can show it. Its local definitions (``$defs``, ``definitions``)
+    become components named ``<prefix>.<name>`` (added to ``definitions``), and a reference to
+    one (``#/$defs/Item``) points there; any other reference (``#``, another part of the
+    document, a URL) is dropped, so the document never points outside the tool's own schema."""
+    found = {
+        f"#/{key}/{name}": f"{prefix}.{_COMPONENT_NAME.sub('_', name)}"
+        for key in _DEFINITIONS
+        if isinstance(schema.get(key), dict)
+        for name in schema[key]
+    }
+    for key in _DEFINITIONS:
+        for name, definition in schema[key].items() if isinstance(schema.get(key), dict) else ():
+            definitions[found[f"#/{key}/{name}"]] = _with_refs(definition, found)
+    published: dict[str, Any] = _with_refs({k: v for k, v in schema.items() if k not in _DEFINITIONS}, found)
+    return published
+
+
+def _with_refs(node: Any, found: dict[str, str]) -> Any:
+    if isinstance(node, list):
+        return [_with_refs(item, found) for item in node]
+    if not isinstance(node, dict):
+        return node
+    result = {key: _with_refs(value, found) for key, value in node.items() if key != "$ref"}
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        target = found.get(ref)
+        if target is not None:
+            result["$ref"] = f"#/components/schemas/{target}"
+    elif "$ref" in node:  # a property named "$ref": a name, not a reference
+        result["$ref"] = _with_refs(ref, found)
     return result
+
+
+# What an OpenAPI 3.0 Schema Object may hold: keywords whose value is a schema, a list or a map of
+# them, and keywords whose value is kept as it is. Any other keyword of JSON Schema 2020-12 (or
+# of an upstream's draft: ``$schema``, ``$id``, ``prefixItems``, ``if``...) is left out.
+_SUBSCHEMA = ("not", "items")
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+_SUBSCHEMA_MAPS = ("properties",)
+_PLAIN = frozenset(
+    {
+        "title", "description", "format", "default", "example", "pattern", "multipleOf", "maximum", "minimum",
+        "maxLength", "minLength", "maxItems", "minItems", "uniqueItems", "maxProperties", "minProperties",
+        "readOnly", "writeOnly", "deprecated", "$ref",
+    }
+)  # fmt: skip
+_TYPES = frozenset({"array", "boolean", "integer", "number", "object", "string"})
+
+
+def openapi30_schema(schema: Any) -> dict[str, Any]:
+    """JSON Schema 2020-12 -> OpenAPI 3.0: numeric exclusive bounds in the boolean form,
+    ``examples`` (a list) as the one ``example`` 3.0 knows, ``const`` as a one-value ``enum``, a
+    type that takes null (``["integer", "null"]``) as the type with ``nullable``, a boolean schema
+    as ``{}`` or ``{"not": {}}``, and only what 3.0 knows kept. An upstream writes any JSON where
+    a schema goes: what is no schema is shown as ``{}``, any value."""
+    if schema is False:
+        return {"not": {}}
+    if not isinstance(schema, dict):
+        return {}
+    result: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _PLAIN or key.startswith("x-"):
+            result[key] = value
+        elif key in _SUBSCHEMA and isinstance(value, dict | bool):
+            result[key] = openapi30_schema(value)
+        elif key in _SUBSCHEMA_LISTS and isinstance(value, list) and value:
+            result[key] = [openapi30_schema(item) for item in value]
+        elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            result[key] = {name: openapi30_schema(item) for name, item in value.items()}
+        elif key == "additionalProperties" and isinstance(value, dict | bool):
+            result[key] = value if isinstance(value, bool) else openapi30_schema(value)
+        elif key == "required" and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            result[key] = value
+        elif key == "enum" and isinstance(value, list) and value:
+            result[key] = value
+            if None in value:
+                result["nullable"] = True
+        elif key == "const":
+            result["enum"] = [value]
+        elif key == "examples" and isinstance(value, list) and value:
+            result.setdefault("example", value[0])
+        elif key == "type":
+            _type_into(result, value)
+        elif key in ("exclusiveMinimum", "exclusiveMaximum"):
+            _exclusive_bound_into(result, key, value)
+    return result
+
+
+def _type_into(result: dict[str, Any], kinds: Any) -> None:
+    if isinstance(kinds, str) and kinds in _TYPES:
+        result["type"] = kinds
+    elif isinstance(kinds, list):
+        rest = [kind for kind in kinds if kind != "null"]
+        if len(rest) == 1 and rest[0] in _TYPES:
+            result["type"] = rest[0]
+        if "null" in kinds:
+            result["nullable"] = True
+
+
+def _exclusive_bound_into(result: dict[str, Any], bound: str, value: Any) -> None:
+    if isinstance(value, bool):  # draft 4's form, 3.0's own
+        result[bound] = value
+    elif isinstance(value, int | float):
+        result["minimum" if bound == "exclusiveMinimum" else "maximum"] = value
+        result[bound] = True
