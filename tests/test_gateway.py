@@ -17,6 +17,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from skywarden.server.appkeys import GATEWAY
+from skywarden.server.gateway import relisting
 from tests.support.admin import create_key
 from tests.support.logs import SECRETS, drain_logs
 from tests.support.raw_upstream import TOOLS as RAW_TOOLS
@@ -424,6 +425,23 @@ async def raw(make_client, make_settings):
     client = await make_client(make_settings(upstreams={"raw": raw_upstream()}))
     client.connection = client.server.app[GATEWAY].connections["raw"]
     return client
+
+
+async def test_an_upstream_announcing_a_change_after_every_listing_is_not_listed_back_to_back(
+    make_client, make_settings, monkeypatch
+):
+    monkeypatch.setattr(relisting, "RELIST_INTERVAL", 3600)  # the next listing it asks for: not in this test
+    client = await make_client(make_settings(upstreams={"flap": raw_upstream("flap")}))
+
+    async def listings() -> int:
+        return int((await (await call(client, "flap__listings", {})).json())["content"][0]["text"])
+
+    while await listings() < 2:  # the listing at connect, and the one its first announcement asks for
+        pass
+    for _ in range(20):  # back to back, these 20 round trips saw dozens more (each announces a change)
+        assert await listings() == 2
+    left_out = [e for e in drain_logs() if e.get("event") == "upstream tool left out" and e.get("upstream") == "flap"]
+    assert [e["tool"] for e in left_out] == ["bad name!"]  # said once, not at every listing
 
 
 async def test_an_answer_against_its_own_output_schema_is_a_tool_error_and_restarts_nothing(raw):

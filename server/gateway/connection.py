@@ -45,6 +45,7 @@ from skywarden.server.gateway.direct import (
     TooLarge,
     tool_result,
 )
+from skywarden.server.gateway.relisting import Relisting
 from skywarden.server.gateway.tools import UnusableTool, bounded_result, error_result, registered_tool
 from skywarden.server.gateway.transports import (
     BlockedUpstream,
@@ -156,8 +157,10 @@ class UpstreamConnection:
         self._failures_in_a_row = 0
         self._retry_at = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._refresh: asyncio.Task[None] | None = None
+        self._relisting: Relisting | None = None  # the connection's listings on its announcements
         self._listed: list[dict[str, Any]] = []
+        self._said_left_out: dict[str, str] = {}  # tool -> why it was left out, as last logged
+        self._said_missing: list[str] = []
         self._probe: asyncio.Task[None] | None = None
         self._stderr: list[str] = []  # the last line a stdio upstream wrote on stderr
         self.log = log.bind(upstream=config.name)
@@ -214,9 +217,11 @@ class UpstreamConnection:
                 self._client = None
                 self._calls = None
                 self.first_attempt.set()
-                for task in (self._refresh, self._probe):
-                    if task is not None:
-                        task.cancel()
+                if self._relisting is not None:
+                    self._relisting.cancel()
+                    self._relisting = None
+                if self._probe is not None:
+                    self._probe.cancel()
             if self._stopping.is_set():
                 break
             if self.figures.connects and time.monotonic() - began >= STABLE_AFTER:
@@ -259,6 +264,7 @@ class UpstreamConnection:
                 raise
             self._client = client
             self._calls = transport.calls
+            self._relisting = Relisting(lambda: self._relist(client))
             self._failures_in_a_row = 0
             self.figures.connects += 1
             self._set_state("up")
@@ -333,8 +339,7 @@ class UpstreamConnection:
         try:
             async with client.listen(tools_list_changed=True) as events:
                 async for _event in events:
-                    if self._refresh is None or self._refresh.done():
-                        self._refresh = asyncio.create_task(self._relist(client))
+                    self._tools_changed(client)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the upstream does not offer it: the periodic listing still catches changes
@@ -352,8 +357,7 @@ class UpstreamConnection:
                 tool = listed.model_dump(by_alias=True, exclude_none=True, mode="json")
                 size = len(dumps(tool))
                 if size > MAX_TOOL_BYTES:
-                    reason = f"it is {size} bytes as listed, more than {MAX_TOOL_BYTES}"
-                    self.log.warning("upstream tool left out", tool=str(tool.get("name"))[:128], reason=reason)
+                    self._left_out(tool, f"it is {size} bytes as listed, more than {MAX_TOOL_BYTES}")
                     continue
                 if total + size > MAX_LISTING_BYTES or len(tools) == MAX_TOOLS:
                     self.log.warning(
@@ -373,8 +377,9 @@ class UpstreamConnection:
         self._listed = listed
         wanted = set(self.config.tools)
         missing = sorted(wanted - {tool.get("name") for tool in listed})
-        if missing:
+        if missing and missing != self._said_missing:
             self.log.warning("upstream does not offer tools its 'tools' option names", tools=missing[:20])
+        self._said_missing = missing
         made = []
         for tool in listed:
             if wanted and tool.get("name") not in wanted:
@@ -382,15 +387,29 @@ class UpstreamConnection:
             try:
                 made.append(registered_tool(self.config, self.separator, tool, self.call))
             except UnusableTool as exc:
-                self.log.warning("upstream tool left out", tool=str(tool.get("name"))[:128], reason=str(exc))
+                self._left_out(tool, str(exc))
         self.figures.tools = len(made)
         self.publish(self.config, made)
+
+    def _left_out(self, tool: dict[str, Any], reason: str) -> None:
+        """Log a tool left out of the listing, once for as long as it is left out for that reason
+        (an upstream relists often: its changes, the periodic listing)."""
+        name = str(tool.get("name"))[:128]
+        if self._said_left_out.get(name) == reason:
+            return
+        if len(self._said_left_out) >= 2 * MAX_TOOLS:  # names that keep changing: bounded, said again
+            self._said_left_out.clear()
+        self._said_left_out[name] = reason
+        self.log.warning("upstream tool left out", tool=name, reason=reason)
 
     async def _on_message(self, message: Any) -> None:
         method = getattr(getattr(message, "root", message), "method", None)
         if method == "notifications/tools/list_changed" and self._client is not None:
-            if self._refresh is None or self._refresh.done():
-                self._refresh = asyncio.create_task(self._relist(self._client))
+            self._tools_changed(self._client)
+
+    def _tools_changed(self, client: Any) -> None:
+        if client is self._client and self._relisting is not None:
+            self._relisting.changed()
 
     async def _relist(self, client: Any) -> None:
         try:

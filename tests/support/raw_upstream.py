@@ -10,7 +10,9 @@ answers, then reads nothing more; ``asks`` sends Skywarden 3,000 requests before
 then reads nothing more; ``pings`` pings Skywarden and answers what came back. With
 ``stubborn`` it ignores the end of its input (and SIGTERM), so only its process group's end
 stops it. With ``many`` its listing has two pages:
-its tools and a tool of 200 KB, then 20 more tools (``n0`` ...).
+its tools and a tool of 200 KB, then 20 more tools (``n0`` ...). With ``flap`` every listing
+holds a tool with an invalid name and is followed by ``notifications/tools/list_changed``, and the
+tool ``listings`` answers how many listings it gave.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ TOOLS = [
     {"name": "pings", "inputSchema": {"type": "object"}},
 ]
 cancelled: list[object] = []  # the request ids of notifications/cancelled received
+listings: list[object] = []  # the request ids of the tools/list answered (``flap``)
 
 
 def send(message: dict) -> None:
@@ -68,6 +71,12 @@ def answer(request: dict) -> None:
         else:
             more = [{"name": f"n{i}", "inputSchema": {"type": "object"}} for i in range(20)]
             send({"jsonrpc": "2.0", "id": rid, "result": {"tools": more}})
+    elif method == "tools/list" and MODE == "flap":  # a change announced after every listing
+        listings.append(rid)
+        bad = {"name": "bad name!", "inputSchema": {"type": "object"}}
+        listing = {"name": "listings", "inputSchema": {"type": "object"}}
+        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [*TOOLS, listing, bad]}})
+        send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
     elif method == "tools/list":
         send({"jsonrpc": "2.0", "id": rid, "result": {"tools": TOOLS}})
     elif method == "ping":
@@ -113,6 +122,8 @@ def answer(request: dict) -> None:
             send({"jsonrpc": "2.0", "id": "ping-1", "method": "ping"})
             back = next(m for m in map(json.loads, sys.stdin) if m.get("id") == "ping-1" and "method" not in m)
             result = {"content": [{"type": "text", "text": json.dumps(back)}]}
+        elif name == "listings":
+            result = {"content": [{"type": "text", "text": str(len(listings))}]}
         elif name == "cancelled":
             result = {"content": [{"type": "text", "text": json.dumps(cancelled)}]}
         elif name == "flood":
