@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -150,3 +153,20 @@ async def test_a_server_whose_audit_log_fails_at_run_time_is_not_ready(tmp_path)
                 assert resp.status == 503 and body["checks"]["audit_log"] == "unwritable", body
     finally:
         await server.stop()
+
+
+@pytest.mark.slow
+def test_console_lines_show_control_characters_as_escapes_never_raw():
+    # an upstream's stderr line (or any value) holding ESC [2K would erase the line on a terminal
+    code = (
+        "from skywarden.server.observability.logging_setup import configure_logging, close_sinks\n"
+        "import structlog\n"
+        "configure_logging(fmt='console')\n"
+        "line = '\\x1b[2K\\x1b[1Ahidden\\x07\\x9b\\x7f'\n"
+        "structlog.get_logger('t').warning('upstream said', line=line)\n"
+        "close_sinks()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "upstream said" in out and "hidden" in out
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", out), repr(out)
+    assert "\\x1b[2K\\x1b[1Ahidden\\x07\\x9b\\x7f" in out

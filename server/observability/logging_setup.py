@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -105,6 +106,23 @@ def _json_line(fields: dict[str, Any]) -> str:
         return json.dumps({k: fields.get(k) for k in ("event", "level", "timestamp")} | {"unwritable_fields": True})
 
 
+# Characters a terminal acts on rather than shows: C0 controls but the line break and the tab
+# (a traceback's), DEL and the C1 controls.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(render: Any) -> Any:
+    """A console renderer whose lines a terminal shows as written: a control character in any
+    value (an upstream's stderr line holding ``ESC [2K``, which erases the line on screen) is
+    written as its escape, ``\\x1b``. JSON lines escape them already."""
+
+    def processor(logger: Any, method_name: str, event_dict: EventDict) -> Any:
+        line = render(logger, method_name, event_dict)
+        return _CONTROLS.sub(lambda found: f"\\x{ord(found[0]):02x}", line) if isinstance(line, str) else line
+
+    return processor
+
+
 def audit_logger() -> Any:
     """The ``skywarden.audit`` logger: its own short processor chain, one per configuration."""
     return _audit_logger
@@ -133,7 +151,7 @@ def configure_logging(
         raise
     _roles.update(log=main, audit_log=audit)
     renderer = (
-        structlog.dev.ConsoleRenderer(colors=False)
+        printable(structlog.dev.ConsoleRenderer(colors=False))
         if fmt == "console"
         else structlog.processors.JSONRenderer(sort_keys=False)
     )
