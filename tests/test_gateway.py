@@ -444,6 +444,15 @@ async def test_an_upstream_announcing_a_change_after_every_listing_is_not_listed
     assert [e["tool"] for e in left_out] == ["bad name!"]  # said once, not at every listing
 
 
+async def test_a_listing_the_sdk_refuses_is_reported_as_such_not_as_the_connection_ending(make_client, make_settings):
+    client = await make_client(make_settings(upstreams={"odd": raw_upstream("invalid")}))
+    connection = client.server.app[GATEWAY].connections["odd"]
+    assert connection.figures.state == "down"
+    assert "ValidationError" in connection.figures.last_error and "inputSchema" in connection.figures.last_error
+    said = [e["reason"] for e in drain_logs() if (e.get("event"), e.get("upstream")) == ("upstream unavailable", "odd")]
+    assert said and "ValidationError" in said[0] and "connection ended" not in said[0], said
+
+
 async def test_an_answer_against_its_own_output_schema_is_a_tool_error_and_restarts_nothing(raw):
     body = await (await call(raw, "raw__outs", {})).json()
     assert body["isError"] is True and "does not match its output schema" in body["content"][0]["text"]

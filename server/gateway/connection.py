@@ -233,34 +233,45 @@ class UpstreamConnection:
                 await asyncio.wait_for(self._stopping.wait(), backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
+    async def _connect(self, stack: contextlib.AsyncExitStack) -> tuple[Any, Any, list[dict[str, Any]]]:
+        """The upstream's client, its transport and its tools, within ``connect_timeout``; what
+        fails is said as an operator can act on it (``ConnectFailed``)."""
+        try:
+            async with asyncio.timeout(self.config.connect_timeout):
+                pinned = None
+                if self.config.transport == "stdio":
+                    errlog = await _stderr_pipe(stack, self.log, self._stderr)
+                else:
+                    errlog = None
+                    pinned = await check_address(self.config, self.policy)
+                transport = client_for(self.config, self._on_message, errlog, self._transport_ended, pinned)
+                if transport.http is not None:
+                    stack.push_async_callback(transport.http.aclose)
+                if transport.calls is not None:
+                    stack.push_async_callback(transport.calls.aclose)
+                client = await stack.enter_async_context(transport.client)
+                leave_result_checks_to_the_pipeline(client)
+                return client, transport, await self._list_tools(client)
+        except TimeoutError:
+            where = f"{origin(self.config.url)}: " if self.config.url else ""
+            waited = f"no answer within connect_timeout ({self.config.connect_timeout:g} s)"
+            raise ConnectFailed(f"{where}{waited}") from None
+        except BaseException as exc:
+            if self._stderr and not isinstance(exc, asyncio.CancelledError):
+                raise ConnectFailed(f"{_describe(exc)} (its last line on stderr: {self._stderr[0]})") from None
+            if self.config.url and isinstance(exc, Exception) and not isinstance(exc, ConnectFailed):
+                raise ConnectFailed(_remote_failure(self.config, exc)) from None
+            raise
+
     async def _connected_session(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
             try:
-                async with asyncio.timeout(self.config.connect_timeout):
-                    pinned = None
-                    if self.config.transport == "stdio":
-                        errlog = await _stderr_pipe(stack, self.log, self._stderr)
-                    else:
-                        errlog = None
-                        pinned = await check_address(self.config, self.policy)
-                    transport = client_for(self.config, self._on_message, errlog, self._transport_ended, pinned)
-                    if transport.http is not None:
-                        stack.push_async_callback(transport.http.aclose)
-                    if transport.calls is not None:
-                        stack.push_async_callback(transport.calls.aclose)
-                    client = await stack.enter_async_context(transport.client)
-                    leave_result_checks_to_the_pipeline(client)
-                    tools = await self._list_tools(client)
-            except TimeoutError:
-                where = f"{origin(self.config.url)}: " if self.config.url else ""
-                raise ConnectFailed(
-                    f"{where}no answer within connect_timeout ({self.config.connect_timeout:g} s)"
-                ) from None
+                client, transport, tools = await self._connect(stack)
             except BaseException as exc:
-                if self._stderr and not isinstance(exc, asyncio.CancelledError):
-                    raise ConnectFailed(f"{_describe(exc)} (its last line on stderr: {self._stderr[0]})") from None
-                if self.config.url and isinstance(exc, Exception) and not isinstance(exc, ConnectFailed):
-                    raise ConnectFailed(_remote_failure(self.config, exc)) from None
+                if not isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                    # said now: closing the transport (the stack, next) ends it, which is no news
+                    self._note_failure_once(_describe(exc))
+                    self._lost.set()
                 raise
             self._client = client
             self._calls = transport.calls
