@@ -105,7 +105,7 @@ async def test_a_remote_upstream_added_disabled_then_removed(make_server, browse
     assert await form.get_by_label("Name", exact=True).input_value() == ""
     await form.get_by_role("button", name="Cancel").click()
 
-    # The scope picker (from /admin/config.json) offers the new upstream's grants.
+    # The scope picker offers the new upstream's grants (read with the admin token, never public).
     await expect(scope_option(page, "upstream:remote-mcp")).to_have_count(1)
     await expect(scope_option(page, "remote-mcp__*")).to_have_count(1)
 

@@ -150,10 +150,12 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return sorted(self._tools)
 
-    def grantable_names(self) -> list[str]:
+    def grantable_names(self, upstreams: bool = True) -> list[str]:
         """What a key's (or a token's) scopes may name: the tools' names and the scope names
-        their declarations use (``scopes=["acme"]``)."""
-        return sorted({name for tool in self._tools.values() for name in (tool.name, *tool.scopes)})
+        their declarations use (``scopes=["acme"]``); with ``upstreams`` false, only the
+        server's own tools' (its plugins')."""
+        tools = [tool for tool in self._tools.values() if upstreams or tool.upstream is None]
+        return sorted({name for tool in tools for name in (tool.name, *tool.scopes)})
 
     def __iter__(self) -> Iterator[RegisteredTool]:
         return iter(self._tools[name] for name in sorted(self._tools))

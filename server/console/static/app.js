@@ -259,13 +259,22 @@ function refresh() {
   return state.refreshing;
 }
 
-// What a key's scopes may name changes with the upstreams: read again at every reload.
+// What a key's scopes may name: this server's own tools (public, read before sign-in), and each
+// upstream's grants and the tools it offers now (from the admin API). Read again at every reload.
 async function loadTools() {
   const response = await fetch("/admin/config.json", { cache: "no-store", credentials: "omit" });
   if (!response.ok) throw new Error(`Could not read the tool names: HTTP ${response.status}`);
   const config = await response.json();
+  state.ownTools = config.tools;
+  state.separator = config.separator;
   state.tools = config.tools;
   return config;
+}
+
+function upstreamGrants(upstreams) {
+  return upstreams
+    .filter((upstream) => upstream.state !== "unusable")
+    .flatMap((upstream) => [`upstream:${upstream.name}`, `${upstream.name}${state.separator}*`, ...upstream.tools]);
 }
 
 async function load() {
@@ -274,13 +283,16 @@ async function load() {
     await loadTools();
     const { keys } = await api("/api/admin/keys?limit=1000");
     state.keys = keys;
+    const { upstreams } = await api("/api/admin/upstreams");
+    state.upstreams = upstreams;
+    state.tools = [...new Set([...state.ownTools, ...upstreamGrants(upstreams)])].sort();
     const scopeFilter = $("scope-filter");
     const chosen = scopeFilter.value;
     scopeFilter.replaceChildren(el("option", "any", { value: "" }), ...state.tools.map((t) => el("option", t)));
     scopeFilter.value = chosen;
     renderKeys();
     await renderUsage();
-    await renderUpstreams();
+    renderUpstreamRows();
     await renderDenials();
     $("updated").textContent = `Updated ${new Date().toISOString().slice(11, 19)} UTC`;
   } catch (error) {
@@ -356,12 +368,6 @@ function renderUpstreamRows() {
       el("td", problem, { class: problem ? "problem" : "" }), upstreamActions(upstream));
   });
   fillTable($("upstreams-body"), rows, "No upstreams: add one, or declare them in settings.", 8);
-}
-
-async function renderUpstreams() {
-  const { upstreams } = await api("/api/admin/upstreams");
-  state.upstreams = upstreams;
-  renderUpstreamRows();
 }
 
 // "Name: value" lines as an object. A line's value may be a secret: no message quotes a line.
