@@ -25,9 +25,13 @@ class Recording(StdioCalls):
     def __init__(self) -> None:
         super().__init__()
         self.long: list[tuple[bytes, int]] = []
+        self.ended: list[bytes] = []  # the ends of long lines, told again once they ended
 
-    def too_long(self, start: bytes, size: int) -> bool:
-        self.long.append((start, size))
+    def too_long(self, start: bytes, size: int, end: bytes = b"") -> bool:
+        if end:
+            self.ended.append(end)
+        else:
+            self.long.append((start, size))
         return True
 
 
@@ -53,6 +57,9 @@ def test_lines_come_out_the_same_however_the_output_is_cut(lines, cuts, final_ne
     ended = lines if final_newline else lines[:-1]  # a line without its end is no message
     assert found == [line for line in ended if line.strip() and len(line) <= LIMIT]
     assert [size > LIMIT for _, size in calls.long] == [True] * len([line for line in lines if len(line) > LIMIT])
+    long_and_ended = [line for line in ended if len(line) > LIMIT]  # each told again with its end
+    assert len(calls.ended) == len(long_and_ended)
+    assert all(line.endswith(end) for line, end in zip(long_and_ended, calls.ended, strict=True))
 
 
 def test_the_start_of_a_long_line_names_its_call():
