@@ -38,18 +38,26 @@ async def settled(relisting: Relisting) -> None:
         await relisting._task
 
 
-async def test_the_first_change_is_listed_at_once():
-    script = Scripted()
-    relisting = Relisting(script.relist, interval=2.0, clock=script.clock, sleep=script.sleep)
+async def change_listed(relisting: Relisting, script: Scripted) -> None:
+    """One announced change, its listing let finish."""
     relisting.changed()
     script.may_finish.set()
     await settled(relisting)
+
+
+def scripted() -> tuple[Relisting, Scripted]:
+    script = Scripted()
+    return Relisting(script.relist, interval=2.0, clock=script.clock, sleep=script.sleep), script
+
+
+async def test_the_first_change_is_listed_at_once():
+    relisting, script = scripted()
+    await change_listed(relisting, script)
     assert script.listings == [100.0] and script.waits == []
 
 
 async def test_a_storm_of_changes_is_one_listing_per_interval_and_the_last_change_is_listed():
-    script = Scripted()
-    relisting = Relisting(script.relist, interval=2.0, clock=script.clock, sleep=script.sleep)
+    relisting, script = scripted()
     relisting.changed()
     await script.listing.wait()  # the first listing runs ...
     script.listing.clear()
@@ -69,21 +77,15 @@ async def test_a_storm_of_changes_is_one_listing_per_interval_and_the_last_chang
 
 
 async def test_a_change_after_a_quiet_spell_is_listed_without_waiting():
-    script = Scripted()
-    relisting = Relisting(script.relist, interval=2.0, clock=script.clock, sleep=script.sleep)
-    relisting.changed()
-    script.may_finish.set()
-    await settled(relisting)
+    relisting, script = scripted()
+    await change_listed(relisting, script)
     script.now += 30
-    relisting.changed()
-    script.may_finish.set()
-    await settled(relisting)
+    await change_listed(relisting, script)
     assert script.listings == [100.0, 130.0] and script.waits == []
 
 
 async def test_cancelled_with_its_connection_it_lists_no_more():
-    script = Scripted()
-    relisting = Relisting(script.relist, interval=2.0, clock=script.clock, sleep=script.sleep)
+    relisting, script = scripted()
     relisting.changed()
     await script.listing.wait()
     relisting.changed()
