@@ -444,13 +444,25 @@ async def test_an_upstream_announcing_a_change_after_every_listing_is_not_listed
     assert [e["tool"] for e in left_out] == ["bad name!"]  # said once, not at every listing
 
 
+async def test_a_malformed_tool_is_left_out_and_the_rest_of_its_upstream_offered(make_client, make_settings):
+    client = await make_client(make_settings(upstreams={"some": raw_upstream("invalid")}))
+    connection = client.server.app[GATEWAY].connections["some"]
+    assert connection.figures.state == "up" and connection.figures.connects == 1
+    names = {t["name"] for t in (await (await client.get("/api/mcp/tools")).json())["tools"]}
+    assert "some__echo" in names and "some__odd" not in names, " ".join(sorted(names))
+    assert (await (await call(client, "some__echo", {"text": "still here"})).json())["isError"] is False
+    said = [e for e in drain_logs() if (e.get("event"), e.get("upstream")) == ("upstream tool left out", "some")]
+    assert [e["tool"] for e in said] == ["odd", "(item 14 of the listing: no object)"]
+    assert said[0]["reason"].startswith("it is not valid MCP: inputSchema.type: ")
+
+
 async def test_a_listing_the_sdk_refuses_is_reported_as_such_not_as_the_connection_ending(make_client, make_settings):
-    client = await make_client(make_settings(upstreams={"odd": raw_upstream("invalid")}))
+    client = await make_client(make_settings(upstreams={"odd": raw_upstream("notools")}))
     connection = client.server.app[GATEWAY].connections["odd"]
     assert connection.figures.state == "down"
-    assert "ValidationError" in connection.figures.last_error and "inputSchema" in connection.figures.last_error
+    assert connection.figures.last_error == "its tools/list answer holds no list of tools"
     said = [e["reason"] for e in drain_logs() if (e.get("event"), e.get("upstream")) == ("upstream unavailable", "odd")]
-    assert said and "ValidationError" in said[0] and "connection ended" not in said[0], said
+    assert said and said[0] == connection.figures.last_error, said  # not "the upstream's connection ended"
 
 
 async def test_an_answer_against_its_own_output_schema_is_a_tool_error_and_restarts_nothing(raw):

@@ -1205,3 +1205,24 @@ def test_a_scope_map_naming_an_upstream_tool_is_not_reported_unknown():
     names = grantable_names(["get_alerts"], (UpstreamConfig("calc", "stdio", command="x"),), "__")
     mapped = {"ops": ("calc__add", "upstream:calc", "get_alerts", "nope__x", "*")}
     assert unknown_mapped_tools(mapped, names) == {"ops": ["nope__x"]}
+
+
+@pytest.mark.parametrize(
+    ("version", "page"),
+    [
+        ("2025-06-18", {}),
+        ("2025-11-25", {"nextCursor": "2"}),
+        ("2026-07-28", {"resultType": "complete", "ttlMs": 0, "cacheScope": "private"}),
+    ],
+)
+def test_one_listed_tool_is_checked_as_the_revision_spoken_checks_a_page(version, page):
+    from mcp_types.methods import validate_server_result
+    from pydantic import ValidationError
+
+    from skywarden.server.gateway.connection import _check_for_revision
+
+    _check_for_revision(validate_server_result, version, {**page, "tools": [listed()]})  # passes
+    odd = listed(inputSchema={"type": "string"})
+    with pytest.raises(ValidationError, match=r"tools\.0\.inputSchema\.type"):
+        _check_for_revision(validate_server_result, version, {**page, "tools": [odd]})
+    _check_for_revision(validate_server_result, "1999-01-01", {"tools": ["not even a tool"]})  # unknown: not here

@@ -363,7 +363,7 @@ class UpstreamConnection:
         total = 0
         cursor = None
         for _ in range(MAX_PAGES):
-            page = await client.list_tools(cursor=cursor, cache_mode="refresh")
+            page = await self._page(client, cursor)
             for listed in page.tools:
                 tool = listed.model_dump(by_alias=True, exclude_none=True, mode="json")
                 size = len(dumps(tool))
@@ -383,6 +383,46 @@ class UpstreamConnection:
             if cursor is None:
                 break
         return tools
+
+    async def _page(self, client: Any, cursor: str | None) -> Any:
+        """One page of the listing, as the SDK reads it. The SDK's model of a page refuses it whole
+        for one malformed tool (an input schema that is no object schema, say), which would leave
+        the upstream offering nothing, reconnecting without end. Such a page is asked for again
+        and each tool checked on its own: the malformed ones are left out, saying why, and the
+        SDK is given the rest as its own listing would give them (its per-tool state:
+        ``Mcp-Param`` headers from 2026-07-28)."""
+        from pydantic import ValidationError
+
+        try:
+            return await client.list_tools(cursor=cursor, cache_mode="refresh")
+        except ValidationError:
+            session = client.session
+            if not all(hasattr(session, name) for name in ("_stamp", "_dispatcher", "_absorb_tool_listing")):
+                raise  # an SDK without the parts this reading takes: the page is refused, as before
+        from mcp import types
+
+        data: dict[str, Any] = {"method": "tools/list", "params": {"cursor": cursor} if cursor else {}}
+        options: dict[str, Any] = {}
+        session._stamp(data, options)
+        raw = await session._dispatcher.send_raw_request("tools/list", data["params"], options)
+        listed, next_cursor = raw.get("tools"), raw.get("nextCursor")
+        if not isinstance(listed, list) or not isinstance(next_cursor, str | None):
+            raise UnusableListing("its tools/list answer holds no list of tools")
+        from mcp_types.methods import validate_server_result
+
+        tools = []
+        for index, tool in enumerate(listed):
+            try:  # as the SDK checks a page: against the revision it speaks, then its own model
+                _check_for_revision(validate_server_result, client.protocol_version, {**raw, "tools": [tool]})
+                tools.append(types.Tool.model_validate(tool, by_name=False))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                loc = tuple(first.get("loc", ()))
+                where = ".".join(str(part) for part in (loc[2:] if loc[:2] == ("tools", 0) else loc))
+                named = tool if isinstance(tool, dict) else {"name": f"(item {index} of the listing: no object)"}
+                self._left_out(named, f"it is not valid MCP: {f'{where}: ' if where else ''}{first['msg']}")
+        page = types.ListToolsResult(tools=tools, next_cursor=next_cursor)
+        return session._absorb_tool_listing(page, complete=cursor is None and next_cursor is None)
 
     def _publish(self, listed: list[dict[str, Any]]) -> None:
         self._listed = listed
@@ -566,6 +606,10 @@ def caller_meta(principal: Any) -> dict[str, Any] | None:
     return {CALLER_META: {"kind": principal.kind, "id": principal.id, "name": principal.name}}
 
 
+class UnusableListing(Exception):
+    """An upstream's listing that holds no tools Skywarden can read at all."""
+
+
 class ConnectFailed(Exception):
     """Why a connection could not be made, in words (a time-out, with what the upstream said last)."""
 
@@ -606,12 +650,26 @@ def _remote_failure(config: UpstreamConfig, exc: BaseException) -> str:
 _ANY_URL = re.compile(r"https?://[^\s'\"<>]+", re.IGNORECASE)
 
 
+def _check_for_revision(check: Callable[..., None], version: str, page: dict[str, Any]) -> None:
+    """A page (holding one tool) checked for the revision spoken; a revision the SDK's table does
+    not know is not checked here (a ``KeyError``, or a ``ValueError`` that is no validation
+    error)."""
+    from pydantic import ValidationError
+
+    try:
+        check("tools/list", version, page)
+    except ValidationError:
+        raise
+    except (KeyError, ValueError):
+        return
+
+
 def _describe(exc: BaseException) -> str:
     """A line about a failure: the innermost cause of an ExceptionGroup, its type and message (three
     lines of it: a validation error names the failing field on its second)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    if isinstance(exc, MissingSecret | BlockedUpstream | ConnectFailed):
+    if isinstance(exc, MissingSecret | BlockedUpstream | ConnectFailed | UnusableListing):
         return str(exc)[:MAX_ERROR_TEXT]
     text = "; ".join(line.strip() for line in str(exc).splitlines()[:3] if line.strip())
     return f"{type(exc).__name__}: {text}"[:MAX_ERROR_TEXT] if text else type(exc).__name__

@@ -13,7 +13,8 @@ stops it. With ``many`` its listing has two pages:
 its tools and a tool of 200 KB, then 20 more tools (``n0`` ...). With ``flap`` every listing
 holds a tool with an invalid name and is followed by ``notifications/tools/list_changed``, and the
 tool ``listings`` answers how many listings it gave. With ``invalid`` its listing holds a tool whose
-input schema is no object schema, which the SDK's model of a listing refuses.
+input schema is no object schema, which the SDK's model of a listing refuses; with ``notools``
+its listing's tools are no list at all.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def answer(request: dict) -> None:
             send({"jsonrpc": "2.0", "id": rid, "result": {"tools": more}})
     elif method == "tools/list" and MODE == "invalid":
         odd = {"name": "odd", "inputSchema": {"type": "string"}}
-        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [*TOOLS, odd]}})
+        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [*TOOLS, odd, "no tool at all"]}})
+    elif method == "tools/list" and MODE == "notools":
+        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": "none"}})
     elif method == "tools/list" and MODE == "flap":  # a change announced after every listing
         listings.append(rid)
         bad = {"name": "bad name!", "inputSchema": {"type": "object"}}
