@@ -877,7 +877,8 @@ def test_a_schema_jsonschema_cannot_compile_is_unusable(schema):
 )
 def test_a_pattern_too_costly_to_check_leaves_its_tool_out_saying_so(which, where):
     # unbounded, this pattern held the event loop for seconds per string it was matched against
-    with pytest.raises(UnusableTool, match=r"a pattern in it is too costly to check \(its program is over 200000 b"):
+    over = r'is not a "regex" \(invalid, or over the bound of 200000 bytes compiled\)$'
+    with pytest.raises(UnusableTool, match=over):
         registered_tool(CALC, "__", listed(**{which: where("[a-y]{20000}[0-9]")}), no_forward)
 
 
@@ -1226,3 +1227,21 @@ def test_one_listed_tool_is_checked_as_the_revision_spoken_checks_a_page(version
     with pytest.raises(ValidationError, match=r"tools\.0\.inputSchema\.type"):
         _check_for_revision(validate_server_result, version, {**page, "tools": [odd]})
     _check_for_revision(validate_server_result, "1999-01-01", {"tools": ["not even a tool"]})  # unknown: not here
+
+
+def test_a_tool_listed_again_unchanged_is_not_compiled_again_and_a_changed_one_is(monkeypatch):
+    from skywarden.server.gateway import connection
+    from skywarden.server.plugins.ssrf import AddressPolicy
+
+    compiled = []
+    real = connection.registered_tool
+    monkeypatch.setattr(connection, "registered_tool", lambda *args: compiled.append(args[2]["name"]) or real(*args))
+    published = []
+    upstream = connection.UpstreamConnection(
+        CALC, "__", lambda config, tools: published.append([t.name for t in tools]), AddressPolicy()
+    )
+    upstream._publish([listed(), listed(name="sub")])
+    upstream._publish([listed(), listed(name="sub", description="changed")])
+    upstream._publish([listed(), listed(name="sub", description="changed")])
+    assert compiled == ["add", "sub", "sub"]
+    assert published == [["calc__add", "calc__sub"]] * 3

@@ -18,6 +18,7 @@ class Scripted:
         self.listings: list[float] = []
         self.may_finish = asyncio.Event()
         self.listing = asyncio.Event()
+        self.duration = 0.0  # how long a listing takes, on the clock
 
     def clock(self) -> float:
         return self.now
@@ -31,6 +32,7 @@ class Scripted:
         self.listing.set()
         await self.may_finish.wait()
         self.may_finish.clear()
+        self.now += self.duration
 
 
 async def settled(relisting: Relisting) -> None:
@@ -92,3 +94,17 @@ async def test_cancelled_with_its_connection_it_lists_no_more():
     relisting.cancel()
     await asyncio.gather(relisting._task, return_exceptions=True)
     assert script.listings == [100.0]
+
+
+async def test_the_interval_runs_from_the_end_of_a_slow_listing():
+    relisting, script = scripted()
+    script.duration = 5.0
+    relisting.changed()
+    await script.listing.wait()
+    script.listing.clear()
+    relisting.changed()  # announced during the slow listing
+    script.may_finish.set()
+    await script.listing.wait()
+    script.may_finish.set()
+    await settled(relisting)
+    assert script.listings == [100.0, 107.0] and script.waits == [2.0]  # ended at 105, then 2 s

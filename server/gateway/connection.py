@@ -75,6 +75,7 @@ MAX_PROGRESS_MESSAGE = 1000
 CONNECTION_CLOSED = -32000
 MAX_PAGES = 100  # tools/list pages read at most
 MAX_TOOLS = 1000  # tools offered per upstream at most
+LEFT_OUT_NAMED = 100  # tools left out of one listing that are named in the log, one line each
 MAX_TOOL_BYTES = 128 * 1024  # one tool as listed (its schemas, description, ...), as JSON
 MAX_LISTING_BYTES = 4 * 1024 * 1024  # every tool of an upstream, as JSON
 MAX_STDERR_LINES = 1000
@@ -158,8 +159,12 @@ class UpstreamConnection:
         self._retry_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._relisting: Relisting | None = None  # the connection's listings on its announcements
+        self._changed_while_connecting = False
         self._listed: list[dict[str, Any]] = []
-        self._said_left_out: dict[str, str] = {}  # tool -> why it was left out, as last logged
+        self._said_left_out: dict[str, str] = {}  # tool -> why the last published listing left it out
+        self._left_out_now: dict[str, str] = {}  # the same, for the listing under way
+        self._left_out_unnamed = 0
+        self._made: dict[str, tuple[dict[str, Any], RegisteredTool]] = {}  # name -> (as listed, as made)
         self._said_missing: list[str] = []
         self._probe: asyncio.Task[None] | None = None
         self._stderr: list[str] = []  # the last line a stdio upstream wrote on stderr
@@ -201,6 +206,7 @@ class UpstreamConnection:
         while not self._stopping.is_set():
             self._lost = asyncio.Event()
             self._stderr.clear()
+            self._changed_while_connecting = False
             began = time.monotonic()
             try:
                 await self._connected_session()
@@ -257,7 +263,7 @@ class UpstreamConnection:
             waited = f"no answer within connect_timeout ({self.config.connect_timeout:g} s)"
             raise ConnectFailed(f"{where}{waited}") from None
         except BaseException as exc:
-            if self._stderr and not isinstance(exc, asyncio.CancelledError):
+            if self._stderr and isinstance(exc, Exception):
                 raise ConnectFailed(f"{_describe(exc)} (its last line on stderr: {self._stderr[0]})") from None
             if self.config.url and isinstance(exc, Exception) and not isinstance(exc, ConnectFailed):
                 raise ConnectFailed(_remote_failure(self.config, exc)) from None
@@ -275,7 +281,9 @@ class UpstreamConnection:
                 raise
             self._client = client
             self._calls = transport.calls
-            self._relisting = Relisting(lambda: self._relist(client))
+            self._relisting = relisting = Relisting(lambda: self._relist(client))
+            if self._changed_while_connecting:  # announced during the first listing: listed again
+                relisting.changed()
             self._failures_in_a_row = 0
             self.figures.connects += 1
             self._set_state("up")
@@ -288,6 +296,7 @@ class UpstreamConnection:
                 await self._watch(client)
             finally:
                 listening.cancel()
+                relisting.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await listening
 
@@ -333,6 +342,8 @@ class UpstreamConnection:
         self._note_failure(reason)
         self._client = None
         self._calls = None
+        if self._relisting is not None:
+            self._relisting.cancel()
         self._set_state("down")
         self._lost.set()
 
@@ -362,6 +373,7 @@ class UpstreamConnection:
         tools: list[dict[str, Any]] = []
         total = 0
         cursor = None
+        self._left_out_now, self._left_out_unnamed = {}, 0
         for _ in range(MAX_PAGES):
             page = await self._page(client, cursor)
             for listed in page.tools:
@@ -431,32 +443,50 @@ class UpstreamConnection:
         if missing and missing != self._said_missing:
             self.log.warning("upstream does not offer tools its 'tools' option names", tools=missing[:20])
         self._said_missing = missing
-        made = []
+        made: dict[str, tuple[dict[str, Any], RegisteredTool]] = {}  # for the next listing: the first of a name
+        published = []
         for tool in listed:
-            if wanted and tool.get("name") not in wanted:
+            name = str(tool.get("name"))
+            if wanted and name not in wanted:
                 continue
-            try:
-                made.append(registered_tool(self.config, self.separator, tool, self.call))
-            except UnusableTool as exc:
-                self._left_out(tool, str(exc))
-        self.figures.tools = len(made)
-        self.publish(self.config, made)
+            before = self._made.get(name)
+            if before is not None and before[0] == tool:  # listed again unchanged: not compiled again
+                registered = before[1]
+            else:
+                try:
+                    registered = registered_tool(self.config, self.separator, tool, self.call)
+                except UnusableTool as exc:
+                    self._left_out(tool, str(exc))
+                    continue
+            made.setdefault(name, (tool, registered))
+            published.append(registered)
+        self._made = made
+        self._said_left_out = self._left_out_now
+        if self._left_out_unnamed:
+            self.log.warning("upstream tools left out, not named one by one", more=self._left_out_unnamed)
+        self.figures.tools = len(published)
+        self.publish(self.config, published)
 
     def _left_out(self, tool: dict[str, Any], reason: str) -> None:
-        """Log a tool left out of the listing, once for as long as it is left out for that reason
-        (an upstream relists often: its changes, the periodic listing)."""
+        """A tool left out of this listing: logged unless the last listing left it out for the
+        same reason (an upstream relists often: its changes, the periodic listing), and named one
+        by one up to ``LEFT_OUT_NAMED`` a listing (the rest are counted in one line)."""
         name = str(tool.get("name"))[:128]
-        if self._said_left_out.get(name) == reason:
+        if len(self._left_out_now) >= LEFT_OUT_NAMED:
+            self._left_out_unnamed += 1
             return
-        if len(self._said_left_out) >= 2 * MAX_TOOLS:  # names that keep changing: bounded, said again
-            self._said_left_out.clear()
-        self._said_left_out[name] = reason
-        self.log.warning("upstream tool left out", tool=name, reason=reason)
+        key = re.sub(r"\d+", "#", reason)  # a size that moves by a byte is the same reason
+        self._left_out_now[name] = key
+        if self._said_left_out.get(name) != key:
+            self.log.warning("upstream tool left out", tool=name, reason=reason)
 
     async def _on_message(self, message: Any) -> None:
         method = getattr(getattr(message, "root", message), "method", None)
-        if method == "notifications/tools/list_changed" and self._client is not None:
-            self._tools_changed(self._client)
+        if method == "notifications/tools/list_changed":
+            if self._client is None:
+                self._changed_while_connecting = True
+            else:
+                self._tools_changed(self._client)
 
     def _tools_changed(self, client: Any) -> None:
         if client is self._client and self._relisting is not None:
@@ -470,7 +500,11 @@ class UpstreamConnection:
             self.log.warning("upstream tools could not be listed again", error=_describe(exc))
             return
         if client is self._client and tools != self._listed:
-            self._publish(tools)
+            try:
+                self._publish(tools)
+            except Exception as exc:  # never expected; the task's end would otherwise say nothing
+                self.log.error("upstream tools could not be offered", error=_describe(exc))
+                return
             self.log.info("upstream tools changed", tools=self.figures.tools)
 
     def _note_failure_once(self, reason: str) -> None:

@@ -5,8 +5,9 @@ its ``subscriptions/listen`` stream). Each listing costs Skywarden the upstream'
 every client's tool lists and a change notice to each. An upstream that announced a change after
 every listing (carelessly or on purpose) made Skywarden list it back to back, at full CPU. So
 changes are coalesced: the first after a quiet ``interval`` is listed at once, those that come
-while a listing runs or waits make one more listing, never more than one per ``interval``, and
-a change announced during a listing is never lost.
+while a listing runs or waits make one more listing, which starts at least ``interval`` after
+the previous one ended (a slow listing is not followed by another at once), and a change
+announced during a listing is never lost.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Relisting:
         self._interval = RELIST_INTERVAL if interval is None else interval
         self._clock = clock
         self._sleep = sleep
-        self._last = -math.inf  # when the last listing began
+        self._last = -math.inf  # when the last listing ended
         self._pending = False
         self._task: asyncio.Task[None] | None = None
 
@@ -52,5 +53,7 @@ class Relisting:
             if wait > 0:
                 await self._sleep(wait)
             self._pending = False
-            self._last = self._clock()
-            await self._relist()
+            try:
+                await self._relist()
+            finally:
+                self._last = self._clock()
