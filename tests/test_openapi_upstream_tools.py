@@ -151,3 +151,57 @@ async def test_the_document_is_written_once_per_change_of_tools_not_per_request(
     assert written == []
     doc = await publish(tool("fine"), tool("more"))
     assert written and "/api/mcp/tools/raw__more" in doc["paths"]
+
+
+@pytest.mark.parametrize(
+    ("schema", "shown"),
+    [
+        ({"anyOf": [{"type": "string"}, {"type": "null"}]}, {"anyOf": [{"type": "string"}], "nullable": True}),
+        ({"type": "null"}, {"nullable": True, "enum": [None]}),
+        ({"type": "string", "nullable": True}, {"type": "string", "nullable": True}),
+        ({"const": None}, {"enum": [None], "nullable": True}),
+        ({"exclusiveMinimum": 5, "minimum": 0}, {"minimum": 5, "exclusiveMinimum": True}),
+        ({"minimum": 0, "exclusiveMinimum": 5}, {"minimum": 5, "exclusiveMinimum": True}),
+        ({"minimum": 10, "exclusiveMinimum": 5}, {"minimum": 10}),
+        ({"maximum": 3, "exclusiveMaximum": 5}, {"maximum": 3}),
+        ({"minimum": 1, "exclusiveMinimum": True}, {"minimum": 1, "exclusiveMinimum": True}),  # draft 4's form
+        ({"type": ["string", "integer"]}, {"anyOf": [{"type": "string"}, {"type": "integer"}]}),
+        ({"type": ["integer", "null"]}, {"type": "integer", "nullable": True}),
+    ],
+)
+def test_what_a_schema_says_is_kept_in_openapi_30s_terms(schema, shown):
+    assert openapi.openapi30_schema(schema) == shown
+
+
+async def test_every_kept_form_makes_a_valid_document(publish):
+    forms = [
+        {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        {"type": "null"},
+        {"const": None},
+        {"exclusiveMinimum": 5, "minimum": 0},
+        {"type": ["string", "integer", "null"]},
+    ]
+    schema = {"type": "object", "properties": {f"p{i}": form for i, form in enumerate(forms)}}
+    validate(await publish(tool("forms", schema)))
+
+
+async def test_no_tool_s_definition_stands_for_another_s(publish):
+    def referring(name: str, definitions: dict[str, Any], key: str = "$defs") -> Any:
+        properties = {n: {"$ref": f"#/{key}/{n}"} for n in definitions}
+        return tool(name, {"type": "object", "properties": properties, key: definitions})
+
+    doc = await publish(
+        referring("a", {"in.Z": {"type": "string"}}),
+        referring("a.in", {"Z": {"type": "integer"}}),
+        tool("both", {"type": "object", "properties": {"x": {"$ref": "#/$defs/X"}, "y": {"$ref": "#/definitions/X"}},
+                      "$defs": {"X": {"type": "string"}}, "definitions": {"X": {"type": "boolean"}}}),
+    )  # fmt: skip
+    validate(doc)
+    components = doc["components"]["schemas"]
+
+    def shown(name: str, prop: str) -> Any:
+        body = operation(doc, name)["requestBody"]["content"]["application/json"]["schema"]
+        return components[body["properties"][prop]["$ref"].rsplit("/", 1)[1]]
+
+    assert shown("raw__a", "in.Z") == {"type": "string"} and shown("raw__a.in", "Z") == {"type": "integer"}
+    assert shown("raw__both", "x") == {"type": "string"} and shown("raw__both", "y") == {"type": "boolean"}

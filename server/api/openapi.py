@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ class ToolDocs:
     _encoded: bytes | None = None  # the document as JSON, made once per change of tools
     _tools_stale: bool = True
     _description: str = ""  # info.description as configured, before any note of tools left out
-    _refused: set[str] = field(default_factory=set)  # tools whose operation could not be made (logged once)
+    _refused: set[str] = field(default_factory=set)  # tools whose operation could not be made, last time
     # the generic call's operation, before the request path's answers: each tool's starts from it
     _generic: dict[str, Any] = field(default_factory=dict)
     _rule: Rule | None = None
@@ -138,17 +139,17 @@ class ToolDocs:
         for name in [n for n in schemas if n.startswith(TOOL_SCHEMA_PREFIX)]:
             del schemas[name]
         left_out, budget = 0, MAX_TOOL_BYTES
-        self._refused &= {tool.name for tool in self.tools}  # the names of tools gone are forgotten
+        refused: set[str] = set()  # this time; logged unless the last time refused them too
         for tool in self.tools:
             if tool.upstream is not None and not self.upstream_tools:
                 continue
             try:
-                operation, definitions = self._operation(tool)
+                operation, definitions = self._operation(tool, schemas.keys())
                 size = len(dumps(operation)) + len(dumps(definitions))
             except Exception as exc:  # a schema's shape; the tool is still called at the generic operation
                 left_out += 1
+                refused.add(tool.name)
                 if tool.name not in self._refused:
-                    self._refused.add(tool.name)
                     log.warning("tool left out of the OpenAPI document", tool=tool.name, error=type(exc).__name__)
                 continue
             if tool.upstream is not None:  # a plugin's tools are this server's own: always documented
@@ -158,15 +159,17 @@ class ToolDocs:
                 budget -= size
             paths[f"{TOOL_PATH_PREFIX}{tool.name}"] = {"post": operation}
             schemas.update(definitions)
+        self._refused = refused
         note = UNDOCUMENTED_NOTE.format(count=left_out, listing=TOOL_PATH_PREFIX.rstrip("/")) if left_out else ""
         doc["info"]["description"] = self._description + note
 
-    def _operation(self, tool: RegisteredTool) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _operation(self, tool: RegisteredTool, taken: Set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The operation of one tool, and the definitions its schemas refer to (``$defs``, moved
         to the document's components under the tool's name)."""
         assert self._rule is not None
         definitions: dict[str, Any] = {}
-        input_schema = published_schema(tool.input_schema, f"{TOOL_SCHEMA_PREFIX}{tool.name}.in", definitions)
+        named = f"{TOOL_SCHEMA_PREFIX}{tool.name}"
+        input_schema = published_schema(tool.input_schema, f"{named}.in", definitions, taken)
         operation = {
             **copy.deepcopy(self._generic),
             "summary": tool.title,
@@ -176,7 +179,7 @@ class ToolDocs:
             "requestBody": {"required": True, "content": {"application/json": _tool_body(input_schema)}},
         }
         if tool.output_schema is not None:
-            output_schema = published_schema(tool.output_schema, f"{TOOL_SCHEMA_PREFIX}{tool.name}.out", definitions)
+            output_schema = published_schema(tool.output_schema, f"{named}.out", definitions, taken)
             operation["responses"] = _with_output_schema(operation.get("responses", {}), output_schema)
         _document_request_path(f"{TOOL_PATH_PREFIX}{tool.name}", "post", operation, self._rule)
         return operation, {name: openapi30_schema(definition) for name, definition in definitions.items()}
@@ -425,17 +428,26 @@ _DEFINITIONS = ("$defs", "definitions")
 _COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def published_schema(schema: dict[str, Any], prefix: str, definitions: dict[str, Any]) -> dict[str, Any]:
+def published_schema(
+    schema: dict[str, Any], prefix: str, definitions: dict[str, Any], taken: Set[str] = frozenset()
+) -> dict[str, Any]:
     """``schema`` as the document can show it. Its local definitions (``$defs``, ``definitions``)
-    become components named ``<prefix>.<name>`` (added to ``definitions``), and a reference to
-    one (``#/$defs/Item``) points there; any other reference (``#``, another part of the
-    document, a URL) is dropped, so the document never points outside the tool's own schema."""
-    found = {
-        f"#/{key}/{name}": f"{prefix}.{_COMPONENT_NAME.sub('_', name)}"
-        for key in _DEFINITIONS
-        if isinstance(schema.get(key), dict)
-        for name in schema[key]
-    }
+    become components named ``<prefix>.<name>`` (added to ``definitions``; ``.2``, ``.3``... after
+    a name already ``taken`` or given, so no tool's definition ever stands for another's), and a
+    reference to one (``#/$defs/Item``) points there; any other reference (``#``, another part
+    of the document, a URL) is dropped, so the document never points outside the tool's own
+    schema."""
+    found: dict[str, str] = {}
+    given = set(definitions)
+    for key in _DEFINITIONS:
+        for name in schema[key] if isinstance(schema.get(key), dict) else ():
+            base = component = f"{prefix}.{_COMPONENT_NAME.sub('_', name)}"
+            number = 1
+            while component in taken or component in given:
+                number += 1
+                component = f"{base}.{number}"
+            given.add(component)
+            found[f"#/{key}/{name}"] = component
     for key in _DEFINITIONS:
         for name, definition in schema[key].items() if isinstance(schema.get(key), dict) else ():
             definitions[found[f"#/{key}/{name}"]] = _with_refs(definition, found)
@@ -476,11 +488,12 @@ _TYPES = frozenset({"array", "boolean", "integer", "number", "object", "string"}
 
 
 def openapi30_schema(schema: Any) -> dict[str, Any]:
-    """JSON Schema 2020-12 -> OpenAPI 3.0: numeric exclusive bounds in the boolean form,
-    ``examples`` (a list) as the one ``example`` 3.0 knows, ``const`` as a one-value ``enum``, a
-    type that takes null (``["integer", "null"]``) as the type with ``nullable``, a boolean schema
-    as ``{}`` or ``{"not": {}}``, and only what 3.0 knows kept. An upstream writes any JSON where
-    a schema goes: what is no schema is shown as ``{}``, any value."""
+    """JSON Schema 2020-12 -> OpenAPI 3.0: numeric exclusive bounds in the boolean form (the
+    stricter of them and ``minimum``/``maximum``), ``examples`` (a list) as the one ``example``
+    3.0 knows, ``const`` as a one-value ``enum``, null as ``nullable`` (in a type list, as a type
+    of its own, as an ``anyOf``/``oneOf`` member, in an ``enum``), several types as ``anyOf``, a
+    boolean schema as ``{}`` or ``{"not": {}}``, and only what 3.0 knows kept. An upstream writes
+    any JSON where a schema goes: what is no schema is shown as ``{}``, any value."""
     if schema is False:
         return {"not": {}}
     if not isinstance(schema, dict):
@@ -489,45 +502,70 @@ def openapi30_schema(schema: Any) -> dict[str, Any]:
     for key, value in schema.items():
         if key in _PLAIN or key.startswith("x-"):
             result[key] = value
+        elif key == "nullable" and isinstance(value, bool):
+            result[key] = value or result.get(key, False)
         elif key in _SUBSCHEMA and isinstance(value, dict | bool):
             result[key] = openapi30_schema(value)
         elif key in _SUBSCHEMA_LISTS and isinstance(value, list) and value:
-            result[key] = [openapi30_schema(item) for item in value]
+            members = [item for item in value if not _only_null(item)]
+            if len(members) < len(value):
+                result["nullable"] = True
+            if members:
+                result[key] = [openapi30_schema(item) for item in members]
         elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
             result[key] = {name: openapi30_schema(item) for name, item in value.items()}
         elif key == "additionalProperties" and isinstance(value, dict | bool):
             result[key] = value if isinstance(value, bool) else openapi30_schema(value)
         elif key == "required" and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             result[key] = value
-        elif key == "enum" and isinstance(value, list) and value:
-            result[key] = value
-            if None in value:
-                result["nullable"] = True
-        elif key == "const":
-            result["enum"] = [value]
+        elif key in ("enum", "const"):
+            choices = value if key == "enum" else [value]
+            if isinstance(choices, list) and choices:
+                result["enum"] = choices
+                if None in choices:
+                    result["nullable"] = True
         elif key == "examples" and isinstance(value, list) and value:
             result.setdefault("example", value[0])
         elif key == "type":
             _type_into(result, value)
-        elif key in ("exclusiveMinimum", "exclusiveMaximum"):
-            _exclusive_bound_into(result, key, value)
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        _bound_into(result, schema, bound, plain)
     return result
 
 
+def _only_null(schema: Any) -> bool:
+    return isinstance(schema, dict) and schema.get("type") == "null" and len(schema) == 1
+
+
 def _type_into(result: dict[str, Any], kinds: Any) -> None:
-    if isinstance(kinds, str) and kinds in _TYPES:
-        result["type"] = kinds
-    elif isinstance(kinds, list):
-        rest = [kind for kind in kinds if kind != "null"]
-        if len(rest) == 1 and rest[0] in _TYPES:
-            result["type"] = rest[0]
-        if "null" in kinds:
-            result["nullable"] = True
+    named = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, list) else []
+    known = [kind for kind in named if kind in _TYPES]
+    if "null" in named:
+        result["nullable"] = True
+        if not known:  # null alone
+            result["enum"] = [None]
+    if len(known) == 1:
+        result["type"] = known[0]
+    elif len(known) > 1 and "anyOf" not in result:
+        result["anyOf"] = [{"type": kind} for kind in known]
 
 
-def _exclusive_bound_into(result: dict[str, Any], bound: str, value: Any) -> None:
-    if isinstance(value, bool):  # draft 4's form, 3.0's own
-        result[bound] = value
-    elif isinstance(value, int | float):
-        result["minimum" if bound == "exclusiveMinimum" else "maximum"] = value
-        result[bound] = True
+def _bound_into(result: dict[str, Any], schema: dict[str, Any], bound: str, plain: str) -> None:
+    """``minimum``/``maximum`` with 3.0's boolean ``exclusive*``: the stricter of an inclusive
+    and a numeric exclusive bound (``exclusiveMinimum: 5, minimum: 0`` is x > 5), whatever their
+    order; draft 4's boolean form as it is."""
+    value, inclusive = schema.get(bound), schema.get(plain)
+    number = int | float
+    if isinstance(value, bool):
+        if isinstance(inclusive, number) and not isinstance(inclusive, bool):
+            result[bound] = value
+        return
+    if not isinstance(value, number):
+        return
+    lower = bound == "exclusiveMinimum"
+    if isinstance(inclusive, number) and not isinstance(inclusive, bool):
+        if (inclusive > value) if lower else (inclusive < value):  # the inclusive bound is stricter
+            result.pop(bound, None)
+            return
+    result[plain] = value
+    result[bound] = True
