@@ -194,7 +194,7 @@ async def test_the_page_and_its_assets_carry_a_strict_csp(client):
         csp = resp.headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
     config = await (await client.get("/admin/config.json")).json()
-    assert config == {"tools": sorted(config["tools"]), "separator": "__", "sso": False}
+    assert config == {"tools": sorted(config["tools"]), "sso": False}
     assert "get_forecast" in config["tools"]
     assert (await client.get("/admin/static/../app.py")).status == 404
     assert (await client.get("/admin/static/nope.js")).status == 404

@@ -105,8 +105,10 @@ async def test_scopes_may_name_an_added_upstream_and_not_a_removed_one(client):
     # the console's public configuration names this server's own tools only: an upstream's may be
     # internal, and the signed-in page reads them from the admin API
     config = await (await client.anonymous.get("/admin/config.json")).json()
-    assert "get_forecast" in config["tools"] and config["separator"] == "__"
+    assert "get_forecast" in config["tools"]
     assert not [name for name in config["tools"] if "remote" in name]
+    (shown,) = (await (await client.admin.get(PATH)).json())["upstreams"]
+    assert shown["grants"] == ["remote__*", "upstream:remote"]  # what the signed-in console offers
     assert (await client.admin.delete(f"{PATH}/remote")).status == 204
     refused = await client.admin.post("/api/admin/keys", json={"name": "k", "scopes": ["remote__*"]})
     assert refused.status == 422

@@ -17,7 +17,7 @@ from skywarden.server.http.paths import ADMIN_UPSTREAMS_PATH
 from skywarden.server.http.problems import problem_responses
 from skywarden.server.http.responses import json_response
 from skywarden.server.http.routes import ADMIN, add_route
-from skywarden.server.upstreams import UpstreamConfig
+from skywarden.server.upstreams import UpstreamConfig, upstream_scopes
 
 STATES = ["starting", "up", "down", "disabled", "unusable"]
 NAME_PARAM = [{"in": "path", "name": "name", "required": True, "schema": {"type": "string"}}]
@@ -34,6 +34,9 @@ class UpstreamOutSchema(Schema):
     source = fields.String(required=True, metadata={"enum": ["settings", "admin"]})
     state = fields.String(required=True, metadata={"enum": STATES})
     tools = fields.List(fields.String(), required=True, metadata={"description": "Its tools as clients see them"})
+    grants = fields.List(
+        fields.String(), metadata={"description": "The scopes that grant all its tools (not for an unusable one)"}
+    )
     last_error = fields.String(required=True)
     problem = fields.String(metadata={"description": "Why a stored upstream cannot be used (state unusable)"})
     options = fields.Dict(metadata={"description": "Its options; of env and headers only the names"})
@@ -70,6 +73,7 @@ class UpstreamAdminApi:
             view.update(state="unusable", tools=[], last_error="", problem=entry.problem, options={})
         else:
             view.update(self.gateway.status(name), options=config_view(config))
+            view["grants"] = list(upstream_scopes(name, self.gateway.separator))
         if entry is not None:
             view.update(
                 created_at=_iso(entry, "created_at"),

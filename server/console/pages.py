@@ -1,7 +1,7 @@
 """Serving the console: its page, its assets (in the package; no CDN) and what the page needs
-to know before sign-in (this server's own tool names, the gateway's separator, whether single
-sign-on is offered). None of it is secret: an upstream's tools, which may be internal, are read by
-the signed-in page from the admin API."""
+to know before sign-in (this server's own tool names, whether single sign-on is offered). None
+of it is secret: an upstream's tools, which may be internal, are read by the signed-in page from
+the admin API."""
 
 from __future__ import annotations
 
@@ -20,16 +20,15 @@ NO_CACHE = {"Cache-Control": "no-cache"}
 ASSETS = {"app.js": "text/javascript", "style.css": "text/css", "icon.svg": "image/svg+xml"}
 
 
-def add_routes(app: web.Application, tool_names: Callable[[], list[str]], separator: str, sso: bool) -> None:
-    """``tool_names``: what a key's scopes may name of this server's own tools, now (plugins
-    can be reloaded); ``separator``: the gateway's, for the page to name an upstream's grants."""
+def add_routes(app: web.Application, tool_names: Callable[[], list[str]], sso: bool) -> None:
+    """``tool_names``: what a key's scopes may name of this server's own tools, now."""
     page = (STATIC / "index.html").read_bytes()
 
     async def index(request: web.Request) -> web.Response:
         return web.Response(body=page, content_type="text/html", charset="utf-8", headers=NO_CACHE)
 
     async def console_config(request: web.Request) -> web.Response:
-        config = dumps({"tools": tool_names(), "separator": separator, "sso": sso})
+        config = dumps({"tools": tool_names(), "sso": sso})
         return web.Response(body=config, content_type="application/json", headers=NO_CACHE)
 
     async def to_page(request: web.Request) -> web.Response:

@@ -266,15 +266,12 @@ async function loadTools() {
   if (!response.ok) throw new Error(`Could not read the tool names: HTTP ${response.status}`);
   const config = await response.json();
   state.ownTools = config.tools;
-  state.separator = config.separator;
-  state.tools = config.tools;
+  state.tools ||= config.tools; // until the upstreams' are read: a list is never emptied while in use
   return config;
 }
 
 function upstreamGrants(upstreams) {
-  return upstreams
-    .filter((upstream) => upstream.state !== "unusable")
-    .flatMap((upstream) => [`upstream:${upstream.name}`, `${upstream.name}${state.separator}*`, ...upstream.tools]);
+  return upstreams.flatMap((upstream) => [...(upstream.grants || []), ...upstream.tools]);
 }
 
 async function load() {
@@ -283,9 +280,12 @@ async function load() {
     await loadTools();
     const { keys } = await api("/api/admin/keys?limit=1000");
     state.keys = keys;
-    const { upstreams } = await api("/api/admin/upstreams");
-    state.upstreams = upstreams;
-    state.tools = [...new Set([...state.ownTools, ...upstreamGrants(upstreams)])].sort();
+    try {
+      state.upstreams = (await api("/api/admin/upstreams")).upstreams;
+    } catch (error) {
+      say(`Could not load the upstreams: ${error.message}`, true);
+    }
+    state.tools = [...new Set([...state.ownTools, ...upstreamGrants(state.upstreams || [])])].sort();
     const scopeFilter = $("scope-filter");
     const chosen = scopeFilter.value;
     scopeFilter.replaceChildren(el("option", "any", { value: "" }), ...state.tools.map((t) => el("option", t)));
@@ -469,7 +469,8 @@ function askRemove(name) {
 
 function scopeBoxes(fieldset, chosen) {
   const legend = fieldset.querySelector("legend");
-  const boxes = ["*", ...state.tools].map((tool) => {
+  // a scope the key has is always shown, chosen, even when its upstream is gone or was not read
+  const boxes = [...new Set(["*", ...state.tools, ...chosen])].map((tool) => {
     const label = el("label", null, { class: "check" });
     const box = el("input", null, { type: "checkbox", value: tool, name: "scope" });
     box.checked = chosen.includes(tool);
