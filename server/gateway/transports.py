@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
+
 from skywarden.server import __version__
 from skywarden.server.gateway.credentials import resolve_all
 from skywarden.server.gateway.direct import DirectCalls, identity_value
@@ -28,6 +30,8 @@ from skywarden.server.gateway.wrapped_stream import WrappedStream
 from skywarden.server.jsonutil import loads_exact
 from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
+
+log = structlog.get_logger("skywarden.gateway")
 
 USER_AGENT = f"skywarden-gateway/{__version__}"
 MIN_EVENT_BYTES = 4 * 1024 * 1024  # a tools/list page may be larger than any one result
@@ -152,6 +156,8 @@ def leave_result_checks_to_the_pipeline(client: Any) -> None:
     session = getattr(client, "session", None)
     if session is not None and hasattr(session, "validate_tool_result"):
         session.validate_tool_result = _checked_in_the_pipeline
+    else:  # an SDK that checks results elsewhere: said, so a stall from it can be traced here
+        log.warning("the SDK's own check of call results could not be turned off")
 
 
 def caller_header(name: str) -> Any:
