@@ -287,3 +287,29 @@ async def test_refresh_reloads_the_upstreams(make_server, browser):  # noqa: F81
     await page.locator("#upstreams-body tr", has_text="added-elsewhere").wait_for()
     await expect(scope_option(page, "upstream:added-elsewhere")).to_have_count(1)
     await assert_clean(seen, base)
+
+
+async def test_a_key_keeps_its_upstream_scope_when_the_upstreams_cannot_be_read(make_server, browser):  # noqa: F811
+    base, seen, page = await open_console(make_server, browser)
+    await add_by_api(base, {"name": "kept", "url": REMOTE_URL, "enabled": False})
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
+        async with admin.post(base + "/api/admin/keys", json={"name": "scoped", "scopes": ["upstream:kept"]}) as resp:
+            created = await resp.json()
+            SECRETS.add(created["key"])
+
+    async def refused(route):
+        await route.fulfill(status=503, json={"title": "down for the test", "status": 503})
+
+    await page.route("**/api/admin/upstreams", refused)
+    await page.get_by_role("button", name="Refresh").click()
+    row = page.locator("#keys-body tr", has_text="scoped")
+    await row.wait_for()
+    await row.get_by_role("button").click()
+    box = page.locator("#edit-scopes input[value='upstream:kept']")
+    await expect(box).to_be_checked()  # shown and chosen, though no upstream was read
+    await page.locator("#edit-form").get_by_role("button", name="Save").click()
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
+        async with admin.get(base + f"/api/admin/keys/{created['id']}") as resp:
+            assert (await resp.json())["scopes"] == ["upstream:kept"]
+    without_refused_requests(seen, 503)
+    await assert_clean(seen, base)
