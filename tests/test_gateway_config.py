@@ -1240,8 +1240,50 @@ def test_a_tool_listed_again_unchanged_is_not_compiled_again_and_a_changed_one_i
     upstream = connection.UpstreamConnection(
         CALC, "__", lambda config, tools: published.append([t.name for t in tools]), AddressPolicy()
     )
-    upstream._publish([listed(), listed(name="sub")])
-    upstream._publish([listed(), listed(name="sub", description="changed")])
-    upstream._publish([listed(), listed(name="sub", description="changed")])
-    assert compiled == ["add", "sub", "sub"]
-    assert published == [["calc__add", "calc__sub"]] * 3
+    one, true = ({"type": "object", "properties": {"k": {"const": value}}} for value in (1, True))
+    bad = listed(name="bad", inputSchema={"type": "object", "properties": {"p": {"pattern": "["}}})
+    upstream._publish([listed(), listed(name="sub", inputSchema=one), bad])
+    upstream._publish([listed(), listed(name="sub", inputSchema=one, description="changed"), bad])
+    upstream._publish([listed(), listed(name="sub", inputSchema=one, description="changed"), bad])
+    upstream._publish([listed(), listed(name="sub", inputSchema=true, description="changed"), bad])  # 1 is no true
+    assert compiled == ["add", "sub", "bad", "sub", "sub"]  # a refused tool listed again is not compiled again
+    assert published == [["calc__add", "calc__sub"]] * 4
+
+
+async def test_one_listing_at_a_time_so_the_last_begun_is_the_last_published():
+    import asyncio
+    from types import SimpleNamespace
+
+    from skywarden.server.gateway import connection
+    from skywarden.server.plugins.ssrf import AddressPolicy
+
+    running, most, gates = [0], [0], [asyncio.Event(), asyncio.Event()]
+    listings = iter([[listed(description="older")], [listed(description="newer")]])
+
+    class Tool(dict):
+        def model_dump(self, **_: Any) -> dict:
+            return dict(self)
+
+    async def list_tools(cursor: Any = None, cache_mode: str = "") -> Any:
+        tools = next(listings)
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await gates[1 if tools[0]["description"] == "older" else 0].wait()
+        running[0] -= 1
+        return SimpleNamespace(tools=[Tool(t) for t in tools], next_cursor=None)
+
+    published = []
+    upstream = connection.UpstreamConnection(
+        CALC, "__", lambda config, tools: published.append(tools[0].description), AddressPolicy()
+    )
+    upstream._client = client = SimpleNamespace(list_tools=list_tools, protocol_version="2026-07-28")
+    first = asyncio.create_task(upstream._relist(client))
+    second = asyncio.create_task(upstream._relist(client))
+    for _ in range(5):  # turns of the loop (no time passes): both tasks go as far as they can
+        await asyncio.sleep(0)
+    gates[0].set()  # the newer listing would end first, were both under way
+    for _ in range(5):
+        await asyncio.sleep(0)
+    gates[1].set()
+    await asyncio.gather(first, second)
+    assert most == [1] and published == ["older", "newer"]

@@ -164,7 +164,10 @@ class UpstreamConnection:
         self._said_left_out: dict[str, str] = {}  # tool -> why the last published listing left it out
         self._left_out_now: dict[str, str] = {}  # the same, for the listing under way
         self._left_out_unnamed = 0
-        self._made: dict[str, tuple[dict[str, Any], RegisteredTool]] = {}  # name -> (as listed, as made)
+        self._made: dict[str, tuple[bytes, RegisteredTool]] = {}  # name -> (its JSON as listed, as made)
+        self._refused_made: dict[str, tuple[bytes, str]] = {}  # name -> (its JSON as listed, why refused)
+        self._listed_json = b"[]"
+        self._listing = asyncio.Lock()  # one listing at a time: the last begun is the last published
         self._said_missing: list[str] = []
         self._probe: asyncio.Task[None] | None = None
         self._stderr: list[str] = []  # the last line a stdio upstream wrote on stderr
@@ -315,18 +318,21 @@ class UpstreamConnection:
         """The connection answers a ping or a listing within ``connect_timeout``; else it is given up."""
         import anyio  # with the SDK: only a server with upstreams has it
 
-        try:
-            with anyio.fail_after(self.config.connect_timeout):
-                if client.protocol_version in LEGACY_VERSIONS:
-                    await client.session.send_ping()
-                    return
-                tools = await self._list_tools(client)
-        except Exception as exc:
-            if client is self._client:
-                self._give_up(f"no answer to a liveness check: {_describe(exc)}")
-            return
-        if client is self._client and tools != self._listed:
-            self._publish(tools)
+        legacy = client.protocol_version in LEGACY_VERSIONS
+        async with contextlib.AsyncExitStack() as stack:
+            if not legacy:
+                await stack.enter_async_context(self._listing)  # waited for outside the time-out
+            try:
+                with anyio.fail_after(self.config.connect_timeout):
+                    if legacy:
+                        await client.session.send_ping()
+                        return
+                    tools = await self._list_tools(client)
+            except Exception as exc:
+                if client is self._client:
+                    self._give_up(f"no answer to a liveness check: {_describe(exc)}")
+                return
+            self._listed_again(client, tools)
 
     def _transport_ended(self, how: str | None = None) -> None:
         """The read stream of the transport ended: the process exited (``how``, if known) or the
@@ -360,6 +366,7 @@ class UpstreamConnection:
             return
         try:
             async with client.listen(tools_list_changed=True) as events:
+                self._tools_changed(client)  # a change between the first listing and this stream
                 async for _event in events:
                     self._tools_changed(client)
         except asyncio.CancelledError:
@@ -438,29 +445,39 @@ class UpstreamConnection:
 
     def _publish(self, listed: list[dict[str, Any]]) -> None:
         self._listed = listed
+        self._listed_json = dumps(listed)
         wanted = set(self.config.tools)
         missing = sorted(wanted - {tool.get("name") for tool in listed})
         if missing and missing != self._said_missing:
             self.log.warning("upstream does not offer tools its 'tools' option names", tools=missing[:20])
         self._said_missing = missing
-        made: dict[str, tuple[dict[str, Any], RegisteredTool]] = {}  # for the next listing: the first of a name
+        # for the next listing, the first of each name: one listed again unchanged (the same JSON)
+        # is not compiled again, whether it was made or refused
+        made: dict[str, tuple[bytes, RegisteredTool]] = {}
+        refused: dict[str, tuple[bytes, str]] = {}
         published = []
         for tool in listed:
             name = str(tool.get("name"))
             if wanted and name not in wanted:
                 continue
-            before = self._made.get(name)
-            if before is not None and before[0] == tool:  # listed again unchanged: not compiled again
+            written = dumps(tool)
+            before, refused_before = self._made.get(name), self._refused_made.get(name)
+            if refused_before is not None and refused_before[0] == written:
+                self._left_out(tool, refused_before[1])
+                refused.setdefault(name, refused_before)
+                continue
+            if before is not None and before[0] == written:
                 registered = before[1]
             else:
                 try:
                     registered = registered_tool(self.config, self.separator, tool, self.call)
                 except UnusableTool as exc:
                     self._left_out(tool, str(exc))
+                    refused.setdefault(name, (written, str(exc)))
                     continue
-            made.setdefault(name, (tool, registered))
+            made.setdefault(name, (written, registered))
             published.append(registered)
-        self._made = made
+        self._made, self._refused_made = made, refused
         self._said_left_out = self._left_out_now
         if self._left_out_unnamed:
             self.log.warning("upstream tools left out, not named one by one", more=self._left_out_unnamed)
@@ -493,19 +510,31 @@ class UpstreamConnection:
             self._relisting.changed()
 
     async def _relist(self, client: Any) -> None:
-        try:
-            async with asyncio.timeout(self.config.connect_timeout):
-                tools = await self._list_tools(client)
-        except Exception as exc:
-            self.log.warning("upstream tools could not be listed again", error=_describe(exc))
-            return
-        if client is self._client and tools != self._listed:
+        async with self._listing:  # waited for outside the time-out
             try:
-                self._publish(tools)
+                async with asyncio.timeout(self.config.connect_timeout):
+                    tools = await self._list_tools(client)
+            except Exception as exc:
+                self.log.warning("upstream tools could not be listed again", error=_describe(exc))
+                return
+            try:
+                if self._listed_again(client, tools):
+                    self.log.info("upstream tools changed", tools=self.figures.tools)
             except Exception as exc:  # never expected; the task's end would otherwise say nothing
                 self.log.error("upstream tools could not be offered", error=_describe(exc))
-                return
-            self.log.info("upstream tools changed", tools=self.figures.tools)
+
+    def _listed_again(self, client: Any, tools: list[dict[str, Any]]) -> bool:
+        """Publish a listing of the connection in use that differs from the last published (as
+        JSON: ``1`` and ``true`` differ); True when it did."""
+        if client is not self._client:
+            return False
+        if dumps(tools) != self._listed_json:
+            self._publish(tools)
+            return True
+        # unchanged: what this listing left out is what was said, with the tools still refused
+        kept = {name: key for name, key in self._said_left_out.items() if name in self._refused_made}
+        self._said_left_out = {**kept, **self._left_out_now}
+        return False
 
     def _note_failure_once(self, reason: str) -> None:
         """A failure of the connection, logged unless its end was already noted as it happened

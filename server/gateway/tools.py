@@ -104,8 +104,9 @@ def compile_schema(schema: Any, what: str) -> Any:
     try:
         return jsonschema_rs.validator_for(schema, offline=True, pattern_options=PATTERNS)
     except (jsonschema_rs.ValidationError, ValueError) as exc:
-        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        if first.endswith('is not a "regex"'):  # never compiled again unbounded to tell why: that is the cost
+        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = line[:200]
+        if line.endswith('is not a "regex"'):  # never compiled again unbounded to tell why: that is the cost
             first = f"{first} (invalid, or over the bound of {PATTERN_BYTES} bytes compiled)"
         raise UnusableTool(f"its {what} is not a JSON Schema Skywarden can check: {first}") from None
 
