@@ -156,7 +156,28 @@ async def test_the_document_is_written_once_per_change_of_tools_not_per_request(
 @pytest.mark.parametrize(
     ("schema", "shown"),
     [
-        ({"anyOf": [{"type": "string"}, {"type": "null"}]}, {"anyOf": [{"type": "string"}], "nullable": True}),
+        ({"anyOf": [{"type": "string"}, {"type": "null"}]}, {"anyOf": [{"type": "string", "nullable": True}]}),
+        (
+            {"oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
+            {"oneOf": [{"type": "string", "nullable": True}, {"type": "integer"}]},  # null matches one member
+        ),
+        ({"anyOf": [{"type": "null"}]}, {"anyOf": [{"enum": [None], "nullable": True}]}),  # null, not any value
+        ({"allOf": [{"type": "null"}]}, {"allOf": [{"enum": [None], "nullable": True}]}),
+        (
+            {"type": ["string", "integer", "null"]},
+            {"anyOf": [{"type": "string", "nullable": True}, {"type": "integer", "nullable": True}]},
+        ),
+        (
+            {"type": ["string", "integer"], "anyOf": [{"minLength": 1}, {"minimum": 1}]},
+            {
+                "anyOf": [{"minLength": 1}, {"minimum": 1}],
+                "allOf": [{"anyOf": [{"type": "string"}, {"type": "integer"}]}],
+            },
+        ),
+        (
+            {"minimum": "5", "maxLength": -1, "readOnly": 3, "title": 7, "default": {"any": "json"}},
+            {"default": {"any": "json"}},  # a value of the wrong type for 3.0 is left out
+        ),
         ({"type": "null"}, {"nullable": True, "enum": [None]}),
         ({"type": "string", "nullable": True}, {"type": "string", "nullable": True}),
         ({"const": None}, {"enum": [None], "nullable": True}),
@@ -180,9 +201,18 @@ async def test_every_kept_form_makes_a_valid_document(publish):
         {"const": None},
         {"exclusiveMinimum": 5, "minimum": 0},
         {"type": ["string", "integer", "null"]},
+        {"anyOf": [{"type": "null"}]},
+        {"oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
+        {"type": ["string", "integer"], "anyOf": [{"minLength": 1}, {"minimum": 1}]},
     ]
     schema = {"type": "object", "properties": {f"p{i}": form for i, form in enumerate(forms)}}
-    validate(await publish(tool("forms", schema)))
+    # draft 7 does not check $defs against its metaschema: values of the wrong type reach the document
+    loose = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$defs": {"X": {"minimum": "5", "readOnly": 3}},
+        "properties": {"x": {}},
+    }
+    validate(await publish(tool("forms", schema), tool("loose", loose)))
 
 
 async def test_no_tool_s_definition_stands_for_another_s(publish):

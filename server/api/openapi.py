@@ -439,13 +439,13 @@ def published_schema(
     schema."""
     found: dict[str, str] = {}
     given = set(definitions)
+    numbers: dict[str, int] = {}  # the last number tried after each name: each name is tried once
     for key in _DEFINITIONS:
         for name in schema[key] if isinstance(schema.get(key), dict) else ():
             base = component = f"{prefix}.{_COMPONENT_NAME.sub('_', name)}"
-            number = 1
             while component in taken or component in given:
-                number += 1
-                component = f"{base}.{number}"
+                numbers[base] = numbers.get(base, 1) + 1
+                component = f"{base}.{numbers[base]}"
             given.add(component)
             found[f"#/{key}/{name}"] = component
     for key in _DEFINITIONS:
@@ -472,46 +472,54 @@ def _with_refs(node: Any, found: dict[str, str]) -> Any:
 
 
 # What an OpenAPI 3.0 Schema Object may hold: keywords whose value is a schema, a list or a map of
-# them, and keywords whose value is kept as it is. Any other keyword of JSON Schema 2020-12 (or
-# of an upstream's draft: ``$schema``, ``$id``, ``prefixItems``, ``if``...) is left out.
+# them, and keywords kept as they are when their value has the type 3.0 wants. Any other keyword
+# of JSON Schema 2020-12 (or of an upstream's draft: ``$schema``, ``$id``, ``prefixItems``, ``if``...)
+# is left out.
 _SUBSCHEMA = ("not", "items")
-_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
 _SUBSCHEMA_MAPS = ("properties",)
-_PLAIN = frozenset(
-    {
-        "title", "description", "format", "default", "example", "pattern", "multipleOf", "maximum", "minimum",
-        "maxLength", "minLength", "maxItems", "minItems", "uniqueItems", "maxProperties", "minProperties",
-        "readOnly", "writeOnly", "deprecated", "$ref",
-    }
-)  # fmt: skip
+_NUMBER = (int, float)
+_COUNT = (int,)
+_PLAIN: dict[str, tuple[type, ...] | None] = {  # None: any JSON
+    "title": (str,), "description": (str,), "format": (str,), "pattern": (str,), "$ref": (str,),
+    "default": None, "example": None,
+    "multipleOf": _NUMBER, "maximum": _NUMBER, "minimum": _NUMBER,
+    "maxLength": _COUNT, "minLength": _COUNT, "maxItems": _COUNT, "minItems": _COUNT,
+    "maxProperties": _COUNT, "minProperties": _COUNT,
+    "uniqueItems": (bool,), "readOnly": (bool,), "writeOnly": (bool,), "deprecated": (bool,),
+}  # fmt: skip
 _TYPES = frozenset({"array", "boolean", "integer", "number", "object", "string"})
+_NULL = {"enum": [None], "nullable": True}  # null alone, in 3.0's terms
 
 
 def openapi30_schema(schema: Any) -> dict[str, Any]:
     """JSON Schema 2020-12 -> OpenAPI 3.0: numeric exclusive bounds in the boolean form (the
     stricter of them and ``minimum``/``maximum``), ``examples`` (a list) as the one ``example``
-    3.0 knows, ``const`` as a one-value ``enum``, null as ``nullable`` (in a type list, as a type
-    of its own, as an ``anyOf``/``oneOf`` member, in an ``enum``), several types as ``anyOf``, a
-    boolean schema as ``{}`` or ``{"not": {}}``, and only what 3.0 knows kept. An upstream writes
-    any JSON where a schema goes: what is no schema is shown as ``{}``, any value."""
+    3.0 knows, ``const`` as a one-value ``enum``, null as ``nullable`` on the typed schemas that
+    take it (in a type list, as a type of its own, as an ``anyOf``/``oneOf`` member, in an
+    ``enum``), several types as ``anyOf``, a boolean schema as ``{}`` or ``{"not": {}}``, and only
+    what 3.0 knows kept. An upstream writes any JSON where a schema goes: what is no schema is
+    shown as ``{}``, any value."""
     if schema is False:
         return {"not": {}}
     if not isinstance(schema, dict):
         return {}
     result: dict[str, Any] = {}
     for key, value in schema.items():
-        if key in _PLAIN or key.startswith("x-"):
+        if key in _PLAIN:
+            kinds = _PLAIN[key]
+            if kinds is None or (isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))):
+                if kinds is not _COUNT or value >= 0:
+                    result[key] = value
+        elif key.startswith("x-"):
             result[key] = value
         elif key == "nullable" and isinstance(value, bool):
             result[key] = value or result.get(key, False)
         elif key in _SUBSCHEMA and isinstance(value, dict | bool):
             result[key] = openapi30_schema(value)
-        elif key in _SUBSCHEMA_LISTS and isinstance(value, list) and value:
-            members = [item for item in value if not _only_null(item)]
-            if len(members) < len(value):
-                result["nullable"] = True
-            if members:
-                result[key] = [openapi30_schema(item) for item in members]
+        elif key == "allOf" and isinstance(value, list) and value:
+            result[key] = [openapi30_schema(item) for item in value]
+        elif key in ("anyOf", "oneOf") and isinstance(value, list) and value:
+            result[key] = _choices(value, key)
         elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
             result[key] = {name: openapi30_schema(item) for name, item in value.items()}
         elif key == "additionalProperties" and isinstance(value, dict | bool):
@@ -526,8 +534,7 @@ def openapi30_schema(schema: Any) -> dict[str, Any]:
                     result["nullable"] = True
         elif key == "examples" and isinstance(value, list) and value:
             result.setdefault("example", value[0])
-        elif key == "type":
-            _type_into(result, value)
+    _type_into(result, schema.get("type"))
     for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         _bound_into(result, schema, bound, plain)
     return result
@@ -537,17 +544,37 @@ def _only_null(schema: Any) -> bool:
     return isinstance(schema, dict) and schema.get("type") == "null" and len(schema) == 1
 
 
+def _choices(members: list[Any], key: str) -> list[dict[str, Any]]:
+    """``anyOf``/``oneOf`` members in 3.0's terms. A null member is not one in 3.0: the typed
+    members take null instead (``nullable`` works only beside a ``type``); with none typed, or
+    nothing but null, null stays a member of its own (``enum: [null]``)."""
+    shown = [openapi30_schema(item) for item in members if not _only_null(item)]
+    if len(shown) == len(members):
+        return shown
+    typed = [item for item in shown if "type" in item]
+    if not typed:
+        return [*shown, dict(_NULL)]
+    for item in typed[:1] if key == "oneOf" else typed:  # oneOf: null matches exactly one member
+        item["nullable"] = True
+    return shown
+
+
 def _type_into(result: dict[str, Any], kinds: Any) -> None:
     named = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, list) else []
     known = [kind for kind in named if kind in _TYPES]
-    if "null" in named:
-        result["nullable"] = True
-        if not known:  # null alone
-            result["enum"] = [None]
+    null = "null" in named
     if len(known) == 1:
         result["type"] = known[0]
-    elif len(known) > 1 and "anyOf" not in result:
-        result["anyOf"] = [{"type": kind} for kind in known]
+        if null:
+            result["nullable"] = True
+    elif len(known) > 1:  # several types: one of them (each taking null when the list does)
+        each = [{"type": kind, **({"nullable": True} if null else {})} for kind in known]
+        if "anyOf" in result:  # the schema's own anyOf too: both hold
+            result["allOf"] = [*result.get("allOf", []), {"anyOf": each}]
+        else:
+            result["anyOf"] = each
+    elif null:  # null alone
+        result.update(_NULL)
 
 
 def _bound_into(result: dict[str, Any], schema: dict[str, Any], bound: str, plain: str) -> None:
