@@ -266,7 +266,7 @@ async function loadTools() {
   if (!response.ok) throw new Error(`Could not read the tool names: HTTP ${response.status}`);
   const config = await response.json();
   state.ownTools = config.tools;
-  state.tools ||= config.tools; // until the upstreams' are read: a list is never emptied while in use
+  if (!state.tools.length) state.tools = config.tools; // until the upstreams' are read
   return config;
 }
 
@@ -283,6 +283,7 @@ async function load() {
     try {
       state.upstreams = (await api("/api/admin/upstreams")).upstreams;
     } catch (error) {
+      if (!state.token) throw error; // signed out (a 401): that is what the page says
       say(`Could not load the upstreams: ${error.message}`, true);
     }
     state.tools = [...new Set([...state.ownTools, ...upstreamGrants(state.upstreams || [])])].sort();
