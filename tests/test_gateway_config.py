@@ -50,7 +50,7 @@ from skywarden.server.upstreams import (
 from skywarden.tools.contract import ToolResult
 from tests.support.admin import create_key
 from tests.support.json_strategies import json_values
-from tests.support.logs import SECRETS
+from tests.support.logs import SECRETS, drain_logs
 from tests.support.mcp_helpers import modern_headers, modern_rpc
 from tests.support.server_process import free_port
 
@@ -1287,3 +1287,28 @@ async def test_one_listing_at_a_time_so_the_last_begun_is_the_last_published():
     gates[1].set()
     await asyncio.gather(first, second)
     assert most == [1] and published == ["older", "newer"]
+
+
+def test_the_patterns_of_a_tool_and_of_a_listing_are_bounded_in_number(monkeypatch):
+    from skywarden.server.gateway import connection
+    from skywarden.server.gateway.tools import MAX_TOOL_PATTERNS, pattern_count
+    from skywarden.server.plugins.ssrf import AddressPolicy
+
+    def patterned(count: int, name: str = "add") -> dict:
+        properties = {f"p{i}": {"type": "string", "pattern": f"^a{{{i + 1}}}$"} for i in range(count)}
+        return listed(name=name, inputSchema={"type": "object", "properties": properties})
+
+    assert pattern_count({"patternProperties": {"^x": {}, "^y": {"pattern": "z"}}}, [{"pattern": "q"}]) == 4
+    registered_tool(CALC, "__", patterned(MAX_TOOL_PATTERNS), no_forward)
+    with pytest.raises(UnusableTool, match=f"^its schemas hold 257 patterns, more than {MAX_TOOL_PATTERNS}$"):
+        registered_tool(CALC, "__", patterned(MAX_TOOL_PATTERNS + 1), no_forward)
+
+    monkeypatch.setattr(connection, "MAX_LISTING_PATTERNS", 5)
+    published = []
+    upstream = connection.UpstreamConnection(
+        CALC, "__", lambda config, tools: published.append([t.name for t in tools]), AddressPolicy()
+    )
+    upstream._publish([patterned(3, "first"), patterned(3, "second"), patterned(0, "plain"), patterned(2, "last")])
+    assert published == [["calc__first", "calc__plain", "calc__last"]]
+    left_out = [e for e in drain_logs() if e.get("event") == "upstream tool left out" and e.get("tool") == "second"]
+    assert left_out and left_out[-1]["reason"] == "its patterns would pass the bound of 5 for one upstream"

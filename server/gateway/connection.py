@@ -46,7 +46,14 @@ from skywarden.server.gateway.direct import (
     tool_result,
 )
 from skywarden.server.gateway.relisting import Relisting
-from skywarden.server.gateway.tools import UnusableTool, bounded_result, error_result, registered_tool
+from skywarden.server.gateway.tools import (
+    MAX_LISTING_PATTERNS,
+    UnusableTool,
+    bounded_result,
+    error_result,
+    pattern_count,
+    registered_tool,
+)
 from skywarden.server.gateway.transports import (
     BlockedUpstream,
     check_address,
@@ -456,6 +463,7 @@ class UpstreamConnection:
         made: dict[str, tuple[bytes, RegisteredTool]] = {}
         refused: dict[str, tuple[bytes, str]] = {}
         published = []
+        patterns_left = MAX_LISTING_PATTERNS
         for tool in listed:
             name = str(tool.get("name"))
             if wanted and name not in wanted:
@@ -465,6 +473,10 @@ class UpstreamConnection:
             if refused_before is not None and refused_before[0] == written:
                 self._left_out(tool, refused_before[1])
                 refused.setdefault(name, refused_before)
+                continue
+            patterns = pattern_count(tool.get("inputSchema"), tool.get("outputSchema"))
+            if patterns > patterns_left:
+                self._left_out(tool, f"its patterns would pass the bound of {MAX_LISTING_PATTERNS} for one upstream")
                 continue
             if before is not None and before[0] == written:
                 registered = before[1]
@@ -477,6 +489,7 @@ class UpstreamConnection:
                     continue
             made.setdefault(name, (written, registered))
             published.append(registered)
+            patterns_left -= patterns
         self._made, self._refused_made = made, refused
         self._said_left_out = self._left_out_now
         if self._left_out_unnamed:
