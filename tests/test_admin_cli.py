@@ -34,6 +34,8 @@ def test_create_list_show_rotate_revoke(tmp_path):
 
     listed = json.loads(cli(tmp_path, "keys", "list", "--json").stdout)
     assert [k["id"] for k in listed] == [key["id"]] and "key" not in listed[0]
+    header, row = cli(tmp_path, "keys", "list").stdout.splitlines()
+    assert header.split() == ["ID", "PREFIX", "STATUS", "NAME"] and row.split()[0] == key["id"]
     shown = json.loads(cli(tmp_path, "keys", "show", key["id"], "--json").stdout)
     assert shown["name"] == "bootstrap"
 

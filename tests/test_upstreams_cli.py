@@ -36,6 +36,8 @@ def test_add_list_show_disable_enable_update_remove(tmp_path):
     assert added.returncode == 0, added.stderr
     view = json.loads(added.stdout)
     assert view["options"]["headers"] == ["Authorization"] and view["created_by"] == "cli"
+    header, row = cli(tmp_path, "list").stdout.splitlines()
+    assert header.split() == ["NAME", "SOURCE", "STATE", "WHERE"] and row.split()[:3] == ["remote", "admin", "enabled"]
     listed = json.loads(cli(tmp_path, "list", "--json").stdout)
     assert [u["name"] for u in listed] == ["remote"] and listed[0]["options"]["enabled"] is True
     assert json.loads(cli(tmp_path, "disable", "remote", "--json").stdout)["options"]["enabled"] is False

@@ -228,7 +228,8 @@ async def _list(args: argparse.Namespace, settings: Settings) -> int:
     views = [key_view(r) for r in records]
     if args.json:
         print(json.dumps(views))
-    else:
+    elif views:
+        print(f"{'ID':<26} {'PREFIX':<18} {'STATUS':<9} NAME")
         for v in views:
             print(f"{v['id']:<26} {v['prefix']:<18} {v['status']:<9} {v['name']}")
     return 0

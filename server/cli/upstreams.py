@@ -139,6 +139,8 @@ async def _list(args: argparse.Namespace, settings: Settings) -> int:
     views.sort(key=lambda v: str(v["name"]))
     if args.json:
         print(json.dumps(views))
+    elif views:
+        print(f"{'NAME':<32} {'SOURCE':<8} {'STATE':<8} WHERE")
     for v in [] if args.json else views:
         options = v.get("options", {})
         where = options.get("command") or options.get("url") or v.get("problem", "")
