@@ -1217,16 +1217,15 @@ def test_a_scope_map_naming_an_upstream_tool_is_not_reported_unknown():
     ],
 )
 def test_one_listed_tool_is_checked_as_the_revision_spoken_checks_a_page(version, page):
-    from mcp_types.methods import validate_server_result
     from pydantic import ValidationError
 
     from skywarden.server.gateway.connection import _check_for_revision
 
-    _check_for_revision(validate_server_result, version, {**page, "tools": [listed()]})  # passes
+    _check_for_revision(version, {**page, "tools": [listed()]})  # passes
     odd = listed(inputSchema={"type": "string"})
     with pytest.raises(ValidationError, match=r"tools\.0\.inputSchema\.type"):
-        _check_for_revision(validate_server_result, version, {**page, "tools": [odd]})
-    _check_for_revision(validate_server_result, "1999-01-01", {"tools": ["not even a tool"]})  # unknown: not here
+        _check_for_revision(version, {**page, "tools": [odd]})
+    _check_for_revision("1999-01-01", {"tools": ["not even a tool"]})  # unknown: not here
 
 
 def test_a_tool_listed_again_unchanged_is_not_compiled_again_and_a_changed_one_is(monkeypatch):

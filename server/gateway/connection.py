@@ -171,8 +171,8 @@ class UpstreamConnection:
         self._said_left_out: dict[str, str] = {}  # tool -> why the last published listing left it out
         self._left_out_now: dict[str, str] = {}  # the same, for the listing under way
         self._left_out_unnamed = 0
-        self._made: dict[str, tuple[bytes, RegisteredTool]] = {}  # name -> (its JSON as listed, as made)
-        self._refused_made: dict[str, tuple[bytes, str]] = {}  # name -> (its JSON as listed, why refused)
+        # name -> its JSON as listed, and the tool made of it or why it was refused
+        self._made: dict[str, tuple[bytes, RegisteredTool | str]] = {}
         self._listed_json = b"[]"
         self._listing = asyncio.Lock()  # one listing at a time: the last begun is the last published
         self._said_missing: list[str] = []
@@ -326,9 +326,7 @@ class UpstreamConnection:
         import anyio  # with the SDK: only a server with upstreams has it
 
         legacy = client.protocol_version in LEGACY_VERSIONS
-        async with contextlib.AsyncExitStack() as stack:
-            if not legacy:
-                await stack.enter_async_context(self._listing)  # waited for outside the time-out
+        async with contextlib.nullcontext() if legacy else self._listing:  # waited for outside the time-out
             try:
                 with anyio.fail_after(self.config.connect_timeout):
                     if legacy:
@@ -434,12 +432,10 @@ class UpstreamConnection:
         listed, next_cursor = raw.get("tools"), raw.get("nextCursor")
         if not isinstance(listed, list) or not isinstance(next_cursor, str | None):
             raise UnusableListing("its tools/list answer holds no list of tools")
-        from mcp_types.methods import validate_server_result
-
         tools = []
         for index, tool in enumerate(listed):
             try:  # as the SDK checks a page: against the revision it speaks, then its own model
-                _check_for_revision(validate_server_result, client.protocol_version, {**raw, "tools": [tool]})
+                _check_for_revision(client.protocol_version, {**raw, "tools": [tool]})
                 tools.append(types.Tool.model_validate(tool, by_name=False))
             except ValidationError as exc:
                 first = exc.errors()[0]
@@ -460,8 +456,7 @@ class UpstreamConnection:
         self._said_missing = missing
         # for the next listing, the first of each name: one listed again unchanged (the same JSON)
         # is not compiled again, whether it was made or refused
-        made: dict[str, tuple[bytes, RegisteredTool]] = {}
-        refused: dict[str, tuple[bytes, str]] = {}
+        made: dict[str, tuple[bytes, RegisteredTool | str]] = {}
         published = []
         patterns_left = MAX_LISTING_PATTERNS
         for tool in listed:
@@ -469,28 +464,29 @@ class UpstreamConnection:
             if wanted and name not in wanted:
                 continue
             written = dumps(tool)
-            before, refused_before = self._made.get(name), self._refused_made.get(name)
-            if refused_before is not None and refused_before[0] == written:
-                self._left_out(tool, refused_before[1])
-                refused.setdefault(name, refused_before)
+            before = self._made.get(name)
+            unchanged = before[1] if before is not None and before[0] == written else None
+            if isinstance(unchanged, str):  # refused before, for this reason
+                self._left_out(tool, unchanged)
+                made.setdefault(name, (written, unchanged))
                 continue
             patterns = pattern_count(tool.get("inputSchema"), tool.get("outputSchema"))
             if patterns > patterns_left:
                 self._left_out(tool, f"its patterns would pass the bound of {MAX_LISTING_PATTERNS} for one upstream")
                 continue
-            if before is not None and before[0] == written:
-                registered = before[1]
+            if unchanged is not None:
+                registered = unchanged
             else:
                 try:
                     registered = registered_tool(self.config, self.separator, tool, self.call)
                 except UnusableTool as exc:
                     self._left_out(tool, str(exc))
-                    refused.setdefault(name, (written, str(exc)))
+                    made.setdefault(name, (written, str(exc)))
                     continue
             made.setdefault(name, (written, registered))
             published.append(registered)
             patterns_left -= patterns
-        self._made, self._refused_made = made, refused
+        self._made = made
         self._said_left_out = self._left_out_now
         if self._left_out_unnamed:
             self.log.warning("upstream tools left out, not named one by one", more=self._left_out_unnamed)
@@ -545,7 +541,8 @@ class UpstreamConnection:
             self._publish(tools)
             return True
         # unchanged: what this listing left out is what was said, with the tools still refused
-        kept = {name: key for name, key in self._said_left_out.items() if name in self._refused_made}
+        refused = {name for name, (_, made) in self._made.items() if isinstance(made, str)}
+        kept = {name: key for name, key in self._said_left_out.items() if name in refused}
         self._said_left_out = {**kept, **self._left_out_now}
         return False
 
@@ -726,14 +723,15 @@ def _remote_failure(config: UpstreamConfig, exc: BaseException) -> str:
 _ANY_URL = re.compile(r"https?://[^\s'\"<>]+", re.IGNORECASE)
 
 
-def _check_for_revision(check: Callable[..., None], version: str, page: dict[str, Any]) -> None:
-    """A page (holding one tool) checked for the revision spoken; a revision the SDK's table does
-    not know is not checked here (a ``KeyError``, or a ``ValueError`` that is no validation
-    error)."""
+def _check_for_revision(version: str, page: dict[str, Any]) -> None:
+    """A page (holding one tool) checked as the SDK checks one for the revision spoken; a
+    revision the SDK's table does not know is not checked here (a ``KeyError``, or a
+    ``ValueError`` that is no validation error)."""
+    from mcp_types.methods import validate_server_result
     from pydantic import ValidationError
 
     try:
-        check("tools/list", version, page)
+        validate_server_result("tools/list", version, page)
     except ValidationError:
         raise
     except (KeyError, ValueError):
