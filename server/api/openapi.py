@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Set
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import structlog
 from aiohttp import web
@@ -476,16 +476,35 @@ def _with_refs(node: Any, found: dict[str, str]) -> Any:
 # of JSON Schema 2020-12 (or of an upstream's draft: ``$schema``, ``$id``, ``prefixItems``, ``if``...)
 # is left out.
 _SUBSCHEMA = ("not", "items")
-_SUBSCHEMA_MAPS = ("properties",)
-_NUMBER = (int, float)
-_COUNT = (int,)
-_PLAIN: dict[str, tuple[type, ...] | None] = {  # None: any JSON
-    "title": (str,), "description": (str,), "format": (str,), "pattern": (str,), "$ref": (str,),
-    "default": None, "example": None,
-    "multipleOf": _NUMBER, "maximum": _NUMBER, "minimum": _NUMBER,
-    "maxLength": _COUNT, "minLength": _COUNT, "maxItems": _COUNT, "minItems": _COUNT,
-    "maxProperties": _COUNT, "minProperties": _COUNT,
-    "uniqueItems": (bool,), "readOnly": (bool,), "writeOnly": (bool,), "deprecated": (bool,),
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _flag(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _json(value: Any) -> bool:
+    return True
+
+
+_PLAIN: dict[str, Callable[[Any], bool]] = {  # kept as they are when their value passes
+    "title": _text, "description": _text, "format": _text, "pattern": _text, "$ref": _text,
+    "default": _json, "example": _json,
+    "multipleOf": _number, "maximum": _number, "minimum": _number,
+    "maxLength": _count, "minLength": _count, "maxItems": _count, "minItems": _count,
+    "maxProperties": _count, "minProperties": _count,
+    "uniqueItems": _flag, "readOnly": _flag, "writeOnly": _flag, "deprecated": _flag,
 }  # fmt: skip
 _TYPES = frozenset({"array", "boolean", "integer", "number", "object", "string"})
 _NULL = {"enum": [None], "nullable": True}  # null alone, in 3.0's terms
@@ -506,10 +525,8 @@ def openapi30_schema(schema: Any) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in schema.items():
         if key in _PLAIN:
-            kinds = _PLAIN[key]
-            if kinds is None or (isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))):
-                if kinds is not _COUNT or value >= 0:
-                    result[key] = value
+            if _PLAIN[key](value):
+                result[key] = value
         elif key.startswith("x-"):
             result[key] = value
         elif key == "nullable" and isinstance(value, bool):
@@ -520,7 +537,7 @@ def openapi30_schema(schema: Any) -> dict[str, Any]:
             result[key] = [openapi30_schema(item) for item in value]
         elif key in ("anyOf", "oneOf") and isinstance(value, list) and value:
             result[key] = _choices(value, key)
-        elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+        elif key == "properties" and isinstance(value, dict):
             result[key] = {name: openapi30_schema(item) for name, item in value.items()}
         elif key == "additionalProperties" and isinstance(value, dict | bool):
             result[key] = value if isinstance(value, bool) else openapi30_schema(value)
@@ -582,17 +599,15 @@ def _bound_into(result: dict[str, Any], schema: dict[str, Any], bound: str, plai
     and a numeric exclusive bound (``exclusiveMinimum: 5, minimum: 0`` is x > 5), whatever their
     order; draft 4's boolean form as it is."""
     value, inclusive = schema.get(bound), schema.get(plain)
-    number = int | float
     if isinstance(value, bool):
-        if isinstance(inclusive, number) and not isinstance(inclusive, bool):
+        if _number(inclusive):
             result[bound] = value
         return
-    if not isinstance(value, number):
+    if not _number(value):
         return
     lower = bound == "exclusiveMinimum"
-    if isinstance(inclusive, number) and not isinstance(inclusive, bool):
-        if (inclusive > value) if lower else (inclusive < value):  # the inclusive bound is stricter
-            result.pop(bound, None)
-            return
+    if _number(inclusive) and ((inclusive > value) if lower else (inclusive < value)):  # the inclusive is stricter
+        result.pop(bound, None)
+        return
     result[plain] = value
     result[bound] = True
