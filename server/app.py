@@ -235,8 +235,7 @@ def create_app(
     if settings.console_enabled:
         sso = identity is not None and identity.admin_sign_in and bool(settings.console_oidc_client_id)
         signs_in = identity if sso else None
-        own = registry.grantable_names
-        pages.add_routes(app, lambda: own(upstreams=False), signs_in is not None)
+        pages.add_routes(app, lambda: registry.grantable_names(upstreams=False), signs_in is not None)
         if signs_in is not None:
             ConsoleSignIn(
                 signs_in,
