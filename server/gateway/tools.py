@@ -17,6 +17,7 @@ import marshmallow
 import structlog
 
 from skywarden.server.jsonutil import dumps
+from skywarden.server.plugins.json_schema import first_error
 from skywarden.server.plugins.model import TOOL_NAME, PluginInfo, RegisteredTool
 from skywarden.server.plugins.results import ResultShape
 from skywarden.server.upstreams import UpstreamConfig, upstream_scopes
@@ -81,7 +82,8 @@ def plugin_of(config: UpstreamConfig) -> PluginInfo:
 
 class JsonSchemaArguments(marshmallow.Schema):
     """The pipeline's argument check for an upstream tool: its input JSON Schema, compiled once
-    (offline: a remote ``$ref`` is never fetched), errors by field as marshmallow gives them."""
+    (offline: a remote ``$ref`` is never fetched). A refusal names the first error, by field as
+    marshmallow gives them (``first_error``: asking for every error could cost gigabytes)."""
 
     def __init__(self, validator: Any) -> None:
         super().__init__()
@@ -91,15 +93,13 @@ class JsonSchemaArguments(marshmallow.Schema):
         try:
             if self._validator.is_valid(data):
                 return dict(data)
-            errors: dict[str, list[str]] = {}
-            for _n, error in zip(range(MAX_ERRORS_SHOWN), self._validator.iter_errors(data), strict=False):
-                for field in _fields_of(error):
-                    if field not in errors and len(errors) == MAX_ERRORS_SHOWN:
-                        break
-                    errors.setdefault(field, []).append(error.message[:MAX_ERROR_TEXT])
+            error = first_error(self._validator, data)
         except (ValueError, TypeError, RecursionError):
-            errors = {"_schema": ["Arguments are not JSON the tool's schema can check."]}
-        raise marshmallow.ValidationError(errors)
+            raise marshmallow.ValidationError({"_schema": ["Arguments are not JSON the tool's schema can check."]}) from None
+        if error is None:  # never expected: is_valid said otherwise
+            return dict(data)
+        fields = _fields_of(error)[:MAX_ERRORS_SHOWN]
+        raise marshmallow.ValidationError({field: [error.message[:MAX_ERROR_TEXT]] for field in fields})
 
 
 def _fields_of(error: Any) -> list[str]:

@@ -17,13 +17,12 @@ import marshmallow
 from typing_extensions import is_typeddict
 
 from skywarden.server.jsonutil import dumps
-from skywarden.server.plugins.json_schema import json_schema
+from skywarden.server.plugins.json_schema import first_error, json_schema
 from skywarden.server.plugins.model import InvalidToolError
 from skywarden.server.plugins.plain_dump import plain_dumper
 from skywarden.server.plugins.signature import DerivedSchema, FieldMaker, UnsupportedAnnotation
 from skywarden.tools.contract import ToolResult, text_content
 
-MAX_FAILURES_LOGGED = 10
 WRAPPED = "result"  # the one property of a wrapped result
 
 
@@ -119,14 +118,14 @@ class ResultShape:
             raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": type(exc).__name__}]) from None
 
     def _failures(self, data: Any) -> list[dict[str, str]]:
+        """Where the result fails its schema: the first failure (``first_error``), never all."""
         try:
-            errors = self._validator.iter_errors(data) if self._validator is not None else iter(())
-            return [
-                {"instance_path": _pointer(error.instance_path), "schema_path": _pointer(error.schema_path)}
-                for _, error in zip(range(MAX_FAILURES_LOGGED), errors, strict=False)
-            ]
+            error = first_error(self._validator, data) if self._validator is not None else None
         except (ValueError, TypeError, RecursionError):  # the validator gives up on it (a cycle, ...)
             return [{"instance_path": "", "schema_path": "", "problem": "not JSON"}]
+        if error is None:
+            return []
+        return [{"instance_path": _pointer(error.instance_path), "schema_path": _pointer(error.schema_path)}]
 
 
 def _pointer(path: Any) -> str:
