@@ -27,6 +27,7 @@ log = structlog.get_logger("skywarden.gateway")
 
 MAX_ERRORS_SHOWN = 10
 MAX_ERROR_TEXT = 200
+NOT_CHECKABLE = "Arguments are not JSON the tool's schema can check."
 MAX_DESCRIPTION = 4000
 # What an upstream may annotate a tool with: MCP's annotation fields, nothing else.
 ANNOTATION_FIELDS = ("title", "readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
@@ -95,7 +96,7 @@ class JsonSchemaArguments(marshmallow.Schema):
                 return dict(data)
             error = first_error(self._validator, data)
         except (ValueError, TypeError, RecursionError):
-            raise marshmallow.ValidationError({"_schema": ["Arguments are not JSON the tool's schema can check."]}) from None
+            raise marshmallow.ValidationError({"_schema": [NOT_CHECKABLE]}) from None
         if error is None:  # never expected: is_valid said otherwise
             return dict(data)
         fields = _fields_of(error)[:MAX_ERRORS_SHOWN]
