@@ -17,9 +17,14 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from skywarden.server.appkeys import GATEWAY
-from skywarden.server.gateway import relisting
+from skywarden.server.errors import describe_errors
+from skywarden.server.gateway import relisting, schema_worker
+from skywarden.server.gateway.schema_compile import compile_schema
+from skywarden.server.gateway.tools import argument_errors
+from skywarden.server.plugins.schema_errors import error_fields, first_error
 from tests.support.admin import create_key
 from tests.support.logs import SECRETS, drain_logs
+from tests.support.raw_upstream import HEAVY, random_ab
 from tests.support.raw_upstream import TOOLS as RAW_TOOLS
 from tests.support.upstreams import ROOT, http_upstream_process, stdio_upstream
 
@@ -120,7 +125,7 @@ async def test_arguments_are_checked_against_the_upstreams_schema_before_they_le
     body = await answer.json()
     assert answer.content_type == "application/problem+json"
     assert "Invalid arguments for calc__add" in body["detail"]
-    assert '"two" is not of type "integer"' in body["detail"] and '"b" is a required property' in body["detail"]
+    assert body["detail"] == 'Invalid arguments for calc__add: b: "b" is a required property'  # the first error
     async with sdk_client(gateway) as mcp:  # 2025-11-25 on: a tool error (SEP-1303)
         result = await mcp.call_tool("remote__add", {"a": 1})
     assert result.is_error is True and "Invalid arguments for remote__add" in result.content[0].text
@@ -470,6 +475,32 @@ async def test_an_answer_against_its_own_output_schema_is_a_tool_error_and_resta
     assert body["isError"] is True and "does not match its output schema" in body["content"][0]["text"]
     assert (await (await call(raw, "raw__echo", {"text": "same process"})).json())["isError"] is False
     assert raw.connection.figures.connects == 1 and raw.connection.figures.state == "up"
+
+
+async def test_checks_that_may_be_slow_run_beside_the_server_and_say_the_same(make_client, make_settings, monkeypatch):
+    """The tool ``heavy`` matches its string 40 times against a pattern that costs about 250 ns a
+    byte: anything over a few hundred bytes is checked in the schema worker (gateway.schema_checks)."""
+    monkeypatch.setattr(schema_worker, "CHECK_SECONDS", 0.5)
+    client = await make_client(make_settings(upstreams={"heavy": raw_upstream("heavy")}))
+    worker = client.server.app[GATEWAY].connections["heavy"].schema_worker
+    refused = await call(client, "heavy__heavy", {"s": random_ab(2000) + "c"})
+    assert refused.status == 422 and worker.started == 1
+    here = first_error(compile_schema(HEAVY["inputSchema"], "input schema"), {"s": random_ab(2000) + "c"})
+    assert here is not None and here.kind.__class__.__name__ == "Pattern"
+    expected = describe_errors(argument_errors(error_fields(here)))  # what the server would have said
+    assert (await refused.json())["detail"] == f"Invalid arguments for heavy__heavy: {expected}"
+    passed = await (await call(client, "heavy__heavy", {"s": random_ab(2000)})).json()
+    assert passed["isError"] is False and passed["structuredContent"] == {"s": random_ab(2000)}
+    # 600 KB of result: about 6 s to check, past the time limit (in the server, the loop held as long)
+    body = await (await call(client, "heavy__heavy", {"size": 600_000})).json()
+    assert body["isError"] is True
+    assert body["content"][0]["text"] == (
+        "The result of heavy__heavy could not be checked against its output schema: the check took longer than 0.5 s."
+    )
+    said = [e for e in drain_logs() if e.get("event") == "upstream result not checked"]
+    assert said and said[0]["tool"] == "heavy__heavy"
+    again = await (await call(client, "heavy__heavy", {"s": random_ab(2000)})).json()  # a new process
+    assert again["isError"] is False and worker.started == 2
 
 
 async def test_an_upstream_claiming_a_closed_connection_is_checked_not_restarted(raw):

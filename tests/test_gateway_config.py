@@ -22,14 +22,14 @@ from hypothesis import strategies as st
 
 from skywarden.server.app import create_app
 from skywarden.server.gateway.credentials import MAX_SECRET_BYTES, MissingSecret, resolve, resolve_all
+from skywarden.server.gateway.schema_checks import UpstreamSchema
+from skywarden.server.gateway.schema_compile import UnusableTool, compile_schema
 from skywarden.server.gateway.tools import (
     MAX_ERROR_TEXT,
     MAX_GROWTH,
     MEMBER_NAMES,
     JsonSchemaArguments,
-    UnusableTool,
     bounded_result,
-    compile_schema,
     registered_tool,
 )
 from skywarden.server.jsonutil import dumps, loads_exact
@@ -896,12 +896,22 @@ def test_patterns_within_the_bounds_check_as_written(pattern, matching, other):
     assert check.is_valid(matching) and not check.is_valid(other)
 
 
-def test_an_output_schema_is_checked_as_compiled_with_its_bounds():
+def answering(result: ToolResult) -> Any:
+    async def forward(tool: str, arguments: dict[str, Any], context: Any) -> ToolResult:
+        return result
+
+    return forward
+
+
+async def test_an_output_schema_is_checked_as_compiled_with_its_bounds():
     pattern = {"type": "object", "properties": {"w": {"type": "string", "pattern": r"^(?=.*\d)\w+$"}}}
-    tool = registered_tool(CALC, "__", listed(outputSchema=pattern), no_forward)
-    assert tool.shape(ToolResult(content=[], structured={"w": "a1"})).structured == {"w": "a1"}
-    with pytest.raises(ResultMismatch):
-        tool.shape(ToolResult(content=[], structured={"w": "ab"}))
+    good = ToolResult(content=[], structured={"w": "a1"})
+    tool = registered_tool(CALC, "__", listed(outputSchema=pattern), answering(good))
+    assert tool.shape(await tool.invoke({"a": 1, "b": 2}, None)) is good
+    bad = registered_tool(CALC, "__", listed(outputSchema=pattern), answering(ToolResult([], structured={"w": "ab"})))
+    with pytest.raises(ResultMismatch) as info:
+        await bad.invoke({"a": 1, "b": 2}, None)
+    assert info.value.failures == [{"instance_path": "/w", "schema_path": "/properties/w/pattern"}]
 
 
 def test_a_tool_without_an_input_schema_is_unusable():
@@ -940,14 +950,14 @@ NESTED_SCHEMA = {
 
 def check(schema: dict[str, Any], data: Any) -> dict[str, list[str]]:
     with pytest.raises(marshmallow.ValidationError) as info:
-        JsonSchemaArguments(compile_schema(schema, "input schema")).load(data)
+        JsonSchemaArguments(UpstreamSchema(schema, compile_schema(schema, "input schema"))).load(data)
     errors = info.value.messages
     assert isinstance(errors, dict)
     return errors
 
 
 def test_arguments_are_checked_against_the_input_schema_the_first_error_by_field_path():
-    arguments = JsonSchemaArguments(compile_schema(NESTED_SCHEMA, "input schema"))
+    arguments = JsonSchemaArguments(UpstreamSchema(NESTED_SCHEMA, compile_schema(NESTED_SCHEMA, "input schema")))
     valid = {"a": 1, "b": {"c": "x", "items": [1, 2]}}
     loaded = arguments.load(valid)
     assert loaded == valid and loaded is not valid
@@ -1009,7 +1019,7 @@ ROWS = {
 def test_arguments_with_a_million_errors_are_refused_by_the_first_and_never_all_made():
     rows = {"rows": [{}] * 20_000}  # 60 KB of JSON: 100,000 errors
     with pytest.raises(marshmallow.ValidationError) as info:
-        JsonSchemaArguments(NoErrorList(ROWS)).load(rows)
+        JsonSchemaArguments(UpstreamSchema(ROWS, NoErrorList(ROWS))).load(rows)
     assert info.value.messages == {"rows.0.a": ['"a" is a required property']}
     assert check(ROWS, rows) == {"rows.0.a": ['"a" is a required property']}
 
@@ -1331,7 +1341,7 @@ async def test_one_listing_at_a_time_so_the_last_begun_is_the_last_published():
 
 def test_the_patterns_of_a_tool_and_of_a_listing_are_bounded_in_number(monkeypatch):
     from skywarden.server.gateway import connection
-    from skywarden.server.gateway.tools import MAX_TOOL_PATTERNS, pattern_count
+    from skywarden.server.gateway.schema_compile import MAX_TOOL_PATTERNS, pattern_count
     from skywarden.server.plugins.ssrf import AddressPolicy
 
     def patterned(count: int, name: str = "add") -> dict:

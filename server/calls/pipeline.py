@@ -31,6 +31,7 @@ from skywarden.server.errors import (
 from skywarden.server.http.challenges import REALM, bearer_challenge
 from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.http_client import FreshnessTracker
+from skywarden.server.plugins.model import ArgumentsRejected
 from skywarden.server.plugins.registry import RegisteredTool, ToolRegistry
 from skywarden.server.plugins.results import InvalidResult, ResultMismatch, ResultNotJson
 from skywarden.server.plugins.runtime import PluginRuntime
@@ -277,6 +278,10 @@ class ToolPipeline:
         except ToolError as exc:
             log_tool_failure(bound, exc)
             return ToolResult(content=[text_content(runtime.scrub(str(exc)))], is_error=True)
+        except ArgumentsRejected as exc:
+            raise InvalidArguments(shown, exc.errors) from None
+        except ResultMismatch as exc:  # a tool that checks its own result (an upstream's)
+            return _mismatched(bound, exc, shown)
         except MissingClientCapability as exc:
             raise CapabilityRequired(exc.capabilities) from None
         except asyncio.CancelledError:
@@ -292,9 +297,7 @@ class ToolPipeline:
         try:
             return tool.shape(returned)
         except ResultMismatch as exc:
-            bound.error("tool result does not match its output schema", failures=exc.failures)
-            text = f"The tool {shown} returned a result that does not match its output schema."
-            return ToolResult(content=[text_content(text)], is_error=True)
+            return _mismatched(bound, exc, shown)
         except ResultNotJson:
             bound.error("tool result cannot be written as JSON")
             text = f"The tool {shown} returned a result that cannot be written as JSON."
@@ -306,6 +309,12 @@ class ToolPipeline:
                 hint="return a str or a ToolResult, or annotate the result type (-> int, -> Thing)",
             )
             return ToolResult(content=[text_content(f"The tool {shown} returned an invalid result.")], is_error=True)
+
+
+def _mismatched(bound: Any, mismatch: ResultMismatch, shown: str) -> ToolResult:
+    bound.error("tool result does not match its output schema", failures=mismatch.failures)
+    text = f"The tool {shown} returned a result that does not match its output schema."
+    return ToolResult(content=[text_content(text)], is_error=True)
 
 
 MAX_LOGGED_DETAIL = 300

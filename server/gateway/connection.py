@@ -46,14 +46,9 @@ from skywarden.server.gateway.direct import (
     tool_result,
 )
 from skywarden.server.gateway.relisting import Relisting
-from skywarden.server.gateway.tools import (
-    MAX_LISTING_PATTERNS,
-    UnusableTool,
-    bounded_result,
-    error_result,
-    pattern_count,
-    registered_tool,
-)
+from skywarden.server.gateway.schema_compile import MAX_LISTING_PATTERNS, UnusableTool, pattern_count
+from skywarden.server.gateway.schema_worker import SchemaWorker
+from skywarden.server.gateway.tools import bounded_result, error_result, registered_tool
 from skywarden.server.gateway.transports import (
     BlockedUpstream,
     check_address,
@@ -178,6 +173,7 @@ class UpstreamConnection:
         self._said_missing: list[str] = []
         self._probe: asyncio.Task[None] | None = None
         self._stderr: list[str] = []  # the last line a stdio upstream wrote on stderr
+        self.schema_worker = SchemaWorker()  # its tools' checks that may be slow (a process, when needed)
         self.log = log.bind(upstream=config.name)
 
     @property
@@ -210,6 +206,7 @@ class UpstreamConnection:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+        await self.schema_worker.aclose()
 
     async def _supervise(self) -> None:
         backoff = FIRST_BACKOFF
@@ -478,7 +475,7 @@ class UpstreamConnection:
                 registered = unchanged
             else:
                 try:
-                    registered = registered_tool(self.config, self.separator, tool, self.call)
+                    registered = registered_tool(self.config, self.separator, tool, self.call, self.schema_worker)
                 except UnusableTool as exc:
                     self._left_out(tool, str(exc))
                     made.setdefault(name, (written, str(exc)))

@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import jsonschema_rs
 import marshmallow
 import structlog
 
+from skywarden.server.gateway.schema_checks import UpstreamSchema
+from skywarden.server.gateway.schema_compile import MAX_TOOL_PATTERNS, UnusableTool, compile_schema, pattern_count
+from skywarden.server.gateway.schema_worker import CheckFailed, SchemaWorker
 from skywarden.server.jsonutil import dumps
-from skywarden.server.plugins.json_schema import first_error
-from skywarden.server.plugins.model import TOOL_NAME, PluginInfo, RegisteredTool
-from skywarden.server.plugins.results import ResultShape
+from skywarden.server.plugins.model import TOOL_NAME, ArgumentsRejected, PluginInfo, RegisteredTool
+from skywarden.server.plugins.results import ResultMismatch, ResultShape, json_pointer
+from skywarden.server.plugins.schema_errors import error_fields, first_error
 from skywarden.server.upstreams import UpstreamConfig, upstream_scopes
 from skywarden.tools.contract import ToolResult
 
@@ -32,48 +34,8 @@ MAX_DESCRIPTION = 4000
 # What an upstream may annotate a tool with: MCP's annotation fields, nothing else.
 ANNOTATION_FIELDS = ("title", "readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 
-# An upstream writes the regular expressions of its schemas (``pattern``, ``patternProperties``)
-# and, for its results, the strings they are matched against. Unbounded, one pattern such as
-# ``[a-y]{20000}[0-9]`` held the event loop for seconds per string checked, and a backreference
-# backtracks without end. So patterns are compiled within these bounds: a compiled program of at
-# most PATTERN_BYTES (a repetition such as ``{2500}`` of a small class still fits, and matches
-# 1 MB in about 30 ms), a lazy DFA cache large enough for any such program, and at most
-# BACKTRACK_STEPS for the backtracking features (lookaround, backreferences), past which a
-# string does not match. A pattern over the bound leaves its tool out, saying so.
-PATTERN_BYTES = 200_000
-PATTERN_DFA_BYTES = 10_000_000
-BACKTRACK_STEPS = 10_000
-PATTERNS = jsonschema_rs.FancyRegexOptions(
-    backtrack_limit=BACKTRACK_STEPS, size_limit=PATTERN_BYTES, dfa_size_limit=PATTERN_DFA_BYTES
-)
-# A compiled pattern near the bound holds about 110 KB and takes 0.3 ms to make: the patterns of
-# one tool (input and output schemas) and of one upstream's listing are bounded in number too.
-MAX_TOOL_PATTERNS = 256
-MAX_LISTING_PATTERNS = 2000
-
-
-def pattern_count(*schemas: Any) -> int:
-    """The regular expressions in ``schemas``: each ``pattern`` string and ``patternProperties``
-    key, at any depth (a value that only looks like one, in an ``enum`` say, is counted too)."""
-    count, stack = 0, list(schemas)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            count += isinstance(node.get("pattern"), str)
-            named = node.get("patternProperties")
-            count += len(named) if isinstance(named, dict) else 0
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return count
-
-
 # (config, upstream tool name, validated arguments) -> the upstream's answer as a ToolResult
 Forward = Callable[[str, dict[str, Any], Any], Awaitable[ToolResult]]
-
-
-class UnusableTool(ValueError):
-    """An upstream tool Skywarden cannot offer (its name or schemas); the tool is left out, logged."""
 
 
 def plugin_of(config: UpstreamConfig) -> PluginInfo:
@@ -84,60 +46,55 @@ def plugin_of(config: UpstreamConfig) -> PluginInfo:
 class JsonSchemaArguments(marshmallow.Schema):
     """The pipeline's argument check for an upstream tool: its input JSON Schema, compiled once
     (offline: a remote ``$ref`` is never fetched). A refusal names the first error, by field as
-    marshmallow gives them (``first_error``: asking for every error could cost gigabytes)."""
+    marshmallow gives them (``first_error``: asking for every error could cost gigabytes).
+    Arguments whose check may be slow (``UpstreamSchema.quick``) pass here unchecked: the tool
+    checks them in the schema worker before they leave (``registered_tool``)."""
 
-    def __init__(self, validator: Any) -> None:
+    def __init__(self, schema: UpstreamSchema) -> None:
         super().__init__()
-        self._validator = validator
+        self.schema = schema
 
     def load(self, data: Any, **_: Any) -> Any:  # a schema of JSON, not of fields
         try:
-            if self._validator.is_valid(data):
+            if not self.schema.quick(data) or self.schema.validator.is_valid(data):
                 return dict(data)
-            error = first_error(self._validator, data)
+            error = first_error(self.schema.validator, data)
         except (ValueError, TypeError, RecursionError):
             raise marshmallow.ValidationError({"_schema": [NOT_CHECKABLE]}) from None
         if error is None:  # never expected: is_valid said otherwise
             return dict(data)
-        fields = _fields_of(error)[:MAX_ERRORS_SHOWN]
-        raise marshmallow.ValidationError({field: [error.message[:MAX_ERROR_TEXT]] for field in fields})
+        raise marshmallow.ValidationError(argument_errors(error_fields(error)))
 
 
-def _fields_of(error: Any) -> list[str]:
+def argument_errors(error: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The first error of the arguments (``error_fields``) by field, for the pipeline's refusal."""
+    return {field: [str(error["message"])[:MAX_ERROR_TEXT]] for field in _fields_of(error)[:MAX_ERRORS_SHOWN]}
+
+
+def _fields_of(error: Mapping[str, Any]) -> list[str]:
     """The fields an error of the input schema is about: where it was found, and for a missing or
     unexpected member that member (``a.b``), each cut to ``MAX_ERROR_TEXT``; ``_schema`` for the
     arguments as a whole."""
-    path = [str(p) for p in error.instance_path]
-    kind = type(error.kind).__name__
+    path = [str(p) for p in error["instance_path"]]
     members: list[Any] = []
-    if kind == "Required":
-        members = [error.kind.as_dict().get("property")]
-    elif kind in ("AdditionalProperties", "UnevaluatedProperties"):
-        members = list(error.kind.as_dict().get("unexpected") or [])
+    if error["kind"] == "Required":
+        members = [error.get("property")]
+    elif error["kind"] in ("AdditionalProperties", "UnevaluatedProperties"):
+        members = list(error.get("unexpected") or [])
     named = [".".join([*path, str(member)]) for member in members if member is not None]
     return [field[:MAX_ERROR_TEXT] for field in named or [".".join(path) or "_schema"]]
 
 
-def compile_schema(schema: Any, what: str) -> Any:
-    """The one place an upstream's schema is compiled: offline (a remote ``$ref`` is never
-    fetched) and with its patterns bounded (``PATTERNS``)."""
-    if not isinstance(schema, dict):
-        raise UnusableTool(f"its {what} is not a JSON object")
-    try:
-        return jsonschema_rs.validator_for(schema, offline=True, pattern_options=PATTERNS)
-    except (jsonschema_rs.ValidationError, ValueError) as exc:
-        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        first = line[:200]
-        if line.endswith('is not a "regex"'):  # never compiled again unbounded to tell why: that is the cost
-            first = f"{first} (invalid, or over the bound of {PATTERN_BYTES} bytes compiled)"
-        raise UnusableTool(f"its {what} is not a JSON Schema Skywarden can check: {first}") from None
-
-
 def registered_tool(
-    config: UpstreamConfig, separator: str, tool: Mapping[str, Any], forward: Forward
+    config: UpstreamConfig,
+    separator: str,
+    tool: Mapping[str, Any],
+    forward: Forward,
+    worker: SchemaWorker | None = None,
 ) -> RegisteredTool:
     """The upstream tool ``tool`` (as the upstream listed it: name, description, inputSchema,
-    outputSchema, annotations, title) as a Skywarden tool; ``UnusableTool`` says why not."""
+    outputSchema, annotations, title) as a Skywarden tool; ``UnusableTool`` says why not.
+    ``worker``: where its checks that may be slow are made (the connection's)."""
     upstream_name = tool.get("name")
     if not isinstance(upstream_name, str) or not upstream_name:  # "": the bare prefix as a tool name
         raise UnusableTool("it has no name")
@@ -149,22 +106,37 @@ def registered_tool(
     patterns = pattern_count(input_schema, output_schema)
     if patterns > MAX_TOOL_PATTERNS:
         raise UnusableTool(f"its schemas hold {patterns} patterns, more than {MAX_TOOL_PATTERNS}")
-    arguments = JsonSchemaArguments(compile_schema(input_schema, "input schema"))
-    output_check = compile_schema(output_schema, "output schema") if output_schema is not None else None
+    input_check = UpstreamSchema(input_schema, compile_schema(input_schema, "input schema"), worker)
+    output_check = None
+    if output_schema is not None:
+        output_check = UpstreamSchema(output_schema, compile_schema(output_schema, "output schema"), worker)
     description = tool.get("description") or ""
     title = tool.get("title") or upstream_name
     annotations = tool.get("annotations") or {}
     plugin = plugin_of(config)
 
     async def invoke(validated: dict[str, Any], context: Any) -> ToolResult:
-        return await forward(upstream_name, validated, context)
+        if not input_check.quick(validated):  # passed unchecked by JsonSchemaArguments
+            try:
+                error = await input_check.first_error(validated)
+            except (ValueError, TypeError, RecursionError):
+                raise ArgumentsRejected({"_schema": [NOT_CHECKABLE]}) from None
+            except CheckFailed as exc:
+                log.warning("upstream tool arguments not checked", tool=name, reason=str(exc))
+                return error_result(f"The arguments for {name} could not be checked against its input schema: {exc}.")
+            if error is not None:
+                raise ArgumentsRejected(argument_errors(error))
+        result = await forward(upstream_name, validated, context)
+        if output_check is None or result.is_error:
+            return result
+        return await checked_result(result, output_check, config.name, name)
 
     return RegisteredTool(
         name=name,
         title=str(title)[:MAX_DESCRIPTION],
         description=str(description)[:MAX_DESCRIPTION],
         tool=dict(tool),
-        arguments_schema=arguments,
+        arguments_schema=JsonSchemaArguments(input_check),
         result_schema=None,
         input_schema=dict(input_schema) if isinstance(input_schema, dict) else {},
         output_schema=dict(output_schema) if output_schema is not None else None,
@@ -177,8 +149,29 @@ def registered_tool(
         owner=plugin,
         upstream=config.name,
         invoke=invoke,
-        shape=ResultShape(output_schema, None, False, validator=output_check),
+        shape=PASSED_ON,  # the result is checked by ``invoke``
     )
+
+
+PASSED_ON = ResultShape(None, None, False)
+
+
+async def checked_result(result: ToolResult, check: UpstreamSchema, upstream: str, tool: str) -> ToolResult:
+    """``result`` when its structured part matches the output schema; ``ResultMismatch`` (the
+    pipeline's refusal) when it does not; an error result when it could not be checked."""
+    if result.structured is None:
+        raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": "no structured result"}])
+    try:
+        error = await check.first_error(result.structured)
+    except (ValueError, TypeError, RecursionError):
+        raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": "not JSON"}]) from None
+    except CheckFailed as exc:
+        log.warning("upstream result not checked", upstream=upstream, tool=tool, reason=str(exc))
+        return error_result(f"The result of {tool} could not be checked against its output schema: {exc}.")
+    if error is not None:
+        path, schema_path = json_pointer(error["instance_path"]), json_pointer(error["schema_path"])
+        raise ResultMismatch([{"instance_path": path, "schema_path": schema_path}])
+    return result
 
 
 # The most Skywarden's JSON of a result can exceed the upstream's by: strings and integers are

@@ -38,19 +38,6 @@ def json_schema(schema: type[marshmallow.Schema] | marshmallow.Schema) -> dict[s
     return result
 
 
-def first_error(validator: Any, instance: Any) -> jsonschema_rs.ValidationError | None:
-    """The first error of ``instance`` against ``validator`` (jsonschema-rs), or None when it is
-    valid. Never all of them: jsonschema-rs's ``iter_errors`` gathers every error before it yields
-    the first, and one request of 300,000 empty objects against ``items: {required: [five
-    names]}`` made 1.5 million of them (14 s of the event loop, 2.7 GB). ``validate`` stops at
-    the first. A value that is no JSON raises ``ValueError`` or ``TypeError`` as ``is_valid`` does."""
-    try:
-        validator.validate(instance)
-    except jsonschema_rs.ValidationError as error:
-        return error
-    return None
-
-
 def _fix_schema(schema: marshmallow.Schema, json_obj: dict[str, Any]) -> None:
     properties = json_obj.get("properties", {})
     for name, field in schema.fields.items():

@@ -33,6 +33,16 @@ class InvalidToolError(ValueError):
     """A loaded object does not follow the tool contract."""
 
 
+class ArgumentsRejected(Exception):
+    """Raised by a tool whose arguments are checked during its call (an upstream's, whose check
+    may be slow, in the schema worker): ``errors`` by field, refused as the pipeline refuses
+    arguments its schema did not take."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("invalid arguments")
+        self.errors = errors
+
+
 @dataclass(frozen=True)
 class PluginInfo:
     """A loaded plugin: what its tools share. A ``Plugin`` (API 2) is one; a standalone ``@tool``

@@ -17,9 +17,10 @@ import marshmallow
 from typing_extensions import is_typeddict
 
 from skywarden.server.jsonutil import dumps
-from skywarden.server.plugins.json_schema import first_error, json_schema
+from skywarden.server.plugins.json_schema import json_schema
 from skywarden.server.plugins.model import InvalidToolError
 from skywarden.server.plugins.plain_dump import plain_dumper
+from skywarden.server.plugins.schema_errors import first_error
 from skywarden.server.plugins.signature import DerivedSchema, FieldMaker, UnsupportedAnnotation
 from skywarden.tools.contract import ToolResult, text_content
 
@@ -125,10 +126,10 @@ class ResultShape:
             return [{"instance_path": "", "schema_path": "", "problem": "not JSON"}]
         if error is None:
             return []
-        return [{"instance_path": _pointer(error.instance_path), "schema_path": _pointer(error.schema_path)}]
+        return [{"instance_path": json_pointer(error.instance_path), "schema_path": json_pointer(error.schema_path)}]
 
 
-def _pointer(path: Any) -> str:
+def json_pointer(path: Any) -> str:
     return "".join(f"/{str(part).replace('~', '~0').replace('/', '~1')}" for part in path)
 
 

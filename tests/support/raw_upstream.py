@@ -14,12 +14,15 @@ its tools and a tool of 200 KB, then 20 more tools (``n0`` ...). With ``flap`` e
 holds a tool with an invalid name and is followed by ``notifications/tools/list_changed``, and the
 tool ``listings`` answers how many listings it gave. With ``invalid`` its listing holds a tool whose
 input schema is no object schema, which the SDK's model of a listing refuses; with ``notools``
-its listing's tools are no list at all.
+its listing's tools are no list at all. With ``heavy`` its listing adds ``heavy``, whose schemas
+match its string ``s`` against one slow pattern 40 times over (``HEAVY``): it answers with ``s``
+as given, or with ``size`` bytes of it.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import signal
 import sys
 import time
@@ -43,6 +46,23 @@ TOOLS = [
     {"name": "asks", "inputSchema": {"type": "object"}},
     {"name": "pings", "inputSchema": {"type": "object"}},
 ]
+# A pattern whose lazy DFA keeps missing its cache (about 250 ns a byte), 40 times over a string.
+SLOW_PATTERN = "^[ab]*a[ab]{18}$"
+HEAVY_STRING = {"type": "string", "allOf": [{"pattern": SLOW_PATTERN}] * 40}
+HEAVY = {
+    "name": "heavy",
+    "inputSchema": {"type": "object", "properties": {"s": HEAVY_STRING, "size": {"type": "integer"}}},
+    "outputSchema": {"type": "object", "properties": {"s": HEAVY_STRING}, "required": ["s"]},
+}
+
+
+def random_ab(size: int) -> str:
+    """``size`` letters a and b, the same for a size, ending in a match of ``SLOW_PATTERN``
+    (its DFA keeps missing its cache on such a string, not on a regular one)."""
+    pick = random.Random(size).choice
+    return "".join(pick("ab") for _ in range(size - 20)) + "a" * 20
+
+
 cancelled: list[object] = []  # the request ids of notifications/cancelled received
 listings: list[object] = []  # the request ids of the tools/list answered (``flap``)
 
@@ -84,6 +104,8 @@ def answer(request: dict) -> None:
         listing = {"name": "listings", "inputSchema": {"type": "object"}}
         send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [*TOOLS, listing, bad]}})
         send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+    elif method == "tools/list" and MODE == "heavy":
+        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [*TOOLS, HEAVY]}})
     elif method == "tools/list":
         send({"jsonrpc": "2.0", "id": rid, "result": {"tools": TOOLS}})
     elif method == "ping":
@@ -129,6 +151,11 @@ def answer(request: dict) -> None:
             send({"jsonrpc": "2.0", "id": "ping-1", "method": "ping"})
             back = next(m for m in map(json.loads, sys.stdin) if m.get("id") == "ping-1" and "method" not in m)
             result = {"content": [{"type": "text", "text": json.dumps(back)}]}
+        elif name == "heavy":
+            arguments = params.get("arguments") or {}
+            size = arguments.get("size")
+            text = random_ab(size) if size else arguments.get("s")
+            result = {"content": [{"type": "text", "text": "s"}], "structuredContent": {"s": text}}
         elif name == "listings":
             result = {"content": [{"type": "text", "text": str(len(listings))}]}
         elif name == "cancelled":

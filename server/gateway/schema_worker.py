@@ -1,0 +1,225 @@
+"""Checks against an upstream's schema that may be slow, in a process of their own, with a time
+limit: ``python -m skywarden.server.gateway.schema_worker SERVER_PID``.
+
+jsonschema-rs holds the GIL while it checks, so a check that takes seconds in the server's
+process holds every request for as long; a thread would not help. The server sends a check here
+when the bound from the schema (``schema_cost``) says it may take more than a few milliseconds,
+waits for the answer without holding anything, and kills the process when the check passes
+``CHECK_SECONDS``: the call is refused, saying so, and the next check starts a new process.
+
+The exchange is one request at a time over the process's stdin and stdout, each message a
+4-byte big-endian length and that many bytes of JSON. A request names its schema by a digest and
+carries the schema itself only when this process has not compiled it yet (it keeps the last
+``KEPT_SCHEMAS``; for one it dropped it answers ``{"schema": "needed"}``). The answer is
+``{"valid": true}``, ``{"error": {...}}`` (the first error: where, the keyword, its message), or
+``{"unusable": "..."}`` for a schema or value it cannot check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import struct
+import sys
+from collections import OrderedDict
+from typing import Any, BinaryIO
+
+from skywarden.server.jsonutil import dumps, loads_exact
+
+CHECK_SECONDS = 2.0  # the longest one check may take before the call is refused
+START_SECONDS = 30.0  # the longest the process may take to start (not counted in a check's time)
+MAX_WAITING = 8  # checks waiting for the process (beyond the one under way); more are refused
+KEPT_SCHEMAS = 64  # compiled schemas the process keeps
+PR_SET_PDEATHSIG = 1
+_LENGTH = struct.Struct(">I")
+READY = {"ready": True}
+
+
+class CheckFailed(Exception):
+    """The check was not made: it took too long, too many were waiting, or the process failed."""
+
+
+class SchemaWorker:
+    """The server's side: one process, started at the first check that needs it."""
+
+    def __init__(self, seconds: float | None = None, max_waiting: int = MAX_WAITING) -> None:
+        self.seconds = seconds if seconds is not None else CHECK_SECONDS
+        self.max_waiting = max_waiting
+        self.started = 0  # processes started (a test counts them)
+        self._process: asyncio.subprocess.Process | None = None
+        self._turn = asyncio.Lock()
+        self._waiting = 0
+        self._closing = asyncio.Event()
+
+    async def first_error(self, digest: str, schema: bytes, instance: bytes) -> dict[str, Any] | None:
+        """The first error of ``instance`` (JSON) against ``schema`` (JSON, named by ``digest``),
+        or None when it is valid. ``CheckFailed`` when it could not be checked; ``ValueError``
+        for a value the schema cannot check (no JSON it reads, a cycle)."""
+        if self._closing.is_set():
+            raise CheckFailed("the server is stopping")
+        if self._waiting >= self.max_waiting:
+            raise CheckFailed(f"{self.max_waiting} checks are already waiting")
+        self._waiting += 1
+        try:
+            await self._turn.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            try:
+                process = await self._running()
+            except (OSError, EOFError, asyncio.IncompleteReadError, ValueError, TimeoutError) as exc:
+                await self._kill()
+                raise CheckFailed(f"the checking process did not start ({type(exc).__name__})") from None
+            try:
+                async with asyncio.timeout(self.seconds):
+                    answer = await _ask(process, {"digest": digest, "instance": instance})
+                    if answer.get("schema") == "needed":
+                        answer = await _ask(process, {"digest": digest, "instance": instance, "schema": schema})
+            except TimeoutError:
+                await self._kill()
+                raise CheckFailed(f"the check took longer than {self.seconds:g} s") from None
+            except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
+                await self._kill()
+                raise CheckFailed(f"the checking process failed ({type(exc).__name__})") from None
+        except asyncio.CancelledError:  # a request under way: its answer would be the next one's
+            self._kill_now()
+            raise
+        finally:
+            self._turn.release()
+        if "unusable" in answer:
+            raise ValueError(str(answer["unusable"])[:200])
+        error = answer.get("error")
+        return error if isinstance(error, dict) else None
+
+    async def _running(self) -> asyncio.subprocess.Process:
+        """The process, started when there is none (and ready: it says so once it has loaded)."""
+        if self._closing.is_set():
+            raise CheckFailed("the server is stopping")
+        if self._process is None or self._process.returncode is not None:
+            process = self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "skywarden.server.gateway.schema_worker",
+                str(os.getpid()),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            self.started += 1
+            assert process.stdout is not None
+            async with asyncio.timeout(START_SECONDS):
+                (size,) = _LENGTH.unpack(await process.stdout.readexactly(_LENGTH.size))
+                if loads_exact(await process.stdout.readexactly(size)) != READY:
+                    raise ValueError("the process did not start as expected")
+            if self._closing.is_set():  # closed while it started
+                await self._kill()
+                raise CheckFailed("the server is stopping")
+        return self._process
+
+    def _kill_now(self) -> asyncio.subprocess.Process | None:
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        return process
+
+    async def _kill(self) -> None:
+        process = self._kill_now()
+        if process is not None:
+            await process.wait()
+
+    async def aclose(self) -> None:
+        self._closing.set()
+        await self._kill()
+
+
+async def _ask(process: asyncio.subprocess.Process, request: dict[str, Any]) -> dict[str, Any]:
+    assert process.stdin is not None and process.stdout is not None
+    body = _encode(request)
+    process.stdin.write(_LENGTH.pack(len(body)) + body)
+    await process.stdin.drain()
+    (size,) = _LENGTH.unpack(await process.stdout.readexactly(_LENGTH.size))
+    answer = loads_exact(await process.stdout.readexactly(size))
+    if not isinstance(answer, dict):
+        raise ValueError("an answer that is no object")
+    return answer
+
+
+def _encode(request: dict[str, Any]) -> bytes:
+    """The request as JSON, its schema and instance (JSON already) spliced in as they are."""
+    parts = [b'{"digest":', dumps(request["digest"]), b',"instance":', request["instance"]]
+    if "schema" in request:
+        parts += [b',"schema":', request["schema"]]
+    return b"".join([*parts, b"}"])
+
+
+# --- the process ------------------------------------------------------------------------------
+
+
+def _answer(validators: OrderedDict[str, Any], request: Any) -> dict[str, Any]:
+    from skywarden.server.gateway.schema_compile import UnusableTool, compile_schema
+    from skywarden.server.plugins.schema_errors import error_fields, first_error
+
+    if not isinstance(request, dict) or not isinstance(request.get("digest"), str):
+        return {"unusable": "a request that is not a check"}
+    digest = request["digest"]
+    validator = validators.get(digest)
+    if validator is None:
+        if "schema" not in request:
+            return {"schema": "needed"}
+        try:
+            validator = compile_schema(request["schema"], "schema")
+        except UnusableTool as exc:
+            return {"unusable": str(exc)}
+        validators[digest] = validator
+        while len(validators) > KEPT_SCHEMAS:
+            validators.popitem(last=False)
+    validators.move_to_end(digest)
+    try:
+        error = first_error(validator, request.get("instance"))
+    except (ValueError, TypeError, RecursionError) as exc:
+        return {"unusable": type(exc).__name__}
+    if error is None:
+        return {"valid": True}
+    return {"error": error_fields(error)}
+
+
+def _read(stream: BinaryIO, size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise EOFError
+    return data
+
+
+def main(argv: list[str]) -> int:
+    """Answer checks until stdin ends; die with the server (``PR_SET_PDEATHSIG``), even one
+    killed, and at once if it is already gone."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if len(argv) > 1 and os.getppid() != int(argv[1]):
+        return 0
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    import skywarden.server.gateway.schema_compile  # noqa: F401  (loaded before it says it is ready)
+
+    ready = dumps(READY)
+    stdout.write(_LENGTH.pack(len(ready)) + ready)
+    stdout.flush()
+    validators: OrderedDict[str, Any] = OrderedDict()
+    while True:
+        try:
+            (size,) = _LENGTH.unpack(_read(stdin, _LENGTH.size))
+            request = loads_exact(_read(stdin, size))
+        except EOFError:
+            return 0
+        except ValueError:
+            request = None
+        answer = dumps(_answer(validators, request))
+        stdout.write(_LENGTH.pack(len(answer)) + answer)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

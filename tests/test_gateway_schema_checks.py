@@ -1,0 +1,233 @@
+"""Checks against an upstream's schemas never hold the event loop for long: a bound from the
+schema alone (``schema_cost``) says which are quick, and the rest run in the schema worker's
+process, which a check past its time limit does not outlast (``schema_worker``). The worker
+gives the same first error the server would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skywarden.server.gateway.schema_checks import INLINE_NS, UpstreamSchema
+from skywarden.server.gateway.schema_compile import compile_schema
+from skywarden.server.gateway.schema_cost import NS_PER_CHECK, NS_PER_PATTERN_BYTE, Cost, checks_per_value
+from skywarden.server.gateway.schema_worker import CheckFailed, SchemaWorker
+from skywarden.server.jsonutil import dumps
+from skywarden.server.plugins.schema_errors import error_fields, first_error
+from tests.support.raw_upstream import HEAVY_STRING, random_ab
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fan_out(times: int) -> dict[str, Any]:
+    """A string checked against one pattern ``times`` squared times, through two levels of $ref."""
+    return {
+        "$defs": {
+            "leaf": {"type": "string", "pattern": "^x"},
+            "mid": {"allOf": [{"$ref": "#/$defs/leaf"}] * times},
+        },
+        "type": "object",
+        "properties": {"s": {"allOf": [{"$ref": "#/$defs/mid"}] * times}},
+    }
+
+
+# --- the bound --------------------------------------------------------------------------------
+
+
+def test_a_plain_schema_counts_its_keywords_required_names_and_patterns():
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "string", "pattern": "^b"}},
+        "patternProperties": {"^x": {}, "^y": True},
+        "required": ["a", "b"],
+    }
+    # the root's 4 keywords and 2 names, a's 1, b's 2, the empty schema's 1, true's 1
+    assert checks_per_value(schema) == Cost(checks=11, patterns=3)
+    assert Cost(2, 1).ns_per_byte() == 2 * NS_PER_CHECK + NS_PER_PATTERN_BYTE
+
+
+def test_references_count_what_they_point_at_as_often_as_they_are_followed():
+    # the root's 3 keywords, s's allOf, and 3 times: a $ref, mid's allOf, and 3 times a $ref and leaf's 2
+    assert checks_per_value(fan_out(3)) == Cost(checks=3 + 1 + 3 * (1 + 1 + 3 * (1 + 2)), patterns=9)
+    assert checks_per_value(fan_out(10)).patterns == 100
+
+
+def test_a_reference_back_to_a_schema_on_its_way_is_recursion_counted_once():
+    tree = {
+        "$defs": {
+            "node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}
+        },
+        "$ref": "#/$defs/node",
+    }
+    # the root's 2 keywords, node's 2, kids' 2, items' $ref (to node, on its way: not followed)
+    assert checks_per_value(tree) == Cost(checks=2 + 2 + 2 + 1, patterns=0)
+    # the root, its two members, the root again through "#", and its two members (not followed again)
+    assert checks_per_value({"anyOf": [{"$ref": "#"}, {"type": "null"}]}) == Cost(checks=6, patterns=0)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        fan_out(300),  # 90,000 checks of a value from a schema of 600 nodes
+        {"$ref": "other.json#/a"},
+        {"$ref": "#anchor", "$defs": {"a": {"$anchor": "anchor"}}},
+        {"$ref": "#/$defs/missing"},
+        {"$dynamicRef": "#meta"},
+        {"$recursiveRef": "#"},
+        {"properties": {"a": {"$id": "https://example.com/a", "$ref": "#/b"}}},
+        ["not", "an", "object"],
+    ],
+)
+def test_what_the_walk_cannot_bound_has_no_bound(schema):
+    assert checks_per_value(schema) is None
+
+
+def test_a_value_is_checked_here_only_when_its_bound_is_small():
+    plain = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    check = UpstreamSchema(plain, compile_schema(plain, "input schema"))
+    assert check.quick({"a": 1}) and check.quick({"a": 1, "pad": "x" * 100_000})
+    slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
+    heavy = UpstreamSchema(slow, compile_schema(slow, "input schema"))
+    fits = INLINE_NS // heavy.ns_per_byte - len(dumps({"s": ""}))
+    assert heavy.quick({"s": "a" * fits}) and not heavy.quick({"s": "a" * (fits + 1)})
+    unbounded = UpstreamSchema(fan_out(300), compile_schema(fan_out(300), "input schema"))
+    assert unbounded.ns_per_byte is None and not unbounded.quick({})
+
+
+# --- the worker -------------------------------------------------------------------------------
+
+SAME_ERRORS = [
+    ({"type": "object", "properties": {"a": {"type": "integer"}}}, {"a": 1}),
+    ({"type": "object", "properties": {"a": {"type": "integer"}}}, {"a": "one"}),
+    ({"type": "object", "required": ["x", "y"]}, {"y": 1}),
+    ({"type": "object", "properties": {"x": {}}, "additionalProperties": False}, {"x": 1, "k": 2, "j": 3}),
+    ({"type": "object", "properties": {"s": {"type": "string", "pattern": r"^\d+$"}}}, {"s": "12a"}),
+    ({"type": "array", "items": {"type": "object", "required": ["a", "b", "c", "d", "e"]}}, [{"a": 1}, {}] * 1000),
+    (fan_out(3), {"s": "y"}),
+    (fan_out(300), {"s": "x"}),
+]
+
+
+async def test_the_worker_finds_the_same_first_error_as_the_server():
+    worker = SchemaWorker()
+    try:
+        for schema, value in SAME_ERRORS:
+            here = first_error(compile_schema(schema, "schema"), value)
+            there = await worker.first_error(f"{id(schema)}", dumps(schema), dumps(value))
+            assert there == (error_fields(here) if here is not None else None), (schema, value)
+        assert worker.started == 1  # one process for every schema
+    finally:
+        await worker.aclose()
+
+
+async def test_a_check_past_its_time_limit_ends_its_process_and_the_next_starts_another():
+    worker = SchemaWorker(seconds=0.3)
+    slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
+    try:
+        assert await worker.first_error("slow", dumps(slow), dumps({"s": "ab"})) is not None  # started
+        first = worker._process
+        with pytest.raises(CheckFailed, match=r"^the check took longer than 0.3 s$"):
+            await worker.first_error("slow", dumps(slow), dumps({"s": random_ab(1_000_000)}))  # about 8 s
+        assert first is not None and first.returncode == -signal.SIGKILL
+        assert await worker.first_error("slow", dumps(slow), dumps({"s": random_ab(40)})) is None
+        assert worker.started == 2
+    finally:
+        await worker.aclose()
+
+
+async def test_a_cancelled_check_ends_its_process_so_no_answer_is_taken_for_another():
+    worker = SchemaWorker()
+    slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
+    try:
+        assert await worker.first_error("slow", dumps(slow), dumps({"s": random_ab(40)})) is None
+        task = asyncio.create_task(worker.first_error("slow", dumps(slow), dumps({"s": random_ab(1_000_000)})))
+        for _ in range(3):
+            await asyncio.sleep(0)  # the check under way, wherever it is
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        wrong = await worker.first_error("plain", dumps({"type": "integer"}), b'"x"')
+        assert wrong is not None and wrong["kind"] == "Type"
+        assert worker.started == 2
+    finally:
+        await worker.aclose()
+
+
+async def test_checks_beyond_those_waiting_are_refused_at_once():
+    worker = SchemaWorker(seconds=60, max_waiting=1)
+    slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
+    assert await worker.first_error("slow", dumps(slow), dumps({"s": random_ab(40)})) is None  # started
+    running = asyncio.create_task(worker.first_error("slow", dumps(slow), dumps({"s": random_ab(1_000_000)})))
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(worker.first_error("slow", dumps(slow), dumps({"s": "a"})))
+    await asyncio.sleep(0)
+    with pytest.raises(CheckFailed, match=r"^1 checks are already waiting$"):
+        await worker.first_error("slow", dumps(slow), dumps({"s": "a"}))
+    await worker.aclose()  # the server stops: the check under way fails, the waiting one is not made
+    with pytest.raises(CheckFailed, match="the checking process failed"):
+        await running
+    with pytest.raises(CheckFailed, match="the server is stopping"):
+        await waiting
+
+
+async def test_a_process_that_died_between_checks_is_started_again():
+    worker = SchemaWorker()
+    try:
+        assert await worker.first_error("int", dumps({"type": "integer"}), b"1") is None
+        process = worker._process
+        assert process is not None
+        process.kill()
+        await process.wait()
+        assert await worker.first_error("int", dumps({"type": "integer"}), b"2") is None
+        assert worker.started == 2
+    finally:
+        await worker.aclose()
+
+
+async def test_a_value_the_schema_cannot_check_is_a_value_error():
+    worker = SchemaWorker()
+    try:
+        with pytest.raises(ValueError):
+            await worker.first_error("int", dumps({"type": "integer"}), b"not json")
+        assert await worker.first_error("int", dumps({"type": "integer"}), b"3") is None  # and it goes on
+    finally:
+        await worker.aclose()
+
+
+SERVER = """
+import asyncio, sys
+from skywarden.server.gateway.schema_worker import SchemaWorker
+
+async def main():
+    worker = SchemaWorker()
+    await worker.first_error("int", b'{"type": "integer"}', b"1")
+    print(worker._process.pid, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_worker_ends_with_a_server_that_is_killed():
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
+    assert server.stdout is not None
+    line = await asyncio.get_running_loop().run_in_executor(None, server.stdout.readline)
+    pid = int(line)
+    ended = asyncio.Event()
+    handle = os.pidfd_open(pid)
+    asyncio.get_running_loop().add_reader(handle, ended.set)
+    try:
+        server.kill()
+        server.wait()
+        await asyncio.wait_for(ended.wait(), 30)
+    finally:
+        asyncio.get_running_loop().remove_reader(handle)
+        os.close(handle)
+        server.stdin.close()  # type: ignore[union-attr]
