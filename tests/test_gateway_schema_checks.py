@@ -10,10 +10,14 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from skywarden.server.gateway.schema_checks import INLINE_NS, UpstreamSchema
 from skywarden.server.gateway.schema_compile import compile_schema
@@ -59,23 +63,20 @@ def test_references_count_what_they_point_at_as_often_as_they_are_followed():
     assert checks_per_value(fan_out(10)).patterns == 100
 
 
-def test_a_reference_back_to_a_schema_on_its_way_is_recursion_counted_once():
-    tree = {
-        "$defs": {
-            "node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}
-        },
-        "$ref": "#/$defs/node",
-    }
-    # the root's 2 keywords, node's 2, kids' 2, items' $ref (to node, on its way: not followed)
-    assert checks_per_value(tree) == Cost(checks=2 + 2 + 2 + 1, patterns=0)
-    # the root, its two members, the root again through "#", and its two members (not followed again)
-    assert checks_per_value({"anyOf": [{"$ref": "#"}, {"type": "null"}]}) == Cost(checks=6, patterns=0)
+def test_a_reference_to_a_schema_it_is_reached_through_counts_each_way():
+    two_ways = {"$defs": {"a": {"pattern": "^a"}}, "anyOf": [{"$ref": "#/$defs/a"}], "not": {"$ref": "#/$defs/a"}}
+    # the root's 3 keywords, then twice a $ref and the pattern it points at
+    assert checks_per_value(two_ways) == Cost(checks=3 + 2 * (1 + 1), patterns=2)
 
 
 @pytest.mark.parametrize(
     "schema",
     [
         fan_out(300),  # 90,000 checks of a value from a schema of 600 nodes
+        {"$defs": {"n": {"properties": {"kids": {"items": {"$ref": "#/$defs/n"}}}}}, "$ref": "#/$defs/n"},  # a tree
+        {"anyOf": [{"$ref": "#"}, {"type": "null"}]},  # around on one value: jsonschema-rs goes 3 times
+        {"anyOf": [{"properties": {"a": {"pattern": "^a"}}}] * 3, "unevaluatedProperties": False},  # 4 times
+        {"allOf": [{"items": {"pattern": "^a"}}] * 2, "unevaluatedItems": False},  # 4 times, not 2
         {"$ref": "other.json#/a"},
         {"$ref": "#anchor", "$defs": {"a": {"$anchor": "anchor"}}},
         {"$ref": "#/$defs/missing"},
@@ -231,3 +232,99 @@ async def test_the_worker_ends_with_a_server_that_is_killed():
         asyncio.get_running_loop().remove_reader(handle)
         os.close(handle)
         server.stdin.close()  # type: ignore[union-attr]
+
+
+# --- the bound, fuzzed against the validator ----------------------------------------------------
+
+NAMES = ("k0", "k1", "k2")
+LEAVES = st.sampled_from(
+    [{"format": "count"}] * 4
+    + [{"type": ["string", "object", "array"], "format": "count"}, True, {}]
+    + [{"$ref": ref} for ref in ("#/$defs/d0", "#/$defs/d1", "#/$defs/d0/allOf/0", "#/$defs/d1", "#")]
+)
+
+
+def _node(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    some = st.lists(inner, min_size=1, max_size=4)
+    in_place = [
+        some.map(lambda items: {"allOf": items}),
+        some.map(lambda items: {"anyOf": items}),
+        some.map(lambda items: {"oneOf": items}),
+    ]
+    return st.one_of(  # on one value mostly: what multiplies its checks
+        *in_place,
+        *in_place,
+        *in_place,
+        st.dictionaries(st.sampled_from(NAMES), inner, max_size=3).map(lambda named: {"properties": named}),
+        inner.map(lambda item: {"items": item}),
+        inner.map(lambda item: {"additionalProperties": item}),
+        st.tuples(inner, inner).map(lambda pair: {"if": pair[0], "then": pair[1]}),
+        st.tuples(inner, inner).map(lambda pair: {"allOf": [pair[0]], "properties": {"k1": pair[1]}}),
+        st.tuples(inner, inner).map(lambda pair: {"allOf": [pair[0]], "unevaluatedProperties": pair[1]}),
+        st.tuples(inner, inner).map(lambda pair: {"anyOf": [pair[0]], "unevaluatedItems": pair[1]}),
+        st.tuples(inner, inner).map(lambda pair: {"prefixItems": [pair[0]], "contains": pair[1], "minContains": 0}),
+        st.tuples(inner, inner).map(lambda pair: {"dependentSchemas": {"k0": pair[0]}, "propertyNames": pair[1]}),
+        st.tuples(inner, inner).map(lambda pair: {"patternProperties": {"^k": pair[0]}, "not": {"not": pair[1]}}),
+    )
+
+
+SCHEMAS = st.tuples(
+    st.recursive(LEAVES, _node, max_leaves=10),
+    st.recursive(LEAVES, _node, max_leaves=6).map(lambda node: {"allOf": [node]}),
+    st.recursive(LEAVES, _node, max_leaves=6),
+).map(lambda parts: {"allOf": [parts[0]], "$defs": {"d0": parts[1], "d1": parts[2]}})
+
+
+def _strings_told_apart(value: Any, seen: list[int] | None = None) -> Any:
+    """``value`` with each of its strings made unique, so that a count by string is by value."""
+    seen = seen if seen is not None else [0]
+    if isinstance(value, dict):
+        return {key: _strings_told_apart(item, seen) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strings_told_apart(item, seen) for item in value]
+    seen[0] += 1
+    return f"s{seen[0]}"
+
+
+_NESTED = st.recursive(
+    st.just("s"),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(NAMES), inner, max_size=3)),
+    max_leaves=12,
+)
+INSTANCES = st.one_of(
+    st.just("s"),
+    st.lists(st.just("s"), min_size=1, max_size=3),
+    st.fixed_dictionaries({name: st.just("s") for name in NAMES}),
+    _NESTED,
+).map(_strings_told_apart)
+
+
+def _as_patterns(schema: Any) -> Any:
+    """The schema with each counted ``format`` written as a pattern, as the bound sees it."""
+    if isinstance(schema, dict):
+        return {
+            ("pattern" if key == "format" else key): (".*" if key == "format" else _as_patterns(value))
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_as_patterns(item) for item in schema]
+    return schema
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(SCHEMAS, INSTANCES)
+def test_no_string_is_matched_more_often_than_the_bound_says(schema, instance):
+    """The validator calls the format ``count`` each time it would match a pattern there: for no
+    string of the value more often than ``checks_per_value`` counts patterns, whatever the
+    references, their recursion and the applicators around them."""
+    seen: Counter[str] = Counter()
+
+    def count(value: str) -> bool:
+        seen[value] += 1
+        return True
+
+    validator = jsonschema_rs.validator_for(schema, formats={"count": count}, validate_formats=True)
+    bound = checks_per_value(_as_patterns(schema))
+    validator.is_valid(instance)
+    if bound is not None and seen:
+        assert max(seen.values()) <= bound.patterns, (schema, instance, seen, bound)

@@ -8,13 +8,17 @@ checks, so a check that is slow holds the whole event loop: 100 KB against that 
 1.6 s. ``checks_per_value`` bounds the work from the schema alone; ``gateway.schema_checks``
 checks a value in the server's process only when that bound, times the value's size, is small.
 
-The bound: the schema is walked with every local ``$ref`` followed where it stands (a reference
-to a schema already on the way to it is recursion, whose checks are already counted), and each
-node counts its keywords and its ``required`` names; the patterns are counted apart. A value
-meets at most that many checks, each pattern at most once; a string's patterns cost by its
-length. A reference that is not a local JSON pointer, ``$dynamicRef`` / ``$recursiveRef``, an
-``$id`` below the root (it moves the base references resolve against), or references that
-multiply the schema past ``WALK_PER_NODE`` times its own nodes have no bound here (``None``).
+The bound: the schema is walked with every local ``$ref`` followed where it stands, and each
+node counts its keywords and its ``required`` names; the patterns are counted apart. Without
+recursion, each place in that walk checks a value at most once, so a value meets at most that
+many checks, each pattern at most once; a string's patterns cost by its length. Recursion (a
+``$ref`` to a schema on the way to it) has no bound here (``None``): jsonschema-rs goes round a
+cycle that stays on one value a few times, and an ``allOf`` of F references back checked a
+string 1 + F + F² times. Nor have a reference that is not a local JSON pointer,
+``$dynamicRef`` / ``$recursiveRef``, ``unevaluatedProperties`` / ``unevaluatedItems`` (they
+check again what is beside them), an ``$id`` below the root (it moves the base references
+resolve against), and references that multiply the schema past ``WALK_PER_NODE`` times its own
+nodes. A check against a schema without a bound always runs beside the server.
 """
 
 from __future__ import annotations
@@ -30,12 +34,14 @@ WALK_ALLOWANCE = 1000
 
 # Keywords whose value is a subschema, a list of them, or a map to them (every draft's).
 ONE = frozenset({
-    "not", "if", "then", "else", "additionalProperties", "unevaluatedProperties", "propertyNames",
-    "additionalItems", "unevaluatedItems", "contains", "items",
+    "not", "if", "then", "else", "additionalProperties", "propertyNames", "additionalItems", "contains", "items",
 })  # fmt: skip
 MANY = frozenset({"allOf", "anyOf", "oneOf", "prefixItems", "items"})
 NAMED = frozenset({"properties", "patternProperties", "dependentSchemas", "dependencies"})
-UNBOUNDED = frozenset({"$dynamicRef", "$recursiveRef"})
+# References resolved at run time; and the unevaluated keywords, which check the value's members
+# against the schemas beside them again to learn what they evaluated (an ``anyOf`` of three
+# matched a string four times, not once).
+UNBOUNDED = frozenset({"$dynamicRef", "$recursiveRef", "unevaluatedProperties", "unevaluatedItems"})
 
 # What one check may cost, in ns, from the timings of jsonschema-rs here (see performance.md):
 # a keyword on a value about 10; a pattern on a string at most about 250 a byte (300 with margin).
@@ -61,7 +67,7 @@ def checks_per_value(schema: Any) -> Cost | None:
         return None
     checks = patterns = walked = 0
     most = WALK_ALLOWANCE + WALK_PER_NODE * _nodes(schema)
-    stack: list[tuple[Any, tuple[int, ...]]] = [(schema, ())]
+    stack: list[tuple[Any, tuple[int, ...]]] = [(schema, (id(schema),))]
     while stack:
         node, followed = stack.pop()
         walked += 1
@@ -89,10 +95,9 @@ def checks_per_value(schema: Any) -> Cost | None:
         reference = node.get("$ref")
         if isinstance(reference, str):
             target = _resolve(schema, reference)
-            if target is None:
+            if target is None or id(target) in followed:  # recursion: jsonschema-rs goes round a few times
                 return None
-            if id(target) not in followed:  # else recursion: its checks are counted already
-                stack.append((target, (*followed, id(target))))
+            stack.append((target, (*followed, id(target))))
     return Cost(checks, patterns)
 
 
