@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from skywarden.server.gateway import schema_worker
 from skywarden.server.gateway.schema_checks import INLINE_NS, UpstreamSchema
 from skywarden.server.gateway.schema_compile import compile_schema
 from skywarden.server.gateway.schema_cost import NS_PER_CHECK, NS_PER_PATTERN_BYTE, Cost, checks_per_value
@@ -161,21 +162,51 @@ async def test_a_cancelled_check_ends_its_process_so_no_answer_is_taken_for_anot
         await worker.aclose()
 
 
-async def test_checks_beyond_those_waiting_are_refused_at_once():
-    worker = SchemaWorker(seconds=60, max_waiting=1)
-    slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
-    assert await worker.first_error("slow", dumps(slow), dumps({"s": random_ab(40)})) is None  # started
-    running = asyncio.create_task(worker.first_error("slow", dumps(slow), dumps({"s": random_ab(1_000_000)})))
+SLOW = {"type": "object", "properties": {"s": HEAVY_STRING}}
+
+
+async def started_and_busy(worker: SchemaWorker, key: str) -> asyncio.Task[Any]:
+    """The worker started, then a check of about 8 s under way for ``key``."""
+    assert await worker.first_error("slow", dumps(SLOW), dumps({"s": random_ab(40)})) is None
+    running = asyncio.create_task(worker.first_error("slow", dumps(SLOW), dumps({"s": random_ab(1_000_000)}), key))
     await asyncio.sleep(0)
-    waiting = asyncio.create_task(worker.first_error("slow", dumps(slow), dumps({"s": "a"})))
+    return running
+
+
+async def test_one_key_has_at_most_two_checks_in_the_worker_and_others_still_get_theirs():
+    worker = SchemaWorker(seconds=60)
+    running = await started_and_busy(worker, "key_a")
+    waiting = asyncio.create_task(worker.first_error("slow", dumps(SLOW), dumps({"s": "a"}), "key_a"))
     await asyncio.sleep(0)
-    with pytest.raises(CheckFailed, match=r"^1 checks are already waiting$"):
-        await worker.first_error("slow", dumps(slow), dumps({"s": "a"}))
-    await worker.aclose()  # the server stops: the check under way fails, the waiting one is not made
+    with pytest.raises(CheckFailed, match=r"^this key already has 2 checks waiting$"):
+        await worker.first_error("slow", dumps(SLOW), dumps({"s": "a"}), "key_a")
+    other = asyncio.create_task(worker.first_error("slow", dumps(SLOW), dumps({"s": "a"}), "key_b"))
+    await asyncio.sleep(0)
+    assert not other.done()  # waiting for its turn, not refused
+    await worker.aclose()  # the server stops: the check under way fails, the waiting ones are not made
     with pytest.raises(CheckFailed, match="the checking process failed"):
         await running
-    with pytest.raises(CheckFailed, match="the server is stopping"):
-        await waiting
+    for task in (waiting, other):
+        with pytest.raises(CheckFailed, match="the server is stopping"):
+            await task
+
+
+async def test_checks_beyond_those_waiting_or_past_their_wait_are_refused(monkeypatch):
+    monkeypatch.setattr(schema_worker, "WAIT_SECONDS", 0.2)
+    worker = SchemaWorker(seconds=60, max_waiting=1)
+    try:
+        running = await started_and_busy(worker, "key_a")
+        waiting = asyncio.create_task(worker.first_error("slow", dumps(SLOW), dumps({"s": "a"}), "key_b"))
+        await asyncio.sleep(0)
+        with pytest.raises(CheckFailed, match=r"^1 checks are already waiting$"):
+            await worker.first_error("slow", dumps(SLOW), dumps({"s": "a"}), "key_c")
+        with pytest.raises(CheckFailed, match=r"^no turn came within 0.2 s$"):
+            await waiting
+        assert not running.done()
+    finally:
+        await worker.aclose()
+    with pytest.raises(CheckFailed, match="the checking process failed"):
+        await running
 
 
 async def test_a_process_that_died_between_checks_is_started_again():

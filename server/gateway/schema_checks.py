@@ -38,13 +38,14 @@ class UpstreamSchema:
         written to be measured: a few microseconds for the few KB most values are)."""
         return self.ns_per_byte is not None and self.ns_per_byte * len(dumps(value)) <= INLINE_NS
 
-    async def first_error(self, value: Any) -> dict[str, Any] | None:
+    async def first_error(self, value: Any, key: str = "") -> dict[str, Any] | None:
         """The first error of ``value`` (``error_fields``), or None when it is valid: checked here
-        when ``quick``, in the worker otherwise. ``ValueError`` or ``TypeError`` for a value it
-        cannot check; ``CheckFailed`` when the worker could not check it in time."""
+        when ``quick``, in the worker otherwise (as the check of ``key``, the caller's). ``ValueError``
+        or ``TypeError`` for a value it cannot check; ``CheckFailed`` when the worker could not
+        check it in time."""
         if self.quick(value):
             error = first_error(self.validator, value)
             return error_fields(error) if error is not None else None
         if self._worker is None:
             self._worker = SchemaWorker()
-        return await self._worker.first_error(self.digest, self.json, dumps(value))
+        return await self._worker.first_error(self.digest, self.json, dumps(value), key)

@@ -31,8 +31,11 @@ from skywarden.server.jsonutil import dumps, loads_exact
 
 CHECK_SECONDS = 2.0  # the longest one check may take before the call is refused
 START_SECONDS = 30.0  # the longest the process may take to start (not counted in a check's time)
-MAX_WAITING = 8  # checks waiting for the process (beyond the one under way); more are refused
-KEPT_SCHEMAS = 64  # compiled schemas the process keeps
+WAIT_SECONDS = 10.0  # the longest a check waits for its turn before the call is refused
+MAX_PER_KEY = 2  # checks of one key waiting or under way: one key cannot take every turn
+MAX_WAITING = 64  # checks of all keys waiting; more are refused
+# Compiled schemas the process keeps: a tool's patterns may hold up to about 28 MB compiled.
+KEPT_SCHEMAS = 8
 PR_SET_PDEATHSIG = 1
 _LENGTH = struct.Struct(">I")
 READY = {"ready": True}
@@ -48,23 +51,41 @@ class SchemaWorker:
     def __init__(self, seconds: float | None = None, max_waiting: int = MAX_WAITING) -> None:
         self.seconds = seconds if seconds is not None else CHECK_SECONDS
         self.max_waiting = max_waiting
+        self._by_key: dict[str, int] = {}  # checks waiting or under way, by the caller's key
         self.started = 0  # processes started (a test counts them)
         self._process: asyncio.subprocess.Process | None = None
         self._turn = asyncio.Lock()
         self._waiting = 0
         self._closing = asyncio.Event()
 
-    async def first_error(self, digest: str, schema: bytes, instance: bytes) -> dict[str, Any] | None:
+    async def first_error(self, digest: str, schema: bytes, instance: bytes, key: str = "") -> dict[str, Any] | None:
         """The first error of ``instance`` (JSON) against ``schema`` (JSON, named by ``digest``),
-        or None when it is valid. ``CheckFailed`` when it could not be checked; ``ValueError``
-        for a value the schema cannot check (no JSON it reads, a cycle)."""
+        or None when it is valid; ``key``: whose check it is (each key has ``MAX_PER_KEY``).
+        ``CheckFailed`` when it could not be checked; ``ValueError`` for a value the schema
+        cannot check (no JSON it reads, a cycle)."""
         if self._closing.is_set():
             raise CheckFailed("the server is stopping")
+        if self._by_key.get(key, 0) >= MAX_PER_KEY:
+            raise CheckFailed(f"this key already has {MAX_PER_KEY} checks waiting")
         if self._waiting >= self.max_waiting:
             raise CheckFailed(f"{self.max_waiting} checks are already waiting")
+        self._by_key[key] = self._by_key.get(key, 0) + 1
+        try:
+            return await self._checked(digest, schema, instance)
+        finally:
+            left = self._by_key[key] - 1
+            if left:
+                self._by_key[key] = left
+            else:
+                del self._by_key[key]
+
+    async def _checked(self, digest: str, schema: bytes, instance: bytes) -> dict[str, Any] | None:
         self._waiting += 1
         try:
-            await self._turn.acquire()
+            async with asyncio.timeout(WAIT_SECONDS):
+                await self._turn.acquire()
+        except TimeoutError:
+            raise CheckFailed(f"no turn came within {WAIT_SECONDS:g} s") from None
         finally:
             self._waiting -= 1
         try:

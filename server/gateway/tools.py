@@ -116,9 +116,10 @@ def registered_tool(
     plugin = plugin_of(config)
 
     async def invoke(validated: dict[str, Any], context: Any) -> ToolResult:
+        key = getattr(getattr(context, "principal", None), "id", "")
         if not input_check.quick(validated):  # passed unchecked by JsonSchemaArguments
             try:
-                error = await input_check.first_error(validated)
+                error = await input_check.first_error(validated, key)
             except (ValueError, TypeError, RecursionError):
                 raise ArgumentsRejected({"_schema": [NOT_CHECKABLE]}) from None
             except CheckFailed as exc:
@@ -129,7 +130,7 @@ def registered_tool(
         result = await forward(upstream_name, validated, context)
         if output_check is None or result.is_error:
             return result
-        return await checked_result(result, output_check, config.name, name)
+        return await checked_result(result, output_check, config.name, name, key)
 
     return RegisteredTool(
         name=name,
@@ -156,13 +157,14 @@ def registered_tool(
 PASSED_ON = ResultShape(None, None, False)
 
 
-async def checked_result(result: ToolResult, check: UpstreamSchema, upstream: str, tool: str) -> ToolResult:
+async def checked_result(result: ToolResult, check: UpstreamSchema, upstream: str, tool: str, key: str) -> ToolResult:
     """``result`` when its structured part matches the output schema; ``ResultMismatch`` (the
-    pipeline's refusal) when it does not; an error result when it could not be checked."""
+    pipeline's refusal) when it does not; an error result when it could not be checked (``key``:
+    the caller's, whose checks the worker takes in turn)."""
     if result.structured is None:
         raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": "no structured result"}])
     try:
-        error = await check.first_error(result.structured)
+        error = await check.first_error(result.structured, key)
     except (ValueError, TypeError, RecursionError):
         raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": "not JSON"}]) from None
     except CheckFailed as exc:
