@@ -976,7 +976,7 @@ def test_a_missing_or_unexpected_member_is_named_by_its_path_and_bounded():
     deep = {
         "type": "object",
         "properties": {"o": {"type": "object", "required": ["x"], "additionalProperties": False}},
-        "unevaluatedProperties": False,
+        "additionalProperties": False,
     }
     assert check(deep, {"o": {"y": 1}}) == {"o.x": ['"x" is a required property']}
     flat = {"type": "object", "properties": {"x": {}}, "additionalProperties": False}

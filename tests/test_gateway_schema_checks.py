@@ -113,6 +113,7 @@ SAME_ERRORS = [
     ({"type": "object", "properties": {"s": {"type": "string", "pattern": r"^\d+$"}}}, {"s": "12a"}),
     ({"type": "array", "items": {"type": "object", "required": ["a", "b", "c", "d", "e"]}}, [{"a": 1}, {}] * 1000),
     (fan_out(3), {"s": "y"}),
+    ({"properties": {"o": {"required": ["x"]}}, "unevaluatedProperties": False}, {"o": {"y": 1}, "p": 2}),
     (fan_out(300), {"s": "x"}),
 ]
 
@@ -122,7 +123,7 @@ async def test_the_worker_finds_the_same_first_error_as_the_server():
     try:
         for schema, value in SAME_ERRORS:
             here = first_error(compile_schema(schema, "schema"), value)
-            there = await worker.first_error(f"{id(schema)}", dumps(schema), dumps(value))
+            there = await worker.first_error(dumps(schema), dumps(value))
             assert there == (error_fields(here) if here is not None else None), (schema, value)
         assert worker.started == 1  # one process for every schema
     finally:
@@ -133,12 +134,12 @@ async def test_a_check_past_its_time_limit_ends_its_process_and_the_next_starts_
     worker = SchemaWorker(seconds=0.3)
     slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
     try:
-        assert await worker.first_error("slow", dumps(slow), dumps({"s": "ab"})) is not None  # started
+        assert await worker.first_error(dumps(slow), dumps({"s": "ab"})) is not None  # started
         first = worker._process
         with pytest.raises(CheckFailed, match=r"^the check took longer than 0.3 s$"):
-            await worker.first_error("slow", dumps(slow), dumps({"s": random_ab(1_000_000)}))  # about 8 s
+            await worker.first_error(dumps(slow), dumps({"s": random_ab(1_000_000)}))  # about 8 s
         assert first is not None and first.returncode == -signal.SIGKILL
-        assert await worker.first_error("slow", dumps(slow), dumps({"s": random_ab(40)})) is None
+        assert await worker.first_error(dumps(slow), dumps({"s": random_ab(40)})) is None
         assert worker.started == 2
     finally:
         await worker.aclose()
@@ -148,14 +149,14 @@ async def test_a_cancelled_check_ends_its_process_so_no_answer_is_taken_for_anot
     worker = SchemaWorker()
     slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
     try:
-        assert await worker.first_error("slow", dumps(slow), dumps({"s": random_ab(40)})) is None
-        task = asyncio.create_task(worker.first_error("slow", dumps(slow), dumps({"s": random_ab(1_000_000)})))
+        assert await worker.first_error(dumps(slow), dumps({"s": random_ab(40)})) is None
+        task = asyncio.create_task(worker.first_error(dumps(slow), dumps({"s": random_ab(1_000_000)})))
         for _ in range(3):
             await asyncio.sleep(0)  # the check under way, wherever it is
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        wrong = await worker.first_error("plain", dumps({"type": "integer"}), b'"x"')
+        wrong = await worker.first_error(dumps({"type": "integer"}), b'"x"')
         assert wrong is not None and wrong["kind"] == "Type"
         assert worker.started == 2
     finally:
@@ -167,8 +168,8 @@ SLOW = {"type": "object", "properties": {"s": HEAVY_STRING}}
 
 async def started_and_busy(worker: SchemaWorker, key: str) -> asyncio.Task[Any]:
     """The worker started, then a check of about 8 s under way for ``key``."""
-    assert await worker.first_error("slow", dumps(SLOW), dumps({"s": random_ab(40)})) is None
-    running = asyncio.create_task(worker.first_error("slow", dumps(SLOW), dumps({"s": random_ab(1_000_000)}), key))
+    assert await worker.first_error(dumps(SLOW), dumps({"s": random_ab(40)})) is None
+    running = asyncio.create_task(worker.first_error(dumps(SLOW), dumps({"s": random_ab(1_000_000)}), key))
     await asyncio.sleep(0)
     return running
 
@@ -176,11 +177,11 @@ async def started_and_busy(worker: SchemaWorker, key: str) -> asyncio.Task[Any]:
 async def test_one_key_has_at_most_two_checks_in_the_worker_and_others_still_get_theirs():
     worker = SchemaWorker(seconds=60)
     running = await started_and_busy(worker, "key_a")
-    waiting = asyncio.create_task(worker.first_error("slow", dumps(SLOW), dumps({"s": "a"}), "key_a"))
+    waiting = asyncio.create_task(worker.first_error(dumps(SLOW), dumps({"s": "a"}), "key_a"))
     await asyncio.sleep(0)
     with pytest.raises(CheckFailed, match=r"^this key already has 2 checks waiting$"):
-        await worker.first_error("slow", dumps(SLOW), dumps({"s": "a"}), "key_a")
-    other = asyncio.create_task(worker.first_error("slow", dumps(SLOW), dumps({"s": "a"}), "key_b"))
+        await worker.first_error(dumps(SLOW), dumps({"s": "a"}), "key_a")
+    other = asyncio.create_task(worker.first_error(dumps(SLOW), dumps({"s": "a"}), "key_b"))
     await asyncio.sleep(0)
     assert not other.done()  # waiting for its turn, not refused
     await worker.aclose()  # the server stops: the check under way fails, the waiting ones are not made
@@ -196,10 +197,10 @@ async def test_checks_beyond_those_waiting_or_past_their_wait_are_refused(monkey
     worker = SchemaWorker(seconds=60, max_waiting=1)
     try:
         running = await started_and_busy(worker, "key_a")
-        waiting = asyncio.create_task(worker.first_error("slow", dumps(SLOW), dumps({"s": "a"}), "key_b"))
+        waiting = asyncio.create_task(worker.first_error(dumps(SLOW), dumps({"s": "a"}), "key_b"))
         await asyncio.sleep(0)
         with pytest.raises(CheckFailed, match=r"^1 checks are already waiting$"):
-            await worker.first_error("slow", dumps(SLOW), dumps({"s": "a"}), "key_c")
+            await worker.first_error(dumps(SLOW), dumps({"s": "a"}), "key_c")
         with pytest.raises(CheckFailed, match=r"^no turn came within 0.2 s$"):
             await waiting
         assert not running.done()
@@ -212,12 +213,12 @@ async def test_checks_beyond_those_waiting_or_past_their_wait_are_refused(monkey
 async def test_a_process_that_died_between_checks_is_started_again():
     worker = SchemaWorker()
     try:
-        assert await worker.first_error("int", dumps({"type": "integer"}), b"1") is None
+        assert await worker.first_error(dumps({"type": "integer"}), b"1") is None
         process = worker._process
         assert process is not None
         process.kill()
         await process.wait()
-        assert await worker.first_error("int", dumps({"type": "integer"}), b"2") is None
+        assert await worker.first_error(dumps({"type": "integer"}), b"2") is None
         assert worker.started == 2
     finally:
         await worker.aclose()
@@ -227,8 +228,8 @@ async def test_a_value_the_schema_cannot_check_is_a_value_error():
     worker = SchemaWorker()
     try:
         with pytest.raises(ValueError):
-            await worker.first_error("int", dumps({"type": "integer"}), b"not json")
-        assert await worker.first_error("int", dumps({"type": "integer"}), b"3") is None  # and it goes on
+            await worker.first_error(dumps({"type": "integer"}), b"not json")
+        assert await worker.first_error(dumps({"type": "integer"}), b"3") is None  # and it goes on
     finally:
         await worker.aclose()
 
@@ -239,7 +240,7 @@ from skywarden.server.gateway.schema_worker import SchemaWorker
 
 async def main():
     worker = SchemaWorker()
-    await worker.first_error("int", b'{"type": "integer"}', b"1")
+    await worker.first_error(b'{"type": "integer"}', b"1")
     print(worker._process.pid, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 

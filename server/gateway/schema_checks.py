@@ -9,7 +9,6 @@ first error, described alike (``json_schema.error_fields``).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from skywarden.server.gateway.schema_cost import checks_per_value
@@ -28,7 +27,6 @@ class UpstreamSchema:
     def __init__(self, schema: Any, validator: Any, worker: SchemaWorker | None = None) -> None:
         self.validator = validator
         self.json = dumps(schema)
-        self.digest = hashlib.sha256(self.json).hexdigest()
         cost = checks_per_value(schema)
         self.ns_per_byte = cost.ns_per_byte() if cost is not None else None
         self._worker = worker
@@ -48,4 +46,4 @@ class UpstreamSchema:
             return error_fields(error) if error is not None else None
         if self._worker is None:
             self._worker = SchemaWorker()
-        return await self._worker.first_error(self.digest, self.json, dumps(value), key)
+        return await self._worker.first_error(self.json, dumps(value), key)

@@ -7,10 +7,9 @@ when the bound from the schema (``schema_cost``) says it may take more than a fe
 waits for the answer without holding anything, and kills the process when the check passes
 ``CHECK_SECONDS``: the call is refused, saying so, and the next check starts a new process.
 
-The exchange is one request at a time over the process's stdin and stdout, each message a
-4-byte big-endian length and that many bytes of JSON. A request names its schema by a digest and
-carries the schema itself only when this process has not compiled it yet (it keeps the last
-``KEPT_SCHEMAS``; for one it dropped it answers ``{"schema": "needed"}``). The answer is
+The exchange is one check at a time over the process's stdin and stdout, each part a 4-byte
+big-endian length and that many bytes of JSON: the server sends the schema, then the value; the
+process keeps the last 8 compiled, by their bytes, and answers
 ``{"valid": true}``, ``{"error": {...}}`` (the first error: where, the keyword, its message), or
 ``{"unusable": "..."}`` for a schema or value it cannot check.
 """
@@ -20,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import struct
 import sys
-from collections import OrderedDict
 from typing import Any, BinaryIO
 
 from skywarden.server.jsonutil import dumps, loads_exact
@@ -34,8 +33,6 @@ START_SECONDS = 30.0  # the longest the process may take to start (not counted i
 WAIT_SECONDS = 10.0  # the longest a check waits for its turn before the call is refused
 MAX_PER_KEY = 2  # checks of one key waiting or under way: one key cannot take every turn
 MAX_WAITING = 64  # checks of all keys waiting; more are refused
-# Compiled schemas the process keeps: a tool's patterns may hold up to about 28 MB compiled.
-KEPT_SCHEMAS = 8
 PR_SET_PDEATHSIG = 1
 _LENGTH = struct.Struct(">I")
 READY = {"ready": True}
@@ -58,9 +55,9 @@ class SchemaWorker:
         self._waiting = 0
         self._closing = asyncio.Event()
 
-    async def first_error(self, digest: str, schema: bytes, instance: bytes, key: str = "") -> dict[str, Any] | None:
-        """The first error of ``instance`` (JSON) against ``schema`` (JSON, named by ``digest``),
-        or None when it is valid; ``key``: whose check it is (each key has ``MAX_PER_KEY``).
+    async def first_error(self, schema: bytes, instance: bytes, key: str = "") -> dict[str, Any] | None:
+        """The first error of ``instance`` against ``schema`` (both JSON), or None when it is
+        valid; ``key``: whose check it is (each key has ``MAX_PER_KEY``).
         ``CheckFailed`` when it could not be checked; ``ValueError`` for a value the schema
         cannot check (no JSON it reads, a cycle)."""
         if self._closing.is_set():
@@ -71,7 +68,7 @@ class SchemaWorker:
             raise CheckFailed(f"{self.max_waiting} checks are already waiting")
         self._by_key[key] = self._by_key.get(key, 0) + 1
         try:
-            return await self._checked(digest, schema, instance)
+            return await self._checked(schema, instance)
         finally:
             left = self._by_key[key] - 1
             if left:
@@ -79,7 +76,7 @@ class SchemaWorker:
             else:
                 del self._by_key[key]
 
-    async def _checked(self, digest: str, schema: bytes, instance: bytes) -> dict[str, Any] | None:
+    async def _checked(self, schema: bytes, instance: bytes) -> dict[str, Any] | None:
         self._waiting += 1
         try:
             async with asyncio.timeout(WAIT_SECONDS):
@@ -96,9 +93,7 @@ class SchemaWorker:
                 raise CheckFailed(f"the checking process did not start ({type(exc).__name__})") from None
             try:
                 async with asyncio.timeout(self.seconds):
-                    answer = await _ask(process, {"digest": digest, "instance": instance})
-                    if answer.get("schema") == "needed":
-                        answer = await _ask(process, {"digest": digest, "instance": instance, "schema": schema})
+                    answer = await _ask(process, schema, instance)
             except TimeoutError:
                 await self._kill()
                 raise CheckFailed(f"the check took longer than {self.seconds:g} s") from None
@@ -157,10 +152,9 @@ class SchemaWorker:
         await self._kill()
 
 
-async def _ask(process: asyncio.subprocess.Process, request: dict[str, Any]) -> dict[str, Any]:
+async def _ask(process: asyncio.subprocess.Process, schema: bytes, instance: bytes) -> dict[str, Any]:
     assert process.stdin is not None and process.stdout is not None
-    body = _encode(request)
-    process.stdin.write(_LENGTH.pack(len(body)) + body)
+    process.stdin.writelines([_LENGTH.pack(len(schema)), schema, _LENGTH.pack(len(instance)), instance])
     await process.stdin.drain()
     (size,) = _LENGTH.unpack(await process.stdout.readexactly(_LENGTH.size))
     answer = loads_exact(await process.stdout.readexactly(size))
@@ -169,38 +163,28 @@ async def _ask(process: asyncio.subprocess.Process, request: dict[str, Any]) -> 
     return answer
 
 
-def _encode(request: dict[str, Any]) -> bytes:
-    """The request as JSON, its schema and instance (JSON already) spliced in as they are."""
-    parts = [b'{"digest":', dumps(request["digest"]), b',"instance":', request["instance"]]
-    if "schema" in request:
-        parts += [b',"schema":', request["schema"]]
-    return b"".join([*parts, b"}"])
-
-
 # --- the process ------------------------------------------------------------------------------
 
 
-def _answer(validators: OrderedDict[str, Any], request: Any) -> dict[str, Any]:
+@functools.lru_cache(maxsize=8)  # a tool's patterns may hold up to about 28 MB compiled
+def _compiled(schema: bytes) -> Any:
+    """The schema compiled as the server compiles it, or why not (a string)."""
     from skywarden.server.gateway.schema_compile import UnusableTool, compile_schema
+
+    try:
+        return compile_schema(loads_exact(schema), "schema")
+    except (UnusableTool, ValueError) as exc:
+        return str(exc)[:200]
+
+
+def _answer(schema: bytes, instance: bytes) -> dict[str, Any]:
     from skywarden.server.plugins.schema_errors import error_fields, first_error
 
-    if not isinstance(request, dict) or not isinstance(request.get("digest"), str):
-        return {"unusable": "a request that is not a check"}
-    digest = request["digest"]
-    validator = validators.get(digest)
-    if validator is None:
-        if "schema" not in request:
-            return {"schema": "needed"}
-        try:
-            validator = compile_schema(request["schema"], "schema")
-        except UnusableTool as exc:
-            return {"unusable": str(exc)}
-        validators[digest] = validator
-        while len(validators) > KEPT_SCHEMAS:
-            validators.popitem(last=False)
-    validators.move_to_end(digest)
+    validator = _compiled(schema)
+    if isinstance(validator, str):
+        return {"unusable": validator}
     try:
-        error = first_error(validator, request.get("instance"))
+        error = first_error(validator, loads_exact(instance))
     except (ValueError, TypeError, RecursionError) as exc:
         return {"unusable": type(exc).__name__}
     if error is None:
@@ -228,16 +212,13 @@ def main(argv: list[str]) -> int:
     ready = dumps(READY)
     stdout.write(_LENGTH.pack(len(ready)) + ready)
     stdout.flush()
-    validators: OrderedDict[str, Any] = OrderedDict()
     while True:
         try:
-            (size,) = _LENGTH.unpack(_read(stdin, _LENGTH.size))
-            request = loads_exact(_read(stdin, size))
+            schema = _read(stdin, _LENGTH.unpack(_read(stdin, _LENGTH.size))[0])
+            instance = _read(stdin, _LENGTH.unpack(_read(stdin, _LENGTH.size))[0])
         except EOFError:
             return 0
-        except ValueError:
-            request = None
-        answer = dumps(_answer(validators, request))
+        answer = dumps(_answer(schema, instance))
         stdout.write(_LENGTH.pack(len(answer)) + answer)
         stdout.flush()
 
