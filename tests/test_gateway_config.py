@@ -1279,7 +1279,7 @@ def test_one_listed_tool_is_checked_as_the_revision_spoken_checks_a_page(version
     _check_for_revision("1999-01-01", {"tools": ["not even a tool"]})  # unknown: not here
 
 
-def test_a_tool_listed_again_unchanged_is_not_compiled_again_and_a_changed_one_is(monkeypatch):
+async def test_a_tool_listed_again_unchanged_is_not_compiled_again_and_a_changed_one_is(monkeypatch):
     from skywarden.server.gateway import connection
     from skywarden.server.plugins.ssrf import AddressPolicy
 
@@ -1292,12 +1292,40 @@ def test_a_tool_listed_again_unchanged_is_not_compiled_again_and_a_changed_one_i
     )
     one, true = ({"type": "object", "properties": {"k": {"const": value}}} for value in (1, True))
     bad = listed(name="bad", inputSchema={"type": "object", "properties": {"p": {"pattern": "["}}})
-    upstream._publish([listed(), listed(name="sub", inputSchema=one), bad])
-    upstream._publish([listed(), listed(name="sub", inputSchema=one, description="changed"), bad])
-    upstream._publish([listed(), listed(name="sub", inputSchema=one, description="changed"), bad])
-    upstream._publish([listed(), listed(name="sub", inputSchema=true, description="changed"), bad])  # 1 is no true
+    await upstream._publish([listed(), listed(name="sub", inputSchema=one), bad])
+    await upstream._publish([listed(), listed(name="sub", inputSchema=one, description="changed"), bad])
+    await upstream._publish([listed(), listed(name="sub", inputSchema=one, description="changed"), bad])
+    await upstream._publish(
+        [listed(), listed(name="sub", inputSchema=true, description="changed"), bad]
+    )  # 1 is no true
     assert compiled == ["add", "sub", "bad", "sub", "sub"]  # a refused tool listed again is not compiled again
     assert published == [["calc__add", "calc__sub"]] * 4
+
+
+async def test_a_listing_gives_the_event_loop_its_turn_after_each_tool_it_compiles(monkeypatch):
+    import asyncio
+
+    from skywarden.server.gateway import connection
+    from skywarden.server.plugins.ssrf import AddressPolicy
+
+    seen: list[str] = []
+    real = connection.registered_tool
+    monkeypatch.setattr(connection, "registered_tool", lambda *args: seen.append(args[2]["name"]) or real(*args))
+    upstream = connection.UpstreamConnection(
+        CALC, "__", lambda config, tools: seen.append("published"), AddressPolicy()
+    )
+
+    async def other_work() -> None:
+        while True:
+            seen.append("turn")
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    await upstream._publish([listed(name="a"), listed(name="b"), listed(name="c")])
+    other.cancel()
+    assert [step for step in seen if step != "turn"] == ["a", "b", "c", "published"]
+    assert "turn" in seen[seen.index("a") : seen.index("b")] and "turn" in seen[seen.index("b") : seen.index("c")]
 
 
 async def test_one_listing_at_a_time_so_the_last_begun_is_the_last_published():
@@ -1339,7 +1367,7 @@ async def test_one_listing_at_a_time_so_the_last_begun_is_the_last_published():
     assert most == [1] and published == ["older", "newer"]
 
 
-def test_the_patterns_of_a_tool_and_of_a_listing_are_bounded_in_number(monkeypatch):
+async def test_the_patterns_of_a_tool_and_of_a_listing_are_bounded_in_number(monkeypatch):
     from skywarden.server.gateway import connection
     from skywarden.server.gateway.schema_compile import MAX_TOOL_PATTERNS, pattern_count
     from skywarden.server.plugins.ssrf import AddressPolicy
@@ -1358,7 +1386,9 @@ def test_the_patterns_of_a_tool_and_of_a_listing_are_bounded_in_number(monkeypat
     upstream = connection.UpstreamConnection(
         CALC, "__", lambda config, tools: published.append([t.name for t in tools]), AddressPolicy()
     )
-    upstream._publish([patterned(3, "first"), patterned(3, "second"), patterned(0, "plain"), patterned(2, "last")])
+    await upstream._publish(
+        [patterned(3, "first"), patterned(3, "second"), patterned(0, "plain"), patterned(2, "last")]
+    )
     assert published == [["calc__first", "calc__plain", "calc__last"]]
     left_out = [e for e in drain_logs() if e.get("event") == "upstream tool left out" and e.get("tool") == "second"]
     assert left_out and left_out[-1]["reason"] == "its patterns would pass the bound of 5 for one upstream"

@@ -292,10 +292,11 @@ class UpstreamConnection:
             if self._changed_while_connecting:  # announced during the first listing: listed again
                 relisting.changed()
             self._failures_in_a_row = 0
+            async with self._listing:  # its tools offered before it is said to be up
+                await self._publish(tools)
             self.figures.connects += 1
             self._set_state("up")
             self.figures.last_error = ""
-            self._publish(tools)
             self.log.info("upstream connected", tools=self.figures.tools, transport=self.config.transport)
             self.first_attempt.set()
             listening = asyncio.create_task(self._listen(client))
@@ -334,7 +335,7 @@ class UpstreamConnection:
                 if client is self._client:
                     self._give_up(f"no answer to a liveness check: {_describe(exc)}")
                 return
-            self._listed_again(client, tools)
+            await self._listed_again(client, tools)
 
     def _transport_ended(self, how: str | None = None) -> None:
         """The read stream of the transport ended: the process exited (``how``, if known) or the
@@ -443,7 +444,10 @@ class UpstreamConnection:
         page = types.ListToolsResult(tools=tools, next_cursor=next_cursor)
         return session._absorb_tool_listing(page, complete=cursor is None and next_cursor is None)
 
-    def _publish(self, listed: list[dict[str, Any]]) -> None:
+    async def _publish(self, listed: list[dict[str, Any]]) -> None:
+        """Offer the tools of ``listed`` (under ``_listing``). Each tool made anew is compiled on
+        the event loop, which waits for nothing else meanwhile: the loop is given its turn after
+        each, so a listing of many large schemas holds it for one tool at a time."""
         self._listed = listed
         self._listed_json = dumps(listed)
         wanted = set(self.config.tools)
@@ -480,6 +484,8 @@ class UpstreamConnection:
                     self._left_out(tool, str(exc))
                     made.setdefault(name, (written, str(exc)))
                     continue
+                finally:
+                    await asyncio.sleep(0)
             made.setdefault(name, (written, registered))
             published.append(registered)
             patterns_left -= patterns
@@ -524,18 +530,18 @@ class UpstreamConnection:
                 self.log.warning("upstream tools could not be listed again", error=_describe(exc))
                 return
             try:
-                if self._listed_again(client, tools):
+                if await self._listed_again(client, tools):
                     self.log.info("upstream tools changed", tools=self.figures.tools)
             except Exception as exc:  # never expected; the task's end would otherwise say nothing
                 self.log.error("upstream tools could not be offered", error=_describe(exc))
 
-    def _listed_again(self, client: Any, tools: list[dict[str, Any]]) -> bool:
+    async def _listed_again(self, client: Any, tools: list[dict[str, Any]]) -> bool:
         """Publish a listing of the connection in use that differs from the last published (as
         JSON: ``1`` and ``true`` differ); True when it did."""
         if client is not self._client:
             return False
         if dumps(tools) != self._listed_json:
-            self._publish(tools)
+            await self._publish(tools)
             return True
         # unchanged: what this listing left out is what was said, with the tools still refused
         refused = {name for name, (_, made) in self._made.items() if isinstance(made, str)}
