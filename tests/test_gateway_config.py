@@ -903,9 +903,19 @@ def answering(result: ToolResult) -> Any:
     return forward
 
 
+async def test_a_result_with_structured_content_only_gets_its_json_as_text_too():
+    schema = {"type": "object", "properties": {"total": {"type": "integer"}}}
+    tool = registered_tool(CALC, "__", listed(outputSchema=schema), answering(ToolResult([], structured={"total": 3})))
+    result = tool.shape(await tool.invoke({"a": 1, "b": 2}, None))
+    assert result.content == [{"type": "text", "text": '{"total":3}'}] and result.structured == {"total": 3}
+    written = ToolResult([{"type": "text", "text": "three"}], structured={"total": 3})
+    tool = registered_tool(CALC, "__", listed(outputSchema=schema), answering(written))
+    assert await tool.invoke({"a": 1, "b": 2}, None) is written
+
+
 async def test_an_output_schema_is_checked_as_compiled_with_its_bounds():
     pattern = {"type": "object", "properties": {"w": {"type": "string", "pattern": r"^(?=.*\d)\w+$"}}}
-    good = ToolResult(content=[], structured={"w": "a1"})
+    good = ToolResult(content=[{"type": "text", "text": "a1"}], structured={"w": "a1"})
     tool = registered_tool(CALC, "__", listed(outputSchema=pattern), answering(good))
     assert tool.shape(await tool.invoke({"a": 1, "b": 2}, None)) is good
     bad = registered_tool(CALC, "__", listed(outputSchema=pattern), answering(ToolResult([], structured={"w": "ab"})))

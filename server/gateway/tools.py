@@ -23,7 +23,7 @@ from skywarden.server.plugins.model import TOOL_NAME, ArgumentsRejected, PluginI
 from skywarden.server.plugins.results import ResultMismatch, ResultShape, json_pointer
 from skywarden.server.plugins.schema_errors import error_fields, first_error
 from skywarden.server.upstreams import UpstreamConfig, upstream_scopes
-from skywarden.tools.contract import ToolResult
+from skywarden.tools.contract import ToolResult, text_content
 
 log = structlog.get_logger("skywarden.gateway")
 
@@ -173,6 +173,8 @@ async def checked_result(result: ToolResult, check: UpstreamSchema, upstream: st
     if error is not None:
         path, schema_path = json_pointer(error["instance_path"]), json_pointer(error["schema_path"])
         raise ResultMismatch([{"instance_path": path, "schema_path": schema_path}])
+    if not result.content:  # structured only: its JSON as text too, for clients that read content
+        return ToolResult(content=[text_content(dumps(result.structured).decode())], structured=result.structured)
     return result
 
 
