@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skywarden.server.gateway import schema_worker
-from skywarden.server.gateway.schema_checks import INLINE_NS, UpstreamSchema
+from skywarden.server.gateway.schema_checks import INLINE_NS, PATTERN_INLINE_BYTES, UpstreamSchema
 from skywarden.server.gateway.schema_compile import compile_schema
-from skywarden.server.gateway.schema_cost import NS_PER_CHECK, NS_PER_PATTERN_BYTE, Cost, checks_per_value
+from skywarden.server.gateway.schema_cost import NS, UNIQUE_NS_PER_SQUARED_BYTE, Cost, cost_of
 from skywarden.server.gateway.schema_worker import CheckFailed, SchemaWorker
 from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.schema_errors import error_fields, first_error
@@ -46,28 +46,49 @@ def fan_out(times: int) -> dict[str, Any]:
 # --- the bound --------------------------------------------------------------------------------
 
 
-def test_a_plain_schema_counts_its_keywords_required_names_and_patterns():
+K, P = NS["keyword"], NS["pattern"]
+
+
+def test_a_plain_schema_costs_its_keywords_required_names_and_patterns():
     schema = {
         "type": "object",
         "properties": {"a": {"type": "integer"}, "b": {"type": "string", "pattern": "^b"}},
         "patternProperties": {"^x": {}, "^y": True},
         "required": ["a", "b"],
     }
-    # the root's 4 keywords and 2 names, a's 1, b's 2, the empty schema's 1, true's 1
-    assert checks_per_value(schema) == Cost(checks=11, patterns=3)
-    assert Cost(2, 1).ns_per_byte() == 2 * NS_PER_CHECK + NS_PER_PATTERN_BYTE
+    # the root's 4 keywords, 2 names and 2 named patterns; a's 1; b's 2 and its pattern; {} and true
+    assert cost_of(schema) == Cost(per_byte=(4 + 2) * K + 2 * P + K + 2 * K + P + K + K, patterns=3)
+    assert Cost(per_byte=7, per_squared_byte=0.5).ns(10) == 70 + 50
 
 
-def test_references_count_what_they_point_at_as_often_as_they_are_followed():
+def test_references_cost_what_they_point_at_as_often_as_they_are_followed():
     # the root's 3 keywords, s's allOf, and 3 times: a $ref, mid's allOf, and 3 times a $ref and leaf's 2
-    assert checks_per_value(fan_out(3)) == Cost(checks=3 + 1 + 3 * (1 + 1 + 3 * (1 + 2)), patterns=9)
-    assert checks_per_value(fan_out(10)).patterns == 100
-
-
-def test_a_reference_to_a_schema_it_is_reached_through_counts_each_way():
+    leaf = K + 2 * K + P
+    assert cost_of(fan_out(3)) == Cost(per_byte=3 * K + K + 3 * (K + K + 3 * leaf), patterns=9)
+    assert cost_of(fan_out(10)).patterns == 100
     two_ways = {"$defs": {"a": {"pattern": "^a"}}, "anyOf": [{"$ref": "#/$defs/a"}], "not": {"$ref": "#/$defs/a"}}
-    # the root's 3 keywords, then twice a $ref and the pattern it points at
-    assert checks_per_value(two_ways) == Cost(checks=3 + 2 * (1 + 1), patterns=2)
+    assert cost_of(two_ways) == Cost(per_byte=3 * K + 2 * (K + K + P), patterns=2)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "extra"),
+    [
+        ({"multipleOf": 0.01}, NS["multipleOf"]),  # 28 µs a number at worst
+        ({"minimum": 0.5, "exclusiveMaximum": 9.5}, 2 * NS["bound"]),
+        ({"enum": [0.5, 1.5]}, NS["listed"] * len(b"[0.5,1.5]")),  # floats are compared one by one
+        ({"const": {"a": [1]}}, NS["listed"] * len(b'[{"a":[1]}]')),
+        ({"enum": ["a", 1, True, None]}, 0),  # hashed
+        ({"enum": [2**64]}, NS["listed"] * len(b"[18446744073709551616]")),
+    ],
+)
+def test_keywords_that_cost_more_a_value_count_for_more(keyword, extra):
+    assert cost_of({"type": "number", **keyword}) == Cost(per_byte=K * (1 + len(keyword)) + extra)
+
+
+def test_unique_items_cost_by_the_square_of_the_size():
+    cost = cost_of({"items": {"uniqueItems": True}, "uniqueItems": True})
+    assert cost == Cost(per_byte=K + 2 * K, per_squared_byte=2 * UNIQUE_NS_PER_SQUARED_BYTE)
+    assert cost.ns(1000) == 1000 * 3 * K + 1000 * 1000 * 2 * UNIQUE_NS_PER_SQUARED_BYTE
 
 
 @pytest.mark.parametrize(
@@ -76,6 +97,7 @@ def test_a_reference_to_a_schema_it_is_reached_through_counts_each_way():
         fan_out(300),  # 90,000 checks of a value from a schema of 600 nodes
         {"$defs": {"n": {"properties": {"kids": {"items": {"$ref": "#/$defs/n"}}}}}, "$ref": "#/$defs/n"},  # a tree
         {"anyOf": [{"$ref": "#"}, {"type": "null"}]},  # around on one value: jsonschema-rs goes 3 times
+        {"properties": {"a": {"properties": {"b": {"$ref": "#/properties/a"}}}}},
         {"anyOf": [{"properties": {"a": {"pattern": "^a"}}}] * 3, "unevaluatedProperties": False},  # 4 times
         {"allOf": [{"items": {"pattern": "^a"}}] * 2, "unevaluatedItems": False},  # 4 times, not 2
         {"$ref": "other.json#/a"},
@@ -84,11 +106,20 @@ def test_a_reference_to_a_schema_it_is_reached_through_counts_each_way():
         {"$dynamicRef": "#meta"},
         {"$recursiveRef": "#"},
         {"properties": {"a": {"$id": "https://example.com/a", "$ref": "#/b"}}},
+        # a base of its own where the walk never goes: its references resolve against it
+        {"$defs": {"sub": {"$id": "https://example.com/sub", "$defs": {"x": {}}}}, "$ref": "#/$defs/sub/$defs/x"},
+        {"$schema": "http://json-schema.org/draft-04/schema#", "definitions": {"s": {"id": "http://e.com/s"}}},
         ["not", "an", "object"],
     ],
 )
 def test_what_the_walk_cannot_bound_has_no_bound(schema):
-    assert checks_per_value(schema) is None
+    assert cost_of(schema) is None
+
+
+def test_a_long_chain_of_references_is_walked_once_each():
+    chain = {"$defs": {str(i): {"$ref": f"#/$defs/{i + 1}"} for i in range(16_000)}, "$ref": "#/$defs/0"}
+    chain["$defs"]["16000"] = {}
+    assert cost_of(chain) == Cost(per_byte=2 * K + 16_000 * K + K)
 
 
 def test_a_value_is_checked_here_only_when_its_bound_is_small():
@@ -97,10 +128,18 @@ def test_a_value_is_checked_here_only_when_its_bound_is_small():
     assert check.quick({"a": 1}) and check.quick({"a": 1, "pad": "x" * 100_000})
     slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
     heavy = UpstreamSchema(slow, compile_schema(slow, "input schema"))
-    fits = INLINE_NS // heavy.ns_per_byte - len(dumps({"s": ""}))
+    assert heavy.cost is not None
+    fits = INLINE_NS // heavy.cost.per_byte - len(dumps({"s": ""}))  # by the bound: 1,611 bytes
+    assert fits > PATTERN_INLINE_BYTES  # and by what its patterns may keep: 1 KB
+    fits = PATTERN_INLINE_BYTES - len(dumps({"s": ""}))
     assert heavy.quick({"s": "a" * fits}) and not heavy.quick({"s": "a" * (fits + 1)})
+    many = {"type": "object", "properties": {f"n{i}": {"type": "integer", "minimum": 0.5} for i in range(100)}}
+    numbers = UpstreamSchema(many, compile_schema(many, "input schema"))  # no pattern: by the bound alone
+    assert numbers.cost is not None
+    fits = INLINE_NS // numbers.cost.per_byte - len(dumps({"s": ""}))
+    assert numbers.quick({"s": "a" * fits}) and not numbers.quick({"s": "a" * (fits + 1)})
     unbounded = UpstreamSchema(fan_out(300), compile_schema(fan_out(300), "input schema"))
-    assert unbounded.ns_per_byte is None and not unbounded.quick({})
+    assert unbounded.cost is None and not unbounded.quick({})
 
 
 # --- the worker -------------------------------------------------------------------------------
@@ -356,7 +395,7 @@ def test_no_string_is_matched_more_often_than_the_bound_says(schema, instance):
         return True
 
     validator = jsonschema_rs.validator_for(schema, formats={"count": count}, validate_formats=True)
-    bound = checks_per_value(_as_patterns(schema))
+    bound = cost_of(_as_patterns(schema))
     validator.is_valid(instance)
     if bound is not None and seen:
         assert max(seen.values()) <= bound.patterns, (schema, instance, seen, bound)

@@ -1,7 +1,7 @@
 """An upstream's schema, ready to check values: in the server's process when the check is
 bounded to be quick, in the schema worker's otherwise.
 
-``schema_cost`` bounds what a value may cost from the schema alone, per byte of its JSON; a
+``schema_cost`` bounds what a value may cost from the schema alone, by the size of its JSON; a
 check whose bound passes ``INLINE_NS`` (or whose schema has no bound) goes to the worker
 (``schema_worker``), which a check that passes its time limit cannot outlast. Both give the
 first error, described alike (``json_schema.error_fields``).
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from skywarden.server.gateway.schema_cost import checks_per_value
+from skywarden.server.gateway.schema_cost import cost_of
 from skywarden.server.gateway.schema_worker import SchemaWorker
 from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.schema_errors import error_fields, first_error
 
 INLINE_NS = 20_000_000  # the most a check made in the server's process may cost, by the bound
+# A pattern keeps what it learnt of the strings it matched, up to about 4 MB each (170 KB after
+# strings of 1 KB): a value larger than this is matched against patterns in the worker only.
+PATTERN_INLINE_BYTES = 1024
 
 
 class UpstreamSchema:
@@ -27,14 +30,16 @@ class UpstreamSchema:
     def __init__(self, schema: Any, validator: Any, worker: SchemaWorker | None = None) -> None:
         self.validator = validator
         self.json = dumps(schema)
-        cost = checks_per_value(schema)
-        self.ns_per_byte = cost.ns_per_byte() if cost is not None else None
+        self.cost = cost_of(schema)
         self._worker = worker
 
     def quick(self, value: Any) -> bool:
         """Whether checking ``value`` here is bounded to take at most ``INLINE_NS`` (its JSON is
         written to be measured: a few microseconds for the few KB most values are)."""
-        return self.ns_per_byte is not None and self.ns_per_byte * len(dumps(value)) <= INLINE_NS
+        if self.cost is None:
+            return False
+        size = len(dumps(value))
+        return self.cost.ns(size) <= INLINE_NS and (not self.cost.patterns or size <= PATTERN_INLINE_BYTES)
 
     async def first_error(self, value: Any, key: str = "") -> dict[str, Any] | None:
         """The first error of ``value`` (``error_fields``), or None when it is valid: checked here

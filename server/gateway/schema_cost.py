@@ -2,35 +2,42 @@
 
 An upstream writes its schemas, and some cost far more than their size says. ``$ref`` multiplies:
 an ``allOf`` of ten references to an ``allOf`` of ten references to one ``pattern`` checks each
-string a hundred times. A pattern whose lazy DFA keeps missing its cache (``^[ab]*a[ab]{18}$``)
-takes about 250 ns a byte, where a plain one takes one. jsonschema-rs holds the GIL while it
-checks, so a check that is slow holds the whole event loop: 100 KB against that pair of tens took
-1.6 s. ``checks_per_value`` bounds the work from the schema alone; ``gateway.schema_checks``
-checks a value in the server's process only when that bound, times the value's size, is small.
+string a hundred times. Some keywords cost far more than others: a pattern whose lazy DFA keeps
+missing its cache (``^[ab]*a[ab]{18}$``) takes about 250 ns a byte, a fractional ``multipleOf``
+up to 28 µs a number, an ``enum`` of floats 1.3 µs a member, and ``uniqueItems`` over integers
+beyond 64 bits compares every pair. jsonschema-rs holds the GIL while it checks, so a check that
+is slow holds the whole event loop. ``cost_of`` bounds the work from the schema alone;
+``gateway.schema_checks`` checks a value in the server's process only when that bound, for the
+value's size, is small.
 
 The bound: the schema is walked with every local ``$ref`` followed where it stands, and each
-node counts its keywords and its ``required`` names; the patterns are counted apart. Without
-recursion, each place in that walk checks a value at most once, so a value meets at most that
-many checks, each pattern at most once; a string's patterns cost by its length. Recursion (a
-``$ref`` to a schema on the way to it) has no bound here (``None``): jsonschema-rs goes round a
-cycle that stays on one value a few times, and an ``allOf`` of F references back checked a
-string 1 + F + F² times. Nor have a reference that is not a local JSON pointer,
+node adds what its keywords may cost a byte of the value (``NS``: measured here on jsonschema-rs,
+with a margin), as if every byte were a value meeting them all; ``uniqueItems`` adds a cost by
+the square of the size. Without recursion, each place in that walk checks a value at most once.
+Recursion (a ``$ref`` to a schema on the way to it) has no bound here (``None``): jsonschema-rs
+goes round a cycle that stays on one value a few times, and an ``allOf`` of F references back
+checked a string 1 + F + F² times. Nor have a reference that is not a local JSON pointer,
 ``$dynamicRef`` / ``$recursiveRef``, ``unevaluatedProperties`` / ``unevaluatedItems`` (they
-check again what is beside them), an ``$id`` below the root (it moves the base references
-resolve against), and references that multiply the schema past ``WALK_PER_NODE`` times its own
-nodes. A check against a schema without a bound always runs beside the server.
+check again what is beside them), an ``$id`` anywhere below the root, or ``id`` in a draft-04
+schema (either moves the base a ``$ref`` resolves against), and references that multiply the
+schema past ``WALK_PER_NODE`` times its own size. A check against a schema without a bound
+always runs beside the server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-# Schema nodes visited before the bound is given up: a few times the schema's own nodes, so that
-# the walk of a listing costs about what compiling it does, whatever its references multiply.
+from skywarden.server.jsonutil import dumps
+
+# What the walk may visit before the bound is given up: a few times the schema's own nodes and
+# references, so that the walk of a listing costs about what compiling it does.
 WALK_PER_NODE = 4
 WALK_ALLOWANCE = 1000
+REFERENCE_BYTES_A_STEP = 64  # a long reference counts as a step every this many bytes
 
 # Keywords whose value is a subschema, a list of them, or a map to them (every draft's).
 ONE = frozenset({
@@ -43,62 +50,120 @@ NAMED = frozenset({"properties", "patternProperties", "dependentSchemas", "depen
 # matched a string four times, not once).
 UNBOUNDED = frozenset({"$dynamicRef", "$recursiveRef", "unevaluatedProperties", "unevaluatedItems"})
 
-# What one check may cost, in ns, from the timings of jsonschema-rs here (see performance.md):
-# a keyword on a value about 10; a pattern on a string at most about 250 a byte (300 with margin).
-NS_PER_CHECK = 10
-NS_PER_PATTERN_BYTE = 300
+# ns a byte of the value may cost, per keyword (the worst seen here, about 2-3 times over).
+NS = {
+    "keyword": 10,  # any keyword, and each required name: a few ns a value
+    "pattern": 300,  # a string's byte, for each pattern (and each patternProperties name)
+    "multipleOf": 10_000,  # 28 µs for 1e308 against 1e-300: 4 µs a byte
+    "bound": 500,  # minimum and its kin on a float: 1.2 µs a number, 176 ns a byte
+    "listed": 300,  # a float, array or object enum or const: per byte of it, for each value
+}
+UNIQUE_NS_PER_SQUARED_BYTE = 1.0  # uniqueItems over 1,000 integers of 10^30 (32 KB): 318 ms
+BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+HASHED_INT = 2**53  # an enum of strings, booleans, null and such integers is hashed: no cost by size
 
 
 @dataclass(frozen=True)
 class Cost:
-    checks: int  # keyword checks a value may meet, ``required`` names included
-    patterns: int  # patterns a string (or a property's name) may be matched against
+    per_byte: int  # ns a byte of the value's JSON may cost
+    per_squared_byte: float = 0.0  # for uniqueItems: ns by the square of the size
+    patterns: int = 0  # patterns a string (or a property's name) may be matched against
 
-    def ns_per_byte(self) -> int:
-        """The most a byte of the value's JSON may cost: each byte may be a value of its own
-        (meeting every check), or a string's byte (meeting every pattern)."""
-        return self.checks * NS_PER_CHECK + self.patterns * NS_PER_PATTERN_BYTE
+    def ns(self, size: int) -> float:
+        """The most checking a value of ``size`` bytes of JSON may take, in ns."""
+        return size * self.per_byte + size * size * self.per_squared_byte
 
 
-def checks_per_value(schema: Any) -> Cost | None:
-    """The most checks a value meets against ``schema`` (an upstream's, compiled already), or
-    None when this walk cannot bound it."""
-    if not isinstance(schema, dict):
+def cost_of(schema: Any) -> Cost | None:
+    """The most checking a value against ``schema`` (an upstream's, compiled already) may cost,
+    or None when this walk cannot bound it."""
+    if not isinstance(schema, dict) or _moves_its_base(schema):
         return None
-    checks = patterns = walked = 0
+    per_byte = patterns = unique = walked = 0
     most = WALK_ALLOWANCE + WALK_PER_NODE * _nodes(schema)
-    stack: list[tuple[Any, tuple[int, ...]]] = [(schema, (id(schema),))]
+    resolved: dict[str, Any] = {}
+    on_way: set[int] = {id(schema)}  # the schemas a $ref led to, on the way to the node walked
+    stack: list[tuple[Any, int | None]] = [(schema, None)]  # (node, or None to leave the $ref target)
     while stack:
-        node, followed = stack.pop()
+        node, leaving = stack.pop()
+        if node is None:
+            on_way.discard(leaving)
+            continue
         walked += 1
         if walked > most:
             return None
         if not isinstance(node, dict):
-            checks += 1  # true or false: one check
+            per_byte += NS["keyword"]  # true or false
             continue
-        if (node is not schema and "$id" in node) or UNBOUNDED & node.keys():
+        if UNBOUNDED & node.keys():
             return None
-        checks += max(1, len(node))
-        required = node.get("required")
-        if isinstance(required, list):
-            checks += len(required)
-        patterns += isinstance(node.get("pattern"), str)
-        for key, value in node.items():
-            if key in ONE and isinstance(value, dict | bool):
-                stack.append((value, followed))
-            elif key in MANY and isinstance(value, list):
-                stack.extend((item, followed) for item in value)
-            elif key in NAMED and isinstance(value, dict):
-                if key == "patternProperties":
-                    patterns += len(value)
-                stack.extend((item, followed) for item in value.values() if isinstance(item, dict | bool))
+        node_cost, node_patterns, node_unique = _own_cost(node)
+        per_byte += node_cost
+        patterns += node_patterns
+        unique += node_unique
+        stack.extend((child, None) for child in _subschemas(node))
         reference = node.get("$ref")
         if isinstance(reference, str):
-            target = _resolve(schema, reference)
-            if target is None or id(target) in followed:  # recursion: jsonschema-rs goes round a few times
+            walked += len(reference) // REFERENCE_BYTES_A_STEP
+            if reference not in resolved:
+                resolved[reference] = _resolve(schema, reference)
+            target = resolved[reference]
+            if target is None or id(target) in on_way:  # recursion: jsonschema-rs goes round a few times
                 return None
-            stack.append((target, (*followed, id(target))))
-    return Cost(checks, patterns)
+            on_way.add(id(target))
+            stack.append((None, id(target)))  # popped once everything under the target is walked
+            stack.append((target, None))
+    return Cost(per_byte, unique * UNIQUE_NS_PER_SQUARED_BYTE, patterns)
+
+
+def _own_cost(node: dict[str, Any]) -> tuple[int, int, int]:
+    """What ``node``'s own keywords may cost a byte (ns), its patterns, and its uniqueItems."""
+    cost = NS["keyword"] * max(1, len(node))
+    required = node.get("required")
+    if isinstance(required, list):
+        cost += NS["keyword"] * len(required)
+    patterns = int(isinstance(node.get("pattern"), str))
+    named = node.get("patternProperties")
+    patterns += len(named) if isinstance(named, dict) else 0
+    cost += NS["pattern"] * patterns
+    if "multipleOf" in node:
+        cost += NS["multipleOf"]
+    cost += NS["bound"] * len(BOUNDS & node.keys())
+    for listed in (node.get("enum"), [node["const"]] if "const" in node else None):
+        if isinstance(listed, list) and not all(_hashed(value) for value in listed):
+            cost += NS["listed"] * len(dumps(listed))
+    return cost, patterns, node.get("uniqueItems") is True
+
+
+def _hashed(value: Any) -> bool:
+    return value is None or isinstance(value, str | bool) or (type(value) is int and abs(value) < HASHED_INT)
+
+
+def _subschemas(node: dict[str, Any]) -> Iterator[Any]:
+    for key, value in node.items():
+        if key in ONE and isinstance(value, dict | bool):
+            yield value
+        elif key in MANY and isinstance(value, list):
+            yield from value
+        elif key in NAMED and isinstance(value, dict):
+            yield from (item for item in value.values() if isinstance(item, dict | bool))
+
+
+def _moves_its_base(schema: dict[str, Any]) -> bool:
+    """Whether an object below the root names a base of its own: ``$id``, or ``id`` in a draft-04
+    schema. Anywhere, walked or not: a ``$ref`` resolves against the base of where it stands."""
+    draft4 = "draft-04" in str(schema.get("$schema", ""))
+    names = ("$id", "id") if draft4 else ("$id",)
+    stack: list[Any] = [value for value in schema.values() if isinstance(value, dict | list)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if any(isinstance(node.get(name), str) for name in names):
+                return True
+            stack.extend(value for value in node.values() if isinstance(value, dict | list))
+        else:
+            stack.extend(value for value in node if isinstance(value, dict | list))
+    return False
 
 
 def _nodes(schema: Any) -> int:

@@ -9,7 +9,8 @@ waits for the answer without holding anything, and kills the process when the ch
 
 The exchange is one check at a time over the process's stdin and stdout, each part a 4-byte
 big-endian length and that many bytes of JSON: the server sends the schema, then the value; the
-process keeps the last 8 compiled, by their bytes, and answers
+process, which keeps the last 8 schemas compiled by their bytes, says ``{"compiled": true}``
+once it has the schema compiled (the check's time limit runs from then), then answers
 ``{"valid": true}``, ``{"error": {...}}`` (the first error: where, the keyword, its message), or
 ``{"unusable": "..."}`` for a schema or value it cannot check.
 """
@@ -21,21 +22,28 @@ import contextlib
 import ctypes
 import functools
 import os
+import resource
 import signal
 import struct
 import sys
 from typing import Any, BinaryIO
 
+from skywarden.server.gateway.turns import Turns
 from skywarden.server.jsonutil import dumps, loads_exact
 
 CHECK_SECONDS = 2.0  # the longest one check may take before the call is refused
 START_SECONDS = 30.0  # the longest the process may take to start (not counted in a check's time)
+COMPILE_SECONDS = 10.0  # the longest a schema new to the process may take to compile (nor is this)
 WAIT_SECONDS = 10.0  # the longest a check waits for its turn before the call is refused
 MAX_PER_KEY = 2  # checks of one key waiting or under way: one key cannot take every turn
 MAX_WAITING = 64  # checks of all keys waiting; more are refused
+# The process's address space: its schemas' patterns keep up to about 4 MB each of what they
+# learnt, and a value is held as JSON and as jsonschema-rs reads it.
+MEMORY_BYTES = 2 * 1024**3
 PR_SET_PDEATHSIG = 1
 _LENGTH = struct.Struct(">I")
 READY = {"ready": True}
+COMPILED = {"compiled": True}
 
 
 class CheckFailed(Exception):
@@ -51,8 +59,7 @@ class SchemaWorker:
         self._by_key: dict[str, int] = {}  # checks waiting or under way, by the caller's key
         self.started = 0  # processes started (a test counts them)
         self._process: asyncio.subprocess.Process | None = None
-        self._turn = asyncio.Lock()
-        self._waiting = 0
+        self._turns = Turns()
         self._closing = asyncio.Event()
 
     async def first_error(self, schema: bytes, instance: bytes, key: str = "") -> dict[str, Any] | None:
@@ -64,11 +71,11 @@ class SchemaWorker:
             raise CheckFailed("the server is stopping")
         if self._by_key.get(key, 0) >= MAX_PER_KEY:
             raise CheckFailed(f"this key already has {MAX_PER_KEY} checks waiting")
-        if self._waiting >= self.max_waiting:
+        if self._turns.waiting >= self.max_waiting:
             raise CheckFailed(f"{self.max_waiting} checks are already waiting")
         self._by_key[key] = self._by_key.get(key, 0) + 1
         try:
-            return await self._checked(schema, instance)
+            return await self._checked(schema, instance, key)
         finally:
             left = self._by_key[key] - 1
             if left:
@@ -76,39 +83,42 @@ class SchemaWorker:
             else:
                 del self._by_key[key]
 
-    async def _checked(self, schema: bytes, instance: bytes) -> dict[str, Any] | None:
-        self._waiting += 1
+    async def _checked(self, schema: bytes, instance: bytes, key: str) -> dict[str, Any] | None:
         try:
-            async with asyncio.timeout(WAIT_SECONDS):
-                await self._turn.acquire()
-        except TimeoutError:
+            async with self._turns.take(key, WAIT_SECONDS):
+                answer = await self._made(schema, instance)
+        except TimeoutError:  # the turn's wait: the check's own time-out is CheckFailed
             raise CheckFailed(f"no turn came within {WAIT_SECONDS:g} s") from None
-        finally:
-            self._waiting -= 1
+        if "unusable" in answer:
+            raise ValueError(str(answer["unusable"])[:200])
+        error = answer.get("error")
+        return error if isinstance(error, dict) else None
+
+    async def _made(self, schema: bytes, instance: bytes) -> dict[str, Any]:
+        """The worker's answer, the turn held."""
         try:
             try:
                 process = await self._running()
             except (OSError, EOFError, asyncio.IncompleteReadError, ValueError, TimeoutError) as exc:
                 await self._kill()
                 raise CheckFailed(f"the checking process did not start ({type(exc).__name__})") from None
+            late = f"the schema took longer than {COMPILE_SECONDS:g} s to compile"
             try:
+                async with asyncio.timeout(COMPILE_SECONDS):  # the schema read, compiled if new
+                    await _send(process, schema, instance)
+                    await _read_answer(process)
+                late = f"the check took longer than {self.seconds:g} s"
                 async with asyncio.timeout(self.seconds):
-                    answer = await _ask(process, schema, instance)
+                    return await _read_answer(process)
             except TimeoutError:
                 await self._kill()
-                raise CheckFailed(f"the check took longer than {self.seconds:g} s") from None
+                raise CheckFailed(late) from None
             except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
                 await self._kill()
                 raise CheckFailed(f"the checking process failed ({type(exc).__name__})") from None
         except asyncio.CancelledError:  # a request under way: its answer would be the next one's
             self._kill_now()
             raise
-        finally:
-            self._turn.release()
-        if "unusable" in answer:
-            raise ValueError(str(answer["unusable"])[:200])
-        error = answer.get("error")
-        return error if isinstance(error, dict) else None
 
     async def _running(self) -> asyncio.subprocess.Process:
         """The process, started when there is none (and ready: it says so once it has loaded)."""
@@ -152,10 +162,14 @@ class SchemaWorker:
         await self._kill()
 
 
-async def _ask(process: asyncio.subprocess.Process, schema: bytes, instance: bytes) -> dict[str, Any]:
-    assert process.stdin is not None and process.stdout is not None
+async def _send(process: asyncio.subprocess.Process, schema: bytes, instance: bytes) -> None:
+    assert process.stdin is not None
     process.stdin.writelines([_LENGTH.pack(len(schema)), schema, _LENGTH.pack(len(instance)), instance])
     await process.stdin.drain()
+
+
+async def _read_answer(process: asyncio.subprocess.Process) -> dict[str, Any]:
+    assert process.stdout is not None
     (size,) = _LENGTH.unpack(await process.stdout.readexactly(_LENGTH.size))
     answer = loads_exact(await process.stdout.readexactly(size))
     if not isinstance(answer, dict):
@@ -177,10 +191,9 @@ def _compiled(schema: bytes) -> Any:
         return str(exc)[:200]
 
 
-def _answer(schema: bytes, instance: bytes) -> dict[str, Any]:
+def _answer(validator: Any, instance: bytes) -> dict[str, Any]:
     from skywarden.server.plugins.schema_errors import error_fields, first_error
 
-    validator = _compiled(schema)
     if isinstance(validator, str):
         return {"unusable": validator}
     try:
@@ -190,6 +203,12 @@ def _answer(schema: bytes, instance: bytes) -> dict[str, Any]:
     if error is None:
         return {"valid": True}
     return {"error": error_fields(error)}
+
+
+def _write(stream: BinaryIO, answer: dict[str, Any]) -> None:
+    written = dumps(answer)
+    stream.write(_LENGTH.pack(len(written)) + written)
+    stream.flush()
 
 
 def _read(stream: BinaryIO, size: int) -> bytes:
@@ -204,23 +223,23 @@ def main(argv: list[str]) -> int:
     killed, and at once if it is already gone."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    with contextlib.suppress(OSError, ValueError):  # past it, the process fails and the check with it
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
     if len(argv) > 1 and os.getppid() != int(argv[1]):
         return 0
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     import skywarden.server.gateway.schema_compile  # noqa: F401  (loaded before it says it is ready)
 
-    ready = dumps(READY)
-    stdout.write(_LENGTH.pack(len(ready)) + ready)
-    stdout.flush()
+    _write(stdout, READY)
     while True:
         try:
             schema = _read(stdin, _LENGTH.unpack(_read(stdin, _LENGTH.size))[0])
             instance = _read(stdin, _LENGTH.unpack(_read(stdin, _LENGTH.size))[0])
         except EOFError:
             return 0
-        answer = dumps(_answer(schema, instance))
-        stdout.write(_LENGTH.pack(len(answer)) + answer)
-        stdout.flush()
+        validator = _compiled(schema)
+        _write(stdout, COMPILED)  # the check's time runs from here
+        _write(stdout, _answer(validator, instance))
 
 
 if __name__ == "__main__":
