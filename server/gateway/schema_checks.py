@@ -36,9 +36,11 @@ class UpstreamSchema:
     def quick(self, value: Any) -> bool:
         """Whether checking ``value`` here is bounded to take at most ``INLINE_NS`` (its JSON is
         written to be measured: a few microseconds for the few KB most values are)."""
+        return self._quick_for(len(dumps(value)))
+
+    def _quick_for(self, size: int) -> bool:
         if self.cost is None:
             return False
-        size = len(dumps(value))
         return self.cost.ns(size) <= INLINE_NS and (not self.cost.patterns or size <= PATTERN_INLINE_BYTES)
 
     async def first_error(self, value: Any, key: str = "") -> dict[str, Any] | None:
@@ -46,9 +48,10 @@ class UpstreamSchema:
         when ``quick``, in the worker otherwise (as the check of ``key``, the caller's). ``ValueError``
         or ``TypeError`` for a value it cannot check; ``CheckFailed`` when the worker could not
         check it in time."""
-        if self.quick(value):
+        written = dumps(value)
+        if self._quick_for(len(written)):
             error = first_error(self.validator, value)
             return error_fields(error) if error is not None else None
         if self._worker is None:
             self._worker = SchemaWorker()
-        return await self._worker.first_error(self.json, dumps(value), key)
+        return await self._worker.first_error(self.json, written, key)
