@@ -382,7 +382,7 @@ def _as_patterns(schema: Any) -> Any:
     return schema
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(SCHEMAS, INSTANCES)
 def test_no_string_is_matched_more_often_than_the_bound_says(schema, instance):
     """The validator calls the format ``count`` each time it would match a pattern there: for no
