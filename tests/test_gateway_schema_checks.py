@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skywarden.server.gateway import schema_worker
-from skywarden.server.gateway.schema_checks import INLINE_NS, PATTERN_INLINE_BYTES, UpstreamSchema
+from skywarden.server.gateway.schema_checks import INLINE_NS, UpstreamSchema
 from skywarden.server.gateway.schema_compile import compile_schema
 from skywarden.server.gateway.schema_cost import NS, UNIQUE_NS_PER_SQUARED_BYTE, Cost, cost_of
 from skywarden.server.gateway.schema_worker import CheckFailed, SchemaWorker
@@ -67,7 +67,7 @@ def test_references_cost_what_they_point_at_as_often_as_they_are_followed():
     assert cost_of(fan_out(3)) == Cost(per_byte=3 * K + K + 3 * (K + K + 3 * leaf), patterns=9)
     assert cost_of(fan_out(10)).patterns == 100
     two_ways = {"$defs": {"a": {"pattern": "^a"}}, "anyOf": [{"$ref": "#/$defs/a"}], "not": {"$ref": "#/$defs/a"}}
-    assert cost_of(two_ways) == Cost(per_byte=3 * K + 2 * (K + K + P), patterns=2)
+    assert cost_of(two_ways) == Cost(per_byte=3 * K + 2 * (K + K + P), patterns=2, branches=True)
 
 
 @pytest.mark.parametrize(
@@ -77,12 +77,24 @@ def test_references_cost_what_they_point_at_as_often_as_they_are_followed():
         ({"minimum": 0.5, "exclusiveMaximum": 9.5}, 2 * NS["bound"]),
         ({"enum": [0.5, 1.5]}, NS["listed"] * len(b"[0.5,1.5]")),  # floats are compared one by one
         ({"const": {"a": [1]}}, NS["listed"] * len(b'[{"a":[1]}]')),
-        ({"enum": ["a", 1, True, None]}, 0),  # hashed
-        ({"enum": [2**64]}, NS["listed"] * len(b"[18446744073709551616]")),
+        ({"enum": ["a", True, None]}, 0),  # found by hashing
+        ({"enum": [1, 2]}, NS["listed"] * len(b"[1,2]")),  # 99.0 against 100 integers: one by one
+        ({"const": 5}, NS["listed"] * len(b"[5]")),
+        ({"format": "idn-hostname"}, NS["format"]),
+        ({"dependentRequired": {"a": ["b", "c"], "d": []}}, K * (1 + 2 + 1)),  # each member and name
+        ({"dependencies": {"a": ["b"], "c": {"type": "object"}}}, K * (1 + 1 + 1) + K),  # and a schema
     ],
 )
 def test_keywords_that_cost_more_a_value_count_for_more(keyword, extra):
     assert cost_of({"type": "number", **keyword}) == Cost(per_byte=K * (1 + len(keyword)) + extra)
+
+
+def test_branches_are_noted_and_a_node_reached_often_is_read_once():
+    assert cost_of({"anyOf": [{"type": "string"}, {"type": "null"}]}).branches
+    assert not cost_of({"allOf": [{"type": "string"}]}).branches
+    big = {f"k{i}": i for i in range(20_000)}  # members of no keyword, reached through 3,000 references
+    many = {"$defs": {"big": big}, "allOf": [{"$ref": "#/$defs/big"}] * 3000}
+    assert cost_of(many) == Cost(per_byte=2 * K + 3000 * (K + K * 20_000))
 
 
 def test_unique_items_cost_by_the_square_of_the_size():
@@ -122,24 +134,42 @@ def test_a_long_chain_of_references_is_walked_once_each():
     assert cost_of(chain) == Cost(per_byte=2 * K + 16_000 * K + K)
 
 
-def test_a_value_is_checked_here_only_when_its_bound_is_small():
+def test_a_value_is_checked_here_only_when_its_bound_is_small_and_its_schema_has_no_pattern():
     plain = {"type": "object", "properties": {"a": {"type": "integer"}}}
     check = UpstreamSchema(plain, compile_schema(plain, "input schema"))
     assert check.quick({"a": 1}) and check.quick({"a": 1, "pad": "x" * 100_000})
-    slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
-    heavy = UpstreamSchema(slow, compile_schema(slow, "input schema"))
-    assert heavy.cost is not None
-    fits = INLINE_NS // heavy.cost.per_byte - len(dumps({"s": ""}))  # by the bound: 1,611 bytes
-    assert fits > PATTERN_INLINE_BYTES  # and by what its patterns may keep: 1 KB
-    fits = PATTERN_INLINE_BYTES - len(dumps({"s": ""}))
-    assert heavy.quick({"s": "a" * fits}) and not heavy.quick({"s": "a" * (fits + 1)})
+    assert check.checked_here({"a": 1}) == (True, None)
+    assert check.checked_here({"a": "x"}) == (True, error_fields(first_error(check.validator, {"a": "x"})))
     many = {"type": "object", "properties": {f"n{i}": {"type": "integer", "minimum": 0.5} for i in range(100)}}
-    numbers = UpstreamSchema(many, compile_schema(many, "input schema"))  # no pattern: by the bound alone
+    numbers = UpstreamSchema(many, compile_schema(many, "input schema"))
     assert numbers.cost is not None
     fits = INLINE_NS // numbers.cost.per_byte - len(dumps({"s": ""}))
     assert numbers.quick({"s": "a" * fits}) and not numbers.quick({"s": "a" * (fits + 1)})
+    assert numbers.checked_here({"s": "a" * (fits + 1)}) == (False, None)
+    # a pattern keeps what it learnt of what it matched: such a schema is never checked here
+    slow = {"type": "object", "properties": {"id": {"type": "string", "pattern": "^[a-z]+$"}}}
+    patterned = UpstreamSchema(slow, compile_schema(slow, "input schema"))
+    assert patterned.validator is None and not patterned.quick({"id": "a"})
     unbounded = UpstreamSchema(fan_out(300), compile_schema(fan_out(300), "input schema"))
-    assert unbounded.cost is None and not unbounded.quick({})
+    assert unbounded.cost is None and unbounded.validator is None and not unbounded.quick({})
+
+
+async def test_the_first_error_against_branches_is_found_in_the_worker():
+    optional = {
+        "type": "object",
+        "properties": {"items": {"anyOf": [{"type": "array", "items": {"required": ["a", "b"]}}, {"type": "null"}]}},
+    }
+    worker = SchemaWorker()
+    check = UpstreamSchema(optional, compile_schema(optional, "input schema"), worker)
+    try:
+        assert check.checked_here({"items": None}) == (True, None)  # valid: known here
+        rows = {"items": [{}] * 30_000}  # every branch's errors: 0.5 s and 137 MB here
+        assert check.checked_here(rows) == (False, None) and worker.started == 0
+        error = await check.first_error(rows)
+        assert worker.started == 1
+        assert error == error_fields(first_error(compile_schema(optional, "x"), rows))  # as the server would
+    finally:
+        await worker.aclose()
 
 
 # --- the worker -------------------------------------------------------------------------------

@@ -1,10 +1,15 @@
 """An upstream's schema, ready to check values: in the server's process when the check is
 bounded to be quick, in the schema worker's otherwise.
 
-``schema_cost`` bounds what a value may cost from the schema alone, by the size of its JSON; a
-check whose bound passes ``INLINE_NS`` (or whose schema has no bound) goes to the worker
-(``schema_worker``), which a check that passes its time limit cannot outlast. Both give the
-first error, described alike (``json_schema.error_fields``).
+``schema_cost`` bounds what checking a value may cost from the schema alone, by the size of its
+JSON; a check whose bound passes ``INLINE_NS`` (or whose schema has no bound) goes to the worker
+(``schema_worker``), which a check that passes its time limit cannot outlast. So does every
+check against a schema with patterns: a pattern keeps what it learnt of the strings it matched,
+up to about 4 MB each, whatever its options, and an upstream may write 2,000 of them. And so
+does the first error of an invalid value whose schema has ``anyOf`` or ``oneOf``: jsonschema-rs
+makes every branch's errors to say why none matched, which for 90 KB of ``[{}, ...]`` against
+an optional list of a two-field model took 0.5 s and 137 MB where the check took 0.05 ms. Both
+ways give the same first error, described alike (``schema_errors.error_fields``).
 """
 
 from __future__ import annotations
@@ -17,20 +22,17 @@ from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.schema_errors import error_fields, first_error
 
 INLINE_NS = 20_000_000  # the most a check made in the server's process may cost, by the bound
-# A pattern keeps what it learnt of the strings it matched, up to about 4 MB each (170 KB after
-# strings of 1 KB): a value larger than this is matched against patterns in the worker only.
-PATTERN_INLINE_BYTES = 1024
 
 
 class UpstreamSchema:
-    """``validator``: ``schema`` compiled (``tools.compile_schema``); ``worker``: where a check
-    goes that may be slow (the upstream connection's; one of its own, made at the first such
-    check, when None)."""
+    """``validator``: ``schema`` compiled (``tools.compile_schema``: a schema that does not compile
+    is refused before this); kept only when values may be checked here. ``worker``: where the
+    other checks go (the upstream connection's; one of its own, made when first needed, when None)."""
 
     def __init__(self, schema: Any, validator: Any, worker: SchemaWorker | None = None) -> None:
-        self.validator = validator
         self.json = dumps(schema)
         self.cost = cost_of(schema)
+        self.validator = validator if self.cost is not None and not self.cost.patterns else None
         self._worker = worker
 
     def quick(self, value: Any) -> bool:
@@ -39,19 +41,41 @@ class UpstreamSchema:
         return self._quick_for(len(dumps(value)))
 
     def _quick_for(self, size: int) -> bool:
-        if self.cost is None:
-            return False
-        return self.cost.ns(size) <= INLINE_NS and (not self.cost.patterns or size <= PATTERN_INLINE_BYTES)
+        return self.validator is not None and self.cost is not None and self.cost.ns(size) <= INLINE_NS
+
+    def checked_here(self, value: Any) -> tuple[bool, dict[str, Any] | None]:
+        """``(True, None)`` when ``value`` is valid, ``(True, error)`` when its first error is
+        known, both checked here; ``(False, None)`` when the worker is to check it
+        (``in_worker``). ``ValueError`` or ``TypeError`` for a value it cannot check."""
+        return self._checked_here(value, len(dumps(value)))
+
+    def _checked_here(self, value: Any, size: int) -> tuple[bool, dict[str, Any] | None]:
+        validator = self.validator
+        if validator is None or not self._quick_for(size):
+            return False, None
+        if validator.is_valid(value):
+            return True, None
+        if self.cost is not None and self.cost.branches:  # its first error is the worker's to find
+            return False, None
+        error = first_error(validator, value)
+        return True, (error_fields(error) if error is not None else None)
 
     async def first_error(self, value: Any, key: str = "") -> dict[str, Any] | None:
         """The first error of ``value`` (``error_fields``), or None when it is valid: checked here
-        when ``quick``, in the worker otherwise (as the check of ``key``, the caller's). ``ValueError``
-        or ``TypeError`` for a value it cannot check; ``CheckFailed`` when the worker could not
+        or in the worker (as the check of ``key``, the caller's). ``ValueError`` or
+        ``TypeError`` for a value it cannot check; ``CheckFailed`` when the worker could not
         check it in time."""
         written = dumps(value)
-        if self._quick_for(len(written)):
-            error = first_error(self.validator, value)
-            return error_fields(error) if error is not None else None
+        done, error = self._checked_here(value, len(written))
+        if done:
+            return error
+        return await self._in_worker(written, key)
+
+    async def in_worker(self, value: Any, key: str = "") -> dict[str, Any] | None:
+        """``first_error`` made in the worker, for a value ``checked_here`` left to it."""
+        return await self._in_worker(dumps(value), key)
+
+    async def _in_worker(self, written: bytes, key: str) -> dict[str, Any] | None:
         if self._worker is None:
             self._worker = SchemaWorker()
         return await self._worker.first_error(self.json, written, key)

@@ -21,7 +21,6 @@ from skywarden.server.gateway.schema_worker import CheckFailed, SchemaWorker
 from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.model import TOOL_NAME, ArgumentsRejected, PluginInfo, RegisteredTool
 from skywarden.server.plugins.results import ResultMismatch, ResultShape, json_pointer
-from skywarden.server.plugins.schema_errors import error_fields, first_error
 from skywarden.server.upstreams import UpstreamConfig, upstream_scopes
 from skywarden.tools.contract import ToolResult, text_content
 
@@ -47,8 +46,8 @@ class JsonSchemaArguments(marshmallow.Schema):
     """The pipeline's argument check for an upstream tool: its input JSON Schema, compiled once
     (offline: a remote ``$ref`` is never fetched). A refusal names the first error, by field as
     marshmallow gives them (``first_error``: asking for every error could cost gigabytes).
-    Arguments whose check may be slow (``UpstreamSchema.quick``) pass here unchecked: the tool
-    checks them in the schema worker before they leave (``registered_tool``)."""
+    Arguments this leaves to the schema worker (``UpstreamSchema.checked_here``) pass here
+    unchecked: the tool has them checked there before they leave (``registered_tool``)."""
 
     def __init__(self, schema: UpstreamSchema) -> None:
         super().__init__()
@@ -56,14 +55,12 @@ class JsonSchemaArguments(marshmallow.Schema):
 
     def load(self, data: Any, **_: Any) -> Any:  # a schema of JSON, not of fields
         try:
-            if not self.schema.quick(data) or self.schema.validator.is_valid(data):
-                return dict(data)
-            error = first_error(self.schema.validator, data)
+            error = self.schema.checked_here(data)[1]
         except (ValueError, TypeError, RecursionError):
             raise marshmallow.ValidationError({"_schema": [NOT_CHECKABLE]}) from None
-        if error is None:  # never expected: is_valid said otherwise
-            return dict(data)
-        raise marshmallow.ValidationError(argument_errors(error_fields(error)))
+        if error is not None:
+            raise marshmallow.ValidationError(argument_errors(error))
+        return dict(data)  # valid, or for the tool to check in the worker
 
 
 def argument_errors(error: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -117,9 +114,9 @@ def registered_tool(
 
     async def invoke(validated: dict[str, Any], context: Any) -> ToolResult:
         key = getattr(getattr(context, "principal", None), "id", "")
-        if not input_check.quick(validated):  # passed unchecked by JsonSchemaArguments
+        if not input_check.checked_here(validated)[0]:  # passed unchecked by JsonSchemaArguments
             try:
-                error = await input_check.first_error(validated, key)
+                error = await input_check.in_worker(validated, key)
             except (ValueError, TypeError, RecursionError):
                 raise ArgumentsRejected({"_schema": [NOT_CHECKABLE]}) from None
             except CheckFailed as exc:
