@@ -3,9 +3,10 @@ limit: ``python -m skywarden.server.gateway.schema_worker SERVER_PID``.
 
 jsonschema-rs holds the GIL while it checks, so a check that takes seconds in the server's
 process holds every request for as long; a thread would not help. The server sends a check here
-when the bound from the schema (``schema_cost``) says it may take more than a few milliseconds,
-waits for the answer without holding anything, and kills the process when the check passes
-``CHECK_SECONDS``: the call is refused, saying so, and the next check starts a new process.
+when it is not bounded to be quick there (``schema_checks``: the bound from the schema, its
+patterns, the first error against branches), waits for the answer without holding anything,
+and kills the process when the check passes ``CHECK_SECONDS``: the call is refused, saying so,
+and the next check starts a new process.
 
 The exchange is one check at a time over the process's stdin and stdout, each part a 4-byte
 big-endian length and that many bytes of JSON: the server sends the schema, then the value; the
