@@ -57,7 +57,6 @@ class SchemaWorker:
     def __init__(self, seconds: float | None = None, max_waiting: int = MAX_WAITING) -> None:
         self.seconds = seconds if seconds is not None else CHECK_SECONDS
         self.max_waiting = max_waiting
-        self._by_key: dict[str, int] = {}  # checks waiting or under way, by the caller's key
         self.started = 0  # processes started (a test counts them)
         self._process: asyncio.subprocess.Process | None = None
         self._turns = Turns()
@@ -70,21 +69,10 @@ class SchemaWorker:
         cannot check (no JSON it reads, a cycle)."""
         if self._closing.is_set():
             raise CheckFailed("the server is stopping")
-        if self._by_key.get(key, 0) >= MAX_PER_KEY:
+        if self._turns.of(key) >= MAX_PER_KEY:
             raise CheckFailed(f"this key already has {MAX_PER_KEY} checks waiting")
         if self._turns.waiting >= self.max_waiting:
             raise CheckFailed(f"{self.max_waiting} checks are already waiting")
-        self._by_key[key] = self._by_key.get(key, 0) + 1
-        try:
-            return await self._checked(schema, instance, key)
-        finally:
-            left = self._by_key[key] - 1
-            if left:
-                self._by_key[key] = left
-            else:
-                del self._by_key[key]
-
-    async def _checked(self, schema: bytes, instance: bytes, key: str) -> dict[str, Any] | None:
         try:
             async with self._turns.take(key, WAIT_SECONDS):
                 answer = await self._made(schema, instance)
@@ -96,28 +84,29 @@ class SchemaWorker:
         return error if isinstance(error, dict) else None
 
     async def _made(self, schema: bytes, instance: bytes) -> dict[str, Any]:
-        """The worker's answer, the turn held."""
+        """The worker's answer, the turn held. Any failure ends the process: an answer still to
+        come would be taken for the next check's."""
+        failed = "the checking process did not start"
+        late = f"{failed} within {START_SECONDS:g} s"
         try:
-            try:
-                process = await self._running()
-            except (OSError, EOFError, asyncio.IncompleteReadError, ValueError, TimeoutError) as exc:
-                await self._kill()
-                raise CheckFailed(f"the checking process did not start ({type(exc).__name__})") from None
-            late = f"the schema took longer than {COMPILE_SECONDS:g} s to compile"
-            try:
-                async with asyncio.timeout(COMPILE_SECONDS):  # the schema read, compiled if new
-                    await _send(process, schema, instance)
-                    await _read_answer(process)
-                late = f"the check took longer than {self.seconds:g} s"
-                async with asyncio.timeout(self.seconds):
-                    return await _read_answer(process)
-            except TimeoutError:
-                await self._kill()
-                raise CheckFailed(late) from None
-            except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
-                await self._kill()
-                raise CheckFailed(f"the checking process failed ({type(exc).__name__})") from None
-        except asyncio.CancelledError:  # a request under way: its answer would be the next one's
+            process = await self._running()
+            failed, late = (
+                "the checking process failed",
+                f"the schema took longer than {COMPILE_SECONDS:g} s to compile",
+            )
+            async with asyncio.timeout(COMPILE_SECONDS):  # the schema read, compiled if new
+                await _send(process, schema, instance)
+                await _read_answer(process)
+            late = f"the check took longer than {self.seconds:g} s"
+            async with asyncio.timeout(self.seconds):
+                return await _read_answer(process)
+        except TimeoutError:
+            await self._kill()
+            raise CheckFailed(late) from None
+        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
+            await self._kill()
+            raise CheckFailed(f"{failed} ({type(exc).__name__})") from None
+        except asyncio.CancelledError:
             self._kill_now()
             raise
 

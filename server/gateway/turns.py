@@ -17,6 +17,10 @@ class Turns:
         self._queues: dict[str, deque[asyncio.Future[None]]] = {}  # by key, in the order they are served
         self.waiting = 0
 
+    def of(self, key: str) -> int:
+        """The turns ``key`` holds or waits for."""
+        return len(self._queues.get(key, ())) + (self._held_by == key)
+
     @asynccontextmanager
     async def take(self, key: str, seconds: float) -> AsyncIterator[None]:
         """Hold the turn for ``key``, waiting at most ``seconds`` for it (``TimeoutError``)."""
@@ -24,7 +28,7 @@ class Turns:
             await self._wait(key, seconds)
         else:
             self._busy = True
-        self._held_by = key
+            self._held_by = key
         try:
             yield
         finally:
@@ -61,5 +65,6 @@ class Turns:
                 self._queues[key] = queue
             if not turn.done():
                 turn.set_result(None)
+                self._held_by = key  # from now: the waiter resumes holding it
                 return
         self._busy = False
