@@ -137,21 +137,21 @@ def test_a_long_chain_of_references_is_walked_once_each():
 def test_a_value_is_checked_here_only_when_its_bound_is_small_and_its_schema_has_no_pattern():
     plain = {"type": "object", "properties": {"a": {"type": "integer"}}}
     check = UpstreamSchema(plain, compile_schema(plain, "input schema"))
-    assert check.quick({"a": 1}) and check.quick({"a": 1, "pad": "x" * 100_000})
+    assert check.checked_here({"a": 1})[0] and check.checked_here({"a": 1, "pad": "x" * 100_000})[0]
     assert check.checked_here({"a": 1}) == (True, None)
     assert check.checked_here({"a": "x"}) == (True, error_fields(first_error(check.validator, {"a": "x"})))
     many = {"type": "object", "properties": {f"n{i}": {"type": "integer", "minimum": 0.5} for i in range(100)}}
     numbers = UpstreamSchema(many, compile_schema(many, "input schema"))
     assert numbers.cost is not None
     fits = INLINE_NS // numbers.cost.per_byte - len(dumps({"s": ""}))
-    assert numbers.quick({"s": "a" * fits}) and not numbers.quick({"s": "a" * (fits + 1)})
+    assert numbers.checked_here({"s": "a" * fits})[0] and not numbers.checked_here({"s": "a" * (fits + 1)})[0]
     assert numbers.checked_here({"s": "a" * (fits + 1)}) == (False, None)
     # a pattern keeps what it learnt of what it matched: such a schema is never checked here
     slow = {"type": "object", "properties": {"id": {"type": "string", "pattern": "^[a-z]+$"}}}
     patterned = UpstreamSchema(slow, compile_schema(slow, "input schema"))
-    assert patterned.validator is None and not patterned.quick({"id": "a"})
+    assert patterned.validator is None and not patterned.checked_here({"id": "a"})[0]
     unbounded = UpstreamSchema(fan_out(300), compile_schema(fan_out(300), "input schema"))
-    assert unbounded.cost is None and unbounded.validator is None and not unbounded.quick({})
+    assert unbounded.cost is None and unbounded.validator is None and not unbounded.checked_here({})[0]
 
 
 async def test_the_first_error_against_branches_is_found_in_the_worker():

@@ -35,27 +35,18 @@ class UpstreamSchema:
         self.validator = validator if self.cost is not None and not self.cost.patterns else None
         self._worker = worker
 
-    def quick(self, value: Any) -> bool:
-        """Whether checking ``value`` here is bounded to take at most ``INLINE_NS`` (its JSON is
-        written to be measured: a few microseconds for the few KB most values are)."""
-        return self._quick_for(len(dumps(value)))
-
-    def _quick_for(self, size: int) -> bool:
-        return self.validator is not None and self.cost is not None and self.cost.ns(size) <= INLINE_NS
-
     def checked_here(self, value: Any) -> tuple[bool, dict[str, Any] | None]:
         """``(True, None)`` when ``value`` is valid, ``(True, error)`` when its first error is
-        known, both checked here; ``(False, None)`` when the worker is to check it
-        (``in_worker``). ``ValueError`` or ``TypeError`` for a value it cannot check."""
-        return self._checked_here(value, len(dumps(value)))
-
-    def _checked_here(self, value: Any, size: int) -> tuple[bool, dict[str, Any] | None]:
-        validator = self.validator
-        if validator is None or not self._quick_for(size):
+        known, both checked here, where the bound says it is quick (its JSON is written to be
+        measured: a few microseconds for the few KB most values are); ``(False, None)`` when the
+        worker is to check it (``in_worker``). ``ValueError`` or ``TypeError`` for a value it
+        cannot check."""
+        validator, cost = self.validator, self.cost
+        if validator is None or cost is None or cost.ns(len(dumps(value))) > INLINE_NS:
             return False, None
         if validator.is_valid(value):
             return True, None
-        if self.cost is not None and self.cost.branches:  # its first error is the worker's to find
+        if cost.branches:  # its first error is the worker's to find
             return False, None
         error = first_error(validator, value)
         return True, (error_fields(error) if error is not None else None)
@@ -65,17 +56,11 @@ class UpstreamSchema:
         or in the worker (as the check of ``key``, the caller's). ``ValueError`` or
         ``TypeError`` for a value it cannot check; ``CheckFailed`` when the worker could not
         check it in time."""
-        written = dumps(value)
-        done, error = self._checked_here(value, len(written))
-        if done:
-            return error
-        return await self._in_worker(written, key)
+        done, error = self.checked_here(value)
+        return error if done else await self.in_worker(value, key)
 
     async def in_worker(self, value: Any, key: str = "") -> dict[str, Any] | None:
         """``first_error`` made in the worker, for a value ``checked_here`` left to it."""
-        return await self._in_worker(dumps(value), key)
-
-    async def _in_worker(self, written: bytes, key: str) -> dict[str, Any] | None:
         if self._worker is None:
             self._worker = SchemaWorker()
-        return await self._worker.first_error(self.json, written, key)
+        return await self._worker.first_error(self.json, dumps(value), key)

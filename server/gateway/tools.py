@@ -22,7 +22,7 @@ from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.model import TOOL_NAME, ArgumentsRejected, PluginInfo, RegisteredTool
 from skywarden.server.plugins.results import ResultMismatch, ResultShape, json_pointer
 from skywarden.server.upstreams import UpstreamConfig, upstream_scopes
-from skywarden.tools.contract import ToolResult, text_content
+from skywarden.tools.contract import ToolResult
 
 log = structlog.get_logger("skywarden.gateway")
 
@@ -55,12 +55,17 @@ class JsonSchemaArguments(marshmallow.Schema):
 
     def load(self, data: Any, **_: Any) -> Any:  # a schema of JSON, not of fields
         try:
-            error = self.schema.checked_here(data)[1]
+            done, error = self.schema.checked_here(data)
         except (ValueError, TypeError, RecursionError):
             raise marshmallow.ValidationError({"_schema": [NOT_CHECKABLE]}) from None
         if error is not None:
             raise marshmallow.ValidationError(argument_errors(error))
-        return dict(data)  # valid, or for the tool to check in the worker
+        return dict(data) if done else Unchecked(data)
+
+
+class Unchecked(dict[str, Any]):
+    """Arguments ``JsonSchemaArguments`` left to the schema worker: the tool has them checked
+    there before they leave."""
 
 
 def argument_errors(error: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -114,7 +119,8 @@ def registered_tool(
 
     async def invoke(validated: dict[str, Any], context: Any) -> ToolResult:
         key = getattr(getattr(context, "principal", None), "id", "")
-        if not input_check.checked_here(validated)[0]:  # passed unchecked by JsonSchemaArguments
+        if isinstance(validated, Unchecked):
+            validated = dict(validated)
             try:
                 error = await input_check.in_worker(validated, key)
             except (ValueError, TypeError, RecursionError):
@@ -125,8 +131,8 @@ def registered_tool(
             if error is not None:
                 raise ArgumentsRejected(argument_errors(error))
         result = await forward(upstream_name, validated, context)
-        if output_check is None or result.is_error:
-            return result
+        if output_check is None or result.is_error or result.structured is None:
+            return result  # one without the structured part it owes is refused by ``shape``
         return await checked_result(result, output_check, config.name, name, key)
 
     return RegisteredTool(
@@ -147,19 +153,28 @@ def registered_tool(
         owner=plugin,
         upstream=config.name,
         invoke=invoke,
-        shape=PASSED_ON,  # the result is checked by ``invoke``
+        shape=ResultShape(output_schema, None, False, validator=CHECKED_IN_CALL) if output_check else PASSED_ON,
     )
 
 
-PASSED_ON = ResultShape(None, None, False)
+class _CheckedInCall:
+    """The validator ``ResultShape`` is given for an upstream's output schema: ``invoke`` checked
+    the result already (``checked_result``, which may take the schema worker), so the shape
+    only does the rest (the structured part owed, its JSON as text when there is none)."""
+
+    @staticmethod
+    def is_valid(data: Any) -> bool:
+        return True
+
+
+CHECKED_IN_CALL = _CheckedInCall()
+PASSED_ON = ResultShape(None, None, False)  # no output schema: the result as it came
 
 
 async def checked_result(result: ToolResult, check: UpstreamSchema, upstream: str, tool: str, key: str) -> ToolResult:
     """``result`` when its structured part matches the output schema; ``ResultMismatch`` (the
     pipeline's refusal) when it does not; an error result when it could not be checked (``key``:
     the caller's, whose checks the worker takes in turn)."""
-    if result.structured is None:
-        raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": "no structured result"}])
     try:
         error = await check.first_error(result.structured, key)
     except (ValueError, TypeError, RecursionError):
@@ -170,8 +185,6 @@ async def checked_result(result: ToolResult, check: UpstreamSchema, upstream: st
     if error is not None:
         path, schema_path = json_pointer(error["instance_path"]), json_pointer(error["schema_path"])
         raise ResultMismatch([{"instance_path": path, "schema_path": schema_path}])
-    if not result.content:  # structured only: its JSON as text too, for clients that read content
-        return ToolResult(content=[text_content(dumps(result.structured).decode())], structured=result.structured)
     return result
 
 
