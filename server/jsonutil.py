@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -118,6 +119,20 @@ def has_surrogate(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def containers(value: Any) -> Iterator[dict[str, Any] | list[Any]]:
+    """Every object and array in ``value`` (a JSON document), at any depth, ``value`` first if it
+    is one; without recursion, whatever the depth."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            yield node
+            stack.extend(node)
 
 
 def _has_lone_surrogate(value: Any) -> bool:

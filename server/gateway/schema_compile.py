@@ -10,6 +10,8 @@ from typing import Any
 
 import jsonschema_rs
 
+from skywarden.server.jsonutil import containers
+
 # An upstream writes the regular expressions of its schemas (``pattern``, ``patternProperties``)
 # and, for its results, the strings they are matched against. Unbounded, one pattern such as
 # ``[a-y]{20000}[0-9]`` held the event loop for seconds per string checked, and a backreference
@@ -34,16 +36,12 @@ MAX_LISTING_PATTERNS = 2000
 def pattern_count(*schemas: Any) -> int:
     """The regular expressions in ``schemas``: each ``pattern`` string and ``patternProperties``
     key, at any depth (a value that only looks like one, in an ``enum`` say, is counted too)."""
-    count, stack = 0, list(schemas)
-    while stack:
-        node = stack.pop()
+    count = 0
+    for node in containers(list(schemas)):
         if isinstance(node, dict):
             count += isinstance(node.get("pattern"), str)
             named = node.get("patternProperties")
             count += len(named) if isinstance(named, dict) else 0
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
     return count
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from skywarden.server.jsonutil import dumps
+from skywarden.server.jsonutil import containers, dumps
 
 # What the walk may visit before the bound is given up: a few times the schema's own nodes and
 # references, so that the walk of a listing costs about what compiling it does.
@@ -78,11 +78,19 @@ class Cost:
 def cost_of(schema: Any) -> Cost | None:
     """The most checking a value against ``schema`` (an upstream's, compiled already) may cost,
     or None when this walk cannot bound it."""
-    if not isinstance(schema, dict) or _moves_its_base(schema):
+    if not isinstance(schema, dict):
         return None
+    # an object below the root that names a base of its own (``$id``, or ``id`` in draft-04),
+    # walked or not: a $ref resolves against the base of where it stands
+    bases = ("$id", "id") if "draft-04" in str(schema.get("$schema", "")) else ("$id",)
+    nodes = 0
+    for node in containers(schema):
+        nodes += 1
+        if node is not schema and isinstance(node, dict) and any(isinstance(node.get(n), str) for n in bases):
+            return None
     per_byte = patterns = unique = walked = 0
     branches = False
-    most = WALK_ALLOWANCE + WALK_PER_NODE * _nodes(schema)
+    most = WALK_ALLOWANCE + WALK_PER_NODE * nodes
     resolved: dict[str, Any] = {}
     own: dict[int, tuple[int, int, int, list[Any]]] = {}  # a node's own cost and subschemas, once
     on_way: set[int] = {id(schema)}  # the schemas a $ref led to, on the way to the node walked
@@ -164,38 +172,6 @@ def _subschemas(node: dict[str, Any]) -> Iterator[Any]:
             yield from value
         elif key in NAMED and isinstance(value, dict):
             yield from (item for item in value.values() if isinstance(item, dict | bool))
-
-
-def _moves_its_base(schema: dict[str, Any]) -> bool:
-    """Whether an object below the root names a base of its own: ``$id``, or ``id`` in a draft-04
-    schema. Anywhere, walked or not: a ``$ref`` resolves against the base of where it stands."""
-    draft4 = "draft-04" in str(schema.get("$schema", ""))
-    names = ("$id", "id") if draft4 else ("$id",)
-    stack: list[Any] = [value for value in schema.values() if isinstance(value, dict | list)]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if any(isinstance(node.get(name), str) for name in names):
-                return True
-            stack.extend(value for value in node.values() if isinstance(value, dict | list))
-        else:
-            stack.extend(value for value in node if isinstance(value, dict | list))
-    return False
-
-
-def _nodes(schema: Any) -> int:
-    """The objects and arrays in ``schema``, references not followed."""
-    count, stack = 0, [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-        else:
-            continue
-        count += 1
-    return count
 
 
 def _resolve(root: dict[str, Any], reference: str) -> Any:
