@@ -20,7 +20,7 @@ from skywarden.server.gateway.schema_compile import MAX_TOOL_PATTERNS, UnusableT
 from skywarden.server.gateway.schema_worker import CheckFailed, SchemaWorker
 from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.model import TOOL_NAME, ArgumentsRejected, PluginInfo, RegisteredTool
-from skywarden.server.plugins.results import ResultMismatch, ResultShape, json_pointer
+from skywarden.server.plugins.results import ResultMismatch, ResultShape, failure
 from skywarden.server.upstreams import UpstreamConfig, upstream_scopes
 from skywarden.tools.contract import ToolResult
 
@@ -183,8 +183,7 @@ async def checked_result(result: ToolResult, check: UpstreamSchema, upstream: st
         log.warning("upstream result not checked", upstream=upstream, tool=tool, reason=str(exc))
         return error_result(f"The result of {tool} could not be checked against its output schema: {exc}.")
     if error is not None:
-        path, schema_path = json_pointer(error["instance_path"]), json_pointer(error["schema_path"])
-        raise ResultMismatch([{"instance_path": path, "schema_path": schema_path}])
+        raise ResultMismatch([failure(error)])
     return result
 
 

@@ -10,6 +10,7 @@ wrapped as ``{"result": value}``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Annotated, Any, get_args, get_origin
 
 import jsonschema_rs
@@ -20,7 +21,7 @@ from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.json_schema import json_schema
 from skywarden.server.plugins.model import InvalidToolError
 from skywarden.server.plugins.plain_dump import plain_dumper
-from skywarden.server.plugins.schema_errors import first_error
+from skywarden.server.plugins.schema_errors import error_fields, first_error
 from skywarden.server.plugins.signature import DerivedSchema, FieldMaker, UnsupportedAnnotation
 from skywarden.tools.contract import ToolResult, text_content
 
@@ -124,12 +125,16 @@ class ResultShape:
             error = first_error(self._validator, data) if self._validator is not None else None
         except (ValueError, TypeError, RecursionError):  # the validator gives up on it (a cycle, ...)
             return [{"instance_path": "", "schema_path": "", "problem": "not JSON"}]
-        if error is None:
-            return []
-        return [{"instance_path": json_pointer(error.instance_path), "schema_path": json_pointer(error.schema_path)}]
+        return [failure(error_fields(error))] if error is not None else []
 
 
-def json_pointer(path: Any) -> str:
+def failure(error: Mapping[str, Any]) -> dict[str, str]:
+    """Where a result fails its schema (an error as ``error_fields`` tells it), as it is logged:
+    its paths only, never its values."""
+    return {"instance_path": _pointer(error["instance_path"]), "schema_path": _pointer(error["schema_path"])}
+
+
+def _pointer(path: Any) -> str:
     return "".join(f"/{str(part).replace('~', '~0').replace('/', '~1')}" for part in path)
 
 
