@@ -607,11 +607,11 @@ async def test_a_tool_larger_than_the_bound_is_left_out_and_the_rest_listed(make
 @pytest.mark.parametrize("bound", ["MAX_TOOLS", "MAX_LISTING_BYTES"])
 async def test_a_listing_ends_at_its_bound_in_tools_or_bytes(make_client, make_settings, monkeypatch, bound):
     from skywarden.server.gateway import connection
-    from skywarden.server.jsonutil import dumps
+    from skywarden.server.jsonutil import dumps, loads_exact
 
     monkeypatch.setattr(connection, bound, 15 if bound == "MAX_TOOLS" else 1000)
     client = await make_client(make_settings(upstreams={"raw": raw_upstream("many")}))
-    kept = client.server.app[GATEWAY].connections["raw"]._listed
+    kept = loads_exact(client.server.app[GATEWAY].connections["raw"]._listed_json)
     names = [tool["name"] for tool in kept]
     listed = [t["name"] for t in RAW_TOOLS] + [f"n{i}" for i in range(20)]  # "huge" is left out for its size
     assert names == listed[: len(names)] and len(names) < len(listed)

@@ -162,7 +162,6 @@ class UpstreamConnection:
         self._task: asyncio.Task[None] | None = None
         self._relisting: Relisting | None = None  # the connection's listings on its announcements
         self._changed_while_connecting = False
-        self._listed: list[dict[str, Any]] = []
         self._said_left_out: dict[str, str] = {}  # tool -> why the last published listing left it out
         self._left_out_now: dict[str, str] = {}  # the same, for the listing under way
         self._left_out_unnamed = 0
@@ -444,12 +443,12 @@ class UpstreamConnection:
         page = types.ListToolsResult(tools=tools, next_cursor=next_cursor)
         return session._absorb_tool_listing(page, complete=cursor is None and next_cursor is None)
 
-    async def _publish(self, listed: list[dict[str, Any]]) -> None:
-        """Offer the tools of ``listed`` (under ``_listing``). Each tool made anew is compiled on
-        the event loop, which waits for nothing else meanwhile: the loop is given its turn after
-        each, so a listing of many large schemas holds it for one tool at a time."""
-        self._listed = listed
-        self._listed_json = dumps(listed)
+    async def _publish(self, listed: list[dict[str, Any]], written: bytes | None = None) -> None:
+        """Offer the tools of ``listed`` (under ``_listing``; ``written``: its JSON, when made).
+        Each tool made anew is compiled on the event loop, which waits for nothing else
+        meanwhile: the loop is given its turn after each, so a listing of many large schemas
+        holds it for one tool at a time."""
+        self._listed_json = written if written is not None else dumps(listed)
         wanted = set(self.config.tools)
         missing = sorted(wanted - {tool.get("name") for tool in listed})
         if missing and missing != self._said_missing:
@@ -540,8 +539,9 @@ class UpstreamConnection:
         JSON: ``1`` and ``true`` differ); True when it did."""
         if client is not self._client:
             return False
-        if dumps(tools) != self._listed_json:
-            await self._publish(tools)
+        written = dumps(tools)
+        if written != self._listed_json:
+            await self._publish(tools, written)
             return True
         # unchanged: what this listing left out is what was said, with the tools still refused
         refused = {name for name, (_, made) in self._made.items() if isinstance(made, str)}
