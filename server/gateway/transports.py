@@ -151,8 +151,8 @@ def leave_result_checks_to_the_pipeline(client: Any) -> None:
     """Turn off the SDK's check of a call's structured result against the tool's output schema
     (on the calls that go through the SDK). It runs Python's ``jsonschema``, whose ``pattern``
     uses ``re`` without any bound: an upstream writing both the pattern and the result could hold
-    the event loop. Skywarden's pipeline checks every result against the same schema, with the
-    patterns bounded (``tools.compile_schema``)."""
+    the event loop. Skywarden checks every result against the same schema in the tool's call,
+    where a check that may be slow goes to the schema worker (``schema_checks``)."""
     session = getattr(client, "session", None)
     if session is not None and hasattr(session, "validate_tool_result"):
         session.validate_tool_result = _checked_in_the_pipeline
