@@ -29,6 +29,7 @@ from skywarden.server.plugins.schema_errors import error_fields, first_error
 from tests.support.raw_upstream import HEAVY_STRING, random_ab
 
 ROOT = Path(__file__).resolve().parent.parent
+WORKER = pytest.mark.slow  # starts the schema worker's process
 
 
 def fan_out(times: int) -> dict[str, Any]:
@@ -154,6 +155,7 @@ def test_a_value_is_checked_here_only_when_its_bound_is_small_and_its_schema_has
     assert unbounded.cost is None and unbounded.validator is None and not unbounded.checked_here({})[0]
 
 
+@WORKER
 async def test_the_first_error_against_branches_is_found_in_the_worker():
     optional = {
         "type": "object",
@@ -187,6 +189,7 @@ SAME_ERRORS = [
 ]
 
 
+@WORKER
 async def test_the_worker_finds_the_same_first_error_as_the_server():
     worker = SchemaWorker()
     try:
@@ -199,6 +202,7 @@ async def test_the_worker_finds_the_same_first_error_as_the_server():
         await worker.aclose()
 
 
+@WORKER
 async def test_a_check_past_its_time_limit_ends_its_process_and_the_next_starts_another():
     worker = SchemaWorker(seconds=0.3)
     slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
@@ -214,6 +218,7 @@ async def test_a_check_past_its_time_limit_ends_its_process_and_the_next_starts_
         await worker.aclose()
 
 
+@WORKER
 async def test_a_cancelled_check_ends_its_process_so_no_answer_is_taken_for_another():
     worker = SchemaWorker()
     slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
@@ -243,6 +248,7 @@ async def started_and_busy(worker: SchemaWorker, key: str) -> asyncio.Task[Any]:
     return running
 
 
+@WORKER
 async def test_one_key_has_at_most_two_checks_in_the_worker_and_others_still_get_theirs():
     worker = SchemaWorker(seconds=60)
     running = await started_and_busy(worker, "key_a")
@@ -261,6 +267,7 @@ async def test_one_key_has_at_most_two_checks_in_the_worker_and_others_still_get
             await task
 
 
+@WORKER
 async def test_checks_beyond_those_waiting_or_past_their_wait_are_refused(monkeypatch):
     monkeypatch.setattr(schema_worker, "WAIT_SECONDS", 0.2)
     worker = SchemaWorker(seconds=60, max_waiting=1)
@@ -279,6 +286,7 @@ async def test_checks_beyond_those_waiting_or_past_their_wait_are_refused(monkey
         await running
 
 
+@WORKER
 async def test_a_process_that_died_between_checks_is_started_again():
     worker = SchemaWorker()
     try:
@@ -293,6 +301,7 @@ async def test_a_process_that_died_between_checks_is_started_again():
         await worker.aclose()
 
 
+@WORKER
 async def test_a_value_the_schema_cannot_check_is_a_value_error():
     worker = SchemaWorker()
     try:
@@ -317,6 +326,7 @@ asyncio.run(main())
 """
 
 
+@WORKER
 async def test_the_worker_ends_with_a_server_that_is_killed():
     server = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
     assert server.stdout is not None
