@@ -30,6 +30,7 @@ from tests.support.raw_upstream import HEAVY_STRING, random_ab
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = pytest.mark.slow  # starts the schema worker's process
+SLOW = {"type": "object", "properties": {"s": HEAVY_STRING}}  # 40 slow patterns over one string
 
 
 def fan_out(times: int) -> dict[str, Any]:
@@ -205,14 +206,13 @@ async def test_the_worker_finds_the_same_first_error_as_the_server():
 @WORKER
 async def test_a_check_past_its_time_limit_ends_its_process_and_the_next_starts_another():
     worker = SchemaWorker(seconds=0.3)
-    slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
     try:
-        assert await worker.first_error(dumps(slow), dumps({"s": "ab"})) is not None  # started
+        assert await worker.first_error(dumps(SLOW), dumps({"s": "ab"})) is not None  # started
         first = worker._process
         with pytest.raises(CheckFailed, match=r"^the check took longer than 0.3 s$"):
-            await worker.first_error(dumps(slow), dumps({"s": random_ab(1_000_000)}))  # about 8 s
+            await worker.first_error(dumps(SLOW), dumps({"s": random_ab(1_000_000)}))  # about 8 s
         assert first is not None and first.returncode == -signal.SIGKILL
-        assert await worker.first_error(dumps(slow), dumps({"s": random_ab(40)})) is None
+        assert await worker.first_error(dumps(SLOW), dumps({"s": random_ab(40)})) is None
         assert worker.started == 2
     finally:
         await worker.aclose()
@@ -221,10 +221,9 @@ async def test_a_check_past_its_time_limit_ends_its_process_and_the_next_starts_
 @WORKER
 async def test_a_cancelled_check_ends_its_process_so_no_answer_is_taken_for_another():
     worker = SchemaWorker()
-    slow = {"type": "object", "properties": {"s": HEAVY_STRING}}
     try:
-        assert await worker.first_error(dumps(slow), dumps({"s": random_ab(40)})) is None
-        task = asyncio.create_task(worker.first_error(dumps(slow), dumps({"s": random_ab(1_000_000)})))
+        assert await worker.first_error(dumps(SLOW), dumps({"s": random_ab(40)})) is None
+        task = asyncio.create_task(worker.first_error(dumps(SLOW), dumps({"s": random_ab(1_000_000)})))
         for _ in range(3):
             await asyncio.sleep(0)  # the check under way, wherever it is
         task.cancel()
@@ -235,9 +234,6 @@ async def test_a_cancelled_check_ends_its_process_so_no_answer_is_taken_for_anot
         assert worker.started == 2
     finally:
         await worker.aclose()
-
-
-SLOW = {"type": "object", "properties": {"s": HEAVY_STRING}}
 
 
 async def started_and_busy(worker: SchemaWorker, key: str) -> asyncio.Task[Any]:
