@@ -271,3 +271,25 @@ def test_no_pattern_ends_in_a_dollar_which_lets_a_final_newline_in():
         if dollar.search(line)
     ]
     assert found == []
+
+
+def test_every_http_client_of_the_server_keeps_no_cookies():
+    """One client serves every caller: a cookie one caller's answer set would go with another's
+    requests. An aiohttp client is made by ``outbound.client_session`` only, and an httpx client
+    is given ``outbound.no_cookie_jar()``. ``testing.running_app``'s client is the test's own,
+    a caller of the server, not one of its clients."""
+    found = []
+    for name, path in _modules().items():
+        if name in ("skywarden.server.outbound", "skywarden.server.testing") or not name.startswith("skywarden.server"):
+            continue
+        for node in ast.walk(syntax_tree(path)):
+            if not isinstance(node, ast.Call):
+                continue
+            called = ast.unparse(node.func)
+            if called.endswith("ClientSession"):
+                found.append(f"{name}: {ast.unparse(node)}")
+            if called.endswith("AsyncClient") and not any(
+                k.arg == "cookies" and ast.unparse(k.value) == "no_cookie_jar()" for k in node.keywords
+            ):
+                found.append(f"{name}: {ast.unparse(node)}")
+    assert found == [], "make it with outbound.client_session, or give it cookies=no_cookie_jar()"

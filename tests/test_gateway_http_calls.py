@@ -23,6 +23,7 @@ from skywarden.server.appkeys import GATEWAY
 from skywarden.server.gateway.direct import CallBroken, TooLarge
 from skywarden.server.gateway.http_calls import MAX_ANSWERS_IN_FLIGHT, HttpCalls, PinnedResolver, _events
 from skywarden.server.upstreams import UpstreamConfig
+from tests.support.admin import create_key
 from tests.support.logs import drain_logs
 from tests.support.raw_http_upstream import RawHttpUpstream
 from tests.support.served import served
@@ -354,3 +355,25 @@ async def test_the_sdks_requests_ask_for_identity_and_refuse_any_other_coding(ki
         with pytest.raises(httpx2.ReadError, match="content coding 'gzip'"):
             await http.get("http://upstream.test/mcp")
     assert asked == ["identity"]
+
+
+@pytest.mark.parametrize("via_sdk", [False, True], ids=["direct", "through the SDK"])
+async def test_a_cookie_one_caller_is_given_never_goes_with_another_callers_calls(
+    via_sdk, upstream, make_client, make_settings, aiohttp_client
+):
+    """One connection serves every key: a cookie the upstream sets in a call's answer (here by
+    name, so not an IP address, whose cookies no jar keeps) would go with every later request of
+    the connection, whoever makes it. None is kept, on either client of the connection."""
+    url = upstream.url.replace("127.0.0.1", "localhost")
+    first = await make_client(make_settings(upstreams={"raw": {"url": url, "allow_private": True}}))
+    await asyncio.wait_for(first.server.app[GATEWAY].connections["raw"].wait_for("up"), 30)
+    other = await create_key(first.admin, scopes=["*"])
+    second = await aiohttp_client(first.server, headers={"X-API-Key": other["key"]})
+    answer = await call(first, "cookie", {"text": "first-caller", "sdk": via_sdk})
+    assert answer["content"][0]["text"] == "cookie set"
+    since = len(upstream.requests)
+    await call(second, "echo", {"text": "mine"})
+    await call(second, "refuse_direct")
+    later = upstream.requests[since:]
+    assert {type(r["message"].get("id")) for r in later if r["message"].get("method") == "tools/call"} == {str, int}
+    assert [r["headers"]["cookie"] for r in later if "cookie" in r["headers"]] == []

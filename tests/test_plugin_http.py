@@ -99,7 +99,14 @@ async def server(aiohttp_server) -> Server:
         await record(request)
         return web.Response(text="plain words", headers={"Cache-Control": "max-age=60"})
 
+    async def cookie(request: web.Request) -> web.Response:
+        await record(request)
+        answer = web.json_response({})
+        answer.set_cookie("who", request.query.get("who", ""), path="/")
+        return answer
+
     app = web.Application()
+    app.router.add_get("/cookie", cookie)
     app.router.add_route("*", "/echo", echo_request)
     app.router.add_route("*", "/echo/{tail:.*}", echo_request)
     app.router.add_route("*", "/status/{code}", status)
@@ -144,6 +151,18 @@ async def test_headers_go_out_with_secrets_revealed_and_the_plugins_user_agent(p
     assert sent["X-Trace"] == "t-1" and sent["User-Agent"] == "acme/1.0"
     assert answer.headers["X-Echo"] == "yes" and answer.headers["x-echo"] == "yes"  # any case
     assert answer.url == server.url + "/echo"
+
+
+async def test_a_cookie_an_answer_sets_goes_with_no_later_request(pool, server):
+    """The pool serves every caller of every plugin: a cookie set in one call's answer (by a
+    name, as a jar would keep it) would go with the next caller's requests. None is kept; a
+    Cookie header the plugin sends itself still goes."""
+    named = server.url.replace("127.0.0.1", "localhost")
+    plugin = pool.for_plugin("acme", user_agent="acme/1.0", service="The Acme API", trusted_origins=[named])
+    await plugin.request("GET", named + "/cookie?who=first-caller")
+    await plugin.request("GET", named + "/echo")
+    await plugin.request("GET", named + "/echo", headers={"Cookie": "mine=1"})
+    assert [seen.headers.get("Cookie") for seen in server.seen] == [None, None, "mine=1"]
 
 
 async def test_a_plugin_may_set_its_user_agent_per_request(pool, server):

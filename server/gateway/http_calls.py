@@ -49,6 +49,7 @@ from skywarden.server.gateway.direct import (
 from skywarden.server.gateway.sse_events import sse_events
 from skywarden.server.http.response_body import ResponseTooLarge, read_response_body
 from skywarden.server.jsonutil import dumps, loads_exact
+from skywarden.server.outbound import client_session
 from skywarden.server.upstreams import UpstreamConfig
 
 log = structlog.get_logger("skywarden.gateway")
@@ -119,11 +120,10 @@ class HttpCalls:
             # the trust the SDK's client has (httpx's default: SSL_CERT_FILE / SSL_CERT_DIR, else the system's)
             trust = httpx2.create_ssl_context() if self.url.startswith("https:") else True
             connector = aiohttp.TCPConnector(limit=POOL_SIZE, resolver=resolver, ttl_dns_cache=None, ssl=trust)
-            self._session = aiohttp.ClientSession(
+            self._session = client_session(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout),
                 skip_auto_headers=("User-Agent", "Content-Type"),
-                trust_env=False,
                 auto_decompress=False,  # and an answer in a content coding is refused (_read)
             )
         return self._session

@@ -28,6 +28,7 @@ from skywarden.server.gateway.stdio_calls import StdioCalls
 from skywarden.server.gateway.upstream_requests import bounded_requests
 from skywarden.server.gateway.wrapped_stream import WrappedStream
 from skywarden.server.jsonutil import loads_exact
+from skywarden.server.outbound import no_cookie_jar
 from skywarden.server.plugins.ssrf import AddressPolicy
 from skywarden.server.upstreams import UpstreamConfig
 
@@ -127,7 +128,9 @@ def client_for(
 
     def http_client(**options: Any) -> httpx2.AsyncClient:
         bounded = BoundedBodies(httpx2.AsyncHTTPTransport(), events)
-        return httpx2.AsyncClient(follow_redirects=False, event_hooks=hooks, transport=bounded, **options)
+        return httpx2.AsyncClient(
+            follow_redirects=False, event_hooks=hooks, transport=bounded, cookies=no_cookie_jar(), **options
+        )
 
     if config.transport == "sse":
         from skywarden.server.gateway.sse_transport import sse_transport

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 from skywarden.server.http.response_body import ResponseTooLarge, read_response_body
 from skywarden.server.identity.claim_text import display
 from skywarden.server.jsonutil import loads_guarded
+from skywarden.server.outbound import client_session
 
 log = structlog.get_logger("skywarden.server")
 MAX_DOCUMENT_BYTES = 512 * 1024
@@ -54,7 +55,7 @@ class IdentityHttp:
     _session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
-        self._session = aiohttp.ClientSession(trust_env=False, headers={"User-Agent": "skywarden"})
+        self._session = client_session(headers={"User-Agent": "skywarden"})
 
     async def close(self) -> None:
         if self._session is not None:

@@ -23,6 +23,7 @@ from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from skywarden.server.outbound import client_session
 from skywarden.server.plugins.request_form import (
     checked_headers,
     checked_method,
@@ -159,12 +160,7 @@ class Upstream:
         connector = aiohttp.TCPConnector(
             limit=self.max_connections, limit_per_host=0, ttl_dns_cache=DNS_CACHE_SECONDS, resolver=resolver
         )
-        return aiohttp.ClientSession(
-            connector=connector,
-            timeout=self.client_timeout(self.timeout),
-            raise_for_status=False,
-            trust_env=False,
-        )
+        return client_session(connector=connector, timeout=self.client_timeout(self.timeout), raise_for_status=False)
 
     @staticmethod
     def client_timeout(seconds: float) -> aiohttp.ClientTimeout:

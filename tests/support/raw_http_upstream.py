@@ -12,7 +12,9 @@ error to the direct path); ``gone`` (404: the session is no more); ``boom`` (500
 (text/plain); ``gzip`` (its answer gzip-compressed, unasked); ``bad_result`` (content that is
 not a list); ``refused`` (a JSON-RPC error); ``busy`` (HTTP 429); ``slow`` (answers when
 released, at most after 30 s; its cancellation is redirected to ``/elsewhere``); ``headers``
-(the request's headers); ``silent`` (an event stream that ends without the answer).
+(the request's headers); ``silent`` (an event stream that ends without the answer); ``cookie``
+(sets the cookie ``who`` to its ``text``, on the SDK's path when ``sdk`` is true: the direct
+path is refused with HTTP 400).
 ``requests`` keeps every message received. With ``listing_padding`` the listing is that much
 larger (one JSON body, which the SDK reads whole).
 """
@@ -49,6 +51,7 @@ TOOLS = [
         "headers",
         "silent",
         "busy",
+        "cookie",
     )
 ]
 LOG_MESSAGE = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "x"}}
@@ -177,6 +180,12 @@ class RawHttpUpstream:
         if name == "headers":
             seen = {str(name): value for name, value in request.headers.items()}
             return self.json(rid, {**text("headers"), "structuredContent": seen})
+        if name == "cookie" and direct and arguments.get("sdk"):
+            return web.Response(status=400, text="through the SDK, please")
+        if name == "cookie":
+            answer = self.json(rid, text("cookie set"))
+            answer.set_cookie("who", str(arguments.get("text")), path="/")
+            return answer
         if name == "silent":
             return await self.stream(request, [orjson.dumps(LOG_MESSAGE)])
         return self.json(rid, error={"code": -32602, "message": f"no tool {name}"})

@@ -1,0 +1,44 @@
+"""The HTTP clients the server itself makes requests with: plugins' outside APIs, identity
+issuers' keys, upstream MCP servers.
+
+Each such client serves every caller at once, so nothing an answer sets may follow another
+caller's requests: no cookie is kept or sent (a ``Cookie`` header an operator configured still
+goes), and nothing is taken from the environment (proxies, ``.netrc``).
+"""
+
+from __future__ import annotations
+
+from http.cookiejar import Cookie, CookieJar, CookiePolicy
+from typing import Any
+
+import aiohttp
+
+
+def client_session(**options: Any) -> aiohttp.ClientSession:
+    """An aiohttp client of the server's: ``options`` as for ``aiohttp.ClientSession``."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, **options)
+
+
+class NoCookies(CookiePolicy):
+    """Refuses every cookie, to keep and to send."""
+
+    netscape = True
+    rfc2965 = False
+    hide_cookie2 = True
+
+    def set_ok(self, cookie: Cookie, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Cookie, request: Any) -> bool:
+        return False
+
+    def domain_return_ok(self, domain: str, request: Any) -> bool:
+        return False
+
+    def path_return_ok(self, path: str, request: Any) -> bool:
+        return False
+
+
+def no_cookie_jar() -> CookieJar:
+    """The jar for an httpx client of the server's (its ``cookies`` option): it never holds one."""
+    return CookieJar(policy=NoCookies())
