@@ -96,6 +96,7 @@ TOOLS_CALL_DISTINCT = dataclasses.replace(
 
 APART = "stdio, upstream on core 1"  # the gateway runs where the stdio upstream does not
 FAST = "a fast stdio upstream"  # fast_upstream.py: the gateways' own work, not the upstream's
+BARE_PROXY = "bare aiohttp proxy -> SDK server over Streamable HTTP"  # bare_proxy.py: the floor of a gateway
 
 
 def gateway_call(upstream: str) -> Request:
@@ -509,7 +510,7 @@ class Suite:
                             self.args.loop], port, self.workdir / "upstream.log")  # fmt: skip
         gateway_key = secrets.token_urlsafe(24)
         sdk_gateways: dict[str, Process] = {}
-        sky = apart = fast = None
+        sky = apart = fast = proxy = None
         try:
             self._wait_port(port)
             for name, where, *core in (
@@ -522,6 +523,11 @@ class Suite:
                                               where, self.args.loop, *core], gateway_port,
                                              self.workdir / f"sdk-gateway-{name}.log")  # fmt: skip
                 self._wait_port(gateway_port)
+            proxy_port = free_port()
+            proxy = Process([PYTHON, str(HERE / "bare_proxy.py"), str(proxy_port), gateway_key,
+                             f"http://127.0.0.1:{port}/mcp", upstream_key, "sdk__", self.args.loop], proxy_port,
+                            self.workdir / "bare-proxy.log")  # fmt: skip
+            self._wait_port(proxy_port)
             upstreams = {
                 "sdk": {"url": f"http://127.0.0.1:{port}/mcp", "allow_private": True,
                         "headers": {"X-API-Key": upstream_key}},
@@ -564,8 +570,11 @@ class Suite:
             for sdk_gateway in sdk_gateways.values():
                 answer = json.loads(send(sdk_gateway.port, TOOLS_CALL, gateway_key))
                 assert not answer["result"].get("isError"), answer
+            answer = json.loads(send(proxy_port, gateway_call("sdk"), gateway_key))
+            assert not answer["result"].get("isError"), answer
             runs = {
                 "official SDK server, direct": (port, TOOLS_CALL, upstream_keys),
+                BARE_PROXY: (proxy_port, gateway_call("sdk"), gateway_keys),
                 "Skywarden -> SDK server over Streamable HTTP": (sky.port, gateway_call("sdk"), sky_keys),
                 "SDK gateway -> SDK server over Streamable HTTP": (sdk_gateways["http"].port, TOOLS_CALL, gateway_keys),
                 "Skywarden -> SDK server over stdio": (sky.port, gateway_call("stdio"), sky_keys),
@@ -579,7 +588,7 @@ class Suite:
                 answer = json.loads(send(port_of, request, keys_file.read_text().split()[0]))
                 assert not answer["result"].get("isError"), answer
             latency = self.rounds(runs, connections=1)
-            gateways = {g.port: g.proc.pid for g in (sky, apart, fast, *sdk_gateways.values())}  # each run's own
+            gateways = {g.port: g.proc.pid for g in (sky, apart, fast, proxy, *sdk_gateways.values())}  # each run's own
             pids = {name: gateways[port] for name, (port, _, _) in runs.items() if port in gateways}
             load, cpu = self.rounds_with_cpu(runs, pids)
             direct = "official SDK server, direct"
@@ -612,6 +621,12 @@ class Suite:
                     f"process's own CPU a call (the upstream's not counted): Skywarden {cpu[ours]:.0f} µs, the SDK "
                     f"gateway {cpu[theirs]:.0f} µs, so {cpu[theirs] / cpu[ours]:.2f}x the calls a core"
                 )
+            ours, floor = latency["Skywarden -> SDK server over Streamable HTTP"], latency[BARE_PROXY]
+            self.notes.append(
+                f"gateway over Streamable HTTP, one connection: the bare aiohttp proxy adds "
+                f"{floor.p50_ms - latency[direct].p50_ms:.2f} ms to the SDK server's p50, Skywarden "
+                f"{ours.p50_ms - latency[direct].p50_ms:.2f} ms; the proxy's own CPU a call {cpu[BARE_PROXY]:.0f} µs"
+            )
             self.notes.append(
                 f"gateway memory: Skywarden idle with both upstreams connected {idle_gateway / 1024:.1f} MB, without "
                 f"upstreams {idle_plain / 1024:.1f} MB (+{(idle_gateway - idle_plain) / 1024:.1f} MB: the MCP SDK "
@@ -621,7 +636,7 @@ class Suite:
             upstream.stop()
             for sdk_gateway in sdk_gateways.values():
                 sdk_gateway.stop()
-            for gateway in (sky, apart, fast):
+            for gateway in (sky, apart, fast, proxy):
                 if gateway is not None:
                     gateway.stop()
 
