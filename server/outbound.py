@@ -3,7 +3,8 @@ issuers' keys, upstream MCP servers.
 
 Each such client serves every caller at once, so nothing an answer sets may follow another
 caller's requests: no cookie is kept or sent (a ``Cookie`` header an operator configured still
-goes), and nothing is taken from the environment (proxies, ``.netrc``).
+goes). An aiohttp client takes nothing from the environment (proxies, ``.netrc``); an httpx
+client is given its transport, which takes no proxy from it either.
 """
 
 from __future__ import annotations

@@ -273,6 +273,9 @@ def test_no_pattern_ends_in_a_dollar_which_lets_a_final_newline_in():
     assert found == []
 
 
+HTTPX_ONE_OFFS = frozenset({"request", "stream", "get", "head", "options", "post", "put", "patch", "delete"})
+
+
 def test_every_http_client_of_the_server_keeps_no_cookies():
     """One client serves every caller: a cookie one caller's answer set would go with another's
     requests. An aiohttp client is made by ``outbound.client_session`` only, and an httpx client
@@ -286,9 +289,12 @@ def test_every_http_client_of_the_server_keeps_no_cookies():
             if not isinstance(node, ast.Call):
                 continue
             called = ast.unparse(node.func)
-            if called.endswith("ClientSession"):
+            module, _, function = called.rpartition(".")
+            if called.endswith("ClientSession") or (module == "aiohttp" and function == "request"):
                 found.append(f"{name}: {ast.unparse(node)}")
-            if called.endswith("AsyncClient") and not any(
+            if module.startswith("httpx") and function in HTTPX_ONE_OFFS:
+                found.append(f"{name}: {ast.unparse(node)}")
+            if called.endswith(("AsyncClient", "httpx2.Client", "httpx.Client")) and not any(
                 k.arg == "cookies" and ast.unparse(k.value) == "no_cookie_jar()" for k in node.keywords
             ):
                 found.append(f"{name}: {ast.unparse(node)}")

@@ -377,3 +377,19 @@ async def test_a_cookie_one_caller_is_given_never_goes_with_another_callers_call
     later = upstream.requests[since:]
     assert {type(r["message"].get("id")) for r in later if r["message"].get("method") == "tools/call"} == {str, int}
     assert [r["headers"]["cookie"] for r in later if "cookie" in r["headers"]] == []
+
+
+async def test_behind_a_redirect_every_request_keeps_the_configured_cookie_and_the_callers_name(
+    upstream, make_client, make_settings
+):
+    """The SDK follows a redirect within the origin (the direct path refuses it and leaves the
+    call to the SDK). httpx drops a ``Cookie`` header on a redirect, and the identity hook could
+    not read the redirected request's body: neither may be lost on the way."""
+    options = {"url": upstream.url.replace("/mcp", "/moved"), "allow_private": True, "identity": True}
+    options["headers"] = {"Cookie": "operator=1"}
+    client = await make_client(make_settings(upstreams={"raw": options}))
+    await asyncio.wait_for(client.server.app[GATEWAY].connections["raw"].wait_for("up"), 30)
+    assert (await call(client, "echo", {"text": "moved"}))["content"][0]["text"] == "moved"
+    assert {r["headers"].get("cookie") for r in upstream.requests} == {"operator=1"}
+    (through_sdk,) = [r for r in upstream.requests if r["message"].get("method") == "tools/call"]
+    assert through_sdk["headers"]["skywarden-caller"] == f"key:{client.key_id}"

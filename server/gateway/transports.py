@@ -114,7 +114,9 @@ def client_for(
 
     headers = {"User-Agent": USER_AGENT, **resolve_all(config.headers, config.name, headers=True)}
     timeout = httpx2.Timeout(config.connect_timeout, read=max(config.timeout, 300.0))
-    request_hooks = [caller_header(config.identity_header)] if config.identity else []
+    request_hooks = [configured_headers(headers)]
+    if config.identity:
+        request_hooks.append(caller_header(config.identity_header))
     if pinned is not None:
         request_hooks.append(pin_address(urlsplit(config.url).hostname or "", pinned))
     hooks = {"request": request_hooks}
@@ -163,16 +165,35 @@ def leave_result_checks_to_the_pipeline(client: Any) -> None:
         log.warning("the SDK's own check of call results could not be turned off")
 
 
+def configured_headers(headers: dict[str, str]) -> Any:
+    """An httpx request hook: the upstream's configured headers on every request, a redirect's
+    too (httpx drops ``Cookie`` when it follows one; the SDK follows them within the origin)."""
+
+    async def hook(request: Any) -> None:
+        for name, value in headers.items():
+            if name not in request.headers:
+                request.headers[name] = value
+
+    return hook
+
+
 def caller_header(name: str) -> Any:
     """An httpx request hook: the caller named in a request's ``_meta`` (``CALLER_META``) also as
     the header ``name`` (``kind:id``), and never a value for it from anywhere else."""
+    import httpx2
 
     async def hook(request: Any) -> None:
         request.headers.pop(name, None)
-        if request.method != "POST" or not request.content:
+        if request.method != "POST":
             return
         try:
-            value = identity_value(loads_exact(request.content)["params"].get("_meta"))
+            body = request.content
+        except httpx2.RequestNotRead:  # a redirect's request, made of the first one's stream
+            body = await request.aread()
+        if not body:
+            return
+        try:
+            value = identity_value(loads_exact(body)["params"].get("_meta"))
         except (ValueError, KeyError, TypeError, AttributeError):
             return
         if value is not None:

@@ -14,9 +14,9 @@ not a list); ``refused`` (a JSON-RPC error); ``busy`` (HTTP 429); ``slow`` (answ
 released, at most after 30 s; its cancellation is redirected to ``/elsewhere``); ``headers``
 (the request's headers); ``silent`` (an event stream that ends without the answer); ``cookie``
 (sets the cookie ``who`` to its ``text``, on the SDK's path when ``sdk`` is true: the direct
-path is refused with HTTP 400).
-``requests`` keeps every message received. With ``listing_padding`` the listing is that much
-larger (one JSON body, which the SDK reads whole).
+path is refused with HTTP 400). ``/moved`` redirects every request to ``/mcp``. ``requests``
+keeps every message received. With ``listing_padding`` the listing is that much larger (one JSON
+body, which the SDK reads whole).
 """
 
 from __future__ import annotations
@@ -80,7 +80,11 @@ class RawHttpUpstream:
         app.router.add_get("/mcp", self.get)
         app.router.add_delete("/mcp", self.delete)
         app.router.add_route("*", "/elsewhere", self.elsewhere)
+        app.router.add_route("*", "/moved", self.moved)
         return app
+
+    async def moved(self, request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect("/mcp")  # within the origin: the SDK follows it
 
     async def elsewhere(self, request: web.Request) -> web.Response:
         self.redirected.append({k.lower(): v for k, v in request.headers.items()})
