@@ -59,6 +59,7 @@ class FakeProvider:
     hold: asyncio.Event | None = None  # when set up, each code exchange waits for it (``asked`` says one arrived)
     asked: asyncio.Event = field(default_factory=asyncio.Event)
     in_pieces: bool = False  # the token answer is sent in several writes (as a large answer over TLS may come)
+    token_moved_to: str = ""  # when set, the token endpoint answers 307 to this URL
 
     def app(self) -> web.Application:
         async def discovery(request: web.Request) -> web.Response:
@@ -77,6 +78,8 @@ class FakeProvider:
             return web.json_response({"keys": [{**public, "kid": self.key.kid, "use": "sig", "alg": "RS256"}]})
 
         async def token(request: web.Request) -> web.Response:
+            if self.token_moved_to:
+                raise web.HTTPTemporaryRedirect(self.token_moved_to)
             form = await request.post()
             self.asked.set()
             if self.hold is not None:
@@ -225,6 +228,28 @@ async def test_a_token_answer_that_arrives_in_pieces_is_read_whole(sso_app, prov
     handle = fragment(await browser.get(provider.authorize(await start(browser)), allow_redirects=False))["signin"]
     resp = await browser.post(REDEEM, json={"handle": handle}, headers={"Sec-Fetch-Site": "same-origin"})
     assert resp.status == 200 and (await resp.json())["name"] == "alice"
+
+
+async def test_a_token_endpoint_that_redirects_gets_nothing_sent_on(sso_app, provider, aiohttp_client, aiohttp_server):
+    """A 307 would send the code and its PKCE verifier (all a public client needs to redeem it)
+    to wherever the provider points: the exchange follows no redirect, and fails clearly."""
+    arrived = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        arrived.append(await request.read())
+        return web.json_response({"access_token": "x"})
+
+    app = web.Application()
+    app.router.add_route("*", "/token", elsewhere)
+    other = await aiohttp_server(app)
+    provider.token_moved_to = str(other.make_url("/token"))
+    browser = await aiohttp_client(await sso_app())
+    handle = fragment(await browser.get(provider.authorize(await start(browser)), allow_redirects=False))["signin"]
+    resp = await browser.post(REDEEM, json={"handle": handle}, headers={"Sec-Fetch-Site": "same-origin"})
+    assert (await resp.json())["code"] == "unavailable"
+    assert arrived == []
+    said = [e for e in drain_logs() if "redirect" in str(e.get("event"))]
+    assert [(e["level"], e["status"]) for e in said] == [("warning", 307)]
 
 
 async def test_every_outcome_after_the_provider_is_told_only_to_its_browser(sso_app, provider, aiohttp_client):

@@ -424,9 +424,15 @@ class ConsoleSignIn:
                 data=form,
                 headers=headers,
                 timeout=TIMEOUT,
+                allow_redirects=False,  # a redirect would carry the code and its verifier elsewhere
             ) as resp:
-                body = loads_guarded(await read_response_body(resp, TOKEN_ANSWER_BYTES), 16)
                 status = resp.status
+                if 300 <= status < 400:
+                    log.warning(
+                        "console sign-in: the token endpoint answered a redirect, never followed", status=status
+                    )
+                    raise SignInFailed(refusal("unavailable"))
+                body = loads_guarded(await read_response_body(resp, TOKEN_ANSWER_BYTES), 16)
         except (aiohttp.ClientError, TimeoutError, ValueError, IssuerUnavailable) as exc:
             log.warning("console sign-in: the token endpoint cannot be reached", error=type(exc).__name__)
             raise SignInFailed(refusal("unavailable")) from None
