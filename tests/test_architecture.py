@@ -299,3 +299,29 @@ def test_every_http_client_of_the_server_keeps_no_cookies():
             ):
                 found.append(f"{name}: {ast.unparse(node)}")
     assert found == [], "make it with outbound.client_session, or give it cookies=no_cookie_jar()"
+
+
+def test_no_request_of_the_server_follows_a_redirect():
+    """A redirect would carry what a request holds (a credential, a code, a caller's arguments)
+    to wherever the answer points, past the address checks: every request the server makes
+    (``async with session.<method>(...)``) says ``allow_redirects=False``. ``testing.py`` is a
+    caller of the server, not one of its clients."""
+    methods = {"get", "head", "options", "post", "put", "patch", "delete", "request"}
+    found, seen = [], 0
+    for name, path in _modules().items():
+        if name == "skywarden.server.testing" or not name.startswith("skywarden.server"):
+            continue
+        for node in ast.walk(syntax_tree(path)):
+            if not isinstance(node, ast.AsyncWith):
+                continue
+            for item in node.items:
+                call = item.context_expr
+                if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+                    continue
+                if call.func.attr not in methods:
+                    continue
+                seen += 1
+                if not any(k.arg == "allow_redirects" and ast.unparse(k.value) == "False" for k in call.keywords):
+                    found.append(f"{name}: {ast.unparse(call)[:120]}")
+    assert seen >= 5  # the gateway's two, the plugins', the keys' and the console's token exchange
+    assert found == []
