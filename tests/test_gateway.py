@@ -505,6 +505,18 @@ async def test_checks_that_may_be_slow_run_beside_the_server_and_say_the_same(ma
     assert again["isError"] is False and worker.started == 2
 
 
+async def test_a_key_calling_a_tool_checked_beside_the_server_in_all_its_slots_is_never_refused(
+    make_client, make_settings
+):
+    """Every call of ``heavy`` goes to the schema worker, one check at a time: a key's calls at
+    once, as many as its concurrency slots let it make, wait their turns there, none refused."""
+    settings = make_settings(upstreams={"heavy": raw_upstream("heavy")}, max_concurrent_calls=12)
+    client = await make_client(settings)
+    calls = [call(client, "heavy__heavy", {"s": random_ab(2000)}) for _ in range(settings.max_concurrent_calls)]
+    bodies = [await answer.json() for answer in await asyncio.gather(*calls)]
+    assert [body.get("isError") for body in bodies] == [False] * settings.max_concurrent_calls, bodies[0]
+
+
 async def test_an_upstream_claiming_a_closed_connection_is_checked_not_restarted(raw):
     for _ in range(3):
         body = await (await call(raw, "raw__closed", {})).json()

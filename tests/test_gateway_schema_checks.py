@@ -245,8 +245,8 @@ async def started_and_busy(worker: SchemaWorker, key: str) -> asyncio.Task[Any]:
 
 
 @WORKER
-async def test_one_key_has_at_most_two_checks_in_the_worker_and_others_still_get_theirs():
-    worker = SchemaWorker(seconds=60)
+async def test_one_key_has_at_most_its_checks_in_the_worker_and_others_still_get_theirs():
+    worker = SchemaWorker(seconds=60, per_key=2)
     running = await started_and_busy(worker, "key_a")
     waiting = asyncio.create_task(worker.first_error(dumps(SLOW), dumps({"s": "a"}), "key_a"))
     await asyncio.sleep(0)

@@ -47,7 +47,7 @@ from skywarden.server.gateway.direct import (
 )
 from skywarden.server.gateway.relisting import Relisting
 from skywarden.server.gateway.schema_compile import MAX_LISTING_PATTERNS, UnusableTool, pattern_count
-from skywarden.server.gateway.schema_worker import SchemaWorker
+from skywarden.server.gateway.schema_worker import MAX_PER_KEY, SchemaWorker
 from skywarden.server.gateway.tools import bounded_result, error_result, registered_tool
 from skywarden.server.gateway.transports import (
     BlockedUpstream,
@@ -145,7 +145,14 @@ async def _drain(reader: asyncio.StreamReader, bound: Any, last: list[str]) -> N
 
 
 class UpstreamConnection:
-    def __init__(self, config: UpstreamConfig, separator: str, publish: Publish, policy: AddressPolicy) -> None:
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        separator: str,
+        publish: Publish,
+        policy: AddressPolicy,
+        checks_per_key: int = MAX_PER_KEY,
+    ) -> None:
         self.config = config
         self.separator = separator
         self.publish = publish
@@ -172,7 +179,8 @@ class UpstreamConnection:
         self._said_missing: list[str] = []
         self._probe: asyncio.Task[None] | None = None
         self._stderr: list[str] = []  # the last line a stdio upstream wrote on stderr
-        self.schema_worker = SchemaWorker()  # its tools' checks that may be slow (a process, when needed)
+        # its tools' checks that may be slow (a process, when needed)
+        self.schema_worker = SchemaWorker(per_key=checks_per_key)
         self.log = log.bind(upstream=config.name)
 
     @property

@@ -69,6 +69,7 @@ class Gateway:
         self.changed = changed
         self.load_stored = load_stored
         self.policy = AddressPolicy(parse_networks(settings.upstream_allowed_networks))
+        self.checks_per_key = settings.max_concurrent_calls  # a key's calls at once: each may wait for a check
         self.declared = settings.upstreams
         self.configs: tuple[UpstreamConfig, ...] = settings.upstreams
         self.connections: dict[str, UpstreamConnection] = {}
@@ -187,7 +188,7 @@ class Gateway:
                 except SettingsError as exc:
                     log.error("upstream not started", upstream=config.name, reason=str(exc))
                     continue
-                connection = UpstreamConnection(config, self.separator, self._publish, self.policy)
+                connection = UpstreamConnection(config, self.separator, self._publish, self.policy, self.checks_per_key)
                 self.connections[config.name] = connection
                 connection.start()
         changed = self.configs != tuple(wanted.values())

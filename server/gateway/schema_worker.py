@@ -36,7 +36,11 @@ CHECK_SECONDS = 2.0  # the longest one check may take before the call is refused
 START_SECONDS = 30.0  # the longest the process may take to start (not counted in a check's time)
 COMPILE_SECONDS = 10.0  # the longest a schema new to the process may take to compile (nor is this)
 WAIT_SECONDS = 10.0  # the longest a check waits for its turn before the call is refused
-MAX_PER_KEY = 2  # checks of one key waiting or under way: one key cannot take every turn
+# Checks of one key waiting or under way, by default: the calls a key may make at once
+# (``max_concurrent_calls``, whose default this is; the gateway gives the setting), since a call's
+# arguments are checked before it takes one of the key's slots. Turns go round the keys, so one
+# key's checks never keep another's waiting for all of them.
+MAX_PER_KEY = 8
 MAX_WAITING = 64  # checks of all keys waiting; more are refused
 # The process's address space: its schemas' patterns keep up to about 4 MB each of what they
 # learnt, and a value is held as JSON and as jsonschema-rs reads it.
@@ -54,9 +58,12 @@ class CheckFailed(Exception):
 class SchemaWorker:
     """The server's side: one process, started at the first check that needs it."""
 
-    def __init__(self, seconds: float | None = None, max_waiting: int = MAX_WAITING) -> None:
+    def __init__(
+        self, seconds: float | None = None, max_waiting: int = MAX_WAITING, per_key: int = MAX_PER_KEY
+    ) -> None:
         self.seconds = seconds if seconds is not None else CHECK_SECONDS
         self.max_waiting = max_waiting
+        self.per_key = per_key
         self.started = 0  # processes started (a test counts them)
         self._process: asyncio.subprocess.Process | None = None
         self._turns = Turns()
@@ -64,13 +71,13 @@ class SchemaWorker:
 
     async def first_error(self, schema: bytes, instance: bytes, key: str = "") -> dict[str, Any] | None:
         """The first error of ``instance`` against ``schema`` (both JSON), or None when it is
-        valid; ``key``: whose check it is (each key has ``MAX_PER_KEY``).
+        valid; ``key``: whose check it is (each key has ``per_key``).
         ``CheckFailed`` when it could not be checked; ``ValueError`` for a value the schema
         cannot check (no JSON it reads, a cycle)."""
         if self._closing.is_set():
             raise CheckFailed("the server is stopping")
-        if self._turns.of(key) >= MAX_PER_KEY:
-            raise CheckFailed(f"this key already has {MAX_PER_KEY} checks waiting")
+        if self._turns.of(key) >= self.per_key:
+            raise CheckFailed(f"this key already has {self.per_key} checks waiting")
         if self._turns.waiting >= self.max_waiting:
             raise CheckFailed(f"{self.max_waiting} checks are already waiting")
         try:
