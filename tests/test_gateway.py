@@ -509,12 +509,23 @@ async def test_a_key_calling_a_tool_checked_beside_the_server_in_all_its_slots_i
     make_client, make_settings
 ):
     """Every call of ``heavy`` goes to the schema worker, one check at a time: a key's calls at
-    once, as many as its concurrency slots let it make, wait their turns there, none refused."""
+    once, as many as its concurrency slots let it make, wait their turns there, none refused;
+    and so do the calls of many keys at once."""
     settings = make_settings(upstreams={"heavy": raw_upstream("heavy")}, max_concurrent_calls=12)
     client = await make_client(settings)
     calls = [call(client, "heavy__heavy", {"s": random_ab(2000)}) for _ in range(settings.max_concurrent_calls)]
     bodies = [await answer.json() for answer in await asyncio.gather(*calls)]
     assert [body.get("isError") for body in bodies] == [False] * settings.max_concurrent_calls, bodies[0]
+
+    # ten keys at once, each in all its slots: 120 checks waiting their turns, none refused
+    keys = [(await create_key(client.admin, scopes=["*"]))["key"] for _ in range(10)]
+    calls = [
+        call(client, "heavy__heavy", {"s": random_ab(100)}, headers={"X-API-Key": key})
+        for key in keys
+        for _ in range(settings.max_concurrent_calls)
+    ]
+    bodies = [await answer.json() for answer in await asyncio.gather(*calls)]
+    assert sum(body.get("isError") is False for body in bodies) == len(calls), bodies[0]
 
 
 async def test_an_upstream_claiming_a_closed_connection_is_checked_not_restarted(raw):

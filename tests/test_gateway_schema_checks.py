@@ -283,6 +283,27 @@ async def test_checks_beyond_those_waiting_or_past_their_wait_are_refused(monkey
 
 
 @WORKER
+async def test_checks_whose_values_would_hold_too_much_while_waiting_are_refused():
+    worker = SchemaWorker(seconds=60, max_bytes=3 * 1024**2)
+    try:
+        running = await started_and_busy(worker, "key_a")  # its value: about 1 MB
+        big = dumps({"s": "a" * 1_500_000})
+        waiting = asyncio.create_task(worker.first_error(dumps(SLOW), big, "key_b"))
+        await asyncio.sleep(0)
+        with pytest.raises(CheckFailed, match=r"^the checks waiting already hold 3 MB$"):
+            await worker.first_error(dumps(SLOW), big, "key_c")
+        small = asyncio.create_task(worker.first_error(dumps(SLOW), dumps({"s": "a"}), "key_c"))
+        await asyncio.sleep(0)
+        assert not small.done()  # a value that fits waits its turn
+    finally:
+        await worker.aclose()
+    for task in (running, waiting, small):
+        with pytest.raises(CheckFailed):
+            await task
+    assert worker.held == 0
+
+
+@WORKER
 async def test_a_process_that_died_between_checks_is_started_again():
     worker = SchemaWorker()
     try:

@@ -41,7 +41,11 @@ WAIT_SECONDS = 10.0  # the longest a check waits for its turn before the call is
 # arguments are checked before it takes one of the key's slots. Turns go round the keys, so one
 # key's checks never keep another's waiting for all of them.
 MAX_PER_KEY = 8
-MAX_WAITING = 64  # checks of all keys waiting; more are refused
+# Checks of all keys waiting, and the bytes of their values (their JSON, held until checked):
+# beyond either, more are refused. Most checks take a fraction of a millisecond, so a burst of
+# many keys' calls waits a few milliseconds; the wait itself is bounded by WAIT_SECONDS.
+MAX_WAITING = 1024
+MAX_WAITING_BYTES = 64 * 1024**2
 # The process's address space: its schemas' patterns keep up to about 4 MB each of what they
 # learnt, and a value is held as JSON and as jsonschema-rs reads it.
 MEMORY_BYTES = 2 * 1024**3
@@ -59,11 +63,17 @@ class SchemaWorker:
     """The server's side: one process, started at the first check that needs it."""
 
     def __init__(
-        self, seconds: float | None = None, max_waiting: int = MAX_WAITING, per_key: int = MAX_PER_KEY
+        self,
+        seconds: float | None = None,
+        max_waiting: int = MAX_WAITING,
+        per_key: int = MAX_PER_KEY,
+        max_bytes: int = MAX_WAITING_BYTES,
     ) -> None:
         self.seconds = seconds if seconds is not None else CHECK_SECONDS
         self.max_waiting = max_waiting
         self.per_key = per_key
+        self.max_bytes = max_bytes
+        self.held = 0  # bytes of the values of the checks waiting or under way
         self.started = 0  # processes started (a test counts them)
         self._process: asyncio.subprocess.Process | None = None
         self._turns = Turns()
@@ -80,11 +90,16 @@ class SchemaWorker:
             raise CheckFailed(f"this key already has {self.per_key} checks waiting")
         if self._turns.waiting >= self.max_waiting:
             raise CheckFailed(f"{self.max_waiting} checks are already waiting")
+        if self.held + len(instance) > self.max_bytes:
+            raise CheckFailed(f"the checks waiting already hold {self.max_bytes // 1024**2} MB")
+        self.held += len(instance)
         try:
             async with self._turns.take(key, WAIT_SECONDS):
                 answer = await self._made(schema, instance)
         except TimeoutError:  # the turn's wait: the check's own time-out is CheckFailed
             raise CheckFailed(f"no turn came within {WAIT_SECONDS:g} s") from None
+        finally:
+            self.held -= len(instance)
         if "unusable" in answer:
             raise ValueError(str(answer["unusable"])[:200])
         error = answer.get("error")
