@@ -11,9 +11,14 @@ Run: python benchmarks/bare_proxy.py PORT KEY UPSTREAM_URL UPSTREAM_KEY PREFIX [
 import hmac
 import json
 import sys
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bare_server import serve
 
 
 def make_app(key: str, url: str, upstream_key: str, prefix: str) -> web.Application:
@@ -50,20 +55,7 @@ def make_app(key: str, url: str, upstream_key: str, prefix: str) -> web.Applicat
 
 def main() -> None:
     port, key, url, upstream_key, prefix = int(sys.argv[1]), *sys.argv[2:6]
-    loop = sys.argv[6] if len(sys.argv) > 6 else "asyncio"
-    loop_factory = None
-    if loop == "uvloop":
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    web.run_app(
-        make_app(key, url, upstream_key, prefix),
-        host="127.0.0.1",
-        port=port,
-        print=None,
-        access_log=None,
-        loop=loop_factory and loop_factory(),
-    )
+    serve(make_app(key, url, upstream_key, prefix), port, sys.argv[6] if len(sys.argv) > 6 else "asyncio")
 
 
 if __name__ == "__main__":

@@ -38,24 +38,22 @@ def make_app(key: str, results: dict) -> web.Application:
     return app
 
 
-def main() -> None:
-    port, key, results_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    loop = sys.argv[4] if len(sys.argv) > 4 else "asyncio"
-    with open(results_file) as fh:
-        results = json.load(fh)
+def serve(app: web.Application, port: int, loop: str) -> None:
+    """Serve ``app`` on 127.0.0.1:``port`` on the event loop named (uvloop or asyncio), quietly."""
     loop_factory = None
     if loop == "uvloop":
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    web.run_app(
-        make_app(key, results),
-        host="127.0.0.1",
-        port=port,
-        print=None,
-        access_log=None,
-        loop=loop_factory and loop_factory(),
-    )
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, loop=loop_factory and loop_factory())
+
+
+def main() -> None:
+    port, key, results_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    loop = sys.argv[4] if len(sys.argv) > 4 else "asyncio"
+    with open(results_file) as fh:
+        results = json.load(fh)
+    serve(make_app(key, results), port, loop)
 
 
 if __name__ == "__main__":
