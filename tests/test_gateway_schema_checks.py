@@ -156,6 +156,23 @@ def test_a_value_is_checked_here_only_when_its_bound_is_small_and_its_schema_has
     assert unbounded.cost is None and unbounded.validator is None and not unbounded.checked_here({})[0]
 
 
+async def test_a_check_left_to_the_worker_goes_with_its_estimate_from_the_bound():
+    asked = []
+
+    class Worker:
+        async def first_error(self, schema: bytes, instance: bytes, key: str, estimate: float | None) -> None:
+            asked.append((len(instance), key, estimate))
+
+    slow = {"type": "object", "properties": {"id": {"type": "string", "pattern": "^[a-z]+$"}}}
+    patterned = UpstreamSchema(slow, compile_schema(slow, "input schema"), Worker())  # type: ignore[arg-type]
+    unbounded = UpstreamSchema(fan_out(300), compile_schema(fan_out(300), "input schema"), Worker())  # type: ignore[arg-type]
+    await patterned.in_worker({"id": "a" * 1000}, "key_a")
+    await unbounded.in_worker({}, "key_b")
+    (size, key, estimate), unknown = asked
+    assert patterned.cost is not None and (key, estimate) == ("key_a", patterned.cost.ns(size) / 1e9)
+    assert unknown == (2, "key_b", None)  # no bound: the worker counts it as its time limit
+
+
 @WORKER
 async def test_the_first_error_against_branches_is_found_in_the_worker():
     optional = {
@@ -280,27 +297,6 @@ async def test_checks_beyond_those_waiting_or_past_their_wait_are_refused(monkey
         await worker.aclose()
     with pytest.raises(CheckFailed, match="the checking process failed"):
         await running
-
-
-@WORKER
-async def test_checks_whose_values_would_hold_too_much_while_waiting_are_refused():
-    worker = SchemaWorker(seconds=60, max_bytes=3 * 1024**2)
-    try:
-        running = await started_and_busy(worker, "key_a")  # its value: about 1 MB
-        big = dumps({"s": "a" * 1_500_000})
-        waiting = asyncio.create_task(worker.first_error(dumps(SLOW), big, "key_b"))
-        await asyncio.sleep(0)
-        with pytest.raises(CheckFailed, match=r"^the checks waiting already hold 3 MB$"):
-            await worker.first_error(dumps(SLOW), big, "key_c")
-        small = asyncio.create_task(worker.first_error(dumps(SLOW), dumps({"s": "a"}), "key_c"))
-        await asyncio.sleep(0)
-        assert not small.done()  # a value that fits waits its turn
-    finally:
-        await worker.aclose()
-    for task in (running, waiting, small):
-        with pytest.raises(CheckFailed):
-            await task
-    assert worker.held == 0
 
 
 @WORKER

@@ -1,5 +1,7 @@
-"""The schema worker's turns go a key at a time, in rotation (``gateway.turns``): one key with
-several checks waiting does not keep the others waiting for all of them."""
+"""The schema worker's turns (``gateway.turns``): shared by time between keys, a key at a time
+among equals. One key with several checks waiting does not keep the others waiting for all of
+them, and keys whose checks run long, or are estimated to, go behind quick ones. Time is a
+clock the tests move by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import asyncio
 
 import pytest
 
-from skywarden.server.gateway.turns import Turns
+from skywarden.server.gateway import turns as turns_module
+from skywarden.server.gateway.turns import HALF_LIFE, Turns
 
 
 async def test_the_keys_waiting_take_their_turns_in_rotation():
@@ -78,3 +81,80 @@ async def test_a_turn_handed_to_a_waiter_as_it_is_cancelled_goes_on_to_the_next(
     with pytest.raises(asyncio.CancelledError):
         await cancelled
     assert served == ["c"] and turns.waiting == 0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_quick_check_goes_before_long_ones_that_came_first():
+    """Five keys send checks that run to the time limit: the honest key's quick check waits for
+    the one under way, not for all of theirs."""
+    clock = Clock()
+    turns, served = Turns(clock), []
+    release = {name: asyncio.Event() for name in "abcdex"}
+
+    async def check(key: str, estimate: float) -> None:
+        async with turns.take(key, 60, estimate):
+            served.append(key)
+            await release[key].wait()
+            clock.now += estimate
+
+    tasks = [asyncio.create_task(check(key, 2.0)) for key in "abcde"]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(check("x", 0.001)))
+    await asyncio.sleep(0)
+    assert served == ["a"] and turns.waiting == 5
+    for event in release.values():
+        event.set()
+    await asyncio.gather(*tasks)
+    assert served == ["a", "x", "b", "c", "d", "e"]
+
+
+async def test_a_key_that_held_the_turn_long_lately_goes_after_one_that_did_not():
+    clock = Clock()
+    turns, served = Turns(clock), []
+    holding = asyncio.Event()
+
+    async def check(key: str, seconds: float = 0.0) -> None:
+        async with turns.take(key, 60):
+            served.append(key)
+            if key == "h":
+                await holding.wait()
+            clock.now += seconds
+
+    await check("a", 3.0)  # a had the turn 3 s
+    assert turns.had("a") == 3.0
+    holder = asyncio.create_task(check("h"))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(check(key)) for key in ("a", "b")]  # a came first
+    await asyncio.sleep(0)
+    holding.set()
+    await asyncio.gather(holder, *waiting)
+    assert served == ["a", "h", "b", "a"]
+
+
+async def test_what_a_key_had_of_the_turn_counts_half_after_each_half_life():
+    clock = Clock()
+    turns = Turns(clock)
+    async with turns.take("a", 60):
+        clock.now += 4.0
+    assert turns.had("a") == 4.0
+    clock.now += HALF_LIFE
+    assert turns.had("a") == pytest.approx(2.0)
+    clock.now += HALF_LIFE
+    assert turns.had("a") == pytest.approx(1.0) and turns.had("b") == 0.0
+
+
+async def test_only_so_many_keys_are_remembered_and_the_least_is_forgotten(monkeypatch):
+    monkeypatch.setattr(turns_module, "REMEMBERED", 3)
+    clock = Clock()
+    turns = Turns(clock)
+    for key, seconds in (("a", 5.0), ("b", 1.0), ("c", 3.0), ("d", 2.0)):
+        async with turns.take(key, 60):
+            clock.now += seconds
+    assert turns.had("b") == 0.0 and turns.had("a") > turns.had("c") > turns.had("d") > 0

@@ -63,4 +63,6 @@ class UpstreamSchema:
         """``first_error`` made in the worker, for a value ``checked_here`` left to it."""
         if self._worker is None:
             self._worker = SchemaWorker()
-        return await self._worker.first_error(self.json, dumps(value), key)
+        instance = dumps(value)
+        estimate = self.cost.ns(len(instance)) / 1e9 if self.cost is not None else None
+        return await self._worker.first_error(self.json, instance, key, estimate)

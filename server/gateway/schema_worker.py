@@ -36,16 +36,14 @@ CHECK_SECONDS = 2.0  # the longest one check may take before the call is refused
 START_SECONDS = 30.0  # the longest the process may take to start (not counted in a check's time)
 COMPILE_SECONDS = 10.0  # the longest a schema new to the process may take to compile (nor is this)
 WAIT_SECONDS = 10.0  # the longest a check waits for its turn before the call is refused
-# Checks of one key waiting or under way, by default: the calls a key may make at once
-# (``max_concurrent_calls``, whose default this is; the gateway gives the setting), since a call's
-# arguments are checked before it takes one of the key's slots. Turns go round the keys, so one
-# key's checks never keep another's waiting for all of them.
-MAX_PER_KEY = 8
-# Checks of all keys waiting, and the bytes of their values (their JSON, held until checked):
-# beyond either, more are refused. Most checks take a fraction of a millisecond, so a burst of
-# many keys' calls waits a few milliseconds; the wait itself is bounded by WAIT_SECONDS.
+# Checks of all keys waiting: more are refused. Most checks take a fraction of a millisecond,
+# so a burst of many keys' calls waits a few milliseconds; the wait itself is bounded by
+# WAIT_SECONDS, and the values waiting are the calls' own, each in one of its key's slots.
 MAX_WAITING = 1024
-MAX_WAITING_BYTES = 64 * 1024**2
+# Checks of one key waiting or under way: a check is made in a call, which holds one of the
+# key's slots (``max_concurrent_calls``, which the gateway gives), so this is reached only when
+# the slots outnumber it; a key never holds more than an eighth of those waiting.
+MAX_PER_KEY = MAX_WAITING // 8
 # The process's address space: its schemas' patterns keep up to about 4 MB each of what they
 # learnt, and a value is held as JSON and as jsonschema-rs reads it.
 MEMORY_BYTES = 2 * 1024**3
@@ -63,43 +61,36 @@ class SchemaWorker:
     """The server's side: one process, started at the first check that needs it."""
 
     def __init__(
-        self,
-        seconds: float | None = None,
-        max_waiting: int = MAX_WAITING,
-        per_key: int = MAX_PER_KEY,
-        max_bytes: int = MAX_WAITING_BYTES,
+        self, seconds: float | None = None, max_waiting: int = MAX_WAITING, per_key: int = MAX_PER_KEY
     ) -> None:
         self.seconds = seconds if seconds is not None else CHECK_SECONDS
         self.max_waiting = max_waiting
-        self.per_key = per_key
-        self.max_bytes = max_bytes
-        self.held = 0  # bytes of the values of the checks waiting or under way
+        self.per_key = min(per_key, MAX_PER_KEY)
         self.started = 0  # processes started (a test counts them)
         self._process: asyncio.subprocess.Process | None = None
         self._turns = Turns()
         self._closing = asyncio.Event()
 
-    async def first_error(self, schema: bytes, instance: bytes, key: str = "") -> dict[str, Any] | None:
+    async def first_error(
+        self, schema: bytes, instance: bytes, key: str = "", estimate: float | None = None
+    ) -> dict[str, Any] | None:
         """The first error of ``instance`` against ``schema`` (both JSON), or None when it is
-        valid; ``key``: whose check it is (each key has ``per_key``).
-        ``CheckFailed`` when it could not be checked; ``ValueError`` for a value the schema
-        cannot check (no JSON it reads, a cycle)."""
+        valid; ``key``: whose check it is (each key has ``per_key``); ``estimate``: the seconds
+        it may take, by the schema's bound (None: unknown, counted as the time limit), which
+        orders the checks waiting (``turns``). ``CheckFailed`` when it could not be checked;
+        ``ValueError`` for a value the schema cannot check (no JSON it reads, a cycle)."""
         if self._closing.is_set():
             raise CheckFailed("the server is stopping")
         if self._turns.of(key) >= self.per_key:
             raise CheckFailed(f"this key already has {self.per_key} checks waiting")
         if self._turns.waiting >= self.max_waiting:
             raise CheckFailed(f"{self.max_waiting} checks are already waiting")
-        if self.held + len(instance) > self.max_bytes:
-            raise CheckFailed(f"the checks waiting already hold {self.max_bytes // 1024**2} MB")
-        self.held += len(instance)
+        expected = self.seconds if estimate is None else min(estimate, self.seconds)
         try:
-            async with self._turns.take(key, WAIT_SECONDS):
+            async with self._turns.take(key, WAIT_SECONDS, expected):
                 answer = await self._made(schema, instance)
         except TimeoutError:  # the turn's wait: the check's own time-out is CheckFailed
             raise CheckFailed(f"no turn came within {WAIT_SECONDS:g} s") from None
-        finally:
-            self.held -= len(instance)
         if "unusable" in answer:
             raise ValueError(str(answer["unusable"])[:200])
         error = answer.get("error")

@@ -1,43 +1,71 @@
-"""Turns at one thing, taken a key at a time in rotation: while a key holds the turn or has just
-had it, every other key waiting goes first. A first-come queue would let one key with several
-checks waiting keep the others waiting for all of them."""
+"""Turns at one thing, shared fairly by time between keys: the next turn goes to the waiting
+check whose key has held the turn least lately (its seconds, halved every ``HALF_LIFE``), plus
+the check's own estimate of its time. A key whose checks ran long waits behind keys whose
+checks did not, and a check estimated to be long waits behind short ones, so a few keys sending
+checks that run to their time limit cannot keep another key's quick check waiting for all of
+theirs. Between equals, the keys take turns in the order they came, the key that just had the
+turn last."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+
+HALF_LIFE = 10.0  # seconds in which what a key had of the turn counts half as much
+REMEMBERED = 4096  # keys whose recent time is kept; beyond, the least is forgotten (it counts as none)
 
 
 class Turns:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self._clock = clock
         self._held_by: str | None = None
         self._busy = False
-        self._queues: dict[str, deque[asyncio.Future[None]]] = {}  # by key, in the order they are served
+        # by key, in the order they are served among equals: each check's future and estimate
+        self._queues: dict[str, deque[tuple[asyncio.Future[None], float]]] = {}
+        self._had: dict[str, tuple[float, float]] = {}  # key -> (seconds held, as of when)
         self.waiting = 0
 
     def of(self, key: str) -> int:
         """The turns ``key`` holds or waits for."""
         return len(self._queues.get(key, ())) + (self._held_by == key)
 
+    def had(self, key: str) -> float:
+        """The seconds ``key`` held the turn lately, halved every ``HALF_LIFE``."""
+        seconds, since = self._had.get(key, (0.0, 0.0))
+        return seconds * 0.5 ** ((self._now() - since) / HALF_LIFE) if seconds else 0.0
+
     @asynccontextmanager
-    async def take(self, key: str, seconds: float) -> AsyncIterator[None]:
-        """Hold the turn for ``key``, waiting at most ``seconds`` for it (``TimeoutError``)."""
+    async def take(self, key: str, seconds: float, estimate: float = 0.0) -> AsyncIterator[None]:
+        """Hold the turn for ``key``, waiting at most ``seconds`` for it (``TimeoutError``);
+        ``estimate``: the seconds the check may take, by what is known of it beforehand."""
         if self._busy or self._queues:
-            await self._wait(key, seconds)
+            await self._wait(key, seconds, estimate)
         else:
             self._busy = True
             self._held_by = key
+        started = self._now()
         try:
             yield
         finally:
+            self._charge(key, self._now() - started)
             self._hand_on()
 
-    async def _wait(self, key: str, seconds: float) -> None:
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
+    def _charge(self, key: str, seconds: float) -> None:
+        self._had[key] = (self.had(key) + seconds, self._now())
+        if len(self._had) > REMEMBERED:
+            least = min(self._had, key=self.had)
+            del self._had[least]
+
+    async def _wait(self, key: str, seconds: float, estimate: float) -> None:
         turn = asyncio.get_running_loop().create_future()
+        entry = (turn, estimate)
         queue = self._queues.setdefault(key, deque())
-        queue.append(turn)
+        queue.append(entry)
         self.waiting += 1
         try:
             async with asyncio.timeout(seconds):
@@ -45,8 +73,8 @@ class Turns:
         except BaseException:
             if turn.done() and not turn.cancelled():  # handed the turn as it gave up: pass it on
                 self._hand_on()
-            elif turn in queue:
-                queue.remove(turn)
+            elif entry in queue:
+                queue.remove(entry)
                 if not queue and self._queues.get(key) is queue:
                     del self._queues[key]
             raise
@@ -55,14 +83,14 @@ class Turns:
 
     def _hand_on(self) -> None:
         held_by, self._held_by = self._held_by, None
-        if held_by in self._queues:  # the key that just had the turn goes after the others
+        if held_by in self._queues:  # among equals, the key that just had the turn goes last
             self._queues[held_by] = self._queues.pop(held_by)
         while self._queues:
-            key = next(iter(self._queues))
-            queue = self._queues.pop(key)
-            turn = queue.popleft()
-            if queue:
-                self._queues[key] = queue
+            key = min(self._queues, key=lambda k: self.had(k) + self._queues[k][0][1])
+            queue = self._queues[key]
+            turn, _ = queue.popleft()
+            if not queue:
+                del self._queues[key]
             if not turn.done():
                 turn.set_result(None)
                 self._held_by = key  # from now: the waiter resumes holding it
