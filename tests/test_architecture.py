@@ -281,7 +281,7 @@ def test_every_http_client_of_the_server_keeps_no_cookies():
     requests. An aiohttp client is made by ``outbound.client_session`` only, and an httpx client
     is given ``outbound.no_cookie_jar()``. ``testing.running_app``'s client is the test's own,
     a caller of the server, not one of its clients."""
-    found = []
+    found, makers, httpx_clients = [], set(), 0
     for name, path in _modules().items():
         if name in ("skywarden.server.outbound", "skywarden.server.testing") or not name.startswith("skywarden.server"):
             continue
@@ -290,6 +290,10 @@ def test_every_http_client_of_the_server_keeps_no_cookies():
                 continue
             called = ast.unparse(node.func)
             module, _, function = called.rpartition(".")
+            if function == "client_session":
+                makers.add(name)
+            if called.endswith("AsyncClient"):
+                httpx_clients += 1
             if called.endswith("ClientSession") or (module == "aiohttp" and function == "request"):
                 found.append(f"{name}: {ast.unparse(node)}")
             if module.startswith("httpx") and function in HTTPX_ONE_OFFS:
@@ -299,19 +303,26 @@ def test_every_http_client_of_the_server_keeps_no_cookies():
             ):
                 found.append(f"{name}: {ast.unparse(node)}")
     assert found == [], "make it with outbound.client_session, or give it cookies=no_cookie_jar()"
+    assert len(makers) >= 3 and httpx_clients >= 1  # the gateway's, the plugins', the issuers'; the SDK's
 
 
-def test_no_request_of_the_server_follows_a_redirect():
+def test_no_aiohttp_request_of_the_server_follows_a_redirect():
     """A redirect would carry what a request holds (a credential, a code, a caller's arguments)
-    to wherever the answer points, past the address checks: every request the server makes
-    (``async with session.<method>(...)``) says ``allow_redirects=False``. ``testing.py`` is a
-    caller of the server, not one of its clients."""
+    to wherever the answer points, past the address checks: every aiohttp request the server
+    makes (``async with session.<method>(...)``) says ``allow_redirects=False``, and the httpx
+    client given to the MCP SDK follows none itself (the SDK follows a redirect within the
+    upstream's origin only, by its own rule). ``testing.py`` is a caller of the server, not one
+    of its clients."""
     methods = {"get", "head", "options", "post", "put", "patch", "delete", "request"}
     found, seen = [], 0
     for name, path in _modules().items():
         if name == "skywarden.server.testing" or not name.startswith("skywarden.server"):
             continue
         for node in ast.walk(syntax_tree(path)):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("AsyncClient"):
+                seen += 1
+                if not any(k.arg == "follow_redirects" and ast.unparse(k.value) == "False" for k in node.keywords):
+                    found.append(f"{name}: {ast.unparse(node)[:120]}")
             if not isinstance(node, ast.AsyncWith):
                 continue
             for item in node.items:
@@ -323,5 +334,5 @@ def test_no_request_of_the_server_follows_a_redirect():
                 seen += 1
                 if not any(k.arg == "allow_redirects" and ast.unparse(k.value) == "False" for k in call.keywords):
                     found.append(f"{name}: {ast.unparse(call)[:120]}")
-    assert seen >= 5  # the gateway's two, the plugins', the keys' and the console's token exchange
+    assert seen >= 6  # the gateway's two, the plugins', the keys', the console's token exchange; httpx's
     assert found == []
