@@ -39,6 +39,7 @@ from skywarden.server.gateway.direct import (
     MAX_PROGRESS,
     NOT_SENT,
     SKYWARDEN_FAILURE,
+    Backlogged,
     CallBroken,
     DirectCalls,
     Fallback,
@@ -611,6 +612,12 @@ class UpstreamConnection:
             if exc.code == CONNECTION_CLOSED:
                 self._suspect(client)
             return error_result(f"The upstream {self.name} refused the call: {redact_text(exc.message)}")
+        except Backlogged as exc:  # not sent: the connection's failures are not counted
+            self.log.warning("upstream call not sent", tool=tool, error=str(exc))
+            return error_result(
+                f"The upstream {self.name} has not read the calls sent before this one; it was not sent. "
+                "Try again shortly."
+            )
         except TooLarge as exc:
             limit = self.config.max_result_bytes
             log.warning("upstream result too large", upstream=self.name, bytes=exc.size, limit=limit)

@@ -41,6 +41,12 @@ class CallBroken(Exception):
     """The transport failed during the call: the upstream may or may not have run it."""
 
 
+class Backlogged(CallBroken):
+    """The call was not sent: the upstream has not read what it was sent before. Nothing of it
+    ran, and the connection is not at fault (a busy upstream reads again; a hung one fails its
+    liveness check)."""
+
+
 class Unusable(Exception):
     """The upstream's answer is not one Skywarden can pass on."""
 

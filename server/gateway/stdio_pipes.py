@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 import structlog
 
-from skywarden.server.gateway.direct import CallBroken
+from skywarden.server.gateway.direct import Backlogged
 from skywarden.server.gateway.lines import bounded_lines
 from skywarden.server.gateway.stdio_calls import StdioCalls
 from skywarden.server.jsonutil import loads_exact
@@ -91,7 +91,7 @@ async def stdio_pipes(
         upstream has left ``MAX_UNREAD`` bytes of its input unread."""
         unread = stdin.transport.get_write_buffer_size() + sum(map(len, waiting))
         if unread and unread + len(line) > MAX_UNREAD:  # a call alone is never refused for its size
-            raise CallBroken(f"the upstream has not read {unread} bytes of its input")
+            raise Backlogged(f"the upstream has not read {unread} bytes of its input")
         queue(line)
 
     async def deliver(line: bytes) -> None:
