@@ -588,8 +588,10 @@ async def test_calls_to_a_stdio_upstream_that_stops_reading_are_refused_not_buff
     refused = "The upstream raw has not read the calls sent before this one; it was not sent. Try again shortly."
     timed_out = "The upstream raw did not answer within 2 s."
     assert refused in texts and set(texts) <= {refused, timed_out}
-    # a call not sent is no failure of the connection's: only those that timed out count
-    assert connection.figures.errors - errors == texts.count(timed_out)
+    # a call not sent is no failure of the connection's: only those that timed out count, too
+    # few to have the connection checked, so the busy upstream is not restarted under its calls
+    assert connection.figures.errors - errors == texts.count(timed_out) < 3
+    assert connection.figures.connects == 1 and connection.figures.state == "up"
     said = [e for e in drain_logs() if e.get("event") == "upstream call not sent" and e.get("upstream") == "raw"]
     assert len(said) == texts.count(refused) and all("has not read" in e["error"] for e in said)
 

@@ -166,11 +166,15 @@ async def test_a_check_left_to_the_worker_goes_with_its_estimate_from_the_bound(
     slow = {"type": "object", "properties": {"id": {"type": "string", "pattern": "^[a-z]+$"}}}
     patterned = UpstreamSchema(slow, compile_schema(slow, "input schema"), Worker())  # type: ignore[arg-type]
     unbounded = UpstreamSchema(fan_out(300), compile_schema(fan_out(300), "input schema"), Worker())  # type: ignore[arg-type]
+    either = {"anyOf": [{"type": "null"}, {"type": "array", "items": {"required": ["a", "b"]}}]}
+    branches = UpstreamSchema(either, compile_schema(either, "input schema"), Worker())  # type: ignore[arg-type]
     await patterned.in_worker({"id": "a" * 1000}, "key_a")
     await unbounded.in_worker({}, "key_b")
-    (size, key, estimate), unknown = asked
+    await branches.in_worker([{}] * 10, "key_c")
+    (size, key, estimate), unknown, first_error_of_branches = asked
     assert patterned.cost is not None and (key, estimate) == ("key_a", patterned.cost.ns(size) / 1e9)
     assert unknown == (2, "key_b", None)  # no bound: the worker counts it as its time limit
+    assert first_error_of_branches[2] is None  # every branch's errors may be made: no estimate holds
 
 
 @WORKER

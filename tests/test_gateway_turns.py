@@ -150,11 +150,51 @@ async def test_what_a_key_had_of_the_turn_counts_half_after_each_half_life():
     assert turns.had("a") == pytest.approx(1.0) and turns.had("b") == 0.0
 
 
-async def test_only_so_many_keys_are_remembered_and_the_least_is_forgotten(monkeypatch):
+async def test_only_so_many_keys_are_remembered_and_the_one_charged_longest_ago_is_forgotten(monkeypatch):
     monkeypatch.setattr(turns_module, "REMEMBERED", 3)
     clock = Clock()
     turns = Turns(clock)
-    for key, seconds in (("a", 5.0), ("b", 1.0), ("c", 3.0), ("d", 2.0)):
+    for key, seconds in (("a", 5.0), ("b", 1.0), ("c", 3.0), ("a", 1.0), ("d", 2.0)):
         async with turns.take(key, 60):
             clock.now += seconds
-    assert turns.had("b") == 0.0 and turns.had("a") > turns.had("c") > turns.had("d") > 0
+    assert turns.had("b") == 0.0 and min(turns.had(k) for k in "acd") > 0
+
+
+async def test_a_long_check_comes_to_its_turn_while_quick_ones_keep_arriving():
+    """Eight keys keep the turn busy with quick checks; a check estimated at 2 s, from a key that
+    had nothing, waits only until its wait outweighs what they had: before its 10 s are up."""
+    clock = Clock()
+    turns, served = Turns(clock), []
+
+    async def check(key: str, estimate: float, seconds: float) -> None:
+        async with turns.take(key, 10, estimate):
+            served.append((key, clock.now))
+            clock.now += seconds
+            await asyncio.sleep(0)
+
+    async def busy(key: str) -> None:
+        while ("long", clock.now) not in served and clock.now < 30:
+            await check(key, 0.005, 0.005)
+
+    keys = [asyncio.create_task(busy(f"k{i}")) for i in range(8)]
+    while clock.now < 20:  # the busy keys' recent time builds up
+        await asyncio.sleep(0)
+    arrived = clock.now
+    await check("long", 2.0, 0.0)
+    await asyncio.gather(*keys)
+    (when,) = [at for key, at in served if key == "long"]
+    assert 0 < when - arrived < 8.0
+
+
+async def test_time_excused_is_not_charged_and_a_clock_going_back_charges_nothing():
+    clock = Clock()
+    turns = Turns(clock)
+    async with turns.take("a", 60) as held:
+        clock.now += 3.0
+        held.excused = 2.5
+    assert turns.had("a") == pytest.approx(0.5)
+    async with turns.take("b", 60):
+        clock.now -= 100_000.0
+    assert turns.had("b") == 0.0 and turns.had("a") == pytest.approx(0.5)
+    async with turns.take("c", 0):  # the turn was handed on: free at once
+        pass

@@ -64,5 +64,8 @@ class UpstreamSchema:
         if self._worker is None:
             self._worker = SchemaWorker()
         instance = dumps(value)
-        estimate = self.cost.ns(len(instance)) / 1e9 if self.cost is not None else None
+        # against anyOf/oneOf, the first error of an invalid value may cost far more than the
+        # bound (every branch's errors are made): unknown, counted as the worker's time limit
+        cost = self.cost
+        estimate = cost.ns(len(instance)) / 1e9 if cost is not None and not cost.branches else None
         return await self._worker.first_error(self.json, instance, key, estimate)

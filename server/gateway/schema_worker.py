@@ -29,7 +29,7 @@ import struct
 import sys
 from typing import Any, BinaryIO
 
-from skywarden.server.gateway.turns import Turns
+from skywarden.server.gateway.turns import Held, Turns
 from skywarden.server.jsonutil import dumps, loads_exact
 
 CHECK_SECONDS = 2.0  # the longest one check may take before the call is refused
@@ -87,8 +87,8 @@ class SchemaWorker:
             raise CheckFailed(f"{self.max_waiting} checks are already waiting")
         expected = self.seconds if estimate is None else min(estimate, self.seconds)
         try:
-            async with self._turns.take(key, WAIT_SECONDS, expected):
-                answer = await self._made(schema, instance)
+            async with self._turns.take(key, WAIT_SECONDS, expected) as held:
+                answer = await self._made(schema, instance, held)
         except TimeoutError:  # the turn's wait: the check's own time-out is CheckFailed
             raise CheckFailed(f"no turn came within {WAIT_SECONDS:g} s") from None
         if "unusable" in answer:
@@ -96,13 +96,17 @@ class SchemaWorker:
         error = answer.get("error")
         return error if isinstance(error, dict) else None
 
-    async def _made(self, schema: bytes, instance: bytes) -> dict[str, Any]:
+    async def _made(self, schema: bytes, instance: bytes, held: Held) -> dict[str, Any]:
         """The worker's answer, the turn held. Any failure ends the process: an answer still to
-        come would be taken for the next check's."""
+        come would be taken for the next check's. A start of the process is not the check's
+        key's doing (another key's check may have ended it): its time is ``excused``."""
         failed = "the checking process did not start"
         late = f"{failed} within {START_SECONDS:g} s"
         try:
+            loop = asyncio.get_running_loop()
+            starting = loop.time()
             process = await self._running()
+            held.excused += loop.time() - starting
             failed, late = (
                 "the checking process failed",
                 f"the schema took longer than {COMPILE_SECONDS:g} s to compile",
