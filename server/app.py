@@ -202,6 +202,7 @@ def create_app(
     change_streams = ChangeStreams(
         lambda principal, view: frozenset(t.name for t in pipeline.visible_tools(principal) if view.shows(t)),
         authentication.still_valid,
+        settings.max_streams_per_key,
     )
     broadcast.on("session-ended", change_streams.end_session)
 

@@ -511,6 +511,9 @@ class Settings:
     session_idle_timeout: float = _setting(1800.0, _positive_float, "seconds an idle MCP session lives")
     max_sessions: int = _setting(10_000, _int_range(1, 10_000_000), "live MCP sessions at most (about 2 KB each)")
     max_sessions_per_key: int = _setting(100, _int_range(1, 10_000_000), "live MCP sessions one key may hold")
+    max_streams_per_key: int = _setting(
+        8, _int_range(1, 10_000), "change streams (tools list_changed) one key may hold open on an instance"
+    )
     max_batch_size: int = _setting(
         50, _int_range(1, 10_000), "JSON-RPC messages in one batch (2025-03-26); a larger batch is refused whole"
     )

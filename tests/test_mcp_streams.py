@@ -13,8 +13,10 @@ import aiohttp
 import pytest
 
 from skywarden.server.appkeys import AUTHENTICATOR, GATEWAY, REGISTRY, STREAMS
+from skywarden.server.errors import ApiError
 from skywarden.server.mcp import streams as streams_module
 from skywarden.server.plugins.model import PluginInfo
+from skywarden.server.principal import Principal
 from tests.support.admin import create_key
 from tests.support.logs import SECRETS
 from tests.support.mcp_helpers import ACCEPT_BOTH, modern_headers, modern_rpc, open_session, post, session_headers
@@ -105,8 +107,8 @@ async def test_a_key_hears_only_of_tools_it_may_see(client):
     assert await rest_of(resp) == []  # one change it could see, one notification
 
 
-async def test_one_stream_per_session_and_a_bounded_number_per_key(client, monkeypatch):
-    monkeypatch.setattr(streams_module, "MAX_STREAMS_PER_PRINCIPAL", 2)
+async def test_one_stream_per_session_and_a_bounded_number_per_key(make_client, make_settings):
+    client = await make_client(make_settings(max_streams_per_key=2))
     first, second, third = [await open_session(client) for _ in range(3)]
     assert (await open_get(client, first)).status == 200
     again = await open_get(client, first)
@@ -120,9 +122,26 @@ async def test_one_stream_per_session_and_a_bounded_number_per_key(client, monke
     assert (await open_get(client.anonymous, session, {"X-API-Key": other["key"]})).status == 200
 
 
-async def test_a_stream_whose_client_went_away_frees_its_slot(client, monkeypatch):
+def test_a_stream_refused_says_which_bound_refused_it(monkeypatch):
+    def refusal(streams: streams_module.ChangeStreams, who: Principal) -> str:
+        with pytest.raises(ApiError) as refused:
+            streams.add(who)
+        assert refused.value.kind.status == 429 and refused.value.headers == {"Retry-After": "60"}
+        return str(refused.value.detail)
+
+    monkeypatch.setattr(streams_module, "MAX_STREAMS", 3)
+    streams = streams_module.ChangeStreams(lambda principal, view: frozenset(), per_key=2)
+    a, b, c = (Principal("key", name, name) for name in "abc")
+    streams.add(a), streams.add(a), streams.add(b)
+    assert refusal(streams, a) == "At most 2 change streams may be open per key; close one first."
+    assert refusal(streams, c) == "This instance holds 3 change streams, its most; try again later."
+    streams.closing = True
+    assert refusal(streams, c) == "The server is shutting down; open the stream again in a moment."
+
+
+async def test_a_stream_whose_client_went_away_frees_its_slot(make_client, make_settings, monkeypatch):
     monkeypatch.setattr(streams_module, "CHECK_SECONDS", 0.05)
-    monkeypatch.setattr(streams_module, "MAX_STREAMS_PER_PRINCIPAL", 1)
+    client = await make_client(make_settings(max_streams_per_key=1))
     first, second = await open_session(client), await open_session(client)
     resp = await open_get(client, first)
     [stream] = client.server.app[STREAMS].open

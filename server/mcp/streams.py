@@ -4,8 +4,8 @@
 A stream is told only when the list its own principal sees changed (an upstream added, removed,
 re-listed; a plugin's tools are fixed), so a key learns nothing of tools it may not use. A
 change is a level trigger: changes that come faster than a client reads make one notification.
-Everything a client can open here is bounded: ``MAX_STREAMS_PER_PRINCIPAL`` per key or token
-subject and ``MAX_STREAMS`` in all, on each instance; a stream whose client went away is
+Everything a client can open here is bounded: ``per_key`` per key or token subject
+(``max_streams_per_key``) and ``MAX_STREAMS`` in all, on each instance; a stream whose client went away is
 noticed within ``CHECK_SECONDS`` (its connection closed) or at the next keep-alive comment
 (every ``KEEPALIVE_SECONDS``), and its slot freed. A stream ends when the server shuts down
 (a listen stream with its final result: the graceful close), when its key changes through this
@@ -30,7 +30,6 @@ from skywarden.server.jsonutil import dumps
 from skywarden.server.mcp.methods import EVERY_TOOL, ToolView
 from skywarden.server.principal import Principal
 
-MAX_STREAMS_PER_PRINCIPAL = 8
 MAX_STREAMS = 10_000
 KEEPALIVE_SECONDS = 25.0
 CHECK_SECONDS = 5.0  # how soon a stream whose client went away is noticed and its slot freed
@@ -61,20 +60,25 @@ class ChangeStreams:
     """This instance's open change streams. ``visible``: the tool names a principal may see now
     through a view (an endpoint's: every tool, or one upstream's)."""
 
-    def __init__(self, visible: Visible, still_valid: StillValid | None = None) -> None:
+    def __init__(self, visible: Visible, still_valid: StillValid | None = None, per_key: int = 8) -> None:
         self.visible = visible
         self.still_valid = still_valid
+        self.per_key = per_key
         self.open: set[ChangeStream] = set()
         self.closing = False
 
     def add(self, principal: Principal, session_id: str | None = None, view: ToolView = EVERY_TOOL) -> ChangeStream:
-        mine = sum(1 for s in self.open if s.principal.id == principal.id)
-        if mine >= MAX_STREAMS_PER_PRINCIPAL or len(self.open) >= MAX_STREAMS or self.closing:
+        if self.closing:
+            why = "The server is shutting down; open the stream again in a moment."
+        elif sum(1 for s in self.open if s.principal.id == principal.id) >= self.per_key:
+            why = f"At most {self.per_key} change streams may be open per key; close one first."
+        elif len(self.open) >= MAX_STREAMS:
+            why = f"This instance holds {MAX_STREAMS:,} change streams, its most; try again later."
+        else:
+            why = ""
+        if why:
             raise ApiError(
-                TOO_MANY_STREAMS,
-                f"At most {MAX_STREAMS_PER_PRINCIPAL} change streams may be open per key; close one first.",
-                headers={"Retry-After": str(STREAM_RETRY_SECONDS)},
-                audit={"limit": "streams"},
+                TOO_MANY_STREAMS, why, headers={"Retry-After": str(STREAM_RETRY_SECONDS)}, audit={"limit": "streams"}
             )
         stream = ChangeStream(principal, session_id, view, self.visible(principal, view))
         self.open.add(stream)
