@@ -6,6 +6,7 @@ gives the same first error the server would."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -183,17 +184,14 @@ async def test_the_first_error_against_branches_is_found_in_the_worker():
         "type": "object",
         "properties": {"items": {"anyOf": [{"type": "array", "items": {"required": ["a", "b"]}}, {"type": "null"}]}},
     }
-    worker = SchemaWorker()
-    check = UpstreamSchema(optional, compile_schema(optional, "input schema"), worker)
-    try:
+    async with contextlib.aclosing(SchemaWorker()) as worker:
+        check = UpstreamSchema(optional, compile_schema(optional, "input schema"), worker)
         assert check.checked_here({"items": None}) == (True, None)  # valid: known here
         rows = {"items": [{}] * 30_000}  # every branch's errors: 0.5 s and 137 MB here
         assert check.checked_here(rows) == (False, None) and worker.started == 0
         error = await check.first_error(rows)
         assert worker.started == 1
         assert error == error_fields(first_error(compile_schema(optional, "x"), rows))  # as the server would
-    finally:
-        await worker.aclose()
 
 
 # --- the worker -------------------------------------------------------------------------------
@@ -213,21 +211,17 @@ SAME_ERRORS = [
 
 @WORKER
 async def test_the_worker_finds_the_same_first_error_as_the_server():
-    worker = SchemaWorker()
-    try:
+    async with contextlib.aclosing(SchemaWorker()) as worker:
         for schema, value in SAME_ERRORS:
             here = first_error(compile_schema(schema, "schema"), value)
             there = await worker.first_error(dumps(schema), dumps(value))
             assert there == (error_fields(here) if here is not None else None), (schema, value)
         assert worker.started == 1  # one process for every schema
-    finally:
-        await worker.aclose()
 
 
 @WORKER
 async def test_a_check_past_its_time_limit_ends_its_process_and_the_next_starts_another():
-    worker = SchemaWorker(seconds=0.3)
-    try:
+    async with contextlib.aclosing(SchemaWorker(seconds=0.3)) as worker:
         assert await worker.first_error(dumps(SLOW), dumps({"s": "ab"})) is not None  # started
         first = worker._process
         with pytest.raises(CheckFailed, match=r"^the check took longer than 0.3 s$"):
@@ -235,14 +229,11 @@ async def test_a_check_past_its_time_limit_ends_its_process_and_the_next_starts_
         assert first is not None and first.returncode == -signal.SIGKILL
         assert await worker.first_error(dumps(SLOW), dumps({"s": random_ab(40)})) is None
         assert worker.started == 2
-    finally:
-        await worker.aclose()
 
 
 @WORKER
 async def test_a_cancelled_check_ends_its_process_so_no_answer_is_taken_for_another():
-    worker = SchemaWorker()
-    try:
+    async with contextlib.aclosing(SchemaWorker()) as worker:
         assert await worker.first_error(dumps(SLOW), dumps({"s": random_ab(40)})) is None
         task = asyncio.create_task(worker.first_error(dumps(SLOW), dumps({"s": random_ab(1_000_000)})))
         for _ in range(3):
@@ -253,8 +244,6 @@ async def test_a_cancelled_check_ends_its_process_so_no_answer_is_taken_for_anot
         wrong = await worker.first_error(dumps({"type": "integer"}), b'"x"')
         assert wrong is not None and wrong["kind"] == "Type"
         assert worker.started == 2
-    finally:
-        await worker.aclose()
 
 
 async def started_and_busy(worker: SchemaWorker, key: str) -> asyncio.Task[Any]:
@@ -287,8 +276,7 @@ async def test_one_key_has_at_most_its_checks_in_the_worker_and_others_still_get
 @WORKER
 async def test_checks_beyond_those_waiting_or_past_their_wait_are_refused(monkeypatch):
     monkeypatch.setattr(schema_worker, "WAIT_SECONDS", 0.2)
-    worker = SchemaWorker(seconds=60, max_waiting=1)
-    try:
+    async with contextlib.aclosing(SchemaWorker(seconds=60, max_waiting=1)) as worker:
         running = await started_and_busy(worker, "key_a")
         waiting = asyncio.create_task(worker.first_error(dumps(SLOW), dumps({"s": "a"}), "key_b"))
         await asyncio.sleep(0)
@@ -297,16 +285,13 @@ async def test_checks_beyond_those_waiting_or_past_their_wait_are_refused(monkey
         with pytest.raises(CheckFailed, match=r"^no turn came within 0.2 s$"):
             await waiting
         assert not running.done()
-    finally:
-        await worker.aclose()
     with pytest.raises(CheckFailed, match="the checking process failed"):
         await running
 
 
 @WORKER
 async def test_a_process_that_died_between_checks_is_started_again():
-    worker = SchemaWorker()
-    try:
+    async with contextlib.aclosing(SchemaWorker()) as worker:
         assert await worker.first_error(dumps({"type": "integer"}), b"1") is None
         process = worker._process
         assert process is not None
@@ -314,19 +299,14 @@ async def test_a_process_that_died_between_checks_is_started_again():
         await process.wait()
         assert await worker.first_error(dumps({"type": "integer"}), b"2") is None
         assert worker.started == 2
-    finally:
-        await worker.aclose()
 
 
 @WORKER
 async def test_a_value_the_schema_cannot_check_is_a_value_error():
-    worker = SchemaWorker()
-    try:
+    async with contextlib.aclosing(SchemaWorker()) as worker:
         with pytest.raises(ValueError):
             await worker.first_error(dumps({"type": "integer"}), b"not json")
         assert await worker.first_error(dumps({"type": "integer"}), b"3") is None  # and it goes on
-    finally:
-        await worker.aclose()
 
 
 SERVER = """
