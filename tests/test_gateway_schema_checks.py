@@ -423,7 +423,7 @@ def _as_patterns(schema: Any) -> Any:
 @given(SCHEMAS, INSTANCES)
 def test_no_string_is_matched_more_often_than_the_bound_says(schema, instance):
     """The validator calls the format ``count`` each time it would match a pattern there: for no
-    string of the value more often than ``checks_per_value`` counts patterns, whatever the
+    string of the value more often than the bound's ``patterns`` counts, whatever the
     references, their recursion and the applicators around them."""
     seen: Counter[str] = Counter()
 

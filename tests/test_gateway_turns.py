@@ -11,6 +11,7 @@ import pytest
 
 from skywarden.server.gateway import turns as turns_module
 from skywarden.server.gateway.turns import HALF_LIFE, Turns
+from tests.support.clock import Clock
 
 
 async def test_the_keys_waiting_take_their_turns_in_rotation():
@@ -32,47 +33,42 @@ async def test_the_keys_waiting_take_their_turns_in_rotation():
     assert served == ["a1", "b1", "c1", "a2", "a3"] and turns.waiting == 0
 
 
+async def hold(turns: Turns, key: str, until: asyncio.Event, served: list[str] | None = None) -> None:
+    """Hold the turn for ``key`` until ``until`` is set (said in ``served``, if given)."""
+    async with turns.take(key, 60):
+        if served is not None:
+            served.append(key)
+        await until.wait()
+
+
+async def wait(turns: Turns, served: list[str], key: str, seconds: float = 60) -> None:
+    """Wait at most ``seconds`` for the turn, and say so in ``served`` when it comes."""
+    async with turns.take(key, seconds):
+        served.append(key)
+
+
 async def test_a_wait_past_its_time_is_given_up_and_skipped():
     turns, served = Turns(), []
     holding = asyncio.Event()
-
-    async def hold() -> None:
-        async with turns.take("a", 60):
-            served.append("a")
-            await holding.wait()
-
-    async def wait(key: str, seconds: float) -> None:
-        async with turns.take(key, seconds):
-            served.append(key)
-
-    holder = asyncio.create_task(hold())
+    holder = asyncio.create_task(hold(turns, "a", holding, served))
     await asyncio.sleep(0)
     with pytest.raises(TimeoutError):
-        await wait("b", 0.01)
-    patient = asyncio.create_task(wait("c", 60))
+        await wait(turns, served, "b", 0.01)
+    patient = asyncio.create_task(wait(turns, served, "c"))
     await asyncio.sleep(0)
     holding.set()
     await asyncio.gather(holder, patient)
     assert served == ["a", "c"] and turns.waiting == 0
-    await wait("d", 0)  # free: taken at once
+    await wait(turns, served, "d", 0)  # free: taken at once
     assert served[-1] == "d"
 
 
 async def test_a_turn_handed_to_a_waiter_as_it_is_cancelled_goes_on_to_the_next():
     turns, served = Turns(), []
     holding = asyncio.Event()
-
-    async def hold() -> None:
-        async with turns.take("a", 60):
-            await holding.wait()
-
-    async def wait(key: str) -> None:
-        async with turns.take(key, 60):
-            served.append(key)
-
-    holder = asyncio.create_task(hold())
+    holder = asyncio.create_task(hold(turns, "a", holding))
     await asyncio.sleep(0)
-    cancelled, next_one = asyncio.create_task(wait("b")), asyncio.create_task(wait("c"))
+    cancelled, next_one = asyncio.create_task(wait(turns, served, "b")), asyncio.create_task(wait(turns, served, "c"))
     await asyncio.sleep(0)
     holding.set()
     await asyncio.sleep(0)  # the holder leaves and hands the turn to b, which has not run yet
@@ -83,18 +79,10 @@ async def test_a_turn_handed_to_a_waiter_as_it_is_cancelled_goes_on_to_the_next(
     assert served == ["c"] and turns.waiting == 0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_a_quick_check_goes_before_long_ones_that_came_first():
     """Five keys send checks that run to the time limit: the honest key's quick check waits for
     the one under way, not for all of theirs."""
-    clock = Clock()
+    clock = Clock(0.0)
     turns, served = Turns(clock), []
     release = {name: asyncio.Event() for name in "abcdex"}
 
@@ -116,7 +104,7 @@ async def test_a_quick_check_goes_before_long_ones_that_came_first():
 
 
 async def test_a_key_that_held_the_turn_long_lately_goes_after_one_that_did_not():
-    clock = Clock()
+    clock = Clock(0.0)
     turns, served = Turns(clock), []
     holding = asyncio.Event()
 
@@ -139,7 +127,7 @@ async def test_a_key_that_held_the_turn_long_lately_goes_after_one_that_did_not(
 
 
 async def test_what_a_key_had_of_the_turn_counts_half_after_each_half_life():
-    clock = Clock()
+    clock = Clock(0.0)
     turns = Turns(clock)
     async with turns.take("a", 60):
         clock.now += 4.0
@@ -152,7 +140,7 @@ async def test_what_a_key_had_of_the_turn_counts_half_after_each_half_life():
 
 async def test_only_so_many_keys_are_remembered_and_the_one_charged_longest_ago_is_forgotten(monkeypatch):
     monkeypatch.setattr(turns_module, "REMEMBERED", 3)
-    clock = Clock()
+    clock = Clock(0.0)
     turns = Turns(clock)
     for key, seconds in (("a", 5.0), ("b", 1.0), ("c", 3.0), ("a", 1.0), ("d", 2.0)):
         async with turns.take(key, 60):
@@ -163,7 +151,7 @@ async def test_only_so_many_keys_are_remembered_and_the_one_charged_longest_ago_
 async def test_a_long_check_comes_to_its_turn_while_quick_ones_keep_arriving():
     """Eight keys keep the turn busy with quick checks; a check estimated at 2 s, from a key that
     had nothing, waits only until its wait outweighs what they had: before its 10 s are up."""
-    clock = Clock()
+    clock = Clock(0.0)
     turns, served = Turns(clock), []
 
     async def check(key: str, estimate: float, seconds: float) -> None:
@@ -187,7 +175,7 @@ async def test_a_long_check_comes_to_its_turn_while_quick_ones_keep_arriving():
 
 
 async def test_time_excused_is_not_charged_and_a_clock_going_back_charges_nothing():
-    clock = Clock()
+    clock = Clock(0.0)
     turns = Turns(clock)
     async with turns.take("a", 60) as held:
         clock.now += 3.0
