@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.sources import syntax_tree
@@ -276,32 +277,41 @@ def test_no_pattern_ends_in_a_dollar_which_lets_a_final_newline_in():
 HTTPX_ONE_OFFS = frozenset({"request", "stream", "get", "head", "options", "post", "put", "patch", "delete"})
 
 
+def _server_nodes(*skipped: str) -> Iterator[tuple[str, ast.AST]]:
+    """Every node of every server module but ``testing`` (a caller of the server, not one of its
+    clients) and ``skipped``, with its module's name."""
+    for name, path in _modules().items():
+        if name.startswith("skywarden.server") and name not in ("skywarden.server.testing", *skipped):
+            yield from ((name, node) for node in ast.walk(syntax_tree(path)))
+
+
+def _says(call: ast.Call, keyword: str, value: str) -> bool:
+    return any(k.arg == keyword and ast.unparse(k.value) == value for k in call.keywords)
+
+
 def test_every_http_client_of_the_server_keeps_no_cookies():
     """One client serves every caller: a cookie one caller's answer set would go with another's
     requests. An aiohttp client is made by ``outbound.client_session`` only, and an httpx client
     is given ``outbound.no_cookie_jar()``. ``testing.running_app``'s client is the test's own,
     a caller of the server, not one of its clients."""
     found, makers, httpx_clients = [], set(), 0
-    for name, path in _modules().items():
-        if name in ("skywarden.server.outbound", "skywarden.server.testing") or not name.startswith("skywarden.server"):
+    for name, node in _server_nodes("skywarden.server.outbound"):
+        if not isinstance(node, ast.Call):
             continue
-        for node in ast.walk(syntax_tree(path)):
-            if not isinstance(node, ast.Call):
-                continue
-            called = ast.unparse(node.func)
-            module, _, function = called.rpartition(".")
-            if function == "client_session":
-                makers.add(name)
-            if called.endswith("AsyncClient"):
-                httpx_clients += 1
-            if called.endswith("ClientSession") or (module == "aiohttp" and function == "request"):
-                found.append(f"{name}: {ast.unparse(node)}")
-            if module.startswith("httpx") and function in HTTPX_ONE_OFFS:
-                found.append(f"{name}: {ast.unparse(node)}")
-            if called.endswith(("AsyncClient", "httpx2.Client", "httpx.Client")) and not any(
-                k.arg == "cookies" and ast.unparse(k.value) == "no_cookie_jar()" for k in node.keywords
-            ):
-                found.append(f"{name}: {ast.unparse(node)}")
+        called = ast.unparse(node.func)
+        module, _, function = called.rpartition(".")
+        if function == "client_session":
+            makers.add(name)
+        if called.endswith("AsyncClient"):
+            httpx_clients += 1
+        if called.endswith("ClientSession") or (module == "aiohttp" and function == "request"):
+            found.append(f"{name}: {ast.unparse(node)}")
+        if module.startswith("httpx") and function in HTTPX_ONE_OFFS:
+            found.append(f"{name}: {ast.unparse(node)}")
+        if called.endswith(("AsyncClient", "httpx2.Client", "httpx.Client")) and not _says(
+            node, "cookies", "no_cookie_jar()"
+        ):
+            found.append(f"{name}: {ast.unparse(node)}")
     assert found == [], "make it with outbound.client_session, or give it cookies=no_cookie_jar()"
     assert len(makers) >= 3 and httpx_clients >= 1  # the gateway's, the plugins', the issuers'; the SDK's
 
@@ -315,24 +325,18 @@ def test_no_aiohttp_request_of_the_server_follows_a_redirect():
     of its clients."""
     methods = {"get", "head", "options", "post", "put", "patch", "delete", "request"}
     found, seen = [], 0
-    for name, path in _modules().items():
-        if name == "skywarden.server.testing" or not name.startswith("skywarden.server"):
+    for name, node in _server_nodes():
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("AsyncClient"):
+            seen += 1
+            if not _says(node, "follow_redirects", "False"):
+                found.append(f"{name}: {ast.unparse(node)[:120]}")
+        if not isinstance(node, ast.AsyncWith):
             continue
-        for node in ast.walk(syntax_tree(path)):
-            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("AsyncClient"):
+        for item in node.items:
+            call = item.context_expr
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in methods:
                 seen += 1
-                if not any(k.arg == "follow_redirects" and ast.unparse(k.value) == "False" for k in node.keywords):
-                    found.append(f"{name}: {ast.unparse(node)[:120]}")
-            if not isinstance(node, ast.AsyncWith):
-                continue
-            for item in node.items:
-                call = item.context_expr
-                if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
-                    continue
-                if call.func.attr not in methods:
-                    continue
-                seen += 1
-                if not any(k.arg == "allow_redirects" and ast.unparse(k.value) == "False" for k in call.keywords):
+                if not _says(call, "allow_redirects", "False"):
                     found.append(f"{name}: {ast.unparse(call)[:120]}")
     assert seen >= 6  # the gateway's two, the plugins', the keys', the console's token exchange; httpx's
     assert found == []
