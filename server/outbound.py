@@ -9,7 +9,7 @@ client is given its transport, which takes no proxy from it either.
 
 from __future__ import annotations
 
-from http.cookiejar import Cookie, CookieJar, CookiePolicy
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import aiohttp
@@ -20,26 +20,6 @@ def client_session(**options: Any) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, **options)
 
 
-class NoCookies(CookiePolicy):
-    """Refuses every cookie, to keep and to send."""
-
-    netscape = True
-    rfc2965 = False
-    hide_cookie2 = True
-
-    def set_ok(self, cookie: Cookie, request: Any) -> bool:
-        return False
-
-    def return_ok(self, cookie: Cookie, request: Any) -> bool:
-        return False
-
-    def domain_return_ok(self, domain: str, request: Any) -> bool:
-        return False
-
-    def path_return_ok(self, path: str, request: Any) -> bool:
-        return False
-
-
 def no_cookie_jar() -> CookieJar:
     """The jar for an httpx client of the server's (its ``cookies`` option): it never holds one."""
-    return CookieJar(policy=NoCookies())
+    return CookieJar(DefaultCookiePolicy(allowed_domains=[]))  # no domain allowed: none kept, none sent
