@@ -33,8 +33,7 @@ class Held:
 class Turns:
     def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self._clock = clock
-        self._held_by: str | None = None
-        self._busy = False
+        self._held_by: str | None = None  # the key holding the turn; None: it is free
         # by key, in the order they are served among equals: each check's future, estimate, arrival
         self._queues: dict[str, deque[tuple[asyncio.Future[None], float, float]]] = {}
         self._had: dict[str, tuple[float, float]] = {}  # key -> (seconds held, as of when)
@@ -53,10 +52,9 @@ class Turns:
     async def take(self, key: str, seconds: float, estimate: float = 0.0) -> AsyncIterator[Held]:
         """Hold the turn for ``key``, waiting at most ``seconds`` for it (``TimeoutError``);
         ``estimate``: the seconds the check may take, by what is known of it beforehand."""
-        if self._busy or self._queues:
+        if self._held_by is not None or self._queues:
             await self._wait(key, seconds, estimate)
         else:
-            self._busy = True
             self._held_by = key
         started, held = self._now(), Held()
         try:
@@ -116,4 +114,3 @@ class Turns:
                 turn.set_result(None)
                 self._held_by = key  # from now: the waiter resumes holding it
                 return
-        self._busy = False
