@@ -20,7 +20,7 @@ from skywarden.server.gateway.schema_compile import MAX_TOOL_PATTERNS, UnusableT
 from skywarden.server.gateway.schema_worker import CheckFailed, SchemaWorker
 from skywarden.server.jsonutil import dumps
 from skywarden.server.plugins.model import TOOL_NAME, ArgumentsRejected, PluginInfo, RegisteredTool
-from skywarden.server.plugins.results import ResultMismatch, ResultShape, failure
+from skywarden.server.plugins.results import ResultMismatch, ResultShape, failure, whole_value
 from skywarden.server.upstreams import UpstreamConfig, upstream_scopes
 from skywarden.tools.contract import ToolResult
 
@@ -178,7 +178,7 @@ async def checked_result(result: ToolResult, check: UpstreamSchema, upstream: st
     try:
         error = await check.first_error(result.structured, key)
     except (ValueError, TypeError, RecursionError):
-        raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": "not JSON"}]) from None
+        raise ResultMismatch(whole_value("not JSON")) from None
     except CheckFailed as exc:
         log.warning("upstream result not checked", upstream=upstream, tool=tool, reason=str(exc))
         return error_result(f"The result of {tool} could not be checked against its output schema: {exc}.")

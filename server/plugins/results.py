@@ -78,7 +78,7 @@ class ResultShape:
             if value.is_error or self._validator is None:
                 return value
             if value.structured is None:
-                raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": "no structured result"}])
+                raise ResultMismatch(whole_value("no structured result"))
             written, structured, content = value, value.structured, value.content
         elif self._validator is None:
             if isinstance(value, str):
@@ -92,7 +92,7 @@ class ResultShape:
         try:
             valid = self._validator.is_valid(data)
         except (ValueError, TypeError, RecursionError):  # no JSON (a class-form tool's datetime, a cycle, ...)
-            raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": "not JSON"}]) from None
+            raise ResultMismatch(whole_value("not JSON")) from None
         if not valid:
             raise ResultMismatch(self._failures(data))
         if written is not None and data is structured and content:  # the class form's, as it came
@@ -111,20 +111,18 @@ class ResultShape:
             try:
                 return self._plain(structured)
             except (AttributeError, TypeError) as exc:  # a field holding what its type cannot
-                raise ResultMismatch(
-                    [{"instance_path": "", "schema_path": "", "problem": type(exc).__name__}]
-                ) from None
+                raise ResultMismatch(whole_value(type(exc).__name__)) from None
         try:
             return self._dump.dump({WRAPPED: structured} if self._wrap else structured)
         except Exception as exc:  # a value its type's fields cannot read (a str where a list goes, ...)
-            raise ResultMismatch([{"instance_path": "", "schema_path": "", "problem": type(exc).__name__}]) from None
+            raise ResultMismatch(whole_value(type(exc).__name__)) from None
 
     def _failures(self, data: Any) -> list[dict[str, str]]:
         """Where the result fails its schema: the first failure (``first_error``), never all."""
         try:
             error = first_error(self._validator, data) if self._validator is not None else None
         except (ValueError, TypeError, RecursionError):  # the validator gives up on it (a cycle, ...)
-            return [{"instance_path": "", "schema_path": "", "problem": "not JSON"}]
+            return whole_value("not JSON")
         return [failure(error_fields(error))] if error is not None else []
 
 
@@ -132,6 +130,11 @@ def failure(error: Mapping[str, Any]) -> dict[str, str]:
     """Where a result fails its schema (an error as ``error_fields`` tells it), as it is logged:
     its paths only, never its values."""
     return {"instance_path": _pointer(error["instance_path"]), "schema_path": _pointer(error["schema_path"])}
+
+
+def whole_value(problem: str) -> list[dict[str, str]]:
+    """The failures of a result that fails as a whole (``problem``: why), as ``failure`` gives them."""
+    return [{"instance_path": "", "schema_path": "", "problem": problem}]
 
 
 def _pointer(path: Any) -> str:
