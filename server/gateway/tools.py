@@ -153,21 +153,10 @@ def registered_tool(
         owner=plugin,
         upstream=config.name,
         invoke=invoke,
-        shape=ResultShape(output_schema, None, False, validator=CHECKED_IN_CALL) if output_check else PASSED_ON,
+        shape=ResultShape(output_schema, None, False, checked_in_call=True) if output_check else PASSED_ON,
     )
 
 
-class _CheckedInCall:
-    """The validator ``ResultShape`` is given for an upstream's output schema: ``invoke`` checked
-    the result already (``checked_result``, which may take the schema worker), so the shape
-    only does the rest (the structured part owed, its JSON as text when there is none)."""
-
-    @staticmethod
-    def is_valid(data: Any) -> bool:
-        return True
-
-
-CHECKED_IN_CALL = _CheckedInCall()
 PASSED_ON = ResultShape(None, None, False)  # no output schema: the result as it came
 
 

@@ -53,7 +53,7 @@ class ResultShape:
     of it; the class form returns JSON as it is), and gets the JSON as its text when it wrote
     none. The structured part of a successful result must match the output schema."""
 
-    __slots__ = ("_dump", "_plain", "_plain_type", "_validator", "_wrap")
+    __slots__ = ("_dump", "_owed", "_plain", "_plain_type", "_validator", "_wrap")
 
     def __init__(
         self,
@@ -62,10 +62,15 @@ class ResultShape:
         wrap: bool,
         plain_type: type | None = None,
         validator: Any = None,
+        checked_in_call: bool = False,
     ) -> None:
-        """``validator``: the output schema already compiled (an upstream's, with its bounds)."""
-        if validator is None and output_schema is not None:
+        """``validator``: the output schema already compiled (an upstream's, with its bounds);
+        ``checked_in_call``: the tool checks its structured part against it itself (an upstream's,
+        which may take the schema worker), so only the rest is done here: the part is owed, and
+        its JSON is the text when there is none."""
+        if validator is None and output_schema is not None and not checked_in_call:
             validator = jsonschema_rs.validator_for(output_schema)
+        self._owed = output_schema is not None or validator is not None  # a structured part, in every success
         self._validator = validator
         self._dump = dump
         self._wrap = wrap
@@ -75,12 +80,12 @@ class ResultShape:
     def __call__(self, value: Any) -> ToolResult:
         written: ToolResult | None = None
         if isinstance(value, ToolResult):
-            if value.is_error or self._validator is None:
+            if value.is_error or not self._owed:
                 return value
             if value.structured is None:
                 raise ResultMismatch(whole_value("no structured result"))
             written, structured, content = value, value.structured, value.content
-        elif self._validator is None:
+        elif not self._owed:
             if isinstance(value, str):
                 return ToolResult(content=[text_content(value)])
             raise InvalidResult(type(value).__name__)
@@ -89,12 +94,13 @@ class ResultShape:
         else:
             structured, content = value, []
         data = self._data(structured)
-        try:
-            valid = self._validator.is_valid(data)
-        except (ValueError, TypeError, RecursionError):  # no JSON (a class-form tool's datetime, a cycle, ...)
-            raise ResultMismatch(whole_value("not JSON")) from None
-        if not valid:
-            raise ResultMismatch(self._failures(data))
+        if self._validator is not None:
+            try:
+                valid = self._validator.is_valid(data)
+            except (ValueError, TypeError, RecursionError):  # no JSON (a class-form tool's datetime, a cycle, ...)
+                raise ResultMismatch(whole_value("not JSON")) from None
+            if not valid:
+                raise ResultMismatch(self._failures(data))
         if written is not None and data is structured and content:  # the class form's, as it came
             return written
         if not content:
